@@ -1,0 +1,32 @@
+//! The contracts every shequ service agrees on.
+//!
+//! # Layout
+//! - [`common`], [`complaints`]: gRPC messages and services generated from
+//!   `shequ/**/*.proto` (tonic + prost, compiled with protox: no system `protoc`).
+//! - [`FILE_DESCRIPTOR_SET`]: the compiled descriptors, served by gRPC reflection.
+//! - [`events`]: the CloudEvents envelope and the payload of every event type,
+//!   matching `events/asyncapi.yaml` and `events/schemas/*.json`.
+
+#![allow(unreachable_pub, missing_debug_implementations)]
+
+/// Messages shared by every service (paging, periods).
+pub mod common {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("shequ.common.v1");
+    }
+}
+
+/// The complaints service (诉求快速响应).
+pub mod complaints {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("shequ.complaints.v1");
+    }
+}
+
+pub mod events;
+
+/// Encoded `FileDescriptorSet` of every proto file, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shequ_descriptor.bin"));

@@ -1,0 +1,95 @@
+//! Settings every service shares, from environment variables or flags.
+//!
+//! A bad value stops the service at start with a message naming the setting
+//! (clap's parsers for addresses and enums, [`CommonConfig::database_url`] for URLs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::Error;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Text,
+    /// One JSON object per line, for containers.
+    Json,
+}
+
+/// The settings of the chassis; each service flattens this into its own config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonConfig {
+    /// NATS server URL.
+    #[arg(long, env = "SHEQU_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Directory for the embedded SQLite database (created if missing).
+    #[arg(long, env = "SHEQU_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://<file>` or `postgres://…`; default: a SQLite file in the data directory.
+    #[arg(long, env = "SHEQU_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address the gRPC server listens on; default: the service's own port.
+    #[arg(long, env = "SHEQU_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, env = "SHEQU_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl CommonConfig {
+    /// Defaults for a service running in-process (tests): no flags, no env.
+    pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            data_dir: data_dir.into(),
+            database_url: None,
+            grpc_addr: None,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The database to open: the configured URL after checking its scheme, or
+    /// `<data_dir>/<service>.db`.
+    pub fn database_url(&self, service: &str) -> Result<String, Error> {
+        match &self.database_url {
+            Some(url) if is_supported_database_url(url) => Ok(url.clone()),
+            Some(url) => Err(Error::Config(format!(
+                "SHEQU_DATABASE_URL must start with sqlite:// or postgres://, got {:?}",
+                url.split(':').next().unwrap_or_default()
+            ))),
+            None => Ok(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(format!("{service}.db")).display()
+            )),
+        }
+    }
+}
+
+fn is_supported_database_url(url: &str) -> bool {
+    ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_a_sqlite_file_in_the_data_dir() {
+        let config = CommonConfig::new("nats://x", "/var/lib/shequ");
+        assert_eq!(
+            config.database_url("complaints").ok().as_deref(),
+            Some("sqlite:///var/lib/shequ/complaints.db?mode=rwc")
+        );
+    }
+
+    #[test]
+    fn unsupported_database_scheme_is_refused_naming_the_setting() {
+        let mut config = CommonConfig::new("nats://x", "data");
+        config.database_url = Some("mysql://root@localhost/db".into());
+        let message = config.database_url("complaints").unwrap_err().to_string();
+        assert!(message.contains("SHEQU_DATABASE_URL"), "{message}");
+    }
+}

@@ -1,0 +1,49 @@
+//! The microservice chassis: what every shequ service stands on, so each service
+//! holds only its domain and its adapters.
+//!
+//! # Layout
+//! - [`config`]: settings shared by every service (env vars and flags), checked at start.
+//! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
+//! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
+//! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
+//!   URL and runs that backend's migrations (the chassis's own, then the service's).
+//! - [`events`]: building CloudEvents for the outbox.
+//! - [`nats`]: connecting to NATS and creating streams idempotently.
+//! - [`outbox`]: events written in the state change's transaction, and the relay
+//!   that publishes them to JetStream (`Nats-Msg-Id` = event id, waits for the PubAck).
+//! - [`inbox`]: durable pull consumers whose handlers apply each event once.
+//! - [`grpc`]: serving a service's routes with health, reflection and graceful
+//!   shutdown; the `InvalidArgument` helpers.
+//! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
+//! - [`Error`]: what can go wrong while starting or running the chassis's parts.
+
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod grpc;
+pub mod inbox;
+pub mod nats;
+pub mod outbox;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;
+
+/// Failures of the chassis's parts, reported at start-up or by background tasks.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}

@@ -1,0 +1,133 @@
+//! Opening a service's database: SQLite (WAL, the embedded default) or PostgreSQL,
+//! chosen by URL, with that backend's migrations run at start.
+//!
+//! The same SQL serves both (`$1` placeholders, `ON CONFLICT`, `RETURNING`);
+//! instants are `BIGINT` milliseconds and flags `BIGINT` 0/1, because those decode
+//! the same way through `sqlx::Any` on either backend.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::Error;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(Error::Config(format!("unsupported database URL scheme in {url:?}")))
+        }
+    }
+}
+
+/// A service's migrations, one directory per backend (`sqlx::migrate!`).
+#[derive(Debug)]
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+static CHASSIS_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static CHASSIS_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A connection pool on the service's own database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Opens the database and brings its schema up to date: the chassis's tables
+    /// (versions below 100) and then the service's.
+    pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, Error> {
+        install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_parent_dir(url)?;
+        }
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            // One connection: SQLite has one writer, and a single connection keeps
+            // transactions from failing with "database is locked" on upgrade.
+            Backend::Sqlite => options
+                .max_connections(1)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?,
+            Backend::Postgres => options.max_connections(8).connect(url).await?,
+        };
+        let service = match backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        let chassis = match backend {
+            Backend::Sqlite => &CHASSIS_SQLITE,
+            Backend::Postgres => &CHASSIS_POSTGRES,
+        };
+        merged(chassis, service).run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn merged(chassis: &Migrator, service: &Migrator) -> Migrator {
+    let mut all: Vec<_> = chassis.iter().chain(service.iter()).cloned().collect();
+    all.sort_by_key(|migration| migration.version);
+    Migrator {
+        migrations: Cow::Owned(all),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn create_sqlite_parent_dir(url: &str) -> Result<(), Error> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                context: format!("creating the data directory {}", dir.display()),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,170 @@
+//! Test support shared by every crate's integration tests, and (in `tests/`) the
+//! cross-service end-to-end and fault tests.
+//!
+//! # Layout
+//! - [`NatsServer`]: a real `nats-server -js` of the test's own, on a free port
+//!   with its own store directory; it can be stopped and started again on the
+//!   same port and store to simulate an outage.
+//! - [`postgres_url`] / [`TestPostgres`]: a fresh PostgreSQL database per test when
+//!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
+//! - [`free_port`], [`eventually`]: small helpers.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::Connection;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A `nats-server` with JetStream, owned by one test; killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    store: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until it accepts connections.
+    pub async fn start() -> anyhow::Result<Self> {
+        let mut server = Self {
+            port: free_port()?,
+            store: tempfile::tempdir()?,
+            child: None,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same port and store; JetStream keeps its streams.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        let child = Command::new(nats_server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nats-server (is it installed? `apt-get install nats-server`)")?;
+        self.child = Some(child);
+        eventually(Duration::from_secs(10), || async {
+            async_nats::connect(self.url()).await.map(|_| ()).map_err(anyhow::Error::from)
+        })
+        .await
+        .context("nats-server did not start")
+    }
+}
+
+fn nats_server_binary() -> String {
+    std::env::var("SHEQU_NATS_SERVER").unwrap_or_else(|_| "nats-server".into())
+}
+
+/// Retries `check` until it succeeds or `within` passes; returns the last error.
+pub async fn eventually<F, Fut, T>(within: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// The PostgreSQL server for storage tests, if one answers.
+pub async fn postgres_url() -> Option<String> {
+    let url = std::env::var("SHEQU_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let connect = sqlx::PgConnection::connect(&url);
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Some(url)
+        }
+        _ => None,
+    }
+}
+
+/// A database of its own for one test, dropped with it (best effort).
+#[derive(Debug)]
+pub struct TestPostgres {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestPostgres {
+    /// Creates `shequ_test_<uuid>` on the server `admin_url` points at.
+    pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
+        let name = format!("shequ_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let Some((base, _)) = admin_url.rsplit_once('/') else {
+            bail!("postgres URL without a database name: {admin_url}");
+        };
+        Ok(Self {
+            admin_url: admin_url.into(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // A thread of its own: Drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
