@@ -53,6 +53,8 @@ pub mod complaints {
         pub complaint_id: String,
         /// submitted, accepted, in_progress, resolved, closed, reopened, rejected, merged.
         pub status: String,
+        /// environment_sanitation, property_renovation, neighbour_dispute, public_safety,
+        /// elderly_disability_services, merchant_conduct, municipal_facilities, other.
         pub category: String,
         /// urgent, normal, complex.
         pub priority: String,

@@ -186,9 +186,18 @@ impl Relay {
                 }
             }
         }
-        let mut acked = Vec::with_capacity(in_flight.len());
-        for (seq, ack) in in_flight {
-            match ack.await {
+        // The acks are awaited together: each one's timeout starts when it is first
+        // polled, so awaiting them in turn would hold a pass (and shutdown) for
+        // rows x timeout while NATS is down.
+        let acks = futures::future::join_all(
+            in_flight
+                .into_iter()
+                .map(|(seq, ack)| async move { (seq, ack.await) }),
+        )
+        .await;
+        let mut acked = Vec::with_capacity(acks.len());
+        for (seq, ack) in acks {
+            match ack {
                 Ok(_) => acked.push(seq),
                 Err(error) => {
                     failure.get_or_insert((seq, error.to_string()));

@@ -1,1 +1,191 @@
-//! stub
+//! The complaints service (诉求快速响应): takes residents' complaints from every
+//! channel, classifies and routes them through the grid organisation, holds them
+//! to time limits with escalation, and records resolution, the follow-up visit
+//! and the district's figures. Every change is published as an event.
+//!
+//! # Layout
+//! - [`domain`]: the rules, pure: kinds, reporter masking, classification, time
+//!   limits, the organisation, the complaint lifecycle, figures.
+//! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
+//!   transaction with its history entry and outbox event.
+//! - [`events`]: the event each transition publishes.
+//! - [`grpc`]: the `shequ.complaints.v1` adapter: validation and error mapping.
+//! - [`sweeper`]: escalation of complaints past their time limits.
+//! - [`Config`], [`Application`]: settings, and the service assembled from the
+//!   chassis; `main.rs` only parses the config and runs it.
+
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+pub mod sweeper;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shequ_chassis::clock::SharedClock;
+use shequ_chassis::config::CommonConfig;
+use shequ_chassis::nats::StreamSpec;
+use shequ_chassis::outbox::{OutboxSignal, Relay};
+use shequ_chassis::storage::{Database, Migrations};
+use shequ_chassis::{Error, grpc as chassis_grpc, nats};
+use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
+use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
+use shequ_proto::events::complaints as contract;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::service::Routes;
+
+use crate::domain::time_limits::TimeLimits;
+use crate::grpc::ComplaintsApi;
+use crate::store::Store;
+use crate::sweeper::Sweeper;
+
+/// Where the service listens unless told otherwise.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+
+/// The stream this service publishes into.
+pub const STREAM: StreamSpec = StreamSpec {
+    name: contract::STREAM,
+    subjects: contract::SUBJECTS,
+};
+
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("migrations/sqlite"),
+    postgres: &sqlx::migrate!("migrations/postgres"),
+};
+
+/// The service's settings: the chassis's, and its own.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "complaints", version, about = "The complaints service (诉求快速响应)")]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// JSON table of time limits (see `domain::time_limits`); default: the district's standard.
+    #[arg(long, env = "SHEQU_TIME_LIMITS_FILE")]
+    pub time_limits_file: Option<PathBuf>,
+    /// Seconds between sweeps for breached time limits.
+    #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_interval_secs: u64,
+}
+
+impl Config {
+    /// Defaults for running in-process (tests).
+    pub fn new(common: CommonConfig) -> Self {
+        Self {
+            common,
+            time_limits_file: None,
+            sweep_interval_secs: 30,
+        }
+    }
+
+    fn time_limits(&self) -> Result<TimeLimits, Error> {
+        let Some(path) = &self.time_limits_file else {
+            return Ok(TimeLimits::default());
+        };
+        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading SHEQU_TIME_LIMITS_FILE {}", path.display()),
+            source,
+        })?;
+        TimeLimits::from_json(&json)
+            .map_err(|error| Error::Config(format!("SHEQU_TIME_LIMITS_FILE {}: {error}", path.display())))
+    }
+}
+
+/// The service, bound to its port and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    grpc_addr: SocketAddr,
+    db: Database,
+    client: async_nats::Client,
+    store: Store,
+    sweeper: Sweeper,
+    relay: Relay,
+    api: ComplaintsApi,
+}
+
+impl Application {
+    /// Opens the database (running migrations), connects to NATS in the
+    /// background, and binds the gRPC port (port 0 picks a free one).
+    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
+        let limits = Arc::new(config.time_limits()?);
+        let url = config.common.database_url("complaints")?;
+        let db = Database::connect(&url, &MIGRATIONS).await?;
+        let client = nats::connect(&config.common.nats_url, "complaints").await?;
+        let js = nats::jetstream(client.clone(), Duration::from_secs(5));
+        let signal = OutboxSignal::default();
+        let store = Store::new(db.clone(), signal.clone(), Arc::clone(&clock));
+        let addr = match config.common.grpc_addr {
+            Some(addr) => addr,
+            None => DEFAULT_GRPC_ADDR
+                .parse()
+                .map_err(|error| Error::Config(format!("default gRPC address: {error}")))?,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+            context: format!("binding the gRPC address {addr}"),
+            source,
+        })?;
+        let grpc_addr = listener.local_addr().map_err(|source| Error::Io {
+            context: "reading the bound gRPC address".into(),
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            grpc_addr,
+            sweeper: Sweeper::new(store.clone(), Duration::from_secs(config.sweep_interval_secs)),
+            relay: Relay::new(db.clone(), js, STREAM, signal, clock),
+            api: ComplaintsApi::new(store.clone(), limits),
+            store,
+            client,
+            db,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The sweeper, for running a pass on demand (tests, operators' tools).
+    pub fn sweeper(&self) -> Sweeper {
+        self.sweeper.clone()
+    }
+
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown`; then stops taking requests, finishes those in
+    /// flight, stops the sweeper, flushes the outbox and the NATS connection.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let workers = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(self.relay.run(workers.clone()));
+        tasks.spawn(self.sweeper.run(workers.clone()));
+        tasks.close();
+        let routes = Routes::new(ComplaintServiceServer::new(self.api.clone()))
+            .add_service(OrganisationServiceServer::new(self.api));
+        let served = chassis_grpc::serve(
+            self.listener,
+            routes,
+            &[
+                "shequ.complaints.v1.ComplaintService",
+                "shequ.complaints.v1.OrganisationService",
+            ],
+            shutdown,
+        )
+        .await;
+        workers.cancel();
+        tasks.wait().await;
+        if let Err(error) = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
+            tracing::warn!(%error, "NATS flush timed out");
+        }
+        self.db.close().await;
+        tracing::info!("complaints stopped");
+        served
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the chassis against real parts: SQLite files, PostgreSQL
+//! (when a server answers), and a `nats-server -js` per test.
+//!
+//! One test binary (one link) with a module per part.
+
+mod grpc;
+mod inbox;
+mod outbox;
+mod storage;
+mod support;

@@ -1,0 +1,293 @@
+//! The outbox and its relay against a real `nats-server`: happy path, NATS down,
+//! a relay restarted while NATS is down, and a re-publish after a lost ack.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{bail, ensure};
+use shequ_chassis::clock::{Clock, ManualClock, SharedClock, to_millis};
+use shequ_chassis::nats::ensure_stream;
+use shequ_chassis::outbox::{OutboxSignal, Relay};
+use shequ_chassis::storage::Database;
+use shequ_proto::events::CloudEvent;
+use shequ_tests::{NatsServer, eventually};
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{
+    STREAM, ThingHappened, enqueue_all, id_set, jetstream_on, join_within, outbox_counts,
+    sqlite_db, stream_ids_exactly, stream_messages, system_clock, thing_event,
+};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A relay on `db` publishing through `js`, running in a task until `shutdown`.
+fn spawn_relay(
+    db: &Database,
+    js: &async_nats::jetstream::Context,
+    signal: &OutboxSignal,
+    clock: SharedClock,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let relay = Relay::new(db.clone(), js.clone(), STREAM, signal.clone(), clock);
+    tokio::spawn(relay.run(shutdown.clone()))
+}
+
+/// Waits until every outbox row is published and the stream holds exactly the
+/// enqueued events, once each; returns the ids in stream order.
+async fn assert_delivered_exactly_once(
+    db: &Database,
+    js: &async_nats::jetstream::Context,
+    events: &[CloudEvent],
+) -> anyhow::Result<Vec<String>> {
+    eventually(WITHIN, || async {
+        let (total, pending) = outbox_counts(db).await?;
+        ensure!(pending == 0, "{pending} of {total} outbox rows still pending");
+        Ok(())
+    })
+    .await?;
+    let ids = eventually(WITHIN, || stream_ids_exactly(js, STREAM.name, events.len())).await?;
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len(), "no event twice in the stream: {ids:?}");
+    assert_eq!(unique, id_set(events), "the stream holds exactly the enqueued events");
+    Ok(ids)
+}
+
+#[tokio::test]
+async fn relay_publishes_committed_events_with_their_id_as_msg_id_and_marks_them_published()
+-> anyhow::Result<()> {
+    // Arrange
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let events: Vec<CloudEvent> = (0..20).map(thing_event).collect();
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+
+    // Act
+    enqueue_all(&db, &events).await?;
+    signal.wake();
+    let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+
+    // Assert
+    let ids = assert_delivered_exactly_once(&db, &js, &events).await?;
+    let enqueued: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    assert_eq!(ids, enqueued, "published in the order they were written");
+    for (subject, id, payload) in stream_messages(&js, STREAM.name).await? {
+        let event: CloudEvent = serde_json::from_slice(&payload)?;
+        assert_eq!(subject, "shequ.test.thing.happened.v1", "the subject is the event type");
+        assert_eq!(id.as_deref(), Some(event.id.as_str()), "Nats-Msg-Id is the event id");
+        let original = events.iter().find(|e| e.id == event.id);
+        assert_eq!(Some(&event), original, "the payload is the CloudEvent as enqueued");
+        let data: ThingHappened = event.data_as()?;
+        assert_eq!(data.thing_id, event.subject);
+    }
+    let unmarked = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await?
+        .try_get::<i64, _>("n")?;
+    assert_eq!(unmarked, 0);
+
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn relay_finds_rows_committed_without_a_wake_by_polling() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+    let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+    // The relay has made its stream and gone idle.
+    eventually(WITHIN, || async { Ok(js.get_stream(STREAM.name).await?) }).await?;
+    let events: Vec<CloudEvent> = (0..3).map(thing_event).collect();
+
+    enqueue_all(&db, &events).await?; // as another process would: no wake
+
+    assert_delivered_exactly_once(&db, &js, &events).await?;
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn events_enqueued_while_nats_is_down_reach_the_stream_exactly_once_after_it_returns()
+-> anyhow::Result<()> {
+    // Arrange: a running relay that has made its stream, then NATS crashes.
+    let mut nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+    let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+    eventually(WITHIN, || async { Ok(js.get_stream(STREAM.name).await?) }).await?;
+    nats.stop().await?;
+
+    // Act: state changes keep committing while NATS is down.
+    let events: Vec<CloudEvent> = (0..10).map(thing_event).collect();
+    for chunk in events.chunks(3) {
+        enqueue_all(&db, chunk).await?;
+        signal.wake();
+    }
+    // The relay tried, failed and kept the rows.
+    eventually(WITHIN, || async {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(attempts), 0) AS attempts, \
+             SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END) AS pending FROM outbox",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let pending: i64 = row.try_get("pending")?;
+        ensure!(pending == 10, "all rows must stay pending while NATS is down, {pending} are");
+        ensure!(attempts >= 2, "the relay should have failed and retried, attempts = {attempts}");
+        Ok(())
+    })
+    .await?;
+    let last_error: Option<String> =
+        sqlx::query("SELECT last_error FROM outbox WHERE attempts > 0 ORDER BY seq LIMIT 1")
+            .fetch_one(db.pool())
+            .await?
+            .try_get("last_error")?;
+    assert!(last_error.is_some_and(|error| !error.is_empty()), "the failure is recorded");
+    nats.restart().await?;
+
+    // Assert
+    assert_delivered_exactly_once(&db, &js, &events).await?;
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn relay_stops_promptly_and_keeps_its_rows_when_shut_down_while_nats_is_down()
+-> anyhow::Result<()> {
+    // Arrange: a backlog the relay is failing to publish (each publish times out
+    // after the context's 2 s).
+    let mut nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+    let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+    eventually(WITHIN, || async { Ok(js.get_stream(STREAM.name).await?) }).await?;
+    nats.stop().await?;
+    let events: Vec<CloudEvent> = (0..20).map(thing_event).collect();
+    enqueue_all(&db, &events).await?;
+    signal.wake();
+    eventually(WITHIN, || async {
+        let attempts: i64 = sqlx::query("SELECT COALESCE(MAX(attempts), 0) AS n FROM outbox")
+            .fetch_one(db.pool())
+            .await?
+            .try_get("n")?;
+        ensure!(attempts >= 1, "no failed pass yet");
+        Ok(())
+    })
+    .await?;
+
+    // Act
+    shutdown.cancel();
+
+    // Assert: at most a pass in progress (one publish timeout) plus the 5 s flush.
+    join_within(relay, Duration::from_secs(12)).await?;
+    assert_eq!(outbox_counts(&db).await?, (20, 20), "every row still waits for NATS");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_relay_after_a_restart_delivers_what_the_stopped_one_could_not_exactly_once()
+-> anyhow::Result<()> {
+    // Arrange: NATS is down while the first "process" runs.
+    let mut nats = NatsServer::start().await?;
+    nats.stop().await?;
+    let (_dir, db) = sqlite_db().await?;
+    let events: Vec<CloudEvent> = (0..5).map(thing_event).collect();
+    {
+        let (client, js) = jetstream_on(&nats).await?;
+        let signal = OutboxSignal::default();
+        let shutdown = CancellationToken::new();
+        let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+        enqueue_all(&db, &events).await?;
+        signal.wake();
+
+        // The first process shuts down before NATS is back; its flush cannot succeed.
+        shutdown.cancel();
+        join_within(relay, Duration::from_secs(15)).await?;
+        drop(js);
+        drop(client);
+    }
+    assert_eq!(outbox_counts(&db).await?, (5, 5), "nothing is marked sent while NATS is down");
+
+    // Act: NATS comes back, and a new process starts a new relay on the same database.
+    nats.restart().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+    let relay = spawn_relay(&db, &js, &signal, system_clock(), &shutdown);
+
+    // Assert
+    assert_delivered_exactly_once(&db, &js, &events).await?;
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn republishing_a_row_whose_ack_was_lost_leaves_one_message_in_the_stream()
+-> anyhow::Result<()> {
+    // Arrange: one event published and marked.
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+    let relay = spawn_relay(&db, &js, &signal, clock.clone(), &shutdown);
+    let event = thing_event(1);
+    enqueue_all(&db, std::slice::from_ref(&event)).await?;
+    signal.wake();
+    assert_delivered_exactly_once(&db, &js, std::slice::from_ref(&event)).await?;
+
+    // Act: the row looks unsent again (its ack was lost before the mark), and the
+    // relay publishes it a second time, at a later time.
+    clock.advance(chrono::Duration::minutes(1));
+    let second_mark = to_millis(clock.now());
+    sqlx::query("UPDATE outbox SET published_at = NULL WHERE event_id = $1")
+        .bind(&event.id)
+        .execute(db.pool())
+        .await?;
+    signal.wake();
+
+    // Assert: re-published (marked again, at the new time) and deduplicated.
+    eventually(WITHIN, || async {
+        let published_at: Option<i64> =
+            sqlx::query("SELECT published_at FROM outbox WHERE event_id = $1")
+                .bind(&event.id)
+                .fetch_one(db.pool())
+                .await?
+                .try_get("published_at")?;
+        match published_at {
+            Some(at) if at == second_mark => Ok(()),
+            other => bail!("not re-published yet: published_at = {other:?}"),
+        }
+    })
+    .await?;
+    let ids = stream_ids_exactly(&js, STREAM.name, 1).await?;
+    assert_eq!(ids, vec![event.id.clone()]);
+
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn ensure_stream_is_idempotent_and_sets_the_duplicate_window() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+
+    ensure_stream(&js, STREAM).await?;
+    let stream = ensure_stream(&js, STREAM).await?;
+
+    let info = stream.get_info().await?;
+    assert_eq!(info.config.subjects, vec![STREAM.subjects.to_string()]);
+    assert_eq!(info.config.duplicate_window, shequ_chassis::nats::DUPLICATE_WINDOW);
+    Ok(())
+}

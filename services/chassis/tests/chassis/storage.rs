@@ -1,0 +1,129 @@
+//! `storage::Database`: both backends, migrations, the SQLite data directory and WAL.
+
+use shequ_chassis::storage::{Backend, Database};
+use sqlx::Row;
+
+use crate::support::{MIGRATIONS, postgres_db, sqlite_db, sqlite_url};
+
+/// The chassis's tables and the service's table exist, and both migrations are recorded.
+async fn assert_schema(db: &Database) -> anyhow::Result<()> {
+    for table in ["outbox", "processed_events", "applied"] {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(db.pool())
+            .await?;
+        assert_eq!(row.try_get::<i64, _>("n")?, 0, "table {table} should exist and be empty");
+    }
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get("version"))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(versions, vec![1, 100], "chassis migration first, then the service's");
+    Ok(())
+}
+
+/// Opens `url` a second time after writing a row: the migrations are not re-run
+/// (no error, the row is still there).
+async fn assert_reopen_keeps_data(url: &str, first: Database) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, $2)")
+        .bind("kept")
+        .bind(7_i64)
+        .execute(first.pool())
+        .await?;
+    first.close().await;
+
+    let second = Database::connect(url, &MIGRATIONS).await?;
+
+    let n: i64 = sqlx::query("SELECT n FROM applied WHERE event_id = $1")
+        .bind("kept")
+        .fetch_one(second.pool())
+        .await?
+        .try_get("n")?;
+    assert_eq!(n, 7);
+    assert_schema_versions_once(&second).await?;
+    second.close().await;
+    Ok(())
+}
+
+async fn assert_schema_versions_once(db: &Database) -> anyhow::Result<()> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
+        .fetch_one(db.pool())
+        .await?;
+    assert_eq!(row.try_get::<i64, _>("n")?, 2, "each migration recorded once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn migrations_run_on_sqlite() -> anyhow::Result<()> {
+    let (_dir, db) = sqlite_db().await?;
+
+    assert_eq!(db.backend(), Backend::Sqlite);
+    assert_schema(&db).await
+}
+
+#[tokio::test]
+async fn migrations_run_on_postgres() -> anyhow::Result<()> {
+    let Some((_pg, db)) = postgres_db("migrations_run_on_postgres").await? else {
+        return Ok(());
+    };
+
+    assert_eq!(db.backend(), Backend::Postgres);
+    assert_schema(&db).await
+}
+
+#[tokio::test]
+async fn opening_a_sqlite_database_twice_keeps_schema_and_data() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = sqlite_url(&dir.path().join("x.db"));
+    let first = Database::connect(&url, &MIGRATIONS).await?;
+
+    assert_reopen_keeps_data(&url, first).await
+}
+
+#[tokio::test]
+async fn opening_a_postgres_database_twice_keeps_schema_and_data() -> anyhow::Result<()> {
+    let Some((pg, first)) = postgres_db("opening_a_postgres_database_twice_keeps_schema_and_data").await?
+    else {
+        return Ok(());
+    };
+
+    assert_reopen_keeps_data(pg.url(), first).await
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_a_data_dir_that_did_not_exist() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data").join("nested");
+    let file = data_dir.join("x.db");
+    assert!(!data_dir.exists());
+
+    let db = Database::connect(&sqlite_url(&file), &MIGRATIONS).await?;
+
+    assert!(file.is_file(), "{} should exist", file.display());
+    assert_schema(&db).await
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() -> anyhow::Result<()> {
+    let (dir, db) = sqlite_db().await?;
+
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+
+    assert_eq!(mode.to_lowercase(), "wal");
+    assert!(dir.path().join("x.db-wal").exists(), "WAL file next to the database");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsupported_url_scheme_is_a_config_error() {
+    let result = Database::connect("mysql://localhost/x", &MIGRATIONS).await;
+
+    assert!(
+        matches!(result, Err(shequ_chassis::Error::Config(_))),
+        "got {result:?}"
+    );
+}

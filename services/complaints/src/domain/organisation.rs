@@ -1,0 +1,161 @@
+//! The grid organisation (四级网格): communities, their grids with a grid worker and
+//! buildings, and who answers at each of the four escalation levels. It is data
+//! the operator loads and replaces, never code.
+
+use std::collections::HashSet;
+
+use super::FieldError;
+use super::fields;
+use super::kinds::Level;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    /// Who answers at the district level.
+    pub district_handler: String,
+    pub communities: Vec<Community>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Community {
+    pub id: String,
+    pub name: String,
+    /// Who answers for the community party committee (社区党委).
+    pub committee_handler: String,
+    pub grids: Vec<Grid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grid {
+    pub id: String,
+    pub name: String,
+    /// The grid worker (网格员).
+    pub worker: String,
+    /// Who answers for the grid party branch (网格党支部).
+    pub branch_handler: String,
+    pub building_ids: Vec<String>,
+}
+
+impl Organisation {
+    /// Checks every id and handler and that no id is used twice; errors name the
+    /// field as `communities[0].grids[1].worker`.
+    pub fn validate(self) -> Result<Self, FieldError> {
+        fields::required("organisation.district_handler", &self.district_handler, fields::ID)?;
+        let mut community_ids = HashSet::new();
+        let mut grid_ids = HashSet::new();
+        let mut building_ids = HashSet::new();
+        for (c, community) in self.communities.iter().enumerate() {
+            let at = format!("organisation.communities[{c}]");
+            unique(&mut community_ids, &format!("{at}.id"), &community.id)?;
+            fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
+            fields::required(&format!("{at}.committee_handler"), &community.committee_handler, fields::ID)?;
+            for (g, grid) in community.grids.iter().enumerate() {
+                let at = format!("{at}.grids[{g}]");
+                unique(&mut grid_ids, &format!("{at}.id"), &grid.id)?;
+                fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
+                fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
+                fields::required(&format!("{at}.branch_handler"), &grid.branch_handler, fields::ID)?;
+                for (b, building) in grid.building_ids.iter().enumerate() {
+                    unique(&mut building_ids, &format!("{at}.building_ids[{b}]"), building)?;
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn unique(seen: &mut HashSet<String>, field: &str, id: &str) -> Result<(), FieldError> {
+    let id = fields::required(field, id, fields::ID)?;
+    if id != id.trim() || !seen.insert(id.clone()) {
+        return Err(FieldError::new(field, format!("id {id:?} is used twice")));
+    }
+    Ok(())
+}
+
+/// Who answers for one grid at each level, as the organisation stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub community_id: String,
+    pub grid_id: String,
+    pub worker: String,
+    pub branch_handler: String,
+    pub committee_handler: String,
+    pub district_handler: String,
+}
+
+impl Chain {
+    /// The handler a complaint at `level` is assigned to.
+    pub fn handler(&self, level: Level) -> &str {
+        match level {
+            Level::GridWorker => &self.worker,
+            Level::GridBranch => &self.branch_handler,
+            Level::CommunityCommittee => &self.committee_handler,
+            Level::District => &self.district_handler,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn organisation() -> Organisation {
+        Organisation {
+            district_handler: "jinshui-office".into(),
+            communities: vec![Community {
+                id: "xinyuan".into(),
+                name: "鑫苑社区".into(),
+                committee_handler: "xinyuan-committee".into(),
+                grids: vec![Grid {
+                    id: "xinyuan-g1".into(),
+                    name: "第一网格".into(),
+                    worker: "worker-li".into(),
+                    branch_handler: "branch-wang".into(),
+                    building_ids: vec!["b1".into(), "b2".into()],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_well_formed_organisation_is_accepted() {
+        assert!(organisation().validate().is_ok());
+    }
+
+    #[test]
+    fn a_building_in_two_grids_is_refused_naming_where() {
+        let mut org = organisation();
+        let mut second = org.communities[0].grids[0].clone();
+        second.id = "xinyuan-g2".into();
+        second.building_ids = vec!["b2".into()];
+        org.communities[0].grids.push(second);
+        let error = org.validate().unwrap_err();
+        assert_eq!(error.field, "organisation.communities[0].grids[1].building_ids[0]");
+    }
+
+    #[test]
+    fn a_grid_without_a_worker_is_refused() {
+        let mut org = organisation();
+        org.communities[0].grids[0].worker = " ".into();
+        assert_eq!(
+            org.validate().unwrap_err().field,
+            "organisation.communities[0].grids[0].worker"
+        );
+    }
+
+    #[test]
+    fn each_level_has_its_own_handler() {
+        let chain = Chain {
+            community_id: "c".into(),
+            grid_id: "g".into(),
+            worker: "w".into(),
+            branch_handler: "b".into(),
+            committee_handler: "c".into(),
+            district_handler: "d".into(),
+        };
+        let handlers: Vec<&str> = [Level::GridWorker, Level::GridBranch, Level::CommunityCommittee, Level::District]
+            .into_iter()
+            .map(|level| chain.handler(level))
+            .collect();
+        assert_eq!(handlers, ["w", "b", "c", "d"]);
+    }
+}

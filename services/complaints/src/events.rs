@@ -1,0 +1,112 @@
+//! The event each transition publishes (`shequ.complaints.complaint.<verb>.v1`),
+//! built from the complaint as it stands after the change. Events carry ids and
+//! the masked phone only: never the text, the reporter's name or phone, or notes.
+
+use chrono::{DateTime, Utc};
+use shequ_chassis::events::new_event;
+use shequ_proto::events::complaints::{self as contract, ComplaintState};
+use shequ_proto::events::{CloudEvent, EventData};
+
+use crate::domain::complaint::{Action, Complaint, Detail, Transition};
+
+/// The event for `transition`, which has just been applied to `complaint` by `actor`.
+pub fn for_transition(
+    complaint: &Complaint,
+    transition: &Transition,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<CloudEvent, serde_json::Error> {
+    let state = ComplaintState {
+        complaint_id: complaint.id.clone(),
+        status: complaint.status.as_str().into(),
+        category: complaint.category.as_str().into(),
+        priority: complaint.priority.as_str().into(),
+        channel: complaint.channel.as_str().into(),
+        community_id: complaint.community_id.clone(),
+        grid_id: complaint.grid_id.clone(),
+        level: complaint.level.as_str().into(),
+        merchant_id: complaint.merchant_id.clone(),
+        elder_id: complaint.elder_id.clone(),
+        actor: actor.into(),
+    };
+    let build = |data: &dyn ErasedData| data.build(&complaint.id, now);
+    match (transition.action, &transition.detail) {
+        (Action::Submitted, _) => build(&contract::Submitted {
+            complaint: state,
+            classified_by: complaint.classified_by.clone(),
+            submitted_at: complaint.submitted_at,
+            response_due_at: complaint.response_due_at,
+            resolution_due_at: complaint.resolution_due_at,
+            reporter_phone_masked: complaint.reporter.phone.as_ref().map(|phone| phone.masked()),
+        }),
+        (Action::Accepted, _) => build(&contract::Accepted {
+            complaint: state,
+            assignee: complaint.assignee.clone(),
+            accepted_at: complaint.accepted_at.unwrap_or(now),
+            on_time: complaint.accepted_on_time(),
+        }),
+        (Action::Started, _) => build(&contract::Started { complaint: state }),
+        (Action::Escalated, Detail::Escalated { breach, from_level, due_at }) => {
+            build(&contract::Escalated {
+                complaint: state,
+                breach: breach.as_str().into(),
+                from_level: from_level.as_str().into(),
+                to_level: complaint.level.as_str().into(),
+                assignee: complaint.assignee.clone(),
+                due_at: *due_at,
+            })
+        }
+        (Action::Resolved, _) => build(&contract::Resolved {
+            complaint: state,
+            resolved_at: complaint.resolved_at.unwrap_or(now),
+            on_time: complaint.resolved_on_time(),
+            merchant_at_fault: complaint.merchant_at_fault,
+            follow_up_due_at: complaint.follow_up_due_at.unwrap_or(now),
+        }),
+        (Action::Closed, _) => build(&contract::Closed {
+            complaint: state,
+            satisfaction: complaint.satisfaction.map_or(0, |s| s.get()),
+            closed_at: complaint.closed_at.unwrap_or(now),
+        }),
+        (Action::Reopened, _) => {
+            let satisfaction = complaint.satisfaction.map_or(0, |s| s.get());
+            let dissatisfied = complaint.satisfaction.is_some_and(|s| s.is_dissatisfied());
+            build(&contract::Reopened {
+                complaint: state,
+                reason: if dissatisfied { "dissatisfied" } else { "recurred" }.into(),
+                satisfaction,
+                reopen_count: complaint.reopen_count,
+                merchant_was_at_fault: complaint.merchant_at_fault,
+                resolution_due_at: complaint.resolution_due_at,
+            })
+        }
+        (Action::Rejected, _) => build(&contract::Rejected { complaint: state }),
+        (Action::Merged, _) => build(&contract::Merged {
+            complaint: state,
+            into_complaint_id: complaint.merged_into.clone().unwrap_or_default(),
+        }),
+        (Action::Reclassified, Detail::Reclassified { from_category, from_priority }) => {
+            build(&contract::Reclassified {
+                complaint: state,
+                from_category: from_category.as_str().into(),
+                from_priority: from_priority.as_str().into(),
+                response_due_at: complaint.response_due_at,
+                resolution_due_at: complaint.resolution_due_at,
+            })
+        }
+        (Action::Escalated | Action::Reclassified, _) => Err(serde::ser::Error::custom(
+            "escalation or reclassification without its detail",
+        )),
+    }
+}
+
+/// Lets one `match` arm per event type share the envelope code.
+trait ErasedData {
+    fn build(&self, subject: &str, now: DateTime<Utc>) -> Result<CloudEvent, serde_json::Error>;
+}
+
+impl<T: EventData> ErasedData for T {
+    fn build(&self, subject: &str, now: DateTime<Utc>) -> Result<CloudEvent, serde_json::Error> {
+        new_event(contract::SOURCE, subject, now, self)
+    }
+}

@@ -1,0 +1,533 @@
+//! The gRPC adapter: `shequ.complaints.v1` requests parsed into domain values
+//! (bad input is `InvalidArgument` naming the field, before anything is
+//! written), store errors mapped to status codes in one place, domain values
+//! mapped back to messages.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+use shequ_chassis::grpc::invalid_argument;
+use shequ_proto::common::v1 as common;
+use shequ_proto::complaints::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
+use crate::domain::figures::Figures;
+use crate::domain::kinds::{Category, Channel, Level, Priority, Status as ComplaintStatus};
+use crate::domain::organisation::{Community, Grid, Organisation};
+use crate::domain::reporter::Reporter;
+use crate::domain::time_limits::TimeLimits;
+use crate::domain::{FieldError, fields};
+use crate::store::{Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+
+/// Serves both the complaint and the organisation APIs.
+#[derive(Debug, Clone)]
+pub struct ComplaintsApi {
+    store: Store,
+    limits: Arc<TimeLimits>,
+}
+
+impl ComplaintsApi {
+    pub fn new(store: Store, limits: Arc<TimeLimits>) -> Self {
+        Self { store, limits }
+    }
+}
+
+impl From<FieldError> for Status {
+    fn from(error: FieldError) -> Self {
+        invalid_argument(&error.field, error.message)
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            StoreError::Field(error) | StoreError::Transition(TransitionError::Field(error)) => error.into(),
+            StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
+            StoreError::Database(_) | StoreError::Event(_) => {
+                tracing::error!(%error, "complaints storage failed");
+                Status::internal("storage failed; the request was not applied")
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
+    async fn submit_complaint(
+        &self,
+        request: Request<pb::SubmitComplaintRequest>,
+    ) -> Result<Response<pb::SubmitComplaintResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = fields::required("request_id", &request.request_id, fields::REQUEST_ID)?;
+        let reporter = request.reporter.unwrap_or_default();
+        let intake = Intake {
+            text: fields::required("text", &request.text, fields::LONG_TEXT)?,
+            channel: required_enum("channel", request.channel, channel)?,
+            category: optional_enum("category", request.category, category)?,
+            priority: optional_enum("priority", request.priority, priority)?.unwrap_or(Priority::Normal),
+            reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
+            building_id: fields::optional("building_id", &request.building_id, fields::ID)?,
+            location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
+            merchant_id: fields::optional("merchant_id", &request.merchant_id, fields::ID)?,
+            elder_id: fields::optional("elder_id", &request.elder_id, fields::ID)?,
+        };
+        let grid_id = fields::optional("grid_id", &request.grid_id, fields::ID)?;
+        if grid_id.is_none() && intake.building_id.is_none() {
+            return Err(invalid_argument("grid_id", "a grid_id or a building_id is required"));
+        }
+        let (complaint, duplicate) = self
+            .store
+            .submit(&request_id, intake, grid_id.as_deref(), &self.limits)
+            .await?;
+        tracing::info!(complaint_id = %complaint.id, category = complaint.category.as_str(), duplicate, "complaint submitted");
+        Ok(Response::new(pb::SubmitComplaintResponse {
+            complaint: Some(to_proto(&complaint, &[], self.store.now(), true)),
+            duplicate,
+        }))
+    }
+
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Result<Response<pb::GetComplaintResponse>, Status> {
+        let id = fields::required("complaint_id", &request.get_ref().complaint_id, fields::ID)?;
+        let (complaint, history) = self.store.get(&id).await?;
+        Ok(Response::new(pb::GetComplaintResponse {
+            complaint: Some(to_proto(&complaint, &history, self.store.now(), true)),
+        }))
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+        let request = request.into_inner();
+        let filter = ListFilter {
+            status: optional_enum("status", request.status, status)?,
+            grid_id: fields::optional("grid_id", &request.grid_id, fields::ID)?,
+            community_id: fields::optional("community_id", &request.community_id, fields::ID)?,
+            category: optional_enum("category", request.category, category)?,
+            overdue_only: request.overdue_only,
+        };
+        let page = request.page.unwrap_or_default();
+        let page_size = match page.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            size if size <= MAX_PAGE_SIZE => size,
+            size => {
+                return Err(invalid_argument(
+                    "page.page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}, got {size}"),
+                ));
+            }
+        };
+        let after = parse_page_token(&page.page_token)?;
+        let (complaints, next) = self.store.list(&filter, page_size, after).await?;
+        let now = self.store.now();
+        Ok(Response::new(pb::ListComplaintsResponse {
+            complaints: complaints.iter().map(|c| to_proto(c, &[], now, false)).collect(),
+            page: Some(common::PageResponse {
+                next_page_token: next
+                    .map(|cursor| format!("{}:{}", cursor.submitted_at, cursor.id))
+                    .unwrap_or_default(),
+            }),
+        }))
+    }
+
+    async fn accept_complaint(
+        &self,
+        request: Request<pb::AcceptComplaintRequest>,
+    ) -> Result<Response<pb::AcceptComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let assignee = fields::optional("assignee", &r.assignee, fields::ID)?;
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| c.accept(assignee, now))
+            .await?;
+        Ok(Response::new(pb::AcceptComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn start_complaint(
+        &self,
+        request: Request<pb::StartComplaintRequest>,
+    ) -> Result<Response<pb::StartComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| c.start())
+            .await?;
+        Ok(Response::new(pb::StartComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn resolve_complaint(
+        &self,
+        request: Request<pb::ResolveComplaintRequest>,
+    ) -> Result<Response<pb::ResolveComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let note = fields::required("note", &r.note, fields::LONG_TEXT)?;
+        let follow_up = self.limits.follow_up();
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| {
+                c.resolve(note, r.merchant_at_fault, follow_up, now)
+            })
+            .await?;
+        Ok(Response::new(pb::ResolveComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn record_follow_up(
+        &self,
+        request: Request<pb::RecordFollowUpRequest>,
+    ) -> Result<Response<pb::RecordFollowUpResponse>, Status> {
+        let r = request.into_inner();
+        let satisfaction = Satisfaction::parse("satisfaction", r.satisfaction)?;
+        let comment = fields::optional("comment", &r.comment, fields::REASON)?;
+        let limits = Arc::clone(&self.limits);
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| {
+                let limit = limits.limit(c.category, c.priority);
+                c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
+            })
+            .await?;
+        Ok(Response::new(pb::RecordFollowUpResponse { complaint: Some(complaint) }))
+    }
+
+    async fn reject_complaint(
+        &self,
+        request: Request<pb::RejectComplaintRequest>,
+    ) -> Result<Response<pb::RejectComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let reason = fields::required("reason", &r.reason, fields::REASON)?;
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| c.reject(reason))
+            .await?;
+        Ok(Response::new(pb::RejectComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn merge_complaint(
+        &self,
+        request: Request<pb::MergeComplaintRequest>,
+    ) -> Result<Response<pb::MergeComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let into = fields::required("into_complaint_id", &r.into_complaint_id, fields::ID)?;
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, Some(&into), |c, target, _| match target {
+                Some(target) => c.merge_into(target),
+                None => Err(FieldError::new("into_complaint_id", "is required").into()),
+            })
+            .await?;
+        Ok(Response::new(pb::MergeComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn reclassify_complaint(
+        &self,
+        request: Request<pb::ReclassifyComplaintRequest>,
+    ) -> Result<Response<pb::ReclassifyComplaintResponse>, Status> {
+        let r = request.into_inner();
+        let new_category = required_enum("category", r.category, category)?;
+        let new_priority = optional_enum("priority", r.priority, priority)?;
+        let limits = Arc::clone(&self.limits);
+        let complaint = self
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+                c.reclassify(new_category, new_priority, &limits)
+            })
+            .await?;
+        Ok(Response::new(pb::ReclassifyComplaintResponse { complaint: Some(complaint) }))
+    }
+
+    async fn get_figures(
+        &self,
+        request: Request<pb::GetFiguresRequest>,
+    ) -> Result<Response<pb::GetFiguresResponse>, Status> {
+        let r = request.into_inner();
+        let community = fields::optional("community_id", &r.community_id, fields::ID)?;
+        let grid = fields::optional("grid_id", &r.grid_id, fields::ID)?;
+        let scope = match (community, grid) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_argument("grid_id", "give a community_id or a grid_id, not both"));
+            }
+            (Some(community), None) => Scope::Community(community),
+            (None, Some(grid)) => Scope::Grid(grid),
+            (None, None) => Scope::District,
+        };
+        let period = r.period.unwrap_or_default();
+        let from = required_time("period.from", period.from)?;
+        let to = required_time("period.to", period.to)?;
+        if from >= to {
+            return Err(invalid_argument("period.to", "must be after period.from"));
+        }
+        if !self.store.scope_exists(&scope).await? {
+            return Err(StoreError::NotFound(scope.name().replace(':', " ")).into());
+        }
+        let (in_period, open) = self.store.figures_input(&scope, from, to).await?;
+        let now = self.store.now();
+        let figures = Figures::compute(&in_period, &open, now);
+        Ok(Response::new(pb::GetFiguresResponse {
+            figures: Some(figures_to_proto(&figures, &scope, from, to, now)),
+        }))
+    }
+}
+
+impl ComplaintsApi {
+    /// Checks the fields every transition has, then applies `change` in the store.
+    async fn transition<F>(
+        &self,
+        complaint_id: &str,
+        request_id: &str,
+        actor: &str,
+        related: Option<&str>,
+        change: F,
+    ) -> Result<pb::Complaint, Status>
+    where
+        F: FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<crate::domain::complaint::Transition, TransitionError>,
+    {
+        let complaint_id = fields::required("complaint_id", complaint_id, fields::ID)?;
+        let actor = fields::required("actor", actor, fields::ID)?;
+        let request_id = fields::optional("request_id", request_id, fields::REQUEST_ID)?;
+        let complaint = self
+            .store
+            .transition(&complaint_id, request_id.as_deref(), &actor, related, change)
+            .await?;
+        tracing::info!(%complaint_id, status = complaint.status.as_str(), %actor, "complaint changed");
+        Ok(to_proto(&complaint, &[], self.store.now(), true))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::organisation_service_server::OrganisationService for ComplaintsApi {
+    async fn load_organisation(
+        &self,
+        request: Request<pb::LoadOrganisationRequest>,
+    ) -> Result<Response<pb::LoadOrganisationResponse>, Status> {
+        let organisation = request
+            .into_inner()
+            .organisation
+            .ok_or_else(|| invalid_argument("organisation", "is required"))?;
+        let organisation = organisation_from_proto(organisation).validate()?;
+        self.store.load_organisation(&organisation).await?;
+        let grids = organisation.communities.iter().flat_map(|c| &c.grids);
+        let response = pb::LoadOrganisationResponse {
+            communities: count(organisation.communities.len()),
+            grids: count(grids.clone().count()),
+            buildings: count(grids.map(|g| g.building_ids.len()).sum()),
+        };
+        tracing::info!(communities = response.communities, grids = response.grids, "organisation loaded");
+        Ok(Response::new(response))
+    }
+
+    async fn get_organisation(
+        &self,
+        _request: Request<pb::GetOrganisationRequest>,
+    ) -> Result<Response<pb::GetOrganisationResponse>, Status> {
+        let organisation = self.store.organisation().await?;
+        Ok(Response::new(pb::GetOrganisationResponse {
+            organisation: Some(organisation_to_proto(organisation)),
+        }))
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔ `other`).
+fn optional_enum<T>(field: &str, value: i32, convert: fn(i32) -> Option<Option<T>>) -> Result<Option<T>, Status> {
+    convert(value).ok_or_else(|| invalid_argument(field, format!("unknown value {value}")))
+}
+
+fn required_enum<T>(field: &str, value: i32, convert: fn(i32) -> Option<Option<T>>) -> Result<T, Status> {
+    optional_enum(field, value, convert)?.ok_or_else(|| invalid_argument(field, "is required"))
+}
+
+/// Proto enum ↔ domain enum by name (`CATEGORY_OTHER` ↔ `other`): the decoder
+/// gives `None` for an unknown number and `Some(None)` for UNSPECIFIED.
+macro_rules! enum_mapping {
+    (encode $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
+        fn $to_proto(value: $domain) -> i32 {
+            let name = format!("{}{}", $prefix, value.as_str().to_ascii_uppercase());
+            <$proto>::from_str_name(&name).map_or(0, |v| v as i32)
+        }
+    };
+    ($from:ident, $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
+        fn $from(value: i32) -> Option<Option<$domain>> {
+            let name = <$proto>::try_from(value).ok()?.as_str_name();
+            let code = name.strip_prefix($prefix)?.to_ascii_lowercase();
+            if code == "unspecified" {
+                return Some(None);
+            }
+            <$domain>::parse(&code).map(Some)
+        }
+
+        enum_mapping!(encode $to_proto, $proto, $domain, $prefix);
+    };
+}
+
+enum_mapping!(category, category_to_proto, pb::Category, Category, "CATEGORY_");
+enum_mapping!(channel, channel_to_proto, pb::Channel, Channel, "CHANNEL_");
+enum_mapping!(priority, priority_to_proto, pb::Priority, Priority, "PRIORITY_");
+enum_mapping!(status, status_to_proto, pb::Status, ComplaintStatus, "STATUS_");
+enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
+
+fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn required_time(field: &str, at: Option<Timestamp>) -> Result<DateTime<Utc>, Status> {
+    let at = at.ok_or_else(|| invalid_argument(field, "is required"))?;
+    u32::try_from(at.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+        .ok_or_else(|| invalid_argument(field, "is not a valid time"))
+}
+
+fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || invalid_argument("page.page_token", "is not a token this service gave out");
+    let (at, id) = token.split_once(':').ok_or_else(invalid)?;
+    Ok(Some(Cursor {
+        submitted_at: at.parse().map_err(|_| invalid())?,
+        id: fields::required("page.page_token", id, fields::ID).map_err(|_| invalid())?,
+    }))
+}
+
+/// The message for a complaint; the reporter's name and phone only when
+/// `with_reporter` (GetComplaint and the caller's own writes), masked otherwise.
+fn to_proto(c: &Complaint, history: &[HistoryEntry], now: DateTime<Utc>, with_reporter: bool) -> pb::Complaint {
+    let masked = c.reporter.phone.as_ref().map(|phone| phone.masked()).unwrap_or_default();
+    pb::Complaint {
+        id: c.id.clone(),
+        status: status_to_proto(c.status),
+        text: c.text.clone(),
+        channel: channel_to_proto(c.channel),
+        category: category_to_proto(c.category),
+        classified_by: c.classified_by.clone(),
+        priority: priority_to_proto(c.priority),
+        reporter: with_reporter.then(|| pb::Reporter {
+            name: c.reporter.name.clone().unwrap_or_default(),
+            phone: c.reporter.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        }),
+        reporter_phone_masked: masked,
+        community_id: c.community_id.clone(),
+        grid_id: c.grid_id.clone(),
+        building_id: c.building_id.clone().unwrap_or_default(),
+        location: c.location.clone().unwrap_or_default(),
+        merchant_id: c.merchant_id.clone().unwrap_or_default(),
+        elder_id: c.elder_id.clone().unwrap_or_default(),
+        level: level_to_proto(c.level),
+        assignee: c.assignee.clone(),
+        submitted_at: Some(timestamp(c.submitted_at)),
+        response_due_at: Some(timestamp(c.response_due_at)),
+        resolution_due_at: Some(timestamp(c.resolution_due_at)),
+        accepted_at: c.accepted_at.map(timestamp),
+        resolved_at: c.resolved_at.map(timestamp),
+        follow_up_due_at: c.follow_up_due_at.map(timestamp),
+        closed_at: c.closed_at.map(timestamp),
+        resolution_note: c.resolution_note.clone().unwrap_or_default(),
+        merchant_at_fault: c.merchant_at_fault,
+        satisfaction: c.satisfaction.map_or(0, |s| u32::from(s.get())),
+        reject_reason: c.reject_reason.clone().unwrap_or_default(),
+        merged_into: c.merged_into.clone().unwrap_or_default(),
+        reopen_count: c.reopen_count,
+        overdue: c.is_overdue(now),
+        history: history
+            .iter()
+            .map(|entry| pb::HistoryEntry {
+                at: Some(timestamp(entry.at)),
+                actor: entry.actor.clone(),
+                action: entry.action.clone(),
+                from_status: status_to_proto(entry.from_status),
+                to_status: status_to_proto(entry.to_status),
+                note: entry.note.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn figures_to_proto(f: &Figures, scope: &Scope, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> pb::Figures {
+    pb::Figures {
+        scope: scope.name(),
+        period: Some(common::Period {
+            from: Some(timestamp(from)),
+            to: Some(timestamp(to)),
+        }),
+        as_of: Some(timestamp(now)),
+        submitted: f.submitted,
+        responded_on_time: f.responded_on_time,
+        response_counted: f.response_counted,
+        response_rate: f.response_rate(),
+        resolved_on_time: f.resolved_on_time,
+        resolution_counted: f.resolution_counted,
+        on_time_resolution_rate: f.on_time_resolution_rate(),
+        satisfied: f.satisfied,
+        followed_up: f.followed_up,
+        satisfaction_rate: f.satisfaction_rate(),
+        reopened: f.reopened,
+        resolved: f.resolved,
+        reopen_rate: f.reopen_rate(),
+        backlog: Some(pb::Backlog {
+            under_1_day: f.backlog.under_1_day,
+            from_1_to_3_days: f.backlog.from_1_to_3_days,
+            from_3_to_7_days: f.backlog.from_3_to_7_days,
+            over_7_days: f.backlog.over_7_days,
+        }),
+    }
+}
+
+fn organisation_from_proto(o: pb::Organisation) -> Organisation {
+    Organisation {
+        district_handler: o.district_handler,
+        communities: o
+            .communities
+            .into_iter()
+            .map(|c| Community {
+                id: c.id,
+                name: c.name,
+                committee_handler: c.committee_handler,
+                grids: c
+                    .grids
+                    .into_iter()
+                    .map(|g| Grid {
+                        id: g.id,
+                        name: g.name,
+                        worker: g.worker,
+                        branch_handler: g.branch_handler,
+                        building_ids: g.building_ids,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn organisation_to_proto(o: Organisation) -> pb::Organisation {
+    pb::Organisation {
+        district_handler: o.district_handler,
+        communities: o
+            .communities
+            .into_iter()
+            .map(|c| pb::Community {
+                id: c.id,
+                name: c.name,
+                committee_handler: c.committee_handler,
+                grids: c
+                    .grids
+                    .into_iter()
+                    .map(|g| pb::Grid {
+                        id: g.id,
+                        name: g.name,
+                        worker: g.worker,
+                        branch_handler: g.branch_handler,
+                        building_ids: g.building_ids,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
