@@ -75,7 +75,10 @@ impl NatsServer {
             .context("starting nats-server (is it installed? `apt-get install nats-server`)")?;
         self.child = Some(child);
         eventually(Duration::from_secs(10), || async {
-            async_nats::connect(self.url()).await.map(|_| ()).map_err(anyhow::Error::from)
+            async_nats::connect(self.url())
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
         })
         .await
         .context("nats-server did not start")
@@ -154,7 +157,10 @@ impl Drop for TestPostgres {
         let name = self.name.clone();
         // A thread of its own: Drop may run inside or outside a runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async {

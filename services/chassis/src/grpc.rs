@@ -23,7 +23,9 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(shequ_proto::FILE_DESCRIPTOR_SET)
@@ -38,7 +40,9 @@ pub async fn serve(
                 .set_service_status(name.as_str(), ServingStatus::NotServing)
                 .await;
         }
-        health.set_service_status("", ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
     };
     Server::builder()
         .add_routes(routes.add_service(health_service).add_service(reflection))

@@ -61,7 +61,11 @@ pub struct ConsumerSpec {
 }
 
 impl ConsumerSpec {
-    pub fn new(stream: StreamSpec, durable: impl Into<String>, filter_subject: impl Into<String>) -> Self {
+    pub fn new(
+        stream: StreamSpec,
+        durable: impl Into<String>,
+        filter_subject: impl Into<String>,
+    ) -> Self {
         Self {
             stream,
             durable: durable.into(),
@@ -201,7 +205,14 @@ impl<H: Handler> Inbox<H> {
                 return;
             }
         };
-        let outcome = apply_once(&self.db, &self.spec.durable, &event, &self.handler, &self.clock).await;
+        let outcome = apply_once(
+            &self.db,
+            &self.spec.durable,
+            &event,
+            &self.handler,
+            &self.clock,
+        )
+        .await;
         match outcome {
             Ok(outcome) => {
                 if outcome == Outcome::Applied {
@@ -215,7 +226,8 @@ impl<H: Handler> Inbox<H> {
                 ack(&message, AckKind::Term).await;
             }
             Err(HandlerError::Transient(reason)) => {
-                let delay = Duration::from_millis(500 * 2u64.saturating_pow(delivered.min(6) as u32));
+                let delay =
+                    Duration::from_millis(500 * 2u64.saturating_pow(delivered.min(6) as u32));
                 if delivered >= self.spec.max_deliver {
                     tracing::error!(consumer = %self.spec.durable, event_id = %event.id, %reason, delivered, "event failed on its last delivery");
                 } else {

@@ -17,10 +17,10 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
 use crate::clock::{SharedClock, to_millis};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::storage::Database;
-use crate::Error;
 
 /// How many pending rows one pass publishes.
 const BATCH: i64 = 256;
@@ -33,8 +33,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Writes `event` into the outbox on the caller's transaction.
 pub async fn enqueue(conn: &mut AnyConnection, event: &CloudEvent) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_string(event)
-        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let payload =
+        serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
         "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
     )
@@ -149,9 +149,9 @@ impl Relay {
             Ok(Err(error)) => {
                 tracing::warn!(%error, "outbox not flushed; pending events are published after restart")
             }
-            Err(_) => tracing::warn!(
-                "outbox flush timed out; pending events are published after restart"
-            ),
+            Err(_) => {
+                tracing::warn!("outbox flush timed out; pending events are published after restart")
+            }
         }
     }
 

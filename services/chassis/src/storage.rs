@@ -29,7 +29,9 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres)
         } else {
-            Err(Error::Config(format!("unsupported database URL scheme in {url:?}")))
+            Err(Error::Config(format!(
+                "unsupported database URL scheme in {url:?}"
+            )))
         }
     }
 }
@@ -64,17 +66,19 @@ impl Database {
         let pool = match backend {
             // One connection: SQLite has one writer, and a single connection keeps
             // transactions from failing with "database is locked" on upgrade.
-            Backend::Sqlite => options
-                .max_connections(1)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-                            .await?;
-                        Ok(())
+            Backend::Sqlite => {
+                options
+                    .max_connections(1)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                                .await?;
+                            Ok(())
+                        })
                     })
-                })
-                .connect(url)
-                .await?,
+                    .connect(url)
+                    .await?
+            }
             Backend::Postgres => options.max_connections(8).connect(url).await?,
         };
         let service = match backend {

@@ -37,7 +37,11 @@ pub fn for_transition(
             submitted_at: complaint.submitted_at,
             response_due_at: complaint.response_due_at,
             resolution_due_at: complaint.resolution_due_at,
-            reporter_phone_masked: complaint.reporter.phone.as_ref().map(|phone| phone.masked()),
+            reporter_phone_masked: complaint
+                .reporter
+                .phone
+                .as_ref()
+                .map(|phone| phone.masked()),
         }),
         (Action::Accepted, _) => build(&contract::Accepted {
             complaint: state,
@@ -46,16 +50,21 @@ pub fn for_transition(
             on_time: complaint.accepted_on_time(),
         }),
         (Action::Started, _) => build(&contract::Started { complaint: state }),
-        (Action::Escalated, Detail::Escalated { breach, from_level, due_at }) => {
-            build(&contract::Escalated {
-                complaint: state,
-                breach: breach.as_str().into(),
-                from_level: from_level.as_str().into(),
-                to_level: complaint.level.as_str().into(),
-                assignee: complaint.assignee.clone(),
-                due_at: *due_at,
-            })
-        }
+        (
+            Action::Escalated,
+            Detail::Escalated {
+                breach,
+                from_level,
+                due_at,
+            },
+        ) => build(&contract::Escalated {
+            complaint: state,
+            breach: breach.as_str().into(),
+            from_level: from_level.as_str().into(),
+            to_level: complaint.level.as_str().into(),
+            assignee: complaint.assignee.clone(),
+            due_at: *due_at,
+        }),
         (Action::Resolved, _) => build(&contract::Resolved {
             complaint: state,
             resolved_at: complaint.resolved_at.unwrap_or(now),
@@ -73,7 +82,12 @@ pub fn for_transition(
             let dissatisfied = complaint.satisfaction.is_some_and(|s| s.is_dissatisfied());
             build(&contract::Reopened {
                 complaint: state,
-                reason: if dissatisfied { "dissatisfied" } else { "recurred" }.into(),
+                reason: if dissatisfied {
+                    "dissatisfied"
+                } else {
+                    "recurred"
+                }
+                .into(),
                 satisfaction,
                 reopen_count: complaint.reopen_count,
                 merchant_was_at_fault: complaint.merchant_at_fault,
@@ -85,15 +99,19 @@ pub fn for_transition(
             complaint: state,
             into_complaint_id: complaint.merged_into.clone().unwrap_or_default(),
         }),
-        (Action::Reclassified, Detail::Reclassified { from_category, from_priority }) => {
-            build(&contract::Reclassified {
-                complaint: state,
-                from_category: from_category.as_str().into(),
-                from_priority: from_priority.as_str().into(),
-                response_due_at: complaint.response_due_at,
-                resolution_due_at: complaint.resolution_due_at,
-            })
-        }
+        (
+            Action::Reclassified,
+            Detail::Reclassified {
+                from_category,
+                from_priority,
+            },
+        ) => build(&contract::Reclassified {
+            complaint: state,
+            from_category: from_category.as_str().into(),
+            from_priority: from_priority.as_str().into(),
+            response_due_at: complaint.response_due_at,
+            resolution_due_at: complaint.resolution_due_at,
+        }),
         (Action::Escalated | Action::Reclassified, _) => Err(serde::ser::Error::custom(
             "escalation or reclassification without its detail",
         )),

@@ -47,7 +47,9 @@ impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            StoreError::Field(error) | StoreError::Transition(TransitionError::Field(error)) => error.into(),
+            StoreError::Field(error) | StoreError::Transition(TransitionError::Field(error)) => {
+                error.into()
+            }
             StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
             StoreError::Database(_) | StoreError::Event(_) => {
                 tracing::error!(%error, "complaints storage failed");
@@ -70,7 +72,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
             text: fields::required("text", &request.text, fields::LONG_TEXT)?,
             channel: required_enum("channel", request.channel, channel)?,
             category: optional_enum("category", request.category, category)?,
-            priority: optional_enum("priority", request.priority, priority)?.unwrap_or(Priority::Normal),
+            priority: optional_enum("priority", request.priority, priority)?
+                .unwrap_or(Priority::Normal),
             reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
             building_id: fields::optional("building_id", &request.building_id, fields::ID)?,
             location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
@@ -79,7 +82,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         };
         let grid_id = fields::optional("grid_id", &request.grid_id, fields::ID)?;
         if grid_id.is_none() && intake.building_id.is_none() {
-            return Err(invalid_argument("grid_id", "a grid_id or a building_id is required"));
+            return Err(invalid_argument(
+                "grid_id",
+                "a grid_id or a building_id is required",
+            ));
         }
         let (complaint, duplicate) = self
             .store
@@ -130,7 +136,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let (complaints, next) = self.store.list(&filter, page_size, after).await?;
         let now = self.store.now();
         Ok(Response::new(pb::ListComplaintsResponse {
-            complaints: complaints.iter().map(|c| to_proto(c, &[], now, false)).collect(),
+            complaints: complaints
+                .iter()
+                .map(|c| to_proto(c, &[], now, false))
+                .collect(),
             page: Some(common::PageResponse {
                 next_page_token: next
                     .map(|cursor| format!("{}:{}", cursor.submitted_at, cursor.id))
@@ -146,9 +155,17 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let r = request.into_inner();
         let assignee = fields::optional("assignee", &r.assignee, fields::ID)?;
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| c.accept(assignee, now))
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                |c, _, now| c.accept(assignee, now),
+            )
             .await?;
-        Ok(Response::new(pb::AcceptComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::AcceptComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn start_complaint(
@@ -157,9 +174,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
     ) -> Result<Response<pb::StartComplaintResponse>, Status> {
         let r = request.into_inner();
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| c.start())
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+                c.start()
+            })
             .await?;
-        Ok(Response::new(pb::StartComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::StartComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn resolve_complaint(
@@ -170,11 +191,17 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let note = fields::required("note", &r.note, fields::LONG_TEXT)?;
         let follow_up = self.limits.follow_up();
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| {
-                c.resolve(note, r.merchant_at_fault, follow_up, now)
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                |c, _, now| c.resolve(note, r.merchant_at_fault, follow_up, now),
+            )
             .await?;
-        Ok(Response::new(pb::ResolveComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::ResolveComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn record_follow_up(
@@ -186,12 +213,20 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let comment = fields::optional("comment", &r.comment, fields::REASON)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, now| {
-                let limit = limits.limit(c.category, c.priority);
-                c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                |c, _, now| {
+                    let limit = limits.limit(c.category, c.priority);
+                    c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
+                },
+            )
             .await?;
-        Ok(Response::new(pb::RecordFollowUpResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::RecordFollowUpResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn reject_complaint(
@@ -201,9 +236,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let r = request.into_inner();
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| c.reject(reason))
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+                c.reject(reason)
+            })
             .await?;
-        Ok(Response::new(pb::RejectComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::RejectComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn merge_complaint(
@@ -213,12 +252,20 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let r = request.into_inner();
         let into = fields::required("into_complaint_id", &r.into_complaint_id, fields::ID)?;
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, Some(&into), |c, target, _| match target {
-                Some(target) => c.merge_into(target),
-                None => Err(FieldError::new("into_complaint_id", "is required").into()),
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                Some(&into),
+                |c, target, _| match target {
+                    Some(target) => c.merge_into(target),
+                    None => Err(FieldError::new("into_complaint_id", "is required").into()),
+                },
+            )
             .await?;
-        Ok(Response::new(pb::MergeComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::MergeComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn reclassify_complaint(
@@ -234,7 +281,9 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 c.reclassify(new_category, new_priority, &limits)
             })
             .await?;
-        Ok(Response::new(pb::ReclassifyComplaintResponse { complaint: Some(complaint) }))
+        Ok(Response::new(pb::ReclassifyComplaintResponse {
+            complaint: Some(complaint),
+        }))
     }
 
     async fn get_figures(
@@ -246,7 +295,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let grid = fields::optional("grid_id", &r.grid_id, fields::ID)?;
         let scope = match (community, grid) {
             (Some(_), Some(_)) => {
-                return Err(invalid_argument("grid_id", "give a community_id or a grid_id, not both"));
+                return Err(invalid_argument(
+                    "grid_id",
+                    "give a community_id or a grid_id, not both",
+                ));
             }
             (Some(community), None) => Scope::Community(community),
             (None, Some(grid)) => Scope::Grid(grid),
@@ -281,14 +333,24 @@ impl ComplaintsApi {
         change: F,
     ) -> Result<pb::Complaint, Status>
     where
-        F: FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<crate::domain::complaint::Transition, TransitionError>,
+        F: FnOnce(
+            &mut Complaint,
+            Option<&Complaint>,
+            DateTime<Utc>,
+        ) -> Result<crate::domain::complaint::Transition, TransitionError>,
     {
         let complaint_id = fields::required("complaint_id", complaint_id, fields::ID)?;
         let actor = fields::required("actor", actor, fields::ID)?;
         let request_id = fields::optional("request_id", request_id, fields::REQUEST_ID)?;
         let complaint = self
             .store
-            .transition(&complaint_id, request_id.as_deref(), &actor, related, change)
+            .transition(
+                &complaint_id,
+                request_id.as_deref(),
+                &actor,
+                related,
+                change,
+            )
             .await?;
         tracing::info!(%complaint_id, status = complaint.status.as_str(), %actor, "complaint changed");
         Ok(to_proto(&complaint, &[], self.store.now(), true))
@@ -313,7 +375,11 @@ impl pb::organisation_service_server::OrganisationService for ComplaintsApi {
             grids: count(grids.clone().count()),
             buildings: count(grids.map(|g| g.building_ids.len()).sum()),
         };
-        tracing::info!(communities = response.communities, grids = response.grids, "organisation loaded");
+        tracing::info!(
+            communities = response.communities,
+            grids = response.grids,
+            "organisation loaded"
+        );
         Ok(Response::new(response))
     }
 
@@ -333,11 +399,19 @@ fn count(n: usize) -> u32 {
 }
 
 /// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔ `other`).
-fn optional_enum<T>(field: &str, value: i32, convert: fn(i32) -> Option<Option<T>>) -> Result<Option<T>, Status> {
+fn optional_enum<T>(
+    field: &str,
+    value: i32,
+    convert: fn(i32) -> Option<Option<T>>,
+) -> Result<Option<T>, Status> {
     convert(value).ok_or_else(|| invalid_argument(field, format!("unknown value {value}")))
 }
 
-fn required_enum<T>(field: &str, value: i32, convert: fn(i32) -> Option<Option<T>>) -> Result<T, Status> {
+fn required_enum<T>(
+    field: &str,
+    value: i32,
+    convert: fn(i32) -> Option<Option<T>>,
+) -> Result<T, Status> {
     optional_enum(field, value, convert)?.ok_or_else(|| invalid_argument(field, "is required"))
 }
 
@@ -364,10 +438,28 @@ macro_rules! enum_mapping {
     };
 }
 
-enum_mapping!(category, category_to_proto, pb::Category, Category, "CATEGORY_");
+enum_mapping!(
+    category,
+    category_to_proto,
+    pb::Category,
+    Category,
+    "CATEGORY_"
+);
 enum_mapping!(channel, channel_to_proto, pb::Channel, Channel, "CHANNEL_");
-enum_mapping!(priority, priority_to_proto, pb::Priority, Priority, "PRIORITY_");
-enum_mapping!(status, status_to_proto, pb::Status, ComplaintStatus, "STATUS_");
+enum_mapping!(
+    priority,
+    priority_to_proto,
+    pb::Priority,
+    Priority,
+    "PRIORITY_"
+);
+enum_mapping!(
+    status,
+    status_to_proto,
+    pb::Status,
+    ComplaintStatus,
+    "STATUS_"
+);
 enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
 
 fn timestamp(at: DateTime<Utc>) -> Timestamp {
@@ -399,8 +491,18 @@ fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
 
 /// The message for a complaint; the reporter's name and phone only when
 /// `with_reporter` (GetComplaint and the caller's own writes), masked otherwise.
-fn to_proto(c: &Complaint, history: &[HistoryEntry], now: DateTime<Utc>, with_reporter: bool) -> pb::Complaint {
-    let masked = c.reporter.phone.as_ref().map(|phone| phone.masked()).unwrap_or_default();
+fn to_proto(
+    c: &Complaint,
+    history: &[HistoryEntry],
+    now: DateTime<Utc>,
+    with_reporter: bool,
+) -> pb::Complaint {
+    let masked = c
+        .reporter
+        .phone
+        .as_ref()
+        .map(|phone| phone.masked())
+        .unwrap_or_default();
     pb::Complaint {
         id: c.id.clone(),
         status: status_to_proto(c.status),
@@ -411,7 +513,12 @@ fn to_proto(c: &Complaint, history: &[HistoryEntry], now: DateTime<Utc>, with_re
         priority: priority_to_proto(c.priority),
         reporter: with_reporter.then(|| pb::Reporter {
             name: c.reporter.name.clone().unwrap_or_default(),
-            phone: c.reporter.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            phone: c
+                .reporter
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
         }),
         reporter_phone_masked: masked,
         community_id: c.community_id.clone(),
@@ -450,7 +557,13 @@ fn to_proto(c: &Complaint, history: &[HistoryEntry], now: DateTime<Utc>, with_re
     }
 }
 
-fn figures_to_proto(f: &Figures, scope: &Scope, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> pb::Figures {
+fn figures_to_proto(
+    f: &Figures,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> pb::Figures {
     pb::Figures {
         scope: scope.name(),
         period: Some(common::Period {

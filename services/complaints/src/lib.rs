@@ -60,7 +60,11 @@ static MIGRATIONS: Migrations = Migrations {
 
 /// The service's settings: the chassis's, and its own.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "complaints", version, about = "The complaints service (诉求快速响应)")]
+#[command(
+    name = "complaints",
+    version,
+    about = "The complaints service (诉求快速响应)"
+)]
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,
@@ -91,8 +95,12 @@ impl Config {
             context: format!("reading SHEQU_TIME_LIMITS_FILE {}", path.display()),
             source,
         })?;
-        TimeLimits::from_json(&json)
-            .map_err(|error| Error::Config(format!("SHEQU_TIME_LIMITS_FILE {}: {error}", path.display())))
+        TimeLimits::from_json(&json).map_err(|error| {
+            Error::Config(format!(
+                "SHEQU_TIME_LIMITS_FILE {}: {error}",
+                path.display()
+            ))
+        })
     }
 }
 
@@ -137,7 +145,10 @@ impl Application {
         Ok(Self {
             listener,
             grpc_addr,
-            sweeper: Sweeper::new(store.clone(), Duration::from_secs(config.sweep_interval_secs)),
+            sweeper: Sweeper::new(
+                store.clone(),
+                Duration::from_secs(config.sweep_interval_secs),
+            ),
             relay: Relay::new(db.clone(), js, STREAM, signal, clock),
             api: ComplaintsApi::new(store.clone(), limits),
             store,
@@ -181,7 +192,8 @@ impl Application {
         .await;
         workers.cancel();
         tasks.wait().await;
-        if let Err(error) = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
+        if let Err(error) = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await
+        {
             tracing::warn!(%error, "NATS flush timed out");
         }
         self.db.close().await;

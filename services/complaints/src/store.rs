@@ -10,7 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::FieldError;
-use crate::domain::complaint::{Breach, Complaint, Intake, Satisfaction, Transition, TransitionError};
+use crate::domain::complaint::{
+    Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
+};
 use crate::domain::kinds::{Category, Channel, Level, Priority, Status};
 use crate::domain::organisation::{Chain, Community, Grid, Organisation};
 use crate::domain::reporter::{Phone, Reporter};
@@ -158,7 +160,11 @@ impl Store {
         change: F,
     ) -> Result<Complaint, StoreError>
     where
-        F: FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<Transition, TransitionError>,
+        F: FnOnce(
+            &mut Complaint,
+            Option<&Complaint>,
+            DateTime<Utc>,
+        ) -> Result<Transition, TransitionError>,
     {
         let now = self.clock.now();
         let mut tx = self.db.pool().begin().await?;
@@ -225,7 +231,10 @@ impl Store {
     }
 
     /// Complaints with a limit passed and no escalation recorded for it yet.
-    pub async fn escalations_owed(&self, now: DateTime<Utc>) -> Result<Vec<(String, Breach)>, StoreError> {
+    pub async fn escalations_owed(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Breach)>, StoreError> {
         let owed = |breach: Breach, due: &str, statuses: &str| {
             format!(
                 "SELECT id FROM complaints c WHERE status IN {statuses} AND {due} <= $1 \
@@ -236,10 +245,19 @@ impl Store {
         };
         let mut found = Vec::new();
         for (breach, sql) in [
-            (Breach::Response, owed(Breach::Response, "response_due_at", "('submitted')")),
-            (Breach::Resolution, owed(Breach::Resolution, "resolution_due_at", OPEN_STATUSES)),
+            (
+                Breach::Response,
+                owed(Breach::Response, "response_due_at", "('submitted')"),
+            ),
+            (
+                Breach::Resolution,
+                owed(Breach::Resolution, "resolution_due_at", OPEN_STATUSES),
+            ),
         ] {
-            let rows = sqlx::query(&sql).bind(to_millis(now)).fetch_all(self.db.pool()).await?;
+            let rows = sqlx::query(&sql)
+                .bind(to_millis(now))
+                .fetch_all(self.db.pool())
+                .await?;
             for row in rows {
                 found.push((row.try_get("id")?, breach));
             }
@@ -300,7 +318,10 @@ impl Store {
         }
         if let Some(cursor) = &after {
             text_condition(&mut conditions, "'cursor'", cursor.id.clone());
-            let id_param = conditions.pop().unwrap_or_default().replace("'cursor' = ", "");
+            let id_param = conditions
+                .pop()
+                .unwrap_or_default()
+                .replace("'cursor' = ", "");
             conditions.push(format!(
                 "(submitted_at < $2 OR (submitted_at = $2 AND id < {id_param}))"
             ));
@@ -316,7 +337,10 @@ impl Store {
             sql.push_str(" AND ");
             sql.push_str(condition);
         }
-        sql.push_str(&format!(" ORDER BY submitted_at DESC, id DESC LIMIT {}", page_size + 1));
+        sql.push_str(&format!(
+            " ORDER BY submitted_at DESC, id DESC LIMIT {}",
+            page_size + 1
+        ));
         let mut query = sqlx::query(&sql)
             .bind(to_millis(self.clock.now()))
             .bind(after.as_ref().map_or(0, |cursor| cursor.submitted_at));
@@ -324,7 +348,10 @@ impl Store {
             query = query.bind(text);
         }
         let rows = query.fetch_all(self.db.pool()).await?;
-        let mut complaints = rows.iter().map(complaint_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut complaints = rows
+            .iter()
+            .map(complaint_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if complaints.len() > page_size as usize {
             complaints.truncate(page_size as usize);
             complaints.last().map(|last| Cursor {
@@ -348,7 +375,9 @@ impl Store {
         let in_period = format!(
             "SELECT {COLUMNS} FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2{condition}"
         );
-        let mut query = sqlx::query(&in_period).bind(to_millis(from)).bind(to_millis(to));
+        let mut query = sqlx::query(&in_period)
+            .bind(to_millis(from))
+            .bind(to_millis(to));
         if let Some(value) = &value {
             query = query.bind(value.clone());
         }
@@ -356,14 +385,22 @@ impl Store {
         let (condition, _) = scope.condition(1);
         let open = format!(
             "SELECT {COLUMNS} FROM complaints WHERE status IN {OPEN_STATUSES}{}",
-            if value.is_some() { condition } else { String::new() }
+            if value.is_some() {
+                condition
+            } else {
+                String::new()
+            }
         );
         let mut query = sqlx::query(&open);
         if let Some(value) = value {
             query = query.bind(value);
         }
         let open_rows = query.fetch_all(self.db.pool()).await?;
-        let decode = |rows: Vec<AnyRow>| rows.iter().map(complaint_from_row).collect::<Result<Vec<_>, _>>();
+        let decode = |rows: Vec<AnyRow>| {
+            rows.iter()
+                .map(complaint_from_row)
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok((decode(period_rows)?, decode(open_rows)?))
     }
 
@@ -374,7 +411,11 @@ impl Store {
             Scope::Community(id) => ("SELECT COUNT(*) AS n FROM communities WHERE id = $1", id),
             Scope::Grid(id) => ("SELECT COUNT(*) AS n FROM grids WHERE id = $1", id),
         };
-        let n: i64 = sqlx::query(sql).bind(id).fetch_one(self.db.pool()).await?.try_get("n")?;
+        let n: i64 = sqlx::query(sql)
+            .bind(id)
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("n")?;
         Ok(n > 0)
     }
 
@@ -382,12 +423,16 @@ impl Store {
     pub async fn load_organisation(&self, organisation: &Organisation) -> Result<(), StoreError> {
         let mut tx = self.db.pool().begin().await?;
         for table in ["buildings", "grids", "communities", "organisation_settings"] {
-            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("INSERT INTO organisation_settings (name, value) VALUES ('district_handler', $1)")
-            .bind(&organisation.district_handler)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO organisation_settings (name, value) VALUES ('district_handler', $1)",
+        )
+        .bind(&organisation.district_handler)
+        .execute(&mut *tx)
+        .await?;
         for (c, community) in organisation.communities.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO communities (id, name, committee_handler, position) VALUES ($1, $2, $3, $4)",
@@ -412,12 +457,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 for (b, building) in grid.building_ids.iter().enumerate() {
-                    sqlx::query("INSERT INTO buildings (id, grid_id, position) VALUES ($1, $2, $3)")
-                        .bind(building)
-                        .bind(&grid.id)
-                        .bind(b as i64)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO buildings (id, grid_id, position) VALUES ($1, $2, $3)",
+                    )
+                    .bind(building)
+                    .bind(&grid.id)
+                    .bind(b as i64)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }
@@ -436,9 +483,10 @@ impl Store {
         )
         .fetch_all(&mut *conn)
         .await?;
-        let communities = sqlx::query("SELECT id, name, committee_handler FROM communities ORDER BY position")
-            .fetch_all(&mut *conn)
-            .await?;
+        let communities =
+            sqlx::query("SELECT id, name, committee_handler FROM communities ORDER BY position")
+                .fetch_all(&mut *conn)
+                .await?;
         let mut organisation = Organisation {
             district_handler,
             communities: Vec::new(),
@@ -476,10 +524,12 @@ impl Store {
     }
 
     async fn by_request_id(&self, request_id: &str) -> Result<Option<Complaint>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM complaints WHERE request_id = $1"))
-            .bind(request_id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM complaints WHERE request_id = $1"
+        ))
+        .bind(request_id)
+        .fetch_optional(self.db.pool())
+        .await?;
         Ok(row.as_ref().map(complaint_from_row).transpose()?)
     }
 
@@ -493,11 +543,13 @@ impl Store {
 }
 
 async fn load(conn: &mut AnyConnection, id: &str, lock: &str) -> Result<Complaint, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM complaints WHERE id = $1{lock}"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM complaints WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))?;
     Ok(complaint_from_row(&row)?)
 }
 
@@ -530,7 +582,10 @@ async fn route(
             if grid_id.is_some_and(|grid| grid != building_grid) {
                 return Err(FieldError::new(
                     "building_id",
-                    format!("building {building} is in grid {building_grid}, not {}", grid_id.unwrap_or_default()),
+                    format!(
+                        "building {building} is in grid {building_grid}, not {}",
+                        grid_id.unwrap_or_default()
+                    ),
                 )
                 .into());
             }
@@ -545,7 +600,10 @@ async fn route(
         .ok_or_else(|| StoreError::NotFound(format!("grid {grid_id}")))
 }
 
-async fn chain_of_grid(conn: &mut AnyConnection, grid_id: &str) -> Result<Option<Chain>, StoreError> {
+async fn chain_of_grid(
+    conn: &mut AnyConnection,
+    grid_id: &str,
+) -> Result<Option<Chain>, StoreError> {
     let district_handler = district_handler(conn).await?;
     let row = sqlx::query(
         "SELECT g.id, g.community_id, g.worker, g.branch_handler, c.committee_handler \
@@ -566,9 +624,10 @@ async fn chain_of_grid(conn: &mut AnyConnection, grid_id: &str) -> Result<Option
 }
 
 async fn district_handler(conn: &mut AnyConnection) -> Result<String, sqlx::Error> {
-    let row = sqlx::query("SELECT value FROM organisation_settings WHERE name = 'district_handler'")
-        .fetch_optional(conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT value FROM organisation_settings WHERE name = 'district_handler'")
+            .fetch_optional(conn)
+            .await?;
     Ok(match row {
         Some(row) => row.try_get("value")?,
         None => DEFAULT_DISTRICT_HANDLER.into(),
@@ -576,7 +635,11 @@ async fn district_handler(conn: &mut AnyConnection) -> Result<String, sqlx::Erro
 }
 
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
-async fn insert(conn: &mut AnyConnection, request_id: &str, c: &Complaint) -> Result<bool, sqlx::Error> {
+async fn insert(
+    conn: &mut AnyConnection,
+    request_id: &str,
+    c: &Complaint,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(&format!(
         "INSERT INTO complaints (request_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
          $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, \
@@ -688,7 +751,10 @@ fn parse<T>(row: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<
 
 fn complaint_from_row(row: &AnyRow) -> Result<Complaint, sqlx::Error> {
     let at = |column: &str| row.try_get::<i64, _>(column).map(from_millis);
-    let maybe_at = |column: &str| row.try_get::<Option<i64>, _>(column).map(|v| v.map(from_millis));
+    let maybe_at = |column: &str| {
+        row.try_get::<Option<i64>, _>(column)
+            .map(|v| v.map(from_millis))
+    };
     let phone: Option<String> = row.try_get("reporter_phone")?;
     let satisfaction: Option<i64> = row.try_get("satisfaction")?;
     let decode = |error: FieldError| sqlx::Error::Decode(error.to_string().into());
@@ -702,7 +768,10 @@ fn complaint_from_row(row: &AnyRow) -> Result<Complaint, sqlx::Error> {
         priority: parse(row, "priority", Priority::parse)?,
         reporter: Reporter {
             name: row.try_get("reporter_name")?,
-            phone: phone.map(|phone| Phone::parse("reporter_phone", &phone)).transpose().map_err(decode)?,
+            phone: phone
+                .map(|phone| Phone::parse("reporter_phone", &phone))
+                .transpose()
+                .map_err(decode)?,
         },
         community_id: row.try_get("community_id")?,
         grid_id: row.try_get("grid_id")?,

@@ -64,7 +64,10 @@ impl Handler for CountEffect {
             .execute(&mut *conn)
             .await?;
             if call < self.fail_first {
-                return Err(HandlerError::Transient(format!("thing {} not ready", data.n)));
+                return Err(HandlerError::Transient(format!(
+                    "thing {} not ready",
+                    data.n
+                )));
             }
             Ok(())
         })
@@ -84,11 +87,13 @@ async fn applied_count(db: &Database, event_id: &str) -> anyhow::Result<i64> {
 }
 
 async fn processed_count(db: &Database, consumer: &str) -> anyhow::Result<i64> {
-    Ok(sqlx::query("SELECT COUNT(*) AS n FROM processed_events WHERE consumer = $1")
-        .bind(consumer)
-        .fetch_one(db.pool())
-        .await?
-        .try_get("n")?)
+    Ok(
+        sqlx::query("SELECT COUNT(*) AS n FROM processed_events WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_one(db.pool())
+            .await?
+            .try_get("n")?,
+    )
 }
 
 async fn applying_the_same_event_twice_applies_it_once(db: &Database) -> anyhow::Result<()> {
@@ -103,7 +108,11 @@ async fn applying_the_same_event_twice_applies_it_once(db: &Database) -> anyhow:
     assert_eq!(second, Outcome::AlreadyProcessed);
     assert_eq!(applied_count(db, &event.id).await?, 1);
     assert_eq!(processed_count(db, CONSUMER).await?, 1);
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "the handler is not even called again");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        1,
+        "the handler is not even called again"
+    );
     Ok(())
 }
 
@@ -116,9 +125,20 @@ async fn a_transient_failure_leaves_nothing_behind_and_can_be_retried(
 
     let failed = apply_once(db, CONSUMER, &event, &handler, &clock).await;
 
-    assert!(matches!(failed, Err(HandlerError::Transient(_))), "got {failed:?}");
-    assert_eq!(applied_count(db, &event.id).await?, 0, "the effect was rolled back");
-    assert_eq!(processed_count(db, CONSUMER).await?, 0, "the event is not recorded as processed");
+    assert!(
+        matches!(failed, Err(HandlerError::Transient(_))),
+        "got {failed:?}"
+    );
+    assert_eq!(
+        applied_count(db, &event.id).await?,
+        0,
+        "the effect was rolled back"
+    );
+    assert_eq!(
+        processed_count(db, CONSUMER).await?,
+        0,
+        "the event is not recorded as processed"
+    );
 
     let retried = apply_once(db, CONSUMER, &event, &handler, &clock).await?;
 
@@ -137,7 +157,14 @@ async fn each_consumer_applies_an_event_once_for_itself(db: &Database) -> anyhow
     let b = apply_once(db, "consumer-b", &event, &handler, &clock).await?;
     let a_again = apply_once(db, "consumer-a", &event, &handler, &clock).await?;
 
-    assert_eq!((a, b, a_again), (Outcome::Applied, Outcome::Applied, Outcome::AlreadyProcessed));
+    assert_eq!(
+        (a, b, a_again),
+        (
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::AlreadyProcessed
+        )
+    );
     assert_eq!(applied_count(db, &event.id).await?, 2);
     Ok(())
 }
@@ -276,10 +303,22 @@ async fn inbox_applies_a_redelivered_event_once_and_terminates_a_malformed_one_w
         info.delivered.consumer_sequence, last,
         "every message was settled on its first delivery (no redelivery)"
     );
-    assert_eq!(applied_count(&db, &repeated.id).await?, 1, "the repeated event is applied once");
-    assert_eq!(applied_count(&db, &after.id).await?, 1, "the event after the malformed one is applied");
+    assert_eq!(
+        applied_count(&db, &repeated.id).await?,
+        1,
+        "the repeated event is applied once"
+    );
+    assert_eq!(
+        applied_count(&db, &after.id).await?,
+        1,
+        "the event after the malformed one is applied"
+    );
     assert_eq!(processed_count(&db, CONSUMER).await?, 2);
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 2, "the handler never saw the malformed one");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        2,
+        "the handler never saw the malformed one"
+    );
     let advisory = tokio::time::timeout(WITHIN, terminated.next())
         .await
         .context("no MSG_TERMINATED advisory")?
@@ -321,8 +360,16 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
         info.delivered.consumer_sequence, 2,
         "the failed delivery was nak'ed and delivered once more"
     );
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 2, "failed once, then applied");
-    assert_eq!(applied_count(&db, &event.id).await?, 1, "the failed attempt left no effect");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        2,
+        "failed once, then applied"
+    );
+    assert_eq!(
+        applied_count(&db, &event.id).await?,
+        1,
+        "the failed attempt left no effect"
+    );
     assert_eq!(processed_count(&db, CONSUMER).await?, 1);
 
     shutdown.cancel();

@@ -42,14 +42,25 @@ async fn assert_delivered_exactly_once(
 ) -> anyhow::Result<Vec<String>> {
     eventually(WITHIN, || async {
         let (total, pending) = outbox_counts(db).await?;
-        ensure!(pending == 0, "{pending} of {total} outbox rows still pending");
+        ensure!(
+            pending == 0,
+            "{pending} of {total} outbox rows still pending"
+        );
         Ok(())
     })
     .await?;
     let ids = eventually(WITHIN, || stream_ids_exactly(js, STREAM.name, events.len())).await?;
     let unique: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(unique.len(), ids.len(), "no event twice in the stream: {ids:?}");
-    assert_eq!(unique, id_set(events), "the stream holds exactly the enqueued events");
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "no event twice in the stream: {ids:?}"
+    );
+    assert_eq!(
+        unique,
+        id_set(events),
+        "the stream holds exactly the enqueued events"
+    );
     Ok(ids)
 }
 
@@ -75,10 +86,21 @@ async fn relay_publishes_committed_events_with_their_id_as_msg_id_and_marks_them
     assert_eq!(ids, enqueued, "published in the order they were written");
     for (subject, id, payload) in stream_messages(&js, STREAM.name).await? {
         let event: CloudEvent = serde_json::from_slice(&payload)?;
-        assert_eq!(subject, "shequ.test.thing.happened.v1", "the subject is the event type");
-        assert_eq!(id.as_deref(), Some(event.id.as_str()), "Nats-Msg-Id is the event id");
+        assert_eq!(
+            subject, "shequ.test.thing.happened.v1",
+            "the subject is the event type"
+        );
+        assert_eq!(
+            id.as_deref(),
+            Some(event.id.as_str()),
+            "Nats-Msg-Id is the event id"
+        );
         let original = events.iter().find(|e| e.id == event.id);
-        assert_eq!(Some(&event), original, "the payload is the CloudEvent as enqueued");
+        assert_eq!(
+            Some(&event),
+            original,
+            "the payload is the CloudEvent as enqueued"
+        );
         let data: ThingHappened = event.data_as()?;
         assert_eq!(data.thing_id, event.subject);
     }
@@ -140,8 +162,14 @@ async fn events_enqueued_while_nats_is_down_reach_the_stream_exactly_once_after_
         .await?;
         let attempts: i64 = row.try_get("attempts")?;
         let pending: i64 = row.try_get("pending")?;
-        ensure!(pending == 10, "all rows must stay pending while NATS is down, {pending} are");
-        ensure!(attempts >= 2, "the relay should have failed and retried, attempts = {attempts}");
+        ensure!(
+            pending == 10,
+            "all rows must stay pending while NATS is down, {pending} are"
+        );
+        ensure!(
+            attempts >= 2,
+            "the relay should have failed and retried, attempts = {attempts}"
+        );
         Ok(())
     })
     .await?;
@@ -150,7 +178,10 @@ async fn events_enqueued_while_nats_is_down_reach_the_stream_exactly_once_after_
             .fetch_one(db.pool())
             .await?
             .try_get("last_error")?;
-    assert!(last_error.is_some_and(|error| !error.is_empty()), "the failure is recorded");
+    assert!(
+        last_error.is_some_and(|error| !error.is_empty()),
+        "the failure is recorded"
+    );
     nats.restart().await?;
 
     // Assert
@@ -190,7 +221,11 @@ async fn relay_stops_promptly_and_keeps_its_rows_when_shut_down_while_nats_is_do
 
     // Assert: at most a pass in progress (one publish timeout) plus the 5 s flush.
     join_within(relay, Duration::from_secs(12)).await?;
-    assert_eq!(outbox_counts(&db).await?, (20, 20), "every row still waits for NATS");
+    assert_eq!(
+        outbox_counts(&db).await?,
+        (20, 20),
+        "every row still waits for NATS"
+    );
     Ok(())
 }
 
@@ -216,7 +251,11 @@ async fn a_new_relay_after_a_restart_delivers_what_the_stopped_one_could_not_exa
         drop(js);
         drop(client);
     }
-    assert_eq!(outbox_counts(&db).await?, (5, 5), "nothing is marked sent while NATS is down");
+    assert_eq!(
+        outbox_counts(&db).await?,
+        (5, 5),
+        "nothing is marked sent while NATS is down"
+    );
 
     // Act: NATS comes back, and a new process starts a new relay on the same database.
     nats.restart().await?;
@@ -288,6 +327,9 @@ async fn ensure_stream_is_idempotent_and_sets_the_duplicate_window() -> anyhow::
 
     let info = stream.get_info().await?;
     assert_eq!(info.config.subjects, vec![STREAM.subjects.to_string()]);
-    assert_eq!(info.config.duplicate_window, shequ_chassis::nats::DUPLICATE_WINDOW);
+    assert_eq!(
+        info.config.duplicate_window,
+        shequ_chassis::nats::DUPLICATE_WINDOW
+    );
     Ok(())
 }

@@ -11,7 +11,11 @@ async fn assert_schema(db: &Database) -> anyhow::Result<()> {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
             .fetch_one(db.pool())
             .await?;
-        assert_eq!(row.try_get::<i64, _>("n")?, 0, "table {table} should exist and be empty");
+        assert_eq!(
+            row.try_get::<i64, _>("n")?,
+            0,
+            "table {table} should exist and be empty"
+        );
     }
     let versions: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
         .fetch_all(db.pool())
@@ -19,7 +23,11 @@ async fn assert_schema(db: &Database) -> anyhow::Result<()> {
         .iter()
         .map(|row| row.try_get("version"))
         .collect::<Result<_, _>>()?;
-    assert_eq!(versions, vec![1, 100], "chassis migration first, then the service's");
+    assert_eq!(
+        versions,
+        vec![1, 100],
+        "chassis migration first, then the service's"
+    );
     Ok(())
 }
 
@@ -50,7 +58,11 @@ async fn assert_schema_versions_once(db: &Database) -> anyhow::Result<()> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
         .fetch_one(db.pool())
         .await?;
-    assert_eq!(row.try_get::<i64, _>("n")?, 2, "each migration recorded once");
+    assert_eq!(
+        row.try_get::<i64, _>("n")?,
+        2,
+        "each migration recorded once"
+    );
     Ok(())
 }
 
@@ -83,7 +95,8 @@ async fn opening_a_sqlite_database_twice_keeps_schema_and_data() -> anyhow::Resu
 
 #[tokio::test]
 async fn opening_a_postgres_database_twice_keeps_schema_and_data() -> anyhow::Result<()> {
-    let Some((pg, first)) = postgres_db("opening_a_postgres_database_twice_keeps_schema_and_data").await?
+    let Some((pg, first)) =
+        postgres_db("opening_a_postgres_database_twice_keeps_schema_and_data").await?
     else {
         return Ok(());
     };
@@ -114,7 +127,10 @@ async fn sqlite_runs_in_wal_mode() -> anyhow::Result<()> {
         .try_get(0)?;
 
     assert_eq!(mode.to_lowercase(), "wal");
-    assert!(dir.path().join("x.db-wal").exists(), "WAL file next to the database");
+    assert!(
+        dir.path().join("x.db-wal").exists(),
+        "WAL file next to the database"
+    );
     Ok(())
 }
 

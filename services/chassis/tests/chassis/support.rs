@@ -68,9 +68,13 @@ pub(crate) fn sqlite_url(file: &std::path::Path) -> String {
 }
 
 /// A fresh PostgreSQL database, or `None` (with a note) when no server answers.
-pub(crate) async fn postgres_db(test: &str) -> anyhow::Result<Option<(shequ_tests::TestPostgres, Database)>> {
+pub(crate) async fn postgres_db(
+    test: &str,
+) -> anyhow::Result<Option<(shequ_tests::TestPostgres, Database)>> {
     let Some(admin_url) = shequ_tests::postgres_url().await else {
-        eprintln!("{test}: skipping the PostgreSQL half, no server at SHEQU_TEST_POSTGRES_URL / 127.0.0.1:5432");
+        eprintln!(
+            "{test}: skipping the PostgreSQL half, no server at SHEQU_TEST_POSTGRES_URL / 127.0.0.1:5432"
+        );
         return Ok(None);
     };
     let pg = shequ_tests::TestPostgres::create(&admin_url).await?;
@@ -79,7 +83,9 @@ pub(crate) async fn postgres_db(test: &str) -> anyhow::Result<Option<(shequ_test
 }
 
 /// A client and JetStream context on `server`, through the chassis's own helpers.
-pub(crate) async fn jetstream_on(server: &shequ_tests::NatsServer) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+pub(crate) async fn jetstream_on(
+    server: &shequ_tests::NatsServer,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
     let client = shequ_chassis::nats::connect(&server.url(), "chassis-test").await?;
     let js = shequ_chassis::nats::jetstream(client.clone(), Duration::from_secs(2));
     Ok((client, js))
@@ -115,7 +121,10 @@ pub(crate) async fn stream_ids_exactly(
 ) -> anyhow::Result<Vec<String>> {
     let messages = stream_messages(js, stream).await?;
     if messages.len() != expected {
-        bail!("stream {stream} has {} messages, want {expected}", messages.len());
+        bail!(
+            "stream {stream} has {} messages, want {expected}",
+            messages.len()
+        );
     }
     messages
         .into_iter()
@@ -132,7 +141,10 @@ pub(crate) async fn outbox_counts(db: &Database) -> anyhow::Result<(i64, i64)> {
     )
     .fetch_one(db.pool())
     .await?;
-    Ok((row.try_get::<i64, _>("total")?, row.try_get::<i64, _>("pending")?))
+    Ok((
+        row.try_get::<i64, _>("total")?,
+        row.try_get::<i64, _>("pending")?,
+    ))
 }
 
 /// Writes `events` into the outbox in one transaction and commits.
@@ -150,7 +162,10 @@ pub(crate) fn id_set(events: &[CloudEvent]) -> BTreeSet<String> {
 }
 
 /// Waits for a spawned background task to finish after its token was cancelled.
-pub(crate) async fn join_within(task: tokio::task::JoinHandle<()>, within: Duration) -> anyhow::Result<()> {
+pub(crate) async fn join_within(
+    task: tokio::task::JoinHandle<()>,
+    within: Duration,
+) -> anyhow::Result<()> {
     tokio::time::timeout(within, task)
         .await
         .context("task did not stop in time")?

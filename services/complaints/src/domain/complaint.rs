@@ -77,7 +77,10 @@ impl Satisfaction {
     pub fn parse(field: &str, value: u32) -> Result<Self, FieldError> {
         match u8::try_from(value) {
             Ok(score @ 1..=5) => Ok(Self(score)),
-            _ => Err(FieldError::new(field, format!("must be 1 to 5, got {value}"))),
+            _ => Err(FieldError::new(
+                field,
+                format!("must be 1 to 5, got {value}"),
+            )),
         }
     }
 
@@ -256,7 +259,11 @@ impl Complaint {
         if let Some(assignee) = assignee {
             self.assignee = assignee;
         }
-        Ok(self.move_to(Action::Accepted, Status::Accepted, Some(format!("assigned to {}", self.assignee))))
+        Ok(self.move_to(
+            Action::Accepted,
+            Status::Accepted,
+            Some(format!("assigned to {}", self.assignee)),
+        ))
     }
 
     pub fn start(&mut self) -> Result<Transition, TransitionError> {
@@ -328,7 +335,11 @@ impl Complaint {
     pub fn merge_into(&mut self, target: &Complaint) -> Result<Transition, TransitionError> {
         self.require_open(Action::Merged)?;
         if target.id == self.id {
-            return Err(FieldError::new("into_complaint_id", "a complaint cannot be merged into itself").into());
+            return Err(FieldError::new(
+                "into_complaint_id",
+                "a complaint cannot be merged into itself",
+            )
+            .into());
         }
         if !target.status.is_open() {
             return Err(TransitionError::Precondition(format!(
@@ -346,7 +357,11 @@ impl Complaint {
             )));
         }
         self.merged_into = Some(target.id.clone());
-        Ok(self.move_to(Action::Merged, Status::Merged, Some(format!("duplicate of {}", target.id))))
+        Ok(self.move_to(
+            Action::Merged,
+            Status::Merged,
+            Some(format!("duplicate of {}", target.id)),
+        ))
     }
 
     /// An operator changes the category (and optionally the priority); the time
@@ -405,14 +420,21 @@ impl Complaint {
     /// Moves the complaint one level up the organisation (once per breach; the
     /// caller's unique key sees to "once") and assigns it to that level's handler.
     /// Without a chain (the grid left the organisation) it goes to `fallback`.
-    pub fn escalate(&mut self, breach: Breach, chain: Option<&Chain>, fallback: &str) -> Transition {
+    pub fn escalate(
+        &mut self,
+        breach: Breach,
+        chain: Option<&Chain>,
+        fallback: &str,
+    ) -> Transition {
         let from = self.level;
         let due_at = match breach {
             Breach::Response => self.response_due_at,
             Breach::Resolution => self.resolution_due_at,
         };
         self.level = from.next();
-        self.assignee = chain.map_or(fallback, |chain| chain.handler(self.level)).to_owned();
+        self.assignee = chain
+            .map_or(fallback, |chain| chain.handler(self.level))
+            .to_owned();
         let note = format!(
             "{} limit passed: {} → {}, assigned to {}",
             breach.as_str(),
@@ -431,11 +453,13 @@ impl Complaint {
 
     /// Within the limit that applied when it was acknowledged.
     pub fn accepted_on_time(&self) -> bool {
-        self.accepted_at.is_some_and(|at| at <= self.response_due_at)
+        self.accepted_at
+            .is_some_and(|at| at <= self.response_due_at)
     }
 
     pub fn resolved_on_time(&self) -> bool {
-        self.resolved_at.is_some_and(|at| at <= self.resolution_due_at)
+        self.resolved_at
+            .is_some_and(|at| at <= self.resolution_due_at)
     }
 
     fn require(&self, action: Action, allowed: &[Status]) -> Result<(), TransitionError> {
@@ -509,13 +533,22 @@ mod tests {
     }
 
     fn submitted() -> Complaint {
-        Complaint::submit("c-1".into(), intake("垃圾没人清运", None), &chain(), &TimeLimits::default(), now()).0
+        Complaint::submit(
+            "c-1".into(),
+            intake("垃圾没人清运", None),
+            &chain(),
+            &TimeLimits::default(),
+            now(),
+        )
+        .0
     }
 
     fn resolved() -> Complaint {
         let mut complaint = submitted();
         complaint.accept(None, now()).unwrap();
-        complaint.resolve("已清运".into(), false, Duration::days(3), now()).unwrap();
+        complaint
+            .resolve("已清运".into(), false, Duration::days(3), now())
+            .unwrap();
         complaint
     }
 
@@ -539,21 +572,37 @@ mod tests {
             &TimeLimits::default(),
             now(),
         );
-        assert_eq!((complaint.category, complaint.classified_by.as_str()), (Category::Other, "caller"));
+        assert_eq!(
+            (complaint.category, complaint.classified_by.as_str()),
+            (Category::Other, "caller")
+        );
     }
 
     #[test]
     fn lifecycle_runs_from_submission_to_closure() {
         let mut complaint = submitted();
-        assert_eq!(complaint.accept(Some("worker-zhao".into()), now()).unwrap().to, Status::Accepted);
+        assert_eq!(
+            complaint
+                .accept(Some("worker-zhao".into()), now())
+                .unwrap()
+                .to,
+            Status::Accepted
+        );
         assert_eq!(complaint.assignee, "worker-zhao");
         assert_eq!(complaint.start().unwrap().to, Status::InProgress);
-        let resolved = complaint.resolve("已处理".into(), true, Duration::days(3), now()).unwrap();
-        assert_eq!((resolved.from, resolved.to), (Status::InProgress, Status::Resolved));
+        let resolved = complaint
+            .resolve("已处理".into(), true, Duration::days(3), now())
+            .unwrap();
+        assert_eq!(
+            (resolved.from, resolved.to),
+            (Status::InProgress, Status::Resolved)
+        );
         assert!(complaint.merchant_at_fault);
         let five = Satisfaction::parse("satisfaction", 5).unwrap();
         let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
-        let closed = complaint.follow_up(five, false, None, limit, now()).unwrap();
+        let closed = complaint
+            .follow_up(five, false, None, limit, now())
+            .unwrap();
         assert_eq!((closed.action, closed.to), (Action::Closed, Status::Closed));
         assert!(complaint.status.is_final());
     }
@@ -565,10 +614,16 @@ mod tests {
         let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
         let two = Satisfaction::parse("satisfaction", 2).unwrap();
         let reopened = complaint.follow_up(two, false, None, limit, later).unwrap();
-        assert_eq!((reopened.action, reopened.to), (Action::Reopened, Status::Reopened));
+        assert_eq!(
+            (reopened.action, reopened.to),
+            (Action::Reopened, Status::Reopened)
+        );
         assert_eq!(complaint.reopen_count, 1);
         assert_eq!(complaint.resolution_due_at, later + Duration::days(3));
-        assert!(complaint.start().is_ok(), "a reopened complaint can be worked on again");
+        assert!(
+            complaint.start().is_ok(),
+            "a reopened complaint can be worked on again"
+        );
     }
 
     #[test]
@@ -576,14 +631,26 @@ mod tests {
         let mut complaint = resolved();
         let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
         let five = Satisfaction::parse("satisfaction", 5).unwrap();
-        assert_eq!(complaint.follow_up(five, true, None, limit, now()).unwrap().to, Status::Reopened);
+        assert_eq!(
+            complaint
+                .follow_up(five, true, None, limit, now())
+                .unwrap()
+                .to,
+            Status::Reopened
+        );
     }
 
     #[test]
     fn satisfaction_outside_one_to_five_is_refused() {
         assert!(Satisfaction::parse("satisfaction", 0).is_err());
-        assert_eq!(Satisfaction::parse("satisfaction", 9).unwrap_err().field, "satisfaction");
-        assert!(Satisfaction::parse("satisfaction", 3).is_ok_and(|s| !s.is_satisfied() && !s.is_dissatisfied()));
+        assert_eq!(
+            Satisfaction::parse("satisfaction", 9).unwrap_err().field,
+            "satisfaction"
+        );
+        assert!(
+            Satisfaction::parse("satisfaction", 3)
+                .is_ok_and(|s| !s.is_satisfied() && !s.is_dissatisfied())
+        );
     }
 
     #[test]
@@ -604,7 +671,9 @@ mod tests {
         complaint.accept(None, now()).unwrap();
         let before = complaint.clone();
         let refused = complaint.resolve("x".into(), true, Duration::days(3), now());
-        assert!(matches!(refused, Err(TransitionError::Field(ref e)) if e.field == "merchant_at_fault"));
+        assert!(
+            matches!(refused, Err(TransitionError::Field(ref e)) if e.field == "merchant_at_fault")
+        );
         assert_eq!(complaint, before);
     }
 
@@ -614,21 +683,33 @@ mod tests {
         let mut target = submitted();
         target.id = "c-2".into();
         target.category = Category::PublicSafety;
-        assert!(matches!(duplicate.merge_into(&target), Err(TransitionError::Precondition(_))));
+        assert!(matches!(
+            duplicate.merge_into(&target),
+            Err(TransitionError::Precondition(_))
+        ));
         target.category = duplicate.category;
         let merged = duplicate.merge_into(&target).unwrap();
         assert_eq!(merged.to, Status::Merged);
         assert_eq!(duplicate.merged_into.as_deref(), Some("c-2"));
         let itself = duplicate.clone();
-        assert!(submitted().merge_into(&submitted()).is_err(), "not into itself");
-        assert!(matches!(duplicate.merge_into(&itself), Err(TransitionError::NotAllowed { .. })));
+        assert!(
+            submitted().merge_into(&submitted()).is_err(),
+            "not into itself"
+        );
+        assert!(matches!(
+            duplicate.merge_into(&itself),
+            Err(TransitionError::NotAllowed { .. })
+        ));
     }
 
     #[test]
     fn breaches_appear_when_limits_pass() {
         let complaint = submitted();
         assert!(complaint.breaches(now() + Duration::hours(23)).is_empty());
-        assert_eq!(complaint.breaches(now() + Duration::hours(24)), [Breach::Response]);
+        assert_eq!(
+            complaint.breaches(now() + Duration::hours(24)),
+            [Breach::Response]
+        );
         assert_eq!(
             complaint.breaches(now() + Duration::days(3)),
             [Breach::Response, Breach::Resolution]
@@ -641,21 +722,40 @@ mod tests {
         let mut complaint = submitted();
         let transition = complaint.escalate(Breach::Response, Some(&chain()), "district");
         assert_eq!(complaint.level, Level::GridBranch);
-        assert!(matches!(transition.detail, Detail::Escalated { from_level: Level::GridWorker, .. }));
+        assert!(matches!(
+            transition.detail,
+            Detail::Escalated {
+                from_level: Level::GridWorker,
+                ..
+            }
+        ));
         assert_eq!(complaint.assignee, "branch-wang");
-        assert_eq!(transition.from, transition.to, "escalation keeps the status");
+        assert_eq!(
+            transition.from, transition.to,
+            "escalation keeps the status"
+        );
         complaint.escalate(Breach::Resolution, None, "district-office");
-        assert_eq!((complaint.level, complaint.assignee.as_str()), (Level::CommunityCommittee, "district-office"));
+        assert_eq!(
+            (complaint.level, complaint.assignee.as_str()),
+            (Level::CommunityCommittee, "district-office")
+        );
     }
 
     #[test]
     fn reclassification_recomputes_limits_and_records_the_operator() {
         let mut complaint = submitted();
         let transition = complaint
-            .reclassify(Category::PublicSafety, Some(Priority::Urgent), &TimeLimits::default())
+            .reclassify(
+                Category::PublicSafety,
+                Some(Priority::Urgent),
+                &TimeLimits::default(),
+            )
             .unwrap();
         assert_eq!(complaint.classified_by, "operator");
         assert_eq!(complaint.response_due_at, now() + Duration::hours(2));
-        assert_eq!(transition.note.as_deref(), Some("environment_sanitation/normal → public_safety/urgent"));
+        assert_eq!(
+            transition.note.as_deref(),
+            Some("environment_sanitation/normal → public_safety/urgent")
+        );
     }
 }

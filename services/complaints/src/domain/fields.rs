@@ -39,8 +39,14 @@ fn bounded<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, Field
             format!("must be at most {max} characters, got {length}"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value)
 }
@@ -51,7 +57,10 @@ mod tests {
 
     #[test]
     fn required_text_is_trimmed_and_must_not_be_blank() {
-        assert_eq!(required("text", "  路灯坏了 ", 10).as_deref(), Ok("路灯坏了"));
+        assert_eq!(
+            required("text", "  路灯坏了 ", 10).as_deref(),
+            Ok("路灯坏了")
+        );
         assert_eq!(required("text", "   ", 10).unwrap_err().field, "text");
     }
 

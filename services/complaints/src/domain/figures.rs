@@ -42,7 +42,11 @@ pub struct Backlog {
 impl Figures {
     /// `submitted_in_period`: the scope's complaints submitted in the period;
     /// `open_now`: the scope's open complaints, whenever submitted.
-    pub fn compute(submitted_in_period: &[Complaint], open_now: &[Complaint], now: DateTime<Utc>) -> Self {
+    pub fn compute(
+        submitted_in_period: &[Complaint],
+        open_now: &[Complaint],
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut figures = Figures {
             submitted: count(submitted_in_period.len()),
             ..Figures::default()
@@ -150,18 +154,49 @@ mod tests {
 
     #[test]
     fn rates_count_only_complaints_whose_outcome_is_known() {
-        let limit = TimeLimits::default().limit(crate::domain::kinds::Category::MunicipalFacilities, Priority::Normal);
+        let limit = TimeLimits::default().limit(
+            crate::domain::kinds::Category::MunicipalFacilities,
+            Priority::Normal,
+        );
         let now = start() + Duration::days(10);
         // Accepted in an hour, resolved in a day, followed up with 5: all on time.
         let mut quick = complaint("quick", start());
         quick.accept(None, start() + Duration::hours(1)).unwrap();
-        quick.resolve("ok".into(), false, Duration::days(3), start() + Duration::days(1)).unwrap();
-        quick.follow_up(Satisfaction::parse("s", 5).unwrap(), false, None, limit, start() + Duration::days(2)).unwrap();
+        quick
+            .resolve(
+                "ok".into(),
+                false,
+                Duration::days(3),
+                start() + Duration::days(1),
+            )
+            .unwrap();
+        quick
+            .follow_up(
+                Satisfaction::parse("s", 5).unwrap(),
+                false,
+                None,
+                limit,
+                start() + Duration::days(2),
+            )
+            .unwrap();
         // Accepted late, resolved late, reopened with 1 of 5.
         let mut slow = complaint("slow", start());
         slow.accept(None, start() + Duration::days(2)).unwrap();
-        slow.resolve("ok".into(), false, Duration::days(3), start() + Duration::days(4)).unwrap();
-        slow.follow_up(Satisfaction::parse("s", 1).unwrap(), false, None, limit, start() + Duration::days(5)).unwrap();
+        slow.resolve(
+            "ok".into(),
+            false,
+            Duration::days(3),
+            start() + Duration::days(4),
+        )
+        .unwrap();
+        slow.follow_up(
+            Satisfaction::parse("s", 1).unwrap(),
+            false,
+            None,
+            limit,
+            start() + Duration::days(5),
+        )
+        .unwrap();
         // Submitted just now: neither limit has passed, so it counts in no rate.
         let fresh = complaint("fresh", now - Duration::hours(1));
         // Rejected: submitted but outside the rates.
@@ -172,8 +207,14 @@ mod tests {
         let figures = Figures::compute(&all, &[slow, fresh], now);
 
         assert_eq!(figures.submitted, 4);
-        assert_eq!((figures.responded_on_time, figures.response_counted), (1, 2));
-        assert_eq!((figures.resolved_on_time, figures.resolution_counted), (1, 2));
+        assert_eq!(
+            (figures.responded_on_time, figures.response_counted),
+            (1, 2)
+        );
+        assert_eq!(
+            (figures.resolved_on_time, figures.resolution_counted),
+            (1, 2)
+        );
         assert_eq!((figures.satisfied, figures.followed_up), (1, 2));
         assert_eq!((figures.reopened, figures.resolved), (1, 2));
         assert_eq!(figures.response_rate(), Some(0.5));
@@ -185,8 +226,15 @@ mod tests {
     #[test]
     fn a_complaint_past_its_limit_without_answer_counts_against_the_rate() {
         let late = complaint("late", start());
-        let figures = Figures::compute(std::slice::from_ref(&late), &[late.clone()], start() + Duration::days(8));
-        assert_eq!((figures.responded_on_time, figures.response_counted), (0, 1));
+        let figures = Figures::compute(
+            std::slice::from_ref(&late),
+            &[late.clone()],
+            start() + Duration::days(8),
+        );
+        assert_eq!(
+            (figures.responded_on_time, figures.response_counted),
+            (0, 1)
+        );
         assert_eq!(figures.response_rate(), Some(0.0));
         assert_eq!(figures.backlog.over_7_days, 1);
     }

@@ -39,7 +39,11 @@ impl Organisation {
     /// Checks every id and handler and that no id is used twice; errors name the
     /// field as `communities[0].grids[1].worker`.
     pub fn validate(self) -> Result<Self, FieldError> {
-        fields::required("organisation.district_handler", &self.district_handler, fields::ID)?;
+        fields::required(
+            "organisation.district_handler",
+            &self.district_handler,
+            fields::ID,
+        )?;
         let mut community_ids = HashSet::new();
         let mut grid_ids = HashSet::new();
         let mut building_ids = HashSet::new();
@@ -47,15 +51,27 @@ impl Organisation {
             let at = format!("organisation.communities[{c}]");
             unique(&mut community_ids, &format!("{at}.id"), &community.id)?;
             fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
-            fields::required(&format!("{at}.committee_handler"), &community.committee_handler, fields::ID)?;
+            fields::required(
+                &format!("{at}.committee_handler"),
+                &community.committee_handler,
+                fields::ID,
+            )?;
             for (g, grid) in community.grids.iter().enumerate() {
                 let at = format!("{at}.grids[{g}]");
                 unique(&mut grid_ids, &format!("{at}.id"), &grid.id)?;
                 fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
                 fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
-                fields::required(&format!("{at}.branch_handler"), &grid.branch_handler, fields::ID)?;
+                fields::required(
+                    &format!("{at}.branch_handler"),
+                    &grid.branch_handler,
+                    fields::ID,
+                )?;
                 for (b, building) in grid.building_ids.iter().enumerate() {
-                    unique(&mut building_ids, &format!("{at}.building_ids[{b}]"), building)?;
+                    unique(
+                        &mut building_ids,
+                        &format!("{at}.building_ids[{b}]"),
+                        building,
+                    )?;
                 }
             }
         }
@@ -129,7 +145,10 @@ mod tests {
         second.building_ids = vec!["b2".into()];
         org.communities[0].grids.push(second);
         let error = org.validate().unwrap_err();
-        assert_eq!(error.field, "organisation.communities[0].grids[1].building_ids[0]");
+        assert_eq!(
+            error.field,
+            "organisation.communities[0].grids[1].building_ids[0]"
+        );
     }
 
     #[test]
@@ -152,10 +171,15 @@ mod tests {
             committee_handler: "c".into(),
             district_handler: "d".into(),
         };
-        let handlers: Vec<&str> = [Level::GridWorker, Level::GridBranch, Level::CommunityCommittee, Level::District]
-            .into_iter()
-            .map(|level| chain.handler(level))
-            .collect();
+        let handlers: Vec<&str> = [
+            Level::GridWorker,
+            Level::GridBranch,
+            Level::CommunityCommittee,
+            Level::District,
+        ]
+        .into_iter()
+        .map(|level| chain.handler(level))
+        .collect();
         assert_eq!(handlers, ["w", "b", "c", "d"]);
     }
 }

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn letters_in_a_phone_are_refused() {
-        assert_eq!(Phone::parse("reporter.phone", "138abc").unwrap_err().field, "reporter.phone");
+        assert_eq!(
+            Phone::parse("reporter.phone", "138abc").unwrap_err().field,
+            "reporter.phone"
+        );
         assert!(Phone::parse("reporter.phone", "123").is_err());
     }
 
@@ -102,7 +105,10 @@ mod tests {
     fn debug_output_never_shows_personal_data() {
         let reporter = Reporter::parse("张三", "13812345678").unwrap();
         let shown = format!("{reporter:?}");
-        assert!(!shown.contains("张三") && !shown.contains("13812345678"), "{shown}");
+        assert!(
+            !shown.contains("张三") && !shown.contains("13812345678"),
+            "{shown}"
+        );
     }
 
     #[test]

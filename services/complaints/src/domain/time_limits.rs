@@ -78,9 +78,8 @@ impl TimeLimits {
     /// with the response limit no longer than the resolution limit.
     pub fn from_json(json: &str) -> Result<Self, String> {
         let file: File = serde_json::from_str(json).map_err(|error| error.to_string())?;
-        let priority = |name: &str| {
-            Priority::parse(name).ok_or_else(|| format!("unknown priority {name:?}"))
-        };
+        let priority =
+            |name: &str| Priority::parse(name).ok_or_else(|| format!("unknown priority {name:?}"));
         let mut by_priority = HashMap::new();
         for (name, limit) in &file.priorities {
             by_priority.insert(priority(name)?, check(name, *limit)?);
@@ -148,7 +147,12 @@ mod tests {
         let urgent = limits.limit(Category::PublicSafety, Priority::Urgent);
         assert_eq!(urgent.response(), Duration::hours(2));
         assert_eq!(urgent.resolution(), Duration::hours(24));
-        assert_eq!(limits.limit(Category::Other, Priority::Complex).resolution(), Duration::days(7));
+        assert_eq!(
+            limits
+                .limit(Category::Other, Priority::Complex)
+                .resolution(),
+            Duration::days(7)
+        );
     }
 
     #[test]
@@ -161,8 +165,18 @@ mod tests {
                 "follow_up_minutes": 60}"#,
         )
         .unwrap();
-        assert_eq!(limits.limit(Category::PublicSafety, Priority::Normal).response_minutes, 30);
-        assert_eq!(limits.limit(Category::Other, Priority::Normal).response_minutes, 600);
+        assert_eq!(
+            limits
+                .limit(Category::PublicSafety, Priority::Normal)
+                .response_minutes,
+            30
+        );
+        assert_eq!(
+            limits
+                .limit(Category::Other, Priority::Normal)
+                .response_minutes,
+            600
+        );
         assert_eq!(limits.follow_up(), Duration::hours(1));
     }
 

@@ -63,11 +63,21 @@ fn follow_up(id: &str, satisfaction: u32) -> pb::RecordFollowUpRequest {
     }
 }
 
-async fn list(app: &mut TestApp, request: pb::ListComplaintsRequest) -> anyhow::Result<Vec<pb::Complaint>> {
-    Ok(app.complaints.list_complaints(request).await?.into_inner().complaints)
+async fn list(
+    app: &mut TestApp,
+    request: pb::ListComplaintsRequest,
+) -> anyhow::Result<Vec<pb::Complaint>> {
+    Ok(app
+        .complaints
+        .list_complaints(request)
+        .await?
+        .into_inner()
+        .complaints)
 }
 
-async fn submitted_complaint_is_classified_routed_and_readable_with_its_reporter(mut app: TestApp) -> anyhow::Result<()> {
+async fn submitted_complaint_is_classified_routed_and_readable_with_its_reporter(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
 
     let submitted = app.submit("r-1", "3号楼下的垃圾三天没人清运").await?;
@@ -76,25 +86,50 @@ async fn submitted_complaint_is_classified_routed_and_readable_with_its_reporter
     assert_eq!(complaint.status(), pb::Status::Submitted);
     assert_eq!(complaint.category(), pb::Category::EnvironmentSanitation);
     assert_eq!(complaint.classified_by, "rule:environment_sanitation/垃圾");
-    assert_eq!((complaint.community_id.as_str(), complaint.grid_id.as_str()), ("xinyuan", "xinyuan-1"));
-    assert_eq!((complaint.level(), complaint.assignee.as_str()), (pb::Level::GridWorker, "worker-li"));
+    assert_eq!(
+        (complaint.community_id.as_str(), complaint.grid_id.as_str()),
+        ("xinyuan", "xinyuan-1")
+    );
+    assert_eq!(
+        (complaint.level(), complaint.assignee.as_str()),
+        (pb::Level::GridWorker, "worker-li")
+    );
     let reporter = complaint.reporter.clone().unwrap_or_default();
-    assert_eq!((reporter.name.as_str(), reporter.phone.as_str()), ("张三", "13812345678"));
+    assert_eq!(
+        (reporter.name.as_str(), reporter.phone.as_str()),
+        ("张三", "13812345678")
+    );
     assert_eq!(complaint.reporter_phone_masked, "138****5678");
     let due = complaint.response_due_at.clone().unwrap_or_default();
-    assert_eq!(due.seconds, (start_of_test() + Duration::hours(24)).timestamp());
+    assert_eq!(
+        due.seconds,
+        (start_of_test() + Duration::hours(24)).timestamp()
+    );
     assert_eq!(complaint.history.len(), 1);
     assert_eq!(complaint.history[0].action, "submitted");
     Ok(())
 }
 
-async fn same_request_id_returns_the_first_complaint_and_changes_nothing(mut app: TestApp) -> anyhow::Result<()> {
+async fn same_request_id_returns_the_first_complaint_and_changes_nothing(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
 
-    let first = app.complaints.submit_complaint(submission("r-1", "路灯不亮")).await?.into_inner();
-    let again = app.complaints.submit_complaint(submission("r-1", "路灯不亮")).await?.into_inner();
+    let first = app
+        .complaints
+        .submit_complaint(submission("r-1", "路灯不亮"))
+        .await?
+        .into_inner();
+    let again = app
+        .complaints
+        .submit_complaint(submission("r-1", "路灯不亮"))
+        .await?
+        .into_inner();
 
-    let (first, again_complaint) = (first.complaint.unwrap_or_default(), again.complaint.unwrap_or_default());
+    let (first, again_complaint) = (
+        first.complaint.unwrap_or_default(),
+        again.complaint.unwrap_or_default(),
+    );
     assert!(again.duplicate);
     assert_eq!(first.id, again_complaint.id);
     assert_eq!(list(&mut app, Default::default()).await?.len(), 1);
@@ -103,7 +138,9 @@ async fn same_request_id_returns_the_first_complaint_and_changes_nothing(mut app
     Ok(())
 }
 
-async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_history(mut app: TestApp) -> anyhow::Result<()> {
+async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_history(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let id = app.submit("r-1", "垃圾没人清运").await?.id;
 
@@ -119,38 +156,88 @@ async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_histor
     app.clock.advance(Duration::hours(5));
     app.complaints.resolve_complaint(resolve(&id)).await?;
     app.clock.advance(Duration::days(1));
-    let closed = app.complaints.record_follow_up(follow_up(&id, 5)).await?.into_inner().complaint.unwrap_or_default();
+    let closed = app
+        .complaints
+        .record_follow_up(follow_up(&id, 5))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
 
     assert_eq!(closed.status(), pb::Status::Closed);
     assert_eq!(closed.satisfaction, 5);
     let history = app.get(&id).await?.history;
     let steps: Vec<(&str, pb::Status, pb::Status, &str)> = history
         .iter()
-        .map(|h| (h.action.as_str(), h.from_status(), h.to_status(), h.actor.as_str()))
+        .map(|h| {
+            (
+                h.action.as_str(),
+                h.from_status(),
+                h.to_status(),
+                h.actor.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
         [
-            ("submitted", pb::Status::Submitted, pb::Status::Submitted, "channel:mini_program"),
-            ("accepted", pb::Status::Submitted, pb::Status::Accepted, "worker-li"),
-            ("started", pb::Status::Accepted, pb::Status::InProgress, "worker-li"),
-            ("resolved", pb::Status::InProgress, pb::Status::Resolved, "worker-li"),
-            ("closed", pb::Status::Resolved, pb::Status::Closed, "visitor-wu"),
+            (
+                "submitted",
+                pb::Status::Submitted,
+                pb::Status::Submitted,
+                "channel:mini_program"
+            ),
+            (
+                "accepted",
+                pb::Status::Submitted,
+                pb::Status::Accepted,
+                "worker-li"
+            ),
+            (
+                "started",
+                pb::Status::Accepted,
+                pb::Status::InProgress,
+                "worker-li"
+            ),
+            (
+                "resolved",
+                pb::Status::InProgress,
+                pb::Status::Resolved,
+                "worker-li"
+            ),
+            (
+                "closed",
+                pb::Status::Resolved,
+                pb::Status::Closed,
+                "visitor-wu"
+            ),
         ]
     );
     let resolved_at = history[3].at.clone().unwrap_or_default().seconds;
-    assert_eq!(resolved_at, (start_of_test() + Duration::hours(6)).timestamp(), "who and when are recorded");
+    assert_eq!(
+        resolved_at,
+        (start_of_test() + Duration::hours(6)).timestamp(),
+        "who and when are recorded"
+    );
     Ok(())
 }
 
-async fn low_satisfaction_reopens_the_complaint_with_a_fresh_limit(mut app: TestApp) -> anyhow::Result<()> {
+async fn low_satisfaction_reopens_the_complaint_with_a_fresh_limit(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let id = app.submit("r-1", "垃圾没人清运").await?.id;
     app.complaints.accept_complaint(accept(&id)).await?;
     app.complaints.resolve_complaint(resolve(&id)).await?;
     app.clock.advance(Duration::days(2));
 
-    let reopened = app.complaints.record_follow_up(follow_up(&id, 2)).await?.into_inner().complaint.unwrap_or_default();
+    let reopened = app
+        .complaints
+        .record_follow_up(follow_up(&id, 2))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
 
     assert_eq!(reopened.status(), pb::Status::Reopened);
     assert_eq!(reopened.reopen_count, 1);
@@ -159,67 +246,159 @@ async fn low_satisfaction_reopens_the_complaint_with_a_fresh_limit(mut app: Test
     Ok(())
 }
 
-async fn retried_transition_with_the_same_request_id_changes_nothing(mut app: TestApp) -> anyhow::Result<()> {
+async fn retried_transition_with_the_same_request_id_changes_nothing(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let id = app.submit("r-1", "垃圾没人清运").await?.id;
     let mut request = accept(&id);
     request.request_id = "accept-1".into();
 
-    let first = app.complaints.accept_complaint(request.clone()).await?.into_inner().complaint;
-    let retried = app.complaints.accept_complaint(request).await?.into_inner().complaint;
+    let first = app
+        .complaints
+        .accept_complaint(request.clone())
+        .await?
+        .into_inner()
+        .complaint;
+    let retried = app
+        .complaints
+        .accept_complaint(request)
+        .await?
+        .into_inner()
+        .complaint;
 
     assert_eq!(first, retried);
-    let accepted = app.get(&id).await?.history.iter().filter(|h| h.action == "accepted").count();
+    let accepted = app
+        .get(&id)
+        .await?
+        .history
+        .iter()
+        .filter(|h| h.action == "accepted")
+        .count();
     assert_eq!(accepted, 1);
     let mut reused = accept(&app.submit("r-2", "路灯不亮").await?.id);
     reused.request_id = "accept-1".into();
-    let refused = app.complaints.accept_complaint(reused).await.err().map(|s| violated_field(&s));
-    assert_eq!(refused, Some(Some("request_id".into())), "a key is bound to its complaint");
+    let refused = app
+        .complaints
+        .accept_complaint(reused)
+        .await
+        .err()
+        .map(|s| violated_field(&s));
+    assert_eq!(
+        refused,
+        Some(Some("request_id".into())),
+        "a key is bound to its complaint"
+    );
     Ok(())
 }
 
-async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(mut app: TestApp) -> anyhow::Result<()> {
+async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let cases: Vec<(&str, pb::SubmitComplaintRequest)> = vec![
-        ("text", pb::SubmitComplaintRequest { text: "   ".into(), ..submission("r-1", "") }),
+        (
+            "text",
+            pb::SubmitComplaintRequest {
+                text: "   ".into(),
+                ..submission("r-1", "")
+            },
+        ),
         ("text", submission("r-2", &"很长".repeat(1001))),
-        ("category", pb::SubmitComplaintRequest { category: 99, ..submission("r-3", "路灯") }),
-        ("priority", pb::SubmitComplaintRequest { priority: 42, ..submission("r-4", "路灯") }),
-        ("channel", pb::SubmitComplaintRequest { channel: 0, ..submission("r-5", "路灯") }),
+        (
+            "category",
+            pb::SubmitComplaintRequest {
+                category: 99,
+                ..submission("r-3", "路灯")
+            },
+        ),
+        (
+            "priority",
+            pb::SubmitComplaintRequest {
+                priority: 42,
+                ..submission("r-4", "路灯")
+            },
+        ),
+        (
+            "channel",
+            pb::SubmitComplaintRequest {
+                channel: 0,
+                ..submission("r-5", "路灯")
+            },
+        ),
         ("request_id", submission("", "路灯")),
         ("request_id", submission(&"k".repeat(129), "路灯")),
-        ("location", pb::SubmitComplaintRequest { location: "东".repeat(201), ..submission("r-6", "路灯") }),
-        ("merchant_id", pb::SubmitComplaintRequest { merchant_id: "m".repeat(65), ..submission("r-7", "路灯") }),
-        ("grid_id", pb::SubmitComplaintRequest { grid_id: String::new(), ..submission("r-8", "路灯") }),
+        (
+            "location",
+            pb::SubmitComplaintRequest {
+                location: "东".repeat(201),
+                ..submission("r-6", "路灯")
+            },
+        ),
+        (
+            "merchant_id",
+            pb::SubmitComplaintRequest {
+                merchant_id: "m".repeat(65),
+                ..submission("r-7", "路灯")
+            },
+        ),
+        (
+            "grid_id",
+            pb::SubmitComplaintRequest {
+                grid_id: String::new(),
+                ..submission("r-8", "路灯")
+            },
+        ),
         (
             "reporter.phone",
             pb::SubmitComplaintRequest {
-                reporter: Some(pb::Reporter { name: String::new(), phone: "call me".into() }),
+                reporter: Some(pb::Reporter {
+                    name: String::new(),
+                    phone: "call me".into(),
+                }),
                 ..submission("r-9", "路灯")
             },
         ),
     ];
     for (field, request) in cases {
-        let status = app.complaints.submit_complaint(request).await.expect_err(field);
+        let status = app
+            .complaints
+            .submit_complaint(request)
+            .await
+            .expect_err(field);
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
-        assert_eq!(violated_field(&status).as_deref(), Some(field), "{status:?}");
+        assert_eq!(
+            violated_field(&status).as_deref(),
+            Some(field),
+            "{status:?}"
+        );
     }
 
     let id = app.submit("good", "路灯不亮").await?.id;
     app.complaints.accept_complaint(accept(&id)).await?;
     app.complaints.resolve_complaint(resolve(&id)).await?;
-    let nine = app.complaints.record_follow_up(follow_up(&id, 9)).await.expect_err("satisfaction 9");
+    let nine = app
+        .complaints
+        .record_follow_up(follow_up(&id, 9))
+        .await
+        .expect_err("satisfaction 9");
     assert_eq!(violated_field(&nine).as_deref(), Some("satisfaction"));
     let no_actor = app
         .complaints
-        .record_follow_up(pb::RecordFollowUpRequest { actor: String::new(), ..follow_up(&id, 4) })
+        .record_follow_up(pb::RecordFollowUpRequest {
+            actor: String::new(),
+            ..follow_up(&id, 4)
+        })
         .await
         .expect_err("no actor");
     assert_eq!(violated_field(&no_actor).as_deref(), Some("actor"));
     let page = app
         .complaints
         .list_complaints(pb::ListComplaintsRequest {
-            page: Some(common::PageRequest { page_size: 500, page_token: String::new() }),
+            page: Some(common::PageRequest {
+                page_size: 500,
+                page_token: String::new(),
+            }),
             ..Default::default()
         })
         .await
@@ -228,32 +407,65 @@ async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(mut app: T
 
     let complaints = list(&mut app, Default::default()).await?;
     assert_eq!(complaints.len(), 1, "only the valid submission was stored");
-    assert_eq!(complaints[0].status(), pb::Status::Resolved, "the refused follow-ups changed nothing");
+    assert_eq!(
+        complaints[0].status(),
+        pb::Status::Resolved,
+        "the refused follow-ups changed nothing"
+    );
     let history = app.get(&id).await?.history;
     assert_eq!(history.len(), 3);
-    assert_eq!(app.wait_for_events(3).await?.len(), 3, "no event for refused requests");
+    assert_eq!(
+        app.wait_for_events(3).await?.len(),
+        3,
+        "no event for refused requests"
+    );
     Ok(())
 }
 
 async fn unknown_ids_are_not_found_and_write_nothing(mut app: TestApp) -> anyhow::Result<()> {
     app.load_organisation().await?;
-    let code = |result: Result<tonic::Response<_>, tonic::Status>| result.map(|_: tonic::Response<pb::GetComplaintResponse>| ()).err().map(|s| s.code());
+    let code = |result: Result<tonic::Response<_>, tonic::Status>| {
+        result
+            .map(|_: tonic::Response<pb::GetComplaintResponse>| ())
+            .err()
+            .map(|s| s.code())
+    };
     assert_eq!(
-        code(app.complaints.get_complaint(pb::GetComplaintRequest { complaint_id: "nope".into() }).await),
+        code(
+            app.complaints
+                .get_complaint(pb::GetComplaintRequest {
+                    complaint_id: "nope".into()
+                })
+                .await
+        ),
         Some(Code::NotFound)
     );
-    let accept_unknown = app.complaints.accept_complaint(accept("nope")).await.err().map(|s| s.code());
+    let accept_unknown = app
+        .complaints
+        .accept_complaint(accept("nope"))
+        .await
+        .err()
+        .map(|s| s.code());
     assert_eq!(accept_unknown, Some(Code::NotFound));
     let unknown_grid = app
         .complaints
-        .submit_complaint(pb::SubmitComplaintRequest { grid_id: "atlantis".into(), ..submission("r-1", "路灯") })
+        .submit_complaint(pb::SubmitComplaintRequest {
+            grid_id: "atlantis".into(),
+            ..submission("r-1", "路灯")
+        })
         .await
         .expect_err("unknown grid");
     assert_eq!(unknown_grid.code(), Code::NotFound);
-    assert!(unknown_grid.message().contains("atlantis"), "{unknown_grid:?}");
+    assert!(
+        unknown_grid.message().contains("atlantis"),
+        "{unknown_grid:?}"
+    );
     let unknown_building = app
         .complaints
-        .submit_complaint(pb::SubmitComplaintRequest { building_id: "b-99".into(), ..submission("r-2", "路灯") })
+        .submit_complaint(pb::SubmitComplaintRequest {
+            building_id: "b-99".into(),
+            ..submission("r-2", "路灯")
+        })
         .await
         .expect_err("unknown building");
     assert_eq!(unknown_building.code(), Code::NotFound);
@@ -279,23 +491,39 @@ async fn conflicting_transitions_are_refused(mut app: TestApp) -> anyhow::Result
     app.load_organisation().await?;
     let id = app.submit("r-1", "路灯不亮").await?.id;
 
-    let close_early = app.complaints.record_follow_up(follow_up(&id, 5)).await.expect_err("not resolved");
+    let close_early = app
+        .complaints
+        .record_follow_up(follow_up(&id, 5))
+        .await
+        .expect_err("not resolved");
     assert_eq!(close_early.code(), Code::FailedPrecondition);
     app.complaints.accept_complaint(accept(&id)).await?;
-    let twice = app.complaints.accept_complaint(accept(&id)).await.expect_err("accepted twice");
+    let twice = app
+        .complaints
+        .accept_complaint(accept(&id))
+        .await
+        .expect_err("accepted twice");
     assert_eq!(twice.code(), Code::FailedPrecondition);
     let no_merchant = app
         .complaints
-        .resolve_complaint(pb::ResolveComplaintRequest { merchant_at_fault: true, ..resolve(&id) })
+        .resolve_complaint(pb::ResolveComplaintRequest {
+            merchant_at_fault: true,
+            ..resolve(&id)
+        })
         .await
         .expect_err("no merchant to be at fault");
-    assert_eq!(violated_field(&no_merchant).as_deref(), Some("merchant_at_fault"));
+    assert_eq!(
+        violated_field(&no_merchant).as_deref(),
+        Some("merchant_at_fault")
+    );
 
     assert_eq!(app.get(&id).await?.status(), pb::Status::Accepted);
     Ok(())
 }
 
-async fn duplicate_is_merged_into_an_open_complaint_of_the_same_category(mut app: TestApp) -> anyhow::Result<()> {
+async fn duplicate_is_merged_into_an_open_complaint_of_the_same_category(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let original = app.submit("r-1", "路灯不亮").await?.id;
     let duplicate = app.submit("r-2", "门口路灯坏了").await?.id;
@@ -307,12 +535,29 @@ async fn duplicate_is_merged_into_an_open_complaint_of_the_same_category(mut app
         ..Default::default()
     };
 
-    let wrong_category = app.complaints.merge_complaint(merge(&other, &original)).await.expect_err("other category");
-    let merged = app.complaints.merge_complaint(merge(&duplicate, &original)).await?.into_inner().complaint.unwrap_or_default();
+    let wrong_category = app
+        .complaints
+        .merge_complaint(merge(&other, &original))
+        .await
+        .expect_err("other category");
+    let merged = app
+        .complaints
+        .merge_complaint(merge(&duplicate, &original))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
 
     assert_eq!(wrong_category.code(), Code::FailedPrecondition);
-    assert_eq!((merged.status(), merged.merged_into.as_str()), (pb::Status::Merged, original.as_str()));
-    let into_merged = app.complaints.merge_complaint(merge(&original, &duplicate)).await.expect_err("target not open");
+    assert_eq!(
+        (merged.status(), merged.merged_into.as_str()),
+        (pb::Status::Merged, original.as_str())
+    );
+    let into_merged = app
+        .complaints
+        .merge_complaint(merge(&original, &duplicate))
+        .await
+        .expect_err("target not open");
     assert_eq!(into_merged.code(), Code::FailedPrecondition);
     Ok(())
 }
@@ -322,7 +567,11 @@ async fn rejected_complaint_keeps_its_reason(mut app: TestApp) -> anyhow::Result
     let id = app.submit("r-1", "想咨询社区活动").await?.id;
     let empty = app
         .complaints
-        .reject_complaint(pb::RejectComplaintRequest { complaint_id: id.clone(), actor: "op".into(), ..Default::default() })
+        .reject_complaint(pb::RejectComplaintRequest {
+            complaint_id: id.clone(),
+            actor: "op".into(),
+            ..Default::default()
+        })
         .await
         .expect_err("no reason");
     assert_eq!(violated_field(&empty).as_deref(), Some("reason"));
@@ -363,16 +612,24 @@ async fn operator_reclassification_moves_the_time_limits(mut app: TestApp) -> an
         .complaint
         .unwrap_or_default();
 
-    assert_eq!((changed.category(), changed.priority()), (pb::Category::PublicSafety, pb::Priority::Urgent));
+    assert_eq!(
+        (changed.category(), changed.priority()),
+        (pb::Category::PublicSafety, pb::Priority::Urgent)
+    );
     assert_eq!(changed.classified_by, "operator");
     let due = changed.response_due_at.unwrap_or_default().seconds;
     assert_eq!(due, (start_of_test() + Duration::hours(2)).timestamp());
     let history = app.get(&id).await?.history;
-    assert_eq!(history.last().map(|h| h.note.as_str()), Some("other/normal → public_safety/urgent"));
+    assert_eq!(
+        history.last().map(|h| h.note.as_str()),
+        Some("other/normal → public_safety/urgent")
+    );
     Ok(())
 }
 
-async fn list_filters_by_grid_category_status_and_overdue_and_pages_without_gaps(mut app: TestApp) -> anyhow::Result<()> {
+async fn list_filters_by_grid_category_status_and_overdue_and_pages_without_gaps(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let mut ids = Vec::new();
     for n in 0..5 {
@@ -380,21 +637,66 @@ async fn list_filters_by_grid_category_status_and_overdue_and_pages_without_gaps
         app.clock.advance(Duration::minutes(1));
     }
     for n in 0..2 {
-        let request = pb::SubmitComplaintRequest { grid_id: "yaozhai-1".into(), ..submission(&format!("noise-{n}"), "楼上噪音") };
-        ids.push(app.complaints.submit_complaint(request).await?.into_inner().complaint.unwrap_or_default().id);
+        let request = pb::SubmitComplaintRequest {
+            grid_id: "yaozhai-1".into(),
+            ..submission(&format!("noise-{n}"), "楼上噪音")
+        };
+        ids.push(
+            app.complaints
+                .submit_complaint(request)
+                .await?
+                .into_inner()
+                .complaint
+                .unwrap_or_default()
+                .id,
+        );
     }
     app.complaints.accept_complaint(accept(&ids[0])).await?;
 
-    let in_yaozhai = list(&mut app, pb::ListComplaintsRequest { grid_id: "yaozhai-1".into(), ..Default::default() }).await?;
-    let lamps = list(&mut app, pb::ListComplaintsRequest { category: pb::Category::MunicipalFacilities as i32, ..Default::default() }).await?;
-    let accepted = list(&mut app, pb::ListComplaintsRequest { status: pb::Status::Accepted as i32, ..Default::default() }).await?;
-    let in_xinyuan = list(&mut app, pb::ListComplaintsRequest { community_id: "xinyuan".into(), ..Default::default() }).await?;
+    let in_yaozhai = list(
+        &mut app,
+        pb::ListComplaintsRequest {
+            grid_id: "yaozhai-1".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let lamps = list(
+        &mut app,
+        pb::ListComplaintsRequest {
+            category: pb::Category::MunicipalFacilities as i32,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let accepted = list(
+        &mut app,
+        pb::ListComplaintsRequest {
+            status: pb::Status::Accepted as i32,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let in_xinyuan = list(
+        &mut app,
+        pb::ListComplaintsRequest {
+            community_id: "xinyuan".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
 
     assert_eq!(in_yaozhai.len(), 2);
     assert_eq!(lamps.len(), 5);
-    assert_eq!(accepted.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [ids[0].as_str()]);
+    assert_eq!(
+        accepted.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [ids[0].as_str()]
+    );
     assert_eq!(in_xinyuan.len(), 5);
-    assert!(in_xinyuan.iter().all(|c| c.reporter.is_none()), "lists carry no personal data");
+    assert!(
+        in_xinyuan.iter().all(|c| c.reporter.is_none()),
+        "lists carry no personal data"
+    );
 
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -402,7 +704,10 @@ async fn list_filters_by_grid_category_status_and_overdue_and_pages_without_gaps
         let page = app
             .complaints
             .list_complaints(pb::ListComplaintsRequest {
-                page: Some(common::PageRequest { page_size: 2, page_token: token }),
+                page: Some(common::PageRequest {
+                    page_size: 2,
+                    page_token: token,
+                }),
                 ..Default::default()
             })
             .await?
@@ -415,11 +720,26 @@ async fn list_filters_by_grid_category_status_and_overdue_and_pages_without_gaps
         }
     }
     assert_eq!(seen.len(), 7);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7, "no complaint twice");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        7,
+        "no complaint twice"
+    );
 
     app.clock.advance(Duration::hours(25));
-    let overdue = list(&mut app, pb::ListComplaintsRequest { overdue_only: true, ..Default::default() }).await?;
-    assert_eq!(overdue.len(), 6, "all but the accepted one are past the response limit");
+    let overdue = list(
+        &mut app,
+        pb::ListComplaintsRequest {
+            overdue_only: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(
+        overdue.len(),
+        6,
+        "all but the accepted one are past the response limit"
+    );
     assert!(overdue.iter().all(|c| c.overdue));
     Ok(())
 }
@@ -432,34 +752,75 @@ async fn building_routes_to_its_grid_and_worker(mut app: TestApp) -> anyhow::Res
         ..submission("r-1", "电梯坏了")
     };
 
-    let complaint = app.complaints.submit_complaint(by_building).await?.into_inner().complaint.unwrap_or_default();
+    let complaint = app
+        .complaints
+        .submit_complaint(by_building)
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
 
-    assert_eq!((complaint.grid_id.as_str(), complaint.assignee.as_str()), ("xinyuan-2", "worker-zhou"));
-    let mismatch = pb::SubmitComplaintRequest { building_id: "xinyuan-b3".into(), ..submission("r-2", "电梯坏了") };
-    let refused = app.complaints.submit_complaint(mismatch).await.expect_err("building in another grid");
+    assert_eq!(
+        (complaint.grid_id.as_str(), complaint.assignee.as_str()),
+        ("xinyuan-2", "worker-zhou")
+    );
+    let mismatch = pb::SubmitComplaintRequest {
+        building_id: "xinyuan-b3".into(),
+        ..submission("r-2", "电梯坏了")
+    };
+    let refused = app
+        .complaints
+        .submit_complaint(mismatch)
+        .await
+        .expect_err("building in another grid");
     assert_eq!(violated_field(&refused).as_deref(), Some("building_id"));
     Ok(())
 }
 
-async fn sweeper_escalates_once_per_breach_even_across_restarts(mut app: TestApp) -> anyhow::Result<()> {
+async fn sweeper_escalates_once_per_breach_even_across_restarts(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let id = app.submit("r-1", "路灯不亮").await?.id;
 
     app.clock.advance(Duration::hours(23));
-    assert_eq!(app.sweeper.sweep_once().await?, 0, "within the response limit");
+    assert_eq!(
+        app.sweeper.sweep_once().await?,
+        0,
+        "within the response limit"
+    );
     app.clock.advance(Duration::hours(2));
     assert_eq!(app.sweeper.sweep_once().await?, 1);
     assert_eq!(app.sweeper.sweep_once().await?, 0, "once per breach");
     app.restart().await?;
-    assert_eq!(app.sweeper.sweep_once().await?, 0, "a restart does not escalate again");
+    assert_eq!(
+        app.sweeper.sweep_once().await?,
+        0,
+        "a restart does not escalate again"
+    );
 
     let escalated = app.get(&id).await?;
-    assert_eq!((escalated.level(), escalated.assignee.as_str()), (pb::Level::GridBranch, "xinyuan-1-branch"));
+    assert_eq!(
+        (escalated.level(), escalated.assignee.as_str()),
+        (pb::Level::GridBranch, "xinyuan-1-branch")
+    );
     app.clock.advance(Duration::days(2));
-    assert_eq!(app.sweeper.sweep_once().await?, 1, "the resolution limit is a second breach");
+    assert_eq!(
+        app.sweeper.sweep_once().await?,
+        1,
+        "the resolution limit is a second breach"
+    );
     let escalated = app.get(&id).await?;
-    assert_eq!((escalated.level(), escalated.assignee.as_str()), (pb::Level::CommunityCommittee, "xinyuan-committee"));
-    let escalations: Vec<String> = escalated.history.iter().filter(|h| h.action == "escalated").map(|h| h.actor.clone()).collect();
+    assert_eq!(
+        (escalated.level(), escalated.assignee.as_str()),
+        (pb::Level::CommunityCommittee, "xinyuan-committee")
+    );
+    let escalations: Vec<String> = escalated
+        .history
+        .iter()
+        .filter(|h| h.action == "escalated")
+        .map(|h| h.actor.clone())
+        .collect();
     assert_eq!(escalations, ["sweeper", "sweeper"]);
     let events = app.wait_for_events(3).await?;
     let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
@@ -474,21 +835,31 @@ async fn sweeper_escalates_once_per_breach_even_across_restarts(mut app: TestApp
     Ok(())
 }
 
-async fn figures_count_response_resolution_satisfaction_and_reopens(mut app: TestApp) -> anyhow::Result<()> {
+async fn figures_count_response_resolution_satisfaction_and_reopens(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
-    let period = common::Period { from: ts(start_of_test()), to: ts(start_of_test() + Duration::days(1)) };
+    let period = common::Period {
+        from: ts(start_of_test()),
+        to: ts(start_of_test() + Duration::days(1)),
+    };
     // Quick: accepted in 1 h, resolved in 2 h, satisfied.
     let quick = app.submit("quick", "垃圾没人清运").await?.id;
     // Slow: accepted after 30 h (late), resolved and reopened with 1 of 5.
     let slow = app.submit("slow", "垃圾又堆满了").await?.id;
     // Elsewhere: in another community, outside the scope.
-    let elsewhere = pb::SubmitComplaintRequest { grid_id: "yaozhai-1".into(), ..submission("far", "垃圾") };
+    let elsewhere = pb::SubmitComplaintRequest {
+        grid_id: "yaozhai-1".into(),
+        ..submission("far", "垃圾")
+    };
     app.complaints.submit_complaint(elsewhere).await?;
     app.clock.advance(Duration::hours(1));
     app.complaints.accept_complaint(accept(&quick)).await?;
     app.clock.advance(Duration::hours(1));
     app.complaints.resolve_complaint(resolve(&quick)).await?;
-    app.complaints.record_follow_up(follow_up(&quick, 5)).await?;
+    app.complaints
+        .record_follow_up(follow_up(&quick, 5))
+        .await?;
     app.clock.advance(Duration::hours(28));
     app.complaints.accept_complaint(accept(&slow)).await?;
     app.complaints.resolve_complaint(resolve(&slow)).await?;
@@ -496,7 +867,11 @@ async fn figures_count_response_resolution_satisfaction_and_reopens(mut app: Tes
 
     let figures = app
         .complaints
-        .get_figures(pb::GetFiguresRequest { community_id: "xinyuan".into(), period: Some(period.clone()), ..Default::default() })
+        .get_figures(pb::GetFiguresRequest {
+            community_id: "xinyuan".into(),
+            period: Some(period.clone()),
+            ..Default::default()
+        })
         .await?
         .into_inner()
         .figures
@@ -504,15 +879,29 @@ async fn figures_count_response_resolution_satisfaction_and_reopens(mut app: Tes
 
     assert_eq!(figures.scope, "community:xinyuan");
     assert_eq!(figures.submitted, 2);
-    assert_eq!((figures.responded_on_time, figures.response_counted), (1, 2));
+    assert_eq!(
+        (figures.responded_on_time, figures.response_counted),
+        (1, 2)
+    );
     assert_eq!(figures.response_rate, Some(0.5));
-    assert_eq!((figures.resolved_on_time, figures.resolution_counted), (1, 1), "the reopened one has a fresh limit");
+    assert_eq!(
+        (figures.resolved_on_time, figures.resolution_counted),
+        (1, 1),
+        "the reopened one has a fresh limit"
+    );
     assert_eq!((figures.satisfied, figures.followed_up), (1, 2));
     assert_eq!((figures.reopened, figures.resolved), (1, 2));
-    assert_eq!(figures.backlog.unwrap_or_default().from_1_to_3_days, 1, "the reopened one is open again");
+    assert_eq!(
+        figures.backlog.unwrap_or_default().from_1_to_3_days,
+        1,
+        "the reopened one is open again"
+    );
     let district = app
         .complaints
-        .get_figures(pb::GetFiguresRequest { period: Some(period.clone()), ..Default::default() })
+        .get_figures(pb::GetFiguresRequest {
+            period: Some(period.clone()),
+            ..Default::default()
+        })
         .await?
         .into_inner()
         .figures
@@ -521,41 +910,78 @@ async fn figures_count_response_resolution_satisfaction_and_reopens(mut app: Tes
 
     let unknown = app
         .complaints
-        .get_figures(pb::GetFiguresRequest { grid_id: "atlantis".into(), period: Some(period), ..Default::default() })
+        .get_figures(pb::GetFiguresRequest {
+            grid_id: "atlantis".into(),
+            period: Some(period),
+            ..Default::default()
+        })
         .await
         .expect_err("unknown grid");
     assert_eq!(unknown.code(), Code::NotFound);
-    let no_period = app.complaints.get_figures(pb::GetFiguresRequest::default()).await.expect_err("no period");
+    let no_period = app
+        .complaints
+        .get_figures(pb::GetFiguresRequest::default())
+        .await
+        .expect_err("no period");
     assert_eq!(violated_field(&no_period).as_deref(), Some("period.from"));
     Ok(())
 }
 
 async fn organisation_is_loaded_replaced_and_validated(mut app: TestApp) -> anyhow::Result<()> {
     app.load_organisation().await?;
-    let loaded = app.organisation.get_organisation(pb::GetOrganisationRequest {}).await?.into_inner().organisation;
+    let loaded = app
+        .organisation
+        .get_organisation(pb::GetOrganisationRequest {})
+        .await?
+        .into_inner()
+        .organisation;
     assert_eq!(loaded, Some(crate::support::sample_organisation()));
 
     let mut bad = crate::support::sample_organisation();
-    bad.communities[1].grids[0].building_ids.push("xinyuan-b1".into());
+    bad.communities[1].grids[0]
+        .building_ids
+        .push("xinyuan-b1".into());
     let refused = app
         .organisation
-        .load_organisation(pb::LoadOrganisationRequest { organisation: Some(bad) })
+        .load_organisation(pb::LoadOrganisationRequest {
+            organisation: Some(bad),
+        })
         .await
         .expect_err("building in two grids");
-    assert_eq!(violated_field(&refused).as_deref(), Some("organisation.communities[1].grids[0].building_ids[1]"));
-    let unchanged = app.organisation.get_organisation(pb::GetOrganisationRequest {}).await?.into_inner().organisation;
-    assert_eq!(unchanged, Some(crate::support::sample_organisation()), "a refused load changes nothing");
+    assert_eq!(
+        violated_field(&refused).as_deref(),
+        Some("organisation.communities[1].grids[0].building_ids[1]")
+    );
+    let unchanged = app
+        .organisation
+        .get_organisation(pb::GetOrganisationRequest {})
+        .await?
+        .into_inner()
+        .organisation;
+    assert_eq!(
+        unchanged,
+        Some(crate::support::sample_organisation()),
+        "a refused load changes nothing"
+    );
 
     let mut smaller = crate::support::sample_organisation();
     smaller.communities.truncate(1);
     smaller.communities[0].grids[0].worker = "worker-new".into();
     let counts = app
         .organisation
-        .load_organisation(pb::LoadOrganisationRequest { organisation: Some(smaller) })
+        .load_organisation(pb::LoadOrganisationRequest {
+            organisation: Some(smaller),
+        })
         .await?
         .into_inner();
-    assert_eq!((counts.communities, counts.grids, counts.buildings), (1, 2, 3));
+    assert_eq!(
+        (counts.communities, counts.grids, counts.buildings),
+        (1, 2, 3)
+    );
     let routed = app.submit("r-1", "路灯").await?;
-    assert_eq!(routed.assignee, "worker-new", "routing follows the organisation as loaded now");
+    assert_eq!(
+        routed.assignee, "worker-new",
+        "routing follows the organisation as loaded now"
+    );
     Ok(())
 }

@@ -11,7 +11,8 @@ use shequ_proto::events::complaints::ALL_TYPES;
 use crate::support::{Backend, TestApp, run, submission};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_emitted_event_matches_its_schema_and_carries_no_personal_data() -> anyhow::Result<()> {
+async fn every_emitted_event_matches_its_schema_and_carries_no_personal_data() -> anyhow::Result<()>
+{
     run(Backend::Sqlite, drive_every_transition).await
 }
 
@@ -22,7 +23,14 @@ async fn drive_every_transition(mut app: TestApp) -> anyhow::Result<()> {
         elder_id: "elder-3".into(),
         ..submission("r-1", "饭店占道经营，油烟很大")
     };
-    let id = app.complaints.submit_complaint(about_merchant).await?.into_inner().complaint.unwrap_or_default().id;
+    let id = app
+        .complaints
+        .submit_complaint(about_merchant)
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default()
+        .id;
     let actor = "worker-li".to_string();
     app.complaints
         .reclassify_complaint(pb::ReclassifyComplaintRequest {
@@ -36,10 +44,18 @@ async fn drive_every_transition(mut app: TestApp) -> anyhow::Result<()> {
     app.clock.advance(Duration::hours(3));
     app.sweeper.sweep_once().await?;
     app.complaints
-        .accept_complaint(pb::AcceptComplaintRequest { complaint_id: id.clone(), actor: actor.clone(), ..Default::default() })
+        .accept_complaint(pb::AcceptComplaintRequest {
+            complaint_id: id.clone(),
+            actor: actor.clone(),
+            ..Default::default()
+        })
         .await?;
     app.complaints
-        .start_complaint(pb::StartComplaintRequest { complaint_id: id.clone(), actor: actor.clone(), ..Default::default() })
+        .start_complaint(pb::StartComplaintRequest {
+            complaint_id: id.clone(),
+            actor: actor.clone(),
+            ..Default::default()
+        })
         .await?;
     let resolve = pb::ResolveComplaintRequest {
         complaint_id: id.clone(),
@@ -84,13 +100,35 @@ async fn drive_every_transition(mut app: TestApp) -> anyhow::Result<()> {
     let mut seen = BTreeSet::new();
     for stored in &events {
         let event_type = stored.event.event_type.as_str();
-        let schema = schemas.get(event_type).ok_or_else(|| anyhow::anyhow!("no schema for {event_type}"))?;
-        let errors: Vec<String> = schema.iter_errors(&stored.raw).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{event_type} does not match its schema: {errors:?}\n{}", stored.raw);
-        assert_eq!(stored.msg_id.as_deref(), Some(stored.event.id.as_str()), "Nats-Msg-Id is the event id");
+        let schema = schemas
+            .get(event_type)
+            .ok_or_else(|| anyhow::anyhow!("no schema for {event_type}"))?;
+        let errors: Vec<String> = schema
+            .iter_errors(&stored.raw)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{event_type} does not match its schema: {errors:?}\n{}",
+            stored.raw
+        );
+        assert_eq!(
+            stored.msg_id.as_deref(),
+            Some(stored.event.id.as_str()),
+            "Nats-Msg-Id is the event id"
+        );
         let text = stored.raw.to_string();
-        for personal in ["张三", "13812345678", "占道经营", "商户已整改", "非社区职责"] {
-            assert!(!text.contains(personal), "{event_type} carries {personal:?}: {text}");
+        for personal in [
+            "张三",
+            "13812345678",
+            "占道经营",
+            "商户已整改",
+            "非社区职责",
+        ] {
+            assert!(
+                !text.contains(personal),
+                "{event_type} carries {personal:?}: {text}"
+            );
         }
         seen.insert(event_type.to_owned());
     }
@@ -114,7 +152,11 @@ fn load_schemas() -> anyhow::Result<HashMap<String, jsonschema::Validator>> {
     let mut schemas = HashMap::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
             continue;
         };
         let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;

@@ -12,11 +12,16 @@ use shequ_tests::{NatsServer, eventually, free_port};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::support::{Complaints, OrganisationClient, StoredEvent, TestApp, sample_organisation, stream_events, submission};
+use crate::support::{
+    Complaints, OrganisationClient, StoredEvent, TestApp, sample_organisation, stream_events,
+    submission,
+};
 
 crate::on_both_backends!(submissions_while_nats_is_down_reach_the_stream_once_it_returns);
 
-async fn submissions_while_nats_is_down_reach_the_stream_once_it_returns(mut app: TestApp) -> anyhow::Result<()> {
+async fn submissions_while_nats_is_down_reach_the_stream_once_it_returns(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     app.load_organisation().await?;
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -36,13 +41,22 @@ async fn submissions_while_nats_is_down_reach_the_stream_once_it_returns(mut app
 }
 
 fn assert_exactly_one_submitted_event_each(ids: &[String], events: &[StoredEvent]) {
-    assert_eq!(events.len(), ids.len(), "one event per accepted complaint, none lost, none doubled");
+    assert_eq!(
+        events.len(),
+        ids.len(),
+        "one event per accepted complaint, none lost, none doubled"
+    );
     let event_ids: HashSet<&str> = events.iter().map(|e| e.event.id.as_str()).collect();
     assert_eq!(event_ids.len(), events.len(), "no event id twice");
     let mut per_complaint: HashMap<&str, usize> = HashMap::new();
     for event in events {
-        assert_eq!(event.event.event_type, "shequ.complaints.complaint.submitted.v1");
-        *per_complaint.entry(event.event.subject.as_str()).or_default() += 1;
+        assert_eq!(
+            event.event.event_type,
+            "shequ.complaints.complaint.submitted.v1"
+        );
+        *per_complaint
+            .entry(event.event.subject.as_str())
+            .or_default() += 1;
     }
     for id in ids {
         assert_eq!(per_complaint.get(id.as_str()), Some(&1), "complaint {id}");
@@ -64,17 +78,28 @@ impl ServiceProcess {
             .env("SHEQU_GRPC_ADDR", format!("127.0.0.1:{port}"))
             .env_remove("SHEQU_DATABASE_URL")
             .stdout(Stdio::null())
-            .stderr(if verbose { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .context("starting the complaints binary")?;
         let process = Self { child, port };
-        eventually(Duration::from_secs(20), || async { process.channel().await.map(|_| ()) }).await?;
+        eventually(Duration::from_secs(20), || async {
+            process.channel().await.map(|_| ())
+        })
+        .await?;
         Ok(process)
     }
 
     async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.port))?.connect().await?)
+        Ok(
+            Channel::from_shared(format!("http://127.0.0.1:{}", self.port))?
+                .connect()
+                .await?,
+        )
     }
 
     async fn complaints(&self) -> anyhow::Result<Complaints> {
@@ -87,7 +112,10 @@ impl ServiceProcess {
 }
 
 async fn submit(client: &mut Complaints, request_id: &str) -> anyhow::Result<String> {
-    let response = client.submit_complaint(submission(request_id, "路灯不亮")).await?.into_inner();
+    let response = client
+        .submit_complaint(submission(request_id, "路灯不亮"))
+        .await?
+        .into_inner();
     Ok(response.complaint.context("no complaint")?.id)
 }
 
@@ -98,7 +126,9 @@ async fn killed_service_loses_no_accepted_complaint_and_no_pending_event() -> an
     let port = free_port()?;
     let mut service = ServiceProcess::start(&nats.url(), data.path(), port).await?;
     OrganisationClient::new(service.channel().await?)
-        .load_organisation(pb::LoadOrganisationRequest { organisation: Some(sample_organisation()) })
+        .load_organisation(pb::LoadOrganisationRequest {
+            organisation: Some(sample_organisation()),
+        })
         .await?;
     let mut client = service.complaints().await?;
     let mut ids = Vec::new();
@@ -127,13 +157,22 @@ async fn killed_service_loses_no_accepted_complaint_and_no_pending_event() -> an
 
     let events = eventually(Duration::from_secs(30), || async {
         let events = stream_events(&nats.url()).await?;
-        anyhow::ensure!(events.len() >= ids.len(), "{} of {} events", events.len(), ids.len());
+        anyhow::ensure!(
+            events.len() >= ids.len(),
+            "{} of {} events",
+            events.len(),
+            ids.len()
+        );
         Ok(events)
     })
     .await?;
     assert_exactly_one_submitted_event_each(&ids, &events);
     for id in &ids {
-        let found = client.get_complaint(pb::GetComplaintRequest { complaint_id: id.clone() }).await?;
+        let found = client
+            .get_complaint(pb::GetComplaintRequest {
+                complaint_id: id.clone(),
+            })
+            .await?;
         assert_eq!(found.into_inner().complaint.map(|c| c.id), Some(id.clone()));
     }
     Ok(())
@@ -145,7 +184,9 @@ async fn sigterm_stops_the_service_cleanly_after_publishing_its_outbox() -> anyh
     let data = tempfile::tempdir()?;
     let mut service = ServiceProcess::start(&nats.url(), data.path(), free_port()?).await?;
     OrganisationClient::new(service.channel().await?)
-        .load_organisation(pb::LoadOrganisationRequest { organisation: Some(sample_organisation()) })
+        .load_organisation(pb::LoadOrganisationRequest {
+            organisation: Some(sample_organisation()),
+        })
         .await?;
     let mut client = service.complaints().await?;
     let mut ids = Vec::new();
@@ -153,7 +194,10 @@ async fn sigterm_stops_the_service_cleanly_after_publishing_its_outbox() -> anyh
         ids.push(submit(&mut client, &format!("r-{n}")).await?);
     }
 
-    let term = Command::new("kill").args(["-TERM", &service.pid()?.to_string()]).status().await?;
+    let term = Command::new("kill")
+        .args(["-TERM", &service.pid()?.to_string()])
+        .status()
+        .await?;
     let exit = tokio::time::timeout(Duration::from_secs(15), service.child.wait()).await??;
 
     assert!(term.success());

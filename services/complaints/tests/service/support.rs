@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 pub(crate) type Complaints = pb::complaint_service_client::ComplaintServiceClient<Channel>;
-pub(crate) type OrganisationClient = pb::organisation_service_client::OrganisationServiceClient<Channel>;
+pub(crate) type OrganisationClient =
+    pb::organisation_service_client::OrganisationServiceClient<Channel>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
@@ -33,7 +34,9 @@ pub(crate) enum Backend {
 
 /// 09:00 UTC on a Monday; tests move the clock from here.
 pub(crate) fn start_of_test() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 #[derive(Debug)]
@@ -98,7 +101,8 @@ impl TestApp {
     }
 
     async fn boot(&mut self) -> anyhow::Result<()> {
-        let running = Running::boot(&self.nats, &self.data, &self.database_url, &self.clock).await?;
+        let running =
+            Running::boot(&self.nats, &self.data, &self.database_url, &self.clock).await?;
         self.complaints = running.complaints;
         self.organisation = running.organisation;
         self.sweeper = running.sweeper;
@@ -134,7 +138,11 @@ impl TestApp {
     }
 
     /// Submits a complaint in grid `xinyuan-1` with keyword-classified text.
-    pub(crate) async fn submit(&mut self, request_id: &str, text: &str) -> anyhow::Result<pb::Complaint> {
+    pub(crate) async fn submit(
+        &mut self,
+        request_id: &str,
+        text: &str,
+    ) -> anyhow::Result<pb::Complaint> {
         let response = self
             .complaints
             .submit_complaint(submission(request_id, text))
@@ -150,11 +158,17 @@ impl TestApp {
                 complaint_id: id.into(),
             })
             .await?;
-        response.into_inner().complaint.context("no complaint in the response")
+        response
+            .into_inner()
+            .complaint
+            .context("no complaint in the response")
     }
 
     /// Every event in the COMPLAINTS stream once `expected` have arrived.
-    pub(crate) async fn wait_for_events(&self, expected: usize) -> anyhow::Result<Vec<StoredEvent>> {
+    pub(crate) async fn wait_for_events(
+        &self,
+        expected: usize,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
         let url = self.nats.url();
         eventually(Duration::from_secs(20), || async {
             let events = stream_events(&url).await?;
@@ -193,7 +207,9 @@ impl Running {
         let sweeper = application.sweeper();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-        let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
         Ok(Self {
             complaints: Complaints::new(channel.clone()),
             organisation: OrganisationClient::new(channel),

@@ -1,0 +1,33 @@
+# The project's commands; README.md explains them.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: run test lint fmt deps
+
+## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
+run: deps
+	@deploy/local/run.sh
+
+## Unit, integration and fault tests (real nats-server; PostgreSQL when one answers).
+test: deps
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --profile ci; \
+	else \
+		echo "cargo-nextest not found; running cargo test"; \
+		$(CARGO) test --workspace; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## nats-server from Debian's packages when it is missing.
+deps:
+	@command -v nats-server >/dev/null 2>&1 || { \
+		echo "nats-server not found: installing Debian's package"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nats-server; \
+	}
