@@ -169,18 +169,18 @@ impl Store {
         let now = self.clock.now();
         let mut tx = self.db.pool().begin().await?;
         let mut complaint = load(&mut tx, id, self.lock()).await?;
-        if let Some(request_id) = request_id {
-            if let Some(previous) = transition_by_request_id(&mut tx, request_id).await? {
-                tx.rollback().await?;
-                if previous != id {
-                    return Err(FieldError::new(
-                        "request_id",
-                        "was already used for another complaint",
-                    )
-                    .into());
-                }
-                return Ok(complaint);
+        if let Some(request_id) = request_id
+            && let Some(previous) = transition_by_request_id(&mut tx, request_id).await?
+        {
+            tx.rollback().await?;
+            if previous != id {
+                return Err(FieldError::new(
+                    "request_id",
+                    "was already used for another complaint",
+                )
+                .into());
             }
+            return Ok(complaint);
         }
         let related = match related {
             Some(related) => Some(load(&mut tx, related, "").await?),

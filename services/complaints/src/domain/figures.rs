@@ -228,7 +228,7 @@ mod tests {
         let late = complaint("late", start());
         let figures = Figures::compute(
             std::slice::from_ref(&late),
-            &[late.clone()],
+            std::slice::from_ref(&late),
             start() + Duration::days(8),
         );
         assert_eq!(

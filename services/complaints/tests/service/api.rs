@@ -100,7 +100,7 @@ async fn submitted_complaint_is_classified_routed_and_readable_with_its_reporter
         ("张三", "13812345678")
     );
     assert_eq!(complaint.reporter_phone_masked, "138****5678");
-    let due = complaint.response_due_at.clone().unwrap_or_default();
+    let due = complaint.response_due_at.unwrap_or_default();
     assert_eq!(
         due.seconds,
         (start_of_test() + Duration::hours(24)).timestamp()
@@ -213,7 +213,7 @@ async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_histor
             ),
         ]
     );
-    let resolved_at = history[3].at.clone().unwrap_or_default().seconds;
+    let resolved_at = history[3].at.unwrap_or_default().seconds;
     assert_eq!(
         resolved_at,
         (start_of_test() + Duration::hours(6)).timestamp(),
@@ -869,7 +869,7 @@ async fn figures_count_response_resolution_satisfaction_and_reopens(
         .complaints
         .get_figures(pb::GetFiguresRequest {
             community_id: "xinyuan".into(),
-            period: Some(period.clone()),
+            period: Some(period),
             ..Default::default()
         })
         .await?
@@ -899,7 +899,7 @@ async fn figures_count_response_resolution_satisfaction_and_reopens(
     let district = app
         .complaints
         .get_figures(pb::GetFiguresRequest {
-            period: Some(period.clone()),
+            period: Some(period),
             ..Default::default()
         })
         .await?

@@ -4,6 +4,7 @@
 mod api;
 mod events;
 mod faults;
+mod startup;
 mod support;
 
 /// Generates one `#[tokio::test]` per backend for each `async fn(TestApp)`.
