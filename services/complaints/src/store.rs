@@ -298,32 +298,32 @@ impl Store {
         page_size: u32,
         after: Option<Cursor>,
     ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
+        // $1 is now and $2 the cursor's time; text filters follow from $3.
         let mut conditions: Vec<String> = Vec::new();
         let mut texts: Vec<String> = Vec::new();
-        let mut text_condition = |conditions: &mut Vec<String>, column: &str, value: String| {
+        let mut placeholder = |value: String| {
             texts.push(value);
-            conditions.push(format!("{column} = ${}", texts.len() + 2));
+            format!("${}", texts.len() + 2)
         };
         if let Some(status) = filter.status {
-            text_condition(&mut conditions, "status", status.as_str().into());
+            conditions.push(format!("status = {}", placeholder(status.as_str().into())));
         }
         if let Some(grid) = &filter.grid_id {
-            text_condition(&mut conditions, "grid_id", grid.clone());
+            conditions.push(format!("grid_id = {}", placeholder(grid.clone())));
         }
         if let Some(community) = &filter.community_id {
-            text_condition(&mut conditions, "community_id", community.clone());
+            conditions.push(format!("community_id = {}", placeholder(community.clone())));
         }
         if let Some(category) = filter.category {
-            text_condition(&mut conditions, "category", category.as_str().into());
+            conditions.push(format!(
+                "category = {}",
+                placeholder(category.as_str().into())
+            ));
         }
         if let Some(cursor) = &after {
-            text_condition(&mut conditions, "'cursor'", cursor.id.clone());
-            let id_param = conditions
-                .pop()
-                .unwrap_or_default()
-                .replace("'cursor' = ", "");
+            let id = placeholder(cursor.id.clone());
             conditions.push(format!(
-                "(submitted_at < $2 OR (submitted_at = $2 AND id < {id_param}))"
+                "(submitted_at < $2 OR (submitted_at = $2 AND id < {id}))"
             ));
         }
         if filter.overdue_only {
@@ -332,6 +332,7 @@ impl Store {
                  (status IN {OPEN_STATUSES} AND resolution_due_at <= $1))"
             ));
         }
+        // `$1 = $1 AND $2 = $2` keeps both leading parameters used in every query.
         let mut sql = format!("SELECT {COLUMNS} FROM complaints WHERE $1 = $1 AND $2 = $2");
         for condition in &conditions {
             sql.push_str(" AND ");

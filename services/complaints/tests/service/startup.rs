@@ -28,15 +28,30 @@ async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Output> {
 #[tokio::test]
 async fn a_bad_setting_stops_the_service_with_a_message_naming_it() -> anyhow::Result<()> {
     let limits = tempfile::NamedTempFile::new()?;
-    std::fs::write(limits.path(), r#"{"priorities": {}, "follow_up_minutes": 60}"#)?;
+    std::fs::write(
+        limits.path(),
+        r#"{"priorities": {}, "follow_up_minutes": 60}"#,
+    )?;
     let limits_path = limits.path().display().to_string();
     let cases = [
         ("SHEQU_GRPC_ADDR", "not-an-address", "--grpc-addr"),
         ("SHEQU_LOG_FORMAT", "xml", "--log-format"),
         ("SHEQU_SWEEP_INTERVAL_SECS", "0", "--sweep-interval-secs"),
-        ("SHEQU_DATABASE_URL", "mysql://root@localhost/shequ", "SHEQU_DATABASE_URL"),
-        ("SHEQU_TIME_LIMITS_FILE", "/nonexistent/limits.json", "SHEQU_TIME_LIMITS_FILE"),
-        ("SHEQU_TIME_LIMITS_FILE", limits_path.as_str(), "priorities.urgent is missing"),
+        (
+            "SHEQU_DATABASE_URL",
+            "mysql://root@localhost/shequ",
+            "SHEQU_DATABASE_URL",
+        ),
+        (
+            "SHEQU_TIME_LIMITS_FILE",
+            "/nonexistent/limits.json",
+            "SHEQU_TIME_LIMITS_FILE",
+        ),
+        (
+            "SHEQU_TIME_LIMITS_FILE",
+            limits_path.as_str(),
+            "priorities.urgent is missing",
+        ),
     ];
     for (name, value, expected) in cases {
         let output = start_with(&[(name, value)]).await?;
@@ -53,11 +68,19 @@ async fn a_running_service_reports_serving_and_stops_on_request() -> anyhow::Res
 }
 
 async fn health_is_serving(mut app: TestApp) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(format!("http://{}", app.addr))?.connect().await?;
+    let channel = Channel::from_shared(format!("http://{}", app.addr))?
+        .connect()
+        .await?;
     let mut health = HealthClient::new(channel);
-    for service in ["", "shequ.complaints.v1.ComplaintService", "shequ.complaints.v1.OrganisationService"] {
+    for service in [
+        "",
+        "shequ.complaints.v1.ComplaintService",
+        "shequ.complaints.v1.OrganisationService",
+    ] {
         let status = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await?
             .into_inner()
             .status();
