@@ -635,85 +635,112 @@ async fn district_handler(conn: &mut AnyConnection) -> Result<String, sqlx::Erro
     })
 }
 
+/// The columns a transition may change, in the order [`bind_changeable`] binds them.
+const CHANGEABLE: [&str; 19] = [
+    "status",
+    "category",
+    "classified_by",
+    "priority",
+    "level",
+    "assignee",
+    "cycle_started_at",
+    "response_due_at",
+    "resolution_due_at",
+    "accepted_at",
+    "resolved_at",
+    "follow_up_due_at",
+    "closed_at",
+    "resolution_note",
+    "merchant_at_fault",
+    "satisfaction",
+    "reject_reason",
+    "merged_into",
+    "reopen_count",
+];
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_changeable<'q>(query: AnyQuery<'q>, c: &'q Complaint) -> AnyQuery<'q> {
+    query
+        .bind(c.status.as_str())
+        .bind(c.category.as_str())
+        .bind(&c.classified_by)
+        .bind(c.priority.as_str())
+        .bind(c.level.as_str())
+        .bind(&c.assignee)
+        .bind(to_millis(c.cycle_started_at))
+        .bind(to_millis(c.response_due_at))
+        .bind(to_millis(c.resolution_due_at))
+        .bind(c.accepted_at.map(to_millis))
+        .bind(c.resolved_at.map(to_millis))
+        .bind(c.follow_up_due_at.map(to_millis))
+        .bind(c.closed_at.map(to_millis))
+        .bind(c.resolution_note.clone())
+        .bind(i64::from(c.merchant_at_fault))
+        .bind(c.satisfaction.map(|s| i64::from(s.get())))
+        .bind(c.reject_reason.clone())
+        .bind(c.merged_into.clone())
+        .bind(i64::from(c.reopen_count))
+}
+
+/// `$from, $from+1, …` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
 async fn insert(
     conn: &mut AnyConnection,
     request_id: &str,
     c: &Complaint,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(&format!(
-        "INSERT INTO complaints (request_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, \
-         $28, $29, $30, $31, $32) ON CONFLICT (request_id) DO NOTHING"
-    ))
-    .bind(request_id)
-    .bind(&c.id)
-    .bind(c.status.as_str())
-    .bind(&c.text)
-    .bind(c.channel.as_str())
-    .bind(c.category.as_str())
-    .bind(&c.classified_by)
-    .bind(c.priority.as_str())
-    .bind(c.reporter.name.clone())
-    .bind(c.reporter.phone.as_ref().map(|phone| phone.as_str().to_owned()))
-    .bind(&c.community_id)
-    .bind(&c.grid_id)
-    .bind(c.building_id.clone())
-    .bind(c.location.clone())
-    .bind(c.merchant_id.clone())
-    .bind(c.elder_id.clone())
-    .bind(c.level.as_str())
-    .bind(&c.assignee)
-    .bind(to_millis(c.submitted_at))
-    .bind(to_millis(c.cycle_started_at))
-    .bind(to_millis(c.response_due_at))
-    .bind(to_millis(c.resolution_due_at))
-    .bind(c.accepted_at.map(to_millis))
-    .bind(c.resolved_at.map(to_millis))
-    .bind(c.follow_up_due_at.map(to_millis))
-    .bind(c.closed_at.map(to_millis))
-    .bind(c.resolution_note.clone())
-    .bind(i64::from(c.merchant_at_fault))
-    .bind(c.satisfaction.map(|s| i64::from(s.get())))
-    .bind(c.reject_reason.clone())
-    .bind(c.merged_into.clone())
-    .bind(i64::from(c.reopen_count))
-    .execute(conn)
-    .await?;
+    let sql = format!(
+        "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
+         community_id, grid_id, building_id, location, merchant_id, elder_id, submitted_at, {}) \
+         VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+        CHANGEABLE.join(", "),
+        placeholders(1, 13 + CHANGEABLE.len()),
+    );
+    let query = sqlx::query(&sql)
+        .bind(request_id)
+        .bind(&c.id)
+        .bind(&c.text)
+        .bind(c.channel.as_str())
+        .bind(c.reporter.name.clone())
+        .bind(
+            c.reporter
+                .phone
+                .as_ref()
+                .map(|phone| phone.as_str().to_owned()),
+        )
+        .bind(&c.community_id)
+        .bind(&c.grid_id)
+        .bind(c.building_id.clone())
+        .bind(c.location.clone())
+        .bind(c.merchant_id.clone())
+        .bind(c.elder_id.clone())
+        .bind(to_millis(c.submitted_at));
+    let done = bind_changeable(query, c).execute(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Writes back what transitions may change.
 async fn update(conn: &mut AnyConnection, c: &Complaint) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE complaints SET status = $2, category = $3, classified_by = $4, priority = $5, \
-         level = $6, assignee = $7, cycle_started_at = $8, response_due_at = $9, \
-         resolution_due_at = $10, accepted_at = $11, resolved_at = $12, follow_up_due_at = $13, \
-         closed_at = $14, resolution_note = $15, merchant_at_fault = $16, satisfaction = $17, \
-         reject_reason = $18, merged_into = $19, reopen_count = $20 WHERE id = $1",
-    )
-    .bind(&c.id)
-    .bind(c.status.as_str())
-    .bind(c.category.as_str())
-    .bind(&c.classified_by)
-    .bind(c.priority.as_str())
-    .bind(c.level.as_str())
-    .bind(&c.assignee)
-    .bind(to_millis(c.cycle_started_at))
-    .bind(to_millis(c.response_due_at))
-    .bind(to_millis(c.resolution_due_at))
-    .bind(c.accepted_at.map(to_millis))
-    .bind(c.resolved_at.map(to_millis))
-    .bind(c.follow_up_due_at.map(to_millis))
-    .bind(c.closed_at.map(to_millis))
-    .bind(c.resolution_note.clone())
-    .bind(i64::from(c.merchant_at_fault))
-    .bind(c.satisfaction.map(|s| i64::from(s.get())))
-    .bind(c.reject_reason.clone())
-    .bind(c.merged_into.clone())
-    .bind(i64::from(c.reopen_count))
-    .execute(conn)
-    .await?;
+    let assignments: Vec<String> = CHANGEABLE
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ${}", i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE complaints SET {} WHERE id = $1",
+        assignments.join(", ")
+    );
+    bind_changeable(sqlx::query(&sql).bind(&c.id), c)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
