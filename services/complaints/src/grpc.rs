@@ -353,7 +353,7 @@ impl ComplaintsApi {
             )
             .await?;
         tracing::info!(%complaint_id, status = complaint.status.as_str(), %actor, "complaint changed");
-        Ok(to_proto(&complaint, &[], self.store.now(), true))
+        Ok(to_proto(&complaint, &[], self.store.now(), false))
     }
 }
 
@@ -490,7 +490,8 @@ fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
 }
 
 /// The message for a complaint; the reporter's name and phone only when
-/// `with_reporter` (GetComplaint and the caller's own writes), masked otherwise.
+/// `with_reporter` (GetComplaint, and the submitter's own submission), the
+/// masked phone otherwise.
 fn to_proto(
     c: &Complaint,
     history: &[HistoryEntry],

@@ -80,8 +80,11 @@ impl Organisation {
 }
 
 fn unique(seen: &mut HashSet<String>, field: &str, id: &str) -> Result<(), FieldError> {
-    let id = fields::required(field, id, fields::ID)?;
-    if id != id.trim() || !seen.insert(id.clone()) {
+    let trimmed = fields::required(field, id, fields::ID)?;
+    if trimmed != id {
+        return Err(FieldError::new(field, "must not start or end with spaces"));
+    }
+    if !seen.insert(trimmed) {
         return Err(FieldError::new(field, format!("id {id:?} is used twice")));
     }
     Ok(())
@@ -148,6 +151,16 @@ mod tests {
         assert_eq!(
             error.field,
             "organisation.communities[0].grids[1].building_ids[0]"
+        );
+    }
+
+    #[test]
+    fn an_id_with_surrounding_spaces_is_refused() {
+        let mut org = organisation();
+        org.communities[0].id = " xinyuan".into();
+        assert_eq!(
+            org.validate().unwrap_err().field,
+            "organisation.communities[0].id"
         );
     }
 

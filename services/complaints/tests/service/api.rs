@@ -164,6 +164,11 @@ async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_histor
         .complaint
         .unwrap_or_default();
 
+    assert!(
+        closed.reporter.is_none(),
+        "transitions answer without personal data"
+    );
+    assert_eq!(closed.reporter_phone_masked, "138****5678");
     assert_eq!(closed.status(), pb::Status::Closed);
     assert_eq!(closed.satisfaction, 5);
     let history = app.get(&id).await?.history;

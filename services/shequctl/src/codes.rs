@@ -1,0 +1,187 @@
+//! Proto enum values as operators type and read them: the value's name without
+//! its prefix, in lower case (`CATEGORY_ENVIRONMENT_SANITATION` ↔
+//! `environment_sanitation`), the code names the service stores and publishes.
+//! Dashes are taken for underscores (`mini-program`), so either spelling works.
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::ErrorKind;
+use shequ_proto::complaints::v1 as pb;
+
+/// A prost enum with code names.
+pub(crate) trait Code: Copy + std::fmt::Debug + Send + Sync + 'static {
+    /// `CATEGORY_` for `Category`.
+    const PREFIX: &'static str;
+    fn from_number(value: i32) -> Option<Self>;
+    fn from_proto_name(name: &str) -> Option<Self>;
+    fn proto_name(self) -> &'static str;
+    /// Every code name but `unspecified`, in proto order.
+    fn codes() -> &'static [String];
+}
+
+macro_rules! code {
+    ($proto:ty, $prefix:literal) => {
+        impl Code for $proto {
+            const PREFIX: &'static str = $prefix;
+
+            fn from_number(value: i32) -> Option<Self> {
+                <$proto>::try_from(value).ok()
+            }
+
+            fn from_proto_name(name: &str) -> Option<Self> {
+                <$proto>::from_str_name(name)
+            }
+
+            fn proto_name(self) -> &'static str {
+                self.as_str_name()
+            }
+
+            fn codes() -> &'static [String] {
+                static CODES: OnceLock<Vec<String>> = OnceLock::new();
+                CODES.get_or_init(all_codes::<$proto>)
+            }
+        }
+    };
+}
+
+code!(pb::Category, "CATEGORY_");
+code!(pb::Channel, "CHANNEL_");
+code!(pb::Priority, "PRIORITY_");
+code!(pb::Status, "STATUS_");
+code!(pb::Level, "LEVEL_");
+
+/// The code name of `value`: `environment_sanitation`.
+pub(crate) fn code<T: Code>(value: T) -> String {
+    let name = value.proto_name();
+    name.strip_prefix(T::PREFIX)
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+}
+
+/// The code name of a number from a message; `unknown(9)` for a value this
+/// build of the command line does not know (a newer server).
+pub(crate) fn name_of<T: Code>(value: i32) -> String {
+    T::from_number(value).map_or_else(|| format!("unknown({value})"), code)
+}
+
+/// Parses a code name; `unspecified` is not a choice.
+pub(crate) fn parse<T: Code>(text: &str) -> Result<T, String> {
+    let upper = text.trim().replace('-', "_").to_ascii_uppercase();
+    if upper != "UNSPECIFIED"
+        && let Some(value) = T::from_proto_name(&format!("{}{upper}", T::PREFIX))
+    {
+        return Ok(value);
+    }
+    Err(format!(
+        "unknown value {text:?}; expected one of: {}",
+        T::codes().join(", ")
+    ))
+}
+
+fn all_codes<T: Code>() -> Vec<String> {
+    (1..=i32::from(u8::MAX))
+        .filter_map(T::from_number)
+        .map(code)
+        .collect()
+}
+
+/// A clap value parser for code names that lists them in `--help`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CodeParser<T>(PhantomData<fn() -> T>);
+
+impl<T> CodeParser<T> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: Code> TypedValueParser for CodeParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let mut cmd = cmd.clone();
+        let Some(text) = value.to_str() else {
+            return Err(cmd.error(ErrorKind::InvalidUtf8, "the value is not UTF-8"));
+        };
+        parse::<T>(text).map_err(|message| {
+            let arg = arg.map_or_else(|| "the value".to_owned(), |arg| format!("'{arg}'"));
+            cmd.error(ErrorKind::InvalidValue, format!("{arg}: {message}"))
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            T::codes()
+                .iter()
+                .map(|code| PossibleValue::new(code.as_str())),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_the_proto_names_without_prefix_in_lower_case() {
+        assert_eq!(
+            parse::<pb::Category>("environment_sanitation"),
+            Ok(pb::Category::EnvironmentSanitation)
+        );
+        assert_eq!(
+            parse::<pb::Status>("in_progress"),
+            Ok(pb::Status::InProgress)
+        );
+        assert_eq!(code(pb::Status::InProgress), "in_progress");
+        assert_eq!(
+            code(pb::Category::ElderlyDisabilityServices),
+            "elderly_disability_services"
+        );
+    }
+
+    #[test]
+    fn dashes_stand_for_underscores() {
+        assert_eq!(
+            parse::<pb::Channel>("mini-program"),
+            Ok(pb::Channel::MiniProgram)
+        );
+        assert_eq!(
+            parse::<pb::Channel>("care-visit"),
+            Ok(pb::Channel::CareVisit)
+        );
+        assert_eq!(parse::<pb::Priority>("Urgent"), Ok(pb::Priority::Urgent));
+    }
+
+    #[test]
+    fn unspecified_and_unknown_names_are_refused_listing_the_choices() {
+        assert!(parse::<pb::Category>("unspecified").is_err());
+        let message = parse::<pb::Priority>("soon").err().unwrap_or_default();
+        assert!(message.contains("urgent, normal, complex"), "{message}");
+    }
+
+    #[test]
+    fn every_value_but_unspecified_is_listed_and_parses_back() {
+        assert_eq!(pb::Channel::codes().len(), 6);
+        assert_eq!(pb::Status::codes().len(), 8);
+        for code in pb::Category::codes() {
+            assert_eq!(
+                parse::<pb::Category>(code).map(super::code),
+                Ok(code.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_from_a_newer_server_are_shown_as_unknown() {
+        assert_eq!(name_of::<pb::Status>(4), "resolved");
+        assert_eq!(name_of::<pb::Status>(42), "unknown(42)");
+    }
+}

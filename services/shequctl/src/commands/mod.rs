@@ -1,0 +1,36 @@
+//! From a parsed command line to gRPC calls: the connection, and one module
+//! per service area.
+
+mod complaints;
+mod org;
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cli::{Cli, Command};
+use crate::failure::Unreachable;
+use crate::output::Output;
+
+/// How long to wait for the service to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the command `cli` names. Each command checks what it can locally (the
+/// file, the period) before it connects.
+pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
+    let url = cli.complaints_url.as_str();
+    match &cli.command {
+        Command::Org(command) => org::run(command, url, output).await,
+        Command::Complaints(command) => complaints::run(command, url, output).await,
+    }
+}
+
+/// Connects now, so an unreachable service is reported as such, once.
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT);
+    Ok(endpoint.connect().await.map_err(Unreachable)?)
+}

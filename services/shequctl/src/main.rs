@@ -1,0 +1,54 @@
+//! `shequctl`, the operator command line: loads the grid organisation and works
+//! complaints through their lifecycle by calling the complaints service's gRPC
+//! API, printing aligned tables for people or JSON (`--json`) for scripts.
+//!
+//! Exit codes scripts can rely on: 0 success, 1 anything else, 2 usage error,
+//! 3 service unreachable, 4 invalid argument, 5 not found, 6 failed precondition.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap derive): every command, flag and its help.
+//! - [`commands`]: one module per service area (`org`, `complaints`), each
+//!   turning a parsed command into gRPC calls and printing the answer.
+//! - [`codes`]: proto enum values as operators type and read them
+//!   (`environment_sanitation`, `in_progress`).
+//! - [`time`]: instants shown in the district's time zone (Asia/Shanghai,
+//!   UTC+8) and dates on the command line turned into periods.
+//! - [`organisation`]: the JSON organisation file, a mirror of the proto message.
+//! - [`table`]: the small aligned-table printer.
+//! - [`output`]: stdout writing, human or JSON.
+//! - [`failure`]: errors sorted into exit codes and reported on stderr.
+
+mod cli;
+mod codes;
+mod commands;
+mod failure;
+mod organisation;
+mod output;
+mod table;
+mod time;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = Output::new(cli.json);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let error = anyhow::Error::new(error).context("starting the async runtime");
+            return failure::report(&error, &cli.complaints_url, output);
+        }
+    };
+    match runtime.block_on(commands::run(&cli, output)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => failure::report(&error, &cli.complaints_url, output),
+    }
+}

@@ -1,0 +1,168 @@
+//! Time as the district reads it: instants shown in Asia/Shanghai (a fixed
+//! UTC+8, no daylight saving), and dates on the command line turned into
+//! half-open periods of whole district days.
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
+use prost_types::Timestamp;
+
+/// Asia/Shanghai.
+pub(crate) const DISTRICT: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
+/// How far back `figures` looks by default.
+pub(crate) const DEFAULT_FIGURES_DAYS: i64 = 30;
+
+/// A message's timestamp as an instant; `None` when absent or out of range.
+pub(crate) fn instant(at: Option<&Timestamp>) -> Option<DateTime<Utc>> {
+    let at = at?;
+    DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?)
+}
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// `2026-11-02 17:00` in the district's time; `-` when absent.
+pub(crate) fn local(at: Option<&Timestamp>) -> String {
+    instant(at).map_or_else(
+        || "-".to_owned(),
+        |at| {
+            at.with_timezone(&DISTRICT)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
+    )
+}
+
+/// RFC 3339 in UTC (`2026-11-02T09:00:00Z`) for JSON; `null` when absent.
+pub(crate) fn json(at: Option<&Timestamp>) -> serde_json::Value {
+    instant(at).map_or(serde_json::Value::Null, |at| {
+        at.to_rfc3339_opts(SecondsFormat::Secs, true).into()
+    })
+}
+
+/// A `YYYY-MM-DD` date on the command line.
+pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|error| format!("{error}: expected a date like 2026-11-02"))
+}
+
+/// A half-open period [from, to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Period {
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
+}
+
+/// The period from the start of day `from` to the end of day `to` (both in the
+/// district's time, `to` included); without `to` up to `now`, without `from`
+/// the [`DEFAULT_FIGURES_DAYS`] before the end.
+pub(crate) fn period(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    now: DateTime<Utc>,
+) -> Result<Period, String> {
+    let end = match to {
+        Some(day) => {
+            let next = day
+                .succ_opt()
+                .ok_or_else(|| format!("--to {day} is out of range"))?;
+            start_of_day(next)?
+        }
+        None => now,
+    };
+    let start = match from {
+        Some(day) => start_of_day(day)?,
+        None => end - Duration::days(DEFAULT_FIGURES_DAYS),
+    };
+    if start >= end {
+        return Err(format!(
+            "the period {} to {} is empty: --from must come before --to (or now)",
+            local(Some(&timestamp(start))),
+            local(Some(&timestamp(end)))
+        ));
+    }
+    Ok(Period {
+        from: start,
+        to: end,
+    })
+}
+
+fn start_of_day(day: NaiveDate) -> Result<DateTime<Utc>, String> {
+    DISTRICT
+        .from_local_datetime(&day.and_time(NaiveTime::MIN))
+        .single()
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| format!("{day} has no start of day in UTC+8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn date(text: &str) -> Option<NaiveDate> {
+        parse_date(text).ok()
+    }
+
+    #[test]
+    fn dates_are_whole_district_days_with_the_last_day_included() {
+        let period = period(date("2026-11-01"), date("2026-11-30"), utc(2027, 1, 1, 0));
+        assert_eq!(
+            period,
+            Ok(Period {
+                from: utc(2026, 10, 31, 16),
+                to: utc(2026, 11, 30, 16),
+            })
+        );
+    }
+
+    #[test]
+    fn by_default_the_period_is_the_last_30_days_up_to_now() {
+        let now = utc(2026, 11, 2, 9);
+        assert_eq!(
+            period(None, None, now),
+            Ok(Period {
+                from: utc(2026, 10, 3, 9),
+                to: now,
+            })
+        );
+    }
+
+    #[test]
+    fn a_from_date_alone_runs_up_to_now() {
+        let now = utc(2026, 11, 2, 9);
+        let period = period(date("2026-11-02"), None, now);
+        assert_eq!(period.map(|p| p.from), Ok(utc(2026, 11, 1, 16)));
+    }
+
+    #[test]
+    fn an_empty_period_is_refused() {
+        assert!(period(date("2026-11-05"), date("2026-11-04"), utc(2027, 1, 1, 0)).is_err());
+        assert!(period(date("2026-11-05"), None, utc(2026, 11, 2, 9)).is_err());
+    }
+
+    #[test]
+    fn malformed_dates_are_refused() {
+        assert!(parse_date("2026-13-01").is_err());
+        assert!(parse_date("02/11/2026").is_err());
+    }
+
+    #[test]
+    fn instants_are_shown_in_utc_plus_8() {
+        let at = timestamp(utc(2026, 11, 2, 17));
+        assert_eq!(local(Some(&at)), "2026-11-03 01:00");
+        assert_eq!(local(None), "-");
+        assert_eq!(json(Some(&at)), serde_json::json!("2026-11-02T17:00:00Z"));
+    }
+}
