@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "shequ/common/v1/common.proto",
         "shequ/complaints/v1/complaints.proto",
+        "shequ/alliance/v1/alliance.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -188,3 +188,140 @@ pub mod complaints {
         Reclassified::TYPE,
     ];
 }
+
+/// Merchant-alliance events, published by merchant-alliance on the `ALLIANCE` stream.
+pub mod alliance {
+    use super::{DateTime, Deserialize, EventData, Serialize, Utc};
+
+    pub const SOURCE: &str = "/shequ/merchant-alliance";
+    pub const STREAM: &str = "ALLIANCE";
+    pub const SUBJECTS: &str = "shequ.alliance.>";
+
+    /// The merchant after the change, in every merchant event. A merchant is a
+    /// business: its name is public, its owner's identity is not carried.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct MerchantState {
+        pub merchant_id: String,
+        pub name: String,
+        /// dining, repair, elderly_care, grocery, housekeeping, health, other.
+        pub category: String,
+        pub service_tags: Vec<String>,
+        pub grid_id: String,
+        pub party_member_owner: bool,
+        /// active, suspended.
+        pub status: String,
+        pub credit_score: i32,
+        /// Who acted (an operator id).
+        pub actor: String,
+    }
+
+    macro_rules! merchant_event {
+        ($(#[$doc:meta])* $name:ident, $type:literal) => {
+            $(#[$doc])*
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            pub struct $name {
+                #[serde(flatten)]
+                pub merchant: MerchantState,
+            }
+            impl EventData for $name {
+                const TYPE: &'static str = $type;
+            }
+        };
+    }
+
+    merchant_event!(
+        /// A merchant joined the alliance.
+        MerchantRegistered, "shequ.alliance.merchant.registered.v1"
+    );
+    merchant_event!(
+        /// A merchant's description (name, category, tags, place, hours) changed.
+        MerchantUpdated, "shequ.alliance.merchant.updated.v1"
+    );
+    merchant_event!(
+        /// A merchant was suspended: it leaves the convenience circle.
+        MerchantSuspended, "shequ.alliance.merchant.suspended.v1"
+    );
+    merchant_event!(
+        /// A suspended merchant was reinstated.
+        MerchantReinstated, "shequ.alliance.merchant.reinstated.v1"
+    );
+
+    /// A merchant's credit score (诚信分) moved; one event per ledger entry.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct CreditChanged {
+        pub merchant_id: String,
+        /// The ledger entry's sequence number within the merchant's ledger.
+        pub entry: i64,
+        pub delta: i32,
+        pub score: i32,
+        /// complaint_at_fault, complaint_fault_reversed, welfare_activity,
+        /// environment_activity, elder_meal_discount.
+        pub reason: String,
+        /// The complaint, activity or booking the change is about.
+        pub reference: String,
+        /// The event that caused the change, when an event did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source_event_id: Option<String>,
+        pub at: DateTime<Utc>,
+    }
+
+    impl EventData for CreditChanged {
+        const TYPE: &'static str = "shequ.alliance.credit.changed.v1";
+    }
+
+    /// A merchant was named a party-member model merchant (党员示范商户) for a period.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ModelMerchantAwarded {
+        pub merchant_id: String,
+        pub name: String,
+        /// e.g. "2026-Q4".
+        pub period: String,
+        pub credit_score: i32,
+        pub welfare_activities: u32,
+        pub actor: String,
+    }
+
+    impl EventData for ModelMerchantAwarded {
+        const TYPE: &'static str = "shequ.alliance.model_merchant.awarded.v1";
+    }
+
+    /// Every merchant-alliance event type, for documentation and schema checks.
+    pub const ALL_TYPES: [&str; 6] = [
+        MerchantRegistered::TYPE,
+        MerchantUpdated::TYPE,
+        MerchantSuspended::TYPE,
+        MerchantReinstated::TYPE,
+        CreditChanged::TYPE,
+        ModelMerchantAwarded::TYPE,
+    ];
+}
+
+/// Pensioner-care events, published by pensioner-care on the `CARE` stream.
+/// Only what other services consume so far; pensioner-care adds the rest.
+pub mod care {
+    use super::{DateTime, Deserialize, EventData, Serialize, Utc};
+
+    pub const SOURCE: &str = "/shequ/pensioner-care";
+    pub const STREAM: &str = "CARE";
+    pub const SUBJECTS: &str = "shequ.care.>";
+
+    /// A service was booked for an elder.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ServiceBooked {
+        pub booking_id: String,
+        pub elder_id: String,
+        /// day_care, meal_assistance, bathing, health_check.
+        pub service: String,
+        /// The merchant providing it, when one does (meals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub merchant_id: Option<String>,
+        /// The merchant gives the elder a discount (counts as a welfare activity).
+        #[serde(default)]
+        pub discounted: bool,
+        pub booked_for: DateTime<Utc>,
+    }
+
+    impl EventData for ServiceBooked {
+        const TYPE: &'static str = "shequ.care.service.booked.v1";
+    }
+}

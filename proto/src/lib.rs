@@ -1,7 +1,7 @@
 //! The contracts every shequ service agrees on.
 //!
 //! # Layout
-//! - [`common`], [`complaints`]: gRPC messages and services generated from
+//! - [`common`], [`complaints`], [`alliance`]: gRPC messages and services generated from
 //!   `shequ/**/*.proto` (tonic + prost, compiled with protox: no system `protoc`).
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled descriptors, served by gRPC reflection.
 //! - [`events`]: the CloudEvents envelope and the payload of every event type,
@@ -22,6 +22,14 @@ pub mod complaints {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("shequ.complaints.v1");
+    }
+}
+
+/// The merchant alliance (商户联盟).
+pub mod alliance {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("shequ.alliance.v1");
     }
 }
 

@@ -2,12 +2,14 @@
 //! holds only its domain and its adapters.
 //!
 //! # Layout
+//! - [`codes`]: `named_enum!`, enums with code names and Chinese labels.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
 //! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
 //! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
 //! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
 //!   URL and runs that backend's migrations (the chassis's own, then the service's).
 //! - [`events`]: building CloudEvents for the outbox.
+//! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
 //! - [`outbox`]: events written in the state change's transaction, and the relay
 //!   that publishes them to JetStream (`Nats-Msg-Id` = event id, waits for the PubAck).
@@ -18,8 +20,10 @@
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod events;
+pub mod fields;
 pub mod grpc;
 pub mod inbox;
 pub mod nats;

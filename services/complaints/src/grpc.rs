@@ -37,12 +37,6 @@ impl ComplaintsApi {
     }
 }
 
-impl From<FieldError> for Status {
-    fn from(error: FieldError) -> Self {
-        invalid_argument(&error.field, error.message)
-    }
-}
-
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
         match error {

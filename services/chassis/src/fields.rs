@@ -1,6 +1,30 @@
-//! Bounds on free-text fields, so over-long input is refused before it is stored.
+//! Parsing request fields: a [`FieldError`] names the field that failed, and the
+//! bounds keep over-long input out before anything is stored. Pure: services'
+//! domains use it as well as their gRPC adapters.
 
-use super::FieldError;
+/// A value that failed to parse, with the request field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `InvalidArgument` naming the field.
+impl From<FieldError> for tonic::Status {
+    fn from(error: FieldError) -> Self {
+        crate::grpc::invalid_argument(&error.field, error.message)
+    }
+}
 
 /// Complaint text, resolution notes.
 pub const LONG_TEXT: usize = 2000;
