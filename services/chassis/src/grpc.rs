@@ -1,6 +1,8 @@
 //! Serving a service's gRPC routes with `grpc.health.v1`, reflection (so `grpcurl`
 //! works) and graceful shutdown, plus the error helpers every handler uses.
 
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -68,4 +70,82 @@ pub fn violated_field(status: &Status) -> Option<String> {
         .bad_request()
         .and_then(|bad| bad.field_violations.first())
         .map(|violation| violation.field.clone())
+}
+
+/// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔ `other`).
+pub fn optional_enum<T>(
+    field: &str,
+    value: i32,
+    convert: fn(i32) -> Option<Option<T>>,
+) -> Result<Option<T>, Status> {
+    convert(value).ok_or_else(|| invalid_argument(field, format!("unknown value {value}")))
+}
+
+pub fn required_enum<T>(
+    field: &str,
+    value: i32,
+    convert: fn(i32) -> Option<Option<T>>,
+) -> Result<T, Status> {
+    optional_enum(field, value, convert)?.ok_or_else(|| invalid_argument(field, "is required"))
+}
+
+/// Declares the conversions between a proto enum and a `named_enum!` domain enum,
+/// matched by name (`CATEGORY_OTHER` ↔ `other`): `$from(i32)` gives `None` for an
+/// unknown number and `Some(None)` for UNSPECIFIED; `$to_proto(domain)` the number.
+/// `encode` or `decode` declares only one of them.
+#[macro_export]
+macro_rules! proto_enum_mapping {
+    (encode $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
+        fn $to_proto(value: $domain) -> i32 {
+            let name = format!("{}{}", $prefix, value.as_str().to_ascii_uppercase());
+            <$proto>::from_str_name(&name).map_or(0, |v| v as i32)
+        }
+    };
+    (decode $from:ident, $proto:ty, $domain:ty, $prefix:literal) => {
+        fn $from(value: i32) -> Option<Option<$domain>> {
+            let name = <$proto>::try_from(value).ok()?.as_str_name();
+            let code = name.strip_prefix($prefix)?.to_ascii_lowercase();
+            if code == "unspecified" {
+                return Some(None);
+            }
+            <$domain>::parse(&code).map(Some)
+        }
+    };
+    ($from:ident, $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
+        $crate::proto_enum_mapping!(decode $from, $proto, $domain, $prefix);
+        $crate::proto_enum_mapping!(encode $to_proto, $proto, $domain, $prefix);
+    };
+}
+
+/// A protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A required timestamp field as a UTC instant.
+pub fn required_time(field: &str, at: Option<Timestamp>) -> Result<DateTime<Utc>, Status> {
+    let at = at.ok_or_else(|| invalid_argument(field, "is required"))?;
+    u32::try_from(at.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+        .ok_or_else(|| invalid_argument(field, "is not a valid time"))
+}
+
+/// Page sizes of list calls: 0 means the default.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// The page size asked for, refused above [`MAX_PAGE_SIZE`].
+pub fn page_size(page: &shequ_proto::common::v1::PageRequest) -> Result<u32, Status> {
+    match page.page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        size if size <= MAX_PAGE_SIZE => Ok(size),
+        size => Err(invalid_argument(
+            "page.page_size",
+            format!("must be at most {MAX_PAGE_SIZE}, got {size}"),
+        )),
+    }
 }

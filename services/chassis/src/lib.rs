@@ -16,6 +16,8 @@
 //! - [`inbox`]: durable pull consumers whose handlers apply each event once.
 //! - [`grpc`]: serving a service's routes with health, reflection and graceful
 //!   shutdown; the `InvalidArgument` helpers.
+//! - [`runtime`]: a service's database, NATS, relay and gRPC port, run and shut
+//!   down in order.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 
@@ -28,6 +30,7 @@ pub mod grpc;
 pub mod inbox;
 pub mod nats;
 pub mod outbox;
+pub mod runtime;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

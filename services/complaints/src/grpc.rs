@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
-use shequ_chassis::grpc::invalid_argument;
+use shequ_chassis::grpc::{
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+};
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -20,9 +21,6 @@ use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
 use crate::domain::{FieldError, fields};
 use crate::store::{Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
-
-const DEFAULT_PAGE_SIZE: u32 = 50;
-const MAX_PAGE_SIZE: u32 = 200;
 
 /// Serves both the complaint and the organisation APIs.
 #[derive(Debug, Clone)]
@@ -116,16 +114,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
             overdue_only: request.overdue_only,
         };
         let page = request.page.unwrap_or_default();
-        let page_size = match page.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            size if size <= MAX_PAGE_SIZE => size,
-            size => {
-                return Err(invalid_argument(
-                    "page.page_size",
-                    format!("must be at most {MAX_PAGE_SIZE}, got {size}"),
-                ));
-            }
-        };
+        let page_size = page_size(&page)?;
         let after = parse_page_token(&page.page_token)?;
         let (complaints, next) = self.store.list(&filter, page_size, after).await?;
         let now = self.store.now();
@@ -392,84 +381,29 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔ `other`).
-fn optional_enum<T>(
-    field: &str,
-    value: i32,
-    convert: fn(i32) -> Option<Option<T>>,
-) -> Result<Option<T>, Status> {
-    convert(value).ok_or_else(|| invalid_argument(field, format!("unknown value {value}")))
-}
-
-fn required_enum<T>(
-    field: &str,
-    value: i32,
-    convert: fn(i32) -> Option<Option<T>>,
-) -> Result<T, Status> {
-    optional_enum(field, value, convert)?.ok_or_else(|| invalid_argument(field, "is required"))
-}
-
-/// Proto enum ↔ domain enum by name (`CATEGORY_OTHER` ↔ `other`): the decoder
-/// gives `None` for an unknown number and `Some(None)` for UNSPECIFIED.
-macro_rules! enum_mapping {
-    (encode $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
-        fn $to_proto(value: $domain) -> i32 {
-            let name = format!("{}{}", $prefix, value.as_str().to_ascii_uppercase());
-            <$proto>::from_str_name(&name).map_or(0, |v| v as i32)
-        }
-    };
-    ($from:ident, $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
-        fn $from(value: i32) -> Option<Option<$domain>> {
-            let name = <$proto>::try_from(value).ok()?.as_str_name();
-            let code = name.strip_prefix($prefix)?.to_ascii_lowercase();
-            if code == "unspecified" {
-                return Some(None);
-            }
-            <$domain>::parse(&code).map(Some)
-        }
-
-        enum_mapping!(encode $to_proto, $proto, $domain, $prefix);
-    };
-}
-
-enum_mapping!(
+shequ_chassis::proto_enum_mapping!(
     category,
     category_to_proto,
     pb::Category,
     Category,
     "CATEGORY_"
 );
-enum_mapping!(channel, channel_to_proto, pb::Channel, Channel, "CHANNEL_");
-enum_mapping!(
+shequ_chassis::proto_enum_mapping!(channel, channel_to_proto, pb::Channel, Channel, "CHANNEL_");
+shequ_chassis::proto_enum_mapping!(
     priority,
     priority_to_proto,
     pb::Priority,
     Priority,
     "PRIORITY_"
 );
-enum_mapping!(
+shequ_chassis::proto_enum_mapping!(
     status,
     status_to_proto,
     pb::Status,
     ComplaintStatus,
     "STATUS_"
 );
-enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
-
-fn timestamp(at: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn required_time(field: &str, at: Option<Timestamp>) -> Result<DateTime<Utc>, Status> {
-    let at = at.ok_or_else(|| invalid_argument(field, "is required"))?;
-    u32::try_from(at.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
-        .ok_or_else(|| invalid_argument(field, "is not a valid time"))
-}
+shequ_chassis::proto_enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
 
 fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
     if token.is_empty() {

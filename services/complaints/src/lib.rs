@@ -25,18 +25,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::CommonConfig;
 use shequ_chassis::nats::StreamSpec;
-use shequ_chassis::outbox::{OutboxSignal, Relay};
-use shequ_chassis::storage::{Database, Migrations};
-use shequ_chassis::{Error, grpc as chassis_grpc, nats};
+use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::storage::Migrations;
 use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
 use shequ_proto::events::complaints as contract;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tonic::service::Routes;
 
 use crate::domain::time_limits::TimeLimits;
@@ -107,13 +105,8 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    grpc_addr: SocketAddr,
-    db: Database,
-    client: async_nats::Client,
-    store: Store,
+    runtime: Runtime,
     sweeper: Sweeper,
-    relay: Relay,
     api: ComplaintsApi,
 }
 
@@ -122,43 +115,31 @@ impl Application {
     /// background, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
-        let url = config.common.database_url("complaints")?;
-        let db = Database::connect(&url, &MIGRATIONS).await?;
-        let client = nats::connect(&config.common.nats_url, "complaints").await?;
-        let js = nats::jetstream(client.clone(), Duration::from_secs(5));
-        let signal = OutboxSignal::default();
-        let store = Store::new(db.clone(), signal.clone(), Arc::clone(&clock));
-        let addr = match config.common.grpc_addr {
-            Some(addr) => addr,
-            None => DEFAULT_GRPC_ADDR
-                .parse()
-                .map_err(|error| Error::Config(format!("default gRPC address: {error}")))?,
-        };
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
-            context: format!("binding the gRPC address {addr}"),
-            source,
-        })?;
-        let grpc_addr = listener.local_addr().map_err(|source| Error::Io {
-            context: "reading the bound gRPC address".into(),
-            source,
-        })?;
+        let runtime = Runtime::start(
+            "complaints",
+            &config.common,
+            DEFAULT_GRPC_ADDR,
+            &MIGRATIONS,
+            clock,
+        )
+        .await?;
+        let store = Store::new(
+            runtime.db.clone(),
+            runtime.outbox.clone(),
+            Arc::clone(&runtime.clock),
+        );
         Ok(Self {
-            listener,
-            grpc_addr,
             sweeper: Sweeper::new(
                 store.clone(),
                 Duration::from_secs(config.sweep_interval_secs),
             ),
-            relay: Relay::new(db.clone(), js, STREAM, signal, clock),
-            api: ComplaintsApi::new(store.clone(), limits),
-            store,
-            client,
-            db,
+            api: ComplaintsApi::new(store, limits),
+            runtime,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.runtime.grpc_addr()
     }
 
     /// The sweeper, for running a pass on demand (tests, operators' tools).
@@ -166,38 +147,26 @@ impl Application {
         self.sweeper.clone()
     }
 
-    pub fn store(&self) -> Store {
-        self.store.clone()
-    }
-
     /// Serves until `shutdown`; then stops taking requests, finishes those in
     /// flight, stops the sweeper, flushes the outbox and the NATS connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let workers = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(self.relay.run(workers.clone()));
-        tasks.spawn(self.sweeper.run(workers.clone()));
-        tasks.close();
         let routes = Routes::new(ComplaintServiceServer::new(self.api.clone()))
             .add_service(OrganisationServiceServer::new(self.api));
-        let served = chassis_grpc::serve(
-            self.listener,
-            routes,
-            &[
-                "shequ.complaints.v1.ComplaintService",
-                "shequ.complaints.v1.OrganisationService",
-            ],
-            shutdown,
-        )
-        .await;
-        workers.cancel();
-        tasks.wait().await;
-        if let Err(error) = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await
-        {
-            tracing::warn!(%error, "NATS flush timed out");
-        }
-        self.db.close().await;
+        let sweeper = self.sweeper;
+        let tasks: Vec<Task> = vec![Box::new(move |stop| Box::pin(sweeper.run(stop)))];
+        self.runtime
+            .run(
+                STREAM,
+                routes,
+                &[
+                    "shequ.complaints.v1.ComplaintService",
+                    "shequ.complaints.v1.OrganisationService",
+                ],
+                tasks,
+                shutdown,
+            )
+            .await?;
         tracing::info!("complaints stopped");
-        served
+        Ok(())
     }
 }
