@@ -7,6 +7,8 @@
 //!   same port and store to simulate an outage.
 //! - [`postgres_url`] / [`TestPostgres`]: a fresh PostgreSQL database per test when
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
+//! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id`.
+//! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
 //! - [`free_port`], [`eventually`]: small helpers.
 
 use std::net::TcpListener;
@@ -15,6 +17,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use shequ_proto::events::CloudEvent;
 use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -172,5 +177,105 @@ impl Drop for TestPostgres {
             });
         })
         .join();
+    }
+}
+
+/// An event as JetStream holds it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub msg_id: Option<String>,
+    pub raw: serde_json::Value,
+    pub event: CloudEvent,
+}
+
+/// Reads a whole stream with an ephemeral consumer, oldest first.
+pub async fn stream_events(nats_url: &str, stream: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    let client = async_nats::connect(nats_url).await?;
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream(stream).await?;
+    let total = stream.info().await?.state.messages as usize;
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .fetch()
+        .max_messages(total)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await?;
+    let mut events = Vec::with_capacity(total);
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|error| anyhow::anyhow!("{error}"))?;
+        let msg_id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Msg-Id"))
+            .map(|value| value.to_string());
+        let raw: serde_json::Value = serde_json::from_slice(&message.payload)?;
+        let event = serde_json::from_value(raw.clone())?;
+        events.push(StoredEvent { msg_id, raw, event });
+    }
+    Ok(events)
+}
+
+/// The JSON Schemas in `proto/events/schemas`, by event type.
+#[derive(Debug)]
+pub struct EventSchemas(std::collections::HashMap<String, jsonschema::Validator>);
+
+impl EventSchemas {
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/events/schemas");
+        let mut schemas = std::collections::HashMap::new();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
+            schemas.insert(name.to_owned(), validator);
+        }
+        Ok(Self(schemas))
+    }
+
+    /// Fails naming the type and every violation unless `event` matches its schema.
+    pub fn check(&self, event: &StoredEvent) -> anyhow::Result<()> {
+        let event_type = event.event.event_type.as_str();
+        let schema = self
+            .0
+            .get(event_type)
+            .with_context(|| format!("no schema for {event_type}"))?;
+        let errors: Vec<String> = schema
+            .iter_errors(&event.raw)
+            .map(|e| e.to_string())
+            .collect();
+        anyhow::ensure!(
+            errors.is_empty(),
+            "{event_type} does not match its schema: {errors:?}\n{}",
+            event.raw
+        );
+        anyhow::ensure!(
+            event.msg_id.as_deref() == Some(event.event.id.as_str()),
+            "{event_type}: Nats-Msg-Id {:?} is not the event id {}",
+            event.msg_id,
+            event.event.id
+        );
+        Ok(())
     }
 }

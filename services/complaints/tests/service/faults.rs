@@ -12,10 +12,8 @@ use shequ_tests::{NatsServer, eventually, free_port};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::support::{
-    Complaints, OrganisationClient, StoredEvent, TestApp, sample_organisation, stream_events,
-    submission,
-};
+use crate::support::{Complaints, OrganisationClient, TestApp, sample_organisation, submission};
+use shequ_tests::{StoredEvent, stream_events};
 
 crate::on_both_backends!(submissions_while_nats_is_down_reach_the_stream_once_it_returns);
 
@@ -136,7 +134,7 @@ async fn killed_service_loses_no_accepted_complaint_and_no_pending_event() -> an
         ids.push(submit(&mut client, &format!("before-{n}")).await?);
     }
     eventually(Duration::from_secs(20), || async {
-        anyhow::ensure!(stream_events(&nats.url()).await?.len() == 3);
+        anyhow::ensure!(stream_events(&nats.url(), "COMPLAINTS").await?.len() == 3);
         Ok(())
     })
     .await?;
@@ -156,7 +154,7 @@ async fn killed_service_loses_no_accepted_complaint_and_no_pending_event() -> an
     nats.restart().await?;
 
     let events = eventually(Duration::from_secs(30), || async {
-        let events = stream_events(&nats.url()).await?;
+        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
         anyhow::ensure!(
             events.len() >= ids.len(),
             "{} of {} events",
@@ -202,7 +200,7 @@ async fn sigterm_stops_the_service_cleanly_after_publishing_its_outbox() -> anyh
 
     assert!(term.success());
     assert!(exit.success(), "exit status {exit:?}");
-    let events = stream_events(&nats.url()).await?;
+    let events = stream_events(&nats.url(), "COMPLAINTS").await?;
     assert_exactly_one_submitted_event_each(&ids, &events);
     Ok(())
 }

@@ -7,16 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
 use shequ_chassis::clock::ManualClock;
 use shequ_chassis::config::CommonConfig;
 use shequ_complaints::sweeper::Sweeper;
 use shequ_complaints::{Application, Config};
 use shequ_proto::complaints::v1 as pb;
-use shequ_proto::events::CloudEvent;
-use shequ_tests::{NatsServer, TestPostgres, eventually, postgres_url};
+use shequ_tests::{NatsServer, StoredEvent, TestPostgres, eventually, postgres_url, stream_events};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -171,7 +168,7 @@ impl TestApp {
     ) -> anyhow::Result<Vec<StoredEvent>> {
         let url = self.nats.url();
         eventually(Duration::from_secs(20), || async {
-            let events = stream_events(&url).await?;
+            let events = stream_events(&url, "COMPLAINTS").await?;
             if events.len() >= expected {
                 Ok(events)
             } else {
@@ -265,51 +262,6 @@ pub(crate) fn sample_organisation() -> pb::Organisation {
             },
         ],
     }
-}
-
-/// An event as JetStream holds it.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredEvent {
-    pub(crate) msg_id: Option<String>,
-    pub(crate) raw: serde_json::Value,
-    pub(crate) event: CloudEvent,
-}
-
-/// Reads the whole COMPLAINTS stream with an ephemeral consumer.
-pub(crate) async fn stream_events(nats_url: &str) -> anyhow::Result<Vec<StoredEvent>> {
-    let client = async_nats::connect(nats_url).await?;
-    let js = jetstream::new(client);
-    let mut stream = js.get_stream("COMPLAINTS").await?;
-    let total = stream.info().await?.state.messages as usize;
-    if total == 0 {
-        return Ok(Vec::new());
-    }
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer
-        .fetch()
-        .max_messages(total)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await?;
-    let mut events = Vec::with_capacity(total);
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| anyhow::anyhow!("{error}"))?;
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get("Nats-Msg-Id"))
-            .map(|value| value.to_string());
-        let raw: serde_json::Value = serde_json::from_slice(&message.payload)?;
-        let event = serde_json::from_value(raw.clone())?;
-        events.push(StoredEvent { msg_id, raw, event });
-    }
-    Ok(events)
 }
 
 /// The field named in an `InvalidArgument`'s BadRequest detail.
