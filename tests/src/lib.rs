@@ -279,3 +279,27 @@ impl EventSchemas {
         Ok(())
     }
 }
+
+/// Generates one `#[tokio::test]` per backend for each `async fn(TestApp)` named:
+/// the calling test crate provides `crate::support::{run, Backend}`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    crate::support::run(crate::support::Backend::Sqlite, super::$name).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    crate::support::run(crate::support::Backend::Postgres, super::$name).await
+                }
+            )*
+        }
+    };
+}

@@ -11,7 +11,7 @@ use tonic::Code;
 
 use crate::support::{TestApp, start_of_test, submission, violated_field};
 
-crate::on_both_backends!(
+shequ_tests::on_both_backends!(
     submitted_complaint_is_classified_routed_and_readable_with_its_reporter,
     same_request_id_returns_the_first_complaint_and_changes_nothing,
     complaint_goes_from_submission_to_closure_with_every_step_in_its_history,

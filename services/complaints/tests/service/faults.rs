@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use crate::support::{Complaints, OrganisationClient, TestApp, sample_organisation, submission};
 use shequ_tests::{StoredEvent, stream_events};
 
-crate::on_both_backends!(submissions_while_nats_is_down_reach_the_stream_once_it_returns);
+shequ_tests::on_both_backends!(submissions_while_nats_is_down_reach_the_stream_once_it_returns);
 
 async fn submissions_while_nats_is_down_reach_the_stream_once_it_returns(
     mut app: TestApp,
