@@ -2,7 +2,8 @@
 //! payload per event type.
 //!
 //! The NATS subject of an event is its `type`. Payloads carry ids and masked
-//! values only, never names, phones, addresses, complaint text or health notes.
+//! values only, never residents' or elders' names, phones, addresses, complaint
+//! text or health notes (a merchant's business name is public and is carried).
 //! Adding a field is compatible; removing or changing one makes a new `.vN` type.
 
 use chrono::{DateTime, Utc};
@@ -234,7 +235,8 @@ pub mod alliance {
         MerchantRegistered, "shequ.alliance.merchant.registered.v1"
     );
     merchant_event!(
-        /// A merchant's description (name, category, tags, place, hours) changed.
+        /// A merchant's description changed (name, category, tags, grid, and also
+        /// its place or hours, which the event does not repeat).
         MerchantUpdated, "shequ.alliance.merchant.updated.v1"
     );
     merchant_event!(
@@ -262,6 +264,9 @@ pub mod alliance {
         /// The event that caused the change, when an event did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub source_event_id: Option<String>,
+        /// The operator who recorded it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub actor: Option<String>,
         pub at: DateTime<Utc>,
     }
 
@@ -324,4 +329,7 @@ pub mod care {
     impl EventData for ServiceBooked {
         const TYPE: &'static str = "shequ.care.service.booked.v1";
     }
+
+    /// Every pensioner-care event type defined so far.
+    pub const ALL_TYPES: [&str; 1] = [ServiceBooked::TYPE];
 }

@@ -283,6 +283,7 @@ impl EventSchemas {
 /// Generates one `#[tokio::test]` per backend for each `async fn(TestApp)` named:
 /// the calling test crate provides `crate::support::{run, Backend}`.
 #[macro_export]
+#[allow(clippy::crate_in_macro_def)] // `crate` is the calling test crate, on purpose.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {

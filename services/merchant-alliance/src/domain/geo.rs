@@ -1,0 +1,269 @@
+//! Points on the Earth, the two datums they arrive in, and distances.
+//!
+//! Merchants are stored in WGS-84 (GPS). Maps and mini-programs in China show and
+//! report GCJ-02, the officially obfuscated datum that is shifted a few hundred
+//! metres from WGS-84, so a point from a map is converted on the way in and back on
+//! the way out; mixing the two would put merchants on the wrong street.
+
+use super::FieldError;
+
+/// A latitude/longitude in degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+/// The coordinate system a point is expressed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum {
+    /// GPS, and what is stored.
+    Wgs84,
+    /// Chinese web maps (高德, 腾讯) and WeChat's `gcj02` locations.
+    Gcj02,
+}
+
+impl Point {
+    /// A point with finite coordinates, latitude -90..=90 and longitude -180..=180;
+    /// errors name `{field}.latitude` / `{field}.longitude`.
+    pub fn parse(field: &str, latitude: f64, longitude: f64) -> Result<Point, FieldError> {
+        let check = |part: &str, value: f64, limit: f64| {
+            if !value.is_finite() {
+                return Err(FieldError::new(
+                    format!("{field}.{part}"),
+                    "must be a finite number",
+                ));
+            }
+            if !(-limit..=limit).contains(&value) {
+                return Err(FieldError::new(
+                    format!("{field}.{part}"),
+                    format!("must be between -{limit} and {limit}, got {value}"),
+                ));
+            }
+            Ok(value)
+        };
+        Ok(Point {
+            latitude: check("latitude", latitude, 90.0)?,
+            longitude: check("longitude", longitude, 180.0)?,
+        })
+    }
+
+    /// This point, given in `datum`, expressed in WGS-84.
+    pub fn to_wgs84(self, datum: Datum) -> Point {
+        match datum {
+            Datum::Wgs84 => self,
+            Datum::Gcj02 => gcj02_to_wgs84(self),
+        }
+    }
+
+    /// This WGS-84 point expressed in `datum`.
+    pub fn from_wgs84(self, datum: Datum) -> Point {
+        match datum {
+            Datum::Wgs84 => self,
+            Datum::Gcj02 => wgs84_to_gcj02(self),
+        }
+    }
+}
+
+/// Semi-major axis of the Krasovsky 1940 ellipsoid that GCJ-02 is defined on.
+const KRASOVSKY_A: f64 = 6_378_245.0;
+/// Its first eccentricity squared, published as 0.00669342162296594323; this is
+/// the same value to f64's precision.
+const KRASOVSKY_EE: f64 = 0.006_693_421_622_965_943;
+
+/// GCJ-02 only shifts points inside this rough box around China; elsewhere the
+/// two datums are the same.
+fn outside_china(p: Point) -> bool {
+    !(72.004..=137.8347).contains(&p.longitude) || !(0.8293..=55.8271).contains(&p.latitude)
+}
+
+/// The standard GCJ-02 obfuscation of a WGS-84 point; points outside China are
+/// returned unchanged.
+pub fn wgs84_to_gcj02(p: Point) -> Point {
+    if outside_china(p) {
+        return p;
+    }
+    let (dlat, dlng) = gcj02_offset(p);
+    Point {
+        latitude: p.latitude + dlat,
+        longitude: p.longitude + dlng,
+    }
+}
+
+/// The WGS-84 point whose GCJ-02 obfuscation is `p`. The obfuscation has no closed
+/// inverse; iterating on the offset converges to well under a millimetre.
+pub fn gcj02_to_wgs84(p: Point) -> Point {
+    if outside_china(p) {
+        return p;
+    }
+    // Start from the usual one-step estimate, then correct by the residual.
+    let (dlat, dlng) = gcj02_offset(p);
+    let mut guess = Point {
+        latitude: p.latitude - dlat,
+        longitude: p.longitude - dlng,
+    };
+    for _ in 0..30 {
+        let there = wgs84_to_gcj02(guess);
+        let error_lat = there.latitude - p.latitude;
+        let error_lng = there.longitude - p.longitude;
+        guess.latitude -= error_lat;
+        guess.longitude -= error_lng;
+        // 1e-10 degrees is about 0.01 mm.
+        if error_lat.abs() < 1e-10 && error_lng.abs() < 1e-10 {
+            break;
+        }
+    }
+    guess
+}
+
+/// The GCJ-02 shift (latitude, longitude) in degrees at a WGS-84 point.
+fn gcj02_offset(p: Point) -> (f64, f64) {
+    use std::f64::consts::PI;
+    let x = p.longitude - 105.0;
+    let y = p.latitude - 35.0;
+    let ripple = (20.0 * (6.0 * x * PI).sin() + 20.0 * (2.0 * x * PI).sin()) * 2.0 / 3.0;
+    let lat_shift = -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * x.abs().sqrt()
+        + ripple
+        + (20.0 * (y * PI).sin() + 40.0 * (y / 3.0 * PI).sin()) * 2.0 / 3.0
+        + (160.0 * (y / 12.0 * PI).sin() + 320.0 * (y * PI / 30.0).sin()) * 2.0 / 3.0;
+    let lng_shift = 300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * x.abs().sqrt()
+        + ripple
+        + (20.0 * (x * PI).sin() + 40.0 * (x / 3.0 * PI).sin()) * 2.0 / 3.0
+        + (150.0 * (x / 12.0 * PI).sin() + 300.0 * (x / 30.0 * PI).sin()) * 2.0 / 3.0;
+    let radians = p.latitude / 180.0 * PI;
+    let magic = 1.0 - KRASOVSKY_EE * radians.sin().powi(2);
+    let sqrt_magic = magic.sqrt();
+    let dlat =
+        lat_shift * 180.0 / ((KRASOVSKY_A * (1.0 - KRASOVSKY_EE)) / (magic * sqrt_magic) * PI);
+    let dlng = lng_shift * 180.0 / (KRASOVSKY_A / sqrt_magic * radians.cos() * PI);
+    (dlat, dlng)
+}
+
+/// Mean Earth radius (IUGG), in metres.
+pub(crate) const EARTH_RADIUS_METRES: f64 = 6_371_008.8;
+
+/// Great-circle (haversine) distance in metres: at walking range the error of a
+/// sphere is far below the width of a street.
+pub fn distance_metres(a: Point, b: Point) -> f64 {
+    let lat_a = a.latitude.to_radians();
+    let lat_b = b.latitude.to_radians();
+    let dlat = lat_b - lat_a;
+    let dlng = (b.longitude - a.longitude).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat_a.cos() * lat_b.cos() * (dlng / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_METRES * h.sqrt().min(1.0).asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jinshui district, Zhengzhou.
+    const JINSHUI: Point = Point {
+        latitude: 34.80,
+        longitude: 113.66,
+    };
+
+    #[test]
+    fn gcj02_shifts_zhengzhou_by_a_few_hundred_metres() {
+        let shifted = wgs84_to_gcj02(JINSHUI);
+        let offset = distance_metres(JINSHUI, shifted);
+        assert!((100.0..1000.0).contains(&offset), "offset {offset} m");
+    }
+
+    #[test]
+    fn gcj02_round_trip_is_within_a_centimetre() {
+        let back = gcj02_to_wgs84(wgs84_to_gcj02(JINSHUI));
+        assert!(distance_metres(JINSHUI, back) < 0.01);
+        let map_point = Point {
+            latitude: 34.7712,
+            longitude: 113.7301,
+        };
+        let there_and_back = wgs84_to_gcj02(gcj02_to_wgs84(map_point));
+        assert!(distance_metres(map_point, there_and_back) < 0.01);
+    }
+
+    #[test]
+    fn a_point_in_london_is_the_same_in_both_datums() {
+        let london = Point {
+            latitude: 51.5074,
+            longitude: -0.1278,
+        };
+        assert_eq!(wgs84_to_gcj02(london), london);
+        assert_eq!(gcj02_to_wgs84(london), london);
+    }
+
+    #[test]
+    fn datum_conversion_is_the_identity_for_wgs84_and_inverts_for_gcj02() {
+        assert_eq!(JINSHUI.to_wgs84(Datum::Wgs84), JINSHUI);
+        assert_eq!(JINSHUI.from_wgs84(Datum::Wgs84), JINSHUI);
+        let on_map = JINSHUI.from_wgs84(Datum::Gcj02);
+        assert_eq!(on_map, wgs84_to_gcj02(JINSHUI));
+        assert!(distance_metres(on_map.to_wgs84(Datum::Gcj02), JINSHUI) < 0.01);
+    }
+
+    #[test]
+    fn distance_to_itself_is_zero() {
+        assert_eq!(distance_metres(JINSHUI, JINSHUI), 0.0);
+    }
+
+    #[test]
+    fn a_degree_of_latitude_is_about_111_kilometres() {
+        let north = Point {
+            latitude: JINSHUI.latitude + 1.0,
+            ..JINSHUI
+        };
+        let distance = distance_metres(JINSHUI, north);
+        assert!(
+            (distance - 111_200.0).abs() < 111_200.0 * 0.005,
+            "{distance}"
+        );
+    }
+
+    #[test]
+    fn distance_is_symmetric() {
+        let other = Point {
+            latitude: 34.7466,
+            longitude: 113.6253,
+        };
+        assert_eq!(
+            distance_metres(JINSHUI, other),
+            distance_metres(other, JINSHUI)
+        );
+    }
+
+    #[test]
+    fn parse_accepts_the_corners_of_the_world() {
+        assert!(Point::parse("location", 90.0, 180.0).is_ok());
+        assert!(Point::parse("location", -90.0, -180.0).is_ok());
+    }
+
+    #[test]
+    fn parse_refuses_a_latitude_beyond_the_pole_naming_the_field() {
+        let error = Point::parse("location", 200.0, 113.66).unwrap_err();
+        assert_eq!(error.field, "location.latitude");
+    }
+
+    #[test]
+    fn parse_refuses_not_a_number() {
+        let error = Point::parse("location", f64::NAN, 113.66).unwrap_err();
+        assert_eq!(error.field, "location.latitude");
+        let error = Point::parse("location", 34.8, f64::INFINITY).unwrap_err();
+        assert_eq!(error.field, "location.longitude");
+    }
+
+    #[test]
+    fn parse_refuses_a_longitude_beyond_the_antimeridian() {
+        let error = Point::parse("centre", 34.8, 181.0).unwrap_err();
+        assert_eq!(error.field, "centre.longitude");
+    }
+}

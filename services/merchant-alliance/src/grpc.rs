@@ -1,0 +1,432 @@
+//! The gRPC adapter: `shequ.alliance.v1` requests parsed into domain values (bad
+//! input is `InvalidArgument` naming the field, before anything is written),
+//! store errors mapped to status codes in one place, domain values mapped back.
+
+use std::sync::Arc;
+
+use chrono::Weekday;
+use shequ_chassis::grpc::{
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+};
+use shequ_proto::alliance::v1 as pb;
+use shequ_proto::common::v1 as common;
+use tonic::{Request, Response, Status};
+
+use crate::domain::awards::{AwardRules, Period, evaluate};
+use crate::domain::geo::{Datum, Point};
+use crate::domain::merchant::{
+    ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, parse_tags,
+};
+use crate::domain::nearby::{self, DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
+use crate::domain::opening_hours::OpeningHours;
+use crate::domain::{FieldError, fields};
+use crate::store::{CreditEntry, ListFilter, Store, StoreError};
+
+const DEFAULT_NEARBY_LIMIT: u32 = 20;
+const MAX_NEARBY_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone)]
+pub struct AllianceApi {
+    store: Store,
+    awards: Arc<AwardRules>,
+    metres_per_minute: f64,
+}
+
+impl AllianceApi {
+    pub fn new(store: Store, awards: Arc<AwardRules>, metres_per_minute: f64) -> Self {
+        Self {
+            store,
+            awards,
+            metres_per_minute,
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            StoreError::Field(error) => error.into(),
+            StoreError::Conflict(error) => Status::failed_precondition(error.to_string()),
+            StoreError::Database(_) | StoreError::Event(_) => {
+                tracing::error!(%error, "merchant-alliance storage failed");
+                Status::internal("storage failed; the request was not applied")
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::merchant_service_server::MerchantService for AllianceApi {
+    async fn register_merchant(
+        &self,
+        request: Request<pb::RegisterMerchantRequest>,
+    ) -> Result<Response<pb::RegisterMerchantResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let details = parse_details(r.details)?;
+        let (merchant, duplicate) = self.store.register(&request_id, details, &actor).await?;
+        tracing::info!(merchant_id = %merchant.id, duplicate, "merchant registered");
+        Ok(Response::new(pb::RegisterMerchantResponse {
+            merchant: Some(to_proto(&merchant, Datum::Wgs84)),
+            duplicate,
+        }))
+    }
+
+    async fn update_merchant(
+        &self,
+        request: Request<pb::UpdateMerchantRequest>,
+    ) -> Result<Response<pb::UpdateMerchantResponse>, Status> {
+        let r = request.into_inner();
+        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let details = parse_details(r.details)?;
+        let merchant = self.store.update(&id, details, &actor).await?;
+        Ok(Response::new(pb::UpdateMerchantResponse {
+            merchant: Some(to_proto(&merchant, Datum::Wgs84)),
+        }))
+    }
+
+    async fn suspend_merchant(
+        &self,
+        request: Request<pb::SuspendMerchantRequest>,
+    ) -> Result<Response<pb::SuspendMerchantResponse>, Status> {
+        let r = request.into_inner();
+        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let reason = fields::required("reason", &r.reason, fields::REASON)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let merchant = self.store.suspend(&id, reason, &actor).await?;
+        tracing::info!(merchant_id = %id, %actor, "merchant suspended");
+        Ok(Response::new(pb::SuspendMerchantResponse {
+            merchant: Some(to_proto(&merchant, Datum::Wgs84)),
+        }))
+    }
+
+    async fn reinstate_merchant(
+        &self,
+        request: Request<pb::ReinstateMerchantRequest>,
+    ) -> Result<Response<pb::ReinstateMerchantResponse>, Status> {
+        let r = request.into_inner();
+        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let merchant = self.store.reinstate(&id, &actor).await?;
+        Ok(Response::new(pb::ReinstateMerchantResponse {
+            merchant: Some(to_proto(&merchant, Datum::Wgs84)),
+        }))
+    }
+
+    async fn get_merchant(
+        &self,
+        request: Request<pb::GetMerchantRequest>,
+    ) -> Result<Response<pb::GetMerchantResponse>, Status> {
+        let r = request.into_inner();
+        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let datum = optional_enum("datum", r.datum, datum)?.unwrap_or(Datum::Wgs84);
+        let merchant = self.store.get(&id).await?;
+        Ok(Response::new(pb::GetMerchantResponse {
+            merchant: Some(to_proto(&merchant, datum)),
+        }))
+    }
+
+    async fn list_merchants(
+        &self,
+        request: Request<pb::ListMerchantsRequest>,
+    ) -> Result<Response<pb::ListMerchantsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ListFilter {
+            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            category: optional_enum("category", r.category, category)?,
+            status: optional_enum("status", r.status, status)?,
+        };
+        let page = r.page.unwrap_or_default();
+        let size = page_size(&page)?;
+        let after = fields::optional("page.page_token", &page.page_token, fields::ID)?;
+        let (merchants, next) = self.store.list(&filter, size, after.as_deref()).await?;
+        Ok(Response::new(pb::ListMerchantsResponse {
+            merchants: merchants
+                .iter()
+                .map(|m| to_proto(m, Datum::Wgs84))
+                .collect(),
+            page: Some(common::PageResponse {
+                next_page_token: next.unwrap_or_default(),
+            }),
+        }))
+    }
+
+    async fn find_nearby(
+        &self,
+        request: Request<pb::FindNearbyRequest>,
+    ) -> Result<Response<pb::FindNearbyResponse>, Status> {
+        let r = request.into_inner();
+        let (center, datum) = parse_point("point", r.point)?;
+        let category = required_enum("category", r.category, category)?;
+        let tag = match r.service_tag.trim() {
+            "" => None,
+            tag => Some(ServiceTag::parse("service_tag", tag)?),
+        };
+        let walk_minutes = match r.walk_minutes {
+            0 => DEFAULT_WALK_MINUTES,
+            minutes if (1..=MAX_WALK_MINUTES as i32).contains(&minutes) => minutes.unsigned_abs(),
+            minutes => {
+                return Err(invalid_argument(
+                    "walk_minutes",
+                    format!("must be 1 to {MAX_WALK_MINUTES}, got {minutes}"),
+                ));
+            }
+        };
+        let limit = match r.limit {
+            0 => DEFAULT_NEARBY_LIMIT,
+            limit if limit <= MAX_NEARBY_LIMIT => limit,
+            limit => {
+                return Err(invalid_argument(
+                    "limit",
+                    format!("must be at most {MAX_NEARBY_LIMIT}, got {limit}"),
+                ));
+            }
+        };
+        let search = Search {
+            center,
+            tag,
+            walk_minutes,
+            open_now: r.open_now,
+            limit: limit as usize,
+        };
+        let radius = search.radius_metres(self.metres_per_minute);
+        let cells = crate::domain::cells::covering(center, radius);
+        let candidates = self.store.in_cells(category, &cells).await?;
+        let found = nearby::select(&search, radius, candidates, self.store.now());
+        Ok(Response::new(pb::FindNearbyResponse {
+            merchants: found
+                .iter()
+                .map(|f| pb::NearbyMerchant {
+                    merchant: Some(to_proto(&f.merchant, datum)),
+                    distance_metres: f.distance_metres.round(),
+                    walk_minutes: (f.distance_metres / self.metres_per_minute * 10.0).round()
+                        / 10.0,
+                })
+                .collect(),
+            radius_metres: radius,
+        }))
+    }
+
+    async fn record_activity(
+        &self,
+        request: Request<pb::RecordActivityRequest>,
+    ) -> Result<Response<pb::RecordActivityResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let merchant_id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let kind = required_enum("kind", r.kind, activity_kind)?;
+        let description = fields::required("description", &r.description, fields::REASON)?;
+        let happened_at = required_time("happened_at", r.happened_at)?;
+        if happened_at > self.store.now() {
+            return Err(invalid_argument("happened_at", "must not be in the future"));
+        }
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let (entry, duplicate) = self
+            .store
+            .record_activity(
+                &request_id,
+                &merchant_id,
+                kind,
+                &description,
+                happened_at,
+                &actor,
+            )
+            .await?;
+        Ok(Response::new(pb::RecordActivityResponse {
+            entry: Some(entry_to_proto(&entry)),
+            duplicate,
+        }))
+    }
+
+    async fn get_credit_ledger(
+        &self,
+        request: Request<pb::GetCreditLedgerRequest>,
+    ) -> Result<Response<pb::GetCreditLedgerResponse>, Status> {
+        let id = fields::required("merchant_id", &request.get_ref().merchant_id, fields::ID)?;
+        let (score, entries) = self.store.ledger(&id).await?;
+        Ok(Response::new(pb::GetCreditLedgerResponse {
+            score,
+            entries: entries.iter().map(entry_to_proto).collect(),
+        }))
+    }
+
+    async fn evaluate_model_merchants(
+        &self,
+        request: Request<pb::EvaluateModelMerchantsRequest>,
+    ) -> Result<Response<pb::EvaluateModelMerchantsResponse>, Status> {
+        let r = request.into_inner();
+        let period = Period::parse("period", &r.period)?;
+        let actor = match r.award {
+            true => Some(fields::required("actor", &r.actor, fields::ID)?),
+            false => None,
+        };
+        let mut evaluations = Vec::new();
+        for (merchant, record, already) in self.store.award_records(&period).await? {
+            let reasons = evaluate(&self.awards, &record);
+            let qualified = reasons.is_empty();
+            let awarded = match &actor {
+                Some(actor) if qualified => {
+                    self.store.award(&merchant, &record, &period, actor).await?;
+                    true
+                }
+                _ => already,
+            };
+            evaluations.push(pb::Evaluation {
+                merchant_id: merchant.id.clone(),
+                merchant_name: merchant.details.name.clone(),
+                qualified,
+                reasons,
+                awarded,
+            });
+        }
+        Ok(Response::new(pb::EvaluateModelMerchantsResponse {
+            period: period.name,
+            evaluations,
+        }))
+    }
+}
+
+shequ_chassis::proto_enum_mapping!(
+    category,
+    category_to_proto,
+    pb::Category,
+    Category,
+    "CATEGORY_"
+);
+shequ_chassis::proto_enum_mapping!(
+    status,
+    status_to_proto,
+    pb::MerchantStatus,
+    MerchantStatus,
+    "MERCHANT_STATUS_"
+);
+shequ_chassis::proto_enum_mapping!(decode activity_kind, pb::ActivityKind, ActivityKind, "ACTIVITY_KIND_");
+
+fn datum(value: i32) -> Option<Option<Datum>> {
+    match common::Datum::try_from(value).ok()? {
+        common::Datum::Unspecified => Some(None),
+        common::Datum::Wgs84 => Some(Some(Datum::Wgs84)),
+        common::Datum::Gcj02 => Some(Some(Datum::Gcj02)),
+    }
+}
+
+fn datum_to_proto(datum: Datum) -> i32 {
+    match datum {
+        Datum::Wgs84 => common::Datum::Wgs84 as i32,
+        Datum::Gcj02 => common::Datum::Gcj02 as i32,
+    }
+}
+
+fn weekday(field: &str, value: i32) -> Result<Weekday, FieldError> {
+    let day = match pb::Weekday::try_from(value) {
+        Ok(pb::Weekday::Monday) => Weekday::Mon,
+        Ok(pb::Weekday::Tuesday) => Weekday::Tue,
+        Ok(pb::Weekday::Wednesday) => Weekday::Wed,
+        Ok(pb::Weekday::Thursday) => Weekday::Thu,
+        Ok(pb::Weekday::Friday) => Weekday::Fri,
+        Ok(pb::Weekday::Saturday) => Weekday::Sat,
+        Ok(pb::Weekday::Sunday) => Weekday::Sun,
+        _ => return Err(FieldError::new(field, format!("unknown weekday {value}"))),
+    };
+    Ok(day)
+}
+
+fn weekday_to_proto(day: Weekday) -> i32 {
+    // chrono counts Monday as 1, like the proto enum.
+    i32::try_from(day.number_from_monday()).unwrap_or(0)
+}
+
+/// A point and the datum it came in; the point converted to WGS-84.
+fn parse_point(field: &str, point: Option<common::GeoPoint>) -> Result<(Point, Datum), Status> {
+    let point = point.ok_or_else(|| invalid_argument(field, "is required"))?;
+    let datum = required_enum(&format!("{field}.datum"), point.datum, datum)?;
+    let parsed = Point::parse(field, point.latitude, point.longitude)?;
+    Ok((parsed.to_wgs84(datum), datum))
+}
+
+fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails, Status> {
+    let d = details.ok_or_else(|| invalid_argument("details", "is required"))?;
+    let (location, _) = parse_point("details.location", d.location)?;
+    let opening_hours = d
+        .opening_hours
+        .iter()
+        .enumerate()
+        .map(|(i, hours)| {
+            let field = format!("details.opening_hours[{i}]");
+            let days = hours
+                .days
+                .iter()
+                .map(|day| weekday(&format!("{field}.days"), *day))
+                .collect::<Result<Vec<_>, _>>()?;
+            OpeningHours::parse(&field, days, &hours.opens, &hours.closes)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MerchantDetails {
+        name: fields::required("details.name", &d.name, 100)?,
+        category: required_enum("details.category", d.category, category)?,
+        service_tags: parse_tags("details.service_tags", &d.service_tags)?,
+        location,
+        address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
+        grid_id: fields::required("details.grid_id", &d.grid_id, fields::ID)?,
+        opening_hours,
+        party_member_owner: d.party_member_owner,
+    })
+}
+
+fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
+    let location = m.details.location.from_wgs84(datum);
+    pb::Merchant {
+        id: m.id.clone(),
+        name: m.details.name.clone(),
+        category: category_to_proto(m.details.category),
+        service_tags: m
+            .details
+            .service_tags
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+        location: Some(common::GeoPoint {
+            latitude: location.latitude,
+            longitude: location.longitude,
+            datum: datum_to_proto(datum),
+        }),
+        address: m.details.address.clone().unwrap_or_default(),
+        grid_id: m.details.grid_id.clone(),
+        opening_hours: m
+            .details
+            .opening_hours
+            .iter()
+            .map(|hours| pb::OpeningHours {
+                days: hours
+                    .days
+                    .iter()
+                    .map(|day| weekday_to_proto(*day))
+                    .collect(),
+                opens: hours.opens_text(),
+                closes: hours.closes_text(),
+            })
+            .collect(),
+        party_member_owner: m.details.party_member_owner,
+        status: status_to_proto(m.status),
+        suspended_reason: m.suspended_reason.clone().unwrap_or_default(),
+        credit_score: m.credit_score,
+        registered_at: Some(timestamp(m.registered_at)),
+        updated_at: Some(timestamp(m.updated_at)),
+    }
+}
+
+fn entry_to_proto(entry: &CreditEntry) -> pb::CreditEntry {
+    pb::CreditEntry {
+        seq: entry.seq,
+        delta: entry.delta,
+        score_after: entry.score_after,
+        reason: entry.reason.as_str().into(),
+        source_event_id: entry.source_event_id.clone().unwrap_or_default(),
+        actor: entry.actor.clone().unwrap_or_default(),
+        reference: entry.reference.clone(),
+        at: Some(timestamp(entry.at)),
+    }
+}

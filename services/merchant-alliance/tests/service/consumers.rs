@@ -1,0 +1,213 @@
+//! Events from other services, on the real stream: complaint outcomes move a
+//! merchant's score once, however often they are delivered; a discounted elder
+//! meal counts as a welfare activity.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use chrono::Utc;
+use shequ_chassis::events::new_event;
+use shequ_chassis::nats::{StreamSpec, ensure_stream, jetstream};
+use shequ_proto::alliance::v1 as pb;
+use shequ_proto::events::{CloudEvent, EventData, care, complaints};
+use shequ_tests::eventually;
+
+use crate::support::{TestApp, dining};
+
+shequ_tests::on_both_backends!(
+    an_at_fault_resolution_lowers_the_score_once_even_when_redelivered,
+    a_later_resolution_without_fault_gives_the_deduction_back,
+    a_discounted_elder_meal_counts_as_welfare,
+);
+
+fn resolved(merchant_id: &str, complaint_id: &str, at_fault: bool) -> anyhow::Result<CloudEvent> {
+    let now = Utc::now();
+    let data = complaints::Resolved {
+        complaint: complaints::ComplaintState {
+            complaint_id: complaint_id.into(),
+            status: "resolved".into(),
+            category: "merchant_conduct".into(),
+            priority: "normal".into(),
+            channel: "hotline".into(),
+            community_id: "xinyuan".into(),
+            grid_id: "xinyuan-1".into(),
+            level: "grid_worker".into(),
+            merchant_id: Some(merchant_id.into()),
+            elder_id: None,
+            actor: "worker-li".into(),
+        },
+        resolved_at: now,
+        on_time: true,
+        merchant_at_fault: at_fault,
+        follow_up_due_at: now,
+    };
+    Ok(new_event(complaints::SOURCE, complaint_id, now, &data)?)
+}
+
+/// Publishes `event` as its producer would; `msg_id` other than the event id
+/// gets past JetStream's duplicate window, as a redelivery would.
+async fn publish(
+    app: &TestApp,
+    stream: StreamSpec,
+    event: &CloudEvent,
+    msg_id: &str,
+) -> anyhow::Result<()> {
+    let client = async_nats::connect(app.nats.url()).await?;
+    let js = jetstream(client, Duration::from_secs(5));
+    ensure_stream(&js, stream).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(
+        event.event_type.clone(),
+        headers,
+        serde_json::to_vec(event)?.into(),
+    )
+    .await?
+    .await?;
+    Ok(())
+}
+
+const COMPLAINTS: StreamSpec = StreamSpec {
+    name: complaints::STREAM,
+    subjects: complaints::SUBJECTS,
+};
+
+/// The ledger once it has at least `entries` entries.
+async fn ledger_with(
+    app: &TestApp,
+    merchant_id: &str,
+    entries: usize,
+) -> anyhow::Result<pb::GetCreditLedgerResponse> {
+    eventually(Duration::from_secs(20), || {
+        let mut client = app.merchants.clone();
+        async move {
+            let ledger = client
+                .get_credit_ledger(pb::GetCreditLedgerRequest {
+                    merchant_id: merchant_id.into(),
+                })
+                .await?
+                .into_inner();
+            anyhow::ensure!(
+                ledger.entries.len() >= entries,
+                "{} entries",
+                ledger.entries.len()
+            );
+            Ok(ledger)
+        }
+    })
+    .await
+}
+
+async fn an_at_fault_resolution_lowers_the_score_once_even_when_redelivered(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let merchant = app.register("r-1", dining("店", 0.0, &[])).await?.id;
+    let event = resolved(&merchant, "complaint-1", true)?;
+
+    publish(&app, COMPLAINTS, &event, &event.id).await?;
+    publish(&app, COMPLAINTS, &event, "redelivery-1").await?;
+    // The same complaint resolved at fault again (after a reopening): no second deduction.
+    let again = resolved(&merchant, "complaint-1", true)?;
+    publish(&app, COMPLAINTS, &again, &again.id).await?;
+    // A marker after them: once it is applied, the ones before it have been handled.
+    let marker = resolved(&merchant, "complaint-2", true)?;
+    publish(&app, COMPLAINTS, &marker, &marker.id).await?;
+
+    let ledger = ledger_with(&app, &merchant, 2).await?;
+    let moves: Vec<(i32, &str, &str)> = ledger
+        .entries
+        .iter()
+        .map(|e| (e.delta, e.reason.as_str(), e.reference.as_str()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (-10, "complaint_at_fault", "complaint-1"),
+            (-10, "complaint_at_fault", "complaint-2")
+        ]
+    );
+    assert_eq!(ledger.score, 80);
+    assert_eq!(
+        ledger.entries[0].source_event_id, event.id,
+        "the entry names the event that caused it"
+    );
+    Ok(())
+}
+
+async fn a_later_resolution_without_fault_gives_the_deduction_back(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let merchant = app.register("r-1", dining("店", 0.0, &[])).await?.id;
+    let at_fault = resolved(&merchant, "complaint-1", true)?;
+    let cleared = resolved(&merchant, "complaint-1", false)?;
+    let unknown_merchant = resolved("no-such-merchant", "complaint-9", true)?;
+
+    publish(&app, COMPLAINTS, &at_fault, &at_fault.id).await?;
+    publish(&app, COMPLAINTS, &unknown_merchant, &unknown_merchant.id).await?;
+    publish(&app, COMPLAINTS, &cleared, &cleared.id).await?;
+
+    let ledger = ledger_with(&app, &merchant, 2).await?;
+    let moves: Vec<(i32, &str)> = ledger
+        .entries
+        .iter()
+        .map(|e| (e.delta, e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (-10, "complaint_at_fault"),
+            (10, "complaint_fault_reversed")
+        ]
+    );
+    assert_eq!(ledger.score, 100);
+    Ok(())
+}
+
+async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::Result<()> {
+    let merchant = app
+        .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
+        .await?
+        .id;
+    let booking = |id: &str, discounted| -> anyhow::Result<CloudEvent> {
+        let data = care::ServiceBooked {
+            booking_id: id.into(),
+            elder_id: "elder-1".into(),
+            service: "meal_assistance".into(),
+            merchant_id: Some(merchant.clone()),
+            discounted,
+            booked_for: Utc::now(),
+        };
+        Ok(new_event(care::SOURCE, id, Utc::now(), &data)?)
+    };
+    let care_stream = StreamSpec {
+        name: care::STREAM,
+        subjects: care::SUBJECTS,
+    };
+    let full_price = booking("booking-1", false)?;
+    let discounted = booking("booking-2", true)?;
+    assert_eq!(discounted.event_type, care::ServiceBooked::TYPE);
+
+    publish(&app, care_stream, &full_price, &full_price.id).await?;
+    publish(&app, care_stream, &discounted, &discounted.id).await?;
+    publish(&app, care_stream, &discounted, "redelivery").await?;
+
+    let ledger = ledger_with(&app, &merchant, 1).await?;
+    // Give a redelivery time to be (wrongly) applied before counting.
+    let marker = booking("booking-3", true)?;
+    publish(&app, care_stream, &marker, &marker.id).await?;
+    let ledger_after = ledger_with(&app, &merchant, 2).await?;
+    assert_eq!(ledger.entries[0].reason, "elder_meal_discount");
+    assert_eq!(ledger.entries[0].reference, "booking-2");
+    let references: Vec<&str> = ledger_after
+        .entries
+        .iter()
+        .map(|e| e.reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        ["booking-2", "booking-3"],
+        "the full-price meal and the redelivery add nothing"
+    );
+    assert_eq!(ledger_after.score, 102);
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the merchant-alliance service: the real service on a
+//! real `nats-server` with JetStream, on SQLite and on PostgreSQL when one
+//! answers (`shequ_tests::on_both_backends!`).
+
+mod api;
+mod consumers;
+mod events;
+mod support;
