@@ -99,6 +99,10 @@ pub mod complaints {
             /// The reporter's phone masked (138****5678), when one was given.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub reporter_phone_masked: Option<String>,
+            /// For a complaint about a merchant: verified, not_a_member or
+            /// unverified (the alliance could not be asked).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub merchant_check: Option<String>,
         }
     );
     complaint_event!(

@@ -239,6 +239,7 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
             response_due_at: t(10),
             resolution_due_at: t(20),
             reporter_phone_masked: full.then(|| "138****5678".to_owned()),
+            merchant_check: full.then(|| "verified".to_owned()),
         }),
         sample(&Accepted {
             complaint: state("accepted", full),

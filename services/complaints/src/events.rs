@@ -42,6 +42,7 @@ pub fn for_transition(
                 .phone
                 .as_ref()
                 .map(|phone| phone.masked()),
+            merchant_check: complaint.merchant_check.map(|check| check.as_str().into()),
         }),
         (Action::Accepted, _) => build(&contract::Accepted {
             complaint: state,

@@ -15,11 +15,14 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
 use crate::domain::figures::Figures;
-use crate::domain::kinds::{Category, Channel, Level, Priority, Status as ComplaintStatus};
+use crate::domain::kinds::{
+    Category, Channel, Level, MerchantCheck, Priority, Status as ComplaintStatus,
+};
 use crate::domain::organisation::{Community, Grid, Organisation};
 use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
 use crate::domain::{FieldError, fields};
+use crate::merchants::MerchantDirectory;
 use crate::store::{Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
 
 /// Serves both the complaint and the organisation APIs.
@@ -27,11 +30,16 @@ use crate::store::{Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
 pub struct ComplaintsApi {
     store: Store,
     limits: Arc<TimeLimits>,
+    merchants: MerchantDirectory,
 }
 
 impl ComplaintsApi {
-    pub fn new(store: Store, limits: Arc<TimeLimits>) -> Self {
-        Self { store, limits }
+    pub fn new(store: Store, limits: Arc<TimeLimits>, merchants: MerchantDirectory) -> Self {
+        Self {
+            store,
+            limits,
+            merchants,
+        }
     }
 }
 
@@ -70,6 +78,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
             building_id: fields::optional("building_id", &request.building_id, fields::ID)?,
             location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
             merchant_id: fields::optional("merchant_id", &request.merchant_id, fields::ID)?,
+            merchant_check: None,
             elder_id: fields::optional("elder_id", &request.elder_id, fields::ID)?,
         };
         let grid_id = fields::optional("grid_id", &request.grid_id, fields::ID)?;
@@ -78,6 +87,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 "grid_id",
                 "a grid_id or a building_id is required",
             ));
+        }
+        let mut intake = intake;
+        if let Some(merchant_id) = &intake.merchant_id {
+            intake.merchant_check = Some(self.merchants.check(merchant_id).await);
         }
         let (complaint, duplicate) = self
             .store
@@ -404,6 +417,12 @@ shequ_chassis::proto_enum_mapping!(
     "STATUS_"
 );
 shequ_chassis::proto_enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
+shequ_chassis::proto_enum_mapping!(
+    encode merchant_check_to_proto,
+    pb::MerchantCheck,
+    MerchantCheck,
+    "MERCHANT_CHECK_"
+);
 
 fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
     if token.is_empty() {
@@ -470,6 +489,7 @@ fn to_proto(
         satisfaction: c.satisfaction.map_or(0, |s| u32::from(s.get())),
         reject_reason: c.reject_reason.clone().unwrap_or_default(),
         merged_into: c.merged_into.clone().unwrap_or_default(),
+        merchant_check: c.merchant_check.map_or(0, merchant_check_to_proto),
         reopen_count: c.reopen_count,
         overdue: c.is_overdue(now),
         history: history

@@ -10,6 +10,7 @@
 //!   transaction with its history entry and outbox event.
 //! - [`events`]: the event each transition publishes.
 //! - [`grpc`]: the `shequ.complaints.v1` adapter: validation and error mapping.
+//! - [`merchants`]: asking merchant-alliance about a complaint's merchant, with a deadline.
 //! - [`sweeper`]: escalation of complaints past their time limits.
 //! - [`Config`], [`Application`]: settings, and the service assembled from the
 //!   chassis; `main.rs` only parses the config and runs it.
@@ -17,6 +18,7 @@
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod merchants;
 pub mod store;
 pub mod sweeper;
 
@@ -39,6 +41,7 @@ use tonic::service::Routes;
 
 use crate::domain::time_limits::TimeLimits;
 use crate::grpc::ComplaintsApi;
+use crate::merchants::MerchantDirectory;
 use crate::store::Store;
 use crate::sweeper::Sweeper;
 
@@ -73,7 +76,17 @@ pub struct Config {
     #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,
+    /// The merchant-alliance service, asked about a complaint's merchant.
+    #[arg(long, env = "SHEQU_ALLIANCE_URL", default_value = DEFAULT_ALLIANCE_URL)]
+    pub alliance_url: String,
+    /// How long a submission waits for merchant-alliance before marking the merchant unverified.
+    #[arg(long, env = "SHEQU_ALLIANCE_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=30_000))]
+    pub alliance_timeout_ms: u64,
 }
+
+/// Where merchant-alliance listens unless told otherwise.
+pub const DEFAULT_ALLIANCE_URL: &str = "http://127.0.0.1:50052";
 
 impl Config {
     /// Defaults for running in-process (tests).
@@ -82,6 +95,8 @@ impl Config {
             common,
             time_limits_file: None,
             sweep_interval_secs: 30,
+            alliance_url: DEFAULT_ALLIANCE_URL.into(),
+            alliance_timeout_ms: 1000,
         }
     }
 
@@ -115,6 +130,10 @@ impl Application {
     /// background, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
+        let merchants = MerchantDirectory::new(
+            &config.alliance_url,
+            Duration::from_millis(config.alliance_timeout_ms),
+        )?;
         let runtime = Runtime::start(
             "complaints",
             &config.common,
@@ -133,7 +152,7 @@ impl Application {
                 store.clone(),
                 Duration::from_secs(config.sweep_interval_secs),
             ),
-            api: ComplaintsApi::new(store, limits),
+            api: ComplaintsApi::new(store, limits, merchants),
             runtime,
         })
     }

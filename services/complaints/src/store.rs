@@ -13,7 +13,7 @@ use crate::domain::FieldError;
 use crate::domain::complaint::{
     Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
 };
-use crate::domain::kinds::{Category, Channel, Level, Priority, Status};
+use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
 use crate::domain::organisation::{Chain, Community, Grid, Organisation};
 use crate::domain::reporter::{Phone, Reporter};
 use crate::domain::time_limits::TimeLimits;
@@ -93,7 +93,7 @@ impl Scope {
 
 const COLUMNS: &str = "id, status, text, channel, category, classified_by, priority, \
     reporter_name, reporter_phone, community_id, grid_id, building_id, location, merchant_id, \
-    elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
+    merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
     resolution_due_at, accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, \
     merchant_at_fault, satisfaction, reject_reason, merged_into, reopen_count";
 
@@ -699,10 +699,10 @@ async fn insert(
 ) -> Result<bool, sqlx::Error> {
     let sql = format!(
         "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
-         community_id, grid_id, building_id, location, merchant_id, elder_id, submitted_at, {}) \
-         VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+         community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
+         submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        placeholders(1, 13 + CHANGEABLE.len()),
+        placeholders(1, 14 + CHANGEABLE.len()),
     );
     let query = sqlx::query(&sql)
         .bind(request_id)
@@ -721,6 +721,7 @@ async fn insert(
         .bind(c.building_id.clone())
         .bind(c.location.clone())
         .bind(c.merchant_id.clone())
+        .bind(c.merchant_check.map(MerchantCheck::as_str))
         .bind(c.elder_id.clone())
         .bind(to_millis(c.submitted_at));
     let done = bind_changeable(query, c).execute(conn).await?;
@@ -806,6 +807,14 @@ fn complaint_from_row(row: &AnyRow) -> Result<Complaint, sqlx::Error> {
         building_id: row.try_get("building_id")?,
         location: row.try_get("location")?,
         merchant_id: row.try_get("merchant_id")?,
+        merchant_check: row
+            .try_get::<Option<String>, _>("merchant_check")?
+            .map(|check| {
+                MerchantCheck::parse(&check).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("unknown merchant_check {check:?}").into())
+                })
+            })
+            .transpose()?,
         elder_id: row.try_get("elder_id")?,
         level: parse(row, "level", Level::parse)?,
         assignee: row.try_get("assignee")?,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::FieldError;
 use super::classification::classify;
-use super::kinds::{Category, Channel, Level, Priority, Status};
+use super::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
 use super::organisation::Chain;
 use super::reporter::Reporter;
 use super::time_limits::{Limit, TimeLimits};
@@ -35,6 +35,8 @@ pub struct Complaint {
     pub building_id: Option<String>,
     pub location: Option<String>,
     pub merchant_id: Option<String>,
+    /// What the alliance said of `merchant_id`; `None` without a merchant.
+    pub merchant_check: Option<MerchantCheck>,
     pub elder_id: Option<String>,
     pub level: Level,
     pub assignee: String,
@@ -66,6 +68,7 @@ pub struct Intake {
     pub building_id: Option<String>,
     pub location: Option<String>,
     pub merchant_id: Option<String>,
+    pub merchant_check: Option<MerchantCheck>,
     pub elder_id: Option<String>,
 }
 
@@ -220,6 +223,7 @@ impl Complaint {
             building_id: intake.building_id,
             location: intake.location,
             merchant_id: intake.merchant_id,
+            merchant_check: intake.merchant_check,
             elder_id: intake.elder_id,
             level: Level::GridWorker,
             assignee: chain.handler(Level::GridWorker).to_owned(),
@@ -528,6 +532,7 @@ mod tests {
             building_id: None,
             location: None,
             merchant_id: Some("m-1".into()),
+            merchant_check: Some(MerchantCheck::Verified),
             elder_id: None,
         }
     }

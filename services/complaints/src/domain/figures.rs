@@ -147,6 +147,7 @@ mod tests {
             building_id: None,
             location: None,
             merchant_id: None,
+            merchant_check: None,
             elder_id: None,
         };
         Complaint::submit(id.into(), intake, &chain, &TimeLimits::default(), at).0

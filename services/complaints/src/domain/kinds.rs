@@ -62,6 +62,19 @@ named_enum!(
     }
 );
 
+named_enum!(
+    /// What the merchant alliance said of a complaint's merchant at submission;
+    /// a complaint is never refused because of it.
+    MerchantCheck {
+        /// A member of the alliance.
+        Verified = "verified" / "已核实",
+        /// The alliance does not know it.
+        NotAMember = "not_a_member" / "非联盟商户",
+        /// The alliance could not be asked in time.
+        Unverified = "unverified" / "待核实",
+    }
+);
+
 impl Status {
     /// Still waiting for a resolution.
     pub fn is_open(self) -> bool {

@@ -28,6 +28,7 @@ shequ_tests::on_both_backends!(
     sweeper_escalates_once_per_breach_even_across_restarts,
     figures_count_response_resolution_satisfaction_and_reopens,
     organisation_is_loaded_replaced_and_validated,
+    a_complaint_about_a_merchant_is_accepted_unverified_while_the_alliance_is_down,
 );
 
 fn ts(at: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
@@ -988,5 +989,37 @@ async fn organisation_is_loaded_replaced_and_validated(mut app: TestApp) -> anyh
         routed.assignee, "worker-new",
         "routing follows the organisation as loaded now"
     );
+    Ok(())
+}
+
+async fn a_complaint_about_a_merchant_is_accepted_unverified_while_the_alliance_is_down(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    app.load_organisation().await?;
+    let about_merchant = pb::SubmitComplaintRequest {
+        merchant_id: "merchant-7".into(),
+        ..submission("r-1", "饭店油烟扰民")
+    };
+
+    let submitted = app
+        .complaints
+        .submit_complaint(about_merchant)
+        .await?
+        .into_inner();
+
+    let complaint = submitted.complaint.unwrap_or_default();
+    assert_eq!(complaint.merchant_check(), pb::MerchantCheck::Unverified);
+    assert_eq!(
+        app.get(&complaint.id).await?.merchant_check(),
+        pb::MerchantCheck::Unverified
+    );
+    let plain = app.submit("r-2", "路灯不亮").await?;
+    assert_eq!(
+        plain.merchant_check(),
+        pb::MerchantCheck::Unspecified,
+        "no merchant, no check"
+    );
+    let events = app.wait_for_events(2).await?;
+    assert_eq!(events[0].raw["data"]["merchant_check"], "unverified");
     Ok(())
 }

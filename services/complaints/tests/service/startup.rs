@@ -36,6 +36,8 @@ async fn a_bad_setting_stops_the_service_with_a_message_naming_it() -> anyhow::R
     let cases = [
         ("SHEQU_GRPC_ADDR", "not-an-address", "--grpc-addr"),
         ("SHEQU_LOG_FORMAT", "xml", "--log-format"),
+        ("SHEQU_ALLIANCE_URL", "not a url", "SHEQU_ALLIANCE_URL"),
+        ("SHEQU_ALLIANCE_TIMEOUT_MS", "0", "--alliance-timeout-ms"),
         ("SHEQU_SWEEP_INTERVAL_SECS", "0", "--sweep-interval-secs"),
         (
             "SHEQU_DATABASE_URL",

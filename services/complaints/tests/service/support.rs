@@ -13,7 +13,9 @@ use shequ_chassis::config::CommonConfig;
 use shequ_complaints::sweeper::Sweeper;
 use shequ_complaints::{Application, Config};
 use shequ_proto::complaints::v1 as pb;
-use shequ_tests::{NatsServer, StoredEvent, TestPostgres, eventually, postgres_url, stream_events};
+use shequ_tests::{
+    NatsServer, StoredEvent, TestPostgres, eventually, free_port, postgres_url, stream_events,
+};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -199,7 +201,11 @@ impl Running {
         let mut common = CommonConfig::new(nats.url(), data.path());
         common.database_url = Some(database_url.to_owned());
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let application = Application::build(Config::new(common), clock.clone()).await?;
+        let mut config = Config::new(common);
+        // Nobody listens there: merchant checks find the alliance down.
+        config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
+        config.alliance_timeout_ms = 500;
+        let application = Application::build(config, clock.clone()).await?;
         let addr = application.grpc_addr();
         let sweeper = application.sweeper();
         let shutdown = CancellationToken::new();

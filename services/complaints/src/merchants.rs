@@ -1,0 +1,59 @@
+//! Asking the merchant alliance about a complaint's merchant, with a deadline:
+//! a resident's complaint is never refused or held up because a neighbour
+//! service is down; it is marked unverified instead.
+
+use std::time::Duration;
+
+use shequ_proto::alliance::v1::GetMerchantRequest;
+use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::domain::kinds::MerchantCheck;
+
+/// The merchant-alliance service as the complaints service sees it.
+#[derive(Debug, Clone)]
+pub struct MerchantDirectory {
+    client: MerchantServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl MerchantDirectory {
+    /// Connects lazily: the alliance need not be up when complaints starts.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|error| {
+                shequ_chassis::Error::Config(format!("SHEQU_ALLIANCE_URL {url:?}: {error}"))
+            })?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        Ok(Self {
+            client: MerchantServiceClient::new(endpoint.connect_lazy()),
+            timeout,
+        })
+    }
+
+    /// Whether `merchant_id` is a member, or `Unverified` when the alliance does
+    /// not answer within the deadline.
+    pub async fn check(&self, merchant_id: &str) -> MerchantCheck {
+        let request = GetMerchantRequest {
+            merchant_id: merchant_id.into(),
+            ..Default::default()
+        };
+        let mut client = self.client.clone();
+        match tokio::time::timeout(self.timeout, client.get_merchant(request)).await {
+            Ok(Ok(_)) => MerchantCheck::Verified,
+            Ok(Err(status)) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => {
+                MerchantCheck::NotAMember
+            }
+            Ok(Err(status)) => {
+                tracing::warn!(%merchant_id, code = ?status.code(), "merchant alliance did not verify the merchant");
+                MerchantCheck::Unverified
+            }
+            Err(_) => {
+                tracing::warn!(%merchant_id, timeout_ms = self.timeout.as_millis() as u64, "merchant alliance did not answer in time");
+                MerchantCheck::Unverified
+            }
+        }
+    }
+}
