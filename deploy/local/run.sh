@@ -57,12 +57,16 @@ start_service() { # name port
   pids+=($!)
   wait_for_port "$1" "$2" "${pids[-1]}"
 }
+export SHEQU_COMPLAINTS_URL=http://127.0.0.1:50051
+export SHEQU_ALLIANCE_URL=http://127.0.0.1:50052
+start_service merchant-alliance 50052
 start_service complaints 50051
 
 cat <<MSG
 shequ is running (Ctrl-C stops it):
-  NATS (JetStream)   nats://127.0.0.1:$nats_port   data $data/nats
-  complaints         gRPC 127.0.0.1:50051         db   $data/complaints.db
+  NATS (JetStream)    nats://127.0.0.1:$nats_port   data $data/nats
+  merchant-alliance   gRPC 127.0.0.1:50052         db   $data/merchant-alliance.db
+  complaints          gRPC 127.0.0.1:50051         db   $data/complaints.db
 logs: $logs/
 MSG
 # Runs until Ctrl-C, or until any process exits on its own (then all stop).
