@@ -5,7 +5,8 @@
 //! - [`NatsServer`]: a real `nats-server -js` of the test's own, on a free port
 //!   with its own store directory; it can be stopped and started again on the
 //!   same port and store to simulate an outage.
-//! - [`postgres_url`] / [`TestPostgres`]: a fresh PostgreSQL database per test when
+//! - [`Backend`], [`TestDatabase`], [`on_both_backends!`]: storage tests on SQLite and,
+//!   through [`postgres_url`] / [`TestPostgres`], on a fresh PostgreSQL database per test when
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
 //! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
@@ -121,6 +122,46 @@ pub async fn postgres_url() -> Option<String> {
             Some(url)
         }
         _ => None,
+    }
+}
+
+/// Which database a storage-dependent test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test's database: the service's own SQLite file, or a fresh PostgreSQL one.
+#[derive(Debug)]
+pub enum TestDatabase {
+    Sqlite,
+    Postgres(TestPostgres),
+}
+
+impl TestDatabase {
+    /// `None` for PostgreSQL when no server answers: the test is skipped, with a note.
+    pub async fn create(backend: Backend) -> anyhow::Result<Option<Self>> {
+        match backend {
+            Backend::Sqlite => Ok(Some(Self::Sqlite)),
+            Backend::Postgres => match postgres_url().await {
+                Some(admin) => Ok(Some(Self::Postgres(TestPostgres::create(&admin).await?))),
+                None => {
+                    eprintln!(
+                        "skipped: no PostgreSQL at SHEQU_TEST_POSTGRES_URL or 127.0.0.1:5432"
+                    );
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// The URL to configure, or `None` for the service's SQLite default.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres(db) => Some(db.url()),
+        }
     }
 }
 
@@ -281,7 +322,7 @@ impl EventSchemas {
 }
 
 /// Generates one `#[tokio::test]` per backend for each `async fn(TestApp)` named:
-/// the calling test crate provides `crate::support::{run, Backend}`.
+/// the calling test crate provides `crate::support::run(Backend, test)`.
 #[macro_export]
 #[allow(clippy::crate_in_macro_def)] // `crate` is the calling test crate, on purpose.
 macro_rules! on_both_backends {
@@ -290,7 +331,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    crate::support::run(crate::support::Backend::Sqlite, super::$name).await
+                    crate::support::run($crate::Backend::Sqlite, super::$name).await
                 }
             )*
         }
@@ -298,7 +339,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    crate::support::run(crate::support::Backend::Postgres, super::$name).await
+                    crate::support::run($crate::Backend::Postgres, super::$name).await
                 }
             )*
         }

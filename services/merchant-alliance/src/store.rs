@@ -751,44 +751,38 @@ async fn publish(
         credit_score: merchant.credit_score,
         actor: actor.into(),
     };
-    match announce {
-        Announce::Registered => {
-            enqueue(
-                conn,
-                &merchant.id,
-                &contract::MerchantRegistered { merchant: state },
-                now,
-            )
-            .await
-        }
-        Announce::Updated => {
-            enqueue(
-                conn,
-                &merchant.id,
-                &contract::MerchantUpdated { merchant: state },
-                now,
-            )
-            .await
-        }
-        Announce::Suspended => {
-            enqueue(
-                conn,
-                &merchant.id,
-                &contract::MerchantSuspended { merchant: state },
-                now,
-            )
-            .await
-        }
-        Announce::Reinstated => {
-            enqueue(
-                conn,
-                &merchant.id,
-                &contract::MerchantReinstated { merchant: state },
-                now,
-            )
-            .await
-        }
-    }
+    let event = match announce {
+        Announce::Registered => event(
+            merchant,
+            now,
+            &contract::MerchantRegistered { merchant: state },
+        ),
+        Announce::Updated => event(
+            merchant,
+            now,
+            &contract::MerchantUpdated { merchant: state },
+        ),
+        Announce::Suspended => event(
+            merchant,
+            now,
+            &contract::MerchantSuspended { merchant: state },
+        ),
+        Announce::Reinstated => event(
+            merchant,
+            now,
+            &contract::MerchantReinstated { merchant: state },
+        ),
+    }?;
+    outbox::enqueue(conn, &event).await?;
+    Ok(())
+}
+
+fn event<T: EventData>(
+    merchant: &Merchant,
+    now: DateTime<Utc>,
+    data: &T,
+) -> Result<CloudEvent, serde_json::Error> {
+    new_event(contract::SOURCE, &merchant.id, now, data)
 }
 
 async fn enqueue<T: EventData>(

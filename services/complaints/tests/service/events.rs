@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 use shequ_proto::complaints::v1 as pb;
 use shequ_proto::events::complaints::ALL_TYPES;
-use shequ_tests::EventSchemas;
+use shequ_tests::{Backend, EventSchemas};
 
-use crate::support::{Backend, TestApp, run, submission};
+use crate::support::{TestApp, run, submission};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emitted_event_matches_its_schema_and_carries_no_personal_data() -> anyhow::Result<()>

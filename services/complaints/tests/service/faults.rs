@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shequ_proto::complaints::v1 as pb;
-use shequ_tests::{NatsServer, eventually, free_port};
+use shequ_tests::{NatsServer, StoredEvent, eventually, free_port, stream_events};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 use crate::support::{Complaints, OrganisationClient, TestApp, sample_organisation, submission};
-use shequ_tests::{StoredEvent, stream_events};
 
 shequ_tests::on_both_backends!(submissions_while_nats_is_down_reach_the_stream_once_it_returns);
 

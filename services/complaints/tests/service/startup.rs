@@ -8,7 +8,9 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::{Backend, TestApp, run};
+use shequ_tests::Backend;
+
+use crate::support::{TestApp, run};
 
 async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Output> {
     let data = tempfile::tempdir()?;

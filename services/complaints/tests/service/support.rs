@@ -14,7 +14,7 @@ use shequ_complaints::sweeper::Sweeper;
 use shequ_complaints::{Application, Config};
 use shequ_proto::complaints::v1 as pb;
 use shequ_tests::{
-    NatsServer, StoredEvent, TestPostgres, eventually, free_port, postgres_url, stream_events,
+    Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -24,12 +24,6 @@ use tonic::transport::Channel;
 pub(crate) type Complaints = pb::complaint_service_client::ComplaintServiceClient<Channel>;
 pub(crate) type OrganisationClient =
     pb::organisation_service_client::OrganisationServiceClient<Channel>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// 09:00 UTC on a Monday; tests move the clock from here.
 pub(crate) fn start_of_test() -> DateTime<Utc> {
@@ -50,7 +44,7 @@ pub(crate) struct TestApp {
     data: TempDir,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), shequ_chassis::Error>>>,
-    _postgres: Option<TestPostgres>,
+    _database: TestDatabase,
 }
 
 /// Runs `test` against a fresh service on `backend`; on PostgreSQL it is skipped
@@ -60,25 +54,18 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => match postgres_url().await {
-            Some(admin) => Some(TestPostgres::create(&admin).await?),
-            None => {
-                eprintln!("skipped: no PostgreSQL at SHEQU_TEST_POSTGRES_URL or 127.0.0.1:5432");
-                return Ok(());
-            }
-        },
+    let Some(database) = TestDatabase::create(backend).await? else {
+        return Ok(());
     };
-    let app = TestApp::start(postgres).await?;
+    let app = TestApp::start(database).await?;
     test(app).await
 }
 
 impl TestApp {
-    async fn start(postgres: Option<TestPostgres>) -> anyhow::Result<Self> {
+    async fn start(database: TestDatabase) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let database_url = match &postgres {
-            Some(db) => db.url().to_owned(),
+        let database_url = match database.url() {
+            Some(url) => url.to_owned(),
             None => format!("sqlite://{}/complaints.db?mode=rwc", data.path().display()),
         };
         let nats = NatsServer::start().await?;
@@ -95,7 +82,7 @@ impl TestApp {
             nats,
             database_url,
             data,
-            _postgres: postgres,
+            _database: database,
         })
     }
 

@@ -7,9 +7,9 @@ use chrono::Duration;
 use prost_types::Timestamp;
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::events::alliance::ALL_TYPES;
-use shequ_tests::EventSchemas;
+use shequ_tests::{Backend, EventSchemas};
 
-use crate::support::{Backend, TestApp, dining, run};
+use crate::support::{TestApp, dining, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emitted_event_matches_its_schema() -> anyhow::Result<()> {

@@ -12,19 +12,13 @@ use shequ_chassis::config::CommonConfig;
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
-use shequ_tests::{NatsServer, StoredEvent, TestPostgres, eventually, postgres_url, stream_events};
+use shequ_tests::{Backend, NatsServer, StoredEvent, TestDatabase, eventually, stream_events};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 pub(crate) type Merchants = pb::merchant_service_client::MerchantServiceClient<Channel>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// Monday 2 November 2026, 10:00 in the district (02:00 UTC).
 pub(crate) fn monday_ten() -> DateTime<Utc> {
@@ -45,7 +39,7 @@ pub(crate) struct TestApp {
     _shutdown: tokio_util::sync::DropGuard,
     _task: JoinHandle<Result<(), shequ_chassis::Error>>,
     _data: TempDir,
-    _postgres: Option<TestPostgres>,
+    _database: TestDatabase,
 }
 
 /// Runs `test` against a fresh service on `backend`; on PostgreSQL it is skipped
@@ -55,21 +49,14 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => match postgres_url().await {
-            Some(admin) => Some(TestPostgres::create(&admin).await?),
-            None => {
-                eprintln!("skipped: no PostgreSQL at SHEQU_TEST_POSTGRES_URL or 127.0.0.1:5432");
-                return Ok(());
-            }
-        },
+    let Some(database) = TestDatabase::create(backend).await? else {
+        return Ok(());
     };
     let data = tempfile::tempdir()?;
     let nats = NatsServer::start().await?;
     let clock = ManualClock::new(monday_ten());
     let mut common = CommonConfig::new(nats.url(), data.path());
-    common.database_url = postgres.as_ref().map(|db| db.url().to_owned());
+    common.database_url = database.url().map(str::to_owned);
     common.grpc_addr = Some("127.0.0.1:0".parse()?);
     let application = Application::build(Config::new(common), clock.clone()).await?;
     let addr = application.grpc_addr();
@@ -85,7 +72,7 @@ where
         _shutdown: shutdown.drop_guard(),
         _task: task,
         _data: data,
-        _postgres: postgres,
+        _database: database,
     };
     test(app).await
 }
