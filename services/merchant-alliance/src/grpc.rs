@@ -219,8 +219,12 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let merchant_id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
         let kind = required_enum("kind", r.kind, activity_kind)?;
         let description = fields::required("description", &r.description, fields::REASON)?;
-        let happened_at = required_time("happened_at", r.happened_at)?;
-        if happened_at > self.store.now() {
+        let now = self.store.now();
+        let happened_at = match r.happened_at {
+            Some(_) => required_time("happened_at", r.happened_at)?,
+            None => now,
+        };
+        if happened_at > now {
             return Err(invalid_argument("happened_at", "must not be in the future"));
         }
         let actor = fields::required("actor", &r.actor, fields::ID)?;

@@ -2,22 +2,31 @@
 
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
+use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 
 use crate::codes::CodeParser;
+use crate::failure::Service;
+use crate::hours;
 use crate::time;
 
 /// Where the complaints service listens unless told otherwise (ARCHITECTURE.md).
 pub(crate) const DEFAULT_COMPLAINTS_URL: &str = "http://127.0.0.1:50051";
+/// Where the merchant-alliance service listens unless told otherwise.
+pub(crate) const DEFAULT_ALLIANCE_URL: &str = "http://127.0.0.1:50052";
+
+/// The heading the options every command takes are listed under.
+const GLOBAL: &str = "Global options";
 
 /// The operator command line for shequ (社区).
 #[derive(Debug, Parser)]
 #[command(
     name = "shequctl",
     version,
-    about = "The operator command line for shequ (社区): the grid organisation and complaints",
+    about = "The operator command line for shequ (社区): the grid organisation, complaints and the merchant alliance",
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage error, 3 service unreachable, \
                   4 invalid argument, 5 not found, 6 failed precondition.\n\
                   Times are shown in Asia/Shanghai (UTC+8)."
@@ -27,13 +36,24 @@ pub(crate) struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "SHEQU_COMPLAINTS_URL",
         default_value = DEFAULT_COMPLAINTS_URL,
         value_parser = parse_url
     )]
     pub(crate) complaints_url: String,
+    /// gRPC address of the merchant-alliance service (http://host:port).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "SHEQU_ALLIANCE_URL",
+        default_value = DEFAULT_ALLIANCE_URL,
+        value_parser = parse_url
+    )]
+    pub(crate) alliance_url: String,
     /// Print machine-readable JSON on stdout instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -47,6 +67,25 @@ pub(crate) enum Command {
     /// Complaints (诉求): submit, inspect, work through their lifecycle, figures.
     #[command(subcommand)]
     Complaints(Box<ComplaintsCommand>),
+    /// The merchant alliance (商户联盟): merchants, the convenience circle, credit, awards.
+    #[command(subcommand)]
+    Merchants(Box<MerchantsCommand>),
+}
+
+impl Cli {
+    /// The service the command talks to, named in errors.
+    pub(crate) fn service(&self) -> Service<'_> {
+        match self.command {
+            Command::Org(_) | Command::Complaints(_) => Service {
+                name: "complaints",
+                url: &self.complaints_url,
+            },
+            Command::Merchants(_) => Service {
+                name: "merchant-alliance",
+                url: &self.alliance_url,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +274,183 @@ pub(crate) struct FiguresArgs {
     pub(crate) to: Option<NaiveDate>,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum MerchantsCommand {
+    /// Register a merchant; a retry with the same --request-id registers nothing new.
+    Register {
+        #[command(flatten)]
+        details: DetailsArgs,
+        /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Who registers it (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// Show one merchant.
+    Show {
+        /// The merchant id.
+        id: String,
+        /// The datum to show the location in; default: the service's, wgs84.
+        #[arg(long, value_parser = CodeParser::<common::Datum>::new())]
+        datum: Option<common::Datum>,
+    },
+    /// List merchants.
+    List(MerchantListArgs),
+    /// Replace a merchant's details (every field: what is not given is cleared).
+    Update {
+        /// The merchant id.
+        id: String,
+        #[command(flatten)]
+        details: DetailsArgs,
+        /// Who changes it (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// Take an active merchant out of searches and awards.
+    Suspend {
+        /// The merchant id.
+        id: String,
+        /// Why (1-500 characters).
+        #[arg(long)]
+        reason: String,
+        /// Who suspends it (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// Bring a suspended merchant back.
+    Reinstate {
+        /// The merchant id.
+        id: String,
+        /// Who reinstates it (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// The convenience circle (便民服务圈): active merchants of a category within a walk, nearest first.
+    Nearby(NearbyArgs),
+    /// Record a welfare or environment activity (公益活动); it raises the credit score.
+    Activity(ActivityArgs),
+    /// The credit score (诚信分) and every change that made it, oldest first.
+    Ledger {
+        /// The merchant id.
+        id: String,
+    },
+    /// Apply the model-merchant rules (党员示范商户) for a period; with --award, record the awards.
+    Evaluate {
+        /// A quarter like 2026-Q4 or a month like 2026-11 (checked by the service).
+        #[arg(long)]
+        period: String,
+        /// Record and publish the awards (once per merchant and period); without it, only report.
+        #[arg(long, requires = "actor")]
+        award: bool,
+        /// Who awards (1-64 characters); needed with --award.
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: Option<String>,
+    },
+}
+
+/// What an operator describes a merchant with (register and update).
+#[derive(Debug, Args)]
+pub(crate) struct DetailsArgs {
+    /// The merchant's name (1-100 characters).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// What it does.
+    #[arg(long, value_parser = CodeParser::<alliance::Category>::new())]
+    pub(crate) category: alliance::Category,
+    /// A service it offers beyond its category, e.g. elder_meals (a-z, 0-9, _); repeat for more.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(crate) tags: Vec<String>,
+    /// Latitude in degrees, -90 to 90 (checked by the service).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) lat: f64,
+    /// Longitude in degrees, -180 to 180 (checked by the service).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) lng: f64,
+    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
+    /// wgs84 what GPS does.
+    #[arg(long, default_value = "gcj02", value_parser = CodeParser::<common::Datum>::new())]
+    pub(crate) datum: common::Datum,
+    /// The grid it is in.
+    #[arg(long)]
+    pub(crate) grid: String,
+    /// The address in words (at most 200 characters).
+    #[arg(long)]
+    pub(crate) address: Option<String>,
+    /// Opening hours in district time, e.g. "mon-fri 08:00-20:00", "sat,sun 09:00-21:00",
+    /// "daily 00:00-24:00", "fri 18:00-02:00" (past midnight); repeat for more.
+    #[arg(long, value_name = "DAYS HH:MM-HH:MM", value_parser = hours::parse)]
+    pub(crate) hours: Vec<alliance::OpeningHours>,
+    /// Run by a party member (needed for the model-merchant award).
+    #[arg(long)]
+    pub(crate) party_member_owner: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MerchantListArgs {
+    #[arg(long)]
+    pub(crate) grid: Option<String>,
+    #[arg(long, value_parser = CodeParser::<alliance::Category>::new())]
+    pub(crate) category: Option<alliance::Category>,
+    #[arg(long, value_parser = CodeParser::<alliance::MerchantStatus>::new())]
+    pub(crate) status: Option<alliance::MerchantStatus>,
+    /// At most this many (1-200); default: the service's, 50.
+    #[arg(long)]
+    pub(crate) page_size: Option<u32>,
+    /// The token the previous page printed.
+    #[arg(long)]
+    pub(crate) page_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NearbyArgs {
+    /// Where the resident is: latitude in degrees.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) lat: f64,
+    /// Where the resident is: longitude in degrees.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) lng: f64,
+    /// The datum of --lat/--lng (the merchants' locations are shown in it too).
+    #[arg(long, default_value = "gcj02", value_parser = CodeParser::<common::Datum>::new())]
+    pub(crate) datum: common::Datum,
+    /// What kind of merchant.
+    #[arg(long, value_parser = CodeParser::<alliance::Category>::new())]
+    pub(crate) category: alliance::Category,
+    /// Only merchants offering this service, e.g. elder_meals.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// How many minutes' walk, 1-60 (checked by the service).
+    #[arg(long, default_value_t = 15)]
+    pub(crate) minutes: i32,
+    /// Only merchants open now, by their opening hours.
+    #[arg(long)]
+    pub(crate) open_now: bool,
+    /// At most this many, 1-100; default: the service's, 20.
+    #[arg(long)]
+    pub(crate) limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ActivityArgs {
+    /// The merchant id.
+    pub(crate) id: String,
+    /// What kind of good deed.
+    #[arg(long, value_parser = CodeParser::<alliance::ActivityKind>::new())]
+    pub(crate) kind: alliance::ActivityKind,
+    /// What was done (1-500 characters).
+    #[arg(long)]
+    pub(crate) description: String,
+    /// When, "YYYY-MM-DD HH:MM" in district time (UTC+8); default: now. Not in the future.
+    #[arg(long, value_name = "YYYY-MM-DD HH:MM", value_parser = time::parse_minute)]
+    pub(crate) at: Option<DateTime<Utc>>,
+    /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+    #[arg(long)]
+    pub(crate) request_id: Option<String>,
+    /// Who records it (1-64 characters).
+    #[arg(long, env = "SHEQU_ACTOR")]
+    pub(crate) actor: String,
+}
+
 /// The service address: an `http://` URL tonic can connect to.
 fn parse_url(url: &str) -> Result<String, String> {
     if !url.starts_with("http://") {
@@ -304,6 +520,150 @@ mod tests {
         .err()
         .map(|e| e.kind());
         assert_eq!(error, Some(clap::error::ErrorKind::ArgumentConflict));
+    }
+
+    fn merchants(args: &[&str]) -> Result<MerchantsCommand, clap::error::ErrorKind> {
+        let cli = Cli::try_parse_from(["shequctl", "merchants"].iter().chain(args))
+            .map_err(|e| e.kind())?;
+        match cli.command {
+            Command::Merchants(command) => Ok(*command),
+            _ => Err(clap::error::ErrorKind::InvalidSubcommand),
+        }
+    }
+
+    const REGISTER: [&str; 12] = [
+        "register",
+        "--name",
+        "老张家常菜",
+        "--category",
+        "elderly-care",
+        "--lat",
+        "-34.8",
+        "--lng",
+        "113.66",
+        "--grid",
+        "xinyuan-1",
+        "--actor=op",
+    ];
+
+    #[test]
+    fn a_merchant_is_placed_in_gcj02_unless_told_otherwise() {
+        let Ok(MerchantsCommand::Register { details, .. }) = merchants(&REGISTER) else {
+            panic!("register did not parse");
+        };
+        assert_eq!(details.datum, common::Datum::Gcj02);
+        assert_eq!(details.category, alliance::Category::ElderlyCare);
+        assert_eq!(details.lat, -34.8, "negative numbers are values");
+        assert!(details.hours.is_empty() && details.tags.is_empty());
+
+        let wgs84 = [&REGISTER[..], &["--datum", "wgs84"]].concat();
+        let Ok(MerchantsCommand::Register { details, .. }) = merchants(&wgs84) else {
+            panic!("register --datum wgs84 did not parse");
+        };
+        assert_eq!(details.datum, common::Datum::Wgs84);
+    }
+
+    #[test]
+    fn hours_and_tags_repeat() {
+        let args = [
+            &REGISTER[..],
+            &[
+                "--hours",
+                "mon-fri 08:00-20:00",
+                "--hours",
+                "sat-sun 09:00-21:00",
+                "--tag",
+                "elder_meals",
+                "--tag",
+                "delivery",
+            ],
+        ]
+        .concat();
+        let Ok(MerchantsCommand::Register { details, .. }) = merchants(&args) else {
+            panic!("register did not parse");
+        };
+        assert_eq!(details.hours.len(), 2);
+        assert_eq!(details.hours[1].days.len(), 2);
+        assert_eq!(details.tags, ["elder_meals", "delivery"]);
+    }
+
+    #[test]
+    fn bad_hours_datums_and_categories_are_usage_errors() {
+        let usage = Err(clap::error::ErrorKind::InvalidValue);
+        let with = |extra: &[&str]| merchants(&[&REGISTER[..], extra].concat()).map(|_| ());
+        assert_eq!(
+            with(&["--hours", "weekdays 8-20"]),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+        assert_eq!(with(&["--datum", "bd09"]), usage);
+        let wrong_category = REGISTER.map(|arg| {
+            if arg == "elderly-care" {
+                "sanitation"
+            } else {
+                arg
+            }
+        });
+        assert_eq!(merchants(&wrong_category).map(|_| ()), usage);
+    }
+
+    #[test]
+    fn nearby_walks_15_minutes_by_default() {
+        let args = [
+            "nearby",
+            "--lat",
+            "34.8",
+            "--lng",
+            "113.66",
+            "--category",
+            "dining",
+        ];
+        let Ok(MerchantsCommand::Nearby(nearby)) = merchants(&args) else {
+            panic!("nearby did not parse");
+        };
+        assert_eq!(nearby.minutes, 15);
+        assert_eq!(nearby.datum, common::Datum::Gcj02);
+        assert_eq!(nearby.limit, None);
+    }
+
+    #[test]
+    fn awarding_needs_an_actor() {
+        let report = merchants(&["evaluate", "--period", "2026-Q4"]);
+        assert!(matches!(
+            report,
+            Ok(MerchantsCommand::Evaluate { award: false, .. })
+        ));
+        let award = merchants(&["evaluate", "--period", "2026-Q4", "--award"]).map(|_| ());
+        assert_eq!(award, Err(clap::error::ErrorKind::MissingRequiredArgument));
+    }
+
+    #[test]
+    fn each_command_names_the_service_it_talks_to() {
+        let service = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .map(|cli| (cli.service().name, cli.service().url.to_owned()))
+                .ok()
+        };
+        assert_eq!(
+            service(&[
+                "shequctl",
+                "--alliance-url",
+                "http://10.0.0.5:7000",
+                "merchants",
+                "ledger",
+                "m-1"
+            ]),
+            Some(("merchant-alliance", "http://10.0.0.5:7000".to_owned()))
+        );
+        assert_eq!(
+            service(&[
+                "shequctl",
+                "complaints",
+                "list",
+                "--complaints-url",
+                "http://h:1"
+            ]),
+            Some(("complaints", "http://h:1".to_owned()))
+        );
     }
 
     #[test]

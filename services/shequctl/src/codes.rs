@@ -1,6 +1,7 @@
 //! Proto enum values as operators type and read them: the value's name without
 //! its prefix, in lower case (`CATEGORY_ENVIRONMENT_SANITATION` ↔
-//! `environment_sanitation`), the code names the service stores and publishes.
+//! `environment_sanitation`, `DATUM_GCJ02` ↔ `gcj02`), the code names the
+//! services store and publish.
 //! Dashes are taken for underscores (`mini-program`), so either spelling works.
 
 use std::ffi::OsStr;
@@ -9,6 +10,8 @@ use std::sync::OnceLock;
 
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
+use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 
 /// A prost enum with code names.
@@ -52,6 +55,11 @@ code!(pb::Channel, "CHANNEL_");
 code!(pb::Priority, "PRIORITY_");
 code!(pb::Status, "STATUS_");
 code!(pb::Level, "LEVEL_");
+code!(alliance::Category, "CATEGORY_");
+code!(alliance::MerchantStatus, "MERCHANT_STATUS_");
+code!(alliance::ActivityKind, "ACTIVITY_KIND_");
+code!(alliance::Weekday, "WEEKDAY_");
+code!(common::Datum, "DATUM_");
 
 /// The code name of `value`: `environment_sanitation`.
 pub(crate) fn code<T: Code>(value: T) -> String {
@@ -177,6 +185,44 @@ mod tests {
                 Ok(code.clone())
             );
         }
+    }
+
+    #[test]
+    fn merchant_categories_statuses_and_kinds_use_the_alliance_code_names() {
+        assert_eq!(
+            parse::<alliance::Category>("elderly-care"),
+            Ok(alliance::Category::ElderlyCare)
+        );
+        assert_eq!(
+            parse::<alliance::Category>("dining"),
+            Ok(alliance::Category::Dining)
+        );
+        assert_eq!(
+            alliance::Category::codes().join(","),
+            "dining,repair,elderly_care,grocery,housekeeping,health,other"
+        );
+        // Complaint categories are another enum: not taken for a merchant.
+        assert!(parse::<alliance::Category>("environment_sanitation").is_err());
+        assert_eq!(
+            parse::<alliance::MerchantStatus>("suspended"),
+            Ok(alliance::MerchantStatus::Suspended)
+        );
+        assert_eq!(
+            parse::<alliance::ActivityKind>("welfare"),
+            Ok(alliance::ActivityKind::Welfare)
+        );
+        assert_eq!(name_of::<alliance::MerchantStatus>(1), "active");
+    }
+
+    #[test]
+    fn datums_are_wgs84_and_gcj02_in_any_case() {
+        assert_eq!(parse::<common::Datum>("gcj02"), Ok(common::Datum::Gcj02));
+        assert_eq!(parse::<common::Datum>("WGS84"), Ok(common::Datum::Wgs84));
+        assert_eq!(code(common::Datum::Gcj02), "gcj02");
+        assert_eq!(common::Datum::codes().join(","), "wgs84,gcj02");
+        let message = parse::<common::Datum>("bd09").err().unwrap_or_default();
+        assert!(message.contains("wgs84, gcj02"), "{message}");
+        assert!(parse::<common::Datum>("unspecified").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | 0 | success |
 //! | 1 | anything else |
 //! | 2 | usage error (clap's, and an empty `--from`/`--to` period) |
-//! | 3 | the service is unreachable (transport error or `Unavailable`) |
+//! | 3 | the service is unreachable (transport error or `Unavailable`), named with its URL |
 //! | 4 | `InvalidArgument`, with the fields the `BadRequest` detail names |
 //! | 5 | `NotFound` |
 //! | 6 | `FailedPrecondition` |
@@ -35,6 +35,14 @@ impl std::error::Error for Unreachable {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
+}
+
+/// The service a command talks to, as errors name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Service<'a> {
+    /// `complaints`, `merchant-alliance`.
+    pub(crate) name: &'static str,
+    pub(crate) url: &'a str,
 }
 
 /// A command line that parsed but makes no sense (clap could not tell).
@@ -72,9 +80,10 @@ impl Failure {
     }
 }
 
-/// Prints `error` on stderr and returns its exit code.
-pub(crate) fn report(error: &anyhow::Error, url: &str, output: Output) -> ExitCode {
-    let failure = classify(error, url);
+/// Prints `error`, from a command talking to `service`, on stderr and returns
+/// its exit code.
+pub(crate) fn report(error: &anyhow::Error, service: Service<'_>, output: Output) -> ExitCode {
+    let failure = classify(error, service);
     let text = if output.is_json() {
         let fields: Vec<_> = failure
             .fields
@@ -104,9 +113,10 @@ pub(crate) fn report(error: &anyhow::Error, url: &str, output: Output) -> ExitCo
     ExitCode::from(failure.exit)
 }
 
-fn classify(error: &anyhow::Error, url: &str) -> Failure {
+fn classify(error: &anyhow::Error, service: Service<'_>) -> Failure {
+    let Service { name, url } = service;
     let unreachable =
-        || format!("cannot reach the complaints service at {url}: is it running? (make run)");
+        || format!("cannot reach the {name} service at {url}: is it running? (make run)");
     if let Some(Unreachable(transport)) = error.downcast_ref::<Unreachable>() {
         let mut failure = Failure::new(3, "unreachable", unreachable());
         failure.cause = Some(chain(transport));
@@ -145,7 +155,7 @@ fn classify(error: &anyhow::Error, url: &str) -> Failure {
         code => Failure::new(
             1,
             "error",
-            format!("the complaints service answered {code:?}: {message}"),
+            format!("the {name} service answered {code:?}: {message}"),
         ),
     }
 }
@@ -172,9 +182,13 @@ mod tests {
     use super::*;
 
     const URL: &str = "http://127.0.0.1:50051";
+    const COMPLAINTS: Service<'static> = Service {
+        name: "complaints",
+        url: URL,
+    };
 
     fn exit_of(status: Status) -> u8 {
-        classify(&anyhow::Error::new(status), URL).exit
+        classify(&anyhow::Error::new(status), COMPLAINTS).exit
     }
 
     #[test]
@@ -184,8 +198,14 @@ mod tests {
         assert_eq!(exit_of(Status::not_found("complaint x not found")), 5);
         assert_eq!(exit_of(Status::failed_precondition("not allowed")), 6);
         assert_eq!(exit_of(Status::internal("storage failed")), 1);
-        assert_eq!(classify(&anyhow::anyhow!("file missing"), URL).exit, 1);
-        assert_eq!(classify(&Usage("empty period".into()).into(), URL).exit, 2);
+        assert_eq!(
+            classify(&anyhow::anyhow!("file missing"), COMPLAINTS).exit,
+            1
+        );
+        assert_eq!(
+            classify(&Usage("empty period".into()).into(), COMPLAINTS).exit,
+            2
+        );
     }
 
     #[test]
@@ -195,7 +215,7 @@ mod tests {
             "satisfaction: must be 1 to 5, got 9",
             ErrorDetails::with_bad_request_violation("satisfaction", "must be 1 to 5, got 9"),
         );
-        let failure = classify(&anyhow::Error::new(status).context("recording"), URL);
+        let failure = classify(&anyhow::Error::new(status).context("recording"), COMPLAINTS);
         assert_eq!(
             failure.fields,
             vec![(
@@ -207,8 +227,29 @@ mod tests {
 
     #[test]
     fn unavailable_names_the_url() {
-        let failure = classify(&anyhow::Error::new(Status::unavailable("down")), URL);
+        let failure = classify(&anyhow::Error::new(Status::unavailable("down")), COMPLAINTS);
         assert!(failure.message.contains(URL), "{}", failure.message);
         assert!(failure.message.contains("make run"), "{}", failure.message);
+    }
+
+    #[test]
+    fn errors_name_the_service_the_command_talks_to() {
+        let alliance = Service {
+            name: "merchant-alliance",
+            url: "http://127.0.0.1:50052",
+        };
+        let down = classify(&anyhow::Error::new(Status::unavailable("down")), alliance);
+        assert!(
+            down.message.starts_with(
+                "cannot reach the merchant-alliance service at http://127.0.0.1:50052"
+            ),
+            "{}",
+            down.message
+        );
+        let odd = classify(&anyhow::Error::new(Status::internal("boom")), alliance);
+        assert_eq!(
+            odd.message,
+            "the merchant-alliance service answered Internal: boom"
+        );
     }
 }

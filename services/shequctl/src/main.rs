@@ -1,16 +1,19 @@
-//! `shequctl`, the operator command line: loads the grid organisation and works
-//! complaints through their lifecycle by calling the complaints service's gRPC
-//! API, printing aligned tables for people or JSON (`--json`) for scripts.
+//! `shequctl`, the operator command line: loads the grid organisation, works
+//! complaints through their lifecycle, and keeps the merchant alliance (merchants,
+//! the convenience circle, credit, awards) by calling the services' gRPC APIs,
+//! printing aligned tables for people or JSON (`--json`) for scripts.
 //!
 //! Exit codes scripts can rely on: 0 success, 1 anything else, 2 usage error,
 //! 3 service unreachable, 4 invalid argument, 5 not found, 6 failed precondition.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap derive): every command, flag and its help.
-//! - [`commands`]: one module per service area (`org`, `complaints`), each
-//!   turning a parsed command into gRPC calls and printing the answer.
+//! - [`commands`]: one module per service area (`org`, `complaints`,
+//!   `merchants`), each turning a parsed command into gRPC calls and printing
+//!   the answer.
 //! - [`codes`]: proto enum values as operators type and read them
-//!   (`environment_sanitation`, `in_progress`).
+//!   (`environment_sanitation`, `in_progress`, `elderly_care`, `gcj02`).
+//! - [`hours`]: opening hours as operators write them (`mon-fri 08:00-20:00`).
 //! - [`time`]: instants shown in the district's time zone (Asia/Shanghai,
 //!   UTC+8) and dates on the command line turned into periods.
 //! - [`organisation`]: the JSON organisation file, a mirror of the proto message.
@@ -22,6 +25,7 @@ mod cli;
 mod codes;
 mod commands;
 mod failure;
+mod hours;
 mod organisation;
 mod output;
 mod table;
@@ -44,11 +48,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             let error = anyhow::Error::new(error).context("starting the async runtime");
-            return failure::report(&error, &cli.complaints_url, output);
+            return failure::report(&error, cli.service(), output);
         }
     };
     match runtime.block_on(commands::run(&cli, output)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => failure::report(&error, &cli.complaints_url, output),
+        Err(error) => failure::report(&error, cli.service(), output),
     }
 }

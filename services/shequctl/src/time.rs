@@ -1,8 +1,12 @@
 //! Time as the district reads it: instants shown in Asia/Shanghai (a fixed
-//! UTC+8, no daylight saving), and dates on the command line turned into
-//! half-open periods of whole district days.
+//! UTC+8, no daylight saving), dates on the command line turned into
+//! half-open periods of whole district days, and moments (`2026-11-02 17:30`)
+//! read in district time.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, DurationRound, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime,
+    SecondsFormat, TimeZone, Utc,
+};
 use prost_types::Timestamp;
 
 /// Asia/Shanghai.
@@ -50,6 +54,26 @@ pub(crate) fn json(at: Option<&Timestamp>) -> serde_json::Value {
 pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .map_err(|error| format!("{error}: expected a date like 2026-11-02"))
+}
+
+/// A `YYYY-MM-DD HH:MM` moment on the command line, in the district's time.
+pub(crate) fn parse_minute(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .ok_or_else(|| "expected a district time (UTC+8) like \"2026-11-02 17:30\"".to_owned())?;
+    DISTRICT
+        .from_local_datetime(&local)
+        .single()
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| format!("{text} is not a time in UTC+8"))
+}
+
+/// This minute, started: a default `now` that a server whose clock runs a
+/// little behind ours will not take for the future.
+pub(crate) fn this_minute(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(Duration::minutes(1)).unwrap_or(now)
 }
 
 /// A half-open period [from, to).
@@ -156,6 +180,21 @@ mod tests {
     fn malformed_dates_are_refused() {
         assert!(parse_date("2026-13-01").is_err());
         assert!(parse_date("02/11/2026").is_err());
+    }
+
+    #[test]
+    fn a_moment_on_the_command_line_is_district_time() {
+        assert_eq!(parse_minute("2026-11-02 17:00"), Ok(utc(2026, 11, 2, 9)));
+        assert_eq!(parse_minute(" 2026-11-03T01:00 "), Ok(utc(2026, 11, 2, 17)));
+        assert!(parse_minute("2026-11-02").is_err());
+        assert!(parse_minute("2026-11-02 25:00").is_err());
+        assert!(parse_minute("17:00").is_err());
+    }
+
+    #[test]
+    fn now_is_taken_from_the_start_of_the_minute() {
+        let now = utc(2026, 11, 2, 9) + Duration::seconds(42) + Duration::milliseconds(5);
+        assert_eq!(this_minute(now), utc(2026, 11, 2, 9));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! `shequctl` end to end: the built binary, run as an operator would, against a
-//! complaints service started in-process on port 0 with its own `nats-server`
-//! and SQLite file.
+//! complaints or merchant-alliance service started in-process on port 0 with its
+//! own `nats-server` and SQLite file.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::Datelike;
 use serde_json::Value;
 use shequ_chassis::clock::SystemClock;
 use shequ_chassis::config::CommonConfig;
-use shequ_complaints::{Application, Config};
 use shequ_tests::NatsServer;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -19,27 +21,63 @@ const EXAMPLE_ORGANISATION: &str = concat!(
     "/../../deploy/organisation.example.json"
 );
 
-/// A complaints service of the test's own.
+type Served = JoinHandle<Result<(), shequ_chassis::Error>>;
+
+/// A service of the test's own.
 struct Service {
+    /// The flag that points `shequctl` at it: `--complaints-url`, `--alliance-url`.
+    flag: &'static str,
     url: String,
     shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
+    task: Served,
     _nats: NatsServer,
     _data: TempDir,
 }
 
 impl Service {
+    /// The complaints service.
     async fn start() -> anyhow::Result<Self> {
+        Self::start_with("--complaints-url", |common, shutdown| async move {
+            let config = shequ_complaints::Config::new(common);
+            let app = shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
+            Ok((
+                app.grpc_addr(),
+                tokio::spawn(app.run_until_stopped(shutdown)),
+            ))
+        })
+        .await
+    }
+
+    /// The merchant-alliance service.
+    async fn start_alliance() -> anyhow::Result<Self> {
+        Self::start_with("--alliance-url", |common, shutdown| async move {
+            let config = shequ_merchant_alliance::Config::new(common);
+            let app =
+                shequ_merchant_alliance::Application::build(config, Arc::new(SystemClock)).await?;
+            Ok((
+                app.grpc_addr(),
+                tokio::spawn(app.run_until_stopped(shutdown)),
+            ))
+        })
+        .await
+    }
+
+    /// A NATS server and data directory of its own, and the service `serve`
+    /// builds on them listening on a free port.
+    async fn start_with<F, Fut>(flag: &'static str, serve: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(CommonConfig, CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<(SocketAddr, Served)>>,
+    {
         let nats = NatsServer::start().await?;
         let data = tempfile::tempdir()?;
         let mut common = CommonConfig::new(nats.url(), data.path());
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let app = Application::build(Config::new(common), Arc::new(SystemClock)).await?;
-        let url = format!("http://{}", app.grpc_addr());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let (addr, task) = serve(common, shutdown.clone()).await?;
         Ok(Self {
-            url,
+            flag,
+            url: format!("http://{addr}"),
             shutdown,
             task,
             _nats: nats,
@@ -47,9 +85,9 @@ impl Service {
         })
     }
 
-    /// Runs `shequctl --complaints-url <this service> args…`.
+    /// Runs `shequctl --<service>-url <this service> args…`.
     async fn shequctl(&self, args: &[&str]) -> anyhow::Result<Run> {
-        shequctl(&self.url, args).await
+        shequctl(self.flag, &self.url, args).await
     }
 
     /// Loads the example organisation through the command line.
@@ -113,12 +151,15 @@ impl Run {
     }
 }
 
-async fn shequctl(url: &str, args: &[&str]) -> anyhow::Result<Run> {
+/// Runs the binary with `flag url args…`, no service address or actor from
+/// the environment.
+async fn shequctl(flag: &str, url: &str, args: &[&str]) -> anyhow::Result<Run> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shequctl"))
-        .arg("--complaints-url")
+        .arg(flag)
         .arg(url)
         .args(args)
         .env_remove("SHEQU_COMPLAINTS_URL")
+        .env_remove("SHEQU_ALLIANCE_URL")
         .env_remove("SHEQU_ACTOR")
         .output()
         .await
@@ -359,13 +400,507 @@ async fn an_unreachable_service_exits_3_naming_its_url() -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
 
     // Act
-    let run = shequctl(&url, &["complaints", "list"]).await?;
+    let run = shequctl("--complaints-url", &url, &["complaints", "list"]).await?;
 
     // Assert
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(
         run.stderr.contains(&format!(
             "cannot reach the complaints service at {url}: is it running? (make run)"
+        )),
+        "{run:?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+    Ok(())
+}
+
+/// Registers a dining merchant near Jinshui (GCJ-02, as a map app reports it)
+/// through the command line; returns what `--json` printed.
+async fn register_dining(
+    alliance: &Service,
+    name: &str,
+    (lat, lng): (&str, &str),
+    extra: &[&str],
+) -> anyhow::Result<Value> {
+    let args = [
+        &[
+            "--json",
+            "merchants",
+            "register",
+            "--name",
+            name,
+            "--category",
+            "dining",
+            "--lat",
+            lat,
+            "--lng",
+            lng,
+            "--grid",
+            "xinyuan-1",
+            "--actor",
+            "op-zhang",
+        ][..],
+        extra,
+    ]
+    .concat();
+    alliance.shequctl(&args).await?.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_registers_merchants_finds_them_nearby_and_keeps_their_credit()
+-> anyhow::Result<()> {
+    // Arrange
+    let alliance = Service::start_alliance().await?;
+
+    // Act: two dining merchants about 150 m apart; only the first serves elder meals.
+    let laozhang = register_dining(
+        &alliance,
+        "老张家常菜",
+        ("34.800000", "113.660000"),
+        &[
+            "--tag",
+            "elder_meals",
+            "--hours",
+            "mon-fri 08:00-20:00",
+            "--hours",
+            "sat-sun 09:00-21:00",
+            "--address",
+            "西里路 12 号",
+            "--request-id",
+            "cli-merchant-1",
+        ],
+    )
+    .await?;
+    let noodles = register_dining(&alliance, "李记面馆", ("34.801000", "113.661000"), &[]).await?;
+    let again = alliance
+        .shequctl(&[
+            "merchants",
+            "register",
+            "--name",
+            "老张家常菜",
+            "--category",
+            "dining",
+            "--lat",
+            "34.8",
+            "--lng",
+            "113.66",
+            "--grid",
+            "xinyuan-1",
+            "--actor",
+            "op-zhang",
+            "--request-id",
+            "cli-merchant-1",
+        ])
+        .await?
+        .success()?;
+
+    // Assert: stored in WGS-84, answered with the datum named.
+    let merchant = &laozhang["merchant"];
+    let id = merchant["id"]
+        .as_str()
+        .context("no merchant id")?
+        .to_owned();
+    let other = noodles["merchant"]["id"]
+        .as_str()
+        .context("no merchant id")?
+        .to_owned();
+    assert_eq!(merchant["category"], "dining");
+    assert_eq!(merchant["service_tags"], serde_json::json!(["elder_meals"]));
+    assert_eq!(merchant["location"]["datum"], "wgs84");
+    assert_ne!(
+        merchant["location"]["latitude"], 34.8,
+        "GCJ-02 was converted"
+    );
+    assert_eq!(merchant["opening_hours"][1]["days"][0], "saturday");
+    assert_eq!(merchant["credit_score"], 100);
+    assert_eq!(merchant["status"], "active");
+    assert_eq!(laozhang["duplicate"], false);
+    assert!(
+        again.stdout.contains(&id) && again.stdout.contains("duplicate"),
+        "{again:?}"
+    );
+
+    // Act: show it in GCJ-02 and as a table; list the grid.
+    let shown = alliance
+        .shequctl(&["merchants", "show", &id, "--datum", "gcj02"])
+        .await?
+        .success()?;
+    let list = alliance
+        .shequctl(&["merchants", "list", "--grid", "xinyuan-1"])
+        .await?
+        .success()?;
+
+    // Assert: GCJ-02 in, GCJ-02 out.
+    assert!(
+        shown.stdout.contains("34.800000, 113.660000 (gcj02)"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("mon-fri 08:00-20:00")
+            && shown.stdout.contains("sat-sun 09:00-21:00"),
+        "{shown:?}"
+    );
+    assert!(
+        list.stdout.starts_with("id") && list.stdout.contains(&id) && list.stdout.contains(&other),
+        "{list:?}"
+    );
+
+    // Act: the convenience circle, 200 m south of the first merchant.
+    let resident = [
+        "--lat",
+        "34.798200",
+        "--lng",
+        "113.660000",
+        "--category",
+        "dining",
+    ];
+    let elder_meals = alliance
+        .shequctl(
+            &[
+                &["merchants", "nearby"][..],
+                &resident,
+                &["--tag", "elder_meals"],
+            ]
+            .concat(),
+        )
+        .await?
+        .success()?;
+    let all_json = alliance
+        .shequctl(&[&["--json", "merchants", "nearby"][..], &resident].concat())
+        .await?
+        .json()?;
+
+    // Assert
+    let lines: Vec<&str> = elder_meals.stdout.lines().collect();
+    assert!(
+        lines[0].contains("within") && lines[0].contains("15-minute walk"),
+        "the radius searched: {elder_meals:?}"
+    );
+    assert!(
+        lines[1].starts_with("name") && lines[1].contains("distance (m)"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.len(),
+        3,
+        "only the merchant with elder meals: {lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("老张家常菜") && lines[2].contains(&id),
+        "{lines:?}"
+    );
+    let found = all_json["merchants"].as_array().context("no merchants")?;
+    assert_eq!(found.len(), 2, "{all_json}");
+    assert_eq!(
+        found[0]["merchant"]["id"],
+        Value::String(id.clone()),
+        "nearest first"
+    );
+    let distance = found[0]["distance_metres"]
+        .as_f64()
+        .context("no distance")?;
+    assert!(
+        (150.0..250.0).contains(&distance),
+        "about 200 m: {distance}"
+    );
+    assert!(
+        all_json["radius_metres"]
+            .as_f64()
+            .is_some_and(|r| r > 1000.0)
+    );
+
+    // Act: the credit ledger, before and after a welfare activity.
+    let fresh = alliance
+        .shequctl(&["merchants", "ledger", &id])
+        .await?
+        .success()?;
+    let activity = alliance
+        .shequctl(&[
+            "merchants",
+            "activity",
+            &id,
+            "--kind",
+            "welfare",
+            "--description",
+            "为独居老人免费送餐",
+            "--actor",
+            "op-zhang",
+        ])
+        .await?
+        .success()?;
+    let ledger = alliance
+        .shequctl(&["merchants", "ledger", &id])
+        .await?
+        .success()?;
+    let ledger_json = alliance
+        .shequctl(&["--json", "merchants", "ledger", &id])
+        .await?
+        .json()?;
+
+    // Assert
+    assert!(fresh.stdout.contains("credit score 100"), "{fresh:?}");
+    assert!(
+        activity.stdout.contains("+2") && activity.stdout.contains("102"),
+        "{activity:?}"
+    );
+    assert!(ledger.stdout.contains("credit score 102"), "{ledger:?}");
+    assert!(
+        ledger.stdout.contains("welfare_activity") && ledger.stdout.contains("op-zhang"),
+        "{ledger:?}"
+    );
+    assert_eq!(ledger_json["score"], 102);
+    assert_eq!(ledger_json["entries"][0]["delta"], 2);
+    assert_eq!(ledger_json["entries"][0]["score_after"], 102);
+
+    // Act: suspend the other merchant, list the suspended, reinstate it.
+    let suspended = alliance
+        .shequctl(&[
+            "merchants",
+            "suspend",
+            &other,
+            "--reason",
+            "卫生检查不合格",
+            "--actor",
+            "op-zhang",
+        ])
+        .await?
+        .success()?;
+    let suspended_list = alliance
+        .shequctl(&["--json", "merchants", "list", "--status", "suspended"])
+        .await?
+        .json()?;
+    let reinstated = alliance
+        .shequctl(&["merchants", "reinstate", &other, "--actor", "op-zhang"])
+        .await?
+        .success()?;
+    let updated = alliance
+        .shequctl(&[
+            "merchants",
+            "update",
+            &other,
+            "--name",
+            "李记面馆",
+            "--category",
+            "dining",
+            "--tag",
+            "noodles",
+            "--lat",
+            "34.799",
+            "--lng",
+            "113.655",
+            "--datum",
+            "wgs84",
+            "--grid",
+            "xinyuan-1",
+            "--hours",
+            "daily 06:00-14:00",
+            "--actor",
+            "op-zhang",
+        ])
+        .await?
+        .success()?;
+    let evaluation = alliance
+        .shequctl(&["--json", "merchants", "evaluate", "--period", "2026-Q4"])
+        .await?
+        .json()?;
+
+    // Assert
+    assert!(
+        suspended.stdout.contains("suspended: 卫生检查不合格"),
+        "{suspended:?}"
+    );
+    assert_eq!(
+        suspended_list["merchants"][0]["id"],
+        Value::String(other.clone())
+    );
+    assert_eq!(
+        suspended_list["merchants"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(reinstated.stdout.contains("active"), "{reinstated:?}");
+    assert!(
+        updated.stdout.contains("34.799000, 113.655000 (wgs84)")
+            && updated.stdout.contains("noodles")
+            && updated.stdout.contains("daily 06:00-14:00"),
+        "{updated:?}"
+    );
+    let evaluations = evaluation["evaluations"]
+        .as_array()
+        .context("no evaluations")?;
+    assert_eq!(evaluations.len(), 2, "{evaluation}");
+    assert!(
+        evaluations
+            .iter()
+            .all(|e| e["qualified"] == false
+                && e["reasons"].as_array().is_some_and(|r| !r.is_empty())),
+        "no party-member owner, so no model merchant: {evaluation}"
+    );
+
+    alliance.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_member_merchant_with_good_deeds_is_awarded_once() -> anyhow::Result<()> {
+    // Arrange: the quarter it is now in the district, and this minute there.
+    let now = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8")?);
+    let quarter = format!("{}-Q{}", now.year(), now.month0() / 3 + 1);
+    let earlier = now.format("%Y-%m-%d %H:%M").to_string();
+    let alliance = Service::start_alliance().await?;
+    let registered = register_dining(
+        &alliance,
+        "红心便民饭堂",
+        ("34.800000", "113.660000"),
+        &["--party-member-owner"],
+    )
+    .await?;
+    let id = registered["merchant"]["id"]
+        .as_str()
+        .context("no merchant id")?
+        .to_owned();
+
+    // Act: two good deeds, one at a time given in district time.
+    for (kind, at) in [("welfare", None), ("environment", Some(earlier.as_str()))] {
+        let mut args = vec![
+            "merchants",
+            "activity",
+            &id,
+            "--kind",
+            kind,
+            "--description",
+            "社区清洁日",
+            "--actor",
+            "op-zhang",
+        ];
+        args.extend(at.map(|at| ["--at", at]).into_iter().flatten());
+        alliance.shequctl(&args).await?.success()?;
+    }
+    let report = alliance
+        .shequctl(&["merchants", "evaluate", "--period", &quarter])
+        .await?
+        .success()?;
+    let awarded = alliance
+        .shequctl(&[
+            "--json",
+            "merchants",
+            "evaluate",
+            "--period",
+            &quarter,
+            "--award",
+            "--actor",
+            "op-zhang",
+        ])
+        .await?
+        .json()?;
+
+    // Assert
+    let lines: Vec<&str> = report.stdout.lines().collect();
+    assert!(
+        lines[0].contains(&quarter) && lines[0].contains("report only"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("merchant") && lines[2].contains("qualified"),
+        "{lines:?}"
+    );
+    let row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        row[..4],
+        ["红心便民饭堂", id.as_str(), "yes", "no"],
+        "qualified, not awarded yet: {lines:?}"
+    );
+    assert_eq!(awarded["period"], Value::String(quarter.clone()));
+    assert_eq!(awarded["evaluations"][0]["qualified"], true, "{awarded}");
+    assert_eq!(awarded["evaluations"][0]["awarded"], true, "{awarded}");
+    assert_eq!(awarded["evaluations"][0]["reasons"], serde_json::json!([]));
+
+    alliance.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merchant_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> {
+    // Arrange
+    let alliance = Service::start_alliance().await?;
+
+    // Act
+    let bad_latitude = alliance
+        .shequctl(&[
+            "merchants",
+            "register",
+            "--name",
+            "老张家常菜",
+            "--category",
+            "dining",
+            "--lat",
+            "200",
+            "--lng",
+            "113.66",
+            "--grid",
+            "xinyuan-1",
+            "--actor",
+            "op-zhang",
+        ])
+        .await?;
+    let unknown = alliance
+        .shequctl(&["merchants", "show", "no-such-merchant"])
+        .await?;
+    let unknown_ledger = alliance
+        .shequctl(&["--json", "merchants", "ledger", "no-such-merchant"])
+        .await?;
+    let bad_hours = alliance
+        .shequctl(&[
+            "merchants",
+            "register",
+            "--name",
+            "x",
+            "--category",
+            "dining",
+            "--lat",
+            "34.8",
+            "--lng",
+            "113.66",
+            "--grid",
+            "xinyuan-1",
+            "--actor",
+            "op",
+            "--hours",
+            "weekdays 8-20",
+        ])
+        .await?;
+
+    // Assert
+    assert_eq!(bad_latitude.code, Some(4), "{bad_latitude:?}");
+    assert!(
+        bad_latitude
+            .stderr
+            .contains("field details.location.latitude"),
+        "{bad_latitude:?}"
+    );
+    assert_eq!(unknown.code, Some(5), "{unknown:?}");
+    assert!(unknown.stderr.contains("no-such-merchant"), "{unknown:?}");
+    assert_eq!(unknown_ledger.code, Some(5), "{unknown_ledger:?}");
+    let error: Value = serde_json::from_str(&unknown_ledger.stderr)?;
+    assert_eq!(error["error"]["kind"], "not_found");
+    assert_eq!(bad_hours.code, Some(2), "{bad_hours:?}");
+    assert!(bad_hours.stderr.contains("--hours"), "{bad_hours:?}");
+    assert!(bad_latitude.stdout.is_empty() && unknown.stdout.is_empty());
+
+    alliance.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_alliance_exits_3_naming_its_url() -> anyhow::Result<()> {
+    // Arrange: a port nobody listens on.
+    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+
+    // Act
+    let run = shequctl("--alliance-url", &url, &["merchants", "ledger", "m-1"]).await?;
+
+    // Assert
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot reach the merchant-alliance service at {url}: is it running? (make run)"
         )),
         "{run:?}"
     );

@@ -121,7 +121,7 @@ pub struct Merchant {
     pub status: MerchantStatus,
     /// Why it is suspended; `None` while active.
     pub suspended_reason: Option<String>,
-    /// The current credit score, the sum of its ledger.
+    /// The current credit score: the initial score plus every ledger entry.
     pub credit_score: i32,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

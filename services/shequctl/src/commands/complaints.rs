@@ -8,7 +8,7 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tonic::transport::Channel;
 
-use super::connect;
+use super::{connect, non_empty, request_id, text};
 use crate::cli::{Change, ComplaintsCommand, FiguresArgs, ListArgs, SubmitArgs};
 use crate::codes::name_of;
 use crate::failure::Usage;
@@ -46,10 +46,7 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
             phone: text(&args.reporter_phone),
         });
     let request = pb::SubmitComplaintRequest {
-        request_id: args
-            .request_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        request_id: request_id(&args.request_id),
         text: args.text.clone(),
         channel: args.channel.into(),
         category: args.category.map_or(0, Into::into),
@@ -622,15 +619,6 @@ fn complaint_json(c: &pb::Complaint) -> Value {
         "overdue": c.overdue,
         "history": history,
     })
-}
-
-fn non_empty(text: &str) -> Option<&str> {
-    (!text.is_empty()).then_some(text)
-}
-
-/// An optional flag as the proto's string (empty when absent).
-fn text(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
 }
 
 #[cfg(test)]

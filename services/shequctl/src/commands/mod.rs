@@ -2,6 +2,7 @@
 //! per service area.
 
 mod complaints;
+mod merchants;
 mod org;
 
 use std::time::Duration;
@@ -20,10 +21,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the command `cli` names. Each command checks what it can locally (the
 /// file, the period) before it connects.
 pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
-    let url = cli.complaints_url.as_str();
+    let url = cli.service().url;
     match &cli.command {
         Command::Org(command) => org::run(command, url, output).await,
         Command::Complaints(command) => complaints::run(command, url, output).await,
+        Command::Merchants(command) => merchants::run(command, url, output).await,
     }
 }
 
@@ -33,4 +35,21 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
     Ok(endpoint.connect().await.map_err(Unreachable)?)
+}
+
+/// An optional flag as the proto's string (empty when absent).
+fn text(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+/// An empty string from a message as JSON `null`.
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// The idempotency key given, or a fresh UUIDv7.
+fn request_id(given: &Option<String>) -> String {
+    given
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
