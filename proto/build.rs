@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "shequ/common/v1/common.proto",
         "shequ/complaints/v1/complaints.proto",
         "shequ/alliance/v1/alliance.proto",
+        "shequ/care/v1/care.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -305,14 +305,88 @@ pub mod alliance {
     ];
 }
 
-/// Pensioner-care events, published by pensioner-care on the `CARE` stream.
-/// Only what other services consume so far; pensioner-care adds the rest.
+/// Pensioner-care events, published by pensioner-care on the `CARE` stream. They
+/// carry ids, grids, risk levels and outcomes: never an elder's name, birth date,
+/// address, contacts, health or disability notes.
 pub mod care {
     use super::{DateTime, Deserialize, EventData, Serialize, Utc};
 
     pub const SOURCE: &str = "/shequ/pensioner-care";
     pub const STREAM: &str = "CARE";
     pub const SUBJECTS: &str = "shequ.care.>";
+
+    /// An elder joined the care registry.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ElderRegistered {
+        pub elder_id: String,
+        pub grid_id: String,
+        /// low, medium, high.
+        pub risk: String,
+        pub visit_interval_days: u32,
+        pub consents_to_visits: bool,
+    }
+
+    /// A volunteer took on an elder (结对).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PairingCreated {
+        pub pairing_id: String,
+        pub volunteer_id: String,
+        pub elder_id: String,
+        pub started_at: DateTime<Utc>,
+    }
+
+    /// A pairing ended.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PairingEnded {
+        pub pairing_id: String,
+        pub volunteer_id: String,
+        pub elder_id: String,
+        pub ended_at: DateTime<Utc>,
+    }
+
+    /// A visit or call was recorded.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VisitRecorded {
+        pub visit_id: String,
+        pub elder_id: String,
+        /// The volunteer or staff id who visited.
+        pub visitor: String,
+        /// home_visit, phone_call.
+        pub kind: String,
+        /// good, concern, urgent.
+        pub wellbeing: String,
+        pub visited_at: DateTime<Utc>,
+        /// How many needs were found (their text stays in the service).
+        pub needs_found: u32,
+        /// A complaint is being filed from this visit.
+        pub files_complaint: bool,
+    }
+
+    /// An elder's visit interval passed without a visit: one event per missed period.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VisitOverdue {
+        pub elder_id: String,
+        pub grid_id: String,
+        /// low, medium, high.
+        pub risk: String,
+        /// The paired volunteer, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub volunteer_id: Option<String>,
+        /// 1 for the first missed period since the last visit, 2 for the next…
+        pub period: u32,
+        pub due_at: DateTime<Utc>,
+    }
+
+    /// An urgent visit: someone must act now.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct AlertRaised {
+        pub elder_id: String,
+        pub grid_id: String,
+        pub visit_id: String,
+        /// The volunteer or staff id who raised it.
+        pub raised_by: String,
+        pub raised_at: DateTime<Utc>,
+    }
 
     /// A service was booked for an elder.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,10 +404,36 @@ pub mod care {
         pub booked_for: DateTime<Utc>,
     }
 
+    impl EventData for ElderRegistered {
+        const TYPE: &'static str = "shequ.care.elder.registered.v1";
+    }
+    impl EventData for PairingCreated {
+        const TYPE: &'static str = "shequ.care.pairing.created.v1";
+    }
+    impl EventData for PairingEnded {
+        const TYPE: &'static str = "shequ.care.pairing.ended.v1";
+    }
+    impl EventData for VisitRecorded {
+        const TYPE: &'static str = "shequ.care.visit.recorded.v1";
+    }
+    impl EventData for VisitOverdue {
+        const TYPE: &'static str = "shequ.care.visit.overdue.v1";
+    }
+    impl EventData for AlertRaised {
+        const TYPE: &'static str = "shequ.care.alert.raised.v1";
+    }
     impl EventData for ServiceBooked {
         const TYPE: &'static str = "shequ.care.service.booked.v1";
     }
 
-    /// Every pensioner-care event type defined so far.
-    pub const ALL_TYPES: [&str; 1] = [ServiceBooked::TYPE];
+    /// Every pensioner-care event type.
+    pub const ALL_TYPES: [&str; 7] = [
+        ElderRegistered::TYPE,
+        PairingCreated::TYPE,
+        PairingEnded::TYPE,
+        VisitRecorded::TYPE,
+        VisitOverdue::TYPE,
+        AlertRaised::TYPE,
+        ServiceBooked::TYPE,
+    ];
 }

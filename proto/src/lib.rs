@@ -1,7 +1,7 @@
 //! The contracts every shequ service agrees on.
 //!
 //! # Layout
-//! - [`common`], [`complaints`], [`alliance`]: gRPC messages and services generated from
+//! - [`common`], [`complaints`], [`alliance`], [`care`]: gRPC messages and services generated from
 //!   `shequ/**/*.proto` (tonic + prost, compiled with protox: no system `protoc`).
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled descriptors, served by gRPC reflection.
 //! - [`events`]: the CloudEvents envelope and the payload of every event type,
@@ -30,6 +30,14 @@ pub mod alliance {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("shequ.alliance.v1");
+    }
+}
+
+/// Pensioner care (党员助老结对帮扶).
+pub mod care {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("shequ.care.v1");
     }
 }
 

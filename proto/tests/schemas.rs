@@ -19,7 +19,10 @@ use shequ_proto::events::alliance::{
     self, CreditChanged, MerchantRegistered, MerchantReinstated, MerchantState, MerchantSuspended,
     MerchantUpdated, ModelMerchantAwarded,
 };
-use shequ_proto::events::care::{self, ServiceBooked};
+use shequ_proto::events::care::{
+    self, AlertRaised, ElderRegistered, PairingCreated, PairingEnded, ServiceBooked, VisitOverdue,
+    VisitRecorded,
+};
 use shequ_proto::events::complaints::{
     self, Accepted, Closed, ComplaintState, Escalated, Merged, Reclassified, Rejected, Reopened,
     Resolved, Started, Submitted,
@@ -32,9 +35,9 @@ const COMPLAINT_ID: &str = "cmp-20240611-0042";
 const MERCHANT_ID: &str = "merchant-0012";
 const BOOKING_ID: &str = "booking-20240611-0007";
 const ELDER_ID: &str = "elder-0345";
-
-/// The care events other services consume so far (`care` has no `ALL_TYPES`).
-const CARE_TYPES: [&str; 1] = care::ALL_TYPES;
+const VOLUNTEER_ID: &str = "volunteer-0021";
+const PAIRING_ID: &str = "pairing-0088";
+const VISIT_ID: &str = "visit-20240611-0013";
 
 /// Fields with a serde default that the Rust types always write: optional in the
 /// schemas (a producer may leave them out), yet present in every sample.
@@ -47,8 +50,9 @@ struct Service {
     stream: &'static str,
     subjects: &'static str,
     types: &'static [&'static str],
-    /// The data field that holds the id of the entity, also the envelope's `subject`.
-    id_field: &'static str,
+    /// The data field that holds the id of the entity an event type is about, also
+    /// the envelope's `subject`.
+    id_field: fn(&str) -> &'static str,
     /// Personal fields the schemas reject in `data`, each with a plausible value.
     personal: &'static [(&'static str, &'static str)],
     /// One event's data per type (see [`complaint_samples`]).
@@ -61,7 +65,7 @@ static SERVICES: [Service; 3] = [
         stream: complaints::STREAM,
         subjects: complaints::SUBJECTS,
         types: &complaints::ALL_TYPES,
-        id_field: "complaint_id",
+        id_field: |_| "complaint_id",
         personal: &[
             ("reporter_name", "张三"),
             ("reporter_phone", "13812345678"),
@@ -74,7 +78,7 @@ static SERVICES: [Service; 3] = [
         stream: alliance::STREAM,
         subjects: alliance::SUBJECTS,
         types: &alliance::ALL_TYPES,
-        id_field: "merchant_id",
+        id_field: |_| "merchant_id",
         personal: &[
             ("owner_name", "王建国"),
             ("owner_phone", "13912345678"),
@@ -86,17 +90,31 @@ static SERVICES: [Service; 3] = [
         source: care::SOURCE,
         stream: care::STREAM,
         subjects: care::SUBJECTS,
-        types: &CARE_TYPES,
-        id_field: "booking_id",
+        types: &care::ALL_TYPES,
+        id_field: care_id_field,
         personal: &[
             ("name", "李秀英"),
             ("address", "幸福路 12 号 3 单元 501"),
             ("phone", "13712345678"),
             ("health_notes", "高血压，行动不便"),
+            ("birth_date", "1942-03-15"),
+            ("emergency_contacts", "张伟（儿子）13612345678"),
+            ("disability_notes", "右腿残疾，需轮椅"),
         ],
         samples: care_samples,
     },
 ];
+
+/// The entity a care event is about: the elder, a pairing, a visit or a booking.
+fn care_id_field(event_type: &str) -> &'static str {
+    match event_type {
+        ElderRegistered::TYPE | VisitOverdue::TYPE | AlertRaised::TYPE => "elder_id",
+        PairingCreated::TYPE | PairingEnded::TYPE => "pairing_id",
+        VisitRecorded::TYPE => "visit_id",
+        ServiceBooked::TYPE => "booking_id",
+        _ => panic!("{event_type}: no entity id field for this care type"),
+    }
+}
 
 fn all_types() -> Vec<&'static str> {
     SERVICES
@@ -364,27 +382,75 @@ fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
 }
 
 fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
-    vec![sample(&ServiceBooked {
-        booking_id: BOOKING_ID.to_owned(),
-        elder_id: ELDER_ID.to_owned(),
-        service: if full {
-            "meal_assistance"
-        } else {
-            "health_check"
-        }
-        .to_owned(),
-        merchant_id: full.then(|| MERCHANT_ID.to_owned()),
-        discounted: full,
-        booked_for: at(11, full),
-    })]
+    let t = |hour| at(hour, full);
+    vec![
+        sample(&ElderRegistered {
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            risk: if full { "high" } else { "low" }.to_owned(),
+            visit_interval_days: if full { 7 } else { 30 },
+            consents_to_visits: full,
+        }),
+        sample(&PairingCreated {
+            pairing_id: PAIRING_ID.to_owned(),
+            volunteer_id: VOLUNTEER_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            started_at: t(8),
+        }),
+        sample(&PairingEnded {
+            pairing_id: PAIRING_ID.to_owned(),
+            volunteer_id: VOLUNTEER_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            ended_at: t(18),
+        }),
+        sample(&VisitRecorded {
+            visit_id: VISIT_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            visitor: if full { VOLUNTEER_ID } else { "staff-0101" }.to_owned(),
+            kind: if full { "home_visit" } else { "phone_call" }.to_owned(),
+            wellbeing: if full { "urgent" } else { "good" }.to_owned(),
+            visited_at: t(10),
+            needs_found: if full { 2 } else { 0 },
+            files_complaint: full,
+        }),
+        sample(&VisitOverdue {
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            risk: if full { "high" } else { "medium" }.to_owned(),
+            volunteer_id: full.then(|| VOLUNTEER_ID.to_owned()),
+            period: if full { 2 } else { 1 },
+            due_at: t(0),
+        }),
+        sample(&AlertRaised {
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            visit_id: VISIT_ID.to_owned(),
+            raised_by: VOLUNTEER_ID.to_owned(),
+            raised_at: t(10),
+        }),
+        sample(&ServiceBooked {
+            booking_id: BOOKING_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            service: if full {
+                "meal_assistance"
+            } else {
+                "health_check"
+            }
+            .to_owned(),
+            merchant_id: full.then(|| MERCHANT_ID.to_owned()),
+            discounted: full,
+            booked_for: t(11),
+        }),
+    ]
 }
 
 /// The whole CloudEvent around `data`, built from the Rust envelope type, with the
 /// service's source and the entity's id as its subject.
 fn envelope(service: &Service, event_type: &str, data: Value) -> Value {
-    let subject = data[service.id_field]
+    let id_field = (service.id_field)(event_type);
+    let subject = data[id_field]
         .as_str()
-        .unwrap_or_else(|| panic!("{event_type}: no data.{}", service.id_field))
+        .unwrap_or_else(|| panic!("{event_type}: no data.{id_field}"))
         .to_owned();
     let event = CloudEvent {
         specversion: "1.0".to_owned(),
@@ -459,7 +525,7 @@ fn every_schema_file_names_an_event_type() {
         assert!(
             types.contains(stem.as_str()),
             "events/schemas/{stem}.json names no type in complaints::ALL_TYPES, \
-             alliance::ALL_TYPES or the care types"
+             alliance::ALL_TYPES or care::ALL_TYPES"
         );
     }
 }
@@ -498,6 +564,14 @@ fn every_schema_compiles_and_describes_its_type() {
                 let text = schema[key].as_str().unwrap_or_default();
                 assert!(!text.trim().is_empty(), "{event_type}: no {key}");
             }
+            let id_field = (service.id_field)(event_type);
+            let subject = schema["properties"]["subject"]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                subject.contains(&format!("(equal to data.{id_field})")),
+                "{event_type}: the subject is not described as data.{id_field}: {subject:?}"
+            );
         }
     }
 }
@@ -649,7 +723,7 @@ fn an_event_from_another_service_is_rejected() {
 #[test]
 fn an_event_missing_its_entity_id_is_rejected() {
     for (service, event_type, event) in sample_events(false) {
-        let field = service.id_field;
+        let field = (service.id_field)(event_type);
         assert_rejected(event_type, &event, &format!("without data.{field}"), |e| {
             data_mut(e).remove(field);
         });
@@ -737,6 +811,73 @@ fn an_event_with_a_bad_value_is_rejected() {
             "with a ledger time that is not RFC 3339",
             "/data/at",
             json!("2024-06-11"),
+        ),
+        (
+            "with an unknown risk level",
+            "/data/risk",
+            json!("critical"),
+        ),
+        (
+            "with a visit interval of 0 days",
+            "/data/visit_interval_days",
+            json!(0),
+        ),
+        (
+            "with a fractional visit interval",
+            "/data/visit_interval_days",
+            json!(7.5),
+        ),
+        (
+            "with a consent flag that is not a boolean",
+            "/data/consents_to_visits",
+            json!("yes"),
+        ),
+        (
+            "with an unknown visit kind",
+            "/data/kind",
+            json!("video_call"),
+        ),
+        (
+            "with an unknown wellbeing",
+            "/data/wellbeing",
+            json!("fine"),
+        ),
+        (
+            "with a negative needs count",
+            "/data/needs_found",
+            json!(-1),
+        ),
+        (
+            "with a complaint flag that is a string",
+            "/data/files_complaint",
+            json!("false"),
+        ),
+        // Also applies to the model-merchant award, whose period is a string.
+        ("with missed period 0", "/data/period", json!(0)),
+        (
+            "with a pairing start that is not RFC 3339",
+            "/data/started_at",
+            json!("2024-06-11"),
+        ),
+        (
+            "with a pairing end that is not RFC 3339",
+            "/data/ended_at",
+            json!("yesterday"),
+        ),
+        (
+            "with a visit time without an offset",
+            "/data/visited_at",
+            json!("2024-06-11T10:00:00"),
+        ),
+        (
+            "with a due time that is not RFC 3339",
+            "/data/due_at",
+            json!("next week"),
+        ),
+        (
+            "with an alert time that is not RFC 3339",
+            "/data/raised_at",
+            json!("10:00"),
         ),
     ];
     let mut applied = vec![0; bad.len()];

@@ -16,6 +16,7 @@
 //! - [`inbox`]: durable pull consumers whose handlers apply each event once.
 //! - [`grpc`]: serving a service's routes with health, reflection and graceful
 //!   shutdown; the `InvalidArgument` helpers.
+//! - [`personal`]: personal data shared by services (phones) and its masking.
 //! - [`runtime`]: a service's database, NATS, relay and gRPC port, run and shut
 //!   down in order.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
@@ -30,6 +31,7 @@ pub mod grpc;
 pub mod inbox;
 pub mod nats;
 pub mod outbox;
+pub mod personal;
 pub mod runtime;
 pub mod shutdown;
 pub mod storage;

@@ -1,0 +1,126 @@
+//! Complaints filed from visits that found a concern or an urgent need.
+//!
+//! The visit is saved first, with its filing pending; a worker then files the
+//! complaint in the complaints service and retries with a growing delay while
+//! that service is down. Every attempt carries the same idempotency key, so a
+//! retry after a lost reply does not file the complaint twice.
+
+use chrono::Duration;
+
+use super::fields;
+use super::visits::{VisitKind, Wellbeing};
+
+/// The idempotency key of the complaint filed from a visit: the same on every
+/// retry, so the complaint appears once.
+pub fn request_id(visit_id: &str) -> String {
+    format!("care-visit-{visit_id}")
+}
+
+/// The complaint text: what the visit found, without the elder's name or
+/// address (the complaint carries the location; personal details stay here),
+/// e.g. "助老走访发现需求(紧急): 需要送餐; 屋顶漏水" for a home visit, and
+/// "助老电话问候发现需求(需关注): …" for a phone call. At most 2000 characters:
+/// longer text is cut and ends with "…".
+pub fn complaint_text(wellbeing: Wellbeing, kind: VisitKind, needs: &[String]) -> String {
+    let how = match kind {
+        VisitKind::HomeVisit => "走访",
+        VisitKind::PhoneCall => "电话问候",
+    };
+    let found = if needs.is_empty() {
+        "未列明具体需求, 请联系走访人员".to_owned()
+    } else {
+        needs.join("; ")
+    };
+    let text = format!("助老{how}发现需求({}): {found}", wellbeing.label());
+    truncate(text, fields::LONG_TEXT)
+}
+
+/// `text` cut to at most `max` characters, the last one "…" when cut.
+fn truncate(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The first retry's delay.
+const FIRST_DELAY_SECONDS: i64 = 5;
+/// The longest delay: the complaint should not wait longer than this once the
+/// complaints service is back.
+const MAX_DELAY_SECONDS: i64 = 5 * 60;
+
+/// Delay before attempt `attempts + 1`, `attempts` being the attempts already
+/// made: 5 s after the first, doubling (10 s, 20 s, …), at most 5 minutes.
+/// Zero attempts is treated as one, so the delay is never zero.
+pub fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1);
+    // 2^6 · 5 s = 320 s is past the cap already, so higher powers never matter.
+    let seconds = if doublings >= 6 {
+        MAX_DELAY_SECONDS
+    } else {
+        (FIRST_DELAY_SECONDS << doublings).min(MAX_DELAY_SECONDS)
+    };
+    Duration::seconds(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_is_the_same_for_every_retry_of_a_visit() {
+        assert_eq!(request_id("v-42"), "care-visit-v-42");
+        assert_eq!(request_id("v-42"), request_id("v-42"));
+        assert_ne!(request_id("v-42"), request_id("v-43"));
+    }
+
+    #[test]
+    fn complaint_text_lists_the_wellbeing_and_needs() {
+        let needs = vec!["需要送餐".to_owned(), "屋顶漏水".to_owned()];
+        assert_eq!(
+            complaint_text(Wellbeing::Urgent, VisitKind::HomeVisit, &needs),
+            "助老走访发现需求(紧急): 需要送餐; 屋顶漏水"
+        );
+    }
+
+    #[test]
+    fn complaint_text_says_when_it_came_from_a_phone_call() {
+        let needs = vec!["需要助浴".to_owned()];
+        assert_eq!(
+            complaint_text(Wellbeing::Concern, VisitKind::PhoneCall, &needs),
+            "助老电话问候发现需求(需关注): 需要助浴"
+        );
+    }
+
+    #[test]
+    fn complaint_text_without_needs_still_says_something() {
+        let text = complaint_text(Wellbeing::Concern, VisitKind::HomeVisit, &[]);
+        assert!(text.starts_with("助老走访发现需求(需关注): "), "{text}");
+        assert!(text.chars().count() > "助老走访发现需求(需关注): ".chars().count());
+    }
+
+    #[test]
+    fn long_complaint_text_is_cut_to_two_thousand_characters() {
+        let needs = vec!["漏".repeat(200); 20];
+        let text = complaint_text(Wellbeing::Urgent, VisitKind::HomeVisit, &needs);
+        assert_eq!(text.chars().count(), 2000);
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn backoff_starts_at_five_seconds_and_doubles() {
+        assert_eq!(backoff(1), Duration::seconds(5));
+        assert_eq!(backoff(2), Duration::seconds(10));
+        assert_eq!(backoff(3), Duration::seconds(20));
+        assert_eq!(backoff(6), Duration::seconds(160));
+    }
+
+    #[test]
+    fn backoff_is_never_zero_and_at_most_five_minutes() {
+        assert_eq!(backoff(0), Duration::seconds(5));
+        assert_eq!(backoff(7), Duration::minutes(5));
+        assert_eq!(backoff(u32::MAX), Duration::minutes(5));
+    }
+}

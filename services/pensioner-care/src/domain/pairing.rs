@@ -1,0 +1,108 @@
+//! Pairing (结对帮扶): a volunteer looks after at most two elders, and an elder
+//! has one volunteer, who visits only with the elder's consent.
+//!
+//! The cap must hold when two operators pair the same volunteer at once, which a
+//! count checked before an insert cannot promise. So each active pairing takes a
+//! numbered slot (1 or 2) of its volunteer, and the database keeps the pair
+//! (volunteer, slot) unique among active pairings: of two concurrent pairings
+//! that both chose the last free slot, one insert fails and is refused.
+
+/// The source says 1-2 elders per volunteer (结对帮扶 1-2 名).
+pub const MAX_ELDERS_PER_VOLUNTEER: u8 = 2;
+
+/// Why a pairing is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairingError {
+    #[error("volunteer {0} already has 2 elders")]
+    VolunteerFull(String),
+    #[error("elder {0} already has a volunteer")]
+    ElderAlreadyPaired(String),
+    #[error("elder {0} has not consented to visits")]
+    NoConsent(String),
+}
+
+/// The slot (1..=MAX) the new pairing takes: the lowest one not in `occupied`
+/// (the slots of the volunteer's active pairings), so a slot freed by an ended
+/// pairing is taken again.
+pub fn free_slot(volunteer_id: &str, occupied: &[u8]) -> Result<u8, PairingError> {
+    (1..=MAX_ELDERS_PER_VOLUNTEER)
+        .find(|slot| !occupied.contains(slot))
+        .ok_or_else(|| PairingError::VolunteerFull(volunteer_id.to_owned()))
+}
+
+/// All the checks of a new pairing, the elder's first (consent, then an
+/// existing volunteer) because they hold whichever volunteer is chosen; returns
+/// the slot the pairing takes.
+pub fn check(
+    volunteer_id: &str,
+    elder_id: &str,
+    elder_paired: bool,
+    elder_consents: bool,
+    occupied: &[u8],
+) -> Result<u8, PairingError> {
+    if !elder_consents {
+        return Err(PairingError::NoConsent(elder_id.to_owned()));
+    }
+    if elder_paired {
+        return Err(PairingError::ElderAlreadyPaired(elder_id.to_owned()));
+    }
+    free_slot(volunteer_id, occupied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_pairing_takes_slot_one() {
+        assert_eq!(check("v1", "e1", false, true, &[]), Ok(1));
+    }
+
+    #[test]
+    fn second_pairing_takes_slot_two() {
+        assert_eq!(check("v1", "e2", false, true, &[1]), Ok(2));
+    }
+
+    #[test]
+    fn third_pairing_for_a_volunteer_is_refused() {
+        assert_eq!(
+            check("v1", "e3", false, true, &[1, 2]),
+            Err(PairingError::VolunteerFull("v1".into()))
+        );
+        assert_eq!(
+            check("v1", "e3", false, true, &[2, 1])
+                .unwrap_err()
+                .to_string(),
+            "volunteer v1 already has 2 elders"
+        );
+    }
+
+    #[test]
+    fn freed_slot_one_is_taken_again() {
+        assert_eq!(free_slot("v1", &[2]), Ok(1));
+    }
+
+    #[test]
+    fn elder_with_a_volunteer_is_refused() {
+        assert_eq!(
+            check("v1", "e1", true, true, &[]),
+            Err(PairingError::ElderAlreadyPaired("e1".into()))
+        );
+    }
+
+    #[test]
+    fn elder_without_consent_is_refused() {
+        assert_eq!(
+            check("v1", "e1", false, false, &[]),
+            Err(PairingError::NoConsent("e1".into()))
+        );
+    }
+
+    #[test]
+    fn elder_checks_come_before_the_volunteer_cap() {
+        assert_eq!(
+            check("v1", "e1", true, true, &[1, 2]),
+            Err(PairingError::ElderAlreadyPaired("e1".into()))
+        );
+    }
+}

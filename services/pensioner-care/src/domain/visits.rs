@@ -1,0 +1,293 @@
+//! Visits: their kind, the wellbeing found and the needs noted, and the visit
+//! policy — how often an elder must be visited for their risk level, and which
+//! periods have passed without a visit (one overdue event each).
+//!
+//! The policy is configuration: [`VisitPolicy::default`] is the district's
+//! (high weekly, medium fortnightly, low monthly), and a JSON file replaces it:
+//!
+//! ```json
+//! { "high_days": 7, "medium_days": 14, "low_days": 30 }
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use shequ_chassis::named_enum;
+
+use super::FieldError;
+use super::fields;
+use super::risk::RiskLevel;
+
+named_enum!(
+    /// How the elder was seen.
+    VisitKind {
+        HomeVisit = "home_visit" / "入户走访",
+        PhoneCall = "phone_call" / "电话问候",
+    }
+);
+
+named_enum!(
+    /// How the elder was found; anything but good needs someone to act.
+    Wellbeing {
+        Good = "good" / "良好",
+        Concern = "concern" / "需关注",
+        Urgent = "urgent" / "紧急",
+    }
+);
+
+impl Wellbeing {
+    /// Concern and urgent file a complaint, so the finding is handled and
+    /// tracked to its end like any resident's request.
+    pub fn files_complaint(self) -> bool {
+        matches!(self, Wellbeing::Concern | Wellbeing::Urgent)
+    }
+
+    /// Urgent only: an alert goes out at once rather than waiting for the
+    /// complaint to be routed.
+    pub fn raises_alert(self) -> bool {
+        self == Wellbeing::Urgent
+    }
+}
+
+/// A visit notes at most this many needs; more belong in the notes.
+const MAX_NEEDS: usize = 10;
+
+/// Each need trimmed, 1..=200 characters (blank ones refused rather than
+/// dropped, since the caller may have meant something), at most 10; errors name
+/// `{field}[i]`, or `field` when there are too many.
+pub fn parse_needs(field: &str, needs: &[String]) -> Result<Vec<String>, FieldError> {
+    if needs.len() > MAX_NEEDS {
+        return Err(FieldError::new(
+            field,
+            format!("must list at most {MAX_NEEDS} needs, got {}", needs.len()),
+        ));
+    }
+    needs
+        .iter()
+        .enumerate()
+        .map(|(i, need)| fields::required(&format!("{field}[{i}]"), need, fields::SHORT_TEXT))
+        .collect()
+}
+
+/// Days between required visits, per risk level.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitPolicy {
+    pub high_days: u32,
+    pub medium_days: u32,
+    pub low_days: u32,
+}
+
+impl Default for VisitPolicy {
+    fn default() -> Self {
+        Self {
+            high_days: 7,
+            medium_days: 14,
+            low_days: 30,
+        }
+    }
+}
+
+impl VisitPolicy {
+    /// Reads the JSON form; every interval must be given and positive, and a
+    /// higher risk may not be visited less often than a lower one.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let policy: Self = serde_json::from_str(json).map_err(|error| error.to_string())?;
+        if policy.high_days == 0 || policy.medium_days == 0 || policy.low_days == 0 {
+            return Err("visit intervals must be positive".into());
+        }
+        if policy.high_days > policy.medium_days || policy.medium_days > policy.low_days {
+            return Err("visit intervals must not shrink as risk falls \
+                 (high_days <= medium_days <= low_days)"
+                .into());
+        }
+        Ok(policy)
+    }
+
+    pub fn interval_days(&self, level: RiskLevel) -> u32 {
+        match level {
+            RiskLevel::High => self.high_days,
+            RiskLevel::Medium => self.medium_days,
+            RiskLevel::Low => self.low_days,
+        }
+    }
+
+    pub fn interval(&self, level: RiskLevel) -> Duration {
+        Duration::days(self.interval_days(level).into())
+    }
+}
+
+/// The most missed periods reported at once: a year of weekly visits. An elder
+/// forgotten longer than that needs one look, not hundreds of events.
+pub const MAX_MISSED_PERIODS: u32 = 52;
+
+/// The periods missed since `anchor` (the last visit, or registration when
+/// none) as of `now`, as `(k, due_at)`: period k (1-based) is missed when
+/// `now >= anchor + k·interval`, and `due_at` is that instant. At most
+/// [`MAX_MISSED_PERIODS`], the oldest ones; empty when none. A zero or negative
+/// interval would make every instant a new period, so it yields none — the
+/// policy refuses such intervals, and this guards against a misuse rather than
+/// raising endless events.
+pub fn missed_periods(
+    anchor: DateTime<Utc>,
+    interval: Duration,
+    now: DateTime<Utc>,
+) -> Vec<(u32, DateTime<Utc>)> {
+    if interval <= Duration::zero() {
+        return Vec::new();
+    }
+    let mut missed = Vec::new();
+    for k in 1..=MAX_MISSED_PERIODS {
+        // Beyond the representable range nothing can be due yet.
+        let Some(due_at) = i32::try_from(k)
+            .ok()
+            .and_then(|factor| interval.checked_mul(factor))
+            .and_then(|offset| anchor.checked_add_signed(offset))
+        else {
+            break;
+        };
+        if now < due_at {
+            break;
+        }
+        missed.push((k, due_at));
+    }
+    missed
+}
+
+/// When the next visit is due: one interval after `anchor` (the last visit, or
+/// registration when none). Saturates at the latest representable instant
+/// rather than panicking on an absurd interval.
+pub fn next_due(anchor: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
+    anchor
+        .checked_add_signed(interval)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, day, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn default_intervals_are_weekly_fortnightly_monthly() {
+        let policy = VisitPolicy::default();
+        assert_eq!(policy.interval_days(RiskLevel::High), 7);
+        assert_eq!(policy.interval_days(RiskLevel::Medium), 14);
+        assert_eq!(policy.interval_days(RiskLevel::Low), 30);
+        assert_eq!(policy.interval(RiskLevel::High), Duration::days(7));
+    }
+
+    #[test]
+    fn policy_is_read_from_json() {
+        let policy =
+            VisitPolicy::from_json(r#"{"high_days": 3, "medium_days": 10, "low_days": 10}"#)
+                .unwrap();
+        assert_eq!(policy.interval(RiskLevel::Medium), Duration::days(10));
+    }
+
+    #[test]
+    fn policy_with_zero_missing_unknown_or_inverted_intervals_is_refused() {
+        for json in [
+            r#"{"high_days": 0, "medium_days": 14, "low_days": 30}"#,
+            r#"{"high_days": 7, "medium_days": 14}"#,
+            r#"{"high_days": 7, "medium_days": 14, "low_days": 30, "urgent_days": 1}"#,
+            r#"{"high_days": 14, "medium_days": 7, "low_days": 30}"#,
+            r#"{"high_days": 7, "medium_days": 31, "low_days": 30}"#,
+            "not json",
+        ] {
+            assert!(VisitPolicy::from_json(json).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn no_period_is_missed_before_the_first_due() {
+        let anchor = at(1, 8);
+        let just_before = anchor + Duration::days(7) - Duration::seconds(1);
+        assert!(missed_periods(anchor, Duration::days(7), just_before).is_empty());
+    }
+
+    #[test]
+    fn exactly_one_period_is_missed_at_the_due_instant() {
+        let anchor = at(1, 8);
+        assert_eq!(
+            missed_periods(anchor, Duration::days(7), at(8, 8)),
+            [(1, at(8, 8))]
+        );
+    }
+
+    #[test]
+    fn three_intervals_later_three_periods_are_missed() {
+        let anchor = at(1, 8);
+        let now = at(22, 9);
+        assert_eq!(
+            missed_periods(anchor, Duration::days(7), now),
+            [(1, at(8, 8)), (2, at(15, 8)), (3, at(22, 8))]
+        );
+    }
+
+    #[test]
+    fn missed_periods_are_capped_at_the_oldest_fifty_two() {
+        let anchor = at(1, 8);
+        let now = anchor + Duration::days(1000);
+        let missed = missed_periods(anchor, Duration::days(1), now);
+        assert_eq!(missed.len(), 52);
+        assert_eq!(missed[0], (1, anchor + Duration::days(1)));
+        assert_eq!(missed[51], (52, anchor + Duration::days(52)));
+    }
+
+    #[test]
+    fn zero_or_negative_interval_misses_nothing() {
+        let anchor = at(1, 8);
+        assert!(missed_periods(anchor, Duration::zero(), at(20, 8)).is_empty());
+        assert!(missed_periods(anchor, Duration::days(-1), at(20, 8)).is_empty());
+    }
+
+    #[test]
+    fn anchor_in_the_future_misses_nothing() {
+        assert!(missed_periods(at(20, 8), Duration::days(7), at(1, 8)).is_empty());
+    }
+
+    #[test]
+    fn next_visit_is_due_one_interval_after_the_anchor() {
+        assert_eq!(next_due(at(1, 8), Duration::days(14)), at(15, 8));
+    }
+
+    #[test]
+    fn concern_and_urgent_file_complaints_and_only_urgent_alerts() {
+        assert!(!Wellbeing::Good.files_complaint());
+        assert!(Wellbeing::Concern.files_complaint());
+        assert!(Wellbeing::Urgent.files_complaint());
+        assert!(!Wellbeing::Good.raises_alert());
+        assert!(!Wellbeing::Concern.raises_alert());
+        assert!(Wellbeing::Urgent.raises_alert());
+    }
+
+    #[test]
+    fn needs_are_trimmed() {
+        let needs = vec![" 需要送餐 ".to_owned(), "屋顶漏水".to_owned()];
+        assert_eq!(
+            parse_needs("needs", &needs).unwrap(),
+            ["需要送餐", "屋顶漏水"]
+        );
+    }
+
+    #[test]
+    fn blank_or_overlong_need_is_refused_naming_its_index() {
+        let needs = vec!["需要送餐".to_owned(), "  ".to_owned()];
+        assert_eq!(parse_needs("needs", &needs).unwrap_err().field, "needs[1]");
+        let needs = vec!["需".repeat(201)];
+        assert_eq!(parse_needs("needs", &needs).unwrap_err().field, "needs[0]");
+    }
+
+    #[test]
+    fn more_than_ten_needs_are_refused() {
+        let ten = vec!["需要送餐".to_owned(); 10];
+        assert_eq!(parse_needs("needs", &ten).unwrap().len(), 10);
+        let eleven = vec!["需要送餐".to_owned(); 11];
+        assert_eq!(parse_needs("needs", &eleven).unwrap_err().field, "needs");
+    }
+}

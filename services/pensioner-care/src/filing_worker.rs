@@ -1,0 +1,116 @@
+//! The worker that files complaints from visits in the complaints service.
+//! Filings are stored with their visit; this retries each with the same
+//! `request_id` until the complaints service answers, so a complaint appears
+//! exactly once however long that service is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shequ_proto::complaints::v1 as complaints;
+use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::domain::filing;
+use crate::store::{Filing, Store, StoreError};
+
+/// How often pending filings are looked at when nobody wakes the worker.
+const POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct FilingWorker {
+    store: Store,
+    client: ComplaintServiceClient<Channel>,
+    wake: Arc<Notify>,
+}
+
+impl FilingWorker {
+    pub fn new(
+        store: Store,
+        complaints_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, shequ_chassis::Error> {
+        let endpoint = Endpoint::from_shared(complaints_url.to_owned())
+            .map_err(|error| {
+                shequ_chassis::Error::Config(format!(
+                    "SHEQU_COMPLAINTS_URL {complaints_url:?}: {error}"
+                ))
+            })?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        Ok(Self {
+            wake: store.filings_waiting(),
+            client: ComplaintServiceClient::new(endpoint.connect_lazy()),
+            store,
+        })
+    }
+
+    /// Tries every due filing once; returns how many were filed.
+    pub async fn file_due(&self) -> Result<usize, StoreError> {
+        let mut filed = 0;
+        for filing in self.store.due_filings(50).await? {
+            match self.submit(&filing).await {
+                Ok(complaint_id) => {
+                    self.store.filing_done(&filing, &complaint_id).await?;
+                    tracing::info!(visit_id = %filing.visit_id, %complaint_id, "complaint filed from a visit");
+                    filed += 1;
+                }
+                Err(status) => {
+                    let permanent = matches!(
+                        status.code(),
+                        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition
+                    );
+                    tracing::warn!(visit_id = %filing.visit_id, code = ?status.code(), attempts = filing.attempts + 1, permanent, "complaint not filed yet");
+                    let error = format!("{:?}: {}", status.code(), status.message());
+                    self.store.filing_failed(&filing, &error, permanent).await?;
+                }
+            }
+        }
+        Ok(filed)
+    }
+
+    async fn submit(&self, filing: &Filing) -> Result<String, tonic::Status> {
+        let priority = if filing.urgent {
+            complaints::Priority::Urgent
+        } else {
+            complaints::Priority::Normal
+        };
+        let request = complaints::SubmitComplaintRequest {
+            request_id: filing::request_id(&filing.visit_id),
+            text: filing.text.clone(),
+            channel: complaints::Channel::CareVisit as i32,
+            category: complaints::Category::ElderlyDisabilityServices as i32,
+            priority: priority as i32,
+            grid_id: filing.grid_id.clone(),
+            elder_id: filing.elder_id.clone(),
+            ..Default::default()
+        };
+        let response = self
+            .client
+            .clone()
+            .submit_complaint(request)
+            .await?
+            .into_inner();
+        response
+            .complaint
+            .map(|complaint| complaint.id)
+            .ok_or_else(|| {
+                tonic::Status::internal("the complaints service answered without a complaint")
+            })
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.file_due().await {
+                tracing::warn!(%error, "filing pass failed; next pass will retry");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! The gRPC adapter: `shequ.care.v1` requests parsed into domain values (bad
+//! input is `InvalidArgument` naming the field, before anything is written),
+//! store errors mapped to status codes in one place, values mapped back.
+//! Personal data (health, whereabouts, contacts) only leaves through the elder
+//! RPCs that need it; lists carry summaries.
+
+use chrono::{DateTime, Utc};
+use shequ_chassis::grpc::{
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+};
+use shequ_chassis::personal::Phone;
+use shequ_proto::care::v1 as pb;
+use shequ_proto::common::v1 as common;
+use tonic::{Request, Response, Status};
+
+use crate::domain::elder::{BirthDate, Gender, LivingSituation, district_today, parse_contacts};
+use crate::domain::fields;
+use crate::domain::risk::RiskLevel;
+use crate::domain::services::{BookingStatus, MEALS_ARE_DISCOUNTED, Service};
+use crate::domain::visits::{VisitKind, Wellbeing, parse_needs};
+use crate::meals::{MealFinder, NoMeal};
+use crate::store::{
+    Booking, Elder, ElderDetails, ElderFilter, Location, NewVisit, Pairing, Store, StoreError,
+    Visit, Volunteer,
+};
+
+#[derive(Debug, Clone)]
+pub struct CareApi {
+    store: Store,
+    meals: MealFinder,
+}
+
+impl CareApi {
+    pub fn new(store: Store, meals: MealFinder) -> Self {
+        Self { store, meals }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            StoreError::Field(error) => error.into(),
+            StoreError::Pairing(error) => Status::failed_precondition(error.to_string()),
+            StoreError::Precondition(message) => Status::failed_precondition(message),
+            StoreError::Database(_) | StoreError::Encoding(_) => {
+                tracing::error!(%error, "pensioner-care storage failed");
+                Status::internal("storage failed; the request was not applied")
+            }
+        }
+    }
+}
+
+shequ_chassis::proto_enum_mapping!(gender, gender_to_proto, pb::Gender, Gender, "GENDER_");
+shequ_chassis::proto_enum_mapping!(
+    living,
+    living_to_proto,
+    pb::LivingSituation,
+    LivingSituation,
+    "LIVING_SITUATION_"
+);
+shequ_chassis::proto_enum_mapping!(risk, risk_to_proto, pb::RiskLevel, RiskLevel, "RISK_LEVEL_");
+shequ_chassis::proto_enum_mapping!(
+    visit_kind,
+    visit_kind_to_proto,
+    pb::VisitKind,
+    VisitKind,
+    "VISIT_KIND_"
+);
+shequ_chassis::proto_enum_mapping!(
+    wellbeing,
+    wellbeing_to_proto,
+    pb::Wellbeing,
+    Wellbeing,
+    "WELLBEING_"
+);
+shequ_chassis::proto_enum_mapping!(service, service_to_proto, pb::Service, Service, "SERVICE_");
+shequ_chassis::proto_enum_mapping!(encode booking_status_to_proto, pb::BookingStatus, BookingStatus, "BOOKING_STATUS_");
+
+fn offset_token(token: &str) -> Result<u64, Status> {
+    match token {
+        "" => Ok(0),
+        token => token.parse().map_err(|_| {
+            invalid_argument("page.page_token", "is not a token this service gave out")
+        }),
+    }
+}
+
+fn next_token(next: Option<u64>) -> Option<common::PageResponse> {
+    Some(common::PageResponse {
+        next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+    })
+}
+
+fn parse_details(
+    details: Option<pb::ElderDetails>,
+    now: DateTime<Utc>,
+) -> Result<ElderDetails, Status> {
+    let d = details.ok_or_else(|| invalid_argument("details", "is required"))?;
+    let location = match d.location {
+        None => None,
+        Some(point) => {
+            let datum = required_enum("details.location.datum", point.datum, |v| {
+                match common::Datum::try_from(v).ok()? {
+                    common::Datum::Unspecified => Some(None),
+                    common::Datum::Wgs84 => Some(Some(false)),
+                    common::Datum::Gcj02 => Some(Some(true)),
+                }
+            })?;
+            if !(point.latitude.is_finite() && (-90.0..=90.0).contains(&point.latitude)) {
+                return Err(invalid_argument(
+                    "details.location.latitude",
+                    "must be -90 to 90",
+                ));
+            }
+            if !(point.longitude.is_finite() && (-180.0..=180.0).contains(&point.longitude)) {
+                return Err(invalid_argument(
+                    "details.location.longitude",
+                    "must be -180 to 180",
+                ));
+            }
+            Some(Location {
+                latitude: point.latitude,
+                longitude: point.longitude,
+                gcj02: datum,
+            })
+        }
+    };
+    let contacts: Vec<(String, String, String)> = d
+        .emergency_contacts
+        .into_iter()
+        .map(|c| (c.name, c.phone, c.relation))
+        .collect();
+    Ok(ElderDetails {
+        name: fields::required("details.name", &d.name, fields::SHORT_TEXT)?,
+        birth_date: BirthDate::parse("details.birth_date", &d.birth_date, district_today(now))?,
+        gender: required_enum("details.gender", d.gender, gender)?,
+        grid_id: fields::required("details.grid_id", &d.grid_id, fields::ID)?,
+        building_id: fields::optional("details.building_id", &d.building_id, fields::ID)?,
+        address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
+        location,
+        living: required_enum("details.living_situation", d.living_situation, living)?,
+        has_disability: d.has_disability,
+        has_chronic_illness: d.has_chronic_illness,
+        health_notes: fields::optional("details.health_notes", &d.health_notes, fields::LONG_TEXT)?,
+        disability_notes: fields::optional(
+            "details.disability_notes",
+            &d.disability_notes,
+            fields::LONG_TEXT,
+        )?,
+        contacts: parse_contacts("details.emergency_contacts", &contacts)?,
+        consents_to_visits: d.consents_to_visits,
+    })
+}
+
+fn elder_to_proto(e: &Elder) -> pb::Elder {
+    let d = &e.details;
+    pb::Elder {
+        id: e.id.clone(),
+        details: Some(pb::ElderDetails {
+            name: d.name.clone(),
+            birth_date: d.birth_date.date().to_string(),
+            gender: gender_to_proto(d.gender),
+            grid_id: d.grid_id.clone(),
+            building_id: d.building_id.clone().unwrap_or_default(),
+            address: d.address.clone().unwrap_or_default(),
+            location: d.location.map(|l| common::GeoPoint {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                datum: if l.gcj02 {
+                    common::Datum::Gcj02
+                } else {
+                    common::Datum::Wgs84
+                } as i32,
+            }),
+            living_situation: living_to_proto(d.living),
+            has_disability: d.has_disability,
+            has_chronic_illness: d.has_chronic_illness,
+            health_notes: d.health_notes.clone().unwrap_or_default(),
+            disability_notes: d.disability_notes.clone().unwrap_or_default(),
+            emergency_contacts: d
+                .contacts
+                .iter()
+                .map(|c| pb::EmergencyContact {
+                    name: c.name.clone(),
+                    phone: c.phone.as_str().into(),
+                    relation: c.relation.clone(),
+                })
+                .collect(),
+            consents_to_visits: d.consents_to_visits,
+        }),
+        risk: risk_to_proto(e.assessment.level),
+        risk_reasons: e.assessment.reasons.clone(),
+        visit_interval_days: e.visit_interval_days,
+        last_visit_at: e.last_visit_at.map(timestamp),
+        next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
+        volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
+        registered_at: Some(timestamp(e.registered_at)),
+    }
+}
+
+fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
+    pb::ElderSummary {
+        id: e.id.clone(),
+        name: e.details.name.clone(),
+        age: e.age_on(district_today(now)),
+        grid_id: e.details.grid_id.clone(),
+        risk: risk_to_proto(e.assessment.level),
+        volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
+        next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
+        overdue: e.details.consents_to_visits && e.next_visit_due_at <= now,
+    }
+}
+
+fn volunteer_to_proto(v: &Volunteer) -> pb::Volunteer {
+    pb::Volunteer {
+        id: v.id.clone(),
+        name: v.name.clone(),
+        phone: v.phone.as_str().into(),
+        grid_id: v.grid_id.clone(),
+        party_member: v.party_member,
+        elder_ids: v.elder_ids.clone(),
+    }
+}
+
+fn pairing_to_proto(p: &Pairing) -> pb::Pairing {
+    pb::Pairing {
+        id: p.id.clone(),
+        volunteer_id: p.volunteer_id.clone(),
+        elder_id: p.elder_id.clone(),
+        started_at: Some(timestamp(p.started_at)),
+        ended_at: p.ended_at.map(timestamp),
+    }
+}
+
+fn visit_to_proto(v: &Visit) -> pb::Visit {
+    let filing = match v.filing.as_deref() {
+        Some("pending") => pb::FilingStatus::Pending,
+        Some("filed") => pb::FilingStatus::Filed,
+        Some("failed") => pb::FilingStatus::Failed,
+        _ => pb::FilingStatus::Unspecified,
+    };
+    pb::Visit {
+        id: v.id.clone(),
+        elder_id: v.elder_id.clone(),
+        visitor: v.visitor.clone(),
+        kind: visit_kind_to_proto(v.kind),
+        visited_at: Some(timestamp(v.visited_at)),
+        wellbeing: wellbeing_to_proto(v.wellbeing),
+        needs: v.needs.clone(),
+        notes: v.notes.clone().unwrap_or_default(),
+        filing: filing as i32,
+        complaint_id: v.complaint_id.clone().unwrap_or_default(),
+        filing_error: v.filing_error.clone().unwrap_or_default(),
+    }
+}
+
+fn booking_to_proto(b: &Booking) -> pb::Booking {
+    pb::Booking {
+        id: b.id.clone(),
+        elder_id: b.elder_id.clone(),
+        service: service_to_proto(b.service),
+        scheduled_for: Some(timestamp(b.scheduled_for)),
+        status: booking_status_to_proto(b.status),
+        merchant_id: b.merchant_id.clone().unwrap_or_default(),
+        merchant_name: b.merchant_name.clone().unwrap_or_default(),
+        distance_metres: b.distance_metres.unwrap_or_default(),
+        note: b.status.note().into(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::care_service_server::CareService for CareApi {
+    async fn register_elder(
+        &self,
+        request: Request<pb::RegisterElderRequest>,
+    ) -> Result<Response<pb::RegisterElderResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let details = parse_details(r.details, self.store.now())?;
+        let (elder, duplicate) = self
+            .store
+            .register_elder(&request_id, details, &actor)
+            .await?;
+        tracing::info!(elder_id = %elder.id, risk = elder.assessment.level.as_str(), duplicate, "elder registered");
+        Ok(Response::new(pb::RegisterElderResponse {
+            elder: Some(elder_to_proto(&elder)),
+            duplicate,
+        }))
+    }
+
+    async fn update_elder(
+        &self,
+        request: Request<pb::UpdateElderRequest>,
+    ) -> Result<Response<pb::UpdateElderResponse>, Status> {
+        let r = request.into_inner();
+        let id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let details = parse_details(r.details, self.store.now())?;
+        let elder = self.store.update_elder(&id, details, &actor).await?;
+        Ok(Response::new(pb::UpdateElderResponse {
+            elder: Some(elder_to_proto(&elder)),
+        }))
+    }
+
+    async fn get_elder(
+        &self,
+        request: Request<pb::GetElderRequest>,
+    ) -> Result<Response<pb::GetElderResponse>, Status> {
+        let id = fields::required("elder_id", &request.get_ref().elder_id, fields::ID)?;
+        let elder = self.store.elder(&id).await?;
+        Ok(Response::new(pb::GetElderResponse {
+            elder: Some(elder_to_proto(&elder)),
+        }))
+    }
+
+    async fn list_elders(
+        &self,
+        request: Request<pb::ListEldersRequest>,
+    ) -> Result<Response<pb::ListEldersResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ElderFilter {
+            risk: optional_enum("risk", r.risk, risk)?,
+            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            unpaired_only: r.unpaired_only,
+            overdue_only: false,
+        };
+        let page = r.page.unwrap_or_default();
+        let (elders, next) = self
+            .store
+            .elders(&filter, page_size(&page)?, offset_token(&page.page_token)?)
+            .await?;
+        let now = self.store.now();
+        Ok(Response::new(pb::ListEldersResponse {
+            elders: elders.iter().map(|e| summary(e, now)).collect(),
+            page: next_token(next),
+        }))
+    }
+
+    async fn register_volunteer(
+        &self,
+        request: Request<pb::RegisterVolunteerRequest>,
+    ) -> Result<Response<pb::RegisterVolunteerResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let name = fields::required("name", &r.name, fields::SHORT_TEXT)?;
+        let phone = Phone::parse("phone", &r.phone)?;
+        let grid_id = fields::required("grid_id", &r.grid_id, fields::ID)?;
+        fields::required("actor", &r.actor, fields::ID)?;
+        let (volunteer, duplicate) = self
+            .store
+            .register_volunteer(&request_id, &name, &phone, &grid_id, r.party_member)
+            .await?;
+        Ok(Response::new(pb::RegisterVolunteerResponse {
+            volunteer: Some(volunteer_to_proto(&volunteer)),
+            duplicate,
+        }))
+    }
+
+    async fn list_volunteers(
+        &self,
+        request: Request<pb::ListVolunteersRequest>,
+    ) -> Result<Response<pb::ListVolunteersResponse>, Status> {
+        let r = request.into_inner();
+        let grid = fields::optional("grid_id", &r.grid_id, fields::ID)?;
+        let page = r.page.unwrap_or_default();
+        let (volunteers, next) = self
+            .store
+            .volunteers(
+                grid.as_deref(),
+                page_size(&page)?,
+                offset_token(&page.page_token)?,
+            )
+            .await?;
+        Ok(Response::new(pb::ListVolunteersResponse {
+            volunteers: volunteers.iter().map(volunteer_to_proto).collect(),
+            page: next_token(next),
+        }))
+    }
+
+    async fn pair(
+        &self,
+        request: Request<pb::PairRequest>,
+    ) -> Result<Response<pb::PairResponse>, Status> {
+        let r = request.into_inner();
+        let volunteer_id = fields::required("volunteer_id", &r.volunteer_id, fields::ID)?;
+        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let pairing = self.store.pair(&volunteer_id, &elder_id, &actor).await?;
+        tracing::info!(%volunteer_id, %elder_id, "paired");
+        Ok(Response::new(pb::PairResponse {
+            pairing: Some(pairing_to_proto(&pairing)),
+        }))
+    }
+
+    async fn unpair(
+        &self,
+        request: Request<pb::UnpairRequest>,
+    ) -> Result<Response<pb::UnpairResponse>, Status> {
+        let r = request.into_inner();
+        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let reason = fields::required("reason", &r.reason, fields::REASON)?;
+        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let pairing = self.store.unpair(&elder_id, &reason, &actor).await?;
+        Ok(Response::new(pb::UnpairResponse {
+            pairing: Some(pairing_to_proto(&pairing)),
+        }))
+    }
+
+    async fn record_visit(
+        &self,
+        request: Request<pb::RecordVisitRequest>,
+    ) -> Result<Response<pb::RecordVisitResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let now = self.store.now();
+        let visited_at = match r.visited_at {
+            Some(_) => required_time("visited_at", r.visited_at)?,
+            None => now,
+        };
+        if visited_at > now {
+            return Err(invalid_argument("visited_at", "must not be in the future"));
+        }
+        let visit = NewVisit {
+            elder_id: fields::required("elder_id", &r.elder_id, fields::ID)?,
+            visitor: fields::required("visitor", &r.visitor, fields::ID)?,
+            kind: required_enum("kind", r.kind, visit_kind)?,
+            visited_at,
+            wellbeing: required_enum("wellbeing", r.wellbeing, wellbeing)?,
+            needs: parse_needs("needs", &r.needs)?,
+            notes: fields::optional("notes", &r.notes, fields::LONG_TEXT)?,
+        };
+        let (visit, duplicate) = self.store.record_visit(&request_id, visit).await?;
+        tracing::info!(visit_id = %visit.id, elder_id = %visit.elder_id, wellbeing = visit.wellbeing.as_str(), duplicate, "visit recorded");
+        Ok(Response::new(pb::RecordVisitResponse {
+            visit: Some(visit_to_proto(&visit)),
+            duplicate,
+        }))
+    }
+
+    async fn list_overdue_visits(
+        &self,
+        request: Request<pb::ListOverdueVisitsRequest>,
+    ) -> Result<Response<pb::ListOverdueVisitsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ElderFilter {
+            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            overdue_only: true,
+            ..ElderFilter::default()
+        };
+        let page = r.page.unwrap_or_default();
+        let (elders, next) = self
+            .store
+            .elders(&filter, page_size(&page)?, offset_token(&page.page_token)?)
+            .await?;
+        let now = self.store.now();
+        Ok(Response::new(pb::ListOverdueVisitsResponse {
+            elders: elders.iter().map(|e| summary(e, now)).collect(),
+            page: next_token(next),
+        }))
+    }
+
+    async fn book_service(
+        &self,
+        request: Request<pb::BookServiceRequest>,
+    ) -> Result<Response<pb::BookServiceResponse>, Status> {
+        let r = request.into_inner();
+        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let service = required_enum("service", r.service, service)?;
+        let scheduled_for = required_time("scheduled_for", r.scheduled_for)?;
+        fields::required("actor", &r.actor, fields::ID)?;
+        let elder = self.store.elder(&elder_id).await?;
+        let mut booking = Booking {
+            id: uuid::Uuid::now_v7().to_string(),
+            elder_id,
+            service,
+            scheduled_for,
+            status: BookingStatus::Booked,
+            merchant_id: None,
+            merchant_name: None,
+            distance_metres: None,
+        };
+        if service == Service::MealAssistance {
+            let home = elder.details.location.ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "elder {} has no location: the meal circle needs one",
+                    elder.id
+                ))
+            })?;
+            match self.meals.nearest(home).await {
+                Ok(merchant) => {
+                    booking.merchant_id = Some(merchant.id);
+                    booking.merchant_name = Some(merchant.name);
+                    booking.distance_metres = Some(merchant.distance_metres);
+                }
+                Err(NoMeal::NoneNearby) => booking.status = BookingStatus::NoMerchantNearby,
+                Err(NoMeal::Unavailable(reason)) => {
+                    tracing::warn!(elder_id = %elder.id, %reason, "merchant alliance unavailable for a meal booking");
+                    booking.status = BookingStatus::AllianceUnavailable;
+                }
+            }
+        }
+        let (booking, duplicate) = self
+            .store
+            .book(&request_id, booking, MEALS_ARE_DISCOUNTED)
+            .await?;
+        Ok(Response::new(pb::BookServiceResponse {
+            booking: Some(booking_to_proto(&booking)),
+            duplicate,
+        }))
+    }
+
+    async fn get_timeline(
+        &self,
+        request: Request<pb::GetTimelineRequest>,
+    ) -> Result<Response<pb::GetTimelineResponse>, Status> {
+        let id = fields::required("elder_id", &request.get_ref().elder_id, fields::ID)?;
+        let entries = self.store.timeline(&id).await?;
+        Ok(Response::new(pb::GetTimelineResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::TimelineEntry {
+                    at: Some(timestamp(e.at)),
+                    kind: e.kind,
+                    summary: e.summary,
+                    reference: e.reference,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,221 @@
+//! The pensioner-care service (党员助老结对帮扶): elders and their risk,
+//! volunteers paired with at most two elders, visits on a schedule with overdue
+//! alerts, service bookings (meals through the merchant alliance), complaints
+//! filed from visits, and each elder's timeline.
+//!
+//! # Layout
+//! - [`domain`]: the rules, pure: elders' details, risk, visit policy and
+//!   overdue periods, the pairing cap, services, complaint filing.
+//! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
+//!   transaction with its timeline entries and outbox events.
+//! - [`grpc`]: the `shequ.care.v1` adapter: validation, error mapping, and
+//!   personal data only where it is needed.
+//! - [`filing_worker`]: files complaints from visits, retrying until the
+//!   complaints service answers.
+//! - [`meals`]: asks merchant-alliance for the nearest elder-meal merchant.
+//! - [`consumers`]: complaint outcomes into elders' timelines, applied once.
+//! - [`sweeper`]: one overdue event per missed visit period.
+//! - [`Config`], [`Application`]: settings, and the service assembled from the
+//!   chassis; `main.rs` only parses the config and runs it.
+
+pub mod consumers;
+pub mod domain;
+pub mod filing_worker;
+pub mod grpc;
+pub mod meals;
+pub mod store;
+pub mod sweeper;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shequ_chassis::Error;
+use shequ_chassis::clock::SharedClock;
+use shequ_chassis::config::CommonConfig;
+use shequ_chassis::inbox::Inbox;
+use shequ_chassis::nats::StreamSpec;
+use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::storage::Migrations;
+use shequ_proto::care::v1::care_service_server::CareServiceServer;
+use shequ_proto::events::care as contract;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::consumers::ComplaintOutcomes;
+use crate::domain::visits::VisitPolicy;
+use crate::filing_worker::FilingWorker;
+use crate::grpc::CareApi;
+use crate::meals::MealFinder;
+use crate::store::Store;
+use crate::sweeper::Sweeper;
+
+/// Where the service listens unless told otherwise.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50053";
+
+/// The stream this service publishes into.
+pub const STREAM: StreamSpec = StreamSpec {
+    name: contract::STREAM,
+    subjects: contract::SUBJECTS,
+};
+
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("migrations/sqlite"),
+    postgres: &sqlx::migrate!("migrations/postgres"),
+};
+
+/// The service's settings: the chassis's, and its own.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "pensioner-care",
+    version,
+    about = "The pensioner-care service (党员助老结对帮扶)"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// The complaints service, where concern visits file complaints.
+    #[arg(
+        long,
+        env = "SHEQU_COMPLAINTS_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub complaints_url: String,
+    /// The merchant-alliance service, asked for meal merchants.
+    #[arg(
+        long,
+        env = "SHEQU_ALLIANCE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub alliance_url: String,
+    /// How long a call to another service may take.
+    #[arg(long, env = "SHEQU_CALL_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=30_000))]
+    pub call_timeout_ms: u64,
+    /// JSON visit intervals per risk level (see `domain::visits`); default: high 7, medium 14, low 30 days.
+    #[arg(long, env = "SHEQU_VISIT_POLICY_FILE")]
+    pub visit_policy_file: Option<PathBuf>,
+    /// Seconds between sweeps for overdue visits.
+    #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_interval_secs: u64,
+}
+
+impl Config {
+    /// Defaults for running in-process (tests).
+    pub fn new(common: CommonConfig) -> Self {
+        Self {
+            common,
+            complaints_url: "http://127.0.0.1:50051".into(),
+            alliance_url: "http://127.0.0.1:50052".into(),
+            call_timeout_ms: 1000,
+            visit_policy_file: None,
+            sweep_interval_secs: 60,
+        }
+    }
+
+    fn visit_policy(&self) -> Result<VisitPolicy, Error> {
+        let Some(path) = &self.visit_policy_file else {
+            return Ok(VisitPolicy::default());
+        };
+        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading SHEQU_VISIT_POLICY_FILE {}", path.display()),
+            source,
+        })?;
+        VisitPolicy::from_json(&json).map_err(|error| {
+            Error::Config(format!(
+                "SHEQU_VISIT_POLICY_FILE {}: {error}",
+                path.display()
+            ))
+        })
+    }
+}
+
+/// The service, bound to its port and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    runtime: Runtime,
+    api: CareApi,
+    sweeper: Sweeper,
+    filings: FilingWorker,
+}
+
+impl Application {
+    /// Opens the database (running migrations), connects to NATS in the
+    /// background, and binds the gRPC port (port 0 picks a free one).
+    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
+        let policy = config.visit_policy()?;
+        let timeout = Duration::from_millis(config.call_timeout_ms);
+        let meals = MealFinder::new(&config.alliance_url, timeout)?;
+        let runtime = Runtime::start(
+            "pensioner-care",
+            &config.common,
+            DEFAULT_GRPC_ADDR,
+            &MIGRATIONS,
+            clock,
+        )
+        .await?;
+        let store = Store::new(
+            runtime.db.clone(),
+            runtime.outbox.clone(),
+            Arc::clone(&runtime.clock),
+            policy,
+        );
+        Ok(Self {
+            filings: FilingWorker::new(store.clone(), &config.complaints_url, timeout)?,
+            sweeper: Sweeper::new(
+                store.clone(),
+                Duration::from_secs(config.sweep_interval_secs),
+            ),
+            api: CareApi::new(store, meals),
+            runtime,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.runtime.grpc_addr()
+    }
+
+    /// The overdue sweeper, for running a pass on demand (tests, operators' tools).
+    pub fn sweeper(&self) -> Sweeper {
+        self.sweeper.clone()
+    }
+
+    /// The complaint-filing worker, for running a pass on demand.
+    pub fn filing_worker(&self) -> FilingWorker {
+        self.filings.clone()
+    }
+
+    /// Serves until `shutdown`, with the sweeper, the filing worker and the
+    /// complaint consumer running; then stops in order (see the chassis runtime).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let rt = &self.runtime;
+        let outcomes = Inbox::new(
+            rt.db.clone(),
+            rt.js.clone(),
+            consumers::complaint_events(),
+            ComplaintOutcomes,
+            Arc::clone(&rt.clock),
+            rt.outbox.clone(),
+        );
+        let (sweeper, filings) = (self.sweeper, self.filings);
+        let tasks: Vec<Task> = vec![
+            Box::new(move |stop| Box::pin(sweeper.run(stop))),
+            Box::new(move |stop| Box::pin(filings.run(stop))),
+            Box::new(move |stop| Box::pin(outcomes.run(stop))),
+        ];
+        let routes = Routes::new(CareServiceServer::new(self.api));
+        self.runtime
+            .run(
+                STREAM,
+                routes,
+                &["shequ.care.v1.CareService"],
+                tasks,
+                shutdown,
+            )
+            .await?;
+        tracing::info!("pensioner-care stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Asking merchant-alliance for the nearest dining merchant with elder meals in
+//! an elder's 15-minute circle, with a deadline.
+
+use std::time::Duration;
+
+use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
+use shequ_proto::common::v1 as common;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
+use crate::store::Location;
+
+/// The merchant a meal is booked with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MealMerchant {
+    pub id: String,
+    pub name: String,
+    pub distance_metres: f64,
+}
+
+/// Why no merchant was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoMeal {
+    /// None within the circle.
+    NoneNearby,
+    /// The alliance did not answer in time.
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct MealFinder {
+    client: MerchantServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl MealFinder {
+    pub fn new(alliance_url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
+        let endpoint = Endpoint::from_shared(alliance_url.to_owned())
+            .map_err(|error| {
+                shequ_chassis::Error::Config(format!(
+                    "SHEQU_ALLIANCE_URL {alliance_url:?}: {error}"
+                ))
+            })?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        Ok(Self {
+            client: MerchantServiceClient::new(endpoint.connect_lazy()),
+            timeout,
+        })
+    }
+
+    /// The nearest dining merchant offering elder meals within the walk.
+    pub async fn nearest(&self, home: Location) -> Result<MealMerchant, NoMeal> {
+        let request = alliance::FindNearbyRequest {
+            point: Some(common::GeoPoint {
+                latitude: home.latitude,
+                longitude: home.longitude,
+                datum: if home.gcj02 {
+                    common::Datum::Gcj02
+                } else {
+                    common::Datum::Wgs84
+                } as i32,
+            }),
+            category: alliance::Category::Dining as i32,
+            service_tag: MEAL_TAG.into(),
+            walk_minutes: MEAL_WALK_MINUTES,
+            open_now: false,
+            limit: 1,
+        };
+        let mut client = self.client.clone();
+        let found = match tokio::time::timeout(self.timeout, client.find_nearby(request)).await {
+            Ok(Ok(found)) => found.into_inner(),
+            Ok(Err(status)) => {
+                return Err(NoMeal::Unavailable(format!(
+                    "{:?}: {}",
+                    status.code(),
+                    status.message()
+                )));
+            }
+            Err(_) => return Err(NoMeal::Unavailable("no answer in time".into())),
+        };
+        let nearest = found
+            .merchants
+            .into_iter()
+            .next()
+            .ok_or(NoMeal::NoneNearby)?;
+        let merchant = nearest.merchant.unwrap_or_default();
+        Ok(MealMerchant {
+            id: merchant.id,
+            name: merchant.name,
+            distance_metres: nearest.distance_metres,
+        })
+    }
+}

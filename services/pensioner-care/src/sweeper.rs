@@ -1,0 +1,41 @@
+//! The sweeper: raises one overdue event per missed visit period. Its state is
+//! the database (due dates on elders, the `overdue_notices` key), so a restart
+//! loses nothing and repeats nothing.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    store: Store,
+    interval: Duration,
+}
+
+impl Sweeper {
+    pub fn new(store: Store, interval: Duration) -> Self {
+        Self { store, interval }
+    }
+
+    pub async fn sweep_once(&self) -> Result<usize, StoreError> {
+        let raised = self.store.raise_overdue().await?;
+        if raised > 0 {
+            tracing::info!(raised, "overdue visits raised");
+        }
+        Ok(raised)
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.sweep_once().await {
+                tracing::warn!(%error, "overdue sweep failed; next pass will retry");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+}
