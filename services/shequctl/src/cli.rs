@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 
@@ -17,6 +18,8 @@ use crate::time;
 pub(crate) const DEFAULT_COMPLAINTS_URL: &str = "http://127.0.0.1:50051";
 /// Where the merchant-alliance service listens unless told otherwise.
 pub(crate) const DEFAULT_ALLIANCE_URL: &str = "http://127.0.0.1:50052";
+/// Where the pensioner-care service listens unless told otherwise.
+pub(crate) const DEFAULT_CARE_URL: &str = "http://127.0.0.1:50053";
 
 /// The heading the options every command takes are listed under.
 const GLOBAL: &str = "Global options";
@@ -26,7 +29,7 @@ const GLOBAL: &str = "Global options";
 #[command(
     name = "shequctl",
     version,
-    about = "The operator command line for shequ (社区): the grid organisation, complaints and the merchant alliance",
+    about = "The operator command line for shequ (社区): the grid organisation, complaints, the merchant alliance and pensioner care",
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage error, 3 service unreachable, \
                   4 invalid argument, 5 not found, 6 failed precondition.\n\
                   Times are shown in Asia/Shanghai (UTC+8)."
@@ -52,6 +55,16 @@ pub(crate) struct Cli {
         value_parser = parse_url
     )]
     pub(crate) alliance_url: String,
+    /// gRPC address of the pensioner-care service (http://host:port).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "SHEQU_CARE_URL",
+        default_value = DEFAULT_CARE_URL,
+        value_parser = parse_url
+    )]
+    pub(crate) care_url: String,
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,
@@ -70,6 +83,9 @@ pub(crate) enum Command {
     /// The merchant alliance (商户联盟): merchants, the convenience circle, credit, awards.
     #[command(subcommand)]
     Merchants(Box<MerchantsCommand>),
+    /// Pensioner care (党员助老结对帮扶): elders, volunteers, pairings, visits, bookings.
+    #[command(subcommand)]
+    Care(Box<CareCommand>),
 }
 
 impl Cli {
@@ -83,6 +99,10 @@ impl Cli {
             Command::Merchants(_) => Service {
                 name: "merchant-alliance",
                 url: &self.alliance_url,
+            },
+            Command::Care(_) => Service {
+                name: "pensioner-care",
+                url: &self.care_url,
             },
         }
     }
@@ -451,6 +471,275 @@ pub(crate) struct ActivityArgs {
     pub(crate) actor: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum CareCommand {
+    /// Elders (老人): register, show with their personal data, list by risk.
+    #[command(subcommand)]
+    Elders(EldersCommand),
+    /// Volunteers (志愿者): register, list.
+    #[command(subcommand)]
+    Volunteers(VolunteersCommand),
+    /// Pair a volunteer with an elder (结对帮扶): a volunteer looks after at most two
+    /// elders, an elder has one volunteer, and only with the elder's consent.
+    Pair {
+        /// The volunteer id.
+        #[arg(long)]
+        volunteer: String,
+        /// The elder id.
+        #[arg(long)]
+        elder: String,
+        /// Who pairs them (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// End an elder's pairing with their volunteer.
+    Unpair {
+        /// The elder id.
+        #[arg(long)]
+        elder: String,
+        /// Why (1-500 characters).
+        #[arg(long)]
+        reason: String,
+        /// Who ends it (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// Record a home visit or phone call; a concern files a complaint, an urgent
+    /// visit also raises an alert at once.
+    Visit(VisitArgs),
+    /// Elders whose visit is overdue, longest overdue first.
+    Overdue {
+        /// Only this grid.
+        #[arg(long)]
+        grid: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Book a service at the elderly-care complex; meal assistance (助餐) finds the
+    /// nearest alliance merchant serving elder meals within a 15-minute walk.
+    Book(BookArgs),
+    /// What happened to an elder, oldest first: registration, pairings, visits,
+    /// bookings, complaints and their outcome, alerts.
+    Timeline {
+        /// The elder id.
+        elder: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EldersCommand {
+    /// Register an elder; prints the risk level (by stated rules, with the reasons)
+    /// and the visit schedule it sets. A retry with the same --request-id registers
+    /// nothing new.
+    Register(Box<ElderArgs>),
+    /// Show one elder with personal data: health, whereabouts, emergency contacts.
+    Show {
+        /// The elder id.
+        id: String,
+    },
+    /// List elders, highest risk first: no health notes, addresses or contacts.
+    List(ElderListArgs),
+}
+
+/// What an operator registers an elder with.
+#[derive(Debug, Args)]
+pub(crate) struct ElderArgs {
+    /// The elder's name (1-200 characters).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Date of birth, YYYY-MM-DD; not in the future (checked by the service).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = time::parse_date)]
+    pub(crate) birth_date: NaiveDate,
+    /// female or male.
+    #[arg(long, value_parser = CodeParser::<care::Gender>::new())]
+    pub(crate) gender: care::Gender,
+    /// The grid the elder lives in (1-64 characters).
+    #[arg(long)]
+    pub(crate) grid: String,
+    /// The building the elder lives in (at most 64 characters).
+    #[arg(long)]
+    pub(crate) building: Option<String>,
+    /// The address in words (at most 200 characters).
+    #[arg(long)]
+    pub(crate) address: Option<String>,
+    /// Where the elder lives, latitude in degrees (needed to book meals; with --lng).
+    #[arg(long, requires = "lng", allow_negative_numbers = true)]
+    pub(crate) lat: Option<f64>,
+    /// Where the elder lives, longitude in degrees (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    pub(crate) lng: Option<f64>,
+    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
+    /// wgs84 what GPS does.
+    #[arg(
+        long,
+        requires = "lat",
+        default_value = "gcj02",
+        value_parser = CodeParser::<common::Datum>::new()
+    )]
+    pub(crate) datum: common::Datum,
+    /// Who the elder lives with: alone (独居), empty_nest (空巢), with_family.
+    #[arg(long, value_parser = CodeParser::<care::LivingSituation>::new())]
+    pub(crate) living: care::LivingSituation,
+    /// The elder has a disability.
+    #[arg(long)]
+    pub(crate) disability: bool,
+    /// The elder has a chronic illness.
+    #[arg(long)]
+    pub(crate) chronic_illness: bool,
+    /// Health notes, at most 2000 characters (personal data: shown by `care elders show` only).
+    #[arg(long)]
+    pub(crate) health_notes: Option<String>,
+    /// Notes on the disability, at most 2000 characters (personal data).
+    #[arg(long)]
+    pub(crate) disability_notes: Option<String>,
+    /// An emergency contact, "name,phone,relation" (e.g. "李梅,13812345678,女儿");
+    /// repeat for more, at most 5.
+    #[arg(long = "contact", value_name = "NAME,PHONE,RELATION", value_parser = parse_contact)]
+    pub(crate) contacts: Vec<care::EmergencyContact>,
+    /// The elder consents to visits (needed for pairing; only then are visits overdue).
+    #[arg(long)]
+    pub(crate) consent: bool,
+    /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+    #[arg(long)]
+    pub(crate) request_id: Option<String>,
+    /// Who registers the elder (1-64 characters).
+    #[arg(long, env = "SHEQU_ACTOR")]
+    pub(crate) actor: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ElderListArgs {
+    /// Only this risk level.
+    #[arg(long, value_parser = CodeParser::<care::RiskLevel>::new())]
+    pub(crate) risk: Option<care::RiskLevel>,
+    /// Only this grid.
+    #[arg(long)]
+    pub(crate) grid: Option<String>,
+    /// Only elders without a volunteer.
+    #[arg(long)]
+    pub(crate) unpaired: bool,
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
+}
+
+/// Which page of a list.
+#[derive(Debug, Args)]
+pub(crate) struct PageArgs {
+    /// At most this many (1-200); default: the service's, 50.
+    #[arg(long)]
+    pub(crate) page_size: Option<u32>,
+    /// The token the previous page printed.
+    #[arg(long)]
+    pub(crate) page_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VolunteersCommand {
+    /// Register a volunteer; a retry with the same --request-id registers nothing new.
+    Register {
+        /// The volunteer's name (1-200 characters).
+        #[arg(long)]
+        name: String,
+        /// The volunteer's phone, 5-20 digits.
+        #[arg(long)]
+        phone: String,
+        /// The grid the volunteer serves (1-64 characters).
+        #[arg(long)]
+        grid: String,
+        /// A party member (党员).
+        #[arg(long)]
+        party_member: bool,
+        /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Who registers the volunteer (1-64 characters).
+        #[arg(long, env = "SHEQU_ACTOR")]
+        actor: String,
+    },
+    /// List volunteers with the elders they look after.
+    List {
+        /// Only this grid.
+        #[arg(long)]
+        grid: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VisitArgs {
+    /// The elder id.
+    #[arg(long)]
+    pub(crate) elder: String,
+    /// The volunteer or staff member who visited (1-64 characters).
+    #[arg(long)]
+    pub(crate) visitor: String,
+    /// home_visit (入户走访) or phone_call (电话问候).
+    #[arg(long, value_parser = CodeParser::<care::VisitKind>::new())]
+    pub(crate) kind: care::VisitKind,
+    /// How the elder is: good; concern files a complaint (care visit channel);
+    /// urgent files one and raises an alert.
+    #[arg(long, value_parser = CodeParser::<care::Wellbeing>::new())]
+    pub(crate) wellbeing: care::Wellbeing,
+    /// Something the elder needs (1-200 characters); repeat for more, at most 10.
+    #[arg(long = "need", value_name = "TEXT")]
+    pub(crate) needs: Vec<String>,
+    /// Notes on the visit (at most 2000 characters).
+    #[arg(long)]
+    pub(crate) notes: Option<String>,
+    /// When, "YYYY-MM-DD HH:MM" in district time (UTC+8); default: now. Not in the future.
+    #[arg(long, value_name = "YYYY-MM-DD HH:MM", value_parser = time::parse_minute)]
+    pub(crate) at: Option<DateTime<Utc>>,
+    /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+    #[arg(long)]
+    pub(crate) request_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BookArgs {
+    /// The elder id.
+    #[arg(long)]
+    pub(crate) elder: String,
+    /// day_care (日间照料), meal_assistance (助餐), bathing (助浴), health_check (健康检查).
+    #[arg(long, value_parser = CodeParser::<care::Service>::new())]
+    pub(crate) service: care::Service,
+    /// When, "YYYY-MM-DD HH:MM" in district time (UTC+8).
+    #[arg(long, value_name = "YYYY-MM-DD HH:MM", value_parser = time::parse_minute)]
+    pub(crate) at: DateTime<Utc>,
+    /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+    #[arg(long)]
+    pub(crate) request_id: Option<String>,
+    /// Who books (1-64 characters).
+    #[arg(long, env = "SHEQU_ACTOR")]
+    pub(crate) actor: String,
+}
+
+/// An emergency contact as `--contact` takes it: `name,phone,relation`, each part
+/// trimmed and present (a full-width `，` separates too). The service checks
+/// each part again.
+fn parse_contact(text: &str) -> Result<care::EmergencyContact, String> {
+    const EXAMPLE: &str = "like \"李梅,13812345678,女儿\"";
+    let parts: Vec<&str> = text.split([',', '，']).map(str::trim).collect();
+    let [name, phone, relation] = parts[..] else {
+        return Err(format!(
+            "expected name,phone,relation: 3 parts separated by commas, not {}; {EXAMPLE}",
+            parts.len()
+        ));
+    };
+    for (part, value) in [("name", name), ("phone", phone), ("relation", relation)] {
+        if value.is_empty() {
+            return Err(format!(
+                "the {part} is empty: expected name,phone,relation, {EXAMPLE}"
+            ));
+        }
+    }
+    Ok(care::EmergencyContact {
+        name: name.to_owned(),
+        phone: phone.to_owned(),
+        relation: relation.to_owned(),
+    })
+}
+
 /// The service address: an `http://` URL tonic can connect to.
 fn parse_url(url: &str) -> Result<String, String> {
     if !url.starts_with("http://") {
@@ -636,6 +925,162 @@ mod tests {
         assert_eq!(award, Err(clap::error::ErrorKind::MissingRequiredArgument));
     }
 
+    fn care(args: &[&str]) -> Result<CareCommand, clap::error::ErrorKind> {
+        let cli =
+            Cli::try_parse_from(["shequctl", "care"].iter().chain(args)).map_err(|e| e.kind())?;
+        match cli.command {
+            Command::Care(command) => Ok(*command),
+            _ => Err(clap::error::ErrorKind::InvalidSubcommand),
+        }
+    }
+
+    const ELDER: [&str; 13] = [
+        "elders",
+        "register",
+        "--name",
+        "王秀英",
+        "--birth-date",
+        "1943-05-01",
+        "--gender",
+        "female",
+        "--grid",
+        "xinyuan-1",
+        "--living",
+        "empty-nest",
+        "--actor=op",
+    ];
+
+    fn elder(extra: &[&str]) -> Result<ElderArgs, clap::error::ErrorKind> {
+        match care(&[&ELDER[..], extra].concat())? {
+            CareCommand::Elders(EldersCommand::Register(args)) => Ok(*args),
+            _ => Err(clap::error::ErrorKind::InvalidSubcommand),
+        }
+    }
+
+    #[test]
+    fn a_contact_is_name_phone_relation() {
+        assert_eq!(
+            parse_contact(" 李梅 , 13812345678 ,女儿"),
+            Ok(care::EmergencyContact {
+                name: "李梅".into(),
+                phone: "13812345678".into(),
+                relation: "女儿".into(),
+            })
+        );
+        let full_width = parse_contact("张伟，0371-6688-1234，邻居").map(|c| c.phone);
+        assert_eq!(full_width.as_deref(), Ok("0371-6688-1234"));
+    }
+
+    #[test]
+    fn a_contact_without_three_parts_is_refused_with_an_example() {
+        for text in ["李梅,13812345678", "李梅", "李梅,138,女儿,邻居", ""] {
+            let message = parse_contact(text).err().unwrap_or_default();
+            assert!(message.contains("name,phone,relation"), "{text}: {message}");
+        }
+        let message = parse_contact("李梅, ,女儿").err().unwrap_or_default();
+        assert!(message.starts_with("the phone is empty"), "{message}");
+    }
+
+    #[test]
+    fn an_elder_is_registered_with_code_names_and_repeated_contacts() {
+        let args = elder(&[
+            "--contact",
+            "李梅,13812345678,女儿",
+            "--contact",
+            "张伟,13900001111,邻居",
+            "--disability",
+            "--consent",
+        ]);
+        let Ok(args) = args else {
+            panic!("register did not parse: {args:?}");
+        };
+        assert_eq!(args.gender, care::Gender::Female);
+        assert_eq!(args.living, care::LivingSituation::EmptyNest);
+        assert_eq!(
+            args.birth_date,
+            NaiveDate::from_ymd_opt(1943, 5, 1).unwrap_or_default()
+        );
+        assert_eq!(args.contacts.len(), 2);
+        assert_eq!(args.contacts[1].relation, "邻居");
+        assert!(args.disability && args.consent && !args.chronic_illness);
+        assert_eq!((args.lat, args.lng), (None, None));
+    }
+
+    #[test]
+    fn an_elder_is_placed_in_gcj02_unless_told_otherwise_and_needs_both_coordinates() {
+        let placed = elder(&["--lat", "34.8", "--lng", "113.66"]).map(|a| (a.lat, a.datum));
+        assert_eq!(placed, Ok((Some(34.8), common::Datum::Gcj02)));
+        let wgs84 = elder(&["--lat", "34.8", "--lng", "113.66", "--datum", "wgs84"]);
+        assert_eq!(wgs84.map(|a| a.datum), Ok(common::Datum::Wgs84));
+        let missing = Err(clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(elder(&["--lat", "34.8"]).map(|_| ()), missing);
+        assert_eq!(elder(&["--datum", "wgs84"]).map(|_| ()), missing);
+    }
+
+    #[test]
+    fn bad_care_values_are_usage_errors() {
+        let invalid = Err(clap::error::ErrorKind::InvalidValue);
+        let wrong = |from: &str, to: &'static str| {
+            let args = ELDER.map(|arg| if arg == from { to } else { arg });
+            care(&args).map(|_| ())
+        };
+        assert_eq!(wrong("female", "woman"), invalid);
+        assert_eq!(wrong("empty-nest", "nursing_home"), invalid);
+        assert_eq!(
+            wrong("1943-05-01", "01/05/1943"),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            elder(&["--contact", "李梅"]).map(|_| ()),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+        let risk = care(&["elders", "list", "--risk", "severe"]).map(|_| ());
+        assert_eq!(risk, invalid);
+    }
+
+    #[test]
+    fn a_visit_takes_kind_wellbeing_and_repeated_needs() {
+        let visit = care(&[
+            "visit",
+            "--elder",
+            "e-1",
+            "--visitor",
+            "v-1",
+            "--kind",
+            "phone-call",
+            "--wellbeing",
+            "concern",
+            "--need",
+            "助餐",
+            "--need",
+            "维修水管",
+            "--at",
+            "2026-11-02 17:00",
+        ]);
+        let Ok(CareCommand::Visit(visit)) = visit else {
+            panic!("visit did not parse: {visit:?}");
+        };
+        assert_eq!(visit.kind, care::VisitKind::PhoneCall);
+        assert_eq!(visit.wellbeing, care::Wellbeing::Concern);
+        assert_eq!(visit.needs, ["助餐", "维修水管"]);
+        assert_eq!(visit.at, time::parse_minute("2026-11-02 17:00").ok());
+        let booking = care(&[
+            "book",
+            "--elder",
+            "e-1",
+            "--service",
+            "meal-assistance",
+            "--at",
+            "2026-11-03 11:30",
+            "--actor",
+            "op",
+        ]);
+        assert!(
+            matches!(&booking, Ok(CareCommand::Book(b)) if b.service == care::Service::MealAssistance),
+            "{booking:?}"
+        );
+    }
+
     #[test]
     fn each_command_names_the_service_it_talks_to() {
         let service = |args: &[&str]| {
@@ -663,6 +1108,17 @@ mod tests {
                 "http://h:1"
             ]),
             Some(("complaints", "http://h:1".to_owned()))
+        );
+        assert_eq!(
+            service(&[
+                "shequctl",
+                "care",
+                "timeline",
+                "e-1",
+                "--care-url",
+                "http://10.0.0.6:7001"
+            ]),
+            Some(("pensioner-care", "http://10.0.0.6:7001".to_owned()))
         );
     }
 

@@ -1,6 +1,7 @@
 //! Proto enum values as operators type and read them: the value's name without
 //! its prefix, in lower case (`CATEGORY_ENVIRONMENT_SANITATION` ↔
-//! `environment_sanitation`, `DATUM_GCJ02` ↔ `gcj02`), the code names the
+//! `environment_sanitation`, `DATUM_GCJ02` ↔ `gcj02`, `LIVING_SITUATION_EMPTY_NEST`
+//! ↔ `empty_nest`), the code names the
 //! services store and publish.
 //! Dashes are taken for underscores (`mini-program`), so either spelling works.
 
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 
@@ -60,6 +62,14 @@ code!(alliance::MerchantStatus, "MERCHANT_STATUS_");
 code!(alliance::ActivityKind, "ACTIVITY_KIND_");
 code!(alliance::Weekday, "WEEKDAY_");
 code!(common::Datum, "DATUM_");
+code!(care::Gender, "GENDER_");
+code!(care::LivingSituation, "LIVING_SITUATION_");
+code!(care::RiskLevel, "RISK_LEVEL_");
+code!(care::VisitKind, "VISIT_KIND_");
+code!(care::Wellbeing, "WELLBEING_");
+code!(care::Service, "SERVICE_");
+code!(care::BookingStatus, "BOOKING_STATUS_");
+code!(care::FilingStatus, "FILING_STATUS_");
 
 /// The code name of `value`: `environment_sanitation`.
 pub(crate) fn code<T: Code>(value: T) -> String {
@@ -223,6 +233,39 @@ mod tests {
         let message = parse::<common::Datum>("bd09").err().unwrap_or_default();
         assert!(message.contains("wgs84, gcj02"), "{message}");
         assert!(parse::<common::Datum>("unspecified").is_err());
+    }
+
+    #[test]
+    fn care_enums_use_the_pensioner_care_code_names() {
+        assert_eq!(
+            parse::<care::LivingSituation>("empty-nest"),
+            Ok(care::LivingSituation::EmptyNest)
+        );
+        assert_eq!(
+            care::LivingSituation::codes().join(","),
+            "alone,empty_nest,with_family"
+        );
+        assert_eq!(parse::<care::Gender>("Female"), Ok(care::Gender::Female));
+        assert_eq!(care::RiskLevel::codes().join(","), "low,medium,high");
+        assert_eq!(
+            parse::<care::VisitKind>("home_visit"),
+            Ok(care::VisitKind::HomeVisit)
+        );
+        assert_eq!(
+            parse::<care::Wellbeing>("concern"),
+            Ok(care::Wellbeing::Concern)
+        );
+        assert_eq!(
+            care::Service::codes().join(","),
+            "day_care,meal_assistance,bathing,health_check"
+        );
+        assert_eq!(name_of::<care::BookingStatus>(3), "alliance_unavailable");
+        assert_eq!(name_of::<care::FilingStatus>(1), "pending");
+        // Another enum's names are not taken, nor `unspecified`.
+        assert!(parse::<care::Service>("home_visit").is_err());
+        assert!(parse::<care::Gender>("unspecified").is_err());
+        let message = parse::<care::RiskLevel>("severe").err().unwrap_or_default();
+        assert!(message.contains("low, medium, high"), "{message}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl std::error::Error for Unreachable {
 /// The service a command talks to, as errors name it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Service<'a> {
-    /// `complaints`, `merchant-alliance`.
+    /// `complaints`, `merchant-alliance`, `pensioner-care`.
     pub(crate) name: &'static str,
     pub(crate) url: &'a str,
 }

@@ -1,7 +1,8 @@
 //! `shequctl`, the operator command line: loads the grid organisation, works
-//! complaints through their lifecycle, and keeps the merchant alliance (merchants,
-//! the convenience circle, credit, awards) by calling the services' gRPC APIs,
-//! printing aligned tables for people or JSON (`--json`) for scripts.
+//! complaints through their lifecycle, keeps the merchant alliance (merchants,
+//! the convenience circle, credit, awards) and runs pensioner care (elders,
+//! volunteers, pairings, visits, bookings, timelines) by calling the services'
+//! gRPC APIs, printing aligned tables for people or JSON (`--json`) for scripts.
 //!
 //! Exit codes scripts can rely on: 0 success, 1 anything else, 2 usage error,
 //! 3 service unreachable, 4 invalid argument, 5 not found, 6 failed precondition.
@@ -9,10 +10,11 @@
 //! # Layout
 //! - [`cli`]: the command line (clap derive): every command, flag and its help.
 //! - [`commands`]: one module per service area (`org`, `complaints`,
-//!   `merchants`), each turning a parsed command into gRPC calls and printing
-//!   the answer.
+//!   `merchants`, `care`), each turning a parsed command into gRPC calls and
+//!   printing the answer.
 //! - [`codes`]: proto enum values as operators type and read them
-//!   (`environment_sanitation`, `in_progress`, `elderly_care`, `gcj02`).
+//!   (`environment_sanitation`, `in_progress`, `elderly_care`, `gcj02`,
+//!   `empty_nest`).
 //! - [`hours`]: opening hours as operators write them (`mon-fri 08:00-20:00`).
 //! - [`time`]: instants shown in the district's time zone (Asia/Shanghai,
 //!   UTC+8) and dates on the command line turned into periods.

@@ -1,6 +1,6 @@
 //! `shequctl` end to end: the built binary, run as an operator would, against a
-//! complaints or merchant-alliance service started in-process on port 0 with its
-//! own `nats-server` and SQLite file.
+//! complaints, merchant-alliance or pensioner-care service started in-process on
+//! port 0 with its own `nats-server` and SQLite file.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,7 +25,8 @@ type Served = JoinHandle<Result<(), shequ_chassis::Error>>;
 
 /// A service of the test's own.
 struct Service {
-    /// The flag that points `shequctl` at it: `--complaints-url`, `--alliance-url`.
+    /// The flag that points `shequctl` at it: `--complaints-url`, `--alliance-url`,
+    /// `--care-url`.
     flag: &'static str,
     url: String,
     shutdown: CancellationToken,
@@ -54,6 +55,24 @@ impl Service {
             let config = shequ_merchant_alliance::Config::new(common);
             let app =
                 shequ_merchant_alliance::Application::build(config, Arc::new(SystemClock)).await?;
+            Ok((
+                app.grpc_addr(),
+                tokio::spawn(app.run_until_stopped(shutdown)),
+            ))
+        })
+        .await
+    }
+
+    /// The pensioner-care service, its neighbours (complaints, merchant-alliance)
+    /// down: ports nobody listens on, given up on quickly.
+    async fn start_care() -> anyhow::Result<Self> {
+        Self::start_with("--care-url", |common, shutdown| async move {
+            let mut config = shequ_pensioner_care::Config::new(common);
+            config.complaints_url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+            config.alliance_url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+            config.call_timeout_ms = 300;
+            let app =
+                shequ_pensioner_care::Application::build(config, Arc::new(SystemClock)).await?;
             Ok((
                 app.grpc_addr(),
                 tokio::spawn(app.run_until_stopped(shutdown)),
@@ -160,6 +179,7 @@ async fn shequctl(flag: &str, url: &str, args: &[&str]) -> anyhow::Result<Run> {
         .args(args)
         .env_remove("SHEQU_COMPLAINTS_URL")
         .env_remove("SHEQU_ALLIANCE_URL")
+        .env_remove("SHEQU_CARE_URL")
         .env_remove("SHEQU_ACTOR")
         .output()
         .await
@@ -901,6 +921,465 @@ async fn an_unreachable_alliance_exits_3_naming_its_url() -> anyhow::Result<()> 
     assert!(
         run.stderr.contains(&format!(
             "cannot reach the merchant-alliance service at {url}: is it running? (make run)"
+        )),
+        "{run:?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+    Ok(())
+}
+
+/// A birth date `years` and a month ago, in the district's calendar.
+fn born_years_ago(years: u32) -> anyhow::Result<String> {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8")?)
+        .date_naive();
+    let born = today
+        .checked_sub_months(chrono::Months::new(years * 12 + 1))
+        .context("a birth date in range")?;
+    Ok(born.format("%Y-%m-%d").to_string())
+}
+
+/// Registers an elder in grid xinyuan-1 who consents to visits; returns what
+/// `--json` printed.
+async fn register_elder(
+    care: &Service,
+    name: &str,
+    birth_date: &str,
+    living: &str,
+    extra: &[&str],
+) -> anyhow::Result<Value> {
+    let args = [
+        &[
+            "--json",
+            "care",
+            "elders",
+            "register",
+            "--name",
+            name,
+            "--birth-date",
+            birth_date,
+            "--gender",
+            "female",
+            "--grid",
+            "xinyuan-1",
+            "--living",
+            living,
+            "--consent",
+            "--actor",
+            "op-wang",
+        ][..],
+        extra,
+    ]
+    .concat();
+    care.shequctl(&args).await?.json()
+}
+
+fn id_of(value: &Value, what: &str) -> anyhow::Result<String> {
+    Ok(value[what]["id"]
+        .as_str()
+        .with_context(|| format!("no {what} id in {value}"))?
+        .to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()> {
+    // Arrange
+    let care = Service::start_care().await?;
+
+    // Act: an 82-year-old living alone, with a contact, health notes and a home.
+    let registered = register_elder(
+        &care,
+        "王秀英",
+        &born_years_ago(82)?,
+        "alone",
+        &[
+            "--building",
+            "xinyuan-b2",
+            "--address",
+            "西里路 12 号 3 单元 401",
+            "--lat",
+            "34.800000",
+            "--lng",
+            "113.660000",
+            "--chronic-illness",
+            "--health-notes",
+            "高血压, 每日服药",
+            "--contact",
+            "李梅,13812345678,女儿",
+            "--request-id",
+            "cli-elder-1",
+        ],
+    )
+    .await?;
+    let again = care
+        .shequctl(&[
+            "care",
+            "elders",
+            "register",
+            "--name",
+            "王秀英",
+            "--birth-date",
+            &born_years_ago(82)?,
+            "--gender",
+            "female",
+            "--grid",
+            "xinyuan-1",
+            "--living",
+            "alone",
+            "--actor",
+            "op-wang",
+            "--request-id",
+            "cli-elder-1",
+        ])
+        .await?
+        .success()?;
+
+    // Assert: high risk for 80+ living alone, visited weekly.
+    let elder = &registered["elder"];
+    let id = id_of(&registered, "elder")?;
+    assert_eq!(elder["risk"], "high", "{registered}");
+    assert_eq!(elder["visit_interval_days"], 7, "{registered}");
+    let reasons = elder["risk_reasons"].to_string();
+    assert!(
+        reasons.contains("80+") && reasons.contains("living alone"),
+        "{reasons}"
+    );
+    assert!(elder["next_visit_due_at"].is_string(), "{registered}");
+    assert_eq!(elder["location"]["datum"], "gcj02", "{registered}");
+    assert_eq!(elder["emergency_contacts"][0]["relation"], "女儿");
+    assert_eq!(registered["duplicate"], false);
+    assert!(
+        again.stdout.contains(&id)
+            && again.stdout.contains("every 7 days")
+            && again.stdout.contains("duplicate"),
+        "{again:?}"
+    );
+
+    // Act: two more elders, a volunteer, and three pairings of that volunteer.
+    let second = id_of(
+        &register_elder(&care, "刘桂兰", &born_years_ago(75)?, "empty_nest", &[]).await?,
+        "elder",
+    )?;
+    let third = id_of(
+        &register_elder(&care, "赵淑珍", &born_years_ago(68)?, "with_family", &[]).await?,
+        "elder",
+    )?;
+    let volunteer = care
+        .shequctl(&[
+            "--json",
+            "care",
+            "volunteers",
+            "register",
+            "--name",
+            "张建国",
+            "--phone",
+            "13900001111",
+            "--grid",
+            "xinyuan-1",
+            "--party-member",
+            "--actor",
+            "op-wang",
+        ])
+        .await?
+        .json()?;
+    let volunteer = id_of(&volunteer, "volunteer")?;
+    let pair = |elder: String| {
+        let volunteer = volunteer.clone();
+        let care = &care;
+        async move {
+            care.shequctl(&[
+                "care",
+                "pair",
+                "--volunteer",
+                &volunteer,
+                "--elder",
+                &elder,
+                "--actor",
+                "op-wang",
+            ])
+            .await
+        }
+    };
+    let first_pairing = pair(id.clone()).await?.success()?;
+    pair(second.clone()).await?.success()?;
+    let third_pairing = pair(third.clone()).await?;
+    let volunteers = care
+        .shequctl(&["care", "volunteers", "list", "--grid", "xinyuan-1"])
+        .await?
+        .success()?;
+
+    // Assert: two elders at most.
+    assert!(
+        first_pairing.stdout.contains(&volunteer) && first_pairing.stdout.contains(&id),
+        "{first_pairing:?}"
+    );
+    assert_eq!(third_pairing.code, Some(6), "{third_pairing:?}");
+    assert!(
+        third_pairing.stderr.contains("already has 2 elders"),
+        "{third_pairing:?}"
+    );
+    assert!(third_pairing.stdout.is_empty(), "{third_pairing:?}");
+    assert!(
+        volunteers.stdout.starts_with("id")
+            && volunteers.stdout.contains("张建国")
+            && volunteers.stdout.contains(&second),
+        "{volunteers:?}"
+    );
+
+    // Act: a concern visit (its complaints service is down), then the timeline.
+    let visit = care
+        .shequctl(&[
+            "care",
+            "visit",
+            "--elder",
+            &id,
+            "--visitor",
+            &volunteer,
+            "--kind",
+            "home_visit",
+            "--wellbeing",
+            "concern",
+            "--need",
+            "厨房水管漏水",
+            "--notes",
+            "老人说最近睡不好",
+        ])
+        .await?
+        .success()?;
+    let timeline = care.shequctl(&["care", "timeline", &id]).await?.success()?;
+    let timeline_json = care
+        .shequctl(&["--json", "care", "timeline", &id])
+        .await?
+        .json()?;
+
+    // Assert
+    assert!(
+        visit.stdout.contains("concern") && visit.stdout.contains("厨房水管漏水"),
+        "{visit:?}"
+    );
+    assert!(
+        visit
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("complaint filing") && line.contains("pending")),
+        "{visit:?}"
+    );
+    assert!(
+        timeline.stdout.starts_with("time") && timeline.stdout.contains("summary"),
+        "{timeline:?}"
+    );
+    let kinds: Vec<&str> = timeline_json["entries"]
+        .as_array()
+        .context("no entries")?
+        .iter()
+        .filter_map(|entry| entry["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["registered", "paired", "visit"], "{timeline_json}");
+
+    // Act: lists (no personal data), one elder with it, overdue visits, bookings.
+    let listed = care
+        .shequctl(&["--json", "care", "elders", "list"])
+        .await?
+        .success()?;
+    let listed_json: Value = serde_json::from_str(&listed.stdout)?;
+    let unpaired = care
+        .shequctl(&["care", "elders", "list", "--unpaired"])
+        .await?
+        .success()?;
+    let high = care
+        .shequctl(&["--json", "care", "elders", "list", "--risk", "high"])
+        .await?
+        .json()?;
+    let shown = care
+        .shequctl(&["care", "elders", "show", &id])
+        .await?
+        .success()?;
+    let overdue = care.shequctl(&["care", "overdue"]).await?.success()?;
+    let day_care = care
+        .shequctl(&[
+            "care",
+            "book",
+            "--elder",
+            &id,
+            "--service",
+            "day_care",
+            "--at",
+            "2030-01-07 09:00",
+            "--actor",
+            "op-wang",
+        ])
+        .await?
+        .success()?;
+    let meal = care
+        .shequctl(&[
+            "--json",
+            "care",
+            "book",
+            "--elder",
+            &id,
+            "--service",
+            "meal_assistance",
+            "--at",
+            "2030-01-07 11:30",
+            "--actor",
+            "op-wang",
+        ])
+        .await?
+        .json()?;
+
+    // Assert
+    let elders = listed_json["elders"].as_array().context("no elders")?;
+    assert_eq!(elders.len(), 3, "{listed_json}");
+    assert_eq!(
+        elders[0]["id"],
+        Value::String(id.clone()),
+        "highest risk first"
+    );
+    assert_eq!(elders[0]["age"], 82, "{listed_json}");
+    assert_eq!(elders[0]["volunteer_id"], Value::String(volunteer.clone()));
+    assert!(
+        !listed.stdout.contains("health_notes")
+            && !listed.stdout.contains("高血压")
+            && !listed.stdout.contains("13812345678"),
+        "no personal data in lists: {listed:?}"
+    );
+    assert!(
+        unpaired.stdout.starts_with("name")
+            && unpaired.stdout.contains(&third)
+            && !unpaired.stdout.contains(&id),
+        "{unpaired:?}"
+    );
+    assert_eq!(high["elders"].as_array().map(Vec::len), Some(1), "{high}");
+    assert!(
+        shown.stdout.contains("高血压")
+            && shown.stdout.contains("李梅 13812345678 (女儿)")
+            && shown.stdout.contains(&volunteer)
+            && shown.stdout.contains("34.800000, 113.660000 (gcj02)"),
+        "{shown:?}"
+    );
+    assert_eq!(overdue.stdout, "no overdue visits\n", "{overdue:?}");
+    assert!(
+        day_care.stdout.contains("booked") && day_care.stdout.contains("2030-01-07 09:00"),
+        "{day_care:?}"
+    );
+    let booking = &meal["booking"];
+    assert_eq!(booking["status"], "alliance_unavailable", "{meal}");
+    assert!(
+        booking["note"]
+            .as_str()
+            .is_some_and(|note| note.contains("try again later")),
+        "{meal}"
+    );
+    assert_eq!(booking["merchant_id"], Value::Null, "{meal}");
+
+    // Act: end a pairing; the third elder can be paired now.
+    let unpaired = care
+        .shequctl(&[
+            "care",
+            "unpair",
+            "--elder",
+            &second,
+            "--reason",
+            "老人搬去女儿家住",
+            "--actor",
+            "op-wang",
+        ])
+        .await?
+        .success()?;
+    let repaired = pair(third.clone()).await?;
+
+    // Assert
+    assert!(unpaired.stdout.contains("ended"), "{unpaired:?}");
+    assert_eq!(repaired.code, Some(0), "{repaired:?}");
+
+    care.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn care_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> {
+    // Arrange
+    let care = Service::start_care().await?;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+
+    // Act
+    let future = care
+        .shequctl(&[
+            "care",
+            "elders",
+            "register",
+            "--name",
+            "王秀英",
+            "--birth-date",
+            &tomorrow,
+            "--gender",
+            "female",
+            "--grid",
+            "xinyuan-1",
+            "--living",
+            "alone",
+            "--actor",
+            "op-wang",
+        ])
+        .await?;
+    let unknown = care
+        .shequctl(&["--json", "care", "elders", "show", "no-such-elder"])
+        .await?;
+    let bad_contact = care
+        .shequctl(&[
+            "care",
+            "elders",
+            "register",
+            "--name",
+            "王秀英",
+            "--birth-date",
+            "1943-05-01",
+            "--gender",
+            "female",
+            "--grid",
+            "xinyuan-1",
+            "--living",
+            "alone",
+            "--contact",
+            "李梅 13812345678",
+            "--actor",
+            "op-wang",
+        ])
+        .await?;
+
+    // Assert
+    assert_eq!(future.code, Some(4), "{future:?}");
+    assert!(
+        future.stderr.contains("field details.birth_date"),
+        "{future:?}"
+    );
+    assert_eq!(unknown.code, Some(5), "{unknown:?}");
+    let error: Value = serde_json::from_str(&unknown.stderr)?;
+    assert_eq!(error["error"]["kind"], "not_found");
+    assert_eq!(bad_contact.code, Some(2), "{bad_contact:?}");
+    assert!(
+        bad_contact.stderr.contains("name,phone,relation"),
+        "{bad_contact:?}"
+    );
+    assert!(future.stdout.is_empty() && unknown.stdout.is_empty());
+
+    care.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_care_service_exits_3_naming_its_url() -> anyhow::Result<()> {
+    // Arrange: a port nobody listens on.
+    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+
+    // Act
+    let run = shequctl("--care-url", &url, &["care", "overdue"]).await?;
+
+    // Assert
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot reach the pensioner-care service at {url}: is it running? (make run)"
         )),
         "{run:?}"
     );

@@ -8,7 +8,7 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tonic::transport::Channel;
 
-use super::{connect, non_empty, request_id, text};
+use super::{DUPLICATE, connect, non_empty, request_id, text};
 use crate::cli::{Change, ComplaintsCommand, FiguresArgs, ListArgs, SubmitArgs};
 use crate::codes::name_of;
 use crate::failure::Usage;
@@ -85,10 +85,7 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
                     &time::local(complaint.resolution_due_at.as_ref()),
                 ]);
             if response.duplicate {
-                table.row([
-                    "duplicate",
-                    "yes: this request id was seen before; nothing was changed",
-                ]);
+                table.row(DUPLICATE);
             }
             table.to_string()
         },

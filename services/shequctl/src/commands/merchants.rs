@@ -10,7 +10,9 @@ use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
 use tonic::transport::Channel;
 
-use super::{connect, non_empty, request_id, text};
+use super::{
+    DUPLICATE, answered, connect, location, location_json, non_empty, request_id, text, yes_no,
+};
 use crate::cli::{ActivityArgs, DetailsArgs, MerchantListArgs, MerchantsCommand, NearbyArgs};
 use crate::codes::{code, name_of};
 use crate::hours;
@@ -98,10 +100,7 @@ async fn register(
         || {
             let mut table = details(&merchant);
             if response.duplicate {
-                table.row([
-                    "duplicate",
-                    "yes: this request id was seen before; nothing was changed",
-                ]);
+                table.row(DUPLICATE);
             }
             table.to_string()
         },
@@ -336,10 +335,7 @@ async fn activity(client: &mut Client, args: &ActivityArgs, output: Output) -> a
                 .row(["reference", entry.reference.as_str()])
                 .row(["actor", entry.actor.as_str()]);
             if response.duplicate {
-                table.row([
-                    "duplicate",
-                    "yes: this request id was seen before; nothing was changed",
-                ]);
+                table.row(DUPLICATE);
             }
             table.to_string()
         },
@@ -456,11 +452,6 @@ async fn evaluate(
     )
 }
 
-/// The message a successful call must carry.
-fn answered<T>(message: Option<T>) -> anyhow::Result<T> {
-    message.context("the service answered without the result")
-}
-
 /// What an operator typed, as the proto message.
 fn details_message(args: &DetailsArgs) -> pb::MerchantDetails {
     pb::MerchantDetails {
@@ -529,23 +520,9 @@ fn status(m: &pb::Merchant) -> String {
     }
 }
 
-/// `34.800000, 113.660000 (gcj02)`: six decimals, about 10 cm.
-fn location(point: &common::GeoPoint) -> String {
-    format!(
-        "{:.6}, {:.6} ({})",
-        point.latitude,
-        point.longitude,
-        name_of::<common::Datum>(point.datum)
-    )
-}
-
 /// `+2`, `-10`.
 fn delta(delta: i32) -> String {
     format!("{delta:+}")
-}
-
-fn yes_no(value: bool) -> String {
-    if value { "yes" } else { "no" }.to_owned()
 }
 
 /// A merchant for `--json`: enums by code name, times in RFC 3339 UTC.
@@ -561,13 +538,7 @@ fn merchant_json(m: &pb::Merchant) -> Value {
             })
         })
         .collect();
-    let location = m.location.as_ref().map(|point| {
-        json!({
-            "latitude": point.latitude,
-            "longitude": point.longitude,
-            "datum": name_of::<common::Datum>(point.datum),
-        })
-    });
+    let location = m.location.as_ref().map(location_json);
     json!({
         "id": m.id,
         "name": m.name,

@@ -1,15 +1,20 @@
-//! From a parsed command line to gRPC calls: the connection, and one module
-//! per service area.
+//! From a parsed command line to gRPC calls: the connection, the small
+//! helpers every area shares, and one module per service area.
 
+mod care;
 mod complaints;
 mod merchants;
 mod org;
 
 use std::time::Duration;
 
+use anyhow::Context;
+use serde_json::{Value, json};
+use shequ_proto::common::v1 as common;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::{Cli, Command};
+use crate::codes::name_of;
 use crate::failure::Unreachable;
 use crate::output::Output;
 
@@ -17,6 +22,12 @@ use crate::output::Output;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The row a retried registration or recording shows.
+const DUPLICATE: [&str; 2] = [
+    "duplicate",
+    "yes: this request id was seen before; nothing was changed",
+];
 
 /// Runs the command `cli` names. Each command checks what it can locally (the
 /// file, the period) before it connects.
@@ -26,6 +37,7 @@ pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
         Command::Org(command) => org::run(command, url, output).await,
         Command::Complaints(command) => complaints::run(command, url, output).await,
         Command::Merchants(command) => merchants::run(command, url, output).await,
+        Command::Care(command) => care::run(command, url, output).await,
     }
 }
 
@@ -52,4 +64,32 @@ fn request_id(given: &Option<String>) -> String {
     given
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The message a successful call must carry.
+fn answered<T>(message: Option<T>) -> anyhow::Result<T> {
+    message.context("the service answered without the result")
+}
+
+/// `34.800000, 113.660000 (gcj02)`: six decimals, about 10 cm.
+fn location(point: &common::GeoPoint) -> String {
+    format!(
+        "{:.6}, {:.6} ({})",
+        point.latitude,
+        point.longitude,
+        name_of::<common::Datum>(point.datum)
+    )
+}
+
+/// A point for `--json`, the datum by code name.
+fn location_json(point: &common::GeoPoint) -> Value {
+    json!({
+        "latitude": point.latitude,
+        "longitude": point.longitude,
+        "datum": name_of::<common::Datum>(point.datum),
+    })
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
 }
