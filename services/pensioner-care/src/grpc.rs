@@ -212,11 +212,17 @@ fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
     }
 }
 
-fn volunteer_to_proto(v: &Volunteer) -> pb::Volunteer {
+/// A volunteer; the phone in full only when `with_phone` (their own registration),
+/// masked in lists.
+fn volunteer_to_proto(v: &Volunteer, with_phone: bool) -> pb::Volunteer {
     pb::Volunteer {
         id: v.id.clone(),
         name: v.name.clone(),
-        phone: v.phone.as_str().into(),
+        phone: if with_phone {
+            v.phone.as_str().into()
+        } else {
+            v.phone.masked()
+        },
         grid_id: v.grid_id.clone(),
         party_member: v.party_member,
         elder_ids: v.elder_ids.clone(),
@@ -353,7 +359,7 @@ impl pb::care_service_server::CareService for CareApi {
             .register_volunteer(&request_id, &name, &phone, &grid_id, r.party_member)
             .await?;
         Ok(Response::new(pb::RegisterVolunteerResponse {
-            volunteer: Some(volunteer_to_proto(&volunteer)),
+            volunteer: Some(volunteer_to_proto(&volunteer, true)),
             duplicate,
         }))
     }
@@ -374,7 +380,10 @@ impl pb::care_service_server::CareService for CareApi {
             )
             .await?;
         Ok(Response::new(pb::ListVolunteersResponse {
-            volunteers: volunteers.iter().map(volunteer_to_proto).collect(),
+            volunteers: volunteers
+                .iter()
+                .map(|v| volunteer_to_proto(v, false))
+                .collect(),
             page: next_token(next),
         }))
     }
@@ -471,6 +480,14 @@ impl pb::care_service_server::CareService for CareApi {
         let service = required_enum("service", r.service, service)?;
         let scheduled_for = required_time("scheduled_for", r.scheduled_for)?;
         fields::required("actor", &r.actor, fields::ID)?;
+        // A retried booking answers from what the first one stored, without
+        // asking the alliance again.
+        if let Some(booking) = self.store.booking_by_request(&request_id).await? {
+            return Ok(Response::new(pb::BookServiceResponse {
+                booking: Some(booking_to_proto(&booking)),
+                duplicate: true,
+            }));
+        }
         let elder = self.store.elder(&elder_id).await?;
         let mut booking = Booking {
             id: uuid::Uuid::now_v7().to_string(),

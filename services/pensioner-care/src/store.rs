@@ -362,7 +362,8 @@ impl Store {
         load_elder(&mut conn, id).await
     }
 
-    /// Elders by filter, highest risk and earliest due first; a page after `offset`.
+    /// Elders by filter, highest risk and earliest due first (overdue only: longest
+    /// overdue first); a page after `offset`.
     pub async fn elders(
         &self,
         filter: &ElderFilter,
@@ -385,9 +386,14 @@ impl Store {
         if filter.overdue_only {
             conditions.push("e.next_visit_due_at <= $1 AND e.consents_to_visits = 1".into());
         }
+        // Overdue lists put the longest overdue first, whatever the risk.
+        let order = if filter.overdue_only {
+            "e.next_visit_due_at, e.id"
+        } else {
+            "CASE e.risk WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, e.next_visit_due_at, e.id"
+        };
         let sql = format!(
-            "SELECT {ELDER_COLUMNS} FROM elders e WHERE {} ORDER BY \
-             CASE e.risk WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, e.next_visit_due_at, e.id \
+            "SELECT {ELDER_COLUMNS} FROM elders e WHERE {} ORDER BY {order} \
              LIMIT {} OFFSET {offset}",
             conditions.join(" AND "),
             page_size + 1
@@ -830,7 +836,8 @@ impl Store {
         error: &str,
         permanent: bool,
     ) -> Result<(), StoreError> {
-        let next = self.clock.now() + filing::backoff(filing.attempts);
+        // `attempts` counts those made before this one.
+        let next = self.clock.now() + filing::backoff(filing.attempts + 1);
         sqlx::query(
             "UPDATE complaint_filings SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4 \
              WHERE visit_id = $1 AND status = 'pending'",
@@ -971,6 +978,17 @@ impl Store {
         tx.commit().await?;
         self.outbox.wake();
         Ok((booking, false))
+    }
+
+    /// The booking a `request_id` already made, if any.
+    pub async fn booking_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<Booking>, StoreError> {
+        match self.id_by_request("bookings", request_id).await? {
+            Some(id) => Ok(Some(self.booking(&id).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn booking(&self, id: &str) -> Result<Booking, StoreError> {
