@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test lint fmt deps
+.PHONY: run test lint fmt deps bench
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -23,6 +23,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## FindNearby over 50,000 generated merchants on SQLite: queries/s and latency
+## percentiles at concurrency 1 and 16 (a release build; see docs/performance.md).
+bench: deps
+	$(CARGO) bench -p shequ-merchant-alliance --bench nearby
 
 ## nats-server from Debian's packages when it is missing.
 deps:

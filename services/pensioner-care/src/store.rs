@@ -692,9 +692,9 @@ impl Store {
         let files = visit.wellbeing.files_complaint();
         let summary = format!(
             "{} by {}: {}",
-            visit.kind.label(),
+            visit.kind.as_str(),
             visit.visitor,
-            visit.wellbeing.label()
+            visit.wellbeing.as_str()
         );
         timeline(&mut tx, &elder.id, visit.visited_at, "visit", &summary, &id).await?;
         if files {
@@ -950,10 +950,10 @@ impl Store {
         let summary = match &booking.merchant_name {
             Some(merchant) => format!(
                 "{} booked with {merchant}: {}",
-                booking.service.label(),
+                booking.service.as_str(),
                 booking.status.as_str()
             ),
-            None => format!("{}: {}", booking.service.label(), booking.status.as_str()),
+            None => format!("{}: {}", booking.service.as_str(), booking.status.as_str()),
         };
         timeline(
             &mut tx,
