@@ -1,0 +1,502 @@
+//! `make bench`: the `FindNearby` RPC (the 15-minute convenience circle) over
+//! 50,000 generated merchants in Jinshui District, on the embedded SQLite store.
+//!
+//! 1. Starts the service once on an empty SQLite file (which runs the
+//!    migrations), stops it, and bulk-loads the merchants straight into the file
+//!    in one transaction, with a deterministic generator.
+//! 2. Checks that the nearby query uses the `merchants_nearby` index.
+//! 3. Starts the service again on that file (its own `nats-server` on loopback),
+//!    warms up, and runs a bounded number of queries at concurrency 1 and 16 over
+//!    one gRPC channel, then prints queries/s and latency percentiles.
+//!
+//! Everything stays on 127.0.0.1 and the bench ends by itself (each level stops
+//! after [`QUERIES`] queries or [`TIME_BUDGET`], whichever comes first).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use chrono::Weekday;
+use shequ_chassis::clock::SystemClock;
+use shequ_chassis::config::CommonConfig;
+use shequ_merchant_alliance::domain::cells;
+use shequ_merchant_alliance::domain::geo::{Point, wgs84_to_gcj02};
+use shequ_merchant_alliance::domain::opening_hours::{self, OpeningHours};
+use shequ_merchant_alliance::{Application, Config};
+use shequ_proto::alliance::v1 as pb;
+use shequ_proto::common::v1 as common;
+use shequ_tests::NatsServer;
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+type Merchants = pb::merchant_service_client::MerchantServiceClient<Channel>;
+
+/// Merchants loaded.
+const MERCHANTS: usize = 50_000;
+/// Queries before measuring (not recorded).
+const WARMUP: usize = 200;
+/// Queries per concurrency level, at most.
+const QUERIES: usize = 20_000;
+/// Time per concurrency level, at most.
+const TIME_BUDGET: Duration = Duration::from_secs(20);
+const CONCURRENCY: [usize; 2] = [1, 16];
+const WALK_MINUTES: i32 = 15;
+/// 15 minutes at the default 80 m per minute.
+const RADIUS_METRES: f64 = 1200.0;
+
+/// Jinshui District's box, WGS-84.
+const SOUTH: f64 = 34.76;
+const NORTH: f64 = 34.84;
+const WEST: f64 = 113.62;
+const EAST: f64 = 113.72;
+
+/// Category codes and their weights (per cent): dining about 30 %.
+const CATEGORIES: [(&str, u32); 7] = [
+    ("dining", 30),
+    ("repair", 12),
+    ("elderly_care", 10),
+    ("grocery", 15),
+    ("housekeeping", 10),
+    ("health", 10),
+    ("other", 13),
+];
+
+/// A tiny linear congruential generator (Knuth's MMIX constants): repeatable runs
+/// without a random-number crate.
+#[derive(Debug, Clone)]
+struct Lcg(u64);
+
+impl Lcg {
+    fn new(seed: u64) -> Self {
+        let mut lcg = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
+        lcg.next_u64();
+        lcg
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// A uniform point in the district's box (WGS-84).
+    fn point(&mut self) -> Point {
+        Point {
+            latitude: self.between(SOUTH, NORTH),
+            longitude: self.between(WEST, EAST),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench` (and any filter); there is one benchmark.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let data = tempfile::tempdir()?;
+    let db_path = data.path().join("merchant-alliance.db");
+    let mut nats = NatsServer::start().await?;
+
+    // 1. Schema by the service's own migrations, then the bulk load.
+    let service = Service::start(&nats.url(), data.path(), &db_path).await?;
+    service.stop().await?;
+    let url = format!("sqlite://{}", db_path.display());
+    let mut conn = SqliteConnection::connect(&url)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    let load = Instant::now();
+    load_merchants(&mut conn).await?;
+    let load_time = load.elapsed();
+    println!(
+        "loaded {MERCHANTS} merchants into SQLite in {:.2} s ({:.0} rows/s, one transaction)",
+        load_time.as_secs_f64(),
+        MERCHANTS as f64 / load_time.as_secs_f64()
+    );
+
+    // 2. What a query reads: cells, candidate rows, and the plan.
+    candidates_per_query(&mut conn).await?;
+    check_query_plan(&mut conn).await?;
+    conn.close().await?;
+
+    // 3. Serve from the loaded file and measure.
+    let service = Service::start(&nats.url(), data.path(), &db_path).await?;
+    let channel = Channel::from_shared(format!("http://{}", service.addr))?
+        .connect()
+        .await?;
+    let client = Merchants::new(channel);
+    let warmup = run_level(&client, 4, WARMUP, Duration::from_secs(30), 0).await?;
+    ensure!(
+        warmup.latencies.len() == WARMUP,
+        "warm-up ran {} of {WARMUP} queries",
+        warmup.latencies.len()
+    );
+
+    let mut table = Vec::new();
+    for (level, concurrency) in CONCURRENCY.into_iter().enumerate() {
+        // Different query streams per level, the same on every run.
+        let seed = 1_000_000 * (level as u64 + 1);
+        let result = run_level(&client, concurrency, QUERIES, TIME_BUDGET, seed).await?;
+        table.push((concurrency, result));
+    }
+
+    // 4. Stop everything.
+    drop(client);
+    service.stop().await?;
+    nats.stop().await?;
+
+    println!();
+    println!("nearby over {MERCHANTS} merchants (SQLite, this machine: {cores} cores)");
+    println!(
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>13}",
+        "concurrency", "queries", "q/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "mean results"
+    );
+    for (concurrency, result) in &mut table {
+        result.latencies.sort_unstable();
+        let l = &result.latencies;
+        println!(
+            "{:<12} {:>8} {:>8.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>13.1}",
+            concurrency,
+            l.len(),
+            l.len() as f64 / result.elapsed.as_secs_f64(),
+            millis(percentile(l, 0.50)),
+            millis(percentile(l, 0.99)),
+            millis(percentile(l, 0.999)),
+            millis(l.last().copied().unwrap_or_default()),
+            result.results as f64 / l.len().max(1) as f64,
+        );
+    }
+    println!();
+    println!(
+        "queries: random points in the box, WGS-84 and GCJ-02 alternately, category dining, \
+         {WALK_MINUTES}-minute walk ({RADIUS_METRES} m), every 4th with tag elder_meals, every 3rd open_now; \
+         each level stops after {QUERIES} queries or {} s",
+        TIME_BUDGET.as_secs()
+    );
+    println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The service in-process on port 0.
+#[derive(Debug)]
+struct Service {
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), shequ_chassis::Error>>,
+}
+
+impl Service {
+    async fn start(nats_url: &str, data_dir: &Path, db_path: &Path) -> anyhow::Result<Self> {
+        let mut common = CommonConfig::new(nats_url, data_dir);
+        common.grpc_addr = Some("127.0.0.1:0".parse()?);
+        common.database_url = Some(format!("sqlite://{}?mode=rwc", db_path.display()));
+        let app = Application::build(Config::new(common), Arc::new(SystemClock)).await?;
+        let addr = app.grpc_addr();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("the service did not stop within 30 s")???;
+        Ok(())
+    }
+}
+
+/// Inserts [`MERCHANTS`] generated merchants in one transaction, with the
+/// schema's columns and the service's storage forms.
+async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    let daily = opening_hours::to_json(&[OpeningHours::parse(
+        "opening_hours",
+        all_week(),
+        "08:00",
+        "21:00",
+    )?]);
+    let breakfast = opening_hours::to_json(&[OpeningHours::parse(
+        "opening_hours",
+        vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+        ],
+        "06:00",
+        "14:00",
+    )?]);
+    let late = opening_hours::to_json(&[
+        OpeningHours::parse("opening_hours", all_week(), "11:00", "14:00")?,
+        OpeningHours::parse("opening_hours", all_week(), "17:00", "02:00")?,
+    ]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let total_weight: u32 = CATEGORIES.iter().map(|(_, w)| w).sum();
+    let mut random = Lcg::new(20_261_128);
+    let mut tx = conn.begin().await?;
+    for i in 0..MERCHANTS {
+        let mut pick = (random.next_u64() >> 33) as u32 % total_weight;
+        let mut category = CATEGORIES[CATEGORIES.len() - 1].0;
+        for (code, weight) in CATEGORIES {
+            if pick < weight {
+                category = code;
+                break;
+            }
+            pick -= weight;
+        }
+        let mut tags: Vec<&str> = Vec::new();
+        match category {
+            "dining" => {
+                if random.chance(0.2) {
+                    tags.push("elder_meals");
+                }
+                if random.chance(0.3) {
+                    tags.push("takeaway");
+                }
+            }
+            "repair" if random.chance(0.5) => tags.push("home_repair"),
+            "elderly_care" if random.chance(0.4) => tags.push("day_care"),
+            _ => {}
+        }
+        let service_tags = format!(
+            "[{}]",
+            tags.iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let location = random.point();
+        let hours = match random.unit() {
+            x if x < 0.85 => &daily,
+            x if x < 0.95 => &breakfast,
+            _ => &late,
+        };
+        let grid = (random.next_u64() >> 33) % 120;
+        sqlx::query(
+            "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
+             longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
+             suspended_reason, credit_score, registered_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(format!("bench-{i:06}"))
+        .bind(format!("金水商户 {i:05}"))
+        .bind(category)
+        .bind(service_tags)
+        .bind(location.latitude)
+        .bind(location.longitude)
+        .bind(cells::cell_of(location))
+        .bind(format!("jinshui-{grid:03}"))
+        .bind(hours.as_str())
+        .bind(i64::from(random.chance(0.1)))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn all_week() -> Vec<Weekday> {
+    vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ]
+}
+
+/// Prints how many cells cover a 15-minute circle, and how many dining rows the
+/// store reads (and decodes) for it before filtering by exact distance.
+async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    const SAMPLE: usize = 200;
+    let mut random = Lcg::new(7);
+    let (mut cell_counts, mut row_counts) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLE {
+        let cover = cells::covering(random.point(), RADIUS_METRES);
+        let list = cover
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM merchants WHERE category = 'dining' AND status = 'active' \
+             AND cell IN ({list})"
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+        cell_counts.push(cover.len());
+        row_counts.push(usize::try_from(rows)?);
+    }
+    let summary = |values: &[usize]| {
+        let mean = values.iter().sum::<usize>() as f64 / values.len() as f64;
+        let min = values.iter().min().copied().unwrap_or(0);
+        let max = values.iter().max().copied().unwrap_or(0);
+        format!("mean {mean:.1}, min {min}, max {max}")
+    };
+    println!(
+        "candidate cells per query ({RADIUS_METRES} m circle, {SAMPLE} sample centres): {}",
+        summary(&cell_counts)
+    );
+    println!(
+        "candidate dining rows read per query (before the distance filter): {}",
+        summary(&row_counts)
+    );
+    Ok(())
+}
+
+/// Prints the plan of the nearby query and fails unless it searches the
+/// `merchants_nearby` index.
+async fn check_query_plan(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    let sql = "SELECT id FROM merchants WHERE category = 'dining' AND status = 'active' \
+               AND cell IN ('wqj6xb','wqj6xc')";
+    let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(&mut *conn)
+        .await?;
+    let plan = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("detail"))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!("EXPLAIN QUERY PLAN {sql}");
+    for line in &plan {
+        println!("  {line}");
+    }
+    if plan.iter().any(|line| line.starts_with("SCAN merchants")) {
+        bail!("the nearby query scans the whole merchants table: {plan:?}");
+    }
+    if !plan.iter().any(|line| line.contains("merchants_nearby")) {
+        bail!("the nearby query does not use the merchants_nearby index: {plan:?}");
+    }
+    Ok(())
+}
+
+/// The latencies and result counts of one concurrency level.
+#[derive(Debug, Default)]
+struct Level {
+    latencies: Vec<Duration>,
+    results: usize,
+    elapsed: Duration,
+}
+
+/// Runs up to `queries` queries (stopping at `budget`) from `concurrency` tasks,
+/// each with its own clone of the client over the one channel. Query `i` is the
+/// same on every run.
+async fn run_level(
+    client: &Merchants,
+    concurrency: usize,
+    queries: usize,
+    budget: Duration,
+    seed: u64,
+) -> anyhow::Result<Level> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + budget;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let mut client = client.clone();
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Level::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= queries || Instant::now() >= deadline {
+                    break;
+                }
+                let request = nearby_request(seed + i as u64);
+                let sent = Instant::now();
+                let response = client
+                    .find_nearby(request)
+                    .await
+                    .with_context(|| format!("query {i}"))?
+                    .into_inner();
+                mine.latencies.push(sent.elapsed());
+                mine.results += response.merchants.len();
+            }
+            anyhow::Ok(mine)
+        }));
+    }
+    let mut level = Level::default();
+    for task in tasks {
+        let mine = task.await??;
+        level.latencies.extend(mine.latencies);
+        level.results += mine.results;
+    }
+    level.elapsed = start.elapsed();
+    Ok(level)
+}
+
+/// Query `n`: a random point, WGS-84 and GCJ-02 alternately; every 4th asks for
+/// elder meals, every 3rd only what is open now.
+fn nearby_request(n: u64) -> pb::FindNearbyRequest {
+    let mut random = Lcg::new(n);
+    let wgs84 = random.point();
+    let (point, datum) = if n.is_multiple_of(2) {
+        (wgs84, common::Datum::Wgs84)
+    } else {
+        (wgs84_to_gcj02(wgs84), common::Datum::Gcj02)
+    };
+    pb::FindNearbyRequest {
+        point: Some(common::GeoPoint {
+            latitude: point.latitude,
+            longitude: point.longitude,
+            datum: datum.into(),
+        }),
+        category: pb::Category::Dining.into(),
+        service_tag: if n.is_multiple_of(4) {
+            "elder_meals".into()
+        } else {
+            String::new()
+        },
+        walk_minutes: WALK_MINUTES,
+        open_now: n.is_multiple_of(3),
+        limit: 0,
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
