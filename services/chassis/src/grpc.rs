@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -48,7 +48,11 @@ pub async fn serve(
     };
     Server::builder()
         .add_routes(routes.add_service(health_service).add_service(reflection))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
+        // Small unary replies must not wait for Nagle's algorithm (~40 ms each).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stopping,
+        )
         .await?;
     Ok(())
 }

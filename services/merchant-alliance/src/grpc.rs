@@ -17,7 +17,7 @@ use crate::domain::geo::{Datum, Point};
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, parse_tags,
 };
-use crate::domain::nearby::{self, DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
+use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::opening_hours::OpeningHours;
 use crate::domain::{FieldError, fields};
 use crate::store::{CreditEntry, ListFilter, Store, StoreError};
@@ -194,8 +194,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         };
         let radius = search.radius_metres(self.metres_per_minute);
         let cells = crate::domain::cells::covering(center, radius);
-        let candidates = self.store.in_cells(category, &cells).await?;
-        let found = nearby::select(&search, radius, candidates, self.store.now());
+        let found = self.store.nearby(&search, category, &cells, radius).await?;
         Ok(Response::new(pb::FindNearbyResponse {
             merchants: found
                 .iter()

@@ -21,6 +21,7 @@ use crate::domain::geo::Point;
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
 };
+use crate::domain::nearby::{BoundingBox, Found, Search, nearest_first, select};
 use crate::domain::opening_hours;
 
 #[derive(Debug, thiserror::Error)]
@@ -297,26 +298,77 @@ impl Store {
         Ok((merchants, next))
     }
 
-    /// Active merchants of `category` located in any of `cells`: the candidates
-    /// of a nearby search, before exact distances.
-    pub async fn in_cells(
+    /// The convenience circle: active merchants of `category` within the
+    /// search's walk, nearest first. A first pass reads only ids and places of
+    /// the candidates in the covering `cells` and the circle's bounding box (the
+    /// `merchants_nearby` index); full merchants are then loaded nearest first, a
+    /// batch at a time, until the tag and open-now rules have found enough.
+    pub async fn nearby(
         &self,
+        search: &Search,
         category: Category,
         cells: &[String],
-    ) -> Result<Vec<Merchant>, StoreError> {
+        radius_metres: f64,
+    ) -> Result<Vec<Found>, StoreError> {
         if cells.is_empty() {
             return Ok(Vec::new());
         }
+        let bbox = BoundingBox::around(search.center, radius_metres);
         let sql = format!(
-            "SELECT {COLUMNS} FROM merchants WHERE category = $1 AND status = 'active' AND cell IN ({})",
-            (2..cells.len() + 2)
+            "SELECT id, latitude, longitude FROM merchants WHERE category = $1 AND status = 'active' \
+             AND latitude BETWEEN $2 AND $3 AND longitude BETWEEN $4 AND $5 AND cell IN ({})",
+            (6..cells.len() + 6)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(category.as_str());
+        let mut query = sqlx::query(&sql)
+            .bind(category.as_str())
+            .bind(bbox.min_latitude)
+            .bind(bbox.max_latitude)
+            .bind(bbox.min_longitude)
+            .bind(bbox.max_longitude);
         for cell in cells {
             query = query.bind(cell.as_str());
+        }
+        let candidates = query
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|row| {
+                let at = Point {
+                    latitude: row.try_get("latitude")?,
+                    longitude: row.try_get("longitude")?,
+                };
+                Ok((row.try_get("id")?, at))
+            })
+            .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
+        let near = nearest_first(search.center, radius_metres, candidates);
+        let now = self.clock.now();
+        let mut found = Vec::with_capacity(search.limit);
+        for batch in near.chunks((search.limit * 2).max(32)) {
+            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+            let merchants = self.get_many(&ids).await?;
+            found.extend(select(search, radius_metres, merchants, now));
+            if found.len() >= search.limit {
+                break;
+            }
+        }
+        found.truncate(search.limit);
+        Ok(found)
+    }
+
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Merchant>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM merchants WHERE id IN ({})",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
         }
         let rows = query.fetch_all(self.db.pool()).await?;
         Ok(rows

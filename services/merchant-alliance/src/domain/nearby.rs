@@ -30,6 +30,52 @@ impl Search {
     }
 }
 
+/// A latitude/longitude box around a circle, a little larger than it, so a
+/// database can drop most candidates of the covering cells before any distance
+/// is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub min_latitude: f64,
+    pub max_latitude: f64,
+    pub min_longitude: f64,
+    pub max_longitude: f64,
+}
+
+/// Metres per degree of latitude (and of longitude at the equator).
+const METRES_PER_DEGREE: f64 = 111_195.0;
+
+impl BoundingBox {
+    /// The box around the circle of `radius_metres` about `center`, with 1% to spare.
+    pub fn around(center: Point, radius_metres: f64) -> Self {
+        let margin = radius_metres * 1.01;
+        let dlat = margin / METRES_PER_DEGREE;
+        let cos = center.latitude.to_radians().cos().max(0.01);
+        let dlng = (margin / (METRES_PER_DEGREE * cos)).min(180.0);
+        Self {
+            min_latitude: center.latitude - dlat,
+            max_latitude: center.latitude + dlat,
+            min_longitude: center.longitude - dlng,
+            max_longitude: center.longitude + dlng,
+        }
+    }
+}
+
+/// The candidates within `radius_metres` of `center`, nearest first (then by id):
+/// the order in which full merchants are loaded and judged by [`select`].
+pub fn nearest_first(
+    center: Point,
+    radius_metres: f64,
+    candidates: Vec<(String, Point)>,
+) -> Vec<(String, f64)> {
+    let mut near: Vec<(String, f64)> = candidates
+        .into_iter()
+        .map(|(id, at)| (id, distance_metres(center, at)))
+        .filter(|(_, distance)| *distance <= radius_metres)
+        .collect();
+    near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    near
+}
+
 /// A merchant in the circle and how far it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
@@ -167,6 +213,48 @@ mod tests {
                 .map(|f| f.merchant.id.as_str())
                 .collect::<Vec<_>>(),
             ["meals-open"]
+        );
+    }
+
+    #[test]
+    fn every_point_of_the_circle_is_inside_its_bounding_box() {
+        let bbox = BoundingBox::around(CENTER, 1200.0);
+        for step in 0..360 {
+            let angle = f64::from(step).to_radians();
+            let edge = Point {
+                latitude: CENTER.latitude + 1200.0 * angle.sin() / 111_195.0,
+                longitude: CENTER.longitude
+                    + 1200.0 * angle.cos() / (111_195.0 * CENTER.latitude.to_radians().cos()),
+            };
+            assert!(distance_metres(CENTER, edge) <= 1200.0 * 1.005);
+            assert!(
+                (bbox.min_latitude..=bbox.max_latitude).contains(&edge.latitude),
+                "{edge:?}"
+            );
+            assert!(
+                (bbox.min_longitude..=bbox.max_longitude).contains(&edge.longitude),
+                "{edge:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nearest_first_drops_what_is_beyond_the_radius() {
+        let at = |north: f64| Point {
+            latitude: CENTER.latitude + north / 111_195.0,
+            longitude: CENTER.longitude,
+        };
+        let candidates = vec![
+            ("b".to_owned(), at(500.0)),
+            ("far".into(), at(1300.0)),
+            ("a".into(), at(100.0)),
+        ];
+
+        let near = nearest_first(CENTER, 1200.0, candidates);
+
+        assert_eq!(
+            near.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
         );
     }
 
