@@ -415,22 +415,30 @@ async fn refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_service_exits_3_naming_its_url() -> anyhow::Result<()> {
-    // Arrange: a port nobody listens on.
-    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+async fn an_unreachable_service_exits_3_naming_it_and_its_url() -> anyhow::Result<()> {
+    let cases: [(&str, &str, &[&str]); 3] = [
+        ("--complaints-url", "complaints", &["complaints", "list"]),
+        (
+            "--alliance-url",
+            "merchant-alliance",
+            &["merchants", "ledger", "m-1"],
+        ),
+        ("--care-url", "pensioner-care", &["care", "overdue"]),
+    ];
+    for (flag, service, args) in cases {
+        // Arrange: a port nobody listens on.
+        let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
 
-    // Act
-    let run = shequctl("--complaints-url", &url, &["complaints", "list"]).await?;
+        // Act
+        let run = shequctl(flag, &url, args).await?;
 
-    // Assert
-    assert_eq!(run.code, Some(3), "{run:?}");
-    assert!(
-        run.stderr.contains(&format!(
-            "cannot reach the complaints service at {url}: is it running? (make run)"
-        )),
-        "{run:?}"
-    );
-    assert!(run.stdout.is_empty(), "{run:?}");
+        // Assert
+        assert_eq!(run.code, Some(3), "{run:?}");
+        let expected =
+            format!("cannot reach the {service} service at {url}: is it running? (make run)");
+        assert!(run.stderr.contains(&expected), "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+    }
     Ok(())
 }
 
@@ -908,26 +916,6 @@ async fn merchant_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<
     alliance.stop().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_alliance_exits_3_naming_its_url() -> anyhow::Result<()> {
-    // Arrange: a port nobody listens on.
-    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
-
-    // Act
-    let run = shequctl("--alliance-url", &url, &["merchants", "ledger", "m-1"]).await?;
-
-    // Assert
-    assert_eq!(run.code, Some(3), "{run:?}");
-    assert!(
-        run.stderr.contains(&format!(
-            "cannot reach the merchant-alliance service at {url}: is it running? (make run)"
-        )),
-        "{run:?}"
-    );
-    assert!(run.stdout.is_empty(), "{run:?}");
-    Ok(())
-}
-
 /// A birth date `years` and a month ago, in the district's calendar.
 fn born_years_ago(years: u32) -> anyhow::Result<String> {
     let today = chrono::Utc::now()
@@ -1365,24 +1353,4 @@ async fn care_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> 
     assert!(future.stdout.is_empty() && unknown.stdout.is_empty());
 
     care.stop().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_care_service_exits_3_naming_its_url() -> anyhow::Result<()> {
-    // Arrange: a port nobody listens on.
-    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
-
-    // Act
-    let run = shequctl("--care-url", &url, &["care", "overdue"]).await?;
-
-    // Assert
-    assert_eq!(run.code, Some(3), "{run:?}");
-    assert!(
-        run.stderr.contains(&format!(
-            "cannot reach the pensioner-care service at {url}: is it running? (make run)"
-        )),
-        "{run:?}"
-    );
-    assert!(run.stdout.is_empty(), "{run:?}");
-    Ok(())
 }
