@@ -100,10 +100,6 @@ impl Store {
         self.clock.now()
     }
 
-    pub fn rules(&self) -> &CreditRules {
-        &self.rules
-    }
-
     /// Registers a merchant, once per `request_id`; a repeated key returns the
     /// merchant it made the first time and `true`.
     pub async fn register(

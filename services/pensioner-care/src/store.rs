@@ -9,7 +9,7 @@ use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::events::new_event;
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
-use shequ_chassis::storage::{Backend, Database};
+use shequ_chassis::storage::Database;
 use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
 use sqlx::any::AnyRow;
@@ -1044,10 +1044,6 @@ impl Store {
             .fetch_optional(self.db.pool())
             .await?;
         Ok(row.map(|row| row.try_get("id")).transpose()?)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.db.backend()
     }
 }
 
