@@ -65,10 +65,10 @@ start_service pensioner-care 50053
 
 cat <<MSG
 shequ is running (Ctrl-C stops it):
-  NATS (JetStream)    nats://127.0.0.1:$nats_port   data $data/nats
-  merchant-alliance   gRPC 127.0.0.1:50052         db   $data/merchant-alliance.db
-  complaints          gRPC 127.0.0.1:50051         db   $data/complaints.db
-  pensioner-care      gRPC 127.0.0.1:50053         db   $data/pensioner-care.db
+  NATS (JetStream)    nats://127.0.0.1:$nats_port                                       data $data/nats
+  merchant-alliance   gRPC 127.0.0.1:50052   admin http://127.0.0.1:9102/metrics   db $data/merchant-alliance.db
+  complaints          gRPC 127.0.0.1:50051   admin http://127.0.0.1:9101/metrics   db $data/complaints.db
+  pensioner-care      gRPC 127.0.0.1:50053   admin http://127.0.0.1:9103/metrics   db $data/pensioner-care.db
 logs: $logs/
 MSG
 # Runs until Ctrl-C, or until any process exits on its own (then all stop).

@@ -32,19 +32,25 @@ pub struct CommonConfig {
     /// Address the gRPC server listens on; default: the service's own port.
     #[arg(long, env = "SHEQU_GRPC_ADDR")]
     pub grpc_addr: Option<SocketAddr>,
+    /// Address of the admin HTTP port (`/healthz`, `/readyz`, `/metrics`);
+    /// default: the service's own port.
+    #[arg(long, env = "SHEQU_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     /// Log format.
     #[arg(long, env = "SHEQU_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
 impl CommonConfig {
-    /// Defaults for a service running in-process (tests): no flags, no env.
+    /// Defaults for a service running in-process (tests): no flags, no env, and
+    /// the admin port on a free local port (so tests never collide on it).
     pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             nats_url: nats_url.into(),
             data_dir: data_dir.into(),
             database_url: None,
             grpc_addr: None,
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             log_format: LogFormat::Text,
         }
     }

@@ -1,5 +1,6 @@
 //! Serving a service's gRPC routes with `grpc.health.v1`, reflection (so `grpcurl`
-//! works) and graceful shutdown, plus the error helpers every handler uses.
+//! works) and graceful shutdown, each call counted and timed
+//! ([`GrpcMetricsLayer`]), plus the error helpers every handler uses.
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
@@ -13,14 +14,17 @@ use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::Error;
+use crate::metrics::{GrpcMetricsLayer, Metrics};
 
 /// Serves `routes` on `listener` until `shutdown`: health reports SERVING for
 /// each of `service_names`, and NOT_SERVING as soon as shutdown begins; in-flight
-/// calls are finished before this returns.
+/// calls are finished before this returns. Every call (health and reflection
+/// too) is recorded in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
+    metrics: &Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -47,6 +51,7 @@ pub async fn serve(
             .await;
     };
     Server::builder()
+        .layer(GrpcMetricsLayer::new(metrics.clone()))
         .add_routes(routes.add_service(health_service).add_service(reflection))
         // Small unary replies must not wait for Nagle's algorithm (~40 ms each).
         .serve_with_incoming_shutdown(

@@ -17,6 +17,7 @@ use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, to_millis};
+use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
 use crate::storage::Database;
@@ -113,6 +114,9 @@ pub async fn apply_once(
     Ok(Outcome::Applied)
 }
 
+/// How often a running consumer refreshes `shequ_consumer_pending`.
+const PENDING_REFRESH: Duration = Duration::from_secs(5);
+
 /// A running consumer: reads, applies and acks until shut down.
 #[derive(Debug)]
 pub struct Inbox<H> {
@@ -122,6 +126,7 @@ pub struct Inbox<H> {
     handler: H,
     clock: SharedClock,
     outbox: OutboxSignal,
+    metrics: Option<Metrics>,
 }
 
 impl<H: Handler> Inbox<H> {
@@ -140,6 +145,21 @@ impl<H: Handler> Inbox<H> {
             handler,
             clock,
             outbox,
+            metrics: None,
+        }
+    }
+
+    /// Counts each message's outcome (`shequ_events_consumed_total`) in
+    /// `metrics`, and refreshes the consumer's `num_pending`
+    /// (`shequ_consumer_pending`) every few seconds while it runs.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, outcome: Consumed) {
+        if let Some(metrics) = &self.metrics {
+            metrics.event_consumed(&self.spec.durable, outcome);
         }
     }
 
@@ -180,9 +200,15 @@ impl<H: Handler> Inbox<H> {
             .messages()
             .await
             .map_err(|error| crate::Error::Nats(format!("reading consumer: {error}")))?;
+        let mut refresh = tokio::time::interval(PENDING_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
+                _ = refresh.tick(), if self.metrics.is_some() => {
+                    self.refresh_pending(&consumer).await;
+                    continue;
+                }
                 _ = shutdown.cancelled() => return Ok(()),
             };
             match next {
@@ -195,12 +221,25 @@ impl<H: Handler> Inbox<H> {
         }
     }
 
+    async fn refresh_pending(&self, consumer: &jetstream::consumer::Consumer<pull::Config>) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        match consumer.get_info().await {
+            Ok(info) => metrics.set_consumer_pending(&self.spec.durable, info.num_pending),
+            Err(error) => {
+                tracing::debug!(consumer = %self.spec.durable, %error, "consumer info not read")
+            }
+        }
+    }
+
     async fn process(&self, message: jetstream::Message) {
         let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
         let event: CloudEvent = match serde_json::from_slice(&message.payload) {
             Ok(event) => event,
             Err(error) => {
                 tracing::error!(consumer = %self.spec.durable, subject = %message.subject, %error, "malformed event terminated");
+                self.count(Consumed::Terminated);
                 ack(&message, AckKind::Term).await;
                 return;
             }
@@ -217,12 +256,16 @@ impl<H: Handler> Inbox<H> {
             Ok(outcome) => {
                 if outcome == Outcome::Applied {
                     self.outbox.wake();
+                    self.count(Consumed::Applied);
+                } else {
+                    self.count(Consumed::Duplicate);
                 }
                 tracing::debug!(consumer = %self.spec.durable, event_id = %event.id, ?outcome, "event processed");
                 ack(&message, AckKind::Ack).await;
             }
             Err(HandlerError::Malformed(reason)) => {
                 tracing::error!(consumer = %self.spec.durable, event_id = %event.id, %reason, "event cannot be applied; terminated");
+                self.count(Consumed::Terminated);
                 ack(&message, AckKind::Term).await;
             }
             Err(HandlerError::Transient(reason)) => {
@@ -233,6 +276,7 @@ impl<H: Handler> Inbox<H> {
                 } else {
                     tracing::warn!(consumer = %self.spec.durable, event_id = %event.id, %reason, delivered, "event failed; redelivery later");
                 }
+                self.count(Consumed::Retried);
                 ack(&message, AckKind::Nak(Some(delay))).await;
             }
         }

@@ -2,6 +2,8 @@
 //! holds only its domain and its adapters.
 //!
 //! # Layout
+//! - [`admin`]: the admin HTTP port: `/healthz`, `/readyz`, `/metrics`.
+//! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
 //! - [`codes`]: `named_enum!`, enums with code names and Chinese labels.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
 //! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
@@ -17,11 +19,12 @@
 //! - [`grpc`]: serving a service's routes with health, reflection and graceful
 //!   shutdown; the `InvalidArgument` helpers.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
-//! - [`runtime`]: a service's database, NATS, relay and gRPC port, run and shut
-//!   down in order.
+//! - [`runtime`]: a service's database, NATS, relay, gRPC and admin ports, run
+//!   and shut down in order.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 
+pub mod admin;
 pub mod clock;
 pub mod codes;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod events;
 pub mod fields;
 pub mod grpc;
 pub mod inbox;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod personal;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::{SharedClock, to_millis};
+use crate::metrics::Metrics;
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::storage::Database;
 
@@ -78,6 +79,7 @@ pub struct Relay {
     stream: StreamSpec,
     signal: OutboxSignal,
     clock: SharedClock,
+    metrics: Option<Metrics>,
 }
 
 impl Relay {
@@ -94,7 +96,15 @@ impl Relay {
             stream,
             signal,
             clock,
+            metrics: None,
         }
+    }
+
+    /// Counts published events (`shequ_events_published_total{subject}`) and
+    /// failed passes (`shequ_events_publish_failures_total`) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs until `shutdown`, then tries for a few seconds to publish what is left.
@@ -168,7 +178,7 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut in_flight: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
+        let mut in_flight: Vec<(i64, String, PublishAckFuture)> = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in &rows {
             let seq: i64 = row.try_get("seq")?;
@@ -178,8 +188,8 @@ impl Relay {
             let publish = PublishMessage::build()
                 .payload(payload.into_bytes().into())
                 .message_id(event_id);
-            match self.js.send_publish(subject, publish).await {
-                Ok(ack) => in_flight.push((seq, ack)),
+            match self.js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => in_flight.push((seq, subject, ack)),
                 Err(error) => {
                     failure = Some((seq, error.to_string()));
                     break;
@@ -192,19 +202,31 @@ impl Relay {
         let acks = futures::future::join_all(
             in_flight
                 .into_iter()
-                .map(|(seq, ack)| async move { (seq, ack.await) }),
+                .map(|(seq, subject, ack)| async move { (seq, subject, ack.await) }),
         )
         .await;
         let mut acked = Vec::with_capacity(acks.len());
-        for (seq, ack) in acks {
+        let mut acked_subjects = Vec::with_capacity(acks.len());
+        for (seq, subject, ack) in acks {
             match ack {
-                Ok(_) => acked.push(seq),
+                Ok(_) => {
+                    acked.push(seq);
+                    acked_subjects.push(subject);
+                }
                 Err(error) => {
                     failure.get_or_insert((seq, error.to_string()));
                 }
             }
         }
         self.mark_published(&acked).await?;
+        if let Some(metrics) = &self.metrics {
+            for subject in &acked_subjects {
+                metrics.event_published(subject);
+            }
+            if failure.is_some() {
+                metrics.publish_failed();
+            }
+        }
         match failure {
             None => Ok(acked.len()),
             Some((seq, error)) => {

@@ -1,5 +1,6 @@
 //! The parts every service runs on, assembled once: its database, its NATS
-//! connection, its outbox relay, its gRPC port, and the shutdown order.
+//! connection, its outbox relay, its gRPC port, its admin HTTP port (health,
+//! readiness, metrics), and the shutdown order.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,8 +12,10 @@ use tokio_util::task::TaskTracker;
 use tonic::service::Routes;
 
 use crate::Error;
+use crate::admin::{self, AdminState};
 use crate::clock::SharedClock;
 use crate::config::CommonConfig;
+use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
 use crate::storage::{Database, Migrations};
@@ -31,18 +34,24 @@ pub struct Runtime {
     pub js: async_nats::jetstream::Context,
     pub outbox: OutboxSignal,
     pub clock: SharedClock,
+    /// The service's metrics, served on the admin port.
+    pub metrics: Metrics,
     listener: TcpListener,
     grpc_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
 }
 
 impl Runtime {
     /// Opens the database (running migrations), connects to NATS in the
-    /// background, and binds the gRPC port (`default_grpc_addr` unless the
-    /// config names one; port 0 picks a free one).
+    /// background, and binds the gRPC port and the admin HTTP port
+    /// (`default_grpc_addr` and `default_admin_addr` unless the config names
+    /// them; port 0 picks a free one).
     pub async fn start(
         service: &str,
         common: &CommonConfig,
         default_grpc_addr: &str,
+        default_admin_addr: &str,
         migrations: &Migrations,
         clock: SharedClock,
     ) -> Result<Self, Error> {
@@ -50,28 +59,20 @@ impl Runtime {
         let db = Database::connect(&url, migrations).await?;
         let client = nats::connect(&common.nats_url, service).await?;
         let js = nats::jetstream(client.clone(), JETSTREAM_TIMEOUT);
-        let addr = match common.grpc_addr {
-            Some(addr) => addr,
-            None => default_grpc_addr
-                .parse()
-                .map_err(|error| Error::Config(format!("default gRPC address: {error}")))?,
-        };
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
-            context: format!("binding the gRPC address {addr}"),
-            source,
-        })?;
-        let grpc_addr = listener.local_addr().map_err(|source| Error::Io {
-            context: "reading the bound gRPC address".into(),
-            source,
-        })?;
+        let (listener, grpc_addr) = bind("gRPC", common.grpc_addr, default_grpc_addr).await?;
+        let (admin_listener, admin_addr) =
+            bind("admin", common.admin_addr, default_admin_addr).await?;
         Ok(Self {
             db,
             client,
             js,
             outbox: OutboxSignal::default(),
             clock,
+            metrics: Metrics::new(service),
             listener,
             grpc_addr,
+            admin_listener,
+            admin_addr,
         })
     }
 
@@ -79,10 +80,16 @@ impl Runtime {
         self.grpc_addr
     }
 
-    /// Serves `routes` and runs the outbox relay (into `stream`) and `tasks`
-    /// until `shutdown`; then stops taking requests, finishes those in flight,
-    /// stops the tasks, flushes the outbox and the NATS connection, and closes
-    /// the database.
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves `routes` and the admin port, and runs the outbox relay (into
+    /// `stream`) and `tasks` until `shutdown`; then `/readyz` answers 503, the
+    /// gRPC port stops taking requests and finishes those in flight, the tasks
+    /// stop, the outbox and the NATS connection are flushed, the admin port
+    /// closes, and the database is closed.
     pub async fn run(
         self,
         stream: StreamSpec,
@@ -93,13 +100,32 @@ impl Runtime {
     ) -> Result<(), Error> {
         let workers = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock);
+        let admin_stop = CancellationToken::new();
+        let admin = tokio::spawn(admin::serve(
+            self.admin_listener,
+            AdminState {
+                db: self.db.clone(),
+                clock: self.clock.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: shutdown.clone(),
+            },
+            admin_stop.clone().cancelled_owned(),
+        ));
+        let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock)
+            .with_metrics(self.metrics.clone());
         tracker.spawn(relay.run(workers.clone()));
         for task in tasks {
             tracker.spawn(task(workers.clone()));
         }
         tracker.close();
-        let served = crate::grpc::serve(self.listener, routes, service_names, shutdown).await;
+        let served = crate::grpc::serve(
+            self.listener,
+            routes,
+            service_names,
+            &self.metrics,
+            shutdown,
+        )
+        .await;
         workers.cancel();
         tracker.wait().await;
         if tokio::time::timeout(Duration::from_secs(2), self.client.flush())
@@ -108,7 +134,41 @@ impl Runtime {
         {
             tracing::warn!("NATS flush timed out");
         }
+        admin_stop.cancel();
+        let mut admin = admin;
+        match tokio::time::timeout(Duration::from_secs(2), &mut admin).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "admin port failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "admin port task failed"),
+            Err(_) => {
+                tracing::warn!("admin port did not close in time");
+                admin.abort();
+            }
+        }
         self.db.close().await;
         served
     }
+}
+
+/// Binds `configured`, or else `default` (`what` names the port in errors).
+async fn bind(
+    what: &str,
+    configured: Option<SocketAddr>,
+    default: &str,
+) -> Result<(TcpListener, SocketAddr), Error> {
+    let addr = match configured {
+        Some(addr) => addr,
+        None => default
+            .parse()
+            .map_err(|error| Error::Config(format!("default {what} address: {error}")))?,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+        context: format!("binding the {what} address {addr}"),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(|source| Error::Io {
+        context: format!("reading the bound {what} address"),
+        source,
+    })?;
+    Ok((listener, bound))
 }

@@ -48,6 +48,9 @@ use crate::sweeper::Sweeper;
 /// Where the service listens unless told otherwise.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
 
+/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9101";
+
 /// The stream this service publishes into.
 pub const STREAM: StreamSpec = StreamSpec {
     name: contract::STREAM,
@@ -138,6 +141,7 @@ impl Application {
             "complaints",
             &config.common,
             DEFAULT_GRPC_ADDR,
+            DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
             clock,
         )
@@ -151,6 +155,7 @@ impl Application {
             sweeper: Sweeper::new(
                 store.clone(),
                 Duration::from_secs(config.sweep_interval_secs),
+                runtime.metrics.clone(),
             ),
             api: ComplaintsApi::new(store, limits, merchants),
             runtime,
@@ -159,6 +164,10 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.runtime.grpc_addr()
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.runtime.admin_addr()
     }
 
     /// The sweeper, for running a pass on demand (tests, operators' tools).

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use shequ_chassis::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, StoreError};
@@ -12,11 +13,16 @@ use crate::store::{Store, StoreError};
 pub struct Sweeper {
     store: Store,
     interval: Duration,
+    metrics: Metrics,
 }
 
 impl Sweeper {
-    pub fn new(store: Store, interval: Duration) -> Self {
-        Self { store, interval }
+    pub fn new(store: Store, interval: Duration, metrics: Metrics) -> Self {
+        Self {
+            store,
+            interval,
+            metrics,
+        }
     }
 
     /// One pass over the complaints owed an escalation; returns how many escalated.
@@ -33,6 +39,7 @@ impl Sweeper {
 
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
+            self.metrics.sweeper_ran("escalation");
             if let Err(error) = self.sweep_once().await {
                 tracing::warn!(%error, "sweep failed; next pass will retry");
             }

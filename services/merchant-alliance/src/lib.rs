@@ -44,6 +44,9 @@ use crate::store::Store;
 /// Where the service listens unless told otherwise.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50052";
 
+/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9102";
+
 /// The stream this service publishes into.
 pub const STREAM: StreamSpec = StreamSpec {
     name: contract::STREAM,
@@ -136,6 +139,7 @@ impl Application {
             "merchant-alliance",
             &config.common,
             DEFAULT_GRPC_ADDR,
+            DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
             clock,
         )
@@ -157,6 +161,10 @@ impl Application {
         self.runtime.grpc_addr()
     }
 
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.runtime.admin_addr()
+    }
+
     /// Serves until `shutdown`, consuming complaint and care events meanwhile;
     /// then stops in order (see the chassis runtime).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
@@ -171,7 +179,8 @@ impl Application {
             },
             Arc::clone(&rt.clock),
             rt.outbox.clone(),
-        );
+        )
+        .with_metrics(rt.metrics.clone());
         let meals = Inbox::new(
             rt.db.clone(),
             rt.js.clone(),
@@ -182,7 +191,8 @@ impl Application {
             },
             Arc::clone(&rt.clock),
             rt.outbox.clone(),
-        );
+        )
+        .with_metrics(rt.metrics.clone());
         let tasks: Vec<Task> = vec![
             Box::new(move |stop| Box::pin(complaints.run(stop))),
             Box::new(move |stop| Box::pin(meals.run(stop))),

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(config, Arc::new(SystemClock))
         .await
         .context("merchant-alliance could not start")?;
-    tracing::info!(grpc = %app.grpc_addr(), "merchant-alliance listening");
+    tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "merchant-alliance listening");
     app.run_until_stopped(shutdown::on_signal()).await?;
     Ok(())
 }

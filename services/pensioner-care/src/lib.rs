@@ -54,6 +54,9 @@ use crate::sweeper::Sweeper;
 /// Where the service listens unless told otherwise.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50053";
 
+/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9103";
+
 /// The stream this service publishes into.
 pub const STREAM: StreamSpec = StreamSpec {
     name: contract::STREAM,
@@ -152,6 +155,7 @@ impl Application {
             "pensioner-care",
             &config.common,
             DEFAULT_GRPC_ADDR,
+            DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
             clock,
         )
@@ -167,6 +171,7 @@ impl Application {
             sweeper: Sweeper::new(
                 store.clone(),
                 Duration::from_secs(config.sweep_interval_secs),
+                runtime.metrics.clone(),
             ),
             api: CareApi::new(store, meals),
             runtime,
@@ -175,6 +180,10 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.runtime.grpc_addr()
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.runtime.admin_addr()
     }
 
     /// The overdue sweeper, for running a pass on demand (tests, operators' tools).
@@ -198,7 +207,8 @@ impl Application {
             ComplaintOutcomes,
             Arc::clone(&rt.clock),
             rt.outbox.clone(),
-        );
+        )
+        .with_metrics(rt.metrics.clone());
         let (sweeper, filings) = (self.sweeper, self.filings);
         let tasks: Vec<Task> = vec![
             Box::new(move |stop| Box::pin(sweeper.run(stop))),

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(config, Arc::new(SystemClock))
         .await
         .context("pensioner-care could not start")?;
-    tracing::info!(grpc = %app.grpc_addr(), "pensioner-care listening");
+    tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "pensioner-care listening");
     app.run_until_stopped(shutdown::on_signal()).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use shequ_chassis::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, StoreError};
@@ -12,11 +13,16 @@ use crate::store::{Store, StoreError};
 pub struct Sweeper {
     store: Store,
     interval: Duration,
+    metrics: Metrics,
 }
 
 impl Sweeper {
-    pub fn new(store: Store, interval: Duration) -> Self {
-        Self { store, interval }
+    pub fn new(store: Store, interval: Duration, metrics: Metrics) -> Self {
+        Self {
+            store,
+            interval,
+            metrics,
+        }
     }
 
     pub async fn sweep_once(&self) -> Result<usize, StoreError> {
@@ -29,6 +35,7 @@ impl Sweeper {
 
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
+            self.metrics.sweeper_ran("overdue");
             if let Err(error) = self.sweep_once().await {
                 tracing::warn!(%error, "overdue sweep failed; next pass will retry");
             }

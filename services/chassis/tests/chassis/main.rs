@@ -3,6 +3,7 @@
 //!
 //! One test binary (one link) with a module per part.
 
+mod admin;
 mod grpc;
 mod inbox;
 mod outbox;
