@@ -396,7 +396,11 @@ impl pb::care_service_server::CareService for CareApi {
         let volunteer_id = fields::required("volunteer_id", &r.volunteer_id, fields::ID)?;
         let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let pairing = self.store.pair(&volunteer_id, &elder_id, &actor).await?;
+        let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let pairing = self
+            .store
+            .pair(&volunteer_id, &elder_id, &actor, request_id.as_deref())
+            .await?;
         tracing::info!(%volunteer_id, %elder_id, "paired");
         Ok(Response::new(pb::PairResponse {
             pairing: Some(pairing_to_proto(&pairing)),
@@ -411,7 +415,11 @@ impl pb::care_service_server::CareService for CareApi {
         let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let pairing = self.store.unpair(&elder_id, &reason, &actor).await?;
+        let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let pairing = self
+            .store
+            .unpair(&elder_id, &reason, &actor, request_id.as_deref())
+            .await?;
         Ok(Response::new(pb::UnpairResponse {
             pairing: Some(pairing_to_proto(&pairing)),
         }))

@@ -511,11 +511,20 @@ impl Store {
         volunteer_id: &str,
         elder_id: &str,
         actor: &str,
+        request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
         const ATTEMPTS: usize = 3;
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            match self.try_pair(volunteer_id, elder_id, actor).await {
+            // A retried request (or the winner of a race with its twin) answers with
+            // the pairing its key made.
+            if let Some(pairing) = self.pairing_by("request_id", request_id).await? {
+                return Ok(pairing);
+            }
+            match self
+                .try_pair(volunteer_id, elder_id, actor, request_id)
+                .await
+            {
                 Err(StoreError::Database(error)) if is_unique_violation(&error) => {
                     last = Some(error)
                 }
@@ -533,6 +542,7 @@ impl Store {
         volunteer_id: &str,
         elder_id: &str,
         actor: &str,
+        request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
         let now = self.clock.now();
         let mut tx = self.db.pool().begin().await?;
@@ -559,14 +569,18 @@ impl Store {
             started_at: now,
             ended_at: None,
         };
-        sqlx::query("INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&pairing.id)
-            .bind(volunteer_id)
-            .bind(elder_id)
-            .bind(i64::from(slot))
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&pairing.id)
+        .bind(volunteer_id)
+        .bind(elder_id)
+        .bind(i64::from(slot))
+        .bind(to_millis(now))
+        .bind(request_id.map(str::to_owned))
+        .execute(&mut *tx)
+        .await?;
         timeline(
             &mut tx,
             elder_id,
@@ -588,13 +602,44 @@ impl Store {
         Ok(pairing)
     }
 
+    /// The pairing a Pair (`request_id`) or Unpair (`end_request_id`) key made.
+    async fn pairing_by(
+        &self,
+        key: &str,
+        request_id: Option<&str>,
+    ) -> Result<Option<Pairing>, StoreError> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT id, volunteer_id, elder_id, started_at, ended_at FROM pairings WHERE {key} = $1"
+        ))
+        .bind(request_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|row| {
+            Ok(Pairing {
+                id: row.try_get("id")?,
+                volunteer_id: row.try_get("volunteer_id")?,
+                elder_id: row.try_get("elder_id")?,
+                started_at: from_millis(row.try_get("started_at")?),
+                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_millis),
+            })
+        })
+        .transpose()
+    }
+
     /// Ends the elder's active pairing.
     pub async fn unpair(
         &self,
         elder_id: &str,
         reason: &str,
         actor: &str,
+        request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
+        if let Some(pairing) = self.pairing_by("end_request_id", request_id).await? {
+            return Ok(pairing);
+        }
         let now = self.clock.now();
         let mut tx = self.db.pool().begin().await?;
         load_elder(&mut tx, elder_id).await?;
@@ -610,9 +655,10 @@ impl Store {
             started_at: from_millis(row.try_get("started_at")?),
             ended_at: Some(now),
         };
-        sqlx::query("UPDATE pairings SET ended_at = $2 WHERE id = $1")
+        sqlx::query("UPDATE pairings SET ended_at = $2, end_request_id = $3 WHERE id = $1")
             .bind(&pairing.id)
             .bind(to_millis(now))
+            .bind(request_id.map(str::to_owned))
             .execute(&mut *tx)
             .await?;
         timeline(

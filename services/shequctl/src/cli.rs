@@ -491,6 +491,9 @@ pub(crate) enum CareCommand {
         /// Who pairs them (1-64 characters).
         #[arg(long, env = "SHEQU_ACTOR")]
         actor: String,
+        /// Idempotency key: a retry with the same key returns the first pairing.
+        #[arg(long)]
+        request_id: Option<String>,
     },
     /// End an elder's pairing with their volunteer.
     Unpair {
@@ -503,6 +506,9 @@ pub(crate) enum CareCommand {
         /// Who ends it (1-64 characters).
         #[arg(long, env = "SHEQU_ACTOR")]
         actor: String,
+        /// Idempotency key: a retry with the same key returns the ended pairing.
+        #[arg(long)]
+        request_id: Option<String>,
     },
     /// Record a home visit or phone call; a concern files a complaint, an urgent
     /// visit also raises an alert at once.

@@ -30,6 +30,7 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
             elder_id: elder.clone(),
             reason: "志愿者搬离社区".into(),
             actor: "operator-1".into(),
+            ..Default::default()
         })
         .await?; // pairing.ended
     app.clock.advance(Duration::days(8));

@@ -20,6 +20,7 @@ shequ_tests::on_both_backends!(
     an_elder_without_consent_cannot_be_paired,
     the_cap_holds_when_eight_pairings_for_one_volunteer_race,
     of_two_volunteers_racing_for_one_elder_exactly_one_wins,
+    a_retried_pair_or_unpair_with_its_request_id_changes_nothing,
 );
 
 /// Registers `count` elders (86, living alone), returning their ids.
@@ -42,6 +43,7 @@ async fn unpair(app: &mut TestApp, elder_id: &str) -> Result<pb::Pairing, tonic:
             elder_id: elder_id.into(),
             reason: "志愿者搬离社区".into(),
             actor: "operator-1".into(),
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -248,5 +250,41 @@ async fn of_two_volunteers_racing_for_one_elder_exactly_one_wins(
     let held = app.listed_volunteer(&first).await?.elder_ids.len()
         + app.listed_volunteer(&second).await?.elder_ids.len();
     assert_eq!(held, 3, "one volunteer per elder, no pairing lost");
+    Ok(())
+}
+
+async fn a_retried_pair_or_unpair_with_its_request_id_changes_nothing(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let ids = elders(&mut app, 1).await?;
+    let volunteer = app.volunteer("v-1", "张志强").await?.id;
+    let pair = pb::PairRequest {
+        volunteer_id: volunteer.clone(),
+        elder_id: ids[0].clone(),
+        actor: "operator-1".into(),
+        request_id: "pair-1".into(),
+    };
+    let unpair = pb::UnpairRequest {
+        elder_id: ids[0].clone(),
+        reason: "志愿者搬离社区".into(),
+        actor: "operator-1".into(),
+        request_id: "unpair-1".into(),
+    };
+
+    let first = app.care.pair(pair.clone()).await?.into_inner().pairing;
+    let retried = app.care.pair(pair.clone()).await?.into_inner().pairing;
+    let ended = app.care.unpair(unpair.clone()).await?.into_inner().pairing;
+    let ended_again = app.care.unpair(unpair).await?.into_inner().pairing;
+
+    assert_eq!(first, retried, "the retry answers with the first pairing");
+    assert_eq!(ended, ended_again);
+    assert!(ended.is_some_and(|p| p.ended_at.is_some()));
+    // elder.registered, pairing.created, pairing.ended: nothing more.
+    let events = app.wait_for_events(3).await?;
+    let counts = (
+        of_type(&events, PairingCreated::TYPE).len(),
+        of_type(&events, PairingEnded::TYPE).len(),
+    );
+    assert_eq!((events.len(), counts), (3, (1, 1)), "one event each");
     Ok(())
 }

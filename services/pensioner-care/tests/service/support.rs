@@ -332,6 +332,7 @@ pub(crate) async fn pair(
         volunteer_id: volunteer_id.into(),
         elder_id: elder_id.into(),
         actor: "operator-1".into(),
+        ..Default::default()
     })
     .await?
     .into_inner()

@@ -78,11 +78,13 @@ pub(super) async fn run(command: &CareCommand, url: &str, output: Output) -> any
             volunteer,
             elder,
             actor,
+            request_id,
         } => {
             let request = pb::PairRequest {
                 volunteer_id: volunteer.clone(),
                 elder_id: elder.clone(),
                 actor: actor.clone(),
+                request_id: text(request_id),
             };
             let pairing = client
                 .pair(request)
@@ -96,11 +98,13 @@ pub(super) async fn run(command: &CareCommand, url: &str, output: Output) -> any
             elder,
             reason,
             actor,
+            request_id,
         } => {
             let request = pb::UnpairRequest {
                 elder_id: elder.clone(),
                 reason: reason.clone(),
                 actor: actor.clone(),
+                request_id: text(request_id),
             };
             let pairing = client
                 .unpair(request)
