@@ -4,7 +4,7 @@
 //! (clap's parsers for addresses and enums, [`CommonConfig::database_url`] for URLs).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
 
@@ -70,6 +70,24 @@ impl CommonConfig {
             )),
         }
     }
+}
+
+/// Reads a rules file (time limits, credit rules, visit policy…) named by the
+/// setting `setting`; no file means the rules' defaults. Errors name the
+/// setting and the file.
+pub fn rules_file<T: Default>(
+    setting: &str,
+    path: Option<&Path>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, Error> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        context: format!("reading {setting} {}", path.display()),
+        source,
+    })?;
+    parse(&json).map_err(|error| Error::Config(format!("{setting} {}: {error}", path.display())))
 }
 
 fn is_supported_database_url(url: &str) -> bool {

@@ -62,6 +62,13 @@ pub async fn serve(
     Ok(())
 }
 
+/// `Internal` for a storage failure: logged here with its cause, which the
+/// caller does not see.
+pub fn storage_failed(error: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%error, "storage failed");
+    Status::internal("storage failed; the request was not applied")
+}
+
 /// `InvalidArgument` naming the offending field, with a `BadRequest` detail.
 pub fn invalid_argument(field: &str, description: impl Into<String>) -> Status {
     let description = description.into();

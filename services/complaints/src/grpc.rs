@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    invalid_argument, optional_enum, page_size, required_enum, required_time, storage_failed,
+    timestamp,
 };
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
@@ -51,10 +52,7 @@ impl From<StoreError> for Status {
                 error.into()
             }
             StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(_) | StoreError::Event(_) => {
-                tracing::error!(%error, "complaints storage failed");
-                Status::internal("storage failed; the request was not applied")
-            }
+            StoreError::Database(_) | StoreError::Event(_) => storage_failed(&error),
         }
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
-use shequ_chassis::config::CommonConfig;
+use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
 use shequ_chassis::storage::Migrations;
@@ -104,19 +104,11 @@ impl Config {
     }
 
     fn time_limits(&self) -> Result<TimeLimits, Error> {
-        let Some(path) = &self.time_limits_file else {
-            return Ok(TimeLimits::default());
-        };
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading SHEQU_TIME_LIMITS_FILE {}", path.display()),
-            source,
-        })?;
-        TimeLimits::from_json(&json).map_err(|error| {
-            Error::Config(format!(
-                "SHEQU_TIME_LIMITS_FILE {}: {error}",
-                path.display()
-            ))
-        })
+        rules_file(
+            "SHEQU_TIME_LIMITS_FILE",
+            self.time_limits_file.as_deref(),
+            TimeLimits::from_json,
+        )
     }
 }
 

@@ -19,12 +19,12 @@ pub mod grpc;
 pub mod store;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
-use shequ_chassis::config::CommonConfig;
+use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -91,22 +91,6 @@ impl Config {
     }
 }
 
-/// Reads an optional JSON rules file named by `setting`.
-fn rules<T: Default>(
-    setting: &str,
-    path: Option<&Path>,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, Error> {
-    let Some(path) = path else {
-        return Ok(T::default());
-    };
-    let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        context: format!("reading {setting} {}", path.display()),
-        source,
-    })?;
-    parse(&json).map_err(|error| Error::Config(format!("{setting} {}: {error}", path.display())))
-}
-
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
@@ -125,12 +109,12 @@ impl Application {
                 "SHEQU_WALK_METRES_PER_MINUTE must be a positive number, got {speed}"
             )));
         }
-        let credit = Arc::new(rules(
+        let credit = Arc::new(rules_file(
             "SHEQU_CREDIT_RULES_FILE",
             config.credit_rules_file.as_deref(),
             CreditRules::from_json,
         )?);
-        let awards = Arc::new(rules(
+        let awards = Arc::new(rules_file(
             "SHEQU_AWARD_RULES_FILE",
             config.award_rules_file.as_deref(),
             AwardRules::from_json,

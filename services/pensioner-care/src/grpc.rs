@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    invalid_argument, optional_enum, page_size, required_enum, required_time, storage_failed,
+    timestamp,
 };
 use shequ_chassis::personal::Phone;
 use shequ_proto::care::v1 as pb;
@@ -43,10 +44,7 @@ impl From<StoreError> for Status {
             StoreError::Field(error) => error.into(),
             StoreError::Pairing(error) => Status::failed_precondition(error.to_string()),
             StoreError::Precondition(message) => Status::failed_precondition(message),
-            StoreError::Database(_) | StoreError::Encoding(_) => {
-                tracing::error!(%error, "pensioner-care storage failed");
-                Status::internal("storage failed; the request was not applied")
-            }
+            StoreError::Database(_) | StoreError::Encoding(_) => storage_failed(&error),
         }
     }
 }

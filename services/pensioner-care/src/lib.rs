@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
-use shequ_chassis::config::CommonConfig;
+use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -119,19 +119,11 @@ impl Config {
     }
 
     fn visit_policy(&self) -> Result<VisitPolicy, Error> {
-        let Some(path) = &self.visit_policy_file else {
-            return Ok(VisitPolicy::default());
-        };
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading SHEQU_VISIT_POLICY_FILE {}", path.display()),
-            source,
-        })?;
-        VisitPolicy::from_json(&json).map_err(|error| {
-            Error::Config(format!(
-                "SHEQU_VISIT_POLICY_FILE {}: {error}",
-                path.display()
-            ))
-        })
+        rules_file(
+            "SHEQU_VISIT_POLICY_FILE",
+            self.visit_policy_file.as_deref(),
+            VisitPolicy::from_json,
+        )
     }
 }
 
