@@ -11,6 +11,8 @@
 //! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
 //! - [`free_port`], [`eventually`]: small helpers.
+//! - [`system`]: NATS and the three service binaries as separate processes, for
+//!   the end-to-end and fault tests.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -24,6 +26,8 @@ use shequ_proto::events::CloudEvent;
 use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
+
+pub mod system;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> anyhow::Result<u16> {

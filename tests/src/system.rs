@@ -1,0 +1,308 @@
+//! The whole system as operators run it: a NATS server and the three service
+//! binaries as separate processes, each on its own SQLite file under one data
+//! directory, with JSON logs in files. Tests drive it only through gRPC, the
+//! admin HTTP port and the streams, and can `kill -9`, stop and restart each part.
+//!
+//! The binaries are the ones `cargo build` put beside this test's executable
+//! (`target/<profile>/`), or those under `SHEQU_BIN_DIR`; `cargo nextest run
+//! --workspace` builds them (each service has integration tests, so its binary
+//! is built with them). Set `TEST_LOG=1` to copy the services' logs to stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+use crate::{NatsServer, free_port};
+
+/// One of the three services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Complaints,
+    MerchantAlliance,
+    PensionerCare,
+}
+
+impl Service {
+    /// In the order they start: those a service calls come before it.
+    pub const ALL: [Service; 3] = [
+        Service::MerchantAlliance,
+        Service::Complaints,
+        Service::PensionerCare,
+    ];
+
+    /// The binary's name, also used for its data and log files.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Service::Complaints => "complaints",
+            Service::MerchantAlliance => "merchant-alliance",
+            Service::PensionerCare => "pensioner-care",
+        }
+    }
+}
+
+/// A service binary running as a child process, restartable on the same ports
+/// and data directory.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    service: Service,
+    grpc_port: u16,
+    admin_port: u16,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServiceProcess {
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// The file its stdout and stderr (JSON log lines) go to.
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
+    /// Starts the binary and waits until `/readyz` answers 200.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "{:?} is running", self.service);
+        let binary = binary_dir()?.join(self.service.binary());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&binary)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("SHEQU_DATABASE_URL")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        self.child = Some(child);
+        let ready = self.wait_until_ready().await;
+        if let Err(error) = ready {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            bail!(
+                "{:?} did not become ready: {error:#}\nlast log lines (newest first):\n{}",
+                self.service,
+                tail.join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!("exited with {status}");
+            }
+            match http_get(self.admin_port, "/readyz").await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, _)) if tokio::time::Instant::now() >= deadline => {
+                    bail!("/readyz answered {status}")
+                }
+                Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would: no shutdown code runs.
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, and the exit status once it has stopped.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("not running")?;
+        let pid = child.id().context("already exited")?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+        Ok(tokio::time::timeout(Duration::from_secs(20), child.wait()).await??)
+    }
+
+    /// Kills it with SIGKILL and starts it again on the same ports and data.
+    pub async fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.kill9().await?;
+        self.start().await
+    }
+
+    /// The text of its `/metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (status, body) = http_get(self.admin_port, "/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        Ok(body)
+    }
+}
+
+/// NATS and the three services, in a temporary directory removed on drop.
+#[derive(Debug)]
+pub struct System {
+    pub nats: NatsServer,
+    pub alliance: ServiceProcess,
+    pub complaints: ServiceProcess,
+    pub care: ServiceProcess,
+    data: TempDir,
+}
+
+impl System {
+    /// Starts NATS, then merchant-alliance, complaints and pensioner-care, each
+    /// on free ports with JSON logs, and waits until each is ready. `extra_env`
+    /// is given to every service (e.g. a short sweep interval).
+    pub async fn start(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        let data = tempfile::tempdir()?;
+        let ports = [(); 3].map(|_| (free_port(), free_port()));
+        let mut processes = Vec::new();
+        for (service, ports) in Service::ALL.into_iter().zip(ports) {
+            let (grpc_port, admin_port) = (ports.0?, ports.1?);
+            processes.push(ServiceProcess {
+                service,
+                grpc_port,
+                admin_port,
+                env: Vec::new(),
+                log: data.path().join(format!("{}.log", service.binary())),
+                child: None,
+            });
+        }
+        let urls: Vec<String> = processes.iter().map(ServiceProcess::grpc_url).collect();
+        for process in &mut processes {
+            process.env = [
+                ("SHEQU_NATS_URL", nats.url()),
+                ("SHEQU_DATA_DIR", data.path().display().to_string()),
+                (
+                    "SHEQU_GRPC_ADDR",
+                    format!("127.0.0.1:{}", process.grpc_port),
+                ),
+                (
+                    "SHEQU_ADMIN_ADDR",
+                    format!("127.0.0.1:{}", process.admin_port),
+                ),
+                ("SHEQU_LOG_FORMAT", "json".into()),
+                ("SHEQU_ALLIANCE_URL", urls[0].clone()),
+                ("SHEQU_COMPLAINTS_URL", urls[1].clone()),
+            ]
+            .into_iter()
+            .chain(extra_env.iter().map(|(k, v)| (*k, v.to_string())))
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            process.start().await?;
+        }
+        let [alliance, complaints, care] = <[ServiceProcess; 3]>::try_from(processes)
+            .map_err(|_| anyhow::anyhow!("three services"))?;
+        Ok(Self {
+            nats,
+            alliance,
+            complaints,
+            care,
+            data,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub fn service(&mut self, service: Service) -> &mut ServiceProcess {
+        match service {
+            Service::Complaints => &mut self.complaints,
+            Service::MerchantAlliance => &mut self.alliance,
+            Service::PensionerCare => &mut self.care,
+        }
+    }
+
+    /// A channel to a service that reconnects by itself across restarts: calls
+    /// fail with `Unavailable` while the service is down.
+    pub fn channel(&self, service: Service) -> anyhow::Result<Channel> {
+        let process = match service {
+            Service::Complaints => &self.complaints,
+            Service::MerchantAlliance => &self.alliance,
+            Service::PensionerCare => &self.care,
+        };
+        Ok(Channel::from_shared(process.grpc_url())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy())
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if std::env::var_os("TEST_LOG").is_some() {
+            for process in [&self.alliance, &self.complaints, &self.care] {
+                if let Ok(log) = std::fs::read_to_string(&process.log) {
+                    eprintln!("--- {} ---\n{log}", process.service.binary());
+                }
+            }
+        }
+    }
+}
+
+/// Where the service binaries are: `SHEQU_BIN_DIR`, or the `target/<profile>`
+/// directory this test executable was built into.
+fn binary_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHEQU_BIN_DIR") {
+        return Ok(dir.into());
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test executable>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable outside target/<profile>/deps")?;
+    for service in Service::ALL {
+        let binary = dir.join(service.binary());
+        anyhow::ensure!(
+            binary.exists(),
+            "{} is missing: build the services first (`cargo build --bins`, or run the \
+             whole workspace's tests), or point SHEQU_BIN_DIR at them",
+            binary.display()
+        );
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1: the status code and the body.
+pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await??;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP response: {response:.80}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

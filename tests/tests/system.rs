@@ -1,0 +1,800 @@
+//! End to end: NATS and the three service binaries as separate processes, driven
+//! only through gRPC, the admin port and the streams.
+//!
+//! - Every cross-service flow: a complaint about a merchant resolved at fault
+//!   moves its credit; a concern visit becomes a complaint whose outcome reaches
+//!   the elder's timeline; a meal booking finds an alliance merchant, which is
+//!   credited for it. Logs are JSON lines, `/metrics` counts, SIGTERM exits 0.
+//! - Faults under load: each service killed with SIGKILL in turn and restarted,
+//!   then NATS stopped for a while and restarted, while residents and care staff
+//!   keep working (retrying with the same idempotency key, as real callers do).
+//!   Afterwards every accepted request is stored, every event is in its stream
+//!   once, every consumer applied each event once, and the figures add up.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::care::v1 as care;
+use shequ_proto::common::v1 as common;
+use shequ_proto::complaints::v1 as complaints;
+use shequ_tests::system::{Service, System};
+use shequ_tests::{StoredEvent, eventually, stream_events};
+use tonic::transport::Channel;
+use tonic::{Code, Response, Status};
+
+type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
+type Organisation = complaints::organisation_service_client::OrganisationServiceClient<Channel>;
+type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
+type Care = care::care_service_client::CareServiceClient<Channel>;
+
+/// A client of each service, reconnecting across restarts.
+#[derive(Clone)]
+struct Clients {
+    complaints: Complaints,
+    merchants: Merchants,
+    care: Care,
+}
+
+impl Clients {
+    fn new(system: &System) -> anyhow::Result<Self> {
+        Ok(Self {
+            complaints: Complaints::new(system.channel(Service::Complaints)?),
+            merchants: Merchants::new(system.channel(Service::MerchantAlliance)?),
+            care: Care::new(system.channel(Service::PensionerCare)?),
+        })
+    }
+}
+
+/// Calls made, including retries.
+#[derive(Default)]
+struct Attempts(AtomicU64);
+
+/// Calls `call` until it answers, retrying what a caller retries (the service
+/// is down or the connection broke): the request carries its idempotency key,
+/// so a retry after a lost reply changes nothing. Any other error is returned.
+async fn until_answered<T, F, Fut>(attempts: &Attempts, mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Response<T>, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        attempts.0.fetch_add(1, Ordering::Relaxed);
+        match call().await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+                ) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => anyhow::bail!("{status}"),
+        }
+    }
+}
+
+fn organisation() -> complaints::Organisation {
+    complaints::Organisation {
+        district_handler: "jinshui-office".into(),
+        communities: vec![complaints::Community {
+            id: "xinyuan".into(),
+            name: "信缘社区".into(),
+            committee_handler: "xinyuan-committee".into(),
+            grids: vec![complaints::Grid {
+                id: "xinyuan-1".into(),
+                name: "第一网格".into(),
+                worker: "worker-li".into(),
+                branch_handler: "branch-wang".into(),
+                building_ids: vec![],
+            }],
+        }],
+    }
+}
+
+/// A GCJ-02 point `metres_north` of where the elders live.
+fn point(metres_north: f64) -> common::GeoPoint {
+    common::GeoPoint {
+        latitude: 34.77 + metres_north / 111_195.0,
+        longitude: 113.67,
+        datum: common::Datum::Gcj02 as i32,
+    }
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: 0,
+    }
+}
+
+/// The organisation, three dining merchants (the canteen serves elder meals)
+/// and two elders living 300 m from the canteen.
+struct District {
+    merchants: Vec<String>,
+    canteen: String,
+    elders: Vec<String>,
+}
+
+impl District {
+    async fn set_up(system: &System, clients: &mut Clients) -> anyhow::Result<Self> {
+        Organisation::new(system.channel(Service::Complaints)?)
+            .load_organisation(complaints::LoadOrganisationRequest {
+                organisation: Some(organisation()),
+            })
+            .await?;
+        let mut merchants = Vec::new();
+        for (name, metres_north, tags) in [
+            ("助老食堂", 300.0, vec!["elder_meals".to_owned()]),
+            ("老王面馆", 100.0, vec![]),
+            ("小李茶铺", 500.0, vec![]),
+        ] {
+            let merchant = clients
+                .merchants
+                .register_merchant(alliance::RegisterMerchantRequest {
+                    request_id: format!("merchant-{name}"),
+                    details: Some(alliance::MerchantDetails {
+                        name: name.into(),
+                        category: alliance::Category::Dining as i32,
+                        service_tags: tags,
+                        location: Some(point(metres_north)),
+                        grid_id: "xinyuan-1".into(),
+                        ..Default::default()
+                    }),
+                    actor: "operator-1".into(),
+                })
+                .await?
+                .into_inner();
+            merchants.push(merchant.merchant.unwrap_or_default().id);
+        }
+        let mut elders = Vec::new();
+        for name in ["李秀英", "王桂兰"] {
+            let elder = clients
+                .care
+                .register_elder(care::RegisterElderRequest {
+                    request_id: format!("elder-{name}"),
+                    details: Some(care::ElderDetails {
+                        name: name.into(),
+                        birth_date: "1941-05-20".into(),
+                        gender: care::Gender::Female as i32,
+                        grid_id: "xinyuan-1".into(),
+                        location: Some(point(0.0)),
+                        living_situation: care::LivingSituation::Alone as i32,
+                        consents_to_visits: true,
+                        ..Default::default()
+                    }),
+                    actor: "staff-1".into(),
+                })
+                .await?
+                .into_inner();
+            elders.push(elder.elder.unwrap_or_default().id);
+        }
+        Ok(Self {
+            canteen: merchants[0].clone(),
+            merchants,
+            elders,
+        })
+    }
+}
+
+/// A resident's complaint about `merchant` concerning `elder`.
+fn complaint_about(
+    request_id: &str,
+    merchant: &str,
+    elder: &str,
+) -> complaints::SubmitComplaintRequest {
+    complaints::SubmitComplaintRequest {
+        request_id: request_id.into(),
+        text: "饭菜分量不足，价格不透明".into(),
+        channel: complaints::Channel::MiniProgram as i32,
+        category: complaints::Category::MerchantConduct as i32,
+        grid_id: "xinyuan-1".into(),
+        merchant_id: merchant.into(),
+        elder_id: elder.into(),
+        ..Default::default()
+    }
+}
+
+fn concern_visit(request_id: &str, elder: &str) -> care::RecordVisitRequest {
+    care::RecordVisitRequest {
+        request_id: request_id.into(),
+        elder_id: elder.into(),
+        visitor: "volunteer-wang".into(),
+        kind: care::VisitKind::HomeVisit as i32,
+        wellbeing: care::Wellbeing::Concern as i32,
+        needs: vec!["屋顶漏水".into()],
+        ..Default::default()
+    }
+}
+
+fn meal_for(request_id: &str, elder: &str) -> care::BookServiceRequest {
+    care::BookServiceRequest {
+        request_id: request_id.into(),
+        elder_id: elder.into(),
+        service: care::Service::MealAssistance as i32,
+        scheduled_for: Some(timestamp(chrono::Utc::now() + chrono::Duration::hours(20))),
+        actor: "staff-1".into(),
+    }
+}
+
+/// Accepts and resolves a complaint, the merchant at fault or not.
+async fn accept_and_resolve(
+    attempts: &Attempts,
+    client: &Complaints,
+    complaint_id: &str,
+    merchant_at_fault: bool,
+) -> anyhow::Result<complaints::Complaint> {
+    let accept = complaints::AcceptComplaintRequest {
+        complaint_id: complaint_id.into(),
+        actor: "worker-li".into(),
+        request_id: format!("accept-{complaint_id}"),
+        ..Default::default()
+    };
+    until_answered(attempts, || {
+        let (mut client, request) = (client.clone(), accept.clone());
+        async move { client.accept_complaint(request).await }
+    })
+    .await?;
+    let resolve = complaints::ResolveComplaintRequest {
+        complaint_id: complaint_id.into(),
+        actor: "worker-li".into(),
+        note: "已处理".into(),
+        merchant_at_fault,
+        request_id: format!("resolve-{complaint_id}"),
+    };
+    let resolved = until_answered(attempts, || {
+        let (mut client, request) = (client.clone(), resolve.clone());
+        async move { client.resolve_complaint(request).await }
+    })
+    .await?;
+    resolved
+        .complaint
+        .ok_or_else(|| anyhow::anyhow!("no complaint"))
+}
+
+async fn ledger(
+    client: &Merchants,
+    merchant: &str,
+) -> anyhow::Result<alliance::GetCreditLedgerResponse> {
+    Ok(client
+        .clone()
+        .get_credit_ledger(alliance::GetCreditLedgerRequest {
+            merchant_id: merchant.into(),
+        })
+        .await?
+        .into_inner())
+}
+
+async fn timeline(client: &Care, elder: &str) -> anyhow::Result<Vec<care::TimelineEntry>> {
+    Ok(client
+        .clone()
+        .get_timeline(care::GetTimelineRequest {
+            elder_id: elder.into(),
+        })
+        .await?
+        .into_inner()
+        .entries)
+}
+
+/// Waits until the visit's complaint is filed, and returns its id.
+async fn filed_complaint(client: &Care, visit: care::RecordVisitRequest) -> anyhow::Result<String> {
+    eventually(Duration::from_secs(30), || {
+        let mut client = client.clone();
+        let visit = visit.clone();
+        async move {
+            let visit = client
+                .record_visit(visit)
+                .await?
+                .into_inner()
+                .visit
+                .unwrap_or_default();
+            anyhow::ensure!(
+                visit.filing() == care::FilingStatus::Filed,
+                "filing {:?} {}",
+                visit.filing(),
+                visit.filing_error
+            );
+            Ok(visit.complaint_id)
+        }
+    })
+    .await
+}
+
+fn of_type<'a>(events: &'a [StoredEvent], suffix: &str) -> Vec<&'a StoredEvent> {
+    events
+        .iter()
+        .filter(|e| e.event.event_type.ends_with(suffix))
+        .collect()
+}
+
+/// The sum of a counter's samples in a Prometheus text page.
+fn counter_total(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cross_service_flow_works_between_separate_processes() -> anyhow::Result<()> {
+    let mut system = System::start(&[]).await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let attempts = Attempts::default();
+    let noodles = &district.merchants[1];
+
+    // A complaint about a member merchant, resolved at fault: one deduction,
+    // caused by the resolved event.
+    let submitted = clients
+        .complaints
+        .submit_complaint(complaint_about("resident-1", noodles, ""))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    assert_eq!(
+        submitted.merchant_check(),
+        complaints::MerchantCheck::Verified
+    );
+    accept_and_resolve(&attempts, &clients.complaints, &submitted.id, true).await?;
+    let deducted = eventually(Duration::from_secs(20), || async {
+        let ledger = ledger(&clients.merchants, noodles).await?;
+        anyhow::ensure!(!ledger.entries.is_empty(), "no credit change yet");
+        Ok(ledger)
+    })
+    .await?;
+    let resolved_events = of_type(
+        &stream_events(&system.nats.url(), "COMPLAINTS").await?,
+        ".resolved.v1",
+    )
+    .into_iter()
+    .map(|e| e.event.id.clone())
+    .collect::<Vec<_>>();
+    assert_eq!(deducted.entries.len(), 1);
+    assert_eq!(deducted.entries[0].reason, "complaint_at_fault");
+    assert_eq!(deducted.entries[0].reference, submitted.id);
+    assert_eq!(
+        resolved_events,
+        vec![deducted.entries[0].source_event_id.clone()]
+    );
+    assert!(deducted.score < 100, "score {}", deducted.score);
+
+    // A concern visit files a complaint; its resolution reaches the timeline.
+    let elder = &district.elders[0];
+    let visit = concern_visit("visit-1", elder);
+    clients.care.record_visit(visit.clone()).await?;
+    let filed = filed_complaint(&clients.care, visit).await?;
+    let complaint = clients
+        .complaints
+        .get_complaint(complaints::GetComplaintRequest {
+            complaint_id: filed.clone(),
+        })
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    assert_eq!(complaint.channel(), complaints::Channel::CareVisit);
+    assert_eq!(&complaint.elder_id, elder);
+    accept_and_resolve(&attempts, &clients.complaints, &filed, false).await?;
+    let entries = eventually(Duration::from_secs(20), || async {
+        let entries = timeline(&clients.care, elder).await?;
+        anyhow::ensure!(
+            entries.iter().any(|e| e.kind == "complaint_resolved"),
+            "not on the timeline yet: {entries:?}"
+        );
+        Ok(entries)
+    })
+    .await?;
+    let about_complaint: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.reference == filed)
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(about_complaint, ["complaint_filed", "complaint_resolved"]);
+
+    // A meal booking finds the canteen, which is credited for the discount.
+    let booking = clients
+        .care
+        .book_service(meal_for("meal-1", elder))
+        .await?
+        .into_inner()
+        .booking
+        .unwrap_or_default();
+    assert_eq!(
+        booking.status(),
+        care::BookingStatus::Booked,
+        "{}",
+        booking.note
+    );
+    assert_eq!(booking.merchant_id, district.canteen);
+    let credited = eventually(Duration::from_secs(20), || async {
+        let ledger = ledger(&clients.merchants, &district.canteen).await?;
+        anyhow::ensure!(!ledger.entries.is_empty(), "not credited yet");
+        Ok(ledger)
+    })
+    .await?;
+    assert_eq!(credited.entries.len(), 1);
+    assert_eq!(credited.entries[0].reason, "elder_meal_discount");
+    assert_eq!(credited.entries[0].reference, booking.id);
+
+    // What operators watch: JSON log lines and non-zero counters.
+    for service in Service::ALL {
+        let process = system.service(service);
+        let log = std::fs::read_to_string(process.log_file())?;
+        assert!(!log.is_empty(), "{service:?} logged nothing");
+        for line in log.lines() {
+            let entry: serde_json::Value = serde_json::from_str(line)
+                .map_err(|error| anyhow::anyhow!("{service:?}: not JSON ({error}): {line}"))?;
+            assert!(
+                entry.get("level").is_some(),
+                "{service:?}: no level: {line}"
+            );
+            assert!(
+                entry.get("timestamp").is_some(),
+                "{service:?}: no timestamp: {line}"
+            );
+        }
+        let metrics = process.metrics().await?;
+        assert!(
+            counter_total(&metrics, "shequ_grpc_requests_total") > 0.0,
+            "{service:?}"
+        );
+        assert!(
+            counter_total(&metrics, "shequ_events_published_total") > 0.0,
+            "{service:?}"
+        );
+    }
+    let alliance_metrics = system.alliance.metrics().await?;
+    assert!(counter_total(&alliance_metrics, "shequ_events_consumed_total") >= 2.0);
+
+    // Operators stop each service with SIGTERM: a clean exit.
+    for service in [
+        Service::PensionerCare,
+        Service::Complaints,
+        Service::MerchantAlliance,
+    ] {
+        let status = system.service(service).terminate().await?;
+        assert!(status.success(), "{service:?} exited with {status}");
+    }
+    Ok(())
+}
+
+/// What the load generator did and got.
+#[derive(Default)]
+struct Outcomes {
+    /// Resident complaints accepted, by merchant, each resolved at fault.
+    at_fault: BTreeMap<String, Vec<String>>,
+    /// Resident complaints accepted, by elder.
+    about_elder: BTreeMap<String, Vec<String>>,
+    /// Concern visits recorded.
+    visits: Vec<care::RecordVisitRequest>,
+    /// Meal bookings answered, with their status.
+    bookings: Vec<care::Booking>,
+}
+
+/// Residents complain about merchants (and elders), which staff accept and
+/// resolve at fault; care staff record concern visits and book meals. Each
+/// request is retried with its idempotency key until answered.
+async fn generate_load(
+    clients: Clients,
+    district: Arc<District>,
+    stop: Arc<AtomicBool>,
+    attempts: Arc<Attempts>,
+) -> anyhow::Result<Outcomes> {
+    let residents = {
+        let (clients, district, stop, attempts) = (
+            clients.clone(),
+            district.clone(),
+            stop.clone(),
+            attempts.clone(),
+        );
+        tokio::spawn(async move {
+            let mut outcomes = Outcomes::default();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let merchant = &district.merchants[n % district.merchants.len()];
+                let elder = &district.elders[n % district.elders.len()];
+                let request = complaint_about(&format!("resident-{n}"), merchant, elder);
+                let submitted = until_answered(&attempts, || {
+                    let (mut client, request) = (clients.complaints.clone(), request.clone());
+                    async move { client.submit_complaint(request).await }
+                })
+                .await?;
+                let id = submitted.complaint.unwrap_or_default().id;
+                accept_and_resolve(&attempts, &clients.complaints, &id, true).await?;
+                outcomes
+                    .at_fault
+                    .entry(merchant.clone())
+                    .or_default()
+                    .push(id.clone());
+                outcomes
+                    .about_elder
+                    .entry(elder.clone())
+                    .or_default()
+                    .push(id);
+                n += 1;
+            }
+            anyhow::Ok(outcomes)
+        })
+    };
+    let mut outcomes = Outcomes::default();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let elder = &district.elders[n % district.elders.len()];
+        let visit = concern_visit(&format!("visit-{n}"), elder);
+        until_answered(&attempts, || {
+            let (mut client, request) = (clients.care.clone(), visit.clone());
+            async move { client.record_visit(request).await }
+        })
+        .await?;
+        outcomes.visits.push(visit);
+        let meal = meal_for(&format!("meal-{n}"), elder);
+        let booked = until_answered(&attempts, || {
+            let (mut client, request) = (clients.care.clone(), meal.clone());
+            async move { client.book_service(request).await }
+        })
+        .await?;
+        outcomes.bookings.push(booked.booking.unwrap_or_default());
+        n += 1;
+    }
+    let residents = residents.await??;
+    outcomes.at_fault = residents.at_fault;
+    outcomes.about_elder = residents.about_elder;
+    Ok(outcomes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_nothing()
+-> anyhow::Result<()> {
+    let mut system = System::start(&[]).await?;
+    let mut clients = Clients::new(&system)?;
+    let district = Arc::new(District::set_up(&system, &mut clients).await?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(Attempts::default());
+    let load = tokio::spawn(generate_load(
+        clients.clone(),
+        district.clone(),
+        stop.clone(),
+        attempts.clone(),
+    ));
+
+    let pause = || tokio::time::sleep(Duration::from_millis(1500));
+    pause().await;
+    for service in Service::ALL {
+        system.service(service).kill9().await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        system.service(service).start().await?;
+        pause().await;
+    }
+    system.nats.stop().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    system.nats.restart().await?;
+    pause().await;
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = load.await??;
+
+    // Every accepted request is stored.
+    let resident_complaints: Vec<&String> = outcomes.at_fault.values().flatten().collect();
+    for id in &resident_complaints {
+        let stored = clients
+            .complaints
+            .get_complaint(complaints::GetComplaintRequest {
+                complaint_id: (*id).clone(),
+            })
+            .await?
+            .into_inner()
+            .complaint
+            .unwrap_or_default();
+        assert_eq!(stored.status(), complaints::Status::Resolved, "{id}");
+    }
+    let mut filed = HashSet::new();
+    for visit in &outcomes.visits {
+        filed.insert(filed_complaint(&clients.care, visit.clone()).await?);
+    }
+    assert_eq!(
+        filed.len(),
+        outcomes.visits.len(),
+        "one complaint per visit"
+    );
+    let booked: Vec<&care::Booking> = outcomes
+        .bookings
+        .iter()
+        .filter(|b| b.status() == care::BookingStatus::Booked)
+        .collect();
+
+    // Every event is in its stream once: one submitted event per complaint,
+    // one resolved per resident complaint, one booked per booking with a merchant.
+    let complaint_events = eventually(Duration::from_secs(30), || async {
+        let events = stream_events(&system.nats.url(), "COMPLAINTS").await?;
+        let submitted = of_type(&events, ".submitted.v1").len();
+        let expected = resident_complaints.len() + filed.len();
+        anyhow::ensure!(
+            submitted >= expected,
+            "{submitted} of {expected} submitted events"
+        );
+        Ok(events)
+    })
+    .await?;
+    let per_complaint = |suffix: &str| {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for event in of_type(&complaint_events, suffix) {
+            *counts.entry(event.event.subject.clone()).or_default() += 1;
+        }
+        counts
+    };
+    let submitted = per_complaint(".submitted.v1");
+    let resolved = per_complaint(".resolved.v1");
+    for id in resident_complaints.iter().copied().chain(&filed) {
+        assert_eq!(submitted.get(id), Some(&1), "submitted events of {id}");
+    }
+    for id in &resident_complaints {
+        assert_eq!(resolved.get(*id), Some(&1), "resolved events of {id}");
+    }
+    assert_eq!(submitted.len(), resident_complaints.len() + filed.len());
+    let care_events = eventually(Duration::from_secs(30), || async {
+        let events = stream_events(&system.nats.url(), "CARE").await?;
+        let booked_events = of_type(&events, ".service.booked.v1").len();
+        anyhow::ensure!(
+            booked_events >= booked.len(),
+            "{booked_events} of {} booked events",
+            booked.len()
+        );
+        Ok(events)
+    })
+    .await?;
+    let booked_events: HashSet<&str> = of_type(&care_events, ".service.booked.v1")
+        .into_iter()
+        .map(|e| e.event.subject.as_str())
+        .collect();
+    assert_eq!(
+        of_type(&care_events, ".service.booked.v1").len(),
+        booked.len()
+    );
+    assert_eq!(
+        booked_events,
+        booked.iter().map(|b| b.id.as_str()).collect()
+    );
+    let alliance_events = stream_events(&system.nats.url(), "ALLIANCE").await?;
+    let all_events = [&complaint_events, &care_events, &alliance_events];
+    let event_ids: HashSet<&str> = all_events
+        .iter()
+        .flat_map(|events| events.iter().map(|e| e.event.id.as_str()))
+        .collect();
+    let published: usize = all_events.iter().map(|events| events.len()).sum();
+    assert_eq!(
+        event_ids.len(),
+        published,
+        "no event id twice in the streams"
+    );
+
+    // merchant-alliance applied each resolved-at-fault and each booked event once.
+    let mut applied = 0;
+    for merchant in &district.merchants {
+        let wanted_faults: HashSet<&String> = outcomes
+            .at_fault
+            .get(merchant)
+            .into_iter()
+            .flatten()
+            .collect();
+        let wanted_meals: HashSet<&String> = booked
+            .iter()
+            .filter(|b| &b.merchant_id == merchant)
+            .map(|b| &b.id)
+            .collect();
+        let ledger = eventually(Duration::from_secs(30), || async {
+            let ledger = ledger(&clients.merchants, merchant).await?;
+            anyhow::ensure!(
+                ledger.entries.len() >= wanted_faults.len() + wanted_meals.len(),
+                "{merchant}: {} of {} credit changes",
+                ledger.entries.len(),
+                wanted_faults.len() + wanted_meals.len()
+            );
+            Ok(ledger)
+        })
+        .await?;
+        let references = |reason: &str| -> Vec<&String> {
+            ledger
+                .entries
+                .iter()
+                .filter(|e| e.reason == reason)
+                .map(|e| &e.reference)
+                .collect()
+        };
+        let faults = references("complaint_at_fault");
+        let meals = references("elder_meal_discount");
+        assert_eq!(faults.len(), wanted_faults.len(), "{merchant}: deductions");
+        assert_eq!(faults.into_iter().collect::<HashSet<_>>(), wanted_faults);
+        assert_eq!(meals.len(), wanted_meals.len(), "{merchant}: meal credits");
+        assert_eq!(meals.into_iter().collect::<HashSet<_>>(), wanted_meals);
+        assert_eq!(
+            ledger.entries.len(),
+            wanted_faults.len() + wanted_meals.len()
+        );
+        assert_eq!(
+            ledger.score,
+            ledger.entries.last().map_or(100, |e| e.score_after)
+        );
+        applied += ledger.entries.len();
+    }
+
+    // pensioner-care applied each resolved event about an elder once.
+    for elder in &district.elders {
+        let wanted: HashSet<&String> = outcomes
+            .about_elder
+            .get(elder)
+            .into_iter()
+            .flatten()
+            .collect();
+        let entries = eventually(Duration::from_secs(30), || async {
+            let entries = timeline(&clients.care, elder).await?;
+            let resolved = entries
+                .iter()
+                .filter(|e| e.kind == "complaint_resolved")
+                .count();
+            anyhow::ensure!(resolved >= wanted.len(), "{resolved} of {}", wanted.len());
+            Ok(entries)
+        })
+        .await?;
+        let resolved: Vec<&String> = entries
+            .iter()
+            .filter(|e| e.kind == "complaint_resolved")
+            .map(|e| &e.reference)
+            .collect();
+        assert_eq!(
+            resolved.len(),
+            wanted.len(),
+            "{elder}: one entry per resolution"
+        );
+        assert_eq!(resolved.into_iter().collect::<HashSet<_>>(), wanted);
+        applied += wanted.len();
+    }
+
+    // The district's figures add up.
+    let figures = clients
+        .complaints
+        .get_figures(complaints::GetFiguresRequest {
+            period: Some(common::Period {
+                from: Some(timestamp(chrono::Utc::now() - chrono::Duration::days(1))),
+                to: Some(timestamp(chrono::Utc::now() + chrono::Duration::minutes(1))),
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .figures
+        .unwrap_or_default();
+    assert_eq!(
+        figures.submitted as usize,
+        resident_complaints.len() + filed.len()
+    );
+    assert_eq!(figures.resolved as usize, resident_complaints.len());
+    assert_eq!(figures.response_counted as usize, resident_complaints.len());
+
+    eprintln!(
+        "fault run: requests sent {} (with retries), accepted: {} complaints, {} visits \
+         ({} complaints filed), {} bookings ({} with a merchant); events published {published}, \
+         applied by consumers {applied}; lost 0, duplicated 0",
+        attempts.0.load(Ordering::Relaxed),
+        resident_complaints.len(),
+        outcomes.visits.len(),
+        filed.len(),
+        outcomes.bookings.len(),
+        booked.len(),
+    );
+    assert!(
+        resident_complaints.len() >= 10,
+        "the load ran: {}",
+        resident_complaints.len()
+    );
+    assert!(!booked.is_empty(), "some bookings found the canteen");
+    Ok(())
+}
