@@ -15,7 +15,7 @@
 //!   the end-to-end and fault tests.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -39,15 +39,32 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct NatsServer {
     port: u16,
     store: TempDir,
+    config: Option<(PathBuf, Vec<(String, String)>)>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server with a configuration file (its port, monitoring port and
+    /// store directory overridden), `env` holding what the file reads from the
+    /// environment.
+    pub async fn start_with_config(config: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_with(Some((config.to_path_buf(), env))).await
+    }
+
+    async fn start_with(config: Option<(PathBuf, Vec<(String, String)>)>) -> anyhow::Result<Self> {
         let mut server = Self {
             port: free_port()?,
             store: tempfile::tempdir()?,
+            config,
             child: None,
         };
         server.restart().await?;
@@ -73,7 +90,15 @@ impl NatsServer {
     /// Starts it again on the same port and store; JetStream keeps its streams.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;
-        let child = Command::new(nats_server_binary())
+        let mut command = Command::new(nats_server_binary());
+        if let Some((config, env)) = &self.config {
+            command
+                .arg("-c")
+                .arg(config)
+                .args(["-m", &free_port()?.to_string()])
+                .envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        let child = command
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
@@ -84,11 +109,13 @@ impl NatsServer {
             .spawn()
             .context("starting nats-server (is it installed? `apt-get install nats-server`)")?;
         self.child = Some(child);
+        // Up once it greets a client (with or without credentials required).
         eventually(Duration::from_secs(10), || async {
-            async_nats::connect(self.url())
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+            let mut greeting = [0; 4];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut greeting).await?;
+            anyhow::ensure!(&greeting == b"INFO", "not a NATS greeting");
+            Ok(())
         })
         .await
         .context("nats-server did not start")

@@ -172,10 +172,17 @@ pub struct System {
 
 impl System {
     /// Starts NATS, then merchant-alliance, complaints and pensioner-care, each
-    /// on free ports with JSON logs, and waits until each is ready. `extra_env`
-    /// is given to every service (e.g. a short sweep interval).
-    pub async fn start(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let nats = NatsServer::start().await?;
+    /// on free ports with JSON logs, and waits until each is ready.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on(NatsServer::start().await?, |_| Vec::new()).await
+    }
+
+    /// Starts the services on `nats`, each with the settings `env_of` gives it
+    /// beyond the usual ones (e.g. its NATS user).
+    pub async fn start_on(
+        nats: NatsServer,
+        env_of: impl Fn(Service) -> Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let ports = [(); 3].map(|_| (free_port(), free_port()));
         let mut processes = Vec::new();
@@ -208,8 +215,8 @@ impl System {
                 ("SHEQU_COMPLAINTS_URL", urls[1].clone()),
             ]
             .into_iter()
-            .chain(extra_env.iter().map(|(k, v)| (*k, v.to_string())))
             .map(|(k, v)| (k.to_owned(), v))
+            .chain(env_of(process.service))
             .collect();
             process.start().await?;
         }

@@ -326,7 +326,7 @@ fn counter_total(metrics: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_cross_service_flow_works_between_separate_processes() -> anyhow::Result<()> {
-    let mut system = System::start(&[]).await?;
+    let mut system = System::start().await?;
     let mut clients = Clients::new(&system)?;
     let district = District::set_up(&system, &mut clients).await?;
     let attempts = Attempts::default();
@@ -555,7 +555,7 @@ async fn generate_load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_nothing()
 -> anyhow::Result<()> {
-    let mut system = System::start(&[]).await?;
+    let mut system = System::start().await?;
     let mut clients = Clients::new(&system)?;
     let district = Arc::new(District::set_up(&system, &mut clients).await?);
     let stop = Arc::new(AtomicBool::new(false));
@@ -796,5 +796,73 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
         resident_complaints.len()
     );
     assert!(!booked.is_empty(), "some bookings found the canteen");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_work_under_their_own_nats_users() -> anyhow::Result<()> {
+    let passwords = [
+        ("SHEQU_NATS_COMPLAINTS_PASSWORD", "complaints-secret"),
+        ("SHEQU_NATS_ALLIANCE_PASSWORD", "alliance-secret"),
+        ("SHEQU_NATS_CARE_PASSWORD", "care-secret"),
+        ("SHEQU_NATS_SUBSCRIBER_PASSWORD", "subscriber-secret"),
+    ];
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/nats.conf");
+    let nats = shequ_tests::NatsServer::start_with_config(&config, &passwords).await?;
+    let system = System::start_on(nats, |service| {
+        let password = match service {
+            Service::Complaints => passwords[0].1,
+            Service::MerchantAlliance => passwords[1].1,
+            Service::PensionerCare => passwords[2].1,
+        };
+        vec![
+            ("SHEQU_NATS_USER".into(), service.binary().into()),
+            ("SHEQU_NATS_PASSWORD".into(), password.into()),
+        ]
+    })
+    .await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let attempts = Attempts::default();
+
+    // complaints publishes, merchant-alliance consumes its events.
+    let merchant = &district.merchants[1];
+    let complaint = clients
+        .complaints
+        .submit_complaint(complaint_about("resident-1", merchant, &district.elders[0]))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    accept_and_resolve(&attempts, &clients.complaints, &complaint.id, true).await?;
+    eventually(Duration::from_secs(20), || async {
+        let entries = ledger(&clients.merchants, merchant).await?.entries;
+        anyhow::ensure!(entries.len() == 1, "credit changes: {entries:?}");
+        Ok(())
+    })
+    .await?;
+    // pensioner-care consumes complaint events, and publishes what the alliance consumes.
+    eventually(Duration::from_secs(20), || async {
+        let entries = timeline(&clients.care, &district.elders[0]).await?;
+        anyhow::ensure!(entries.iter().any(|e| e.reference == complaint.id));
+        Ok(())
+    })
+    .await?;
+    let booking = clients
+        .care
+        .book_service(meal_for("meal-1", &district.elders[0]))
+        .await?
+        .into_inner()
+        .booking
+        .unwrap_or_default();
+    eventually(Duration::from_secs(20), || async {
+        let entries = ledger(&clients.merchants, &district.canteen).await?.entries;
+        anyhow::ensure!(
+            entries.iter().any(|e| e.reference == booking.id),
+            "{entries:?}"
+        );
+        Ok(())
+    })
+    .await?;
     Ok(())
 }

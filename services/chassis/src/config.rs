@@ -20,9 +20,11 @@ pub enum LogFormat {
 /// The settings of the chassis; each service flattens this into its own config.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonConfig {
-    /// NATS server URL.
+    /// NATS server URL (`tls://…` requires TLS).
     #[arg(long, env = "SHEQU_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    #[command(flatten)]
+    pub nats: NatsAccess,
     /// Directory for the embedded SQLite database (created if missing).
     #[arg(long, env = "SHEQU_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -41,12 +43,46 @@ pub struct CommonConfig {
     pub log_format: LogFormat,
 }
 
+/// Who the service is to NATS, and how it trusts the server: a user of
+/// `deploy/nats/nats.conf` and, when the server requires TLS, its certificates.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NatsAccess {
+    /// NATS user; default: connect without one (a local server).
+    #[arg(long = "nats-user", env = "SHEQU_NATS_USER", requires = "password")]
+    pub user: Option<String>,
+    /// The NATS user's password.
+    #[arg(
+        long = "nats-password",
+        env = "SHEQU_NATS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// CA certificate (PEM) the NATS server's certificate is checked against; setting it requires TLS.
+    #[arg(long = "nats-ca-file", env = "SHEQU_NATS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that verify clients; needs the key too.
+    #[arg(
+        long = "nats-cert-file",
+        env = "SHEQU_NATS_CERT_FILE",
+        requires = "key_file"
+    )]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long = "nats-key-file",
+        env = "SHEQU_NATS_KEY_FILE",
+        requires = "cert_file"
+    )]
+    pub key_file: Option<PathBuf>,
+}
+
 impl CommonConfig {
     /// Defaults for a service running in-process (tests): no flags, no env, and
     /// the admin port on a free local port (so tests never collide on it).
     pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             nats_url: nats_url.into(),
+            nats: NatsAccess::default(),
             data_dir: data_dir.into(),
             database_url: None,
             grpc_addr: None,

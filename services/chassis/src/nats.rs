@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 use crate::Error;
+use crate::config::NatsAccess;
 
 /// A stream a service produces into.
 #[derive(Debug, Clone, Copy)]
@@ -18,11 +19,25 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// Connects in the background: a service starts (and takes requests, which wait
 /// in its outbox) even while NATS is down, and reconnects forever.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Error> {
-    async_nats::ConnectOptions::new()
+pub async fn connect(
+    url: &str,
+    access: &NatsAccess,
+    name: &str,
+) -> Result<async_nats::Client, Error> {
+    let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
-        .max_reconnects(None::<usize>)
+        .max_reconnects(None::<usize>);
+    if let (Some(user), Some(password)) = (&access.user, &access.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(ca) = &access.ca_file {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&access.cert_file, &access.key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    options
         .connect(url)
         .await
         .map_err(|error| Error::Nats(format!("connecting to {url}: {error}")))

@@ -57,7 +57,7 @@ impl Runtime {
     ) -> Result<Self, Error> {
         let url = common.database_url(service)?;
         let db = Database::connect(&url, migrations).await?;
-        let client = nats::connect(&common.nats_url, service).await?;
+        let client = nats::connect(&common.nats_url, &common.nats, service).await?;
         let js = nats::jetstream(client.clone(), JETSTREAM_TIMEOUT);
         let (listener, grpc_addr) = bind("gRPC", common.grpc_addr, default_grpc_addr).await?;
         let (admin_listener, admin_addr) =

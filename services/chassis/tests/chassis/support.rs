@@ -86,7 +86,8 @@ pub(crate) async fn postgres_db(
 pub(crate) async fn jetstream_on(
     server: &shequ_tests::NatsServer,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
-    let client = shequ_chassis::nats::connect(&server.url(), "chassis-test").await?;
+    let client =
+        shequ_chassis::nats::connect(&server.url(), &Default::default(), "chassis-test").await?;
     let js = shequ_chassis::nats::jetstream(client.clone(), Duration::from_secs(2));
     Ok((client, js))
 }
