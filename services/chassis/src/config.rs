@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
+use crate::auth::{Access, Guard, read_token_file};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +42,59 @@ pub struct CommonConfig {
     /// Log format.
     #[arg(long, env = "SHEQU_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// Who may call the service, and what it presents when it calls another.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthSettings {
+    /// JSON file of accepted bearer tokens: their SHA-256 hashes, names and roles
+    /// (operator, staff, service, resident_app). Required unless auth is disabled.
+    #[arg(long = "auth-tokens-file", env = "SHEQU_AUTH_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Serve every caller without a token: only for a machine nobody else reaches.
+    #[arg(long = "auth-disabled", env = "SHEQU_AUTH_DISABLED")]
+    pub disabled: bool,
+    /// File holding the bearer token (role service) this service presents when
+    /// it calls another shequ service.
+    #[arg(long = "service-token-file", env = "SHEQU_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+}
+
+impl AuthSettings {
+    /// Authentication off: in-process tests.
+    pub fn disabled() -> Self {
+        Self {
+            disabled: true,
+            ..Self::default()
+        }
+    }
+
+    /// The guard for `access`: the token file's tokens, or none when disabled;
+    /// neither is a configuration error (no token is compiled in).
+    pub fn guard(&self, access: Access) -> Result<Guard, Error> {
+        match (&self.tokens_file, self.disabled) {
+            (Some(path), false) => Guard::from_file(path, access),
+            (None, true) => Ok(Guard::disabled()),
+            (Some(_), true) => Err(Error::Config(
+                "SHEQU_AUTH_TOKENS_FILE and SHEQU_AUTH_DISABLED are both set; choose one".into(),
+            )),
+            (None, false) => Err(Error::Config(
+                "SHEQU_AUTH_TOKENS_FILE is required (a JSON file of token hashes and roles; \
+                 see deploy/README.md), or SHEQU_AUTH_DISABLED=true on a closed machine"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The token to present to other services, if one is configured.
+    pub fn service_token(&self) -> Result<Option<String>, Error> {
+        self.service_token_file
+            .as_deref()
+            .map(|path| read_token_file("SHEQU_SERVICE_TOKEN_FILE", path))
+            .transpose()
+    }
 }
 
 /// Who the service is to NATS, and how it trusts the server: a user of
@@ -88,6 +142,7 @@ impl CommonConfig {
             grpc_addr: None,
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             log_format: LogFormat::Text,
+            auth: AuthSettings::disabled(),
         }
     }
 

@@ -25,6 +25,7 @@
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 
 pub mod admin;
+pub mod auth;
 pub mod clock;
 pub mod codes;
 pub mod config;

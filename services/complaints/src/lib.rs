@@ -4,6 +4,7 @@
 //! and the district's figures. Every change is published as an event.
 //!
 //! # Layout
+//! - [`access`]: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: kinds, reporter masking, classification, time
 //!   limits, the organisation, the complaint lifecycle, figures.
 //! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
@@ -15,6 +16,7 @@
 //! - [`Config`], [`Application`]: settings, and the service assembled from the
 //!   chassis; `main.rs` only parses the config and runs it.
 
+pub mod access;
 pub mod domain;
 pub mod events;
 pub mod grpc;

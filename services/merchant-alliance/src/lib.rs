@@ -3,6 +3,7 @@
 //! outcomes and good deeds, and model-merchant awards (党员示范商户).
 //!
 //! # Layout
+//! - [`access`]: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: merchants, coordinates and datums, geohash
 //!   cells, opening hours, the circle, credit rules, award rules.
 //! - [`store`]: the database adapter (SQLite or PostgreSQL): merchants indexed by
@@ -13,6 +14,7 @@
 //! - [`Config`], [`Application`]: settings, and the service assembled from the
 //!   chassis; `main.rs` only parses the config and runs it.
 
+pub mod access;
 pub mod consumers;
 pub mod domain;
 pub mod grpc;

@@ -4,6 +4,7 @@
 //! filed from visits, and each elder's timeline.
 //!
 //! # Layout
+//! - [`access`]: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: elders' details, risk, visit policy and
 //!   overdue periods, the pairing cap, services, complaint filing.
 //! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
@@ -18,6 +19,7 @@
 //! - [`Config`], [`Application`]: settings, and the service assembled from the
 //!   chassis; `main.rs` only parses the config and runs it.
 
+pub mod access;
 pub mod consumers;
 pub mod domain;
 pub mod filing_worker;
