@@ -6,7 +6,10 @@
 //! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
 //! - [`codes`]: `named_enum!`, enums with code names and Chinese labels.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
-//! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
+//! - [`telemetry`]: `tracing` set-up, human-readable or JSON (with the span
+//!   fields, such as `trace_id`, on every line).
+//! - [`trace`]: the W3C `traceparent` context of the work a task is doing, so one
+//!   trace id follows a request through gRPC metadata, NATS headers and logs.
 //! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
 //! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
 //!   URL and runs that backend's migrations (the chassis's own, then the service's).
@@ -40,6 +43,7 @@ pub mod runtime;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
+pub mod trace;
 
 /// Failures of the chassis's parts, reported at start-up or by background tasks.
 #[derive(Debug, thiserror::Error)]
