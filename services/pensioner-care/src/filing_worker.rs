@@ -11,7 +11,8 @@ use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClien
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use shequ_chassis::grpc::{TracedChannel, traced};
+use tonic::transport::Endpoint;
 
 use crate::domain::filing;
 use crate::store::{Filing, Store, StoreError};
@@ -22,7 +23,7 @@ const POLL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct FilingWorker {
     store: Store,
-    client: ComplaintServiceClient<Channel>,
+    client: ComplaintServiceClient<TracedChannel>,
     wake: Arc<Notify>,
 }
 
@@ -42,7 +43,7 @@ impl FilingWorker {
             .timeout(timeout);
         Ok(Self {
             wake: store.filings_waiting(),
-            client: ComplaintServiceClient::new(endpoint.connect_lazy()),
+            client: ComplaintServiceClient::new(traced(endpoint.connect_lazy())),
             store,
         })
     }
