@@ -9,7 +9,8 @@
 //! work on read it: gRPC clients ([`crate::grpc::PropagateTrace`]) and the
 //! outbox, whose relay sets the `traceparent` NATS header. Those adapters also
 //! open a `tracing` span with a `trace_id` field, so every log line of the work
-//! names its trace.
+//! names its trace. Background work started by no request (sweeps, retries)
+//! runs in a [`job`], a new root or a trace it stored.
 //!
 //! The format (<https://www.w3.org/TR/trace-context/#traceparent-header>) is
 //! `00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>`, lowercase, with
@@ -22,6 +23,8 @@ use std::fmt;
 use std::future::Future;
 
 use tokio::task::futures::TaskLocalFuture;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 /// The name of the header (gRPC metadata, NATS header) carrying the context.
 pub const HEADER: &str = "traceparent";
@@ -178,6 +181,18 @@ pub fn scope<F: Future>(context: TraceContext, future: F) -> TaskLocalFuture<Tra
 /// Runs `f` with `context` as [`current`].
 pub fn sync_scope<R>(context: TraceContext, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(context, f)
+}
+
+/// Runs `future` as one unit of background work (a sweep, a retry) in `context`:
+/// with it as [`current`] and inside a `tracing` span `job` with the fields
+/// `job` (what kind of work) and `trace_id`.
+pub fn job<F: Future>(
+    job: &'static str,
+    context: TraceContext,
+    future: F,
+) -> Instrumented<TaskLocalFuture<TraceContext, F>> {
+    let span = tracing::info_span!("job", job, trace_id = %context.trace_id_hex());
+    scope(context, future).instrument(span)
 }
 
 #[cfg(test)]
