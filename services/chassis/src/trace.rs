@@ -121,10 +121,12 @@ impl fmt::Display for TraceContext {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 /// Two lowercase hex digits as a byte.
@@ -239,7 +241,9 @@ mod tests {
         let padded = format!(" \t{VALID} ");
 
         assert_eq!(
-            TraceContext::parse(&padded).map(|c| c.to_header()).as_deref(),
+            TraceContext::parse(&padded)
+                .map(|c| c.to_header())
+                .as_deref(),
             Some(VALID)
         );
     }

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
 use shequ_proto::alliance::v1::GetMerchantRequest;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use tonic::Code;
-use shequ_chassis::grpc::{TracedChannel, traced};
 use tonic::transport::Endpoint;
 
 use crate::domain::kinds::MerchantCheck;

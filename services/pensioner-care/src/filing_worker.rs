@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
+use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use shequ_chassis::grpc::{TracedChannel, traced};
-use shequ_chassis::trace::{self, TraceContext};
 use tonic::transport::Endpoint;
 
 use crate::domain::filing;

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
-use shequ_chassis::grpc::{TracedChannel, traced};
 use tonic::transport::Endpoint;
 
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};

@@ -85,7 +85,11 @@ mod tracing_calls {
     impl Captured {
         /// The JSON line the handler wrote.
         fn handler_line(&self) -> serde_json::Value {
-            let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
             let text = String::from_utf8(bytes).expect("utf-8 logs");
             let lines: Vec<serde_json::Value> = text
                 .lines()
@@ -102,12 +106,10 @@ mod tracing_calls {
     async fn call(traceparent: Option<&str>) -> (Option<TraceContext>, serde_json::Value) {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = telemetry::subscriber(
-            LogFormat::Json,
-            EnvFilter::new("info"),
-            false,
-            move || writer.clone(),
-        );
+        let subscriber =
+            telemetry::subscriber(LogFormat::Json, EnvFilter::new("info"), false, move || {
+                writer.clone()
+            });
         let _default = tracing::subscriber::set_default(subscriber);
         let mut request = http::Request::builder().uri(METHOD);
         if let Some(value) = traceparent {
@@ -138,7 +140,10 @@ mod tracing_calls {
         assert_eq!(line["span"]["trace_id"], CALLER_TRACE, "{line}");
         assert_eq!(line["span"]["method"], METHOD, "{line}");
         assert_eq!(line["spans"][0]["trace_id"], CALLER_TRACE, "{line}");
-        assert_eq!(line["message"], "handling the call", "event fields flattened");
+        assert_eq!(
+            line["message"], "handling the call",
+            "event fields flattened"
+        );
     }
 
     #[tokio::test]
@@ -178,7 +183,10 @@ mod tracing_calls {
         let sent = TraceContext::parse(&sent).expect("a valid traceparent");
         assert_eq!(sent.trace_id, current.trace_id);
         assert_eq!(sent.flags, current.flags);
-        assert_ne!(sent.parent_id, current.parent_id, "the client call's own span");
+        assert_ne!(
+            sent.parent_id, current.parent_id,
+            "the client call's own span"
+        );
     }
 
     #[test]

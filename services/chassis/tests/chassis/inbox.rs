@@ -2,8 +2,8 @@
 //! `nats-server` with redeliveries, a malformed message and a transient failure,
 //! and the trace each message's `traceparent` header names.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
@@ -241,10 +241,7 @@ async fn publish_traced(
     if let Some(value) = traceparent {
         message = message.header("traceparent", value);
     }
-    let ack = js
-        .send_publish(ThingHappened::TYPE, message)
-        .await?
-        .await?;
+    let ack = js.send_publish(ThingHappened::TYPE, message).await?.await?;
     ensure!(!ack.duplicate, "{msg_id} was dropped as a duplicate");
     Ok(ack.sequence)
 }
@@ -438,8 +435,8 @@ async fn outbox_traceparent(db: &Database, event_id: &str) -> anyhow::Result<Opt
 }
 
 #[tokio::test]
-async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names()
--> anyhow::Result<()> {
+async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() -> anyhow::Result<()>
+{
     // Arrange: one message in a trace, one without a header, one with a bad one.
     const CAUSE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let cause = TraceContext::parse(CAUSE).context("valid traceparent")?;

@@ -19,8 +19,8 @@ use shequ_chassis::trace::{self, TraceContext};
 
 use crate::support::{
     STREAM, ThingHappened, enqueue_all, id_set, jetstream_on, join_within, outbox_counts,
-    postgres_db, sqlite_db, stream_ids_exactly, stream_messages, stream_traceparents,
-    system_clock, thing_event,
+    postgres_db, sqlite_db, stream_ids_exactly, stream_messages, stream_traceparents, system_clock,
+    thing_event,
 };
 
 const WITHIN: Duration = Duration::from_secs(30);
