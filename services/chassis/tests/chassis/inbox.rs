@@ -386,20 +386,27 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
     join_within(task, Duration::from_secs(10)).await
 }
 
+/// What [`SeesTrace`] saw of one event.
+#[derive(Debug)]
+struct Seen {
+    event_id: String,
+    context: Option<TraceContext>,
+    follow_up_id: String,
+}
+
 /// Records, per event, the trace it was handled in, and writes a follow-up
 /// event to the outbox in the inbox's transaction.
 #[derive(Debug, Default, Clone)]
 struct SeesTrace {
-    /// (event id, current context, follow-up event id).
-    seen: Arc<Mutex<Vec<(String, Option<TraceContext>, String)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl SeesTrace {
     fn handled(&self, event_id: &str) -> anyhow::Result<(Option<TraceContext>, String)> {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.iter()
-            .find(|(id, _, _)| id == event_id)
-            .map(|(_, context, follow_up)| (*context, follow_up.clone()))
+            .find(|seen| seen.event_id == event_id)
+            .map(|seen| (seen.context, seen.follow_up_id.clone()))
             .with_context(|| format!("{event_id} not handled"))
     }
 }
@@ -417,7 +424,11 @@ impl Handler for SeesTrace {
             self.seen
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push((event.id.clone(), context, follow_up.id.clone()));
+                .push(Seen {
+                    event_id: event.id.clone(),
+                    context,
+                    follow_up_id: follow_up.id.clone(),
+                });
             Ok(())
         })
     }
