@@ -8,7 +8,7 @@
 //! - [`Backend`], [`TestDatabase`], [`on_both_backends!`]: storage tests on SQLite and,
 //!   through [`postgres_url`] / [`TestPostgres`], on a fresh PostgreSQL database per test when
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
-//! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id`.
+//! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id` and `traceparent`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
 //! - [`free_port`], [`eventually`]: small helpers.
 //! - [`system`]: NATS and the three service binaries as separate processes, for
@@ -256,6 +256,8 @@ impl Drop for TestPostgres {
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub msg_id: Option<String>,
+    /// The `traceparent` header, when the event was written in a trace.
+    pub traceparent: Option<String>,
     pub raw: serde_json::Value,
     pub event: CloudEvent,
 }
@@ -285,14 +287,23 @@ pub async fn stream_events(nats_url: &str, stream: &str) -> anyhow::Result<Vec<S
     let mut events = Vec::with_capacity(total);
     while let Some(message) = messages.next().await {
         let message = message.map_err(|error| anyhow::anyhow!("{error}"))?;
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get("Nats-Msg-Id"))
-            .map(|value| value.to_string());
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.to_string())
+        };
+        let msg_id = header("Nats-Msg-Id");
+        let traceparent = header("traceparent");
         let raw: serde_json::Value = serde_json::from_slice(&message.payload)?;
         let event = serde_json::from_value(raw.clone())?;
-        events.push(StoredEvent { msg_id, raw, event });
+        events.push(StoredEvent {
+            msg_id,
+            traceparent,
+            raw,
+            event,
+        });
     }
     Ok(events)
 }

@@ -1,7 +1,8 @@
 //! Pensioner care with its neighbours, in-process on one real NATS: a concern
 //! visit files exactly one complaint even across a complaints-service outage and
-//! retries; a meal booking picks the nearest eligible merchant, which the
-//! alliance then credits for the discounted meal, once.
+//! retries, in the trace of the request that recorded the visit; a meal booking
+//! picks the nearest eligible merchant, which the alliance then credits for the
+//! discounted meal, once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::time::Duration;
 use chrono::Utc;
 use shequ_chassis::clock::{Clock, ManualClock, SystemClock};
 use shequ_chassis::config::CommonConfig;
+use shequ_chassis::trace::TraceContext;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
-use shequ_tests::{NatsServer, eventually, free_port};
+use shequ_tests::{NatsServer, eventually, free_port, stream_events};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
@@ -297,6 +299,80 @@ async fn a_concern_visit_files_exactly_one_complaint_across_a_complaints_outage(
         .filter(|e| e.kind == "complaint_filed")
         .count();
     assert_eq!(filed_entries, 1);
+    Ok(())
+}
+
+/// The `traceparent` of the one event of `event_type` in `stream`, once it is there.
+async fn traceparent_of(
+    nats: &NatsServer,
+    stream: &str,
+    event_type: &str,
+) -> anyhow::Result<TraceContext> {
+    eventually(Duration::from_secs(20), || async {
+        let found: Vec<_> = stream_events(&nats.url(), stream)
+            .await?
+            .into_iter()
+            .filter(|e| e.event.event_type == event_type)
+            .collect();
+        anyhow::ensure!(found.len() == 1, "{} {event_type} events", found.len());
+        let header = found[0]
+            .traceparent
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("{event_type} has no traceparent"))?;
+        TraceContext::parse(header)
+            .ok_or_else(|| anyhow::anyhow!("{event_type}: malformed traceparent {header:?}"))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_complaint_filed_from_a_visit_continues_the_visits_trace() -> anyhow::Result<()> {
+    // Arrange
+    const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let nats = NatsServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let complaints_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let (_complaints, _complaints_stop) =
+        start_complaints(&nats, dir.path(), complaints_addr).await?;
+    let (mut care, _worker, _care_stop) = start_care(
+        &nats,
+        dir.path(),
+        format!("http://{complaints_addr}"),
+        format!("http://127.0.0.1:{}", free_port()?),
+        ManualClock::new(Utc::now()),
+    )
+    .await?;
+    let elder_id = register_elder(&mut care, "王桂兰").await?;
+    let mut visit = tonic::Request::new(care::RecordVisitRequest {
+        request_id: "visit-1".into(),
+        elder_id,
+        visitor: "volunteer-wang".into(),
+        kind: care::VisitKind::HomeVisit as i32,
+        wellbeing: care::Wellbeing::Concern as i32,
+        needs: vec!["屋顶漏水".into()],
+        ..Default::default()
+    });
+    visit.metadata_mut().insert("traceparent", CALLER.parse()?);
+
+    // Act: the visit is recorded, and the worker files its complaint later.
+    care.record_visit(visit).await?;
+
+    // Assert
+    let recorded = traceparent_of(&nats, "CARE", "shequ.care.visit.recorded.v1").await?;
+    let submitted = traceparent_of(
+        &nats,
+        "COMPLAINTS",
+        "shequ.complaints.complaint.submitted.v1",
+    )
+    .await?;
+    assert_eq!(recorded.trace_id_hex(), TRACE, "the visit's event");
+    assert_eq!(
+        submitted.trace_id_hex(),
+        TRACE,
+        "the complaint filed for it, through the worker and gRPC"
+    );
+    assert_ne!(submitted.parent_id, recorded.parent_id, "from another span");
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Complaints and merchant-alliance together, in-process on one real NATS: a
 //! complaint about a merchant found at fault moves that merchant's score exactly
 //! once, even when the event is delivered again; the merchant check at
-//! submission says what the alliance knows, and a down alliance refuses nobody.
+//! submission says what the alliance knows, and a down alliance refuses nobody;
+//! the trace of the call that resolves a complaint follows its events into the
+//! alliance and out again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use shequ_chassis::clock::SystemClock;
 use shequ_chassis::config::CommonConfig;
+use shequ_chassis::trace::TraceContext;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
@@ -140,6 +143,16 @@ impl District {
 
     /// Accepts and resolves a complaint, finding the merchant at fault or not.
     async fn resolve(&mut self, complaint_id: &str, at_fault: bool) -> anyhow::Result<()> {
+        self.resolve_traced(complaint_id, at_fault, None).await
+    }
+
+    /// [`Self::resolve`], the resolution sent with a `traceparent` when one is given.
+    async fn resolve_traced(
+        &mut self,
+        complaint_id: &str,
+        at_fault: bool,
+        traceparent: Option<&str>,
+    ) -> anyhow::Result<()> {
         self.complaints
             .accept_complaint(complaints::AcceptComplaintRequest {
                 complaint_id: complaint_id.into(),
@@ -147,15 +160,17 @@ impl District {
                 ..Default::default()
             })
             .await?;
-        self.complaints
-            .resolve_complaint(complaints::ResolveComplaintRequest {
-                complaint_id: complaint_id.into(),
-                actor: "worker-li".into(),
-                note: "已核实并整改".into(),
-                merchant_at_fault: at_fault,
-                ..Default::default()
-            })
-            .await?;
+        let mut request = tonic::Request::new(complaints::ResolveComplaintRequest {
+            complaint_id: complaint_id.into(),
+            actor: "worker-li".into(),
+            note: "已核实并整改".into(),
+            merchant_at_fault: at_fault,
+            ..Default::default()
+        });
+        if let Some(value) = traceparent {
+            request.metadata_mut().insert("traceparent", value.parse()?);
+        }
+        self.complaints.resolve_complaint(request).await?;
         Ok(())
     }
 
@@ -285,6 +300,117 @@ async fn the_merchant_check_reports_members_strangers_and_a_down_alliance() -> a
         unverified.status(),
         complaints::Status::Submitted,
         "accepted although the alliance is down"
+    );
+    Ok(())
+}
+
+/// The one event of `event_type` in `stream`, once it is there.
+async fn the_event(
+    nats_url: &str,
+    stream: &str,
+    event_type: &str,
+) -> anyhow::Result<shequ_tests::StoredEvent> {
+    eventually(Duration::from_secs(20), || async {
+        let mut found: Vec<_> = stream_events(nats_url, stream)
+            .await?
+            .into_iter()
+            .filter(|e| e.event.event_type == event_type)
+            .collect();
+        anyhow::ensure!(found.len() == 1, "{} {event_type} events", found.len());
+        Ok(found.remove(0))
+    })
+    .await
+}
+
+/// The trace id of an event's `traceparent` header, which must be valid.
+fn trace_of(event: &shequ_tests::StoredEvent) -> anyhow::Result<TraceContext> {
+    let header = event
+        .traceparent
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("{} has no traceparent header", event.event.event_type))?;
+    TraceContext::parse(header).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has a malformed traceparent {header:?}",
+            event.event.event_type
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_of_a_resolution_follows_its_event_and_the_credit_change_it_causes()
+-> anyhow::Result<()> {
+    // Arrange
+    const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut district = District::start().await?;
+    let merchant = district.register_merchant("老张烧烤").await?;
+    let complaint = district.submit_about("c-1", &merchant).await?;
+
+    // Act
+    district
+        .resolve_traced(&complaint.id, true, Some(CALLER))
+        .await?;
+
+    // Assert
+    let nats = district.nats.url();
+    let resolved = the_event(
+        &nats,
+        "COMPLAINTS",
+        "shequ.complaints.complaint.resolved.v1",
+    )
+    .await?;
+    let credit = the_event(&nats, "ALLIANCE", "shequ.alliance.credit.changed.v1").await?;
+    let resolved_trace = trace_of(&resolved)?;
+    let credit_trace = trace_of(&credit)?;
+    assert_eq!(
+        resolved_trace.trace_id_hex(),
+        TRACE,
+        "the resolved event carries the caller's trace"
+    );
+    assert_ne!(
+        resolved.traceparent.as_deref(),
+        Some(CALLER),
+        "from the complaints service's own span, not the caller's"
+    );
+    assert_eq!(
+        credit_trace.trace_id_hex(),
+        TRACE,
+        "the credit change it caused carries it on"
+    );
+    assert_eq!(credit.event.subject, merchant);
+    // Work the call did not cause is in other traces.
+    let accepted = the_event(
+        &nats,
+        "COMPLAINTS",
+        "shequ.complaints.complaint.accepted.v1",
+    )
+    .await?;
+    assert_ne!(trace_of(&accepted)?.trace_id_hex(), TRACE);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_traceparent_fails_no_call_and_starts_a_new_trace() -> anyhow::Result<()> {
+    let mut district = District::start().await?;
+    let merchant = district.register_merchant("小赵水果").await?;
+    let complaint = district.submit_about("c-1", &merchant).await?;
+
+    district
+        .resolve_traced(&complaint.id, true, Some("00-garbage-01"))
+        .await?;
+
+    let nats = district.nats.url();
+    let resolved = the_event(
+        &nats,
+        "COMPLAINTS",
+        "shequ.complaints.complaint.resolved.v1",
+    )
+    .await?;
+    let credit = the_event(&nats, "ALLIANCE", "shequ.alliance.credit.changed.v1").await?;
+    assert_eq!(
+        trace_of(&credit)?.trace_id,
+        trace_of(&resolved)?.trace_id,
+        "the new trace is followed all the same"
     );
     Ok(())
 }

@@ -1,25 +1,34 @@
 //! Serving a service's gRPC routes with `grpc.health.v1`, reflection (so `grpcurl`
-//! works) and graceful shutdown, each call counted and timed
-//! ([`GrpcMetricsLayer`]), plus the error helpers every handler uses.
+//! works) and graceful shutdown, each call traced ([`TraceLayer`]) and counted
+//! and timed ([`GrpcMetricsLayer`]); passing the trace on from clients
+//! ([`traced`]); plus the error helpers every handler uses.
+
+use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use tokio::net::TcpListener;
+use tokio::task::futures::TaskLocalFuture;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
 use tonic::service::Routes;
-use tonic::transport::Server;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::Error;
 use crate::metrics::{GrpcMetricsLayer, Metrics};
+use crate::trace::{self, TraceContext};
 
 /// Serves `routes` on `listener` until `shutdown`: health reports SERVING for
 /// each of `service_names`, and NOT_SERVING as soon as shutdown begins; in-flight
 /// calls are finished before this returns. Every call (health and reflection
-/// too) is recorded in `metrics`.
+/// too) runs in its trace ([`TraceLayer`]) and is recorded in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
@@ -51,6 +60,7 @@ pub async fn serve(
             .await;
     };
     Server::builder()
+        .layer(TraceLayer)
         .layer(GrpcMetricsLayer::new(metrics.clone()))
         .add_routes(routes.add_service(health_service).add_service(reflection))
         // Small unary replies must not wait for Nagle's algorithm (~40 ms each).
@@ -60,6 +70,91 @@ pub async fn serve(
         )
         .await?;
     Ok(())
+}
+
+/// The tower layer [`serve`] wraps every gRPC route in: each call continues the
+/// caller's trace (its `traceparent` request header) or, when that is absent or
+/// malformed, starts a new one; a bad header never fails the call. The call
+/// runs with that context as [`trace::current`] and inside a `tracing` span
+/// `rpc` with the fields `trace_id` and `method` (the request path), so every
+/// log line of the call names its trace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceLayer;
+
+impl<S> tower::Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService { inner }
+    }
+}
+
+/// See [`TraceLayer`].
+#[derive(Debug, Clone)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TraceService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<TaskLocalFuture<TraceContext, S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let incoming = request
+            .headers()
+            .get(trace::HEADER)
+            .and_then(|value| value.to_str().ok());
+        let context = TraceContext::continue_from(incoming);
+        let span = tracing::info_span!(
+            "rpc",
+            trace_id = %context.trace_id_hex(),
+            method = %request.uri().path()
+        );
+        if incoming.is_some_and(|value| TraceContext::parse(value).is_none()) {
+            span.in_scope(|| tracing::debug!("malformed traceparent ignored; new trace started"));
+        }
+        let inner = &mut self.inner;
+        let future = span.in_scope(|| trace::sync_scope(context, || inner.call(request)));
+        trace::scope(context, future).instrument(span)
+    }
+}
+
+/// A gRPC client's interceptor that passes the current trace on: it adds a
+/// `traceparent` header, a child of [`trace::current`], to each outgoing call
+/// (none when there is no current context, or the call already has one).
+/// Build clients with [`traced`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropagateTrace;
+
+impl tonic::service::Interceptor for PropagateTrace {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if request.metadata().contains_key(trace::HEADER) {
+            return Ok(request);
+        }
+        if let Some(context) = trace::current()
+            && let Ok(value) = context.child().to_header().parse()
+        {
+            request.metadata_mut().insert(trace::HEADER, value);
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the current trace ([`PropagateTrace`]).
+pub type TracedChannel = InterceptedService<Channel, PropagateTrace>;
+
+/// `channel` with the current trace added to each call: every client of another
+/// shequ service is built on one (`FooClient::new(traced(channel))`).
+pub fn traced(channel: Channel) -> TracedChannel {
+    InterceptedService::new(channel, PropagateTrace)
 }
 
 /// `Internal` for a storage failure: logged here with its cause, which the

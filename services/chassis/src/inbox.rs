@@ -6,6 +6,12 @@
 //! redelivered event finds its id there and changes nothing. A malformed event is
 //! terminated (`Term`), a transient failure is nak'ed with a delay, and an event
 //! that keeps failing stops after `max_deliver` attempts.
+//!
+//! Each message is handled in the trace its `traceparent` header names (a child
+//! context, or a new root when the header is absent or malformed): the handler
+//! runs with it as [`crate::trace::current`], so the events it writes to the
+//! outbox carry the trace on, and inside a `tracing` span `event` with its
+//! `trace_id`.
 
 use std::time::Duration;
 
@@ -15,12 +21,14 @@ use futures::future::BoxFuture;
 use shequ_proto::events::CloudEvent;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::clock::{SharedClock, to_millis};
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
 use crate::storage::Database;
+use crate::trace::{self, TraceContext};
 
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +241,26 @@ impl<H: Handler> Inbox<H> {
         }
     }
 
+    /// Handles `message` in the trace its `traceparent` header continues.
     async fn process(&self, message: jetstream::Message) {
+        let incoming = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(trace::HEADER))
+            .map(|value| value.as_str());
+        let context = TraceContext::continue_from(incoming);
+        let span = tracing::info_span!(
+            "event",
+            trace_id = %context.trace_id_hex(),
+            consumer = %self.spec.durable,
+            subject = %message.subject
+        );
+        trace::scope(context, self.apply(message))
+            .instrument(span)
+            .await;
+    }
+
+    async fn apply(&self, message: jetstream::Message) {
         let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
         let event: CloudEvent = match serde_json::from_slice(&message.payload) {
             Ok(event) => event,

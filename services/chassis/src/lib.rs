@@ -6,18 +6,25 @@
 //! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
 //! - [`codes`]: `named_enum!`, enums with code names and Chinese labels.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
-//! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
+//! - [`telemetry`]: `tracing` set-up, human-readable or JSON (a line written
+//!   during a call or an event's handling carries its span's `trace_id`).
+//! - [`trace`]: the W3C `traceparent` context of the work a task is doing, so one
+//!   trace id follows a request through gRPC metadata, NATS headers and logs.
 //! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
 //! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
 //!   URL and runs that backend's migrations (the chassis's own, then the service's).
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
-//! - [`outbox`]: events written in the state change's transaction, and the relay
-//!   that publishes them to JetStream (`Nats-Msg-Id` = event id, waits for the PubAck).
-//! - [`inbox`]: durable pull consumers whose handlers apply each event once.
-//! - [`grpc`]: serving a service's routes with health, reflection and graceful
-//!   shutdown; the `InvalidArgument` helpers.
+//! - [`outbox`]: events written in the state change's transaction, with the
+//!   current trace, and the relay that publishes them to JetStream (with
+//!   `Nats-Msg-Id` = event id, and `traceparent` when written in a trace; it
+//!   waits for the PubAck).
+//! - [`inbox`]: durable pull consumers whose handlers apply each event once, in
+//!   the trace of its `traceparent` header.
+//! - [`grpc`]: serving a service's routes with health, reflection, graceful
+//!   shutdown and each call in its caller's trace; clients that pass the trace
+//!   on (`traced`); the `InvalidArgument` helpers.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
 //! - [`runtime`]: a service's database, NATS, relay, gRPC and admin ports, run
 //!   and shut down in order.
@@ -41,6 +48,7 @@ pub mod runtime;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
+pub mod trace;
 
 /// Failures of the chassis's parts, reported at start-up or by background tasks.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,11 @@
 //! absorbs a re-publish whose first ack was lost. It is woken right after a commit
 //! ([`OutboxSignal`]) and also polls, so a row committed by another process is
 //! found too.
+//!
+//! An event written during traced work ([`crate::trace::current`]: a gRPC call,
+//! another event's handling) keeps that context's `traceparent` in its row, and
+//! the relay publishes it as the message's `traceparent` header, so consumers
+//! continue the same trace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,7 @@ use crate::clock::{SharedClock, to_millis};
 use crate::metrics::Metrics;
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::storage::Database;
+use crate::trace::{self, TraceContext};
 
 /// How many pending rows one pass publishes.
 const BATCH: i64 = 256;
@@ -32,17 +38,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// How long shutdown waits for the last pending rows to be published.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Writes `event` into the outbox on the caller's transaction.
+/// Writes `event` into the outbox on the caller's transaction, with the current
+/// trace context if there is one.
 pub async fn enqueue(conn: &mut AnyConnection, event: &CloudEvent) -> Result<(), sqlx::Error> {
     let payload =
         serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
-        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO outbox (event_id, subject, payload, created_at, traceparent) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&event.id)
     .bind(&event.event_type)
     .bind(payload)
     .bind(to_millis(event.time))
+    .bind(trace::current().map(|context| context.to_header()))
     .execute(conn)
     .await?;
     Ok(())
@@ -169,7 +178,7 @@ impl Relay {
     /// acks and marks the acknowledged ones sent. Returns how many were sent.
     async fn publish_pending(&self) -> Result<usize, Error> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, subject, payload FROM outbox \
+            "SELECT seq, event_id, subject, payload, traceparent FROM outbox \
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
@@ -185,9 +194,13 @@ impl Relay {
             let event_id: String = row.try_get("event_id")?;
             let subject: String = row.try_get("subject")?;
             let payload: String = row.try_get("payload")?;
-            let publish = PublishMessage::build()
+            let traceparent: Option<String> = row.try_get("traceparent")?;
+            let mut publish = PublishMessage::build()
                 .payload(payload.into_bytes().into())
                 .message_id(event_id);
+            if let Some(context) = traceparent.as_deref().and_then(TraceContext::parse) {
+                publish = publish.header(trace::HEADER, context.to_header());
+            }
             match self.js.send_publish(subject.clone(), publish).await {
                 Ok(ack) => in_flight.push((seq, subject, ack)),
                 Err(error) => {

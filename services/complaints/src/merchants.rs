@@ -4,17 +4,18 @@
 
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
 use shequ_proto::alliance::v1::GetMerchantRequest;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::domain::kinds::MerchantCheck;
 
 /// The merchant-alliance service as the complaints service sees it.
 #[derive(Debug, Clone)]
 pub struct MerchantDirectory {
-    client: MerchantServiceClient<Channel>,
+    client: MerchantServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
@@ -28,7 +29,7 @@ impl MerchantDirectory {
             .connect_timeout(timeout)
             .timeout(timeout);
         Ok(Self {
-            client: MerchantServiceClient::new(endpoint.connect_lazy()),
+            client: MerchantServiceClient::new(traced(endpoint.connect_lazy())),
             timeout,
         })
     }

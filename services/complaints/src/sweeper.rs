@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use shequ_chassis::metrics::Metrics;
+use shequ_chassis::trace::{self, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, StoreError};
@@ -26,11 +27,18 @@ impl Sweeper {
     }
 
     /// One pass over the complaints owed an escalation; returns how many escalated.
+    /// Each escalation starts a trace of its own, which its event carries on.
     pub async fn sweep_once(&self) -> Result<usize, StoreError> {
         let mut escalated = 0;
         for (id, breach) in self.store.escalations_owed(self.store.now()).await? {
-            if self.store.escalate(&id, breach).await? {
-                tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
+            let escalate = async {
+                let done = self.store.escalate(&id, breach).await?;
+                if done {
+                    tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
+                }
+                Ok::<_, StoreError>(done)
+            };
+            if trace::job("escalation", TraceContext::new_root(), escalate).await? {
                 escalated += 1;
             }
         }

@@ -1,17 +1,21 @@
 //! The worker that files complaints from visits in the complaints service.
 //! Filings are stored with their visit; this retries each with the same
 //! `request_id` until the complaints service answers, so a complaint appears
-//! exactly once however long that service is down.
+//! exactly once however long that service is down. Each attempt runs in the
+//! trace of the request that recorded the visit (stored with the filing), or in
+//! a new one, and the call passes it on to the complaints service.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
+use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::domain::filing;
 use crate::store::{Filing, Store, StoreError};
@@ -22,7 +26,7 @@ const POLL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct FilingWorker {
     store: Store,
-    client: ComplaintServiceClient<Channel>,
+    client: ComplaintServiceClient<TracedChannel>,
     wake: Arc<Notify>,
 }
 
@@ -42,7 +46,7 @@ impl FilingWorker {
             .timeout(timeout);
         Ok(Self {
             wake: store.filings_waiting(),
-            client: ComplaintServiceClient::new(endpoint.connect_lazy()),
+            client: ComplaintServiceClient::new(traced(endpoint.connect_lazy())),
             store,
         })
     }
@@ -51,24 +55,35 @@ impl FilingWorker {
     pub async fn file_due(&self) -> Result<usize, StoreError> {
         let mut filed = 0;
         for filing in self.store.due_filings(50).await? {
-            match self.submit(&filing).await {
-                Ok(complaint_id) => {
-                    self.store.filing_done(&filing, &complaint_id).await?;
-                    tracing::info!(visit_id = %filing.visit_id, %complaint_id, "complaint filed from a visit");
-                    filed += 1;
-                }
-                Err(status) => {
-                    let permanent = matches!(
-                        status.code(),
-                        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition
-                    );
-                    tracing::warn!(visit_id = %filing.visit_id, code = ?status.code(), attempts = filing.attempts + 1, permanent, "complaint not filed yet");
-                    let error = format!("{:?}: {}", status.code(), status.message());
-                    self.store.filing_failed(&filing, &error, permanent).await?;
-                }
+            let context = filing
+                .trace
+                .map_or_else(TraceContext::new_root, |visit| visit.child());
+            if trace::job("filing", context, self.file(&filing)).await? {
+                filed += 1;
             }
         }
         Ok(filed)
+    }
+
+    /// One attempt at `filing`; whether it was filed.
+    async fn file(&self, filing: &Filing) -> Result<bool, StoreError> {
+        match self.submit(filing).await {
+            Ok(complaint_id) => {
+                self.store.filing_done(filing, &complaint_id).await?;
+                tracing::info!(visit_id = %filing.visit_id, %complaint_id, "complaint filed from a visit");
+                Ok(true)
+            }
+            Err(status) => {
+                let permanent = matches!(
+                    status.code(),
+                    Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition
+                );
+                tracing::warn!(visit_id = %filing.visit_id, code = ?status.code(), attempts = filing.attempts + 1, permanent, "complaint not filed yet");
+                let error = format!("{:?}: {}", status.code(), status.message());
+                self.store.filing_failed(filing, &error, permanent).await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn submit(&self, filing: &Filing) -> Result<String, tonic::Status> {

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use shequ_chassis::grpc::{TracedChannel, traced};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 use crate::store::Location;
@@ -30,7 +31,7 @@ pub enum NoMeal {
 
 #[derive(Debug, Clone)]
 pub struct MealFinder {
-    client: MerchantServiceClient<Channel>,
+    client: MerchantServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
@@ -45,7 +46,7 @@ impl MealFinder {
             .connect_timeout(timeout)
             .timeout(timeout);
         Ok(Self {
-            client: MerchantServiceClient::new(endpoint.connect_lazy()),
+            client: MerchantServiceClient::new(traced(endpoint.connect_lazy())),
             timeout,
         })
     }

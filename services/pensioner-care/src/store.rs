@@ -10,6 +10,7 @@ use shequ_chassis::events::new_event;
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Database;
+use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
 use sqlx::any::AnyRow;
@@ -162,6 +163,8 @@ pub struct Filing {
     pub text: String,
     pub urgent: bool,
     pub attempts: u32,
+    /// The trace of the request that recorded the visit, if it had one.
+    pub trace: Option<TraceContext>,
 }
 
 /// Filters of the elder list.
@@ -745,8 +748,8 @@ impl Store {
         timeline(&mut tx, &elder.id, visit.visited_at, "visit", &summary, &id).await?;
         if files {
             sqlx::query(
-                "INSERT INTO complaint_filings (visit_id, elder_id, grid_id, text, urgent, status, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6)",
+                "INSERT INTO complaint_filings (visit_id, elder_id, grid_id, text, urgent, status, attempts, next_attempt_at, traceparent) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7)",
             )
             .bind(&id)
             .bind(&elder.id)
@@ -754,6 +757,7 @@ impl Store {
             .bind(filing::complaint_text(visit.wellbeing, visit.kind, &visit.needs))
             .bind(i64::from(visit.wellbeing.raises_alert()))
             .bind(to_millis(now))
+            .bind(trace::current().map(|context| context.to_header()))
             .execute(&mut *tx)
             .await?;
         }
@@ -826,7 +830,7 @@ impl Store {
     /// Filings whose next attempt is due, oldest first.
     pub async fn due_filings(&self, limit: i64) -> Result<Vec<Filing>, StoreError> {
         let rows = sqlx::query(
-            "SELECT visit_id, elder_id, grid_id, text, urgent, attempts FROM complaint_filings \
+            "SELECT visit_id, elder_id, grid_id, text, urgent, attempts, traceparent FROM complaint_filings \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(to_millis(self.clock.now()))
@@ -842,6 +846,10 @@ impl Store {
                     text: row.try_get("text")?,
                     urgent: row.try_get::<i64, _>("urgent")? != 0,
                     attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                    trace: row
+                        .try_get::<Option<String>, _>("traceparent")?
+                        .as_deref()
+                        .and_then(TraceContext::parse),
                 })
             })
             .collect()

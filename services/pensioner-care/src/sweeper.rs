@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use shequ_chassis::metrics::Metrics;
+use shequ_chassis::trace::{self, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, StoreError};
@@ -25,12 +26,17 @@ impl Sweeper {
         }
     }
 
+    /// One pass; returns how many overdue events it raised. Each pass is a trace
+    /// of its own, which the events it raises carry on.
     pub async fn sweep_once(&self) -> Result<usize, StoreError> {
-        let raised = self.store.raise_overdue().await?;
-        if raised > 0 {
-            tracing::info!(raised, "overdue visits raised");
-        }
-        Ok(raised)
+        let sweep = async {
+            let raised = self.store.raise_overdue().await?;
+            if raised > 0 {
+                tracing::info!(raised, "overdue visits raised");
+            }
+            Ok(raised)
+        };
+        trace::job("overdue-sweep", TraceContext::new_root(), sweep).await
     }
 
     pub async fn run(self, shutdown: CancellationToken) {

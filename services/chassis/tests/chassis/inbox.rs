@@ -1,8 +1,9 @@
 //! The inbox: `apply_once` on both backends, and `Inbox::run` against a real
-//! `nats-server` with redeliveries, a malformed message and a transient failure.
+//! `nats-server` with redeliveries, a malformed message and a transient failure,
+//! and the trace each message's `traceparent` header names.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
@@ -14,6 +15,7 @@ use shequ_chassis::inbox::{ConsumerSpec, Handler, HandlerError, Inbox, Outcome, 
 use shequ_chassis::nats::ensure_stream;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::storage::Database;
+use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::events::{CloudEvent, EventData};
 use shequ_tests::{NatsServer, eventually};
 use sqlx::{AnyConnection, Row};
@@ -223,15 +225,23 @@ async fn publish(
     msg_id: &str,
     payload: Vec<u8>,
 ) -> anyhow::Result<u64> {
-    let ack = js
-        .send_publish(
-            ThingHappened::TYPE,
-            PublishMessage::build()
-                .payload(payload.into())
-                .message_id(msg_id),
-        )
-        .await?
-        .await?;
+    publish_traced(js, msg_id, payload, None).await
+}
+
+/// [`publish`], with a `traceparent` header when one is given.
+async fn publish_traced(
+    js: &async_nats::jetstream::Context,
+    msg_id: &str,
+    payload: Vec<u8>,
+    traceparent: Option<&str>,
+) -> anyhow::Result<u64> {
+    let mut message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(msg_id);
+    if let Some(value) = traceparent {
+        message = message.header("traceparent", value);
+    }
+    let ack = js.send_publish(ThingHappened::TYPE, message).await?.await?;
     ensure!(!ack.duplicate, "{msg_id} was dropped as a duplicate");
     Ok(ack.sequence)
 }
@@ -371,6 +381,126 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
         "the failed attempt left no effect"
     );
     assert_eq!(processed_count(&db, CONSUMER).await?, 1);
+
+    shutdown.cancel();
+    join_within(task, Duration::from_secs(10)).await
+}
+
+/// What [`SeesTrace`] saw of one event.
+#[derive(Debug)]
+struct Seen {
+    event_id: String,
+    context: Option<TraceContext>,
+    follow_up_id: String,
+}
+
+/// Records, per event, the trace it was handled in, and writes a follow-up
+/// event to the outbox in the inbox's transaction.
+#[derive(Debug, Default, Clone)]
+struct SeesTrace {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl SeesTrace {
+    fn handled(&self, event_id: &str) -> anyhow::Result<(Option<TraceContext>, String)> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.iter()
+            .find(|seen| seen.event_id == event_id)
+            .map(|seen| (seen.context, seen.follow_up_id.clone()))
+            .with_context(|| format!("{event_id} not handled"))
+    }
+}
+
+impl Handler for SeesTrace {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        event: &'a CloudEvent,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let context = trace::current();
+            let follow_up = thing_event(100);
+            shequ_chassis::outbox::enqueue(conn, &follow_up).await?;
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Seen {
+                    event_id: event.id.clone(),
+                    context,
+                    follow_up_id: follow_up.id.clone(),
+                });
+            Ok(())
+        })
+    }
+}
+
+/// The `traceparent` stored with an outbox row.
+async fn outbox_traceparent(db: &Database, event_id: &str) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query("SELECT traceparent FROM outbox WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(db.pool())
+            .await?
+            .try_get("traceparent")?,
+    )
+}
+
+#[tokio::test]
+async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() -> anyhow::Result<()>
+{
+    // Arrange: one message in a trace, one without a header, one with a bad one.
+    const CAUSE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let cause = TraceContext::parse(CAUSE).context("valid traceparent")?;
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    ensure_stream(&js, STREAM).await?;
+    let (_dir, db) = sqlite_db().await?;
+    let traced = thing_event(1);
+    let bare = thing_event(2);
+    let garbled = thing_event(3);
+    publish_traced(&js, &traced.id, serde_json::to_vec(&traced)?, Some(CAUSE)).await?;
+    publish_traced(&js, &bare.id, serde_json::to_vec(&bare)?, None).await?;
+    let last = publish_traced(
+        &js,
+        &garbled.id,
+        serde_json::to_vec(&garbled)?,
+        Some("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
+    )
+    .await?;
+    let handler = SeesTrace::default();
+    let shutdown = CancellationToken::new();
+
+    // Act
+    let inbox = Inbox::new(
+        db.clone(),
+        js.clone(),
+        ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
+        handler.clone(),
+        system_clock(),
+        OutboxSignal::default(),
+    );
+    let task = tokio::spawn(inbox.run(shutdown.clone()));
+    consumer_settled(&js, last).await?;
+
+    // Assert: the traced message continues its trace, and so does what it wrote.
+    let (in_trace, follow_up) = handler.handled(&traced.id)?;
+    let in_trace = in_trace.context("the handler runs in a trace")?;
+    assert_eq!(in_trace.trace_id, cause.trace_id, "the header's trace");
+    assert_ne!(in_trace.parent_id, cause.parent_id, "a span of its own");
+    assert_eq!(
+        outbox_traceparent(&db, &follow_up).await?,
+        Some(in_trace.to_header()),
+        "the event the handler wrote carries the trace on"
+    );
+    // The others start traces of their own and are applied all the same.
+    let (bare_trace, _) = handler.handled(&bare.id)?;
+    let (garbled_trace, _) = handler.handled(&garbled.id)?;
+    let bare_trace = bare_trace.context("a new trace without a header")?;
+    let garbled_trace = garbled_trace.context("a new trace for a bad header")?;
+    assert_ne!(bare_trace.trace_id, cause.trace_id);
+    assert_ne!(garbled_trace.trace_id, cause.trace_id);
+    assert_ne!(bare_trace.trace_id, garbled_trace.trace_id);
+    assert_eq!(processed_count(&db, CONSUMER).await?, 3);
 
     shutdown.cancel();
     join_within(task, Duration::from_secs(10)).await

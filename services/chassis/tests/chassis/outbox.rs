@@ -1,10 +1,11 @@
 //! The outbox and its relay against a real `nats-server`: happy path, NATS down,
-//! a relay restarted while NATS is down, and a re-publish after a lost ack.
+//! a relay restarted while NATS is down, a re-publish after a lost ack, and the
+//! trace context an event was written in, published as its `traceparent` header.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::{Context as _, bail, ensure};
 use shequ_chassis::clock::{Clock, ManualClock, SharedClock, to_millis};
 use shequ_chassis::nats::ensure_stream;
 use shequ_chassis::outbox::{OutboxSignal, Relay};
@@ -14,9 +15,12 @@ use shequ_tests::{NatsServer, eventually};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
+use shequ_chassis::trace::{self, TraceContext};
+
 use crate::support::{
     STREAM, ThingHappened, enqueue_all, id_set, jetstream_on, join_within, outbox_counts,
-    sqlite_db, stream_ids_exactly, stream_messages, system_clock, thing_event,
+    postgres_db, sqlite_db, stream_ids_exactly, stream_messages, stream_traceparents, system_clock,
+    thing_event,
 };
 
 const WITHIN: Duration = Duration::from_secs(30);
@@ -112,6 +116,56 @@ async fn relay_publishes_committed_events_with_their_id_as_msg_id_and_marks_them
 
     shutdown.cancel();
     join_within(relay, Duration::from_secs(10)).await
+}
+
+/// An event written inside a trace is published with that `traceparent`; one
+/// written outside any has no such header.
+async fn events_keep_the_trace_they_were_written_in(db: &Database) -> anyhow::Result<()> {
+    // Arrange
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let context = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .context("valid traceparent")?;
+    let traced = thing_event(1);
+    let untraced = thing_event(2);
+    let signal = OutboxSignal::default();
+    let shutdown = CancellationToken::new();
+
+    // Act
+    trace::scope(context, enqueue_all(db, std::slice::from_ref(&traced))).await?;
+    enqueue_all(db, std::slice::from_ref(&untraced)).await?;
+    let relay = spawn_relay(db, &js, &signal, system_clock(), &shutdown);
+
+    // Assert
+    let events = [traced.clone(), untraced.clone()];
+    assert_delivered_exactly_once(db, &js, &events).await?;
+    assert_eq!(
+        stream_traceparents(&js, STREAM.name).await?,
+        vec![
+            (Some(traced.id.clone()), Some(context.to_header())),
+            (Some(untraced.id.clone()), None),
+        ],
+        "(Nats-Msg-Id, traceparent) of each message"
+    );
+    shutdown.cancel();
+    join_within(relay, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn relay_publishes_the_traceparent_an_event_was_written_in_on_sqlite() -> anyhow::Result<()> {
+    let (_dir, db) = sqlite_db().await?;
+    events_keep_the_trace_they_were_written_in(&db).await
+}
+
+#[tokio::test]
+async fn relay_publishes_the_traceparent_an_event_was_written_in_on_postgres() -> anyhow::Result<()>
+{
+    let Some((_pg, db)) =
+        postgres_db("relay_publishes_the_traceparent_an_event_was_written_in_on_postgres").await?
+    else {
+        return Ok(());
+    };
+    events_keep_the_trace_they_were_written_in(&db).await
 }
 
 #[tokio::test]

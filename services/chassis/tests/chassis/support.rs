@@ -114,6 +114,30 @@ pub(crate) async fn stream_messages(
     Ok(messages)
 }
 
+/// Every message in `stream`, in order: (`Nats-Msg-Id`, `traceparent`).
+pub(crate) async fn stream_traceparents(
+    js: &jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<Vec<(Option<String>, Option<String>)>> {
+    let stream = js.get_stream(stream).await.context("stream info")?;
+    let info = stream.get_info().await?;
+    let mut headers = Vec::new();
+    if info.state.messages == 0 {
+        return Ok(headers);
+    }
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        let message = stream.get_raw_message(sequence).await?;
+        let header = |name: &str| {
+            message
+                .headers
+                .get(name)
+                .map(|value| value.as_str().to_owned())
+        };
+        headers.push((header("Nats-Msg-Id"), header("traceparent")));
+    }
+    Ok(headers)
+}
+
 /// The `Nats-Msg-Id`s in `stream`, in order; fails unless there are exactly `expected`.
 pub(crate) async fn stream_ids_exactly(
     js: &jetstream::Context,
