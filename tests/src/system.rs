@@ -17,6 +17,9 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::{NatsServer, free_port};
@@ -167,8 +170,109 @@ pub struct System {
     pub alliance: ServiceProcess,
     pub complaints: ServiceProcess,
     pub care: ServiceProcess,
+    tokens: Tokens,
     data: TempDir,
 }
+
+/// The roles a token can have (`shequ_chassis::auth::Role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Operator,
+    Staff,
+    Service,
+    ResidentApp,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Operator,
+        Role::Staff,
+        Role::Service,
+        Role::ResidentApp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Staff => "staff",
+            Role::Service => "service",
+            Role::ResidentApp => "resident_app",
+        }
+    }
+}
+
+/// One random token per role, their hashes in the services' token file, and
+/// the service token in a file of its own, as `make run` sets them up.
+#[derive(Debug)]
+struct Tokens {
+    by_role: Vec<(Role, String)>,
+    file: PathBuf,
+    service_token_file: PathBuf,
+}
+
+impl Tokens {
+    fn write(dir: &Path) -> anyhow::Result<Self> {
+        use sha2::Digest as _;
+        let by_role: Vec<(Role, String)> = Role::ALL
+            .into_iter()
+            .map(|role| {
+                (
+                    role,
+                    format!("{}-{}", role.as_str(), uuid::Uuid::now_v7().simple()),
+                )
+            })
+            .collect();
+        let entries: Vec<serde_json::Value> = by_role
+            .iter()
+            .map(|(role, token)| {
+                let hash: String = sha2::Sha256::digest(token.as_bytes())
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect();
+                serde_json::json!({"name": format!("test-{}", role.as_str()), "role": role.as_str(), "sha256": hash})
+            })
+            .collect();
+        let file = dir.join("tokens.json");
+        std::fs::write(&file, serde_json::json!({ "tokens": entries }).to_string())?;
+        let service_token_file = dir.join("service.token");
+        let service = by_role.iter().find(|(role, _)| *role == Role::Service);
+        std::fs::write(&service_token_file, &service.context("a service token")?.1)?;
+        Ok(Self {
+            by_role,
+            file,
+            service_token_file,
+        })
+    }
+
+    fn of(&self, role: Role) -> &str {
+        self.by_role
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, token)| token.as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// A client interceptor presenting a bearer token (or none).
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel to one service presenting one token.
+pub type AuthedChannel = InterceptedService<Channel, Bearer>;
 
 impl System {
     /// Starts NATS, then merchant-alliance, complaints and pensioner-care, each
@@ -184,6 +288,7 @@ impl System {
         env_of: impl Fn(Service) -> Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
+        let tokens = Tokens::write(data.path())?;
         let ports = [(); 3].map(|_| (free_port(), free_port()));
         let mut processes = Vec::new();
         for (service, ports) in Service::ALL.into_iter().zip(ports) {
@@ -211,6 +316,11 @@ impl System {
                     format!("127.0.0.1:{}", process.admin_port),
                 ),
                 ("SHEQU_LOG_FORMAT", "json".into()),
+                ("SHEQU_AUTH_TOKENS_FILE", tokens.file.display().to_string()),
+                (
+                    "SHEQU_SERVICE_TOKEN_FILE",
+                    tokens.service_token_file.display().to_string(),
+                ),
                 ("SHEQU_ALLIANCE_URL", urls[0].clone()),
                 ("SHEQU_COMPLAINTS_URL", urls[1].clone()),
             ]
@@ -227,6 +337,7 @@ impl System {
             alliance,
             complaints,
             care,
+            tokens,
             data,
         })
     }
@@ -243,9 +354,39 @@ impl System {
         }
     }
 
-    /// A channel to a service that reconnects by itself across restarts: calls
-    /// fail with `Unavailable` while the service is down.
-    pub fn channel(&self, service: Service) -> anyhow::Result<Channel> {
+    /// A channel to a service, as an operator: it reconnects by itself across
+    /// restarts; calls fail with `Unavailable` while the service is down.
+    pub fn channel(&self, service: Service) -> anyhow::Result<AuthedChannel> {
+        self.channel_as(service, Some(Role::Operator))
+    }
+
+    /// A channel presenting the token of `role`, or no token.
+    pub fn channel_as(
+        &self,
+        service: Service,
+        role: Option<Role>,
+    ) -> anyhow::Result<AuthedChannel> {
+        let token = role.map(|role| self.tokens.of(role));
+        self.channel_with_token(service, token)
+    }
+
+    /// A channel presenting `token` as it is (e.g. one the services do not know).
+    pub fn channel_with_token(
+        &self,
+        service: Service,
+        token: Option<&str>,
+    ) -> anyhow::Result<AuthedChannel> {
+        let bearer = token
+            .map(|token| format!("Bearer {token}").parse())
+            .transpose()
+            .context("a token a header can carry")?;
+        Ok(InterceptedService::new(
+            self.plain_channel(service)?,
+            Bearer(bearer),
+        ))
+    }
+
+    fn plain_channel(&self, service: Service) -> anyhow::Result<Channel> {
         let process = match service {
             Service::Complaints => &self.complaints,
             Service::MerchantAlliance => &self.alliance,

@@ -21,15 +21,15 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
-use shequ_tests::system::{Service, System};
+use shequ_tests::system::{AuthedChannel, Service, System};
 use shequ_tests::{StoredEvent, eventually, stream_events};
-use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
-type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
-type Organisation = complaints::organisation_service_client::OrganisationServiceClient<Channel>;
-type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
-type Care = care::care_service_client::CareServiceClient<Channel>;
+type Complaints = complaints::complaint_service_client::ComplaintServiceClient<AuthedChannel>;
+type Organisation =
+    complaints::organisation_service_client::OrganisationServiceClient<AuthedChannel>;
+type Merchants = alliance::merchant_service_client::MerchantServiceClient<AuthedChannel>;
+type Care = care::care_service_client::CareServiceClient<AuthedChannel>;
 
 /// A client of each service, reconnecting across restarts.
 #[derive(Clone)]
@@ -864,5 +864,191 @@ async fn the_services_work_under_their_own_nats_users() -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+/// The code a call ends with (`Ok` as `Code::Ok`).
+fn code_of<T>(result: Result<Response<T>, Status>) -> Code {
+    result.map_or_else(|status| status.code(), |_| Code::Ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_may_call_what_its_table_allows_and_nothing_else() -> anyhow::Result<()> {
+    use shequ_tests::system::Role::{self, Operator, ResidentApp, Staff};
+    const SERVICE: Role = Role::Service;
+    let system = System::start().await?;
+    let mut operator = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut operator).await?;
+    let complaints_as = |role: Option<Role>| -> anyhow::Result<Complaints> {
+        Ok(Complaints::new(
+            system.channel_as(Service::Complaints, role)?,
+        ))
+    };
+    let merchants_as = |role: Option<Role>| -> anyhow::Result<Merchants> {
+        Ok(Merchants::new(
+            system.channel_as(Service::MerchantAlliance, role)?,
+        ))
+    };
+    let care_as = |role: Option<Role>| -> anyhow::Result<Care> {
+        Ok(Care::new(system.channel_as(Service::PensionerCare, role)?))
+    };
+    let submitted = operator
+        .complaints
+        .submit_complaint(complaint_about("resident-1", &district.merchants[0], ""))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    let get = complaints::GetComplaintRequest {
+        complaint_id: submitted.id.clone(),
+    };
+    let nearby = alliance::FindNearbyRequest {
+        point: Some(point(0.0)),
+        category: alliance::Category::Dining as i32,
+        ..Default::default()
+    };
+    let list_elders = care::ListEldersRequest::default();
+
+    // Without a token, or with one the services do not know: Unauthenticated.
+    for token in [None, Some("not-a-token-anyone-was-given")] {
+        let complaints = Complaints::new(system.channel_with_token(Service::Complaints, token)?);
+        let merchants =
+            Merchants::new(system.channel_with_token(Service::MerchantAlliance, token)?);
+        let care = Care::new(system.channel_with_token(Service::PensionerCare, token)?);
+        assert_eq!(
+            code_of(complaints.clone().get_complaint(get.clone()).await),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            code_of(merchants.clone().find_nearby(nearby.clone()).await),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            code_of(care.clone().list_elders(list_elders.clone()).await),
+            Code::Unauthenticated
+        );
+    }
+
+    // A sample of each table: (role, call, expected code).
+    let cases: Vec<(Role, &str, Code)> = vec![
+        (ResidentApp, "SubmitComplaint", Code::Ok),
+        (ResidentApp, "GetComplaint", Code::PermissionDenied),
+        (ResidentApp, "RejectComplaint", Code::PermissionDenied),
+        (ResidentApp, "FindNearby", Code::Ok),
+        (ResidentApp, "GetCreditLedger", Code::PermissionDenied),
+        (ResidentApp, "ListElders", Code::PermissionDenied),
+        (SERVICE, "SubmitComplaint", Code::Ok),
+        (SERVICE, "GetComplaint", Code::PermissionDenied),
+        (SERVICE, "GetMerchant", Code::Ok),
+        (SERVICE, "ListElders", Code::PermissionDenied),
+        (Staff, "GetComplaint", Code::Ok),
+        (Staff, "LoadOrganisation", Code::PermissionDenied),
+        (Staff, "GetCreditLedger", Code::Ok),
+        (Staff, "EvaluateModelMerchants", Code::PermissionDenied),
+        (Staff, "ListElders", Code::Ok),
+        (Operator, "LoadOrganisation", Code::Ok),
+        (Operator, "EvaluateModelMerchants", Code::Ok),
+        (Operator, "GetElder", Code::Ok),
+    ];
+    for (n, (role, call, expected)) in cases.into_iter().enumerate() {
+        let role = Some(role);
+        let code = match call {
+            "SubmitComplaint" => code_of(
+                complaints_as(role)?
+                    .submit_complaint(complaint_about(&format!("case-{n}"), "", ""))
+                    .await,
+            ),
+            "GetComplaint" => code_of(complaints_as(role)?.get_complaint(get.clone()).await),
+            "RejectComplaint" => code_of(
+                complaints_as(role)?
+                    .reject_complaint(complaints::RejectComplaintRequest {
+                        complaint_id: submitted.id.clone(),
+                        actor: "someone".into(),
+                        reason: "不属于本区".into(),
+                        request_id: String::new(),
+                    })
+                    .await,
+            ),
+            "LoadOrganisation" => code_of(
+                Organisation::new(system.channel_as(Service::Complaints, role)?)
+                    .load_organisation(complaints::LoadOrganisationRequest {
+                        organisation: Some(organisation()),
+                    })
+                    .await,
+            ),
+            "FindNearby" => code_of(merchants_as(role)?.find_nearby(nearby.clone()).await),
+            "GetMerchant" => code_of(
+                merchants_as(role)?
+                    .get_merchant(alliance::GetMerchantRequest {
+                        merchant_id: district.canteen.clone(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+            "GetCreditLedger" => code_of(
+                merchants_as(role)?
+                    .get_credit_ledger(alliance::GetCreditLedgerRequest {
+                        merchant_id: district.canteen.clone(),
+                    })
+                    .await,
+            ),
+            "EvaluateModelMerchants" => code_of(
+                merchants_as(role)?
+                    .evaluate_model_merchants(alliance::EvaluateModelMerchantsRequest {
+                        period: "2026-Q4".into(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+            "ListElders" => code_of(care_as(role)?.list_elders(list_elders.clone()).await),
+            "GetElder" => code_of(
+                care_as(role)?
+                    .get_elder(care::GetElderRequest {
+                        elder_id: district.elders[0].clone(),
+                    })
+                    .await,
+            ),
+            other => anyhow::bail!("no call {other}"),
+        };
+        assert_eq!(code, expected, "{role:?} calling {call}");
+    }
+
+    // A refused call changed nothing: the complaint was not rejected.
+    let after = operator
+        .complaints
+        .get_complaint(get)
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    assert_eq!(after.status(), complaints::Status::Submitted);
+    // Probes need no token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        system.channel_with_token(Service::PensionerCare, None)?,
+    );
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await?
+        .into_inner();
+    assert_eq!(
+        serving.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    // The refusals are counted by code (16 Unauthenticated, 7 PermissionDenied).
+    let metrics = system.complaints.metrics().await?;
+    for code in ["16", "7"] {
+        let refused: f64 = metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("shequ_grpc_requests_total")
+                    && line.contains(&format!("code=\"{code}\""))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(
+            refused > 0.0,
+            "no calls counted with code {code}:\n{metrics}"
+        );
+    }
     Ok(())
 }

@@ -44,6 +44,38 @@ pub struct CommonConfig {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub grpc_tls: GrpcTls,
+}
+
+/// TLS for gRPC: the certificate the service serves with, and the CA it trusts
+/// when it calls the other services (their URLs then start with `https://`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GrpcTls {
+    /// Certificate chain (PEM) to serve gRPC over TLS with; needs the key too.
+    #[arg(
+        long = "grpc-tls-cert-file",
+        env = "SHEQU_GRPC_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(
+        long = "grpc-tls-key-file",
+        env = "SHEQU_GRPC_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA (PEM) client certificates must be signed by: set it to require them.
+    #[arg(
+        long = "grpc-tls-client-ca-file",
+        env = "SHEQU_GRPC_TLS_CLIENT_CA_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// CA (PEM) to trust when calling the other services over TLS.
+    #[arg(long = "grpc-tls-ca-file", env = "SHEQU_GRPC_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Who may call the service, and what it presents when it calls another.
@@ -143,6 +175,7 @@ impl CommonConfig {
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             log_format: LogFormat::Text,
             auth: AuthSettings::disabled(),
+            grpc_tls: GrpcTls::default(),
         }
     }
 

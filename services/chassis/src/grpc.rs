@@ -1,9 +1,14 @@
 //! Serving a service's gRPC routes with `grpc.health.v1`, reflection (so `grpcurl`
-//! works) and graceful shutdown, each call traced ([`TraceLayer`]) and counted
-//! and timed ([`GrpcMetricsLayer`]); passing the trace on from clients
-//! ([`traced`]); plus the error helpers every handler uses.
+//! works) and graceful shutdown, optionally over TLS ([`server_tls`]), within
+//! limits (message and metadata size, call time, calls per connection), each
+//! call traced ([`TraceLayer`]), counted and timed ([`GrpcMetricsLayer`]) and
+//! checked against the service's access table ([`AuthLayer`]); calling the
+//! other services with the trace and the service's token ([`Peers`]); plus the
+//! error helpers every handler uses.
 
+use std::path::Path;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
@@ -11,10 +16,13 @@ use tokio::net::TcpListener;
 use tokio::task::futures::TaskLocalFuture;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -22,18 +30,41 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::Error;
+use crate::auth::{AuthLayer, Guard};
+use crate::config::CommonConfig;
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::trace::{self, TraceContext};
+
+/// The largest request a service decodes (each service's server is built with
+/// it); larger ones are refused with `OutOfRange` before any handler runs.
+/// The largest legitimate request, a whole district's organisation, is far below.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The most metadata a call may carry.
+const MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// How long a call may run before it is cancelled with `Cancelled`.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Calls one connection may have in flight; more wait.
+const CONCURRENT_CALLS_PER_CONNECTION: usize = 256;
+
+/// What [`serve`] needs besides the routes: who may call (the [`Guard`]),
+/// TLS, and the metrics every call is recorded in.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub guard: Guard,
+    pub tls: Option<ServerTlsConfig>,
+    pub metrics: Metrics,
+}
 
 /// Serves `routes` on `listener` until `shutdown`: health reports SERVING for
 /// each of `service_names`, and NOT_SERVING as soon as shutdown begins; in-flight
 /// calls are finished before this returns. Every call (health and reflection
-/// too) runs in its trace ([`TraceLayer`]) and is recorded in `metrics`.
+/// too) runs in its trace ([`TraceLayer`]) and is recorded in the metrics;
+/// every call but health checks needs a token the guard accepts.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
-    metrics: &Metrics,
+    options: ServeOptions,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -59,9 +90,19 @@ pub async fn serve(
             .set_service_status("", ServingStatus::NotServing)
             .await;
     };
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = options.tls {
+        server = server
+            .tls_config(tls)
+            .map_err(|error| Error::Config(format!("gRPC TLS: {error}")))?;
+    }
+    server
+        .timeout(CALL_TIMEOUT)
+        .concurrency_limit_per_connection(CONCURRENT_CALLS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_BYTES)
         .layer(TraceLayer)
-        .layer(GrpcMetricsLayer::new(metrics.clone()))
+        .layer(GrpcMetricsLayer::new(options.metrics))
+        .layer(AuthLayer::new(options.guard))
         .add_routes(routes.add_service(health_service).add_service(reflection))
         // Small unary replies must not wait for Nagle's algorithm (~40 ms each).
         .serve_with_incoming_shutdown(
@@ -127,15 +168,23 @@ where
     }
 }
 
-/// A gRPC client's interceptor that passes the current trace on: it adds a
-/// `traceparent` header, a child of [`trace::current`], to each outgoing call
-/// (none when there is no current context, or the call already has one).
-/// Build clients with [`traced`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PropagateTrace;
+/// A gRPC client's interceptor for calls to other shequ services: it passes the
+/// current trace on (a `traceparent` header, a child of [`trace::current`]; none
+/// when there is no current context or the call already has one) and presents
+/// the service's bearer token, if it has one. Build clients with [`Peers`] (or
+/// [`traced`] in tests).
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingCall {
+    authorization: Option<MetadataValue<Ascii>>,
+}
 
-impl tonic::service::Interceptor for PropagateTrace {
+impl tonic::service::Interceptor for OutgoingCall {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         if request.metadata().contains_key(trace::HEADER) {
             return Ok(request);
         }
@@ -148,13 +197,100 @@ impl tonic::service::Interceptor for PropagateTrace {
     }
 }
 
-/// A channel whose calls carry the current trace ([`PropagateTrace`]).
-pub type TracedChannel = InterceptedService<Channel, PropagateTrace>;
+/// A channel to another shequ service ([`OutgoingCall`] on every call).
+pub type PeerChannel = InterceptedService<Channel, OutgoingCall>;
 
-/// `channel` with the current trace added to each call: every client of another
-/// shequ service is built on one (`FooClient::new(traced(channel))`).
-pub fn traced(channel: Channel) -> TracedChannel {
-    InterceptedService::new(channel, PropagateTrace)
+/// `channel` with the current trace added to each call, and no token.
+pub fn traced(channel: Channel) -> PeerChannel {
+    InterceptedService::new(channel, OutgoingCall::default())
+}
+
+/// How this service calls the others: the token it presents
+/// (`SHEQU_SERVICE_TOKEN_FILE`) and the CA it trusts for TLS (`SHEQU_GRPC_TLS_CA_FILE`).
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    call: OutgoingCall,
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Peers {
+    pub fn from_config(common: &CommonConfig) -> Result<Self, Error> {
+        let authorization = common
+            .auth
+            .service_token()?
+            .map(|token| {
+                format!("Bearer {token}").parse().map_err(|_| {
+                    Error::Config(
+                        "SHEQU_SERVICE_TOKEN_FILE holds characters a header cannot".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let tls = common
+            .grpc_tls
+            .tls_ca_file
+            .as_deref()
+            .map(|path| {
+                read_pem("SHEQU_GRPC_TLS_CA_FILE", path)
+                    .map(|ca| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+            })
+            .transpose()?;
+        Ok(Self {
+            call: OutgoingCall { authorization },
+            tls,
+        })
+    }
+
+    /// A lazily connecting channel to the service at `url` (named by the setting
+    /// `setting` in errors): the peer need not be up yet. `https://` URLs use TLS.
+    pub fn channel(
+        &self,
+        setting: &str,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<PeerChannel, Error> {
+        let bad =
+            |error: &dyn std::fmt::Display| Error::Config(format!("{setting} {url:?}: {error}"));
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|error| bad(&error))?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|error| bad(&error))?;
+        }
+        Ok(InterceptedService::new(
+            endpoint.connect_lazy(),
+            self.call.clone(),
+        ))
+    }
+}
+
+/// The server's TLS from `SHEQU_GRPC_TLS_CERT_FILE` / `_KEY_FILE` (and, to
+/// require client certificates, `_CLIENT_CA_FILE`); `None` serves plaintext.
+pub fn server_tls(common: &CommonConfig) -> Result<Option<ServerTlsConfig>, Error> {
+    let tls = &common.grpc_tls;
+    let (Some(cert), Some(key)) = (&tls.tls_cert_file, &tls.tls_key_file) else {
+        return Ok(None);
+    };
+    let identity = Identity::from_pem(
+        read_pem("SHEQU_GRPC_TLS_CERT_FILE", cert)?,
+        read_pem("SHEQU_GRPC_TLS_KEY_FILE", key)?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.tls_client_ca_file {
+        let ca = read_pem("SHEQU_GRPC_TLS_CLIENT_CA_FILE", ca)?;
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(Some(config))
+}
+
+fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        context: format!("reading {setting} {}", path.display()),
+        source,
+    })
 }
 
 /// `Internal` for a storage failure: logged here with its cause, which the

@@ -13,8 +13,10 @@ use tonic::service::Routes;
 
 use crate::Error;
 use crate::admin::{self, AdminState};
+use crate::auth::Access;
 use crate::clock::SharedClock;
 use crate::config::CommonConfig;
+use crate::grpc::{Peers, ServeOptions, server_tls};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
@@ -36,6 +38,9 @@ pub struct Runtime {
     pub clock: SharedClock,
     /// The service's metrics, served on the admin port.
     pub metrics: Metrics,
+    /// How to call the other services (token, TLS).
+    pub peers: Peers,
+    serving: ServeOptions,
     listener: TcpListener,
     grpc_addr: SocketAddr,
     admin_listener: TcpListener,
@@ -46,15 +51,24 @@ impl Runtime {
     /// Opens the database (running migrations), connects to NATS in the
     /// background, and binds the gRPC port and the admin HTTP port
     /// (`default_grpc_addr` and `default_admin_addr` unless the config names
-    /// them; port 0 picks a free one).
+    /// them; port 0 picks a free one). Calls are checked against `access`
+    /// with the configured tokens (or not at all when auth is disabled).
     pub async fn start(
         service: &str,
         common: &CommonConfig,
         default_grpc_addr: &str,
         default_admin_addr: &str,
         migrations: &Migrations,
+        access: Access,
         clock: SharedClock,
     ) -> Result<Self, Error> {
+        let metrics = Metrics::new(service);
+        let serving = ServeOptions {
+            guard: common.auth.guard(access)?,
+            tls: server_tls(common)?,
+            metrics: metrics.clone(),
+        };
+        let peers = Peers::from_config(common)?;
         let url = common.database_url(service)?;
         let db = Database::connect(&url, migrations).await?;
         let client = nats::connect(&common.nats_url, &common.nats, service).await?;
@@ -68,7 +82,9 @@ impl Runtime {
             js,
             outbox: OutboxSignal::default(),
             clock,
-            metrics: Metrics::new(service),
+            metrics,
+            peers,
+            serving,
             listener,
             grpc_addr,
             admin_listener,
@@ -118,14 +134,8 @@ impl Runtime {
             tracker.spawn(task(workers.clone()));
         }
         tracker.close();
-        let served = crate::grpc::serve(
-            self.listener,
-            routes,
-            service_names,
-            &self.metrics,
-            shutdown,
-        )
-        .await;
+        let served =
+            crate::grpc::serve(self.listener, routes, service_names, self.serving, shutdown).await;
         workers.cancel();
         tracker.wait().await;
         if tokio::time::timeout(Duration::from_secs(2), self.client.flush())

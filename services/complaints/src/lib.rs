@@ -32,6 +32,7 @@ use std::time::Duration;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
+use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
 use shequ_chassis::storage::Migrations;
@@ -127,19 +128,21 @@ impl Application {
     /// background, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
-        let merchants = MerchantDirectory::new(
-            &config.alliance_url,
-            Duration::from_millis(config.alliance_timeout_ms),
-        )?;
         let runtime = Runtime::start(
             "complaints",
             &config.common,
             DEFAULT_GRPC_ADDR,
             DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
+            access::access(),
             clock,
         )
         .await?;
+        let merchants = MerchantDirectory::new(
+            &runtime.peers,
+            &config.alliance_url,
+            Duration::from_millis(config.alliance_timeout_ms),
+        )?;
         let store = Store::new(
             runtime.db.clone(),
             runtime.outbox.clone(),
@@ -172,8 +175,13 @@ impl Application {
     /// Serves until `shutdown`; then stops taking requests, finishes those in
     /// flight, stops the sweeper, flushes the outbox and the NATS connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let routes = Routes::new(ComplaintServiceServer::new(self.api.clone()))
-            .add_service(OrganisationServiceServer::new(self.api));
+        let routes = Routes::new(
+            ComplaintServiceServer::new(self.api.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            OrganisationServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
         let sweeper = self.sweeper;
         let tasks: Vec<Task> = vec![Box::new(move |stop| Box::pin(sweeper.run(stop)))];
         self.runtime

@@ -4,32 +4,26 @@
 
 use std::time::Duration;
 
-use shequ_chassis::grpc::{TracedChannel, traced};
+use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_proto::alliance::v1::GetMerchantRequest;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use tonic::Code;
-use tonic::transport::Endpoint;
 
 use crate::domain::kinds::MerchantCheck;
 
 /// The merchant-alliance service as the complaints service sees it.
 #[derive(Debug, Clone)]
 pub struct MerchantDirectory {
-    client: MerchantServiceClient<TracedChannel>,
+    client: MerchantServiceClient<PeerChannel>,
     timeout: Duration,
 }
 
 impl MerchantDirectory {
     /// Connects lazily: the alliance need not be up when complaints starts.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|error| {
-                shequ_chassis::Error::Config(format!("SHEQU_ALLIANCE_URL {url:?}: {error}"))
-            })?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+    pub fn new(peers: &Peers, url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
+        let channel = peers.channel("SHEQU_ALLIANCE_URL", url, timeout)?;
         Ok(Self {
-            client: MerchantServiceClient::new(traced(endpoint.connect_lazy())),
+            client: MerchantServiceClient::new(channel),
             timeout,
         })
     }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
+use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -127,6 +128,7 @@ impl Application {
             DEFAULT_GRPC_ADDR,
             DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
+            access::access(),
             clock,
         )
         .await?;
@@ -183,7 +185,9 @@ impl Application {
             Box::new(move |stop| Box::pin(complaints.run(stop))),
             Box::new(move |stop| Box::pin(meals.run(stop))),
         ];
-        let routes = Routes::new(MerchantServiceServer::new(self.api));
+        let routes = Routes::new(
+            MerchantServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
         self.runtime
             .run(
                 STREAM,

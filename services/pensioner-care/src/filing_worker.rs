@@ -8,14 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shequ_chassis::grpc::{TracedChannel, traced};
+use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Endpoint;
 
 use crate::domain::filing;
 use crate::store::{Filing, Store, StoreError};
@@ -26,27 +25,21 @@ const POLL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct FilingWorker {
     store: Store,
-    client: ComplaintServiceClient<TracedChannel>,
+    client: ComplaintServiceClient<PeerChannel>,
     wake: Arc<Notify>,
 }
 
 impl FilingWorker {
     pub fn new(
         store: Store,
+        peers: &Peers,
         complaints_url: &str,
         timeout: Duration,
     ) -> Result<Self, shequ_chassis::Error> {
-        let endpoint = Endpoint::from_shared(complaints_url.to_owned())
-            .map_err(|error| {
-                shequ_chassis::Error::Config(format!(
-                    "SHEQU_COMPLAINTS_URL {complaints_url:?}: {error}"
-                ))
-            })?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+        let channel = peers.channel("SHEQU_COMPLAINTS_URL", complaints_url, timeout)?;
         Ok(Self {
             wake: store.filings_waiting(),
-            client: ComplaintServiceClient::new(traced(endpoint.connect_lazy())),
+            client: ComplaintServiceClient::new(channel),
             store,
         })
     }

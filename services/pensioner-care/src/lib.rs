@@ -36,6 +36,7 @@ use std::time::Duration;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
+use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -144,16 +145,17 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let policy = config.visit_policy()?;
         let timeout = Duration::from_millis(config.call_timeout_ms);
-        let meals = MealFinder::new(&config.alliance_url, timeout)?;
         let runtime = Runtime::start(
             "pensioner-care",
             &config.common,
             DEFAULT_GRPC_ADDR,
             DEFAULT_ADMIN_ADDR,
             &MIGRATIONS,
+            access::access(),
             clock,
         )
         .await?;
+        let meals = MealFinder::new(&runtime.peers, &config.alliance_url, timeout)?;
         let store = Store::new(
             runtime.db.clone(),
             runtime.outbox.clone(),
@@ -161,7 +163,12 @@ impl Application {
             policy,
         );
         Ok(Self {
-            filings: FilingWorker::new(store.clone(), &config.complaints_url, timeout)?,
+            filings: FilingWorker::new(
+                store.clone(),
+                &runtime.peers,
+                &config.complaints_url,
+                timeout,
+            )?,
             sweeper: Sweeper::new(
                 store.clone(),
                 Duration::from_secs(config.sweep_interval_secs),
@@ -209,7 +216,9 @@ impl Application {
             Box::new(move |stop| Box::pin(filings.run(stop))),
             Box::new(move |stop| Box::pin(outcomes.run(stop))),
         ];
-        let routes = Routes::new(CareServiceServer::new(self.api));
+        let routes = Routes::new(
+            CareServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
         self.runtime
             .run(
                 STREAM,

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use shequ_chassis::grpc::{TracedChannel, traced};
+use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
-use tonic::transport::Endpoint;
 
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 use crate::store::Location;
@@ -31,22 +30,19 @@ pub enum NoMeal {
 
 #[derive(Debug, Clone)]
 pub struct MealFinder {
-    client: MerchantServiceClient<TracedChannel>,
+    client: MerchantServiceClient<PeerChannel>,
     timeout: Duration,
 }
 
 impl MealFinder {
-    pub fn new(alliance_url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
-        let endpoint = Endpoint::from_shared(alliance_url.to_owned())
-            .map_err(|error| {
-                shequ_chassis::Error::Config(format!(
-                    "SHEQU_ALLIANCE_URL {alliance_url:?}: {error}"
-                ))
-            })?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+    pub fn new(
+        peers: &Peers,
+        alliance_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, shequ_chassis::Error> {
+        let channel = peers.channel("SHEQU_ALLIANCE_URL", alliance_url, timeout)?;
         Ok(Self {
-            client: MerchantServiceClient::new(traced(endpoint.connect_lazy())),
+            client: MerchantServiceClient::new(channel),
             timeout,
         })
     }

@@ -55,6 +55,7 @@ impl Running {
             "127.0.0.1:0",
             "127.0.0.1:0",
             &MIGRATIONS,
+            shequ_chassis::auth::Access::new(),
             system_clock(),
         )
         .await?;

@@ -30,7 +30,7 @@ mod tracing_calls {
 
     use futures::future::BoxFuture;
     use shequ_chassis::config::LogFormat;
-    use shequ_chassis::grpc::{PropagateTrace, TraceLayer};
+    use shequ_chassis::grpc::{OutgoingCall, TraceLayer};
     use shequ_chassis::telemetry;
     use shequ_chassis::trace::{self, TraceContext};
     use tonic::codegen::http;
@@ -166,7 +166,9 @@ mod tracing_calls {
     }
 
     fn outgoing(request: tonic::Request<()>) -> Option<String> {
-        let request = PropagateTrace.call(request).expect("never refuses");
+        let request = OutgoingCall::default()
+            .call(request)
+            .expect("never refuses");
         request
             .metadata()
             .get("traceparent")

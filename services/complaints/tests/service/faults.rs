@@ -73,6 +73,8 @@ impl ServiceProcess {
             .env("SHEQU_NATS_URL", nats_url)
             .env("SHEQU_DATA_DIR", data_dir)
             .env("SHEQU_GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("SHEQU_AUTH_DISABLED", "true")
+            .env("SHEQU_ADMIN_ADDR", "127.0.0.1:0")
             .env_remove("SHEQU_DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(if verbose {

@@ -19,7 +19,10 @@ async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Output> {
         .env("SHEQU_DATA_DIR", data.path())
         .env("SHEQU_GRPC_ADDR", "127.0.0.1:0")
         .env("SHEQU_NATS_URL", "nats://127.0.0.1:1")
+        .env("SHEQU_AUTH_DISABLED", "true")
+        .env("SHEQU_ADMIN_ADDR", "127.0.0.1:0")
         .env_remove("SHEQU_DATABASE_URL")
+        .env_remove("SHEQU_AUTH_TOKENS_FILE")
         .kill_on_drop(true);
     for (name, value) in env {
         command.env(name, value);
@@ -55,6 +58,17 @@ async fn a_bad_setting_stops_the_service_with_a_message_naming_it() -> anyhow::R
             "SHEQU_TIME_LIMITS_FILE",
             limits_path.as_str(),
             "priorities.urgent is missing",
+        ),
+        // No token file and auth not disabled: no default secret to fall back on.
+        (
+            "SHEQU_AUTH_DISABLED",
+            "false",
+            "SHEQU_AUTH_TOKENS_FILE is required",
+        ),
+        (
+            "SHEQU_GRPC_TLS_CERT_FILE",
+            "/nonexistent/cert.pem",
+            "--grpc-tls-key-file",
         ),
     ];
     for (name, value, expected) in cases {
