@@ -12,7 +12,8 @@ use shequ_proto::complaints::v1 as pb;
 use crate::codes::CodeParser;
 use crate::failure::Service;
 use crate::hours;
-use crate::time;
+use crate::subject::{self, Pattern};
+use crate::time::{self, Since};
 
 /// Where the complaints service listens unless told otherwise (ARCHITECTURE.md).
 pub(crate) const DEFAULT_COMPLAINTS_URL: &str = "http://127.0.0.1:50051";
@@ -20,6 +21,8 @@ pub(crate) const DEFAULT_COMPLAINTS_URL: &str = "http://127.0.0.1:50051";
 pub(crate) const DEFAULT_ALLIANCE_URL: &str = "http://127.0.0.1:50052";
 /// Where the pensioner-care service listens unless told otherwise.
 pub(crate) const DEFAULT_CARE_URL: &str = "http://127.0.0.1:50053";
+/// Where NATS listens unless told otherwise (the services' default too).
+pub(crate) const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// The heading the options every command takes are listed under.
 const GLOBAL: &str = "Global options";
@@ -29,8 +32,8 @@ const GLOBAL: &str = "Global options";
 #[command(
     name = "shequctl",
     version,
-    about = "The operator command line for shequ (社区): the grid organisation, complaints, the merchant alliance and pensioner care",
-    after_help = "Exit codes: 0 success, 1 other failure, 2 usage error, 3 service unreachable, \
+    about = "The operator command line for shequ (社区): the grid organisation, complaints, the merchant alliance, pensioner care and the events they publish",
+    after_help = "Exit codes: 0 success, 1 other failure, 2 usage error, 3 service (or NATS) unreachable, \
                   4 invalid argument, 5 not found, 6 failed precondition.\n\
                   Times are shown in Asia/Shanghai (UTC+8)."
 )]
@@ -86,12 +89,15 @@ pub(crate) enum Command {
     /// Pensioner care (党员助老结对帮扶): elders, volunteers, pairings, visits, bookings.
     #[command(subcommand)]
     Care(Box<CareCommand>),
+    /// The events the services publish (CloudEvents on NATS JetStream).
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 impl Cli {
     /// The service the command talks to, named in errors.
     pub(crate) fn service(&self) -> Service<'_> {
-        match self.command {
+        match &self.command {
             Command::Org(_) | Command::Complaints(_) => Service {
                 name: "complaints",
                 url: &self.complaints_url,
@@ -103,6 +109,10 @@ impl Cli {
             Command::Care(_) => Service {
                 name: "pensioner-care",
                 url: &self.care_url,
+            },
+            Command::Events(EventsCommand::Tail(tail)) => Service {
+                name: "NATS",
+                url: &tail.nats.url,
             },
         }
     }
@@ -720,6 +730,103 @@ pub(crate) struct BookArgs {
     pub(crate) actor: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// Follow the events whose subject matches a pattern, one line each (with --json,
+    /// one CloudEvent per line): from now, replayed from the start of the streams, or
+    /// from a time.
+    ///
+    /// Reads every stream whose subjects the pattern reaches (COMPLAINTS
+    /// shequ.complaints.>, ALLIANCE shequ.alliance.>, CARE shequ.care.>) with an
+    /// ordered consumer of its own: ephemeral, no acks, removed on exit (the server
+    /// drops any left after 30 s idle). Events of one stream come in stream order;
+    /// streams are merged as events arrive. Runs until Ctrl-C (exit 0), --count or
+    /// --idle-exit. A line "following … from …" on stderr says the tail is subscribed.
+    ///
+    /// A line: the event's time (UTC+8), type, subject (the id of what it is about),
+    /// event id and data. With --json, newline-delimited JSON: each line the CloudEvent
+    /// as received plus `stream` and `streamsequence`. A body that is not a CloudEvent
+    /// is printed raw (with --json as {"stream", "streamsequence", "natssubject",
+    /// "published", "raw"}) with a warning on stderr.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// The NATS subjects (= event types) to follow: `*` matches one token, `>` the rest,
+    /// e.g. shequ.complaints.>, shequ.*.complaint.accepted.v1.
+    #[arg(default_value = "shequ.>", value_parser = subject::parse)]
+    pub(crate) pattern: Pattern,
+    /// Where to start: start (everything the streams hold), now (only new events), an
+    /// RFC 3339 time (2026-11-02T09:00:00Z) or a district time (UTC+8) "2026-11-02 17:30"
+    /// or 2026-11-02.
+    #[arg(long, default_value = "now", value_name = "start|now|TIME", value_parser = time::parse_since)]
+    pub(crate) from: Since,
+    /// Stop after this many events (bodies printed raw count too).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+    /// Stop once no event has come for this many seconds (e.g. 2 or 0.5): for
+    /// scripts replaying what is there.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) idle_exit: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+}
+
+/// Where NATS is and who to be to it.
+#[derive(Debug, Args)]
+pub(crate) struct NatsArgs {
+    /// NATS server URL (nats://host:port; tls://… requires TLS). `make run` serves
+    /// NATS on nats://127.0.0.1:14222.
+    #[arg(
+        long = "nats-url",
+        env = "SHEQU_NATS_URL",
+        default_value = DEFAULT_NATS_URL,
+        value_parser = parse_nats_url
+    )]
+    pub(crate) url: String,
+    /// NATS user (deploy/nats/nats.conf has `subscriber` for reading events);
+    /// default: connect without one (a local server).
+    #[arg(long = "nats-user", env = "SHEQU_NATS_USER", requires = "password")]
+    pub(crate) user: Option<String>,
+    /// The NATS user's password.
+    #[arg(
+        long = "nats-password",
+        env = "SHEQU_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
+    pub(crate) password: Option<String>,
+    /// CA certificate (PEM) the NATS server's certificate is checked against; setting it
+    /// requires TLS.
+    #[arg(long = "nats-ca-file", env = "SHEQU_NATS_CA_FILE", value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// A positive number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of seconds, like 2 or 0.5".to_owned())?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err("expected more than 0 and at most 86400 seconds".to_owned());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// NATS addresses as the services take them: one URL, or several separated by commas.
+fn parse_nats_url(text: &str) -> Result<String, String> {
+    for url in text.split(',') {
+        url.trim()
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|error| {
+                format!("{url:?} is not a NATS URL like nats://127.0.0.1:4222: {error}")
+            })?;
+    }
+    Ok(text.to_owned())
+}
+
 /// An emergency contact as `--contact` takes it: `name,phone,relation`, each part
 /// trimmed and present (a full-width `，` separates too). The service checks
 /// each part again.
@@ -1125,6 +1232,56 @@ mod tests {
                 "http://10.0.0.6:7001"
             ]),
             Some(("pensioner-care", "http://10.0.0.6:7001".to_owned()))
+        );
+    }
+
+    fn tail(args: &[&str]) -> Result<TailArgs, clap::error::ErrorKind> {
+        let cli = Cli::try_parse_from(["shequctl", "events", "tail"].iter().chain(args))
+            .map_err(|e| e.kind())?;
+        match cli.command {
+            Command::Events(EventsCommand::Tail(tail)) => Ok(tail),
+            _ => Err(clap::error::ErrorKind::InvalidSubcommand),
+        }
+    }
+
+    #[test]
+    fn a_tail_follows_everything_from_now_by_default() {
+        let Ok(args) = tail(&[]) else {
+            panic!("events tail did not parse");
+        };
+        assert_eq!(args.pattern.as_str(), "shequ.>");
+        assert_eq!(args.from, Since::Now);
+        assert_eq!((args.count, args.idle_exit), (None, None));
+        // SHEQU_NATS_URL may be set where the tests run; the flag wins.
+        let Ok(args) = tail(&["--nats-url", "nats://10.0.0.7:4222", "shequ.care.>"]) else {
+            panic!("events tail --nats-url did not parse");
+        };
+        assert_eq!(args.nats.url, "nats://10.0.0.7:4222");
+        assert_eq!(args.pattern.as_str(), "shequ.care.>");
+    }
+
+    #[test]
+    fn tail_flags_are_checked_on_the_command_line() {
+        let Ok(args) = tail(&["--from", "start", "--count", "3", "--idle-exit", "0.5"]) else {
+            panic!("events tail flags did not parse");
+        };
+        assert_eq!(args.from, Since::Start);
+        assert_eq!(args.count, Some(3));
+        assert_eq!(args.idle_exit, Some(std::time::Duration::from_millis(500)));
+        let invalid = Err(clap::error::ErrorKind::ValueValidation);
+        for bad in [
+            &["shequ..x"][..],
+            &["--from", "yesterday"],
+            &["--count", "0"],
+            &["--idle-exit", "0"],
+            &["--idle-exit", "soon"],
+            &["--nats-url", "nats://host:notaport"],
+        ] {
+            assert_eq!(tail(bad).map(|_| ()), invalid, "{bad:?}");
+        }
+        assert_eq!(
+            tail(&["--nats-user", "subscriber"]).map(|_| ()),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
         );
     }
 

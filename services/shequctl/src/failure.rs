@@ -6,9 +6,9 @@
 //! | 0 | success |
 //! | 1 | anything else |
 //! | 2 | usage error (clap's, and an empty `--from`/`--to` period) |
-//! | 3 | the service is unreachable (transport error or `Unavailable`), named with its URL |
+//! | 3 | the service (or NATS, for `events`) is unreachable (transport error or `Unavailable`), named with its URL |
 //! | 4 | `InvalidArgument`, with the fields the `BadRequest` detail names |
-//! | 5 | `NotFound` |
+//! | 5 | `NotFound` (and, for `events tail`, a pattern no stream holds) |
 //! | 6 | `FailedPrecondition` |
 
 use std::fmt;
@@ -37,10 +37,39 @@ impl std::error::Error for Unreachable {
     }
 }
 
+/// Connecting to NATS failed (`events`); the URL is the [`Service`]'s.
+#[derive(Debug)]
+pub(crate) struct NatsUnreachable(pub(crate) async_nats::ConnectError);
+
+impl fmt::Display for NatsUnreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "connecting to NATS failed")
+    }
+}
+
+impl std::error::Error for NatsUnreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// What was asked for is not there, found out without a service's
+/// `NotFound` (a pattern no stream holds).
+#[derive(Debug)]
+pub(crate) struct NotFound(pub(crate) String);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
 /// The service a command talks to, as errors name it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Service<'a> {
-    /// `complaints`, `merchant-alliance`, `pensioner-care`.
+    /// `complaints`, `merchant-alliance`, `pensioner-care`, or `NATS`.
     pub(crate) name: &'static str,
     pub(crate) url: &'a str,
 }
@@ -122,8 +151,23 @@ fn classify(error: &anyhow::Error, service: Service<'_>) -> Failure {
         failure.cause = Some(chain(transport));
         return failure;
     }
+    if let Some(NatsUnreachable(connect)) = error.downcast_ref::<NatsUnreachable>() {
+        let mut failure = Failure::new(
+            3,
+            "unreachable",
+            format!(
+                "cannot reach NATS at {url}: is it running? \
+                 (`make run` serves it on nats://127.0.0.1:14222)"
+            ),
+        );
+        failure.cause = Some(chain(connect));
+        return failure;
+    }
     if let Some(Usage(message)) = error.downcast_ref::<Usage>() {
         return Failure::new(2, "usage", message.clone());
+    }
+    if let Some(NotFound(message)) = error.downcast_ref::<NotFound>() {
+        return Failure::new(5, "not_found", message.clone());
     }
     let Some(status) = error.chain().find_map(|e| e.downcast_ref::<Status>()) else {
         return Failure::new(1, "error", format!("{error:#}"));
@@ -205,6 +249,10 @@ mod tests {
         assert_eq!(
             classify(&Usage("empty period".into()).into(), COMPLAINTS).exit,
             2
+        );
+        assert_eq!(
+            classify(&NotFound("no stream".into()).into(), COMPLAINTS).exit,
+            5
         );
     }
 

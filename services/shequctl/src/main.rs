@@ -2,22 +2,29 @@
 //! complaints through their lifecycle, keeps the merchant alliance (merchants,
 //! the convenience circle, credit, awards) and runs pensioner care (elders,
 //! volunteers, pairings, visits, bookings, timelines) by calling the services'
-//! gRPC APIs, printing aligned tables for people or JSON (`--json`) for scripts.
+//! gRPC APIs, printing aligned tables for people or JSON (`--json`) for scripts;
+//! and follows the events the services publish (`events tail`, from NATS
+//! JetStream), a line each or newline-delimited JSON.
 //!
 //! Exit codes scripts can rely on: 0 success, 1 anything else, 2 usage error,
-//! 3 service unreachable, 4 invalid argument, 5 not found, 6 failed precondition.
+//! 3 service (or NATS) unreachable, 4 invalid argument, 5 not found, 6 failed
+//! precondition.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap derive): every command, flag and its help.
 //! - [`commands`]: one module per service area (`org`, `complaints`,
 //!   `merchants`, `care`), each turning a parsed command into gRPC calls and
-//!   printing the answer.
+//!   printing the answer; `events` follows CloudEvents on JetStream with an
+//!   ordered consumer per stream the subject pattern reaches.
 //! - [`codes`]: proto enum values as operators type and read them
 //!   (`environment_sanitation`, `in_progress`, `elderly_care`, `gcj02`,
 //!   `empty_nest`).
 //! - [`hours`]: opening hours as operators write them (`mon-fri 08:00-20:00`).
+//! - [`subject`]: NATS subject patterns (`shequ.>`): checked, and met with a
+//!   stream's subjects to find the streams and filters `events tail` reads.
 //! - [`time`]: instants shown in the district's time zone (Asia/Shanghai,
-//!   UTC+8) and dates on the command line turned into periods.
+//!   UTC+8), dates on the command line turned into periods, and where
+//!   `events tail --from` starts.
 //! - [`organisation`]: the JSON organisation file, a mirror of the proto message.
 //! - [`table`]: the small aligned-table printer.
 //! - [`output`]: stdout writing, human or JSON.
@@ -30,6 +37,7 @@ mod failure;
 mod hours;
 mod organisation;
 mod output;
+mod subject;
 mod table;
 mod time;
 

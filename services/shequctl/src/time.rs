@@ -1,7 +1,7 @@
 //! Time as the district reads it: instants shown in Asia/Shanghai (a fixed
 //! UTC+8, no daylight saving), dates on the command line turned into
-//! half-open periods of whole district days, and moments (`2026-11-02 17:30`)
-//! read in district time.
+//! half-open periods of whole district days, moments (`2026-11-02 17:30`)
+//! read in district time, and where `events tail --from` starts.
 
 use chrono::{
     DateTime, Duration, DurationRound, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime,
@@ -43,6 +43,13 @@ pub(crate) fn local(at: Option<&Timestamp>) -> String {
     )
 }
 
+/// `2026-11-02 17:00:03` in the district's time, to the second.
+pub(crate) fn local_second(at: DateTime<Utc>) -> String {
+    at.with_timezone(&DISTRICT)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// RFC 3339 in UTC (`2026-11-02T09:00:00Z`) for JSON; `null` when absent.
 pub(crate) fn json(at: Option<&Timestamp>) -> serde_json::Value {
     instant(at).map_or(serde_json::Value::Null, |at| {
@@ -68,6 +75,54 @@ pub(crate) fn parse_minute(text: &str) -> Result<DateTime<Utc>, String> {
         .single()
         .map(|at| at.with_timezone(&Utc))
         .ok_or_else(|| format!("{text} is not a time in UTC+8"))
+}
+
+/// Where a tail of the event streams starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Since {
+    /// Every event the streams hold.
+    Start,
+    /// Only events published after the tail started.
+    Now,
+    /// Events the streams received at or after this instant.
+    At(DateTime<Utc>),
+}
+
+impl Since {
+    /// `start`, `now`, or the instant in the district's time.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Self::Start => "the start".to_owned(),
+            Self::Now => "now".to_owned(),
+            Self::At(at) => format!("{} (UTC+8)", local_second(at)),
+        }
+    }
+}
+
+/// `--from`: `start`, `now`, an RFC 3339 instant (`2026-11-02T09:00:00Z`,
+/// `2026-11-02T17:00:00+08:00`), a district moment (`2026-11-02 17:00`) or a
+/// district day (`2026-11-02`, from its start).
+pub(crate) fn parse_since(text: &str) -> Result<Since, String> {
+    let text = text.trim();
+    match text {
+        "start" => return Ok(Since::Start),
+        "now" => return Ok(Since::Now),
+        _ => {}
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Since::At(at.with_timezone(&Utc)));
+    }
+    if let Ok(at) = parse_minute(text) {
+        return Ok(Since::At(at));
+    }
+    if let Ok(day) = parse_date(text) {
+        return start_of_day(day).map(Since::At);
+    }
+    Err(
+        "expected start, now, an RFC 3339 time (2026-11-02T09:00:00Z) or a district time \
+         (UTC+8) like \"2026-11-02 17:30\" or 2026-11-02"
+            .to_owned(),
+    )
 }
 
 /// This minute, started: a default `now` that a server whose clock runs a
@@ -198,10 +253,30 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_starts_at_the_start_now_or_an_instant() {
+        assert_eq!(parse_since("start"), Ok(Since::Start));
+        assert_eq!(parse_since(" now "), Ok(Since::Now));
+        let nine = Ok(Since::At(utc(2026, 11, 2, 9)));
+        assert_eq!(parse_since("2026-11-02T09:00:00Z"), nine);
+        assert_eq!(parse_since("2026-11-02T17:00:00+08:00"), nine);
+        assert_eq!(parse_since("2026-11-02 17:00"), nine);
+        assert_eq!(
+            parse_since("2026-11-03"),
+            Ok(Since::At(utc(2026, 11, 2, 16))),
+            "a day starts at midnight in UTC+8"
+        );
+        for bad in ["", "yesterday", "17:00", "2026-11-02 25:00", "2026-13-01"] {
+            assert!(parse_since(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
     fn instants_are_shown_in_utc_plus_8() {
         let at = timestamp(utc(2026, 11, 2, 17));
         assert_eq!(local(Some(&at)), "2026-11-03 01:00");
         assert_eq!(local(None), "-");
         assert_eq!(json(Some(&at)), serde_json::json!("2026-11-02T17:00:00Z"));
+        let at = utc(2026, 11, 2, 17) + Duration::seconds(3) + Duration::milliseconds(900);
+        assert_eq!(local_second(at), "2026-11-03 01:00:03");
     }
 }

@@ -1,8 +1,10 @@
 //! From a parsed command line to gRPC calls: the connection, the small
-//! helpers every area shares, and one module per service area.
+//! helpers every area shares, and one module per service area (and `events`,
+//! which reads NATS JetStream instead).
 
 mod care;
 mod complaints;
+mod events;
 mod merchants;
 mod org;
 
@@ -38,6 +40,7 @@ pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
         Command::Complaints(command) => complaints::run(command, url, output).await,
         Command::Merchants(command) => merchants::run(command, url, output).await,
         Command::Care(command) => care::run(command, url, output).await,
+        Command::Events(command) => events::run(command, output).await,
     }
 }
 
