@@ -2,11 +2,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test lint fmt deps bench
+.PHONY: run demo test lint fmt deps bench deploy-check
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
 	@deploy/local/run.sh
+
+## A scripted day in the district with shequctl, against the system `make run`
+## started (in another terminal); about a minute.
+demo:
+	@deploy/local/demo.sh
 
 ## Unit, integration and fault tests (real nats-server; PostgreSQL when one answers).
 test: deps
@@ -16,6 +21,12 @@ test: deps
 		echo "cargo-nextest not found; running cargo test"; \
 		$(CARGO) test --workspace; \
 	fi
+
+## What can be checked of deploy/ without a container engine: nats.conf, the
+## k8s manifests (kubectl kustomize), compose (docker compose / docker-compose
+## when installed), scripts; each check skips with a note when its tool is missing.
+deploy-check:
+	@deploy/check.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

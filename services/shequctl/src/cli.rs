@@ -34,7 +34,7 @@ const GLOBAL: &str = "Global options";
     version,
     about = "The operator command line for shequ (社区): the grid organisation, complaints, the merchant alliance, pensioner care and the events they publish",
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage error, 3 service (or NATS) unreachable, \
-                  4 invalid argument, 5 not found, 6 failed precondition.\n\
+                  4 invalid argument, 5 not found, 6 failed precondition, 7 no or unknown token, or a role not allowed.\n\
                   Times are shown in Asia/Shanghai (UTC+8)."
 )]
 pub(crate) struct Cli {
@@ -68,6 +68,12 @@ pub(crate) struct Cli {
         value_parser = parse_url
     )]
     pub(crate) care_url: String,
+    /// File holding your bearer token (`make run` writes data/auth/operator.token).
+    #[arg(long, global = true, help_heading = GLOBAL, env = "SHEQU_TOKEN_FILE")]
+    pub(crate) token_file: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) to trust for https:// service URLs.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "SHEQU_GRPC_TLS_CA_FILE")]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,
@@ -855,8 +861,8 @@ fn parse_contact(text: &str) -> Result<care::EmergencyContact, String> {
 
 /// The service address: an `http://` URL tonic can connect to.
 fn parse_url(url: &str) -> Result<String, String> {
-    if !url.starts_with("http://") {
-        return Err("must be an http:// URL, like http://127.0.0.1:50051".into());
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err("must be an http:// or https:// URL, like http://127.0.0.1:50051".into());
     }
     tonic::transport::Endpoint::from_shared(url.to_owned())
         .map(|_| url.trim_end_matches('/').to_owned())

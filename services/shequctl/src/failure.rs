@@ -10,6 +10,7 @@
 //! | 4 | `InvalidArgument`, with the fields the `BadRequest` detail names |
 //! | 5 | `NotFound` (and, for `events tail`, a pattern no stream holds) |
 //! | 6 | `FailedPrecondition` |
+//! | 7 | `Unauthenticated` (no token, or one the service does not know) or `PermissionDenied` (the token's role may not) |
 
 use std::fmt;
 use std::io::Write;
@@ -196,6 +197,12 @@ fn classify(error: &anyhow::Error, service: Service<'_>) -> Failure {
         }
         Code::NotFound => Failure::new(5, "not_found", message),
         Code::FailedPrecondition => Failure::new(6, "failed_precondition", message),
+        Code::Unauthenticated => Failure::new(
+            7,
+            "unauthenticated",
+            format!("{message} (give your token with --token-file or SHEQU_TOKEN_FILE)"),
+        ),
+        Code::PermissionDenied => Failure::new(7, "permission_denied", message),
         code => Failure::new(
             1,
             "error",

@@ -181,6 +181,7 @@ async fn shequctl(flag: &str, url: &str, args: &[&str]) -> anyhow::Result<Run> {
         .env_remove("SHEQU_ALLIANCE_URL")
         .env_remove("SHEQU_CARE_URL")
         .env_remove("SHEQU_ACTOR")
+        .env_remove("SHEQU_TOKEN_FILE")
         .output()
         .await
         .context("running shequctl")?;
@@ -440,6 +441,69 @@ async fn an_unreachable_service_exits_3_naming_it_and_its_url() -> anyhow::Resul
         assert!(run.stdout.is_empty(), "{run:?}");
     }
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_unknown_or_unpermitted_token_exits_7_and_a_good_one_works() -> anyhow::Result<()>
+{
+    use shequ_chassis::auth::token_hash;
+    // Arrange: complaints checking tokens; an operator's and a resident app's.
+    let dir = tempfile::tempdir()?;
+    let tokens = dir.path().join("tokens.json");
+    std::fs::write(
+        &tokens,
+        serde_json::json!({"tokens": [
+            {"name": "ops", "role": "operator", "sha256": token_hash("operator-token")},
+            {"name": "app", "role": "resident_app", "sha256": token_hash("app-token")},
+        ]})
+        .to_string(),
+    )?;
+    let token_file = |name: &str, token: &str| -> anyhow::Result<String> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{token}\n"))?;
+        Ok(path.display().to_string())
+    };
+    let (operator, app, unknown) = (
+        token_file("operator.token", "operator-token")?,
+        token_file("app.token", "app-token")?,
+        token_file("unknown.token", "nobody-has-this")?,
+    );
+    let tokens_file = tokens.clone();
+    let service = Service::start_with("--complaints-url", |mut common, shutdown| async move {
+        common.auth.disabled = false;
+        common.auth.tokens_file = Some(tokens_file);
+        let config = shequ_complaints::Config::new(common);
+        let app = shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
+        Ok((
+            app.grpc_addr(),
+            tokio::spawn(app.run_until_stopped(shutdown)),
+        ))
+    })
+    .await?;
+
+    // Act and assert: who may list complaints.
+    let list = |token: Option<String>| {
+        let service = &service;
+        async move {
+            let mut args = vec![];
+            if let Some(token) = &token {
+                args.extend(["--token-file", token.as_str()]);
+            }
+            args.extend(["complaints", "list"]);
+            service.shequctl(&args).await
+        }
+    };
+    let without = list(None).await?;
+    assert_eq!(without.code, Some(7), "{without:?}");
+    assert!(without.stderr.contains("--token-file"), "{without:?}");
+    let unknown = list(Some(unknown)).await?;
+    assert_eq!(unknown.code, Some(7), "{unknown:?}");
+    let resident = list(Some(app)).await?;
+    assert_eq!(resident.code, Some(7), "{resident:?}");
+    assert!(resident.stderr.contains("resident_app"), "{resident:?}");
+    let allowed = list(Some(operator)).await?;
+    assert_eq!(allowed.code, Some(0), "{allowed:?}");
+    service.stop().await
 }
 
 /// Registers a dining merchant near Jinshui (GCJ-02, as a map app reports it)

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use shequ_proto::care::v1 as pb;
 use shequ_proto::care::v1::care_service_client::CareServiceClient;
 use shequ_proto::common::v1 as common;
-use tonic::transport::Channel;
 
 use super::{
-    DUPLICATE, answered, connect, location, location_json, non_empty, request_id, text, yes_no,
+    Connection, DUPLICATE, Target, answered, connect, location, location_json, non_empty,
+    request_id, text, yes_no,
 };
 use crate::cli::{
     BookArgs, CareCommand, ElderArgs, ElderListArgs, EldersCommand, PageArgs, VisitArgs,
@@ -22,10 +22,14 @@ use crate::output::Output;
 use crate::table::Table;
 use crate::time;
 
-type Client = CareServiceClient<Channel>;
+type Client = CareServiceClient<Connection>;
 
-pub(super) async fn run(command: &CareCommand, url: &str, output: Output) -> anyhow::Result<()> {
-    let client = &mut Client::new(connect(url).await?);
+pub(super) async fn run(
+    command: &CareCommand,
+    target: &Target,
+    output: Output,
+) -> anyhow::Result<()> {
+    let client = &mut Client::new(connect(target).await?);
     match command {
         CareCommand::Elders(EldersCommand::Register(args)) => {
             register_elder(client, args, output).await

@@ -6,9 +6,8 @@ use serde_json::{Value, json};
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use tonic::transport::Channel;
 
-use super::{DUPLICATE, connect, non_empty, request_id, text};
+use super::{Connection, DUPLICATE, Target, connect, non_empty, request_id, text};
 use crate::cli::{Change, ComplaintsCommand, FiguresArgs, ListArgs, SubmitArgs};
 use crate::codes::name_of;
 use crate::failure::Usage;
@@ -16,18 +15,24 @@ use crate::output::Output;
 use crate::table::Table;
 use crate::time;
 
-type Client = ComplaintServiceClient<Channel>;
+type Client = ComplaintServiceClient<Connection>;
 
 pub(super) async fn run(
     command: &ComplaintsCommand,
-    url: &str,
+    target: &Target,
     output: Output,
 ) -> anyhow::Result<()> {
     if let ComplaintsCommand::Figures(args) = command {
         let period = time::period(args.from, args.to, Utc::now()).map_err(Usage)?;
-        return figures(&mut Client::new(connect(url).await?), args, period, output).await;
+        return figures(
+            &mut Client::new(connect(target).await?),
+            args,
+            period,
+            output,
+        )
+        .await;
     }
-    let client = &mut Client::new(connect(url).await?);
+    let client = &mut Client::new(connect(target).await?);
     match command {
         ComplaintsCommand::Submit(args) => submit(client, args, output).await,
         ComplaintsCommand::Show { id } => show(client, id, output).await,

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
-use tonic::transport::Channel;
 
 use super::{
-    DUPLICATE, answered, connect, location, location_json, non_empty, request_id, text, yes_no,
+    Connection, DUPLICATE, Target, answered, connect, location, location_json, non_empty,
+    request_id, text, yes_no,
 };
 use crate::cli::{ActivityArgs, DetailsArgs, MerchantListArgs, MerchantsCommand, NearbyArgs};
 use crate::codes::{code, name_of};
@@ -20,14 +20,14 @@ use crate::output::Output;
 use crate::table::Table;
 use crate::time;
 
-type Client = MerchantServiceClient<Channel>;
+type Client = MerchantServiceClient<Connection>;
 
 pub(super) async fn run(
     command: &MerchantsCommand,
-    url: &str,
+    target: &Target,
     output: Output,
 ) -> anyhow::Result<()> {
-    let client = &mut Client::new(connect(url).await?);
+    let client = &mut Client::new(connect(target).await?);
     match command {
         MerchantsCommand::Register {
             details,

@@ -13,7 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 use shequ_proto::common::v1 as common;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::cli::{Cli, Command};
 use crate::codes::name_of;
@@ -34,22 +37,92 @@ const DUPLICATE: [&str; 2] = [
 /// Runs the command `cli` names. Each command checks what it can locally (the
 /// file, the period) before it connects.
 pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
-    let url = cli.service().url;
+    if let Command::Events(command) = &cli.command {
+        return events::run(command, output).await;
+    }
+    let target = &Target::from_cli(cli)?;
     match &cli.command {
-        Command::Org(command) => org::run(command, url, output).await,
-        Command::Complaints(command) => complaints::run(command, url, output).await,
-        Command::Merchants(command) => merchants::run(command, url, output).await,
-        Command::Care(command) => care::run(command, url, output).await,
-        Command::Events(command) => events::run(command, output).await,
+        Command::Org(command) => org::run(command, target, output).await,
+        Command::Complaints(command) => complaints::run(command, target, output).await,
+        Command::Merchants(command) => merchants::run(command, target, output).await,
+        Command::Care(command) => care::run(command, target, output).await,
+        Command::Events(_) => Ok(()),
+    }
+}
+
+/// The service a command talks to, and how: its URL, the caller's token, the
+/// CA to trust for `https://`.
+pub(crate) struct Target {
+    url: String,
+    authorization: Option<MetadataValue<Ascii>>,
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Target {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        let authorization = match &cli.token_file {
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the token file {}", path.display()))?;
+                let header = format!("Bearer {}", token.trim());
+                Some(
+                    header
+                        .parse()
+                        .context("the token file holds characters a header cannot")?,
+                )
+            }
+            None => None,
+        };
+        let tls = match &cli.ca_file {
+            Some(path) => {
+                let ca = std::fs::read(path)
+                    .with_context(|| format!("reading the CA file {}", path.display()))?;
+                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+            }
+            None => None,
+        };
+        Ok(Self {
+            url: cli.service().url.to_owned(),
+            authorization,
+            tls,
+        })
+    }
+}
+
+/// A connection that presents the caller's token on every call.
+pub(crate) type Connection = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer …` when the caller has a token.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
     }
 }
 
 /// Connects now, so an unreachable service is reported as such, once.
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned())?
+async fn connect(target: &Target) -> anyhow::Result<Connection> {
+    let mut endpoint = Endpoint::from_shared(target.url.clone())?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
-    Ok(endpoint.connect().await.map_err(Unreachable)?)
+    if let Some(tls) = &target.tls {
+        endpoint = endpoint.tls_config(tls.clone())?;
+    }
+    let channel = endpoint.connect().await.map_err(Unreachable)?;
+    Ok(InterceptedService::new(
+        channel,
+        Bearer(target.authorization.clone()),
+    ))
 }
 
 /// An optional flag as the proto's string (empty when absent).

@@ -6,26 +6,29 @@ use anyhow::Context;
 use serde_json::json;
 use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::organisation_service_client::OrganisationServiceClient;
-use tonic::transport::Channel;
 
-use super::connect;
+use super::{Connection, Target, connect};
 use crate::cli::OrgCommand;
 use crate::organisation::OrganisationFile;
 use crate::output::{Output, print_json, write_stdout};
 use crate::table::Table;
 
-type Client = OrganisationServiceClient<Channel>;
+type Client = OrganisationServiceClient<Connection>;
 
-pub(super) async fn run(command: &OrgCommand, url: &str, output: Output) -> anyhow::Result<()> {
+pub(super) async fn run(
+    command: &OrgCommand,
+    target: &Target,
+    output: Output,
+) -> anyhow::Result<()> {
     match command {
-        OrgCommand::Load { file } => load(url, file, output).await,
-        OrgCommand::Show => show(url, output).await,
+        OrgCommand::Load { file } => load(target, file, output).await,
+        OrgCommand::Show => show(target, output).await,
     }
 }
 
-async fn load(url: &str, path: &Path, output: Output) -> anyhow::Result<()> {
+async fn load(target: &Target, path: &Path, output: Output) -> anyhow::Result<()> {
     let file = OrganisationFile::read(path)?;
-    let mut client = Client::new(connect(url).await?);
+    let mut client = Client::new(connect(target).await?);
     let loaded = client
         .load_organisation(pb::LoadOrganisationRequest {
             organisation: Some(file.into()),
@@ -53,8 +56,8 @@ async fn load(url: &str, path: &Path, output: Output) -> anyhow::Result<()> {
     )
 }
 
-async fn show(url: &str, output: Output) -> anyhow::Result<()> {
-    let organisation = Client::new(connect(url).await?)
+async fn show(target: &Target, output: Output) -> anyhow::Result<()> {
+    let organisation = Client::new(connect(target).await?)
         .get_organisation(pb::GetOrganisationRequest {})
         .await
         .context("reading the organisation")?

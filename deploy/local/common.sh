@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# Shared by run.sh and demo.sh (sourced, not run): plain-bash probes of the local
+# ports through /dev/tcp, so neither needs curl.
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# http_status PORT PATH: prints the HTTP status code of GET http://127.0.0.1:PORT/PATH
+# (nothing when the port is closed or nothing answers within 2 s).
+http_status() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
+    read -r -t 2 _ code _ <&3 || exit 0
+    printf '%s' "$code"
+  ) 2>/dev/null || true
+}
+
+# The services of `make run`: name, gRPC port, admin port.
+# shellcheck disable=SC2034 # used by demo.sh
+SHEQU_LOCAL_SERVICES=(
+  "merchant-alliance 50052 9102"
+  "complaints 50051 9101"
+  "pensioner-care 50053 9103"
+)
+
+# ensure_local_tokens DIR: a random bearer token per role in DIR/<role>.token
+# (readable by this user only) and DIR/tokens.json with their SHA-256 hashes,
+# the services' SHEQU_AUTH_TOKENS_FILE; kept if DIR/tokens.json exists.
+ensure_local_tokens() {
+  local dir=$1 role token hash entries=()
+  [ -f "$dir/tokens.json" ] && return 0
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  for role in operator staff resident_app service; do
+    token=$(head -c 32 /dev/urandom | base64 | tr -d '=+/\n')
+    (umask 077 && printf '%s\n' "$token" >"$dir/$role.token")
+    hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+    entries+=("{\"name\": \"local-$role\", \"role\": \"$role\", \"sha256\": \"$hash\"}")
+  done
+  local IFS=,
+  printf '{"tokens": [%s]}\n' "${entries[*]}" >"$dir/tokens.json"
+}
