@@ -39,32 +39,49 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct NatsServer {
     port: u16,
     store: TempDir,
-    config: Option<(PathBuf, Vec<(String, String)>)>,
+    /// Command-line arguments and environment beyond the port and store.
+    setup: (Vec<String>, Vec<(String, String)>),
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(None).await
+        Self::start_with(Vec::new(), &[]).await
     }
 
     /// Starts a server with a configuration file (its port, monitoring port and
     /// store directory overridden), `env` holding what the file reads from the
     /// environment.
     pub async fn start_with_config(config: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let args = vec![
+            "-c".into(),
+            config.display().to_string(),
+            "-m".into(),
+            free_port()?.to_string(),
+        ];
+        Self::start_with(args, env).await
+    }
+
+    /// Starts a server requiring TLS of clients, with `cert` and `key` (PEM).
+    pub async fn start_with_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        let args = ["--tls", "--tlscert", &cert.display().to_string()]
+            .into_iter()
+            .map(String::from)
+            .chain(["--tlskey".into(), key.display().to_string()])
+            .collect();
+        Self::start_with(args, &[]).await
+    }
+
+    async fn start_with(args: Vec<String>, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::start_with(Some((config.to_path_buf(), env))).await
-    }
-
-    async fn start_with(config: Option<(PathBuf, Vec<(String, String)>)>) -> anyhow::Result<Self> {
         let mut server = Self {
             port: free_port()?,
             store: tempfile::tempdir()?,
-            config,
+            setup: (args, env),
             child: None,
         };
         server.restart().await?;
@@ -90,15 +107,10 @@ impl NatsServer {
     /// Starts it again on the same port and store; JetStream keeps its streams.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;
-        let mut command = Command::new(nats_server_binary());
-        if let Some((config, env)) = &self.config {
-            command
-                .arg("-c")
-                .arg(config)
-                .args(["-m", &free_port()?.to_string()])
-                .envs(env.iter().map(|(k, v)| (k, v)));
-        }
-        let child = command
+        let (args, env) = &self.setup;
+        let child = Command::new(nats_server_binary())
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
@@ -306,6 +318,102 @@ pub async fn stream_events(nats_url: &str, stream: &str) -> anyhow::Result<Vec<S
         });
     }
     Ok(events)
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1 and localhost, made with
+/// the `openssl` command (PEM files in a directory of their own).
+#[derive(Debug)]
+pub struct TestCertificates {
+    dir: TempDir,
+}
+
+impl TestCertificates {
+    pub fn create() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let run = |args: &[&str]| -> anyhow::Result<()> {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .context("running openssl (apt-get install openssl)")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            Ok(())
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=shequ test CA",
+            ],
+        ]
+        .concat())?;
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat())?;
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        Ok(Self { dir })
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("server.crt")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
 }
 
 /// The JSON Schemas in `proto/events/schemas`, by event type.

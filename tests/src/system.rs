@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::{NatsServer, free_port};
 
@@ -58,13 +58,16 @@ pub struct ServiceProcess {
     grpc_port: u16,
     admin_port: u16,
     env: Vec<(String, String)>,
+    /// Serves gRPC over TLS.
+    tls: bool,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl ServiceProcess {
     pub fn grpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.grpc_port)
     }
 
     pub fn admin_port(&self) -> u16 {
@@ -171,6 +174,8 @@ pub struct System {
     pub complaints: ServiceProcess,
     pub care: ServiceProcess,
     tokens: Tokens,
+    /// The CA clients trust when the services serve TLS.
+    tls_ca: Option<Vec<u8>>,
     data: TempDir,
 }
 
@@ -287,6 +292,38 @@ impl System {
         nats: NatsServer,
         env_of: impl Fn(Service) -> Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(nats, env_of, None).await
+    }
+
+    /// Starts the services serving gRPC over TLS with `certificates`, calling
+    /// each other at `https://` URLs, and connecting to `nats` (which requires
+    /// TLS with the same certificate) trusting its CA.
+    pub async fn start_with_tls(
+        nats: NatsServer,
+        certificates: &crate::TestCertificates,
+    ) -> anyhow::Result<Self> {
+        let ca = certificates.ca().display().to_string();
+        let env = vec![
+            ("SHEQU_NATS_CA_FILE".to_owned(), ca.clone()),
+            ("SHEQU_GRPC_TLS_CA_FILE".to_owned(), ca),
+            (
+                "SHEQU_GRPC_TLS_CERT_FILE".to_owned(),
+                certificates.cert().display().to_string(),
+            ),
+            (
+                "SHEQU_GRPC_TLS_KEY_FILE".to_owned(),
+                certificates.key().display().to_string(),
+            ),
+        ];
+        let ca = std::fs::read(certificates.ca())?;
+        Self::start_with(nats, |_| env.clone(), Some(ca)).await
+    }
+
+    async fn start_with(
+        nats: NatsServer,
+        env_of: impl Fn(Service) -> Vec<(String, String)>,
+        tls_ca: Option<Vec<u8>>,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let tokens = Tokens::write(data.path())?;
         let ports = [(); 3].map(|_| (free_port(), free_port()));
@@ -298,6 +335,7 @@ impl System {
                 grpc_port,
                 admin_port,
                 env: Vec::new(),
+                tls: tls_ca.is_some(),
                 log: data.path().join(format!("{}.log", service.binary())),
                 child: None,
             });
@@ -338,6 +376,7 @@ impl System {
             complaints,
             care,
             tokens,
+            tls_ca,
             data,
         })
     }
@@ -392,10 +431,15 @@ impl System {
             Service::MerchantAlliance => &self.alliance,
             Service::PensionerCare => &self.care,
         };
-        Ok(Channel::from_shared(process.grpc_url())?
+        let mut endpoint = Channel::from_shared(process.grpc_url())?
             .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy())
+            .timeout(Duration::from_secs(5));
+        if let Some(ca) = &self.tls_ca {
+            endpoint = endpoint.tls_config(
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.clone())),
+            )?;
+        }
+        Ok(endpoint.connect_lazy())
     }
 }
 

@@ -23,6 +23,7 @@ use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
 use shequ_tests::system::{AuthedChannel, Service, System};
 use shequ_tests::{StoredEvent, eventually, stream_events};
+use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
 type Complaints = complaints::complaint_service_client::ComplaintServiceClient<AuthedChannel>;
@@ -1050,5 +1051,118 @@ async fn each_role_may_call_what_its_table_allows_and_nothing_else() -> anyhow::
             "no calls counted with code {code}:\n{metrics}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_nats_run_over_tls_end_to_end() -> anyhow::Result<()> {
+    let certificates = shequ_tests::TestCertificates::create()?;
+    let nats =
+        shequ_tests::NatsServer::start_with_tls(&certificates.cert(), &certificates.key()).await?;
+    let system = System::start_with_tls(nats, &certificates).await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let attempts = Attempts::default();
+
+    // complaints asks merchant-alliance over TLS (with its service token)…
+    let merchant = &district.merchants[1];
+    let complaint = clients
+        .complaints
+        .submit_complaint(complaint_about("resident-1", merchant, ""))
+        .await?
+        .into_inner()
+        .complaint
+        .unwrap_or_default();
+    assert_eq!(
+        complaint.merchant_check(),
+        complaints::MerchantCheck::Verified
+    );
+    // …its events reach merchant-alliance through NATS over TLS…
+    accept_and_resolve(&attempts, &clients.complaints, &complaint.id, true).await?;
+    eventually(Duration::from_secs(20), || async {
+        let entries = ledger(&clients.merchants, merchant).await?.entries;
+        anyhow::ensure!(entries.len() == 1, "credit changes: {entries:?}");
+        Ok(())
+    })
+    .await?;
+    // …and pensioner-care files a visit's complaint over TLS.
+    let visit = concern_visit("visit-1", &district.elders[0]);
+    clients.care.record_visit(visit.clone()).await?;
+    filed_complaint(&clients.care, visit).await?;
+
+    // A client speaking plaintext, or not trusting the CA, gets nowhere.
+    let url = system.complaints.grpc_url();
+    let port = url.rsplit(':').next().unwrap_or_default();
+    let plaintext = Channel::from_shared(format!("http://127.0.0.1:{port}"))?
+        .connect()
+        .await
+        .map(complaints::complaint_service_client::ComplaintServiceClient::new);
+    if let Ok(mut plaintext) = plaintext {
+        let refused = plaintext
+            .list_complaints(complaints::ListComplaintsRequest::default())
+            .await;
+        assert!(refused.is_err(), "a plaintext call was answered");
+    }
+    let untrusting = Channel::from_shared(format!("https://127.0.0.1:{port}"))?
+        .tls_config(tonic::transport::ClientTlsConfig::new())?
+        .connect()
+        .await;
+    assert!(untrusting.is_err(), "connected without trusting the CA");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_and_out_of_bounds_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
+    let system = System::start().await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let count = |clients: Clients| async move {
+        let listed = clients
+            .complaints
+            .clone()
+            .list_complaints(complaints::ListComplaintsRequest::default())
+            .await?
+            .into_inner();
+        anyhow::Ok(listed.complaints.len())
+    };
+    let before = count(clients.clone()).await?;
+
+    // A message over the 1 MiB limit is refused before any handler runs.
+    let mut huge = complaint_about("huge", "", "");
+    huge.text = "垃圾".repeat(400_000);
+    let refused = clients.complaints.submit_complaint(huge).await;
+    let code = refused.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
+    assert_eq!(code, Code::OutOfRange, "{refused:?}");
+    // Within the message limit, fields have their own bounds, named when exceeded.
+    let mut long = complaint_about("long", "", "");
+    long.text = "垃".repeat(2001);
+    let refused = clients.complaints.submit_complaint(long).await;
+    let status = refused
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("2001 characters accepted"))?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("text"), "{status:?}");
+    let too_many = complaints::ListComplaintsRequest {
+        page: Some(common::PageRequest {
+            page_size: 10_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let refused = clients.complaints.list_complaints(too_many).await;
+    assert_eq!(
+        refused.map_or_else(|s| s.code(), |_| Code::Ok),
+        Code::InvalidArgument
+    );
+    let mut needy = concern_visit("needy", &district.elders[0]);
+    needy.needs = (0..11).map(|n| format!("需要{n}")).collect();
+    let refused = clients.care.record_visit(needy).await;
+    let status = refused
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("11 needs accepted"))?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("needs"), "{status:?}");
+
+    assert_eq!(count(clients.clone()).await?, before, "nothing was stored");
     Ok(())
 }
