@@ -17,7 +17,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::FieldError;
-use crate::domain::elder::{BirthDate, EmergencyContact, Gender, LivingSituation};
+use crate::domain::elder::{BirthDate, EmergencyContact, Gender, LivingSituation, district_time};
 use crate::domain::filing;
 use crate::domain::pairing::{self, PairingError};
 use crate::domain::risk::{Assessment, RiskFactors, RiskLevel, assess};
@@ -942,7 +942,10 @@ impl Store {
                     &elder.id,
                     now,
                     "visit_overdue",
-                    &format!("visit overdue (period {period}, due {due_at})"),
+                    &format!(
+                        "visit overdue (period {period}, due {})",
+                        district_time(due_at)
+                    ),
                     &elder.id,
                 )
                 .await?;

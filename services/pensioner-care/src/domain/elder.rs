@@ -154,9 +154,22 @@ pub fn district_today(now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&DISTRICT_OFFSET).date_naive()
 }
 
+/// An instant as people in the district read it: `2026-11-15 10:54 (UTC+8)`.
+pub fn district_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&DISTRICT_OFFSET)
+        .format("%Y-%m-%d %H:%M (UTC+8)")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+
+    #[test]
+    fn district_time_is_utc_plus_eight() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 15, 2, 54, 0).unwrap();
+        assert_eq!(super::district_time(at), "2026-11-15 10:54 (UTC+8)");
+    }
 
     use super::*;
 
