@@ -112,12 +112,15 @@ const RULES: &[(Category, &[&str])] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classification {
     pub category: Category,
-    /// `rule:<category>/<keyword>`, or `rule:fallback` when nothing matched.
+    /// `rule:<category>/<keyword>`, `rule:merchant_conduct/merchant` for a
+    /// complaint naming a merchant that no keyword placed, or `rule:fallback`
+    /// when nothing matched.
     pub classified_by: String,
 }
 
-/// Applies the keyword rules to `text`; text no rule matches is `Other`.
-pub fn classify(text: &str) -> Classification {
+/// Applies the keyword rules to `text`; text no rule matches is about the
+/// merchant's conduct when the complaint names a merchant, and `Other` when not.
+pub fn classify(text: &str, names_a_merchant: bool) -> Classification {
     for (category, keywords) in RULES {
         if let Some(keyword) = keywords.iter().find(|keyword| text.contains(*keyword)) {
             return Classification {
@@ -125,6 +128,12 @@ pub fn classify(text: &str) -> Classification {
                 classified_by: format!("rule:{}/{keyword}", category.as_str()),
             };
         }
+    }
+    if names_a_merchant {
+        return Classification {
+            category: Category::MerchantConduct,
+            classified_by: "rule:merchant_conduct/merchant".into(),
+        };
     }
     Classification {
         category: Category::Other,
@@ -138,14 +147,14 @@ mod tests {
 
     #[test]
     fn rubbish_goes_to_environment_and_sanitation_naming_the_keyword() {
-        let found = classify("3号楼下垃圾三天没人清运了");
+        let found = classify("3号楼下垃圾三天没人清运了", false);
         assert_eq!(found.category, Category::EnvironmentSanitation);
         assert_eq!(found.classified_by, "rule:environment_sanitation/垃圾");
     }
 
     #[test]
     fn safety_wins_over_the_place_it_happens() {
-        let found = classify("楼道里有人飞线充电，电动车充电很危险");
+        let found = classify("楼道里有人飞线充电，电动车充电很危险", false);
         assert_eq!(found.category, Category::PublicSafety);
     }
 
@@ -159,14 +168,27 @@ mod tests {
             ("饭店占道经营", Category::MerchantConduct),
         ];
         for (text, category) in samples {
-            assert_eq!(classify(text).category, category, "{text}");
+            assert_eq!(classify(text, false).category, category, "{text}");
         }
     }
 
     #[test]
     fn text_no_rule_matches_is_other() {
-        let found = classify("想咨询一下社区活动时间");
+        let found = classify("想咨询一下社区活动时间", false);
         assert_eq!(found.category, Category::Other);
         assert_eq!(found.classified_by, "rule:fallback");
+    }
+
+    #[test]
+    fn a_merchant_named_with_no_keyword_is_about_its_conduct_but_keywords_still_win() {
+        let found = classify("食堂饭菜分量不足，价格不透明", true);
+        assert_eq!(found.category, Category::MerchantConduct);
+        assert_eq!(found.classified_by, "rule:merchant_conduct/merchant");
+        let rubbish = classify("门口垃圾乱堆没人管", true);
+        assert_eq!(rubbish.category, Category::EnvironmentSanitation);
+        assert_eq!(
+            classify("食堂饭菜分量不足，价格不透明", false).category,
+            Category::Other
+        );
     }
 }

@@ -204,7 +204,7 @@ impl Complaint {
         let (category, classified_by) = match intake.category {
             Some(category) => (category, "caller".to_owned()),
             None => {
-                let found = classify(&intake.text);
+                let found = classify(&intake.text, intake.merchant_id.is_some());
                 (found.category, found.classified_by)
             }
         };
