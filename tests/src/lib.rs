@@ -12,7 +12,7 @@
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
 //! - [`free_port`], [`eventually`]: small helpers.
 //! - [`system`]: NATS and the three service binaries as separate processes, for
-//!   the end-to-end and fault tests.
+//!   the end-to-end and fault tests, and replicas of a service on one database.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! binaries as separate processes, each on its own SQLite file under one data
 //! directory, with JSON logs in files. Tests drive it only through gRPC, the
 //! admin HTTP port and the streams, and can `kill -9`, stop and restart each part.
+//! [`ServiceProcess::new`] and [`ServiceProcess::replica`] run services outside
+//! a [`System`], e.g. two replicas of one service on one PostgreSQL database.
 //!
 //! The binaries are the ones `cargo build` put beside this test's executable
 //! (`target/<profile>/`), or those under `SHEQU_BIN_DIR`; `cargo nextest run
@@ -65,6 +67,77 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
+    /// `service` on free ports with JSON logs in `<log_dir>/<name>.log`, and
+    /// `env` for the rest of its settings (NATS, the database, the services it
+    /// calls…); not started yet.
+    pub fn new(
+        service: Service,
+        log_dir: &Path,
+        name: &str,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut process = Self {
+            service,
+            grpc_port: free_port()?,
+            admin_port: free_port()?,
+            env,
+            tls: false,
+            log: log_dir.join(format!("{name}.log")),
+            child: None,
+        };
+        process.set_addresses();
+        process.env.push(("SHEQU_LOG_FORMAT".into(), "json".into()));
+        Ok(process)
+    }
+
+    /// Another replica of this service: the same settings, so the same database
+    /// (point them at PostgreSQL: a SQLite file takes one replica only) and the
+    /// same NATS, but ports of its own and a log `<name>.log` beside this one's;
+    /// not started yet.
+    pub fn replica(&self, name: &str) -> anyhow::Result<Self> {
+        let mut replica = Self {
+            service: self.service,
+            grpc_port: free_port()?,
+            admin_port: free_port()?,
+            env: self.env.clone(),
+            tls: self.tls,
+            log: self.log.with_file_name(format!("{name}.log")),
+            child: None,
+        };
+        replica.set_addresses();
+        Ok(replica)
+    }
+
+    /// Points `SHEQU_GRPC_ADDR` and `SHEQU_ADMIN_ADDR` at this process's ports.
+    fn set_addresses(&mut self) {
+        self.env
+            .retain(|(k, _)| k != "SHEQU_GRPC_ADDR" && k != "SHEQU_ADMIN_ADDR");
+        self.env.push((
+            "SHEQU_GRPC_ADDR".into(),
+            format!("127.0.0.1:{}", self.grpc_port),
+        ));
+        self.env.push((
+            "SHEQU_ADMIN_ADDR".into(),
+            format!("127.0.0.1:{}", self.admin_port),
+        ));
+    }
+
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A channel to it that reconnects by itself across restarts.
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.grpc_url())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy())
+    }
+
     pub fn grpc_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.grpc_port)
@@ -87,9 +160,11 @@ impl ServiceProcess {
             .create(true)
             .append(true)
             .open(&self.log)?;
+        // The database is the one its settings name (the SQLite default unless
+        // they set SHEQU_DATABASE_URL), never one inherited from the test's environment.
         let child = Command::new(&binary)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("SHEQU_DATABASE_URL")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())

@@ -19,7 +19,11 @@
 //! - [`outbox`]: events written in the state change's transaction, with the
 //!   current trace, and the relay that publishes them to JetStream (with
 //!   `Nats-Msg-Id` = event id, and `traceparent` when written in a trace; it
-//!   waits for the PubAck).
+//!   waits for the PubAck); with several replicas only the holder of the
+//!   `outbox-relay` lease publishes.
+//! - [`lease`]: named leases in the service's own database, so a singleton job
+//!   (the outbox relay, a sweeper, a worker) runs in one replica at a time and a
+//!   standby takes over when its holder dies or shuts down.
 //! - [`inbox`]: durable pull consumers whose handlers apply each event once, in
 //!   the trace of its `traceparent` header.
 //! - [`grpc`]: serving a service's routes with health, reflection, graceful
@@ -40,6 +44,7 @@ pub mod events;
 pub mod fields;
 pub mod grpc;
 pub mod inbox;
+pub mod lease;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;

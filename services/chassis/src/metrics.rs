@@ -14,7 +14,10 @@
 //!   `terminated`, `retried`): each inbox message.
 //! - `shequ_consumer_pending{consumer}`: the consumer's `num_pending`, refreshed by
 //!   the inbox loop every few seconds while it runs.
-//! - `shequ_sweeper_runs_total{sweeper}`: [`Metrics::sweeper_ran`].
+//! - `shequ_sweeper_runs_total{sweeper}`: [`Metrics::sweeper_ran`] (a pass run
+//!   while this replica held the sweeper's lease).
+//! - `shequ_lease_held{lease}`: 1 while this replica holds the named
+//!   [`crate::lease::Lease`] (the outbox relay's, a sweeper's), else 0.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -66,6 +69,7 @@ struct Inner {
     events_consumed: Family<u64>,
     consumer_pending: Family<f64>,
     sweeper_runs: Family<u64>,
+    leases_held: Family<f64>,
 }
 
 impl Metrics {
@@ -126,6 +130,12 @@ impl Metrics {
                 Kind::Counter,
                 &["sweeper"],
             ),
+            leases_held: Family::new(
+                "shequ_lease_held",
+                "1 while this replica holds the named lease (runs that singleton job), else 0.",
+                Kind::Gauge,
+                &["lease"],
+            ),
         }))
     }
 
@@ -174,6 +184,13 @@ impl Metrics {
         self.0.sweeper_runs.update(&[sweeper], |n| *n += 1);
     }
 
+    /// Whether this replica holds the lease named `lease`.
+    pub fn set_lease_held(&self, lease: &str, held: bool) {
+        self.0
+            .leases_held
+            .update(&[lease], |v| *v = if held { 1.0 } else { 0.0 });
+    }
+
     /// Every series in the text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let inner = &self.0;
@@ -188,6 +205,7 @@ impl Metrics {
         inner.events_consumed.render(&mut out, &service);
         inner.consumer_pending.render(&mut out, &service);
         inner.sweeper_runs.render(&mut out, &service);
+        inner.leases_held.render(&mut out, &service);
         out
     }
 }
@@ -443,6 +461,8 @@ mod tests {
         metrics.grpc_request("/a.B/C", "0", Duration::from_secs(5));
         metrics.event_consumed("care", Consumed::Duplicate);
         metrics.sweeper_ran("esc\"alation");
+        metrics.set_lease_held("outbox-relay", true);
+        metrics.set_lease_held("escalation-sweeper", false);
         let text = metrics.render();
         assert!(text.contains("# TYPE shequ_grpc_requests_total counter\n"));
         assert!(text.contains(
@@ -459,6 +479,15 @@ mod tests {
             "shequ_events_consumed_total{service=\"complaints\",consumer=\"care\",outcome=\"duplicate\"} 1\n"
         ));
         assert!(text.contains("sweeper=\"esc\\\"alation\"} 1\n"));
+        assert!(text.contains("# TYPE shequ_lease_held gauge\n"));
+        assert!(
+            text.contains("shequ_lease_held{service=\"complaints\",lease=\"outbox-relay\"} 1\n")
+        );
+        assert!(
+            text.contains(
+                "shequ_lease_held{service=\"complaints\",lease=\"escalation-sweeper\"} 0\n"
+            )
+        );
     }
 
     #[test]

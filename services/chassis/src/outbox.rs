@@ -8,6 +8,21 @@
 //! ([`OutboxSignal`]) and also polls, so a row committed by another process is
 //! found too.
 //!
+//! **Replicas.** When several replicas of a service share one PostgreSQL
+//! database, each runs a relay but only one publishes: the holder of the
+//! `outbox-relay` [`Lease`], which it renews on every pass (at least once per
+//! poll interval). The others are standbys: they ask for the lease at the poll
+//! interval, publish nothing, and take over within the lease's time-to-live
+//! ([`LEASE_TTL`]) when the holder dies, or at once when it shuts down and
+//! releases the lease. So the outbox is published by one process, in `seq`
+//! order, rather than by every replica racing over the same rows (JetStream's
+//! duplicate window would hide the extra copies, but not their cost or the lost
+//! ordering). An event committed on the holder is published right after its
+//! commit (the wake-up); one committed on a standby waits for the holder's next
+//! poll, up to [`POLL_INTERVAL`]. A pass that outlasts the time-to-live (a very
+//! slow database or NATS) may overlap the next holder's first; the duplicate
+//! window absorbs that. With SQLite there is one replica, which always holds it.
+//!
 //! An event written during traced work ([`crate::trace::current`]: a gRPC call,
 //! another event's handling) keeps that context's `traceparent` in its row, and
 //! the relay publishes it as the message's `traceparent` header, so consumers
@@ -24,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::{SharedClock, to_millis};
+use crate::lease::{Lease, process_holder};
 use crate::metrics::Metrics;
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::storage::Database;
@@ -31,8 +47,14 @@ use crate::trace::{self, TraceContext};
 
 /// How many pending rows one pass publishes.
 const BATCH: i64 = 256;
-/// How often the relay looks for rows even when nobody woke it.
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the relay looks for rows even when nobody woke it, and how often a
+/// standby asks for the lease.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The name of the lease whose holder publishes the outbox.
+pub const LEASE: &str = "outbox-relay";
+/// How long the relay's lease outlives its last renewal: a standby takes over
+/// this long after the holder died.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// How long shutdown waits for the last pending rows to be published.
@@ -89,6 +111,7 @@ pub struct Relay {
     signal: OutboxSignal,
     clock: SharedClock,
     metrics: Option<Metrics>,
+    lease: Lease,
 }
 
 impl Relay {
@@ -99,6 +122,13 @@ impl Relay {
         signal: OutboxSignal,
         clock: SharedClock,
     ) -> Self {
+        let lease = Lease::new(
+            db.clone(),
+            LEASE,
+            process_holder(),
+            LEASE_TTL,
+            clock.clone(),
+        );
         Self {
             db,
             js,
@@ -106,30 +136,55 @@ impl Relay {
             signal,
             clock,
             metrics: None,
+            lease,
         }
     }
 
     /// Counts published events (`shequ_events_published_total{subject}`) and
-    /// failed passes (`shequ_events_publish_failures_total`) in `metrics`.
+    /// failed passes (`shequ_events_publish_failures_total`) in `metrics`, and
+    /// shows whether this relay holds the lease (`shequ_lease_held`).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.lease = self.lease.with_metrics(metrics.clone());
         self.metrics = Some(metrics);
         self
     }
 
-    /// Runs until `shutdown`, then tries for a few seconds to publish what is left.
+    /// Publishes only while holding `lease` instead of the `outbox-relay` lease
+    /// as this process (tests: several relays in one process).
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = match &self.metrics {
+            Some(metrics) => lease.with_metrics(metrics.clone()),
+            None => lease,
+        };
+        self
+    }
+
+    /// Runs until `shutdown`, publishing while it holds the lease; then, if it
+    /// holds it, tries for a few seconds to publish what is left and releases it.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = MIN_BACKOFF;
         let mut stream_ready = false;
         while !shutdown.is_cancelled() {
             let pass = async {
+                if !self.lease.hold().await? {
+                    return Ok(None);
+                }
                 if !stream_ready {
                     ensure_stream(&self.js, self.stream).await?;
                     stream_ready = true;
                 }
-                self.publish_pending().await
+                self.publish_pending().await.map(Some)
             };
             match pass.await {
-                Ok(published) => {
+                // A standby: ask again at the poll interval; wake-ups are for the holder.
+                Ok(None) => {
+                    backoff = MIN_BACKOFF;
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(Some(published)) => {
                     backoff = MIN_BACKOFF;
                     if published < BATCH as usize {
                         tokio::select! {
@@ -149,7 +204,16 @@ impl Relay {
                 }
             }
         }
-        self.flush().await;
+        match self.lease.hold().await {
+            Ok(true) => {
+                self.flush().await;
+                self.lease.release_on_shutdown().await;
+            }
+            Ok(false) => tracing::info!("outbox left to the replica holding its lease"),
+            Err(error) => {
+                tracing::warn!(%error, "outbox not flushed; pending events are published after restart")
+            }
+        }
     }
 
     async fn flush(&self) {

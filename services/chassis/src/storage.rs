@@ -1,6 +1,10 @@
 //! Opening a service's database: SQLite (WAL, the embedded default) or PostgreSQL,
 //! chosen by URL, with that backend's migrations run at start.
 //!
+//! SQLite serves one replica of a service, PostgreSQL several (they share the
+//! work through [`crate::lease`]s and the inbox); opening a SQLite file clears
+//! the leases a previous run left.
+//!
 //! The same SQL serves both (`$1` placeholders, `ON CONFLICT`, `RETURNING`);
 //! instants are `BIGINT` milliseconds and flags `BIGINT` 0/1, because those decode
 //! the same way through `sqlx::Any` on either backend.
@@ -90,6 +94,11 @@ impl Database {
             Backend::Postgres => &CHASSIS_POSTGRES,
         };
         merged(chassis, service).run(&pool).await?;
+        if backend == Backend::Sqlite {
+            // One replica only: any lease in the file was taken by a previous
+            // run of this service, which would otherwise hold it until it expired.
+            pool.execute("DELETE FROM leases").await?;
+        }
         Ok(Self { pool, backend })
     }
 

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
+use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::storage::{Backend, Database};
 use sqlx::any::AnyRow;
@@ -113,6 +114,18 @@ impl Store {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The lease `name` in this service's database, asked for by this process
+    /// for `ttl` at a time: a singleton job runs only while holding it.
+    pub fn lease(&self, name: &str, ttl: std::time::Duration) -> Lease {
+        Lease::new(
+            self.db.clone(),
+            name,
+            process_holder(),
+            ttl,
+            std::sync::Arc::clone(&self.clock),
+        )
     }
 
     /// Takes in a complaint, once per `request_id`: a repeated key returns the

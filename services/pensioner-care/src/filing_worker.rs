@@ -4,11 +4,19 @@
 //! exactly once however long that service is down. Each attempt runs in the
 //! trace of the request that recorded the visit (stored with the filing), or in
 //! a new one, and the call passes it on to the complaints service.
+//!
+//! With several replicas on one database, only the holder of the
+//! `filing-worker` lease files (it renews the lease before each pass and each
+//! filing; a standby asks at every poll and takes over within the lease's
+//! time-to-live when the holder dies). A filing stored on a standby is filed by
+//! the holder at its next poll. The `request_id` stays the second line of
+//! defence: the complaints service makes one complaint per visit whatever happens.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use shequ_chassis::grpc::{PeerChannel, Peers};
+use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
@@ -22,11 +30,15 @@ use crate::store::{Filing, Store, StoreError};
 /// How often pending filings are looked at when nobody wakes the worker.
 const POLL: Duration = Duration::from_secs(2);
 
+/// The lease whose holder files.
+pub const LEASE: &str = "filing-worker";
+
 #[derive(Debug, Clone)]
 pub struct FilingWorker {
     store: Store,
     client: ComplaintServiceClient<PeerChannel>,
     wake: Arc<Notify>,
+    lease: Arc<Lease>,
 }
 
 impl FilingWorker {
@@ -37,17 +49,32 @@ impl FilingWorker {
         timeout: Duration,
     ) -> Result<Self, shequ_chassis::Error> {
         let channel = peers.channel("SHEQU_COMPLAINTS_URL", complaints_url, timeout)?;
+        // Renewed at least every poll or call, whichever is longer.
+        let lease = store.lease(LEASE, ttl_for_interval(POLL.max(timeout)));
         Ok(Self {
             wake: store.filings_waiting(),
             client: ComplaintServiceClient::new(channel),
+            lease: Arc::new(lease),
             store,
         })
     }
 
-    /// Tries every due filing once; returns how many were filed.
+    /// Tries every due filing once, whoever holds the lease (tests, operators'
+    /// tools); returns how many were filed.
     pub async fn file_due(&self) -> Result<usize, StoreError> {
+        self.file_pass(None).await
+    }
+
+    /// One pass; with `lease`, it stops as soon as the lease is lost.
+    async fn file_pass(&self, lease: Option<&Lease>) -> Result<usize, StoreError> {
         let mut filed = 0;
         for filing in self.store.due_filings(50).await? {
+            if let Some(lease) = lease
+                && !lease.hold().await?
+            {
+                tracing::info!("filing lease lost; the holder files the rest");
+                break;
+            }
             let context = filing
                 .trace
                 .map_or_else(TraceContext::new_root, |visit| visit.child());
@@ -109,9 +136,13 @@ impl FilingWorker {
             })
     }
 
+    /// Files while this replica holds the lease, woken by new filings and
+    /// polling, until `shutdown`; then releases the lease.
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            if let Err(error) = self.file_due().await {
+            if self.lease.try_hold().await
+                && let Err(error) = self.file_pass(Some(&self.lease)).await
+            {
                 tracing::warn!(%error, "filing pass failed; next pass will retry");
             }
             tokio::select! {
@@ -120,5 +151,6 @@ impl FilingWorker {
                 _ = shutdown.cancelled() => {}
             }
         }
+        self.lease.release_on_shutdown().await;
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::events::new_event;
+use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Database;
@@ -217,6 +218,18 @@ impl Store {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The lease `name` in this service's database, asked for by this process
+    /// for `ttl` at a time: a singleton job runs only while holding it.
+    pub fn lease(&self, name: &str, ttl: std::time::Duration) -> Lease {
+        Lease::new(
+            self.db.clone(),
+            name,
+            process_holder(),
+            ttl,
+            std::sync::Arc::clone(&self.clock),
+        )
     }
 
     /// Notified when a visit stores a complaint to file.

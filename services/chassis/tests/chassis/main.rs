@@ -6,6 +6,7 @@
 mod admin;
 mod grpc;
 mod inbox;
+mod lease;
 mod outbox;
 mod storage;
 mod support;

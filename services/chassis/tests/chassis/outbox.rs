@@ -1,14 +1,18 @@
 //! The outbox and its relay against a real `nats-server`: happy path, NATS down,
 //! a relay restarted while NATS is down, a re-publish after a lost ack, and the
-//! trace context an event was written in, published as its `traceparent` header.
+//! trace context an event was written in, published as its `traceparent` header;
+//! and two relays on one database (replicas): only the lease holder publishes, a
+//! standby takes over when the holder dies or shuts down.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use shequ_chassis::clock::{Clock, ManualClock, SharedClock, to_millis};
+use shequ_chassis::lease::Lease;
+use shequ_chassis::metrics::Metrics;
 use shequ_chassis::nats::ensure_stream;
-use shequ_chassis::outbox::{OutboxSignal, Relay};
+use shequ_chassis::outbox::{self, OutboxSignal, Relay};
 use shequ_chassis::storage::Database;
 use shequ_proto::events::CloudEvent;
 use shequ_tests::{NatsServer, eventually};
@@ -387,3 +391,205 @@ async fn ensure_stream_is_idempotent_and_sets_the_duplicate_window() -> anyhow::
     );
     Ok(())
 }
+
+/// A replica's relay on `db`: it publishes only while `holder` holds the
+/// `outbox-relay` lease, and counts into `metrics`.
+fn spawn_replica_relay(
+    db: &Database,
+    js: &async_nats::jetstream::Context,
+    clock: SharedClock,
+    holder: &str,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> (OutboxSignal, tokio::task::JoinHandle<()>) {
+    let signal = OutboxSignal::default();
+    let lease = Lease::new(
+        db.clone(),
+        outbox::LEASE,
+        holder,
+        outbox::LEASE_TTL,
+        clock.clone(),
+    );
+    let relay = Relay::new(db.clone(), js.clone(), STREAM, signal.clone(), clock)
+        .with_lease(lease)
+        .with_metrics(metrics.clone());
+    (signal, tokio::spawn(relay.run(shutdown.clone())))
+}
+
+/// `shequ_events_published_total`, all subjects.
+fn published(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .filter(|line| line.starts_with("shequ_events_published_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn wait_for_holder(db: &Database, holder: &str) -> anyhow::Result<()> {
+    eventually(WITHIN, || async {
+        let current = Lease::current(db, outbox::LEASE).await?;
+        ensure!(
+            current.as_ref().is_some_and(|row| row.holder == holder),
+            "the relay lease is {current:?}, not {holder}'s"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Two replicas' relays, each woken by its own commits: every event is
+/// published once, all by the lease holder (its counter alone reaches N; a
+/// standby that published too would show in its own counter even though
+/// JetStream's duplicate window kept the stream clean).
+async fn two_relays_on_one_database_publish_each_event_once_between_them(
+    db: &Database,
+) -> anyhow::Result<()> {
+    // Arrange: replica a holds the lease, replica b is the standby.
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let shutdown = CancellationToken::new();
+    let (metrics_a, metrics_b) = (Metrics::new("a"), Metrics::new("b"));
+    let (signal_a, relay_a) =
+        spawn_replica_relay(db, &js, system_clock(), "a", &metrics_a, &shutdown);
+    wait_for_holder(db, "a").await?;
+    let (signal_b, relay_b) =
+        spawn_replica_relay(db, &js, system_clock(), "b", &metrics_b, &shutdown);
+    let events: Vec<CloudEvent> = (0..40).map(thing_event).collect();
+
+    // Act: commits on both replicas, each waking its own relay.
+    for (i, chunk) in events.chunks(5).enumerate() {
+        enqueue_all(db, chunk).await?;
+        if i % 2 == 0 {
+            signal_a.wake();
+        } else {
+            signal_b.wake();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Assert
+    assert_delivered_exactly_once(db, &js, &events).await?;
+    eventually(WITHIN, || async {
+        let (a, b) = (published(&metrics_a), published(&metrics_b));
+        ensure!(a + b >= 40, "published a {a} + b {b}");
+        Ok(())
+    })
+    .await?;
+    assert_eq!(
+        (published(&metrics_a), published(&metrics_b)),
+        (40, 0),
+        "(published by a, by b): only the holder publishes"
+    );
+    assert!(metrics_b.render().contains("lease=\"outbox-relay\"} 0\n"));
+    assert!(metrics_a.render().contains("lease=\"outbox-relay\"} 1\n"));
+    shutdown.cancel();
+    join_within(relay_a, Duration::from_secs(10)).await?;
+    join_within(relay_b, Duration::from_secs(10)).await
+}
+
+/// The holder dies without releasing the lease: the standby publishes nothing
+/// until the lease expires, then everything, once.
+async fn a_standby_relay_takes_over_when_the_holder_dies(db: &Database) -> anyhow::Result<()> {
+    // Arrange
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let shutdown = CancellationToken::new();
+    let (metrics_a, metrics_b) = (Metrics::new("a"), Metrics::new("b"));
+    let (_signal_a, relay_a) =
+        spawn_replica_relay(db, &js, clock.clone(), "a", &metrics_a, &shutdown);
+    wait_for_holder(db, "a").await?;
+    let (signal_b, relay_b) =
+        spawn_replica_relay(db, &js, clock.clone(), "b", &metrics_b, &shutdown);
+
+    // Act: a dies (no shutdown code runs), and b's process commits events.
+    relay_a.abort();
+    let _ = relay_a.await;
+    let events: Vec<CloudEvent> = (0..10).map(thing_event).collect();
+    enqueue_all(db, &events).await?;
+    signal_b.wake();
+
+    // Assert: while a's lease lasts, nothing is published...
+    tokio::time::sleep(outbox::POLL_INTERVAL * 3).await;
+    assert_eq!(
+        outbox_counts(db).await?,
+        (10, 10),
+        "a's lease has not expired"
+    );
+    assert_eq!(published(&metrics_b), 0);
+    // ...and once it has expired, b takes over and publishes everything.
+    clock.advance(chrono::Duration::from_std(outbox::LEASE_TTL)? + chrono::Duration::seconds(1));
+    assert_delivered_exactly_once(db, &js, &events).await?;
+    wait_for_holder(db, "b").await?;
+    assert_eq!(published(&metrics_b), 10);
+    shutdown.cancel();
+    join_within(relay_b, Duration::from_secs(10)).await
+}
+
+/// The holder shuts down and releases the lease: the standby takes over at its
+/// next poll, without waiting for the lease to expire.
+async fn a_standby_relay_takes_over_at_once_when_the_holder_shuts_down(
+    db: &Database,
+) -> anyhow::Result<()> {
+    // Arrange
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    let (metrics_a, metrics_b) = (Metrics::new("a"), Metrics::new("b"));
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let (_signal_a, relay_a) =
+        spawn_replica_relay(db, &js, system_clock(), "a", &metrics_a, &stop_a);
+    wait_for_holder(db, "a").await?;
+    let (signal_b, relay_b) =
+        spawn_replica_relay(db, &js, system_clock(), "b", &metrics_b, &stop_b);
+
+    // Act
+    stop_a.cancel();
+    join_within(relay_a, Duration::from_secs(10)).await?;
+    let released = tokio::time::Instant::now();
+    let events: Vec<CloudEvent> = (0..10).map(thing_event).collect();
+    enqueue_all(db, &events).await?;
+    signal_b.wake();
+
+    // Assert
+    assert_delivered_exactly_once(db, &js, &events).await?;
+    let took = released.elapsed();
+    assert!(
+        took < outbox::LEASE_TTL / 2,
+        "b took over after {took:?}, as if it had waited for the lease to expire"
+    );
+    assert_eq!(published(&metrics_b), 10);
+    stop_b.cancel();
+    join_within(relay_b, Duration::from_secs(10)).await
+}
+
+macro_rules! replicas_on_both {
+    ($($name:ident),* $(,)?) => {
+        mod replicas_on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let (_dir, db) = crate::support::sqlite_db().await?;
+                    super::$name(&db).await
+                }
+            )*
+        }
+        mod replicas_on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let Some((_pg, db)) = crate::support::postgres_db(stringify!($name)).await? else {
+                        return Ok(());
+                    };
+                    super::$name(&db).await
+                }
+            )*
+        }
+    };
+}
+
+replicas_on_both!(
+    two_relays_on_one_database_publish_each_event_once_between_them,
+    a_standby_relay_takes_over_when_the_holder_dies,
+    a_standby_relay_takes_over_at_once_when_the_holder_shuts_down,
+);
