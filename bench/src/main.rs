@@ -89,7 +89,10 @@ async fn bench() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let level = level_time();
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
-    eprintln!("shequ bench: {cores} cores, {} s per level", level.as_secs());
+    eprintln!(
+        "shequ bench: {cores} cores, {} s per level",
+        level.as_secs()
+    );
 
     // 1. Ceilings.
     eprintln!("ceiling: gRPC echo …");
@@ -139,7 +142,11 @@ async fn bench() -> anyhow::Result<()> {
 
     // Warm-up: connections, statements, the relay, one probe end to end.
     let warm = intake_level(&clients, &buildings, 8, Duration::from_secs(2), "warmup").await?;
-    ensure!(warm.errors == 0, "warm-up submissions failed: {}", warm.first_error);
+    ensure!(
+        warm.errors == 0,
+        "warm-up submissions failed: {}",
+        warm.first_error
+    );
     let probe = Prober {
         client: clients[0].clone(),
         merchants: probe_merchants,
@@ -147,10 +154,7 @@ async fn bench() -> anyhow::Result<()> {
         waiting: Arc::clone(&waiting),
         next: Arc::default(),
     };
-    probe
-        .once()
-        .await
-        .context("a warm-up propagation probe")?;
+    probe.once().await.context("a warm-up propagation probe")?;
 
     // 3. Intake at each concurrency; propagation probed during the main level.
     let mut intake = Vec::new();
@@ -216,17 +220,15 @@ async fn bench() -> anyhow::Result<()> {
     let echo_rate = echo.rate();
     let storage_rate = storage.rate();
     println!();
-    println!("shequ bench, {date}, this machine: {cores} cores, SQLite WAL synchronous=FULL, loopback gRPC, release build");
+    println!(
+        "shequ bench, {date}, this machine: {cores} cores, SQLite WAL synchronous=FULL, loopback gRPC, release build"
+    );
     println!();
     println!("ceilings");
     println!("{}", header("", "unit/s"));
     println!(
         "{}",
-        row(
-            "gRPC echo (bare tonic health Check), c=64",
-            &echo,
-            "req/s"
-        )
+        row("gRPC echo (bare tonic health Check), c=64", &echo, "req/s")
     );
     println!(
         "{}",
@@ -440,7 +442,10 @@ async fn echo_ceiling(time: Duration) -> anyhow::Result<Level> {
     };
     let call = Arc::new(call);
     let warm = Arc::clone(&call);
-    run_level(MAIN_CONCURRENCY, Duration::from_secs(1), move |t, i| warm(t, i)).await;
+    run_level(MAIN_CONCURRENCY, Duration::from_secs(1), move |t, i| {
+        warm(t, i)
+    })
+    .await;
     let level = run_level(MAIN_CONCURRENCY, time, move |t, i| call(t, i)).await;
     stop.cancel();
     server.await??;
@@ -510,9 +515,8 @@ async fn load_organisation(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
             committee_handler: format!("committee-{c}"),
             grids: (0..GRIDS)
                 .map(|g| {
-                    let ids: Vec<String> = (0..BUILDINGS)
-                        .map(|b| format!("c{c}-g{g}-b{b}"))
-                        .collect();
+                    let ids: Vec<String> =
+                        (0..BUILDINGS).map(|b| format!("c{c}-g{g}-b{b}")).collect();
                     buildings.extend(ids.iter().cloned());
                     pb::Grid {
                         id: format!("c{c}-g{g}"),
@@ -573,7 +577,10 @@ async fn intake_level(
         let request = submission(&label, i, &buildings);
         Box::pin(async move {
             let reply = client.submit_complaint(request).await?.into_inner();
-            ensure!(!reply.duplicate, "a fresh request_id answered as a duplicate");
+            ensure!(
+                !reply.duplicate,
+                "a fresh request_id answered as a duplicate"
+            );
             Ok(())
         })
     })
@@ -706,8 +713,8 @@ async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
 
 /// (VmHWM, VmRSS) in MiB from a `/proc/<pid>/status` file.
 fn memory(status: &Path) -> anyhow::Result<(f64, f64)> {
-    let text = std::fs::read_to_string(status)
-        .with_context(|| format!("reading {}", status.display()))?;
+    let text =
+        std::fs::read_to_string(status).with_context(|| format!("reading {}", status.display()))?;
     let field = |name: &str| -> anyhow::Result<f64> {
         let line = text
             .lines()
@@ -739,7 +746,8 @@ async fn children_memory(
     let time = Duration::from_secs(5);
     let mut out = Vec::new();
 
-    let alliance = Child::start(&dir, "merchant-alliance", nats_url, data, alliance_url, &[]).await?;
+    let alliance =
+        Child::start(&dir, "merchant-alliance", nats_url, data, alliance_url, &[]).await?;
     let merchants = Merchants::new(connect(alliance.addr).await?);
     let nearby = run_level(16, time, move |_, i| {
         let mut client = merchants.clone();
@@ -766,7 +774,10 @@ async fn children_memory(
     )
     .await?;
     let child_buildings = load_organisation(complaints.addr).await?;
-    ensure!(child_buildings.len() == buildings.len(), "organisation differs");
+    ensure!(
+        child_buildings.len() == buildings.len(),
+        "organisation differs"
+    );
     let clients = complaint_clients(complaints.addr).await?;
     let intake = intake_level(&clients, buildings, MAIN_CONCURRENCY, time, "child").await?;
     ensure!(intake.errors == 0, "intake failed: {}", intake.first_error);

@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbox::OutboxSignal;
@@ -140,7 +140,7 @@ async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Q
     let mut jobs = batch.into_iter();
     let mut broken = None;
     for queued in jobs.by_ref() {
-        if let Err(error) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
+        if let Err(error) = (&mut *tx).execute("SAVEPOINT job").await {
             let error = CommitError::new("opening a savepoint", &error);
             let _ = queued.reply.send(Err(error.clone().into()));
             broken = Some(error);
@@ -153,18 +153,16 @@ async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Q
         };
         let closed = match result {
             Ok(output) => {
-                let released = sqlx::query("RELEASE SAVEPOINT job").execute(&mut *tx).await;
+                let released = (&mut *tx).execute("RELEASE SAVEPOINT job").await;
                 done.push((queued.reply, output));
                 released
             }
             Err(error) => {
                 // Nothing of this job stays; it may hear its own error now.
-                let rolled_back = sqlx::query("ROLLBACK TO SAVEPOINT job")
-                    .execute(&mut *tx)
-                    .await;
+                let rolled_back = (&mut *tx).execute("ROLLBACK TO SAVEPOINT job").await;
                 let _ = queued.reply.send(Err(error));
                 match rolled_back {
-                    Ok(_) => sqlx::query("RELEASE SAVEPOINT job").execute(&mut *tx).await,
+                    Ok(_) => (&mut *tx).execute("RELEASE SAVEPOINT job").await,
                     Err(error) => Err(error),
                 }
             }
