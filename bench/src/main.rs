@@ -268,7 +268,6 @@ async fn bench() -> anyhow::Result<()> {
     }
     println!("complaint outbox rows still unpublished after the intake levels: {outbox_left}");
     println!();
-    let mut propagation = propagation;
     propagation.sort_unstable();
     println!(
         "event propagation during c={MAIN_CONCURRENCY} intake (ResolveComplaint sent → credit.changed received on NATS)"
