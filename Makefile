@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt deps bench deploy-check
+.PHONY: run demo test lint fmt deps bench bench-nearby deploy-check
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -35,9 +35,17 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## FindNearby over 50,000 generated merchants on SQLite: queries/s and latency
-## percentiles at concurrency 1 and 16 (a release build; see docs/performance.md).
+## The system against this machine's ceilings, in one run (a release build; a few
+## minutes; see docs/performance.md): a bare gRPC echo and a bare durable SQLite
+## transaction, complaint intake at concurrency 1-256, event propagation under
+## load, FindNearby over 50,000 merchants, and each service's RSS.
 bench: deps
+	$(CARGO) build --release -p shequ-bench -p shequ-complaints -p shequ-merchant-alliance --bins
+	$(CARGO) run --release -q -p shequ-bench
+
+## FindNearby alone over 50,000 generated merchants, with its query plan and
+## candidate counts (concurrency 1 and 16).
+bench-nearby: deps
 	$(CARGO) bench -p shequ-merchant-alliance --bench nearby
 
 ## nats-server from Debian's packages when it is missing.

@@ -16,6 +16,9 @@
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
+//! - [`group_commit`]: concurrent requests' writes batched into one transaction
+//!   (one commit, one fsync), each in its own savepoint, each caller answered
+//!   after the commit.
 //! - [`outbox`]: events written in the state change's transaction, with the
 //!   current trace, and the relay that publishes them to JetStream (with
 //!   `Nats-Msg-Id` = event id, and `traceparent` when written in a trace; it
@@ -42,6 +45,7 @@ pub mod codes;
 pub mod config;
 pub mod events;
 pub mod fields;
+pub mod group_commit;
 pub mod grpc;
 pub mod inbox;
 pub mod lease;

@@ -52,7 +52,9 @@ impl From<StoreError> for Status {
                 error.into()
             }
             StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(_) | StoreError::Event(_) => storage_failed(&error),
+            StoreError::Database(_) | StoreError::Event(_) | StoreError::Commit(_) => {
+                storage_failed(&error)
+            }
         }
     }
 }

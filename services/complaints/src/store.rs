@@ -2,8 +2,11 @@
 //! grid organisation. Every change is one transaction that also writes the
 //! change's history entry and its outbox event.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
+use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::storage::{Backend, Database};
@@ -36,6 +39,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("encoding an event: {0}")]
     Event(#[from] serde_json::Error),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
 }
 
 /// One line of a complaint's history.
@@ -105,11 +110,19 @@ pub struct Store {
     db: Database,
     outbox: OutboxSignal,
     clock: SharedClock,
+    intake: GroupCommit<Submission>,
 }
 
 impl Store {
+    /// The store, and its writer of submissions (a task on the current runtime).
     pub fn new(db: Database, outbox: OutboxSignal, clock: SharedClock) -> Self {
-        Self { db, outbox, clock }
+        let intake = GroupCommit::start(db.clone(), outbox.clone(), DEFAULT_MAX_BATCH);
+        Self {
+            db,
+            outbox,
+            clock,
+            intake,
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -124,41 +137,31 @@ impl Store {
             name,
             process_holder(),
             ttl,
-            std::sync::Arc::clone(&self.clock),
+            Arc::clone(&self.clock),
         )
     }
 
     /// Takes in a complaint, once per `request_id`: a repeated key returns the
-    /// complaint it made the first time and `true`.
+    /// complaint it made the first time and `true`. The complaint, its history
+    /// entry and its outbox event are committed before this returns, in a
+    /// transaction shared with the submissions arriving meanwhile (group
+    /// commit: one fsync for many); a submission that fails fails alone.
     pub async fn submit(
         &self,
         request_id: &str,
         intake: Intake,
         grid_id: Option<&str>,
-        limits: &TimeLimits,
+        limits: &Arc<TimeLimits>,
     ) -> Result<(Complaint, bool), StoreError> {
-        if let Some(existing) = self.by_request_id(request_id).await? {
-            return Ok((existing, true));
-        }
-        let now = self.clock.now();
-        let mut tx = self.db.pool().begin().await?;
-        let chain = route(&mut tx, grid_id, intake.building_id.as_deref()).await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
-        let inserted = insert(&mut tx, request_id, &complaint).await?;
-        if !inserted {
-            // A concurrent submission with the same key won the race.
-            tx.rollback().await?;
-            let existing = self.by_request_id(request_id).await?;
-            return existing
-                .map(|complaint| (complaint, true))
-                .ok_or_else(|| StoreError::NotFound(format!("submission {request_id}")));
-        }
-        let actor = format!("channel:{}", complaint.channel.as_str());
-        record(&mut tx, &complaint, &transition, &actor, None, now).await?;
-        tx.commit().await?;
-        self.outbox.wake();
-        Ok((complaint, false))
+        self.intake
+            .submit(Submission {
+                request_id: request_id.to_owned(),
+                intake,
+                grid_id: grid_id.map(str::to_owned),
+                limits: Arc::clone(limits),
+                clock: Arc::clone(&self.clock),
+            })
+            .await
     }
 
     /// Applies `change` to complaint `id` (and, for a merge, reads `related`) in
@@ -537,16 +540,6 @@ impl Store {
         Ok(organisation)
     }
 
-    async fn by_request_id(&self, request_id: &str) -> Result<Option<Complaint>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM complaints WHERE request_id = $1"
-        ))
-        .bind(request_id)
-        .fetch_optional(self.db.pool())
-        .await?;
-        Ok(row.as_ref().map(complaint_from_row).transpose()?)
-    }
-
     /// Row lock for read-modify-write on PostgreSQL; SQLite has one writer anyway.
     fn lock(&self) -> &'static str {
         match self.db.backend() {
@@ -554,6 +547,59 @@ impl Store {
             Backend::Sqlite => "",
         }
     }
+}
+
+/// One submission, run by the group commit inside its own savepoint.
+struct Submission {
+    request_id: String,
+    intake: Intake,
+    grid_id: Option<String>,
+    limits: Arc<TimeLimits>,
+    clock: SharedClock,
+}
+
+impl Job for Submission {
+    type Output = (Complaint, bool);
+    type Error = StoreError;
+
+    async fn run(self, conn: &mut AnyConnection) -> Result<(Complaint, bool), StoreError> {
+        // Also finds a key taken earlier in the same batch.
+        if let Some(existing) = by_request_id(conn, &self.request_id).await? {
+            return Ok((existing, true));
+        }
+        let now = self.clock.now();
+        let chain = route(
+            conn,
+            self.grid_id.as_deref(),
+            self.intake.building_id.as_deref(),
+        )
+        .await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let (complaint, transition) = Complaint::submit(id, self.intake, &chain, &self.limits, now);
+        if !insert(conn, &self.request_id, &complaint).await? {
+            // Another writer (a replica on PostgreSQL) committed the key meanwhile.
+            return by_request_id(conn, &self.request_id)
+                .await?
+                .map(|complaint| (complaint, true))
+                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
+        }
+        let actor = format!("channel:{}", complaint.channel.as_str());
+        record(conn, &complaint, &transition, &actor, None, now).await?;
+        Ok((complaint, false))
+    }
+}
+
+async fn by_request_id(
+    conn: &mut AnyConnection,
+    request_id: &str,
+) -> Result<Option<Complaint>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM complaints WHERE request_id = $1"
+    ))
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(complaint_from_row).transpose()?)
 }
 
 async fn load(conn: &mut AnyConnection, id: &str, lock: &str) -> Result<Complaint, StoreError> {

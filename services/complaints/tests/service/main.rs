@@ -5,5 +5,6 @@
 mod api;
 mod events;
 mod faults;
+mod intake;
 mod startup;
 mod support;

@@ -1,0 +1,204 @@
+//! Group commit: the writes of concurrent requests share one database
+//! transaction, so one commit (one fsync on SQLite) makes many of them durable.
+//!
+//! A [`GroupCommit`] owns one writer task. [`GroupCommit::submit`] queues a
+//! [`Job`] and waits; the writer takes every job queued (up to a batch size),
+//! opens a transaction, runs each job inside its own `SAVEPOINT`, commits, wakes
+//! the outbox relay, and only then answers each caller. A job that fails is
+//! rolled back to its savepoint and answered with its own error at once; the
+//! others in the batch go on. If the commit itself fails, every job of the
+//! batch that had succeeded is answered with a [`CommitError`] and none of them
+//! is durable — exactly as if each had had its own failed transaction.
+//!
+//! Nothing waits to fill a batch: while one batch commits, the next requests
+//! queue up, so a lone request pays one transaction and a busy service pays one
+//! transaction per batch. Each job runs in its caller's trace
+//! ([`crate::trace::current`] when it was queued), so outbox rows it writes keep
+//! their `traceparent`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::outbox::OutboxSignal;
+use crate::storage::Database;
+use crate::trace::{self, TraceContext};
+
+/// The default number of jobs one transaction takes at most.
+pub const DEFAULT_MAX_BATCH: usize = 128;
+/// Jobs waiting for the writer, at most, before callers wait to queue.
+const QUEUE: usize = 4096;
+
+/// One request's writes, run on the batch's transaction inside a savepoint.
+pub trait Job: Send + 'static {
+    type Output: Send + 'static;
+    type Error: From<CommitError> + Send + 'static;
+
+    /// Does the job's reads and writes on `conn`. An error rolls back only this
+    /// job's writes.
+    fn run(
+        self,
+        conn: &mut AnyConnection,
+    ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+}
+
+/// The batch's transaction could not be begun or committed (or the writer has
+/// stopped): the job's writes are not durable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("group commit failed: {0}")]
+pub struct CommitError(Arc<str>);
+
+impl CommitError {
+    fn new(what: &str, error: &dyn std::fmt::Display) -> Self {
+        Self(format!("{what}: {error}").into())
+    }
+}
+
+type Reply<J> = oneshot::Sender<Result<<J as Job>::Output, <J as Job>::Error>>;
+
+struct Queued<J: Job> {
+    job: J,
+    trace: Option<TraceContext>,
+    reply: Reply<J>,
+}
+
+/// The queue of one kind of job and its writer task.
+pub struct GroupCommit<J: Job> {
+    queue: mpsc::Sender<Queued<J>>,
+}
+
+impl<J: Job> Clone for GroupCommit<J> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<J: Job> std::fmt::Debug for GroupCommit<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("queued", &(QUEUE - self.queue.capacity()))
+            .finish()
+    }
+}
+
+impl<J: Job> GroupCommit<J> {
+    /// Spawns the writer (on the current tokio runtime). It runs until every
+    /// handle is dropped; `outbox` is woken after each commit.
+    pub fn start(db: Database, outbox: OutboxSignal, max_batch: usize) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(write(db, outbox, jobs, max_batch.max(1)));
+        Self { queue }
+    }
+
+    /// Queues `job` and waits until it is committed (its output) or has failed.
+    pub async fn submit(&self, job: J) -> Result<J::Output, J::Error> {
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            job,
+            trace: trace::current(),
+            reply,
+        };
+        let stopped = |_| CommitError("the writer has stopped".into());
+        self.queue.send(queued).await.map_err(stopped)?;
+        answer.await.map_err(|_| {
+            CommitError("the writer stopped before answering (the job may be committed)".into())
+        })?
+    }
+}
+
+async fn write<J: Job>(
+    db: Database,
+    outbox: OutboxSignal,
+    mut jobs: mpsc::Receiver<Queued<J>>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while jobs.recv_many(&mut batch, max_batch).await > 0 {
+        let size = batch.len();
+        commit_batch(&db, &outbox, std::mem::take(&mut batch)).await;
+        tracing::trace!(size, "group commit");
+    }
+}
+
+/// Runs `batch` in one transaction and answers every job.
+async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Queued<J>>) {
+    let mut tx = match db.pool().begin().await {
+        Ok(tx) => tx,
+        Err(error) => {
+            let failed = CommitError::new("beginning the transaction", &error);
+            for queued in batch {
+                let _ = queued.reply.send(Err(failed.clone().into()));
+            }
+            return;
+        }
+    };
+    let mut done: Vec<(Reply<J>, J::Output)> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    let mut broken = None;
+    for queued in jobs.by_ref() {
+        if let Err(error) = (&mut *tx).execute("SAVEPOINT job").await {
+            let error = CommitError::new("opening a savepoint", &error);
+            let _ = queued.reply.send(Err(error.clone().into()));
+            broken = Some(error);
+            break;
+        }
+        let run = queued.job.run(&mut tx);
+        let result = match queued.trace {
+            Some(context) => trace::scope(context, run).await,
+            None => run.await,
+        };
+        let closed = match result {
+            Ok(output) => {
+                let released = (&mut *tx).execute("RELEASE SAVEPOINT job").await;
+                done.push((queued.reply, output));
+                released
+            }
+            Err(error) => {
+                // Nothing of this job stays; it may hear its own error now.
+                let rolled_back = (&mut *tx).execute("ROLLBACK TO SAVEPOINT job").await;
+                let _ = queued.reply.send(Err(error));
+                match rolled_back {
+                    Ok(_) => (&mut *tx).execute("RELEASE SAVEPOINT job").await,
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        if let Err(error) = closed {
+            broken = Some(CommitError::new("closing a savepoint", &error));
+            break;
+        }
+    }
+    let outcome = match broken {
+        Some(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+        None => tx
+            .commit()
+            .await
+            .map_err(|error| CommitError::new("committing", &error)),
+    };
+    match outcome {
+        Ok(()) => {
+            if !done.is_empty() {
+                outbox.wake();
+            }
+            for (reply, output) in done {
+                let _ = reply.send(Ok(output));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, jobs = done.len(), "a group commit failed");
+            for (reply, _) in done {
+                let _ = reply.send(Err(error.clone().into()));
+            }
+            for queued in jobs {
+                let _ = queued.reply.send(Err(error.clone().into()));
+            }
+        }
+    }
+}
