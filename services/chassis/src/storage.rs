@@ -50,10 +50,15 @@ pub struct Migrations {
 static CHASSIS_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static CHASSIS_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// A connection pool on the service's own database.
+/// Read-only SQLite connections beside the one writer (see [`Database::reader`]).
+const SQLITE_READERS: u32 = 4;
+
+/// Connection pools on the service's own database: [`Database::pool`] for
+/// everything, and [`Database::reader`] for queries that only read.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    reader: AnyPool,
     backend: Backend,
 }
 
@@ -99,11 +104,32 @@ impl Database {
             // run of this service, which would otherwise hold it until it expired.
             pool.execute("DELETE FROM leases").await?;
         }
-        Ok(Self { pool, backend })
+        let reader = match backend {
+            Backend::Sqlite if !is_sqlite_memory(url) => sqlite_reader(url).await?,
+            // An in-memory SQLite database lives in its one connection; PostgreSQL's
+            // pool already serves concurrent reads.
+            _ => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            reader,
+            backend,
+        })
     }
 
+    /// The pool for transactions and anything that writes. On SQLite it holds
+    /// one connection (the single writer), so everything sent here queues.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A pool for statements that only read (outside any transaction of
+    /// [`pool`](Self::pool)). On a SQLite file it is up to four more connections
+    /// with `PRAGMA query_only`, which WAL lets read while the writer writes;
+    /// each statement sees what was committed when it started. On PostgreSQL (and
+    /// an in-memory SQLite database) it is the same pool as [`pool`](Self::pool).
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
     }
 
     pub fn backend(&self) -> Backend {
@@ -111,8 +137,28 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        self.reader.close().await;
         self.pool.close().await;
     }
+}
+
+/// The read-only pool on a SQLite file, opened after the migrations so the schema
+/// is there; connections open as they are first needed.
+async fn sqlite_reader(url: &str) -> Result<AnyPool, Error> {
+    Ok(AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA query_only = ON;").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url)?)
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 fn merged(chassis: &Migrator, service: &Migrator) -> Migrator {

@@ -241,7 +241,7 @@ impl Store {
     }
 
     pub async fn get(&self, id: &str) -> Result<Merchant, StoreError> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.reader().acquire().await?;
         load(&mut conn, id).await
     }
 
@@ -280,7 +280,7 @@ impl Store {
         for value in values {
             query = query.bind(value);
         }
-        let rows = query.fetch_all(self.db.pool()).await?;
+        let rows = query.fetch_all(self.db.reader()).await?;
         let mut merchants = rows
             .iter()
             .map(merchant_from_row)
@@ -328,7 +328,7 @@ impl Store {
             query = query.bind(cell.as_str());
         }
         let candidates = query
-            .fetch_all(self.db.pool())
+            .fetch_all(self.db.reader())
             .await?
             .iter()
             .map(|row| {
@@ -366,7 +366,7 @@ impl Store {
         for id in ids {
             query = query.bind(*id);
         }
-        let rows = query.fetch_all(self.db.pool()).await?;
+        let rows = query.fetch_all(self.db.reader()).await?;
         Ok(rows
             .iter()
             .map(merchant_from_row)
@@ -444,7 +444,7 @@ impl Store {
              WHERE m.id = $1 ORDER BY l.seq",
         )
         .bind(merchant_id)
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db.reader())
         .await?;
         let first = rows
             .first()
@@ -466,11 +466,11 @@ impl Store {
         period: &Period,
     ) -> Result<Vec<(Merchant, MerchantRecord, bool)>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM merchants ORDER BY id"))
-            .fetch_all(self.db.pool())
+            .fetch_all(self.db.reader())
             .await?;
         let (from, to) = (to_millis(period.from), to_millis(period.to));
         let count = |sql: &'static str| {
-            let pool = self.db.pool().clone();
+            let pool = self.db.reader().clone();
             async move {
                 let rows = sqlx::query(sql)
                     .bind(from)
@@ -500,7 +500,7 @@ impl Store {
         let awarded: std::collections::HashSet<String> =
             sqlx::query("SELECT merchant_id FROM awards WHERE period = $1")
                 .bind(&period.name)
-                .fetch_all(self.db.pool())
+                .fetch_all(self.db.reader())
                 .await?
                 .iter()
                 .map(|row| row.try_get("merchant_id"))

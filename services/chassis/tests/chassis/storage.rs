@@ -143,3 +143,61 @@ async fn unsupported_url_scheme_is_a_config_error() {
         "got {result:?}"
     );
 }
+
+/// The reader pool sees what the writer committed and refuses to write; on SQLite
+/// it serves several reads at once while the writer holds a transaction open.
+async fn assert_reader(db: &Database) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, $2)")
+        .bind("seen")
+        .bind(3_i64)
+        .execute(db.pool())
+        .await?;
+    let n: i64 = sqlx::query("SELECT n FROM applied WHERE event_id = $1")
+        .bind("seen")
+        .fetch_one(db.reader())
+        .await?
+        .try_get("n")?;
+    assert_eq!(n, 3, "a committed write is visible to the reader");
+
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("UPDATE applied SET n = 4 WHERE event_id = $1")
+        .bind("seen")
+        .execute(&mut *tx)
+        .await?;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(db.reader().acquire().await?);
+    }
+    for conn in &mut readers {
+        let n: i64 = sqlx::query("SELECT n FROM applied WHERE event_id = $1")
+            .bind("seen")
+            .fetch_one(&mut **conn)
+            .await?
+            .try_get("n")?;
+        assert_eq!(n, 3, "readers do not see an uncommitted write");
+    }
+    drop(readers);
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_reads_from_a_pool_of_read_only_connections() -> anyhow::Result<()> {
+    let (_dir, db) = sqlite_db().await?;
+
+    assert_reader(&db).await?;
+    let refused = sqlx::query("INSERT INTO applied (event_id, n) VALUES ('no', 1)")
+        .execute(db.reader())
+        .await;
+    assert!(refused.is_err(), "the reader is read-only: {refused:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_reads_from_the_main_pool() -> anyhow::Result<()> {
+    let Some((_pg, db)) = postgres_db("postgres_reads_from_the_main_pool").await? else {
+        return Ok(());
+    };
+
+    assert_reader(&db).await
+}
