@@ -21,6 +21,8 @@
 //! ends by itself in about two minutes. `SHEQU_BENCH_SECONDS` sets the length
 //! of each measured level (default 8).
 
+/// The merchants and queries of the nearby search, shared with `make bench-nearby`.
+#[path = "../../services/merchant-alliance/benches/nearby/generator.rs"]
 mod nearby;
 
 use std::collections::HashMap;
@@ -111,7 +113,9 @@ async fn bench() -> anyhow::Result<()> {
         .stop()
         .await?;
     let load = Instant::now();
-    nearby::load_merchants(&alliance_url).await?;
+    let mut conn = sqlx::SqliteConnection::connect(&alliance_url).await?;
+    nearby::load_merchants(&mut conn).await?;
+    conn.close().await?;
     let load_time = load.elapsed();
     let alliance = Alliance::start(&nats.url(), data.path(), &alliance_url).await?;
     let merchants_client = Merchants::new(connect(alliance.addr).await?);

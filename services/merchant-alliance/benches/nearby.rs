@@ -18,25 +18,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use chrono::Weekday;
 use shequ_chassis::clock::SystemClock;
 use shequ_chassis::config::CommonConfig;
 use shequ_merchant_alliance::domain::cells;
-use shequ_merchant_alliance::domain::geo::{Point, wgs84_to_gcj02};
-use shequ_merchant_alliance::domain::opening_hours::{self, OpeningHours};
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
-use shequ_proto::common::v1 as common;
 use shequ_tests::NatsServer;
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// The merchants and queries, shared with the load generator (`bench/`).
+#[path = "nearby/generator.rs"]
+mod generator;
+
+use generator::{Lcg, MERCHANTS, WALK_MINUTES, load_merchants, nearby_request};
+
 type Merchants = pb::merchant_service_client::MerchantServiceClient<Channel>;
 
-/// Merchants loaded.
-const MERCHANTS: usize = 50_000;
 /// Queries before measuring (not recorded).
 const WARMUP: usize = 200;
 /// Queries per concurrency level, at most.
@@ -44,70 +44,8 @@ const QUERIES: usize = 20_000;
 /// Time per concurrency level, at most.
 const TIME_BUDGET: Duration = Duration::from_secs(20);
 const CONCURRENCY: [usize; 2] = [1, 16];
-const WALK_MINUTES: i32 = 15;
 /// 15 minutes at the default 80 m per minute.
 const RADIUS_METRES: f64 = 1200.0;
-
-/// Jinshui District's box, WGS-84.
-const SOUTH: f64 = 34.76;
-const NORTH: f64 = 34.84;
-const WEST: f64 = 113.62;
-const EAST: f64 = 113.72;
-
-/// Category codes and their weights (per cent): dining about 30 %.
-const CATEGORIES: [(&str, u32); 7] = [
-    ("dining", 30),
-    ("repair", 12),
-    ("elderly_care", 10),
-    ("grocery", 15),
-    ("housekeeping", 10),
-    ("health", 10),
-    ("other", 13),
-];
-
-/// A tiny linear congruential generator (Knuth's MMIX constants): repeatable runs
-/// without a random-number crate.
-#[derive(Debug, Clone)]
-struct Lcg(u64);
-
-impl Lcg {
-    fn new(seed: u64) -> Self {
-        let mut lcg = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
-        lcg.next_u64();
-        lcg
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [lo, hi).
-    fn between(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// A uniform point in the district's box (WGS-84).
-    fn point(&mut self) -> Point {
-        Point {
-            latitude: self.between(SOUTH, NORTH),
-            longitude: self.between(WEST, EAST),
-        }
-    }
-}
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench` (and any filter); there is one benchmark.
@@ -236,111 +174,6 @@ impl Service {
     }
 }
 
-/// Inserts [`MERCHANTS`] generated merchants in one transaction, with the
-/// schema's columns and the service's storage forms.
-async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Result<()> {
-    let daily = opening_hours::to_json(&[OpeningHours::parse(
-        "opening_hours",
-        all_week(),
-        "08:00",
-        "21:00",
-    )?]);
-    let breakfast = opening_hours::to_json(&[OpeningHours::parse(
-        "opening_hours",
-        vec![
-            Weekday::Mon,
-            Weekday::Tue,
-            Weekday::Wed,
-            Weekday::Thu,
-            Weekday::Fri,
-            Weekday::Sat,
-        ],
-        "06:00",
-        "14:00",
-    )?]);
-    let late = opening_hours::to_json(&[
-        OpeningHours::parse("opening_hours", all_week(), "11:00", "14:00")?,
-        OpeningHours::parse("opening_hours", all_week(), "17:00", "02:00")?,
-    ]);
-    let now = chrono::Utc::now().timestamp_millis();
-    let total_weight: u32 = CATEGORIES.iter().map(|(_, w)| w).sum();
-    let mut random = Lcg::new(20_261_128);
-    let mut tx = conn.begin().await?;
-    for i in 0..MERCHANTS {
-        let mut pick = (random.next_u64() >> 33) as u32 % total_weight;
-        let mut category = CATEGORIES[CATEGORIES.len() - 1].0;
-        for (code, weight) in CATEGORIES {
-            if pick < weight {
-                category = code;
-                break;
-            }
-            pick -= weight;
-        }
-        let mut tags: Vec<&str> = Vec::new();
-        match category {
-            "dining" => {
-                if random.chance(0.2) {
-                    tags.push("elder_meals");
-                }
-                if random.chance(0.3) {
-                    tags.push("takeaway");
-                }
-            }
-            "repair" if random.chance(0.5) => tags.push("home_repair"),
-            "elderly_care" if random.chance(0.4) => tags.push("day_care"),
-            _ => {}
-        }
-        let service_tags = format!(
-            "[{}]",
-            tags.iter()
-                .map(|t| format!("\"{t}\""))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let location = random.point();
-        let hours = match random.unit() {
-            x if x < 0.85 => &daily,
-            x if x < 0.95 => &breakfast,
-            _ => &late,
-        };
-        let grid = (random.next_u64() >> 33) % 120;
-        sqlx::query(
-            "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
-             longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
-             suspended_reason, credit_score, registered_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(format!("bench-{i:06}"))
-        .bind(format!("金水商户 {i:05}"))
-        .bind(category)
-        .bind(service_tags)
-        .bind(location.latitude)
-        .bind(location.longitude)
-        .bind(cells::cell_of(location))
-        .bind(format!("jinshui-{grid:03}"))
-        .bind(hours.as_str())
-        .bind(i64::from(random.chance(0.1)))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-fn all_week() -> Vec<Weekday> {
-    vec![
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ]
-}
-
 /// Prints how many cells cover a 15-minute circle, and how many dining rows the
 /// store reads (and decodes) for it before filtering by exact distance.
 async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()> {
@@ -462,34 +295,6 @@ async fn run_level(
     }
     level.elapsed = start.elapsed();
     Ok(level)
-}
-
-/// Query `n`: a random point, WGS-84 and GCJ-02 alternately; every 4th asks for
-/// elder meals, every 3rd only what is open now.
-fn nearby_request(n: u64) -> pb::FindNearbyRequest {
-    let mut random = Lcg::new(n);
-    let wgs84 = random.point();
-    let (point, datum) = if n.is_multiple_of(2) {
-        (wgs84, common::Datum::Wgs84)
-    } else {
-        (wgs84_to_gcj02(wgs84), common::Datum::Gcj02)
-    };
-    pb::FindNearbyRequest {
-        point: Some(common::GeoPoint {
-            latitude: point.latitude,
-            longitude: point.longitude,
-            datum: datum.into(),
-        }),
-        category: pb::Category::Dining.into(),
-        service_tag: if n.is_multiple_of(4) {
-            "elder_meals".into()
-        } else {
-            String::new()
-        },
-        walk_minutes: WALK_MINUTES,
-        open_now: n.is_multiple_of(3),
-        limit: 0,
-    }
 }
 
 /// Nearest-rank percentile of sorted values.

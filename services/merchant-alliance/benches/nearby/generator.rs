@@ -1,6 +1,7 @@
-//! The 50,000 merchants of the nearby search and its queries: the generator of
-//! `services/merchant-alliance/benches/nearby.rs`, copied (the same seed, so the
-//! same data), so this crate measures whatever that search does today.
+//! The 50,000 merchants of the nearby search and its queries, from a fixed-seed
+//! generator (the same data on every run). Shared by both benches that search
+//! them: `benches/nearby.rs` here (`make bench-nearby`) and the load generator
+//! `bench/` (`make bench`), each including this file as a module.
 
 use chrono::Weekday;
 use shequ_merchant_alliance::domain::cells;
@@ -12,7 +13,8 @@ use sqlx::{Connection, SqliteConnection};
 
 /// Merchants loaded.
 pub(crate) const MERCHANTS: usize = 50_000;
-const WALK_MINUTES: i32 = 15;
+/// The walk every query asks for.
+pub(crate) const WALK_MINUTES: i32 = 15;
 
 /// Jinshui District's box, WGS-84.
 const SOUTH: f64 = 34.76;
@@ -72,8 +74,7 @@ impl Lcg {
 
 /// Inserts [`MERCHANTS`] generated merchants in one transaction into the
 /// service's SQLite file (schema made by its migrations).
-pub(crate) async fn load_merchants(url: &str) -> anyhow::Result<()> {
-    let mut conn = SqliteConnection::connect(url).await?;
+pub(crate) async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Result<()> {
     let daily = opening_hours::to_json(&[OpeningHours::parse(
         "opening_hours",
         all_week(),
@@ -161,7 +162,6 @@ pub(crate) async fn load_merchants(url: &str) -> anyhow::Result<()> {
         .await?;
     }
     tx.commit().await?;
-    conn.close().await?;
     Ok(())
 }
 
@@ -178,7 +178,7 @@ fn all_week() -> Vec<Weekday> {
 }
 
 /// Query `n`: a random point, WGS-84 and GCJ-02 alternately; every 4th asks for
-/// elder meals, every 3rd only what is open now (as `make bench-nearby`).
+/// elder meals, every 3rd only what is open now.
 pub(crate) fn nearby_request(n: u64) -> pb::FindNearbyRequest {
     let mut random = Lcg::new(n);
     let wgs84 = random.point();
