@@ -3,12 +3,21 @@
 //!
 //! A [`GroupCommit`] owns one writer task. [`GroupCommit::submit`] queues a
 //! [`Job`] and waits; the writer takes every job queued (up to a batch size),
-//! opens a transaction, runs each job inside its own `SAVEPOINT`, commits, wakes
-//! the outbox relay, and only then answers each caller. A job that fails is
-//! rolled back to its savepoint and answered with its own error at once; the
-//! others in the batch go on. If the commit itself fails, every job of the
+//! opens a transaction, runs each job, commits, wakes the outbox relay, and
+//! only then answers each caller. If the commit itself fails, every job of the
 //! batch that had succeeded is answered with a [`CommitError`] and none of them
 //! is durable — exactly as if each had had its own failed transaction.
+//!
+//! A job that fails is answered with its own error and nothing of it stays;
+//! the others in the batch go on. The writer is optimistic: it first runs the
+//! batch without savepoints (on SQLite every statement is a round trip to the
+//! connection's thread, and a savepoint costs two). When a job fails, it rolls
+//! that transaction back, answers the failed job, and runs the rest of the
+//! batch again in a new transaction, this time each job inside its own
+//! `SAVEPOINT`, so a second failure is rolled back alone. A batch is thus run
+//! at most twice, and a job must be safe to run again: it reads and writes only
+//! through `conn` (a new id or clock reading per run is fine, since its caller
+//! hears only the run that committed).
 //!
 //! Nothing waits to fill a batch: while one batch commits, the next requests
 //! queue up, so a lone request pays one transaction and a busy service pays one
@@ -37,9 +46,11 @@ pub trait Job: Send + 'static {
     type Error: From<CommitError> + Send + 'static;
 
     /// Does the job's reads and writes on `conn`. An error rolls back only this
-    /// job's writes.
+    /// job's writes. It may be run more than once (see the module doc): only
+    /// the writes of its last run are committed, and only that run's output or
+    /// error is answered.
     fn run(
-        self,
+        &self,
         conn: &mut AnyConnection,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 }
@@ -119,13 +130,41 @@ async fn write<J: Job>(
     let mut batch = Vec::with_capacity(max_batch);
     while jobs.recv_many(&mut batch, max_batch).await > 0 {
         let size = batch.len();
-        commit_batch(&db, &outbox, std::mem::take(&mut batch)).await;
+        let jobs = std::mem::take(&mut batch);
+        // Optimistic: no savepoints; a job that fails sends the batch round again.
+        if let Pass::Again(rest) = run_batch(&db, &outbox, jobs, Savepoints::None).await {
+            run_batch(&db, &outbox, rest, Savepoints::EachJob).await;
+        }
         tracing::trace!(size, "group commit");
     }
 }
 
-/// Runs `batch` in one transaction and answers every job.
-async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Queued<J>>) {
+/// Whether each job of a batch runs inside its own savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoints {
+    /// None: the common case (every job succeeds) costs two statements fewer
+    /// per job; the first job to fail rolls the whole transaction back.
+    None,
+    /// Each job: a failing job is rolled back alone and the others go on.
+    EachJob,
+}
+
+enum Pass<J: Job> {
+    /// Every job has been answered.
+    Done,
+    /// A job failed without a savepoint: it has been answered and the
+    /// transaction rolled back; these jobs are to run again.
+    Again(Vec<Queued<J>>),
+}
+
+/// Runs `batch` in one transaction, commits, and answers every job — unless a
+/// job fails with [`Savepoints::None`] (then [`Pass::Again`]).
+async fn run_batch<J: Job>(
+    db: &Database,
+    outbox: &OutboxSignal,
+    batch: Vec<Queued<J>>,
+    savepoints: Savepoints,
+) -> Pass<J> {
     let mut tx = match db.pool().begin().await {
         Ok(tx) => tx,
         Err(error) => {
@@ -133,14 +172,15 @@ async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Q
             for queued in batch {
                 let _ = queued.reply.send(Err(failed.clone().into()));
             }
-            return;
+            return Pass::Done;
         }
     };
-    let mut done: Vec<(Reply<J>, J::Output)> = Vec::with_capacity(batch.len());
+    let each_job = savepoints == Savepoints::EachJob;
+    let mut done: Vec<(Queued<J>, J::Output)> = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     let mut broken = None;
-    for queued in jobs.by_ref() {
-        if let Err(error) = (&mut *tx).execute("SAVEPOINT job").await {
+    while let Some(queued) = jobs.next() {
+        if each_job && let Err(error) = (&mut *tx).execute("SAVEPOINT job").await {
             let error = CommitError::new("opening a savepoint", &error);
             let _ = queued.reply.send(Err(error.clone().into()));
             broken = Some(error);
@@ -153,9 +193,19 @@ async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Q
         };
         let closed = match result {
             Ok(output) => {
-                let released = (&mut *tx).execute("RELEASE SAVEPOINT job").await;
-                done.push((queued.reply, output));
-                released
+                done.push((queued, output));
+                if each_job {
+                    (&mut *tx).execute("RELEASE SAVEPOINT job").await
+                } else {
+                    continue;
+                }
+            }
+            Err(error) if !each_job => {
+                // Undo everything and run the others again, each in a savepoint.
+                let _ = tx.rollback().await;
+                let _ = queued.reply.send(Err(error));
+                let again = done.into_iter().map(|(queued, _)| queued);
+                return Pass::Again(again.chain(jobs).collect());
             }
             Err(error) => {
                 // Nothing of this job stays; it may hear its own error now.
@@ -187,18 +237,19 @@ async fn commit_batch<J: Job>(db: &Database, outbox: &OutboxSignal, batch: Vec<Q
             if !done.is_empty() {
                 outbox.wake();
             }
-            for (reply, output) in done {
-                let _ = reply.send(Ok(output));
+            for (queued, output) in done {
+                let _ = queued.reply.send(Ok(output));
             }
         }
         Err(error) => {
             tracing::warn!(%error, jobs = done.len(), "a group commit failed");
-            for (reply, _) in done {
-                let _ = reply.send(Err(error.clone().into()));
+            for (queued, _) in done {
+                let _ = queued.reply.send(Err(error.clone().into()));
             }
             for queued in jobs {
                 let _ = queued.reply.send(Err(error.clone().into()));
             }
         }
     }
+    Pass::Done
 }

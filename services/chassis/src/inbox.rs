@@ -5,7 +5,9 @@
 //! as the handler's effect, and the message is acked after the commit: a
 //! redelivered event finds its id there and changes nothing. A malformed event is
 //! terminated (`Term`), a transient failure is nak'ed with a delay, and an event
-//! that keeps failing stops after `max_deliver` attempts.
+//! that keeps failing stops after `max_deliver` attempts. An event of a type
+//! the handler does not want ([`Handler::wants`]) is acked at once, without a
+//! transaction.
 //!
 //! Each message is handled in the trace its `traceparent` header names (a child
 //! context, or a new root when the header is absent or malformed): the handler
@@ -50,6 +52,15 @@ impl From<sqlx::Error> for HandlerError {
 /// Applies one event inside the inbox's transaction (`conn`); whatever it writes
 /// commits together with the record that the event was processed.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether events of `event_type` can change anything here. The others are
+    /// acknowledged without a transaction (nothing is recorded or written) and
+    /// counted as `ignored`: a consumer of a whole stream that needs a few of
+    /// its types does not pay a durable write for each of the rest.
+    fn wants(&self, event_type: &str) -> bool {
+        let _ = event_type;
+        true
+    }
+
     fn handle<'a>(
         &'a self,
         conn: &'a mut AnyConnection,
@@ -271,6 +282,11 @@ impl<H: Handler> Inbox<H> {
                 return;
             }
         };
+        if !self.handler.wants(&event.event_type) {
+            self.count(Consumed::Ignored);
+            ack(&message, AckKind::Ack).await;
+            return;
+        }
         let outcome = apply_once(
             &self.db,
             &self.spec.durable,

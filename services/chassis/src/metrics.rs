@@ -10,7 +10,7 @@
 //!   the outbox relay, per acknowledged event and per failed publish.
 //! - `shequ_outbox_backlog`, `shequ_outbox_oldest_age_seconds`: read from the
 //!   database at scrape time ([`crate::outbox::backlog`]).
-//! - `shequ_events_consumed_total{consumer,outcome}` (`applied`, `duplicate`,
+//! - `shequ_events_consumed_total{consumer,outcome}` (`applied`, `ignored`, `duplicate`,
 //!   `terminated`, `retried`): each inbox message.
 //! - `shequ_consumer_pending{consumer}`: the consumer's `num_pending`, refreshed by
 //!   the inbox loop every few seconds while it runs.
@@ -37,6 +37,8 @@ pub const DURATION_BUCKETS: &[f64] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
     Applied,
+    /// Of a type its handler does not want: acked, nothing written.
+    Ignored,
     Duplicate,
     Terminated,
     Retried,
@@ -46,6 +48,7 @@ impl Consumed {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
+            Self::Ignored => "ignored",
             Self::Duplicate => "duplicate",
             Self::Terminated => "terminated",
             Self::Retried => "retried",

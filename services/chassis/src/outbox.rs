@@ -10,8 +10,9 @@
 //!
 //! **Replicas.** When several replicas of a service share one PostgreSQL
 //! database, each runs a relay but only one publishes: the holder of the
-//! `outbox-relay` [`Lease`], which it renews on every pass (at least once per
-//! poll interval). The others are standbys: they ask for the lease at the poll
+//! `outbox-relay` [`Lease`], which it renews at most once per poll interval
+//! (far inside its time-to-live), not on every pass: under load the relay
+//! makes many passes a second, and each renewal is a write. The others are standbys: they ask for the lease at the poll
 //! interval, publish nothing, and take over within the lease's time-to-live
 //! ([`LEASE_TTL`]) when the holder dies, or at once when it shuts down and
 //! releases the lease. So the outbox is published by one process, in `seq`
@@ -29,7 +30,7 @@
 //! continue the same trace.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use shequ_proto::events::CloudEvent;
@@ -164,10 +165,16 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = MIN_BACKOFF;
         let mut stream_ready = false;
+        // When the lease was last renewed, while this relay holds it.
+        let mut renewed: Option<Instant> = None;
         while !shutdown.is_cancelled() {
             let pass = async {
-                if !self.lease.hold().await? {
-                    return Ok(None);
+                if renewed.is_none_or(|at| at.elapsed() >= POLL_INTERVAL) {
+                    renewed = None;
+                    if !self.lease.hold().await? {
+                        return Ok(None);
+                    }
+                    renewed = Some(Instant::now());
                 }
                 if !stream_ready {
                     ensure_stream(&self.js, self.stream).await?;
@@ -175,7 +182,11 @@ impl Relay {
                 }
                 self.publish_pending().await.map(Some)
             };
-            match pass.await {
+            let pass = pass.await;
+            if pass.is_err() {
+                renewed = None;
+            }
+            match pass {
                 // A standby: ask again at the poll interval; wake-ups are for the holder.
                 Ok(None) => {
                     backoff = MIN_BACKOFF;
@@ -240,13 +251,15 @@ impl Relay {
 
     /// One pass: sends up to [`BATCH`] pending rows in order, then waits for their
     /// acks and marks the acknowledged ones sent. Returns how many were sent.
+    /// The rows are read on the reader pool, so on SQLite the pass waits for
+    /// the one writer connection only to mark them sent.
     async fn publish_pending(&self) -> Result<usize, Error> {
         let rows = sqlx::query(
             "SELECT seq, event_id, subject, payload, traceparent FROM outbox \
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db.reader())
         .await?;
         if rows.is_empty() {
             return Ok(0);

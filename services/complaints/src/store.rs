@@ -549,7 +549,7 @@ impl Store {
     }
 }
 
-/// One submission, run by the group commit inside its own savepoint.
+/// One submission, run by the group commit (see [`GroupCommit`]).
 struct Submission {
     request_id: String,
     intake: Intake,
@@ -562,22 +562,33 @@ impl Job for Submission {
     type Output = (Complaint, bool);
     type Error = StoreError;
 
-    async fn run(self, conn: &mut AnyConnection) -> Result<(Complaint, bool), StoreError> {
-        // Also finds a key taken earlier in the same batch.
-        if let Some(existing) = by_request_id(conn, &self.request_id).await? {
-            return Ok((existing, true));
-        }
-        let now = self.clock.now();
-        let chain = route(
+    /// Four statements in the common case (route, insert, history, outbox): on
+    /// SQLite each is a round trip to the connection's thread.
+    async fn run(&self, conn: &mut AnyConnection) -> Result<(Complaint, bool), StoreError> {
+        let routed = route(
             conn,
             self.grid_id.as_deref(),
             self.intake.building_id.as_deref(),
         )
-        .await?;
+        .await;
+        let chain = match routed {
+            Ok(chain) => chain,
+            // A retry of a submission taken before its building moved or went is
+            // still answered as the duplicate it is.
+            Err(error) => {
+                return match by_request_id(conn, &self.request_id).await? {
+                    Some(existing) => Ok((existing, true)),
+                    None => Err(error),
+                };
+            }
+        };
+        let now = self.clock.now();
         let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) = Complaint::submit(id, self.intake, &chain, &self.limits, now);
+        let (complaint, transition) =
+            Complaint::submit(id, self.intake.clone(), &chain, &self.limits, now);
         if !insert(conn, &self.request_id, &complaint).await? {
-            // Another writer (a replica on PostgreSQL) committed the key meanwhile.
+            // The key was taken before: by an earlier submission (also one earlier
+            // in this batch) or, on PostgreSQL, by another replica meanwhile.
             return by_request_id(conn, &self.request_id)
                 .await?
                 .map(|complaint| (complaint, true))
@@ -624,62 +635,73 @@ async fn transition_by_request_id(
     row.map(|row| row.try_get("complaint_id")).transpose()
 }
 
+/// The columns of a grid's [`Chain`], from `grids g` joined to `communities c`.
+const CHAIN: &str = "g.id AS chain_grid, g.community_id, g.worker, g.branch_handler, \
+     c.committee_handler, \
+     (SELECT value FROM organisation_settings WHERE name = 'district_handler') AS district_handler";
+
 /// The chain of the grid the complaint is in: by building (which names its
-/// grid) or by grid; both given must agree.
+/// grid) or by grid; both given must agree. One statement either way.
 async fn route(
     conn: &mut AnyConnection,
     grid_id: Option<&str>,
     building_id: Option<&str>,
 ) -> Result<Chain, StoreError> {
-    let grid_id = match building_id {
-        Some(building) => {
-            let row = sqlx::query("SELECT grid_id FROM buildings WHERE id = $1")
-                .bind(building)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;
-            let building_grid: String = row.try_get("grid_id")?;
-            if grid_id.is_some_and(|grid| grid != building_grid) {
-                return Err(FieldError::new(
-                    "building_id",
-                    format!(
-                        "building {building} is in grid {building_grid}, not {}",
-                        grid_id.unwrap_or_default()
-                    ),
-                )
-                .into());
-            }
-            building_grid
-        }
-        None => grid_id
-            .ok_or_else(|| FieldError::new("grid_id", "a grid_id or a building_id is required"))?
-            .to_owned(),
+    let Some(building) = building_id else {
+        let grid_id = grid_id
+            .ok_or_else(|| FieldError::new("grid_id", "a grid_id or a building_id is required"))?;
+        return chain_of_grid(conn, grid_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("grid {grid_id}")));
     };
-    chain_of_grid(conn, &grid_id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("grid {grid_id}")))
+    let row = sqlx::query(&format!(
+        "SELECT b.grid_id AS building_grid, {CHAIN} FROM buildings b \
+         LEFT JOIN grids g ON g.id = b.grid_id LEFT JOIN communities c ON c.id = g.community_id \
+         WHERE b.id = $1"
+    ))
+    .bind(building)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;
+    let building_grid: String = row.try_get("building_grid")?;
+    if let Some(grid_id) = grid_id
+        && grid_id != building_grid
+    {
+        return Err(FieldError::new(
+            "building_id",
+            format!("building {building} is in grid {building_grid}, not {grid_id}"),
+        )
+        .into());
+    }
+    chain_from_row(&row)?.ok_or_else(|| StoreError::NotFound(format!("grid {building_grid}")))
 }
 
 async fn chain_of_grid(
     conn: &mut AnyConnection,
     grid_id: &str,
 ) -> Result<Option<Chain>, StoreError> {
-    let district_handler = district_handler(conn).await?;
-    let row = sqlx::query(
-        "SELECT g.id, g.community_id, g.worker, g.branch_handler, c.committee_handler \
-         FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {CHAIN} FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.id = $1"
+    ))
     .bind(grid_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
+    Ok(row.as_ref().map(chain_from_row).transpose()?.flatten())
+}
+
+/// The [`CHAIN`] columns of `row`; `None` when they are empty (no such grid).
+fn chain_from_row(row: &AnyRow) -> Result<Option<Chain>, sqlx::Error> {
+    let Some(grid_id) = row.try_get::<Option<String>, _>("chain_grid")? else {
+        return Ok(None);
+    };
+    let district_handler: Option<String> = row.try_get("district_handler")?;
     Ok(Some(Chain {
         community_id: row.try_get("community_id")?,
-        grid_id: row.try_get("id")?,
+        grid_id,
         worker: row.try_get("worker")?,
         branch_handler: row.try_get("branch_handler")?,
         committee_handler: row.try_get("committee_handler")?,
-        district_handler,
+        district_handler: district_handler.unwrap_or_else(|| DEFAULT_DISTRICT_HANDLER.into()),
     }))
 }
 

@@ -64,14 +64,18 @@ pub struct ComplaintOutcomes {
 }
 
 impl Handler for ComplaintOutcomes {
+    fn wants(&self, event_type: &str) -> bool {
+        // Reopened and the rest change no score (see the module doc).
+        event_type == complaints::Resolved::TYPE
+    }
+
     fn handle<'a>(
         &'a self,
         conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         async move {
-            if event.event_type != complaints::Resolved::TYPE {
-                // Reopened and the rest change no score (see the module doc).
+            if !self.wants(&event.event_type) {
                 return Ok(());
             }
             let resolved: complaints::Resolved = payload(event)?;
@@ -106,6 +110,10 @@ pub struct MealDiscounts {
 }
 
 impl Handler for MealDiscounts {
+    fn wants(&self, event_type: &str) -> bool {
+        event_type == care::ServiceBooked::TYPE
+    }
+
     fn handle<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -34,6 +34,13 @@ fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T,
 }
 
 impl Handler for ComplaintOutcomes {
+    fn wants(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            complaints::Resolved::TYPE | complaints::Closed::TYPE | complaints::Reopened::TYPE
+        )
+    }
+
     fn handle<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

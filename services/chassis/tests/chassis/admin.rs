@@ -367,7 +367,14 @@ fn the_label_parser_reads_escaped_values() -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy)]
 struct Ignore;
 
+/// An event type the `Ignore` handler does not want.
+const UNWANTED: &str = "shequ.test.thing.unwanted.v1";
+
 impl shequ_chassis::inbox::Handler for Ignore {
+    fn wants(&self, event_type: &str) -> bool {
+        event_type != UNWANTED
+    }
+
     fn handle<'a>(
         &'a self,
         _conn: &'a mut sqlx::AnyConnection,
@@ -384,10 +391,13 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
     shequ_chassis::nats::ensure_stream(&js, STREAM).await?;
     let (_dir, db) = crate::support::sqlite_db().await?;
     let event = thing_event(1);
+    let mut unwanted = thing_event(2);
+    unwanted.event_type = UNWANTED.into();
     for (id, payload) in [
         ("first", serde_json::to_vec(&event)?),
         ("again", serde_json::to_vec(&event)?),
         ("garbage", b"not json".to_vec()),
+        ("unwanted", serde_json::to_vec(&unwanted)?),
     ] {
         let message = async_nats::jetstream::message::PublishMessage::build()
             .payload(payload.into())
@@ -399,7 +409,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
     let metrics = shequ_chassis::metrics::Metrics::new(SERVICE);
     let shutdown = CancellationToken::new();
     let inbox = shequ_chassis::inbox::Inbox::new(
-        db,
+        db.clone(),
         js,
         shequ_chassis::inbox::ConsumerSpec::new(STREAM, "counted", "shequ.test.>"),
         Ignore,
@@ -412,7 +422,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
     eventually(WITHIN, || async {
         let text = metrics.render();
         let samples = parse_samples(&text)?;
-        for outcome in ["applied", "duplicate", "terminated"] {
+        for outcome in ["applied", "ignored", "duplicate", "terminated"] {
             let counted = sample(
                 &samples,
                 "shequ_events_consumed_total",
@@ -433,6 +443,13 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
         Ok(())
     })
     .await?;
+
+    // The unwanted event was acked without a transaction: only the applied one
+    // is recorded as processed.
+    let processed: Vec<String> = sqlx::query_scalar("SELECT event_id FROM processed_events")
+        .fetch_all(db.pool())
+        .await?;
+    assert_eq!(processed, [event.id.clone()]);
 
     shutdown.cancel();
     crate::support::join_within(task, Duration::from_secs(10)).await

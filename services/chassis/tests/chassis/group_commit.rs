@@ -33,13 +33,13 @@ impl Job for Insert {
     type Output = i64;
     type Error = TestError;
 
-    async fn run(self, conn: &mut AnyConnection) -> Result<i64, TestError> {
+    async fn run(&self, conn: &mut AnyConnection) -> Result<i64, TestError> {
         sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, 1)")
             .bind(&self.key)
             .execute(&mut *conn)
             .await?;
         if self.fail {
-            return Err(TestError::Refused(self.key));
+            return Err(TestError::Refused(self.key.clone()));
         }
         let rows: i64 = sqlx::query("SELECT COUNT(*) AS n FROM applied")
             .fetch_one(&mut *conn)
