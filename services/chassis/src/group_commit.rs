@@ -19,6 +19,10 @@
 //! through `conn` (a new id or clock reading per run is fine, since its caller
 //! hears only the run that committed).
 //!
+//! For the same reason a job hands the rows it only inserts (a history entry,
+//! an outbox row: [`Rows`]) to the writer, which inserts those of the whole
+//! batch with a few multi-row statements before the commit.
+//!
 //! Nothing waits to fill a batch: while one batch commits, the next requests
 //! queue up, so a lone request pays one transaction and a busy service pays one
 //! transaction per batch. Each job runs in its caller's trace
@@ -28,7 +32,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, Executor};
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbox::OutboxSignal;
@@ -45,14 +50,133 @@ pub trait Job: Send + 'static {
     type Output: Send + 'static;
     type Error: From<CommitError> + Send + 'static;
 
-    /// Does the job's reads and writes on `conn`. An error rolls back only this
-    /// job's writes. It may be run more than once (see the module doc): only
-    /// the writes of its last run are committed, and only that run's output or
-    /// error is answered.
+    /// Does the job's reads and writes on `conn`, and adds to `rows` the rows
+    /// it only inserts (see [`Rows`]). An error rolls back only this job's
+    /// writes and drops its rows. It may be run more than once (see the module
+    /// doc): only the writes of its last run are committed, and only that
+    /// run's output or error is answered.
     fn run(
         &self,
         conn: &mut AnyConnection,
+        rows: &mut Rows,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+}
+
+/// One column value of a row in [`Rows`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Self::Null, Into::into)
+    }
+}
+
+/// A table and the columns its rows give, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+/// Rows to insert that nothing reads back before the commit and that cannot
+/// conflict (a history entry, an outbox row with a fresh event id). A job adds
+/// them here instead of inserting each with its own statement; the writer
+/// inserts the rows of the whole batch together, a few multi-row `INSERT`s
+/// just before it commits, in the order they were added. Should one of those
+/// statements fail, the whole batch fails with a [`CommitError`].
+#[derive(Debug, Default)]
+pub struct Rows(Vec<(Table, Vec<Value>)>);
+
+impl Rows {
+    /// Adds a row of `table`: one value per column.
+    pub fn add(&mut self, table: Table, values: Vec<Value>) {
+        debug_assert_eq!(values.len(), table.columns.len(), "{}", table.name);
+        self.0.push((table, values));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn extend(&mut self, other: Rows) {
+        self.0.extend(other.0);
+    }
+
+    /// Inserts every row on `conn`: consecutive rows of one table share a
+    /// statement, up to [`MAX_PARAMETERS`] values each.
+    pub async fn insert(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let mut rows = self.0.into_iter().peekable();
+        while let Some((table, values)) = rows.next() {
+            let per_statement = (MAX_PARAMETERS / table.columns.len().max(1)).max(1);
+            let mut statement = vec![values];
+            while statement.len() < per_statement
+                && let Some(values) = rows.next_if(|(next, _)| *next == table)
+            {
+                statement.push(values.1);
+            }
+            insert_rows(conn, table, statement).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Bound values per statement at most (SQLite's lowest default limit is 999).
+const MAX_PARAMETERS: usize = 900;
+
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    table: Table,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), sqlx::Error> {
+    let width = table.columns.len();
+    let tuples = (0..rows.len())
+        .map(|row| {
+            let params = (1..=width)
+                .map(|column| format!("${}", row * width + column))
+                .collect::<Vec<_>>();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        table.name,
+        table.columns.join(", "),
+        tuples.join(", ")
+    );
+    let mut arguments = AnyArguments::default();
+    for value in rows.into_iter().flatten() {
+        match value {
+            Value::Int(value) => arguments.add(value),
+            Value::Text(value) => arguments.add(value),
+            Value::Null => arguments.add(None::<String>),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    sqlx::query_with(&sql, arguments).execute(conn).await?;
+    Ok(())
 }
 
 /// The batch's transaction could not be begun or committed (or the writer has
@@ -177,6 +301,7 @@ async fn run_batch<J: Job>(
     };
     let each_job = savepoints == Savepoints::EachJob;
     let mut done: Vec<(Queued<J>, J::Output)> = Vec::with_capacity(batch.len());
+    let mut rows = Rows::default();
     let mut jobs = batch.into_iter();
     let mut broken = None;
     while let Some(queued) = jobs.next() {
@@ -186,13 +311,15 @@ async fn run_batch<J: Job>(
             broken = Some(error);
             break;
         }
-        let run = queued.job.run(&mut tx);
+        let mut job_rows = Rows::default();
+        let run = queued.job.run(&mut tx, &mut job_rows);
         let result = match queued.trace {
             Some(context) => trace::scope(context, run).await,
             None => run.await,
         };
         let closed = match result {
             Ok(output) => {
+                rows.extend(job_rows);
                 done.push((queued, output));
                 if each_job {
                     (&mut *tx).execute("RELEASE SAVEPOINT job").await
@@ -221,6 +348,11 @@ async fn run_batch<J: Job>(
             broken = Some(CommitError::new("closing a savepoint", &error));
             break;
         }
+    }
+    if broken.is_none()
+        && let Err(error) = rows.insert(&mut tx).await
+    {
+        broken = Some(CommitError::new("inserting the batch's rows", &error));
     }
     let outcome = match broken {
         Some(error) => {

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::{SharedClock, to_millis};
+use crate::group_commit::{Rows, Table};
 use crate::lease::{Lease, process_holder};
 use crate::metrics::Metrics;
 use crate::nats::{StreamSpec, ensure_stream};
@@ -61,22 +62,41 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// How long shutdown waits for the last pending rows to be published.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The outbox's columns an event fills.
+const TABLE: Table = Table {
+    name: "outbox",
+    columns: &[
+        "event_id",
+        "subject",
+        "payload",
+        "created_at",
+        "traceparent",
+    ],
+};
+
 /// Writes `event` into the outbox on the caller's transaction, with the current
 /// trace context if there is one.
 pub async fn enqueue(conn: &mut AnyConnection, event: &CloudEvent) -> Result<(), sqlx::Error> {
+    let mut rows = Rows::default();
+    add(&mut rows, event)?;
+    rows.insert(conn).await
+}
+
+/// Adds `event`'s outbox row, with the current trace context if there is one,
+/// to a group commit job's `rows` (inserted with the batch, before its commit).
+pub fn add(rows: &mut Rows, event: &CloudEvent) -> Result<(), sqlx::Error> {
     let payload =
         serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    sqlx::query(
-        "INSERT INTO outbox (event_id, subject, payload, created_at, traceparent) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&event.id)
-    .bind(&event.event_type)
-    .bind(payload)
-    .bind(to_millis(event.time))
-    .bind(trace::current().map(|context| context.to_header()))
-    .execute(conn)
-    .await?;
+    rows.add(
+        TABLE,
+        vec![
+            event.id.as_str().into(),
+            event.event_type.as_str().into(),
+            payload.into(),
+            to_millis(event.time).into(),
+            trace::current().map(|context| context.to_header()).into(),
+        ],
+    );
     Ok(())
 }
 

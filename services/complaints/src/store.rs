@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
-use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job};
+use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job, Rows, Table};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::storage::{Backend, Database};
@@ -562,9 +562,14 @@ impl Job for Submission {
     type Output = (Complaint, bool);
     type Error = StoreError;
 
-    /// Four statements in the common case (route, insert, history, outbox): on
-    /// SQLite each is a round trip to the connection's thread.
-    async fn run(&self, conn: &mut AnyConnection) -> Result<(Complaint, bool), StoreError> {
+    /// Two statements in the common case (route, insert; the history entry and
+    /// the event go with the batch's rows): on SQLite each is a round trip to
+    /// the connection's thread.
+    async fn run(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &mut Rows,
+    ) -> Result<(Complaint, bool), StoreError> {
         let routed = route(
             conn,
             self.grid_id.as_deref(),
@@ -595,7 +600,7 @@ impl Job for Submission {
                 .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
         }
         let actor = format!("channel:{}", complaint.channel.as_str());
-        record(conn, &complaint, &transition, &actor, None, now).await?;
+        add_record(rows, &complaint, &transition, &actor, None, now)?;
         Ok((complaint, false))
     }
 }
@@ -826,7 +831,22 @@ async fn update(conn: &mut AnyConnection, c: &Complaint) -> Result<(), sqlx::Err
     Ok(())
 }
 
-/// The history entry and the outbox event of one transition.
+/// The columns of a history entry.
+const HISTORY: Table = Table {
+    name: "complaint_history",
+    columns: &[
+        "complaint_id",
+        "at",
+        "actor",
+        "action",
+        "from_status",
+        "to_status",
+        "note",
+        "request_id",
+    ],
+};
+
+/// Writes the history entry and the outbox event of one transition.
 async fn record(
     conn: &mut AnyConnection,
     complaint: &Complaint,
@@ -835,22 +855,36 @@ async fn record(
     request_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO complaint_history (complaint_id, at, actor, action, from_status, to_status, note, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&complaint.id)
-    .bind(to_millis(now))
-    .bind(actor)
-    .bind(transition.action.as_str())
-    .bind(transition.from.as_str())
-    .bind(transition.to.as_str())
-    .bind(transition.note.clone())
-    .bind(request_id.map(str::to_owned))
-    .execute(&mut *conn)
-    .await?;
+    let mut rows = Rows::default();
+    add_record(&mut rows, complaint, transition, actor, request_id, now)?;
+    rows.insert(conn).await?;
+    Ok(())
+}
+
+/// Adds the history entry and the outbox event of one transition to `rows`.
+fn add_record(
+    rows: &mut Rows,
+    complaint: &Complaint,
+    transition: &Transition,
+    actor: &str,
+    request_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    rows.add(
+        HISTORY,
+        vec![
+            complaint.id.as_str().into(),
+            to_millis(now).into(),
+            actor.into(),
+            transition.action.as_str().into(),
+            transition.from.as_str().into(),
+            transition.to.as_str().into(),
+            transition.note.clone().into(),
+            request_id.into(),
+        ],
+    );
     let event = events::for_transition(complaint, transition, actor, now)?;
-    outbox::enqueue(conn, &event).await?;
+    outbox::add(rows, &event)?;
     Ok(())
 }
 

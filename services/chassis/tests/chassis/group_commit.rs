@@ -1,15 +1,17 @@
-//! Group commit: jobs queued together share one transaction, each in its own
-//! savepoint; a failing job is rolled back alone and hears its own error, the
-//! others are committed and answered after the commit. On both backends.
+//! Group commit: jobs queued together share one transaction; a failing job is
+//! rolled back alone (the rest of its batch runs again, each job in a
+//! savepoint) and hears its own error, and its rows are not inserted; the
+//! others are committed with their rows, in order, and answered after the
+//! commit. On both backends.
 
 use std::collections::BTreeSet;
 
-use shequ_chassis::group_commit::{CommitError, GroupCommit, Job};
+use shequ_chassis::group_commit::{CommitError, GroupCommit, Job, Rows};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::storage::Database;
 use sqlx::{AnyConnection, Row};
 
-use crate::support::{postgres_db, sqlite_db};
+use crate::support::{postgres_db, sqlite_db, thing_event};
 
 #[derive(Debug, thiserror::Error)]
 enum TestError {
@@ -33,11 +35,15 @@ impl Job for Insert {
     type Output = i64;
     type Error = TestError;
 
-    async fn run(&self, conn: &mut AnyConnection) -> Result<i64, TestError> {
+    async fn run(&self, conn: &mut AnyConnection, rows: &mut Rows) -> Result<i64, TestError> {
         sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, 1)")
             .bind(&self.key)
             .execute(&mut *conn)
             .await?;
+        // Its event, inserted with the batch only if the job succeeds.
+        let mut event = thing_event(0);
+        event.id = format!("event-{}", self.key);
+        shequ_chassis::outbox::add(rows, &event)?;
         if self.fail {
             return Err(TestError::Refused(self.key.clone()));
         }
@@ -64,6 +70,19 @@ async fn keys(db: &Database) -> anyhow::Result<BTreeSet<String>> {
         .iter()
         .map(|row| row.try_get("event_id"))
         .collect::<Result<_, _>>()?)
+}
+
+/// The keys of the events in the outbox, in the order they were written.
+async fn event_keys(db: &Database) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT event_id FROM outbox ORDER BY seq")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("event_id")?;
+            Ok(id.trim_start_matches("event-").to_owned())
+        })
+        .collect()
 }
 
 async fn a_failing_job_fails_alone(db: Database) -> anyhow::Result<()> {
@@ -97,6 +116,11 @@ async fn a_failing_job_fails_alone(db: Database) -> anyhow::Result<()> {
         keys(&db).await?,
         ["a", "b", "c"].into_iter().map(String::from).collect()
     );
+    assert_eq!(
+        event_keys(&db).await?,
+        ["a", "b", "c"],
+        "the rows of the jobs that succeeded, in their order; none of the failed ones"
+    );
 
     // Many callers at once: every one answered, every row there once.
     let answers = futures::future::join_all(
@@ -106,6 +130,13 @@ async fn a_failing_job_fails_alone(db: Database) -> anyhow::Result<()> {
     let ok = answers.iter().filter(|answer| answer.is_ok()).count();
     assert_eq!(ok, 150, "one insert per distinct key succeeds");
     assert_eq!(keys(&db).await?.len(), 153);
+    let events = event_keys(&db).await?;
+    assert_eq!(events.len(), 153);
+    assert_eq!(
+        events.into_iter().collect::<BTreeSet<_>>(),
+        keys(&db).await?,
+        "one event per applied key"
+    );
     Ok(())
 }
 
