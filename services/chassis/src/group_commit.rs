@@ -107,7 +107,7 @@ pub struct Table {
 /// inserts the rows of the whole batch together, a few multi-row `INSERT`s
 /// just before it commits, in the order they were added. Should one of those
 /// statements fail, the whole batch fails with a [`CommitError`].
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Rows(Vec<(Table, Vec<Value>)>);
 
 impl Rows {
@@ -121,7 +121,8 @@ impl Rows {
         self.0.is_empty()
     }
 
-    fn extend(&mut self, other: Rows) {
+    /// Adds all of `other`'s rows after these.
+    pub fn extend(&mut self, other: Rows) {
         self.0.extend(other.0);
     }
 

@@ -146,20 +146,43 @@ impl Store {
     /// entry and its outbox event are committed before this returns, in a
     /// transaction shared with the submissions arriving meanwhile (group
     /// commit: one fsync for many); a submission that fails fails alone.
+    ///
+    /// Everything but the insert happens here, in the caller's task, so the one
+    /// writer does as little as it can per submission: the organisation is read
+    /// on the reader pool (a complaint is routed by the organisation as it
+    /// stands when it arrives), and the complaint, its history entry and its
+    /// event are made before it is queued.
     pub async fn submit(
         &self,
         request_id: &str,
         intake: Intake,
         grid_id: Option<&str>,
-        limits: &Arc<TimeLimits>,
+        limits: &TimeLimits,
     ) -> Result<(Complaint, bool), StoreError> {
+        let mut conn = self.db.reader().acquire().await?;
+        let chain = match route(&mut conn, grid_id, intake.building_id.as_deref()).await {
+            Ok(chain) => chain,
+            // A retry of a submission taken before its building moved or went is
+            // still answered as the duplicate it is.
+            Err(error) => {
+                return match by_request_id(&mut conn, request_id).await? {
+                    Some(existing) => Ok((existing, true)),
+                    None => Err(error),
+                };
+            }
+        };
+        drop(conn);
+        let now = self.clock.now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
+        let mut rows = Rows::default();
+        let actor = format!("channel:{}", complaint.channel.as_str());
+        add_record(&mut rows, &complaint, &transition, &actor, None, now)?;
         self.intake
             .submit(Submission {
                 request_id: request_id.to_owned(),
-                intake,
-                grid_id: grid_id.map(str::to_owned),
-                limits: Arc::clone(limits),
-                clock: Arc::clone(&self.clock),
+                complaint,
+                rows,
             })
             .await
     }
@@ -552,46 +575,24 @@ impl Store {
 /// One submission, run by the group commit (see [`GroupCommit`]).
 struct Submission {
     request_id: String,
-    intake: Intake,
-    grid_id: Option<String>,
-    limits: Arc<TimeLimits>,
-    clock: SharedClock,
+    complaint: Complaint,
+    /// Its history entry and event.
+    rows: Rows,
 }
 
 impl Job for Submission {
     type Output = (Complaint, bool);
     type Error = StoreError;
 
-    /// Two statements in the common case (route, insert; the history entry and
-    /// the event go with the batch's rows): on SQLite each is a round trip to
-    /// the connection's thread.
+    /// One statement in the common case: the insert (on SQLite a round trip to
+    /// the connection's thread); the history entry and the event go with the
+    /// batch's rows.
     async fn run(
         &self,
         conn: &mut AnyConnection,
         rows: &mut Rows,
     ) -> Result<(Complaint, bool), StoreError> {
-        let routed = route(
-            conn,
-            self.grid_id.as_deref(),
-            self.intake.building_id.as_deref(),
-        )
-        .await;
-        let chain = match routed {
-            Ok(chain) => chain,
-            // A retry of a submission taken before its building moved or went is
-            // still answered as the duplicate it is.
-            Err(error) => {
-                return match by_request_id(conn, &self.request_id).await? {
-                    Some(existing) => Ok((existing, true)),
-                    None => Err(error),
-                };
-            }
-        };
-        let now = self.clock.now();
-        let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) =
-            Complaint::submit(id, self.intake.clone(), &chain, &self.limits, now);
-        if !insert(conn, &self.request_id, &complaint).await? {
+        if !insert(conn, &self.request_id, &self.complaint).await? {
             // The key was taken before: by an earlier submission (also one earlier
             // in this batch) or, on PostgreSQL, by another replica meanwhile.
             return by_request_id(conn, &self.request_id)
@@ -599,9 +600,8 @@ impl Job for Submission {
                 .map(|complaint| (complaint, true))
                 .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
         }
-        let actor = format!("channel:{}", complaint.channel.as_str());
-        add_record(rows, &complaint, &transition, &actor, None, now)?;
-        Ok((complaint, false))
+        rows.extend(self.rows.clone());
+        Ok((self.complaint.clone(), false))
     }
 }
 
