@@ -216,9 +216,14 @@ async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()>
 /// Prints the plan of the nearby query's first pass and fails unless it reads
 /// the covering `merchants_nearby` index alone (no table lookups).
 async fn check_query_plan(conn: &mut SqliteConnection) -> anyhow::Result<()> {
-    let sql = "SELECT id, latitude, longitude FROM merchants WHERE category = 'dining' \
-               AND status = 'active' AND latitude BETWEEN 34.79 AND 34.81 \
-               AND longitude BETWEEN 113.65 AND 113.67 AND cell IN ('wqj6xb','wqj6xc')";
+    let distance = "((latitude - 34.8) * (latitude - 34.8) \
+                    + (longitude - 113.66) * (longitude - 113.66) * 0.674)";
+    let sql = format!(
+        "SELECT id, latitude, longitude FROM merchants WHERE category = 'dining' \
+         AND status = 'active' AND latitude BETWEEN 34.79 AND 34.81 \
+         AND longitude BETWEEN 113.65 AND 113.67 AND {distance} <= 0.0001 \
+         AND cell IN ('wqj6xb','wqj6xc') ORDER BY {distance}, id LIMIT 20 OFFSET 0"
+    );
     let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
         .fetch_all(&mut *conn)
         .await?;

@@ -21,7 +21,9 @@ use crate::domain::geo::Point;
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
 };
-use crate::domain::nearby::{BoundingBox, Found, Search, nearest_first, select};
+use crate::domain::nearby::{
+    BoundingBox, FlatDistance, Found, Search, nearest, nearest_first, select,
+};
 use crate::domain::opening_hours;
 
 #[derive(Debug, thiserror::Error)]
@@ -295,10 +297,13 @@ impl Store {
     }
 
     /// The convenience circle: active merchants of `category` within the
-    /// search's walk, nearest first. A first pass reads only ids and places of
-    /// the candidates in the covering `cells` and the circle's bounding box (the
-    /// `merchants_nearby` index); full merchants are then loaded nearest first, a
-    /// batch at a time, until the tag and open-now rules have found enough.
+    /// search's walk, nearest first. The database narrows the candidates to
+    /// the covering `cells`, the circle's bounding box and its flat-earth
+    /// distance, orders them by that distance and hands over a page of ids and
+    /// places at a time, from the `merchants_nearby` index alone; full
+    /// merchants are loaded for each page until the tag and open-now rules
+    /// have found enough. A search without those rules needs one page of
+    /// `limit` rows.
     pub async fn nearby(
         &self,
         search: &Search,
@@ -310,47 +315,68 @@ impl Store {
             return Ok(Vec::new());
         }
         let bbox = BoundingBox::around(search.center, radius_metres);
+        let flat = FlatDistance::around(search.center, radius_metres);
+        let distance =
+            "((latitude - $6) * (latitude - $6) + (longitude - $7) * (longitude - $7) * $8)";
         let sql = format!(
             "SELECT id, latitude, longitude FROM merchants WHERE category = $1 AND status = 'active' \
-             AND latitude BETWEEN $2 AND $3 AND longitude BETWEEN $4 AND $5 AND cell IN ({})",
-            (6..cells.len() + 6)
+             AND latitude BETWEEN $2 AND $3 AND longitude BETWEEN $4 AND $5 AND {distance} <= $9 \
+             AND cell IN ({}) ORDER BY {distance}, id LIMIT $10 OFFSET $11",
+            (12..cells.len() + 12)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut query = sqlx::query(&sql)
-            .bind(category.as_str())
-            .bind(bbox.min_latitude)
-            .bind(bbox.max_latitude)
-            .bind(bbox.min_longitude)
-            .bind(bbox.max_longitude);
-        for cell in cells {
-            query = query.bind(cell.as_str());
+        let filtered = search.tag.is_some() || search.open_now;
+        let mut page = if filtered {
+            search.limit * 4
+        } else {
+            search.limit
         }
-        let candidates = query
-            .fetch_all(self.db.reader())
-            .await?
-            .iter()
-            .map(|row| {
-                let at = Point {
-                    latitude: row.try_get("latitude")?,
-                    longitude: row.try_get("longitude")?,
-                };
-                Ok((row.try_get("id")?, at))
-            })
-            .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
-        let near = nearest_first(search.center, radius_metres, candidates);
+        .max(8);
+        let mut offset = 0;
         let now = self.clock.now();
         let mut found = Vec::with_capacity(search.limit);
-        for batch in near.chunks((search.limit * 2).max(32)) {
-            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
-            let merchants = self.get_many(&ids).await?;
-            found.extend(select(search, radius_metres, merchants, now));
-            if found.len() >= search.limit {
+        loop {
+            let mut query = sqlx::query(&sql)
+                .bind(category.as_str())
+                .bind(bbox.min_latitude)
+                .bind(bbox.max_latitude)
+                .bind(bbox.min_longitude)
+                .bind(bbox.max_longitude)
+                .bind(flat.center.latitude)
+                .bind(flat.center.longitude)
+                .bind(flat.longitude_scale)
+                .bind(flat.reach)
+                .bind(page as i64)
+                .bind(offset as i64);
+            for cell in cells {
+                query = query.bind(cell.as_str());
+            }
+            let rows = query.fetch_all(self.db.reader()).await?;
+            let candidates = rows
+                .iter()
+                .map(|row| {
+                    let at = Point {
+                        latitude: row.try_get("latitude")?,
+                        longitude: row.try_get("longitude")?,
+                    };
+                    Ok((row.try_get("id")?, at))
+                })
+                .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
+            let near = nearest_first(search.center, radius_metres, candidates);
+            if !near.is_empty() {
+                let ids: Vec<&str> = near.iter().map(|(id, _)| id.as_str()).collect();
+                let merchants = self.get_many(&ids).await?;
+                found.extend(select(search, radius_metres, merchants, now));
+            }
+            if found.len() >= search.limit || rows.len() < page {
                 break;
             }
+            offset += page;
+            page *= 2;
         }
-        found.truncate(search.limit);
+        nearest(&mut found, search.limit);
         Ok(found)
     }
 

@@ -60,6 +60,40 @@ impl BoundingBox {
     }
 }
 
+/// The flat-earth distance a database can compute and sort by:
+/// (Δlatitude)² + (Δlongitude · cos φ)², in squared degrees of latitude, φ the
+/// centre's latitude. Within an hour's walk it is the square of the great-circle
+/// distance over [`METRES_PER_DEGREE`] to well within 0.1 %, so the store
+/// narrows and orders candidates by it; the exact distance
+/// ([`distance_metres`]) still decides who is inside the circle and the order
+/// of the answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlatDistance {
+    pub center: Point,
+    /// cos² φ: squared degrees of longitude in squared degrees of latitude.
+    pub longitude_scale: f64,
+    /// The circle's radius, with 1 % to spare, in the same squared degrees.
+    pub reach: f64,
+}
+
+impl FlatDistance {
+    pub fn around(center: Point, radius_metres: f64) -> Self {
+        let degrees = radius_metres * 1.01 / METRES_PER_DEGREE;
+        Self {
+            center,
+            longitude_scale: center.latitude.to_radians().cos().powi(2),
+            reach: degrees * degrees,
+        }
+    }
+
+    /// The flat distance of `at` from the centre (what the store computes in SQL).
+    pub fn of(&self, at: Point) -> f64 {
+        let dlat = at.latitude - self.center.latitude;
+        let dlng = at.longitude - self.center.longitude;
+        dlat * dlat + dlng * dlng * self.longitude_scale
+    }
+}
+
 /// The candidates within `radius_metres` of `center`, nearest first (then by id):
 /// the order in which full merchants are loaded and judged by [`select`].
 pub fn nearest_first(
@@ -103,13 +137,18 @@ pub fn select(
             })
         })
         .collect();
+    nearest(&mut found, search.limit);
+    found
+}
+
+/// Keeps the `limit` nearest of `found`, nearest first (then by id).
+pub fn nearest(found: &mut Vec<Found>, limit: usize) {
     found.sort_by(|a, b| {
         a.distance_metres
             .total_cmp(&b.distance_metres)
             .then_with(|| a.merchant.id.cmp(&b.merchant.id))
     });
-    found.truncate(search.limit);
-    found
+    found.truncate(limit);
 }
 
 #[cfg(test)]
@@ -236,6 +275,38 @@ mod tests {
                 "{edge:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_flat_distance_agrees_with_the_exact_one_within_a_walk() {
+        let flat = FlatDistance::around(CENTER, 4800.0);
+        for step in 0..720 {
+            let angle = f64::from(step).to_radians() / 2.0;
+            for metres in [1.0, 80.0, 1200.0, 4800.0] {
+                let at = Point {
+                    latitude: CENTER.latitude + metres * angle.sin() / 111_195.0,
+                    longitude: CENTER.longitude
+                        + metres * angle.cos() / (111_195.0 * CENTER.latitude.to_radians().cos()),
+                };
+                let exact = distance_metres(CENTER, at);
+                let approximate = flat.of(at).sqrt() * METRES_PER_DEGREE;
+                assert!(
+                    (approximate - exact).abs() <= exact * 1e-3,
+                    "{metres} m at {angle}: flat {approximate} against {exact}"
+                );
+                if exact <= 4800.0 {
+                    assert!(
+                        flat.of(at) <= flat.reach,
+                        "{metres} m at {angle} is within reach"
+                    );
+                }
+            }
+        }
+        let outside = Point {
+            latitude: CENTER.latitude + 5000.0 / 111_195.0,
+            longitude: CENTER.longitude,
+        };
+        assert!(flat.of(outside) > flat.reach);
     }
 
     #[test]

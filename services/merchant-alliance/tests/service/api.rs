@@ -13,6 +13,7 @@ shequ_tests::on_both_backends!(
     nearby_lists_merchants_within_the_walk_nearest_first_with_distances,
     a_point_given_in_gcj02_meets_a_merchant_placed_in_wgs84,
     nearby_narrows_by_category_tag_open_now_and_status,
+    nearby_reads_on_past_the_nearest_until_the_tag_has_found_enough,
     same_request_id_registers_once,
     invalid_input_is_refused_naming_the_field_and_writes_nothing,
     suspension_and_reinstatement_follow_the_status,
@@ -176,6 +177,61 @@ async fn nearby_narrows_by_category_tag_open_now_and_status(
     );
     app.clock.advance(Duration::hours(15)); // Tuesday 01:00: only the overnight one is open.
     assert_eq!(names(&mut app, meals(true)).await?, ["evening-meals"]);
+    Ok(())
+}
+
+async fn nearby_reads_on_past_the_nearest_until_the_tag_has_found_enough(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    // 60 untagged merchants nearer than any tagged one: the tagged ones are
+    // only found on later pages of candidates.
+    for i in 0..60 {
+        let metres = 10.0 + 8.0 * f64::from(i);
+        app.register(
+            &format!("r-{i}"),
+            dining(&format!("plain-{i:02}"), metres, &[]),
+        )
+        .await?;
+    }
+    for (name, metres) in [
+        ("meals-far", 1000.0),
+        ("meals-near", 700.0),
+        ("meals-mid", 800.0),
+    ] {
+        app.register(name, dining(name, metres, &["elder_meals"]))
+            .await?;
+    }
+    let meals = pb::FindNearbyRequest {
+        service_tag: "elder_meals".into(),
+        limit: 2,
+        ..nearby(wgs84(0.0), 15)
+    };
+    assert_eq!(names(&mut app, meals).await?, ["meals-near", "meals-mid"]);
+
+    let nearest = pb::FindNearbyRequest {
+        limit: 3,
+        ..nearby(wgs84(0.0), 15)
+    };
+    assert_eq!(
+        names(&mut app, nearest).await?,
+        ["plain-00", "plain-01", "plain-02"]
+    );
+    let everything = pb::FindNearbyRequest {
+        limit: 100,
+        ..nearby(wgs84(0.0), 15)
+    };
+    let all = names(&mut app, everything).await?;
+    assert_eq!(all.len(), 63, "every merchant within 1,200 m");
+    assert_eq!(
+        &all[58..],
+        [
+            "plain-58",
+            "plain-59",
+            "meals-near",
+            "meals-mid",
+            "meals-far"
+        ]
+    );
     Ok(())
 }
 
