@@ -449,7 +449,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
     let processed: Vec<String> = sqlx::query_scalar("SELECT event_id FROM processed_events")
         .fetch_all(db.pool())
         .await?;
-    assert_eq!(processed, [event.id.clone()]);
+    assert_eq!(processed, vec![event.id]);
 
     shutdown.cancel();
     crate::support::join_within(task, Duration::from_secs(10)).await
