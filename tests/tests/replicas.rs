@@ -22,6 +22,8 @@ use std::time::Duration;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
+use shequ_proto::events::EventData;
+use shequ_proto::events::complaints::Resolved;
 use shequ_tests::system::{Service, ServiceProcess};
 use shequ_tests::{NatsServer, StoredEvent, TestPostgres, eventually, postgres_url, stream_events};
 use tempfile::TempDir;
@@ -153,12 +155,14 @@ async fn sweeps(process: &ServiceProcess) -> anyhow::Result<u64> {
     .await
 }
 
-/// Complaint events applied by `process`'s complaint consumer.
-async fn applied(process: &ServiceProcess) -> anyhow::Result<u64> {
+/// Complaint events `process`'s complaint consumer counted with `outcome`
+/// (`applied`, `ignored`, ...).
+async fn consumed(process: &ServiceProcess, outcome: &str) -> anyhow::Result<u64> {
     let labels = [
-        "consumer=\"merchant-alliance-complaints\"",
-        "outcome=\"applied\"",
+        "consumer=\"merchant-alliance-complaints\"".to_owned(),
+        format!("outcome=\"{outcome}\""),
     ];
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     metric(process, "shequ_events_consumed_total", &labels).await
 }
 
@@ -536,36 +540,45 @@ async fn two_alliance_replicas_deduct_each_at_fault_complaint_once() -> anyhow::
     let distinct: BTreeSet<String> = references.into_iter().collect();
     assert_eq!(distinct, complaint_ids, "one deduction per complaint");
 
-    // Each complaint event applied once in all, whichever replica received it.
-    let complaint_events = site
-        .events("COMPLAINTS")
-        .await?
-        .iter()
-        .filter(|e| {
-            e.event
-                .event_type
-                .starts_with("shequ.complaints.complaint.")
-        })
-        .count() as u64;
-    let (by_a, by_b) = eventually(Duration::from_secs(30), || async {
-        let (by_a, by_b) = (applied(&a).await?, applied(&b).await?);
-        anyhow::ensure!(
-            by_a + by_b >= complaint_events,
-            "applied {by_a} + {by_b} of {complaint_events}"
+    // Each resolution applied once in all, whichever replica received it; the
+    // other complaint events ignored (acked without a transaction) once in all.
+    let complaint_events = site.events("COMPLAINTS").await?;
+    let count = |resolutions: bool| {
+        complaint_events
+            .iter()
+            .filter(|e| {
+                e.event
+                    .event_type
+                    .starts_with("shequ.complaints.complaint.")
+            })
+            .filter(|e| (e.event.event_type == Resolved::TYPE) == resolutions)
+            .count() as u64
+    };
+    let (resolutions, others) = (count(true), count(false));
+    let (by_a, by_b, ignored) = eventually(Duration::from_secs(30), || async {
+        let (by_a, by_b) = (
+            consumed(&a, "applied").await?,
+            consumed(&b, "applied").await?,
         );
-        Ok((by_a, by_b))
+        let ignored = consumed(&a, "ignored").await? + consumed(&b, "ignored").await?;
+        anyhow::ensure!(
+            by_a + by_b >= resolutions && ignored >= others,
+            "applied {by_a} + {by_b} of {resolutions}, ignored {ignored} of {others}"
+        );
+        Ok((by_a, by_b, ignored))
     })
     .await?;
     eprintln!(
-        "complaint events applied: replica a {by_a}, replica b {by_b} of {complaint_events}; \
-         {} deductions",
+        "resolutions applied: replica a {by_a}, replica b {by_b} of {resolutions}; \
+         {} deductions; {ignored} other complaint events ignored",
         complaint_ids.len()
     );
     assert_eq!(
         by_a + by_b,
-        complaint_events,
-        "each event applied once in all"
+        resolutions,
+        "each resolution applied once in all"
     );
+    assert_eq!(ignored, others, "each other event ignored once in all");
 
     // The credit events: one per deduction, and every event published once in all.
     let alliance_events =

@@ -57,14 +57,19 @@ async fn publish(
     ensure_stream(&js, stream).await?;
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", msg_id);
-    js.publish_with_headers(
-        event.event_type.clone(),
-        headers,
-        serde_json::to_vec(event)?.into(),
-    )
-    .await?
-    .await?;
-    Ok(())
+    // A stream created a moment ago may not take its subjects yet on a busy
+    // server ("no stream found for given subject"): set-up, so try again.
+    eventually(Duration::from_secs(10), || async {
+        js.publish_with_headers(
+            event.event_type.clone(),
+            headers.clone(),
+            serde_json::to_vec(event)?.into(),
+        )
+        .await?
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 const COMPLAINTS: StreamSpec = StreamSpec {
