@@ -2,6 +2,7 @@
 //! ledger, the deduction each complaint holds, activities and awards. Every
 //! change is one transaction that also writes its outbox events.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ use crate::domain::merchant::{
 use crate::domain::nearby::{
     BoundingBox, FlatDistance, Found, Search, nearest, nearest_first, select,
 };
-use crate::domain::opening_hours;
+use crate::domain::opening_hours::{self, is_open};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -298,12 +299,12 @@ impl Store {
 
     /// The convenience circle: active merchants of `category` within the
     /// search's walk, nearest first. The database narrows the candidates to
-    /// the covering `cells`, the circle's bounding box and its flat-earth
-    /// distance, orders them by that distance and hands over a page of ids and
-    /// places at a time, from the `merchants_nearby` index alone; full
-    /// merchants are loaded for each page until the tag and open-now rules
-    /// have found enough. A search without those rules needs one page of
-    /// `limit` rows.
+    /// the covering `cells`, the circle's bounding box, its flat-earth distance
+    /// and the service tag, orders them by that distance and hands over a page
+    /// of ids and places at a time (on SQLite from the `merchants_nearby` index
+    /// alone); full merchants are loaded for each page's candidates that are
+    /// open when "open now" is asked, until enough are found. A search without
+    /// tag or open-now needs one page of `limit` rows.
     pub async fn nearby(
         &self,
         search: &Search,
@@ -318,11 +319,22 @@ impl Store {
         let flat = FlatDistance::around(search.center, radius_metres);
         let distance =
             "((latitude - $6) * (latitude - $6) + (longitude - $7) * (longitude - $7) * $8)";
+        let hours = if search.open_now {
+            ", opening_hours"
+        } else {
+            ""
+        };
+        let tagged = match search.tag {
+            Some(_) => " AND service_tags LIKE $12 ESCAPE '\\'",
+            None => "",
+        };
+        let first_cell = if search.tag.is_some() { 13 } else { 12 };
         let sql = format!(
-            "SELECT id, latitude, longitude FROM merchants WHERE category = $1 AND status = 'active' \
-             AND latitude BETWEEN $2 AND $3 AND longitude BETWEEN $4 AND $5 AND {distance} <= $9 \
-             AND cell IN ({}) ORDER BY {distance}, id LIMIT $10 OFFSET $11",
-            (12..cells.len() + 12)
+            "SELECT id, latitude, longitude{hours} FROM merchants \
+             WHERE category = $1 AND status = 'active' AND latitude BETWEEN $2 AND $3 \
+             AND longitude BETWEEN $4 AND $5 AND {distance} <= $9{tagged} AND cell IN ({}) \
+             ORDER BY {distance}, id LIMIT $10 OFFSET $11",
+            (first_cell..first_cell + cells.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -336,6 +348,9 @@ impl Store {
         .max(8);
         let mut offset = 0;
         let now = self.clock.now();
+        // Whether each distinct opening-hours value is open now: merchants
+        // mostly share a few, so each is read and judged once per search.
+        let mut open_by_hours: HashMap<String, bool> = HashMap::new();
         let mut found = Vec::with_capacity(search.limit);
         loop {
             let mut query = sqlx::query(&sql)
@@ -350,20 +365,37 @@ impl Store {
                 .bind(flat.reach)
                 .bind(page as i64)
                 .bind(offset as i64);
+            if let Some(tag) = &search.tag {
+                query = query.bind(tag_pattern(tag));
+            }
             for cell in cells {
                 query = query.bind(cell.as_str());
             }
             let rows = query.fetch_all(self.db.reader()).await?;
-            let candidates = rows
-                .iter()
-                .map(|row| {
-                    let at = Point {
-                        latitude: row.try_get("latitude")?,
-                        longitude: row.try_get("longitude")?,
+            let mut candidates = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if search.open_now {
+                    let hours: String = row.try_get("opening_hours")?;
+                    let open = match open_by_hours.get(&hours) {
+                        Some(open) => *open,
+                        None => {
+                            // Unreadable hours are left to the full row's decoding.
+                            let open = opening_hours::from_json(&hours)
+                                .map_or(true, |spans| is_open(&spans, now));
+                            open_by_hours.insert(hours, open);
+                            open
+                        }
                     };
-                    Ok((row.try_get("id")?, at))
-                })
-                .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
+                    if !open {
+                        continue;
+                    }
+                }
+                let at = Point {
+                    latitude: row.try_get("latitude")?,
+                    longitude: row.try_get("longitude")?,
+                };
+                candidates.push((row.try_get("id")?, at));
+            }
             let near = nearest_first(search.center, radius_metres, candidates);
             if !near.is_empty() {
                 let ids: Vec<&str> = near.iter().map(|(id, _)| id.as_str()).collect();
@@ -374,7 +406,7 @@ impl Store {
                 break;
             }
             offset += page;
-            page *= 2;
+            page *= 4;
         }
         nearest(&mut found, search.limit);
         Ok(found)
@@ -906,6 +938,13 @@ fn tags_json(tags: &[ServiceTag]) -> Result<String, serde_json::Error> {
 
 fn decode_error(message: String) -> sqlx::Error {
     sqlx::Error::Decode(message.into())
+}
+
+/// The `LIKE` pattern (escape `\`) matching stored service tags (a JSON array
+/// of strings, [`tags_json`]) that hold `tag`. A tag is `a-z`, `0-9` and `_`,
+/// so only `_` needs escaping.
+fn tag_pattern(tag: &ServiceTag) -> String {
+    format!("%\"{}\"%", tag.as_str().replace('_', "\\_"))
 }
 
 fn merchant_from_row(row: &AnyRow) -> Result<Merchant, sqlx::Error> {

@@ -13,7 +13,7 @@ shequ_tests::on_both_backends!(
     nearby_lists_merchants_within_the_walk_nearest_first_with_distances,
     a_point_given_in_gcj02_meets_a_merchant_placed_in_wgs84,
     nearby_narrows_by_category_tag_open_now_and_status,
-    nearby_reads_on_past_the_nearest_until_the_tag_has_found_enough,
+    nearby_reads_on_past_the_nearest_until_the_rules_have_found_enough,
     same_request_id_registers_once,
     invalid_input_is_refused_naming_the_field_and_writes_nothing,
     suspension_and_reinstatement_follow_the_status,
@@ -180,19 +180,24 @@ async fn nearby_narrows_by_category_tag_open_now_and_status(
     Ok(())
 }
 
-async fn nearby_reads_on_past_the_nearest_until_the_tag_has_found_enough(
+async fn nearby_reads_on_past_the_nearest_until_the_rules_have_found_enough(
     mut app: TestApp,
 ) -> anyhow::Result<()> {
     // 60 untagged merchants nearer than any tagged one: the tagged ones are
-    // only found on later pages of candidates.
+    // only found on later pages of candidates. The nearest 50 open only in
+    // the evening.
     for i in 0..60 {
         let metres = 10.0 + 8.0 * f64::from(i);
-        app.register(
-            &format!("r-{i}"),
-            dining(&format!("plain-{i:02}"), metres, &[]),
-        )
-        .await?;
+        let mut plain = dining(&format!("plain-{i:02}"), metres, &[]);
+        if i < 50 {
+            plain.opening_hours[0].opens = "17:00".into();
+            plain.opening_hours[0].closes = "21:00".into();
+        }
+        app.register(&format!("r-{i}"), plain).await?;
     }
+    // A tag that `elder_meals` would match if `_` were a wildcard.
+    app.register("r-x", dining("elderxmeals", 5.0, &["elderxmeals"]))
+        .await?;
     for (name, metres) in [
         ("meals-far", 1000.0),
         ("meals-near", 700.0),
@@ -214,16 +219,26 @@ async fn nearby_reads_on_past_the_nearest_until_the_tag_has_found_enough(
     };
     assert_eq!(
         names(&mut app, nearest).await?,
-        ["plain-00", "plain-01", "plain-02"]
+        ["elderxmeals", "plain-00", "plain-01"]
+    );
+    let open = pb::FindNearbyRequest {
+        limit: 3,
+        open_now: true,
+        ..nearby(wgs84(0.0), 15)
+    };
+    assert_eq!(
+        names(&mut app, open).await?,
+        ["elderxmeals", "plain-50", "plain-51"],
+        "Monday 10:00: the nearest 50 plain ones are closed"
     );
     let everything = pb::FindNearbyRequest {
         limit: 100,
         ..nearby(wgs84(0.0), 15)
     };
     let all = names(&mut app, everything).await?;
-    assert_eq!(all.len(), 63, "every merchant within 1,200 m");
+    assert_eq!(all.len(), 64, "every merchant within 1,200 m");
     assert_eq!(
-        &all[58..],
+        &all[59..],
         [
             "plain-58",
             "plain-59",
