@@ -74,10 +74,14 @@ impl Database {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let pool = match backend {
             // One connection: SQLite has one writer, and a single connection keeps
-            // transactions from failing with "database is locked" on upgrade.
+            // transactions from failing with "database is locked" on upgrade. Not
+            // pinged before each use (sqlx's default): a file does not drop its
+            // connection, and on SQLite every ping is a round trip to the
+            // connection's thread.
             Backend::Sqlite => {
                 options
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
@@ -148,6 +152,7 @@ async fn sqlite_reader(url: &str) -> Result<AnyPool, Error> {
     Ok(AnyPoolOptions::new()
         .acquire_timeout(Duration::from_secs(10))
         .max_connections(SQLITE_READERS)
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA query_only = ON;").await?;
