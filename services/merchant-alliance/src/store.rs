@@ -2,7 +2,6 @@
 //! ledger, the deduction each complaint holds, activities and awards. Every
 //! change is one transaction that also writes its outbox events.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -300,10 +299,12 @@ impl Store {
     /// The convenience circle: active merchants of `category` within the
     /// search's walk, nearest first. The database narrows the candidates to
     /// the covering `cells`, the circle's bounding box, its flat-earth distance
-    /// and the service tag, orders them by that distance and hands over a page
-    /// of ids and places at a time (on SQLite from the `merchants_nearby` index
-    /// alone); full merchants are loaded for each page's candidates that are
-    /// open when "open now" is asked, until enough are found. A search without
+    /// and the service tag ([`Circle`]), orders them by that distance and hands
+    /// over a page of ids and places at a time (on SQLite from the
+    /// `merchants_nearby` index alone); full merchants are loaded for each page
+    /// until enough are found. For "open now" the distinct opening hours of
+    /// the candidates are judged first and only merchants with hours open now
+    /// are paged (at night, often none: then no page is read). A search without
     /// tag or open-now needs one page of `limit` rows.
     pub async fn nearby(
         &self,
@@ -315,30 +316,26 @@ impl Store {
         if cells.is_empty() {
             return Ok(Vec::new());
         }
-        let bbox = BoundingBox::around(search.center, radius_metres);
-        let flat = FlatDistance::around(search.center, radius_metres);
-        let distance =
-            "((latitude - $6) * (latitude - $6) + (longitude - $7) * (longitude - $7) * $8)";
-        let hours = if search.open_now {
-            ", opening_hours"
+        let circle = Circle::new(search, category, cells, radius_metres);
+        let now = self.clock.now();
+        let open_hours = if search.open_now {
+            let open = self.open_hours(&circle, now).await?;
+            if open.is_empty() {
+                return Ok(Vec::new());
+            }
+            open
         } else {
-            ""
+            Vec::new()
         };
-        let tagged = match search.tag {
-            Some(_) => " AND service_tags LIKE $12 ESCAPE '\\'",
-            None => "",
+        let hours_rule = if search.open_now {
+            let first = circle.parameters() + 1;
+            format!(
+                " AND opening_hours IN ({})",
+                placeholders(first..first + open_hours.len())
+            )
+        } else {
+            String::new()
         };
-        let first_cell = if search.tag.is_some() { 13 } else { 12 };
-        let sql = format!(
-            "SELECT id, latitude, longitude{hours} FROM merchants \
-             WHERE category = $1 AND status = 'active' AND latitude BETWEEN $2 AND $3 \
-             AND longitude BETWEEN $4 AND $5 AND {distance} <= $9{tagged} AND cell IN ({}) \
-             ORDER BY {distance}, id LIMIT $10 OFFSET $11",
-            (first_cell..first_cell + cells.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
         let filtered = search.tag.is_some() || search.open_now;
         let mut page = if filtered {
             search.limit * 4
@@ -347,55 +344,30 @@ impl Store {
         }
         .max(8);
         let mut offset = 0;
-        let now = self.clock.now();
-        // Whether each distinct opening-hours value is open now: merchants
-        // mostly share a few, so each is read and judged once per search.
-        let mut open_by_hours: HashMap<String, bool> = HashMap::new();
         let mut found = Vec::with_capacity(search.limit);
         loop {
-            let mut query = sqlx::query(&sql)
-                .bind(category.as_str())
-                .bind(bbox.min_latitude)
-                .bind(bbox.max_latitude)
-                .bind(bbox.min_longitude)
-                .bind(bbox.max_longitude)
-                .bind(flat.center.latitude)
-                .bind(flat.center.longitude)
-                .bind(flat.longitude_scale)
-                .bind(flat.reach)
-                .bind(page as i64)
-                .bind(offset as i64);
-            if let Some(tag) = &search.tag {
-                query = query.bind(tag_pattern(tag));
-            }
-            for cell in cells {
-                query = query.bind(cell.as_str());
+            // LIMIT and OFFSET are our own integers, written into the statement.
+            let sql = format!(
+                "SELECT id, latitude, longitude FROM merchants WHERE {}{hours_rule} \
+                 ORDER BY {}, id LIMIT {page} OFFSET {offset}",
+                circle.conditions(),
+                Circle::DISTANCE
+            );
+            let mut query = circle.bind(sqlx::query(&sql));
+            for hours in &open_hours {
+                query = query.bind(hours.as_str());
             }
             let rows = query.fetch_all(self.db.reader()).await?;
-            let mut candidates = Vec::with_capacity(rows.len());
-            for row in &rows {
-                if search.open_now {
-                    let hours: String = row.try_get("opening_hours")?;
-                    let open = match open_by_hours.get(&hours) {
-                        Some(open) => *open,
-                        None => {
-                            // Unreadable hours are left to the full row's decoding.
-                            let open = opening_hours::from_json(&hours)
-                                .map_or(true, |spans| is_open(&spans, now));
-                            open_by_hours.insert(hours, open);
-                            open
-                        }
+            let candidates = rows
+                .iter()
+                .map(|row| {
+                    let at = Point {
+                        latitude: row.try_get("latitude")?,
+                        longitude: row.try_get("longitude")?,
                     };
-                    if !open {
-                        continue;
-                    }
-                }
-                let at = Point {
-                    latitude: row.try_get("latitude")?,
-                    longitude: row.try_get("longitude")?,
-                };
-                candidates.push((row.try_get("id")?, at));
-            }
+                    Ok((row.try_get("id")?, at))
+                })
+                .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
             let near = nearest_first(search.center, radius_metres, candidates);
             if !near.is_empty() {
                 let ids: Vec<&str> = near.iter().map(|(id, _)| id.as_str()).collect();
@@ -412,13 +384,37 @@ impl Store {
         Ok(found)
     }
 
+    /// The distinct opening hours among `circle`'s candidates that are open at
+    /// `now` (merchants mostly share a few, so each is read and judged once).
+    /// Hours that cannot be read are kept, for the full row's decoding to
+    /// report.
+    async fn open_hours(
+        &self,
+        circle: &Circle<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT opening_hours FROM merchants WHERE {}",
+            circle.conditions()
+        );
+        let rows = circle
+            .bind(sqlx::query(&sql))
+            .fetch_all(self.db.reader())
+            .await?;
+        let mut open = Vec::new();
+        for row in &rows {
+            let hours: String = row.try_get("opening_hours")?;
+            if opening_hours::from_json(&hours).map_or(true, |spans| is_open(&spans, now)) {
+                open.push(hours);
+            }
+        }
+        Ok(open)
+    }
+
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Merchant>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM merchants WHERE id IN ({})",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            placeholders(1..ids.len() + 1)
         );
         let mut query = sqlx::query(&sql);
         for id in ids {
@@ -938,6 +934,82 @@ fn tags_json(tags: &[ServiceTag]) -> Result<String, serde_json::Error> {
 
 fn decode_error(message: String) -> sqlx::Error {
     sqlx::Error::Decode(message.into())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The candidates of one nearby search, as SQL conditions on `merchants` and
+/// their values (`$1` onwards): the category, active, the circle's bounding
+/// box and flat-earth distance, the service tag if asked, the covering cells.
+struct Circle<'a> {
+    category: Category,
+    bbox: BoundingBox,
+    flat: FlatDistance,
+    tag: Option<String>,
+    cells: &'a [String],
+}
+
+impl<'a> Circle<'a> {
+    /// The flat-earth distance of a row from the centre ([`FlatDistance::of`]).
+    const DISTANCE: &'static str =
+        "((latitude - $6) * (latitude - $6) + (longitude - $7) * (longitude - $7) * $8)";
+
+    fn new(search: &Search, category: Category, cells: &'a [String], radius_metres: f64) -> Self {
+        Self {
+            category,
+            bbox: BoundingBox::around(search.center, radius_metres),
+            flat: FlatDistance::around(search.center, radius_metres),
+            tag: search.tag.as_ref().map(tag_pattern),
+            cells,
+        }
+    }
+
+    /// How many values [`Circle::bind`] binds.
+    fn parameters(&self) -> usize {
+        9 + usize::from(self.tag.is_some()) + self.cells.len()
+    }
+
+    fn conditions(&self) -> String {
+        let tagged = match self.tag {
+            Some(_) => " AND service_tags LIKE $10 ESCAPE '\\'",
+            None => "",
+        };
+        let first_cell = 10 + usize::from(self.tag.is_some());
+        format!(
+            "category = $1 AND status = 'active' AND latitude BETWEEN $2 AND $3 \
+             AND longitude BETWEEN $4 AND $5 AND {} <= $9{tagged} AND cell IN ({})",
+            Self::DISTANCE,
+            placeholders(first_cell..first_cell + self.cells.len())
+        )
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let mut query = query
+            .bind(self.category.as_str())
+            .bind(self.bbox.min_latitude)
+            .bind(self.bbox.max_latitude)
+            .bind(self.bbox.min_longitude)
+            .bind(self.bbox.max_longitude)
+            .bind(self.flat.center.latitude)
+            .bind(self.flat.center.longitude)
+            .bind(self.flat.longitude_scale)
+            .bind(self.flat.reach);
+        if let Some(tag) = &self.tag {
+            query = query.bind(tag.as_str());
+        }
+        for cell in self.cells {
+            query = query.bind(cell.as_str());
+        }
+        query
+    }
+}
+
+/// `$a, $a+1, …` for the parameters numbered in `range`.
+fn placeholders(range: std::ops::Range<usize>) -> String {
+    range
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `LIKE` pattern (escape `\`) matching stored service tags (a JSON array
