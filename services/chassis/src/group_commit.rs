@@ -117,10 +117,6 @@ impl Rows {
         self.0.push((table, values));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Adds all of `other`'s rows after these.
     pub fn extend(&mut self, other: Rows) {
         self.0.extend(other.0);
@@ -134,9 +130,9 @@ impl Rows {
             let per_statement = (MAX_PARAMETERS / table.columns.len().max(1)).max(1);
             let mut statement = vec![values];
             while statement.len() < per_statement
-                && let Some(values) = rows.next_if(|(next, _)| *next == table)
+                && let Some((_, values)) = rows.next_if(|(next, _)| *next == table)
             {
-                statement.push(values.1);
+                statement.push(values);
             }
             insert_rows(conn, table, statement).await?;
         }

@@ -5,13 +5,13 @@
 //! A lease is a row of `leases (name, holder, expires_at)`. [`Lease::hold`]
 //! takes it, or renews it, in one statement: the row is written only if it is
 //! missing, already ours, or expired, so of two replicas asking at once exactly
-//! one holds it. The holder renews it on every pass of its job and runs the pass
-//! only while it holds it; a standby keeps asking at its job's interval and takes
-//! over once the holder has stopped renewing for the time-to-live (it crashed or
-//! lost the database) or at once when the holder [`Lease::release`]s it on
-//! shutdown. A pass that outlasts the time-to-live may overlap the next holder's
-//! first, so every job keeps its own second line of defence (a unique key, an
-//! idempotency key, JetStream's duplicate window).
+//! one holds it. The holder renews it at least once per interval of its job
+//! and runs the job only while it holds it; a standby keeps asking at its job's
+//! interval and takes over once the holder has stopped renewing for the
+//! time-to-live (it crashed or lost the database) or at once when the holder
+//! [`Lease::release`]s it on shutdown. A pass that outlasts the time-to-live
+//! may overlap the next holder's first, so every job keeps its own second line
+//! of defence (a unique key, an idempotency key, JetStream's duplicate window).
 //!
 //! Expiry is judged by the clock of the replica asking, so replicas' clocks must
 //! agree to well within a time-to-live (NTP does). The holder id is a UUID made

@@ -17,7 +17,8 @@
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
 //! - [`group_commit`]: concurrent requests' writes batched into one transaction
-//!   (one commit, one fsync), each in its own savepoint, each caller answered
+//!   (one commit, one fsync), a failing one rolled back alone, the rows they
+//!   only insert written with a few multi-row statements, each caller answered
 //!   after the commit.
 //! - [`outbox`]: events written in the state change's transaction, with the
 //!   current trace, and the relay that publishes them to JetStream (with

@@ -10,12 +10,12 @@
 //!
 //! **Replicas.** When several replicas of a service share one PostgreSQL
 //! database, each runs a relay but only one publishes: the holder of the
-//! `outbox-relay` [`Lease`], which it renews at most once per poll interval
-//! (far inside its time-to-live), not on every pass: under load the relay
-//! makes many passes a second, and each renewal is a write. The others are standbys: they ask for the lease at the poll
-//! interval, publish nothing, and take over within the lease's time-to-live
-//! ([`LEASE_TTL`]) when the holder dies, or at once when it shuts down and
-//! releases the lease. So the outbox is published by one process, in `seq`
+//! `outbox-relay` [`Lease`], which it renews once per poll interval (far
+//! inside its time-to-live), not on every pass: under load the relay makes
+//! many passes a second, and each renewal is a write. The others are
+//! standbys: they ask for the lease at the poll interval, publish nothing,
+//! and take over within the lease's time-to-live ([`LEASE_TTL`]) when the
+//! holder dies, or at once when it shuts down and releases the lease. So the outbox is published by one process, in `seq`
 //! order, rather than by every replica racing over the same rows (JetStream's
 //! duplicate window would hide the extra copies, but not their cost or the lost
 //! ordering). An event committed on the holder is published right after its
