@@ -21,9 +21,7 @@ use crate::domain::geo::Point;
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
 };
-use crate::domain::nearby::{
-    BoundingBox, FlatDistance, Found, Search, nearest, nearest_first, select,
-};
+use crate::domain::nearby::{BoundingBox, FlatDistance, Found, Search, nearest, select};
 use crate::domain::opening_hours::{self, is_open};
 
 #[derive(Debug, thiserror::Error)]
@@ -300,9 +298,9 @@ impl Store {
     /// search's walk, nearest first. The database narrows the candidates to
     /// the covering `cells`, the circle's bounding box, its flat-earth distance
     /// and the service tag ([`Circle`]), orders them by that distance and hands
-    /// over a page of ids and places at a time (on SQLite from the
-    /// `merchants_nearby` index alone); full merchants are loaded for each page
-    /// until enough are found. For "open now" the distinct opening hours of
+    /// over a page at a time (the page chosen on SQLite from the
+    /// `merchants_nearby` index alone, then its whole rows read), until enough
+    /// are found. For "open now" the distinct opening hours of
     /// the candidates are judged first and only merchants with hours open now
     /// are paged (at night, often none: then no page is read). A search without
     /// tag or open-now needs one page of `limit` rows.
@@ -346,10 +344,12 @@ impl Store {
         let mut offset = 0;
         let mut found = Vec::with_capacity(search.limit);
         loop {
-            // LIMIT and OFFSET are our own integers, written into the statement.
+            // One statement per page: the page's ids from the index, ordered and
+            // limited, then their whole rows. LIMIT and OFFSET are our own
+            // integers, written into the statement.
             let sql = format!(
-                "SELECT id, latitude, longitude FROM merchants WHERE {}{hours_rule} \
-                 ORDER BY {}, id LIMIT {page} OFFSET {offset}",
+                "SELECT {COLUMNS} FROM merchants WHERE id IN (SELECT id FROM merchants \
+                 WHERE {}{hours_rule} ORDER BY {}, id LIMIT {page} OFFSET {offset})",
                 circle.conditions(),
                 Circle::DISTANCE
             );
@@ -357,24 +357,15 @@ impl Store {
             for hours in &open_hours {
                 query = query.bind(hours.as_str());
             }
-            let rows = query.fetch_all(self.db.reader()).await?;
-            let candidates = rows
+            let merchants = query
+                .fetch_all(self.db.reader())
+                .await?
                 .iter()
-                .map(|row| {
-                    let at = Point {
-                        latitude: row.try_get("latitude")?,
-                        longitude: row.try_get("longitude")?,
-                    };
-                    Ok((row.try_get("id")?, at))
-                })
-                .collect::<Result<Vec<(String, Point)>, sqlx::Error>>()?;
-            let near = nearest_first(search.center, radius_metres, candidates);
-            if !near.is_empty() {
-                let ids: Vec<&str> = near.iter().map(|(id, _)| id.as_str()).collect();
-                let merchants = self.get_many(&ids).await?;
-                found.extend(select(search, radius_metres, merchants, now));
-            }
-            if found.len() >= search.limit || rows.len() < page {
+                .map(merchant_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let read = merchants.len();
+            found.extend(select(search, radius_metres, merchants, now));
+            if found.len() >= search.limit || read < page {
                 break;
             }
             offset += page;
@@ -409,22 +400,6 @@ impl Store {
             }
         }
         Ok(open)
-    }
-
-    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Merchant>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM merchants WHERE id IN ({})",
-            placeholders(1..ids.len() + 1)
-        );
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(self.db.reader()).await?;
-        Ok(rows
-            .iter()
-            .map(merchant_from_row)
-            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Records an activity and its credit, once per `request_id`.

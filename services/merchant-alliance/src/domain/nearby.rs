@@ -1,6 +1,8 @@
 //! The 15-minute convenience circle (15分钟便民服务圈): which candidate merchants
 //! are within a walk of a point, nearest first. The store narrows candidates to
-//! the cells covering the circle; this decides by exact distance.
+//! the cells covering the circle, its bounding box and its [`FlatDistance`],
+//! and hands them over nearest first a page at a time; [`select`] decides by
+//! exact distance, tag and opening hours.
 
 use chrono::{DateTime, Utc};
 
@@ -92,22 +94,6 @@ impl FlatDistance {
         let dlng = at.longitude - self.center.longitude;
         dlat * dlat + dlng * dlng * self.longitude_scale
     }
-}
-
-/// The candidates within `radius_metres` of `center`, nearest first (then by id):
-/// the order in which full merchants are loaded and judged by [`select`].
-pub fn nearest_first(
-    center: Point,
-    radius_metres: f64,
-    candidates: Vec<(String, Point)>,
-) -> Vec<(String, f64)> {
-    let mut near: Vec<(String, f64)> = candidates
-        .into_iter()
-        .map(|(id, at)| (id, distance_metres(center, at)))
-        .filter(|(_, distance)| *distance <= radius_metres)
-        .collect();
-    near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    near
 }
 
 /// A merchant in the circle and how far it is.
@@ -307,26 +293,6 @@ mod tests {
             longitude: CENTER.longitude,
         };
         assert!(flat.of(outside) > flat.reach);
-    }
-
-    #[test]
-    fn nearest_first_drops_what_is_beyond_the_radius() {
-        let at = |north: f64| Point {
-            latitude: CENTER.latitude + north / 111_195.0,
-            longitude: CENTER.longitude,
-        };
-        let candidates = vec![
-            ("b".to_owned(), at(500.0)),
-            ("far".into(), at(1300.0)),
-            ("a".into(), at(100.0)),
-        ];
-
-        let near = nearest_first(CENTER, 1200.0, candidates);
-
-        assert_eq!(
-            near.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
     }
 
     #[test]
