@@ -37,7 +37,7 @@ use sqlx::{AnyConnection, Arguments, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbox::OutboxSignal;
-use crate::storage::Database;
+use crate::storage::{Database, placeholders};
 use crate::trace::{self, TraceContext};
 
 /// The default number of jobs one transaction takes at most.
@@ -150,12 +150,7 @@ async fn insert_rows(
 ) -> Result<(), sqlx::Error> {
     let width = table.columns.len();
     let tuples = (0..rows.len())
-        .map(|row| {
-            let params = (1..=width)
-                .map(|column| format!("${}", row * width + column))
-                .collect::<Vec<_>>();
-            format!("({})", params.join(", "))
-        })
+        .map(|row| format!("({})", placeholders(row * width + 1..(row + 1) * width + 1)))
         .collect::<Vec<_>>();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES {}",

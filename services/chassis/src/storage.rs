@@ -146,6 +146,15 @@ impl Database {
     }
 }
 
+/// `$a, $a+1, …`: the placeholders of the parameters numbered in `range`, the
+/// same on both backends.
+pub fn placeholders(range: std::ops::Range<usize>) -> String {
+    range
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The read-only pool on a SQLite file, opened after the migrations so the schema
 /// is there; connections open as they are first needed.
 async fn sqlite_reader(url: &str) -> Result<AnyPool, Error> {

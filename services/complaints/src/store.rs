@@ -9,7 +9,7 @@ use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job, Rows, Table};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
-use shequ_chassis::storage::{Backend, Database};
+use shequ_chassis::storage::{Backend, Database, placeholders};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -175,9 +175,8 @@ impl Store {
         let now = self.clock.now();
         let id = uuid::Uuid::now_v7().to_string();
         let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
-        let mut rows = Rows::default();
         let actor = format!("channel:{}", complaint.channel.as_str());
-        add_record(&mut rows, &complaint, &transition, &actor, None, now)?;
+        let rows = record(&complaint, &transition, &actor, None, now)?;
         self.intake
             .submit(Submission {
                 request_id: request_id.to_owned(),
@@ -227,7 +226,9 @@ impl Store {
         };
         let transition = change(&mut complaint, related.as_ref(), now)?;
         update(&mut tx, &complaint).await?;
-        record(&mut tx, &complaint, &transition, actor, request_id, now).await?;
+        record(&complaint, &transition, actor, request_id, now)?
+            .insert(&mut tx)
+            .await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(complaint)
@@ -263,7 +264,9 @@ impl Store {
         let district = district_handler(&mut tx).await?;
         let transition = complaint.escalate(breach, chain.as_ref(), &district);
         update(&mut tx, &complaint).await?;
-        record(&mut tx, &complaint, &transition, "sweeper", None, now).await?;
+        record(&complaint, &transition, "sweeper", None, now)?
+            .insert(&mut tx)
+            .await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(true)
@@ -769,14 +772,6 @@ fn bind_changeable<'q>(query: AnyQuery<'q>, c: &'q Complaint) -> AnyQuery<'q> {
         .bind(i64::from(c.reopen_count))
 }
 
-/// `$from, $from+1, …` for `n` parameters.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
 async fn insert(
     conn: &mut AnyConnection,
@@ -788,7 +783,7 @@ async fn insert(
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
          submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        placeholders(1, 14 + CHANGEABLE.len()),
+        placeholders(1..15 + CHANGEABLE.len()),
     );
     let query = sqlx::query(&sql)
         .bind(request_id)
@@ -846,30 +841,16 @@ const HISTORY: Table = Table {
     ],
 };
 
-/// Writes the history entry and the outbox event of one transition.
-async fn record(
-    conn: &mut AnyConnection,
+/// The history entry and the outbox event of one transition, to insert in its
+/// transaction (or with its group commit batch).
+fn record(
     complaint: &Complaint,
     transition: &Transition,
     actor: &str,
     request_id: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Rows, StoreError> {
     let mut rows = Rows::default();
-    add_record(&mut rows, complaint, transition, actor, request_id, now)?;
-    rows.insert(conn).await?;
-    Ok(())
-}
-
-/// Adds the history entry and the outbox event of one transition to `rows`.
-fn add_record(
-    rows: &mut Rows,
-    complaint: &Complaint,
-    transition: &Transition,
-    actor: &str,
-    request_id: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
     rows.add(
         HISTORY,
         vec![
@@ -884,8 +865,8 @@ fn add_record(
         ],
     );
     let event = events::for_transition(complaint, transition, actor, now)?;
-    outbox::add(rows, &event)?;
-    Ok(())
+    outbox::add(&mut rows, &event)?;
+    Ok(rows)
 }
 
 fn parse<T>(row: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::events::new_event;
 use shequ_chassis::outbox::{self, OutboxSignal};
+use shequ_chassis::storage::placeholders;
 use shequ_proto::events::alliance as contract;
 use shequ_proto::events::{CloudEvent, EventData};
 use sqlx::any::AnyRow;
@@ -325,14 +326,10 @@ impl Store {
         } else {
             Vec::new()
         };
-        let hours_rule = if search.open_now {
-            let first = circle.parameters() + 1;
-            format!(
-                " AND opening_hours IN ({})",
-                placeholders(first..first + open_hours.len())
-            )
-        } else {
-            String::new()
+        let first = circle.parameters() + 1;
+        let hours_rule = match open_hours.len() {
+            0 => String::new(),
+            n => format!(" AND opening_hours IN ({})", placeholders(first..first + n)),
         };
         let filtered = search.tag.is_some() || search.open_now;
         let mut page = if filtered {
@@ -977,14 +974,6 @@ impl<'a> Circle<'a> {
         }
         query
     }
-}
-
-/// `$a, $a+1, …` for the parameters numbered in `range`.
-fn placeholders(range: std::ops::Range<usize>) -> String {
-    range
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The `LIKE` pattern (escape `\`) matching stored service tags (a JSON array
