@@ -10,6 +10,7 @@
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
 //! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id` and `traceparent`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
+//! - [`SmallDisk`]: a small tmpfs of a test's own, to fill to the last byte.
 //! - [`free_port`], [`eventually`]: small helpers.
 //! - [`system`]: NATS and the three service binaries as separate processes, for
 //!   the end-to-end and fault tests, and replicas of a service on one database.
@@ -27,11 +28,43 @@ use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+pub mod disk;
 pub mod system;
 
-/// A port nobody listens on right now.
+pub use disk::SmallDisk;
+
+/// Ports handed out below the kernel's ephemeral range (32768–60999 on
+/// Linux by default): a port the kernel picks for `bind(0)` is one it may also
+/// give any outgoing connection's local end (a client of PostgreSQL or NATS in
+/// another test) before the service binds it, which made a service fail now
+/// and then with "address in use".
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nobody listens on right now, never handed out before by this process,
+/// and outside the ephemeral range (see [`PORTS`]): chosen at random, so that
+/// tests in other processes rarely try the same one, and bound once to check.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let given = given.get_or_insert_with(HashSet::new);
+    let random = RandomState::new();
+    for attempt in 0u32..1_000 {
+        let span = u64::from(PORTS.end - PORTS.start);
+        let port = PORTS.start + (random.hash_one((std::process::id(), attempt)) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {PORTS:?} after 1,000 tries")
 }
 
 /// A `nats-server` with JetStream, owned by one test; killed on drop.

@@ -174,15 +174,36 @@ impl ServiceProcess {
         self.child = Some(child);
         let ready = self.wait_until_ready().await;
         if let Err(error) = ready {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
             bail!(
-                "{:?} did not become ready: {error:#}\nlast log lines (newest first):\n{}",
+                "{:?} did not become ready: {error:#}\n{}",
                 self.service,
-                tail.join("\n")
+                self.report(&binary)
             );
         }
         Ok(())
+    }
+
+    /// What a failed start is told with: the binary, its settings, and the
+    /// last lines it wrote (stdout and stderr, read even when not UTF-8).
+    fn report(&self, binary: &Path) -> String {
+        let log = match std::fs::read(&self.log) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(error) => format!("(log {} not read: {error})", self.log.display()),
+        };
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let settings: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "binary: {}\nsettings: {}\nlog {} ({} bytes), last lines, newest first:\n{}",
+            binary.display(),
+            settings.join(" "),
+            self.log.display(),
+            log.len(),
+            if tail.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                tail.join("\n")
+            }
+        )
     }
 
     async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
@@ -194,7 +215,7 @@ impl ServiceProcess {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                bail!("exited with {status}");
+                bail!("exited with {status} before /readyz answered 200");
             }
             match http_get(self.admin_port, "/readyz").await {
                 Ok((200, _)) => return Ok(()),

@@ -1,8 +1,10 @@
 //! The admin HTTP port: `/healthz`, `/readyz` and `/metrics`.
 //!
 //! - `/healthz`: 200 while the process runs (liveness).
-//! - `/readyz`: 200 when the database answers `SELECT 1` and the service is not
-//!   shutting down; otherwise 503 with a one-line reason. It turns 503 as soon as
+//! - `/readyz`: 200 when the database takes commits (the last commit did not
+//!   fail for want of storage; see [`crate::storage::CommitHealth`]), answers
+//!   `SELECT 1`, and the service is not shutting down; otherwise 503 with a
+//!   one-line reason. It turns 503 as soon as
 //!   shutdown begins, before the gRPC port drains.
 //! - `/metrics`: the [`Metrics`] in the Prometheus text format 0.0.4, with the
 //!   outbox backlog read from the database at scrape time.
@@ -73,6 +75,9 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
     if state.shutdown.is_cancelled() {
         return not_ready("shutting down");
     }
+    if let Some(reason) = state.db.health().failing() {
+        return not_ready(&format!("the database does not take commits: {reason}"));
+    }
     let ping = sqlx::query("SELECT 1").execute(state.db.pool());
     match tokio::time::timeout(DATABASE_TIMEOUT, ping).await {
         Ok(Ok(_)) if !state.shutdown.is_cancelled() => (StatusCode::OK, "ready\n".into()),
@@ -94,6 +99,7 @@ fn not_ready(reason: &str) -> (StatusCode, String) {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    state.metrics.set_storage(state.db.health());
     let backlog = outbox::backlog(&state.db, &state.clock);
     match tokio::time::timeout(DATABASE_TIMEOUT, backlog).await {
         Ok(Ok((count, oldest_age_ms))) => state.metrics.set_outbox_backlog(count, oldest_age_ms),

@@ -172,7 +172,8 @@ async fn insert_rows(
 }
 
 /// The batch's transaction could not be begun or committed (or the writer has
-/// stopped): the job's writes are not durable.
+/// stopped): the job's writes are not durable, and its caller is to be told
+/// "not stored, retry" (gRPC `Unavailable`).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("group commit failed: {0}")]
 pub struct CommitError(Arc<str>);
@@ -284,6 +285,7 @@ async fn run_batch<J: Job>(
     let mut tx = match db.pool().begin().await {
         Ok(tx) => tx,
         Err(error) => {
+            let error = db.failed_with(error);
             let failed = CommitError::new("beginning the transaction", &error);
             for queued in batch {
                 let _ = queued.reply.send(Err(failed.clone().into()));
@@ -344,6 +346,7 @@ async fn run_batch<J: Job>(
     if broken.is_none()
         && let Err(error) = rows.insert(&mut tx).await
     {
+        let error = db.failed_with(error);
         broken = Some(CommitError::new("inserting the batch's rows", &error));
     }
     let outcome = match broken {
@@ -351,8 +354,8 @@ async fn run_batch<J: Job>(
             let _ = tx.rollback().await;
             Err(error)
         }
-        None => tx
-            .commit()
+        None => db
+            .commit(tx)
             .await
             .map_err(|error| CommitError::new("committing", &error)),
     };

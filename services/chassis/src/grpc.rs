@@ -53,6 +53,9 @@ pub struct ServeOptions {
     pub guard: Guard,
     pub tls: Option<ServerTlsConfig>,
     pub metrics: Metrics,
+    /// When given, health reports NOT_SERVING while the database does not take
+    /// commits, and SERVING again once it does.
+    pub storage: Option<crate::storage::CommitHealth>,
 }
 
 /// Serves `routes` on `listener` until `shutdown`: health reports SERVING for
@@ -80,6 +83,9 @@ pub async fn serve(
         .map_err(|error| Error::Config(format!("gRPC reflection: {error}")))?;
     let names: Vec<String> = service_names.iter().map(|name| name.to_string()).collect();
     let stopping = async move {
+        if let Some(storage) = options.storage {
+            follow_storage(&health, &names, storage, &shutdown).await;
+        }
         shutdown.cancelled().await;
         for name in &names {
             health
@@ -111,6 +117,30 @@ pub async fn serve(
         )
         .await?;
     Ok(())
+}
+
+/// Until `shutdown`: every service's health follows whether the database
+/// takes commits.
+async fn follow_storage(
+    health: &tonic_health::server::HealthReporter,
+    names: &[String],
+    storage: crate::storage::CommitHealth,
+    shutdown: &CancellationToken,
+) {
+    let mut state = storage.subscribe();
+    loop {
+        let status = match state.borrow_and_update().is_none() {
+            true => ServingStatus::Serving,
+            false => ServingStatus::NotServing,
+        };
+        for name in names.iter().map(String::as_str).chain([""]) {
+            health.set_service_status(name, status).await;
+        }
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// The tower layer [`serve`] wraps every gRPC route in: each call continues the
@@ -295,6 +325,24 @@ fn read_pem(setting: &str, path: &Path) -> Result<Vec<u8>, Error> {
 
 /// `Internal` for a storage failure: logged here with its cause, which the
 /// caller does not see.
+/// `Unavailable` for a request whose writes were not stored because the
+/// database could not take them just now (full, away, a failed commit): the
+/// caller may retry the same request (with its `request_id`) later.
+pub fn not_stored(error: &dyn std::fmt::Display) -> Status {
+    tracing::warn!(%error, "request not stored: the database does not take commits");
+    Status::unavailable("not stored, retry: the database cannot store it just now")
+}
+
+/// The status for a database error: [`not_stored`] when the database was
+/// unavailable ([`crate::storage::is_unavailable`]), else [`storage_failed`].
+pub fn database_failed(error: &sqlx::Error) -> Status {
+    if crate::storage::is_unavailable(error) {
+        not_stored(error)
+    } else {
+        storage_failed(error)
+    }
+}
+
 pub fn storage_failed(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "storage failed");
     Status::internal("storage failed; the request was not applied")

@@ -129,7 +129,7 @@ pub async fn apply_once(
         return Ok(Outcome::AlreadyProcessed);
     }
     handler.handle(&mut tx, event).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(Outcome::Applied)
 }
 

@@ -126,6 +126,7 @@ impl Lease {
         .bind(now)
         .execute(self.db.pool())
         .await;
+        let written = self.db.written(written);
         match written {
             Ok(done) => {
                 let held = done.rows_affected() == 1;
@@ -158,8 +159,8 @@ impl Lease {
             .bind(&self.name)
             .bind(&self.holder)
             .execute(self.db.pool())
-            .await?
-            .rows_affected();
+            .await;
+        let deleted = self.db.written(deleted)?.rows_affected();
         self.note(false);
         Ok(deleted == 1)
     }

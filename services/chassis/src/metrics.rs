@@ -16,6 +16,9 @@
 //!   the inbox loop every few seconds while it runs.
 //! - `shequ_sweeper_runs_total{sweeper}`: [`Metrics::sweeper_ran`] (a pass run
 //!   while this replica held the sweeper's lease).
+//! - `shequ_storage_commit_failures_total`, `shequ_storage_can_commit`: commits
+//!   that failed for want of storage, and whether the database takes commits
+//!   now ([`crate::storage::CommitHealth`], read at scrape time).
 //! - `shequ_lease_held{lease}`: 1 while this replica holds the named
 //!   [`crate::lease::Lease`] (the outbox relay's, a sweeper's), else 0.
 
@@ -73,6 +76,8 @@ struct Inner {
     consumer_pending: Family<f64>,
     sweeper_runs: Family<u64>,
     leases_held: Family<f64>,
+    commit_failures: Family<u64>,
+    can_commit: Family<f64>,
 }
 
 impl Metrics {
@@ -139,6 +144,18 @@ impl Metrics {
                 Kind::Gauge,
                 &["lease"],
             ),
+            commit_failures: Family::new(
+                "shequ_storage_commit_failures_total",
+                "Commits that failed for want of storage (disk full, I/O error, connection lost): nothing of them was stored.",
+                Kind::Counter,
+                &[],
+            ),
+            can_commit: Family::new(
+                "shequ_storage_can_commit",
+                "1 while the database takes commits, 0 from a failed commit until one succeeds (readiness follows it).",
+                Kind::Gauge,
+                &[],
+            ),
         }))
     }
 
@@ -194,6 +211,14 @@ impl Metrics {
             .update(&[lease], |v| *v = if held { 1.0 } else { 0.0 });
     }
 
+    /// The database's commit health, as [`crate::storage::CommitHealth`] says.
+    pub fn set_storage(&self, health: &crate::storage::CommitHealth) {
+        let failures = health.failures();
+        self.0.commit_failures.update(&[], |n| *n = failures);
+        let can = if health.failing().is_none() { 1.0 } else { 0.0 };
+        self.0.can_commit.update(&[], |v| *v = can);
+    }
+
     /// Every series in the text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let inner = &self.0;
@@ -209,6 +234,8 @@ impl Metrics {
         inner.consumer_pending.render(&mut out, &service);
         inner.sweeper_runs.render(&mut out, &service);
         inner.leases_held.render(&mut out, &service);
+        inner.commit_failures.render(&mut out, &service);
+        inner.can_commit.render(&mut out, &service);
         out
     }
 }

@@ -340,13 +340,14 @@ impl Relay {
         match failure {
             None => Ok(acked.len()),
             Some((seq, error)) => {
-                sqlx::query(
+                let noted = sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
                 )
                 .bind(&error)
                 .bind(seq)
                 .execute(self.db.pool())
-                .await?;
+                .await;
+                self.db.written(noted)?;
                 Err(Error::Nats(format!("publishing outbox row {seq}: {error}")))
             }
         }
@@ -362,12 +363,13 @@ impl Relay {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        sqlx::query(&format!(
+        let marked = sqlx::query(&format!(
             "UPDATE outbox SET published_at = $1 WHERE seq IN ({list})"
         ))
         .bind(to_millis(self.clock.now()))
         .execute(self.db.pool())
-        .await?;
+        .await;
+        self.db.written(marked)?;
         Ok(())
     }
 }

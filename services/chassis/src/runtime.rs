@@ -63,14 +63,17 @@ impl Runtime {
         clock: SharedClock,
     ) -> Result<Self, Error> {
         let metrics = Metrics::new(service);
-        let serving = ServeOptions {
-            guard: common.auth.guard(access)?,
-            tls: server_tls(common)?,
-            metrics: metrics.clone(),
-        };
+        let guard = common.auth.guard(access)?;
+        let tls = server_tls(common)?;
         let peers = Peers::from_config(common)?;
         let url = common.database_url(service)?;
         let db = Database::connect(&url, migrations).await?;
+        let serving = ServeOptions {
+            guard,
+            tls,
+            metrics: metrics.clone(),
+            storage: Some(db.health().clone()),
+        };
         let client = nats::connect(&common.nats_url, &common.nats, service).await?;
         let js = nats::jetstream(client.clone(), JETSTREAM_TIMEOUT);
         let (listener, grpc_addr) = bind("gRPC", common.grpc_addr, default_grpc_addr).await?;
@@ -130,6 +133,7 @@ impl Runtime {
         let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock)
             .with_metrics(self.metrics.clone());
         tracker.spawn(relay.run(workers.clone()));
+        tracker.spawn(self.db.clone().probe_while_failing(workers.clone()));
         for task in tasks {
             tracker.spawn(task(workers.clone()));
         }

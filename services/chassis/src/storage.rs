@@ -5,17 +5,32 @@
 //! work through [`crate::lease`]s and the inbox); opening a SQLite file clears
 //! the leases a previous run left.
 //!
+//! **Failure is explicit.** A transaction ends through [`Database::commit`],
+//! which records whether the database takes commits ([`CommitHealth`]:
+//! readiness, `shequ_storage_commit_failures_total`). A connection handed back
+//! to the writer pool still inside a transaction — a COMMIT or ROLLBACK that
+//! failed (SQLite rolls a transaction back by itself on `SQLITE_FULL`, and
+//! sqlx then believes it is still open, so every later "transaction" on that
+//! connection would be a savepoint inside one that never ends), or one
+//! dropped half-way — is closed instead of reused, and the pool opens a fresh
+//! one. While commits fail, a probe writes a row every
+//! [`PROBE_INTERVAL`] until one commits, so readiness comes back by itself.
+//!
 //! The same SQL serves both (`$1` placeholders, `ON CONFLICT`, `RETURNING`);
 //! instants are `BIGINT` milliseconds and flags `BIGINT` 0/1, because those decode
 //! the same way through `sqlx::Any` on either backend.
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 
@@ -60,6 +75,7 @@ pub struct Database {
     pool: AnyPool,
     reader: AnyPool,
     backend: Backend,
+    health: CommitHealth,
 }
 
 impl Database {
@@ -82,6 +98,7 @@ impl Database {
                 options
                     .max_connections(1)
                     .test_before_acquire(false)
+                    .after_release(|conn, _meta| Box::pin(out_of_transaction(conn)))
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
@@ -92,7 +109,13 @@ impl Database {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(8).connect(url).await?,
+            Backend::Postgres => {
+                options
+                    .max_connections(8)
+                    .after_release(|conn, _meta| Box::pin(out_of_transaction(conn)))
+                    .connect(url)
+                    .await?
+            }
         };
         let service = match backend {
             Backend::Sqlite => migrations.sqlite,
@@ -118,7 +141,83 @@ impl Database {
             pool,
             reader,
             backend,
+            health: CommitHealth::default(),
         })
+    }
+
+    /// Commits `tx`, recording the outcome in [`Database::health`]. On an
+    /// error nothing of the transaction is stored (its connection is closed
+    /// rather than reused, see the module doc): the caller must answer "not
+    /// stored", never OK.
+    pub async fn commit(&self, tx: Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+        self.written(tx.commit().await)
+    }
+
+    /// Records the outcome of a write that committed by itself (one statement
+    /// outside a transaction: a lease renewal, the relay's marks): a storage
+    /// failure marks the database as not taking commits, a success as taking
+    /// them. Returns `result` unchanged.
+    pub fn written<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if result.is_ok() {
+            self.health.committed();
+        }
+        result.map_err(|error| self.failed_with(error))
+    }
+
+    /// Records `error` of a write that did not commit (see
+    /// [`Database::written`]) and returns it.
+    pub fn failed_with(&self, error: sqlx::Error) -> sqlx::Error {
+        if is_unavailable(&error) {
+            self.health.failed(&error);
+        }
+        error
+    }
+
+    /// Whether the database takes commits, as the last commit found.
+    pub fn health(&self) -> &CommitHealth {
+        &self.health
+    }
+
+    /// Until `shutdown`: while commits fail, writes a probe row every
+    /// [`PROBE_INTERVAL`], so that once the database takes commits again
+    /// (space freed, the server back) readiness returns without waiting for
+    /// a request to try.
+    pub async fn probe_while_failing(self, shutdown: CancellationToken) {
+        let mut state = self.health.subscribe();
+        loop {
+            if state.borrow_and_update().is_some() {
+                tokio::select! {
+                    _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let probe = tokio::time::timeout(PROBE_INTERVAL * 5, self.probe()).await;
+                match probe {
+                    Ok(Ok(())) => tracing::info!("the database takes commits again"),
+                    Ok(Err(error)) => tracing::debug!(%error, "storage probe not committed"),
+                    Err(_) => self.health.failed(&"the storage probe timed out"),
+                }
+            } else {
+                tokio::select! {
+                    changed = state.changed() => if changed.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// One probe: replaces the probe row (a few pages, as a small request
+    /// writes) in a transaction of its own.
+    async fn probe(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM storage_probe")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO storage_probe (written_at, filler) VALUES ($1, $2)")
+            .bind(crate::clock::to_millis(chrono::Utc::now()))
+            .bind("0".repeat(PROBE_BYTES))
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx).await
     }
 
     /// The pool for transactions and anything that writes. On SQLite it holds
@@ -144,6 +243,113 @@ impl Database {
         self.reader.close().await;
         self.pool.close().await;
     }
+}
+
+/// How often a database that failed to commit is probed.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// The size of the probe row.
+const PROBE_BYTES: usize = 16 * 1024;
+
+/// Whether the service's database takes commits: false from a commit that
+/// failed for want of storage (disk full, I/O error, connection lost) until
+/// one succeeds. Readiness (`/readyz`, gRPC health) follows it.
+#[derive(Debug, Clone)]
+pub struct CommitHealth(Arc<HealthInner>);
+
+#[derive(Debug)]
+struct HealthInner {
+    /// `None` while commits succeed; else why the last one failed.
+    failing: watch::Sender<Option<String>>,
+    failures: AtomicU64,
+}
+
+impl Default for CommitHealth {
+    fn default() -> Self {
+        Self(Arc::new(HealthInner {
+            failing: watch::Sender::new(None),
+            failures: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl CommitHealth {
+    /// Why commits fail, or `None` while they succeed.
+    pub fn failing(&self) -> Option<String> {
+        self.0.failing.borrow().clone()
+    }
+
+    /// Commits that failed since the start.
+    pub fn failures(&self) -> u64 {
+        self.0.failures.load(Ordering::Relaxed)
+    }
+
+    /// Follows [`CommitHealth::failing`] as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Option<String>> {
+        self.0.failing.subscribe()
+    }
+
+    fn committed(&self) {
+        self.0
+            .failing
+            .send_if_modified(|failing| failing.take().is_some());
+    }
+
+    fn failed(&self, error: &dyn std::fmt::Display) {
+        self.0.failures.fetch_add(1, Ordering::Relaxed);
+        let reason = error.to_string();
+        let first = self.0.failing.send_replace(Some(reason.clone())).is_none();
+        if first {
+            tracing::error!(error = %reason, "the database does not take commits; requests are answered \"not stored\" until it does");
+        }
+    }
+}
+
+/// Whether `error` means the database could not store anything just now (and
+/// a retry later may succeed): it is full, read-only, locked or busy, an I/O
+/// error, or the connection or the pool failed. Other errors (a constraint, a
+/// value that does not decode) are about the request or the code.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => {
+            let code = error.code();
+            let code = code.as_deref().unwrap_or_default();
+            // SQLite's primary result codes (the low byte of an extended
+            // one): BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10,
+            // CORRUPT 11, FULL 13, CANTOPEN 14, PROTOCOL 15.
+            if let Ok(code) = code.parse::<i32>() {
+                return matches!(code & 0xff, 5..=8 | 10 | 11 | 13..=15);
+            }
+            // PostgreSQL's SQLSTATE classes: connection exception (08),
+            // insufficient resources (53), operator intervention (57:
+            // shutdown, terminated), system error (58), and
+            // serialization failure or deadlock (40001, 40P01).
+            matches!(code.get(..2), Some("08" | "53" | "57" | "58"))
+                || code == "40001"
+                || code == "40P01"
+        }
+        _ => false,
+    }
+}
+
+/// The writer pool's check of a connection handed back: one still inside a
+/// transaction (as sqlx tracks it, after a queued rollback has run) is closed.
+async fn out_of_transaction(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction queues its ROLLBACK; the ping waits for it.
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a connection left inside a transaction was closed, not reused");
+    }
+    Ok(clean)
 }
 
 /// `$a, $a+1, …`: the placeholders of the parameters numbered in `range`, the

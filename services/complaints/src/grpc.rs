@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, storage_failed,
-    timestamp,
+    database_failed, invalid_argument, not_stored, optional_enum, page_size, required_enum,
+    required_time, storage_failed, timestamp,
 };
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
@@ -52,9 +52,9 @@ impl From<StoreError> for Status {
                 error.into()
             }
             StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(_) | StoreError::Event(_) | StoreError::Commit(_) => {
-                storage_failed(&error)
-            }
+            StoreError::Database(error) => database_failed(&error),
+            StoreError::Commit(error) => not_stored(&error),
+            StoreError::Event(_) => storage_failed(&error),
         }
     }
 }

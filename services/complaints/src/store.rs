@@ -229,7 +229,7 @@ impl Store {
         record(&complaint, &transition, actor, request_id, now)?
             .insert(&mut tx)
             .await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(complaint)
     }
@@ -267,7 +267,7 @@ impl Store {
         record(&complaint, &transition, "sweeper", None, now)?
             .insert(&mut tx)
             .await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(true)
     }
@@ -511,7 +511,7 @@ impl Store {
                 }
             }
         }
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok(())
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::Weekday;
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, storage_failed,
-    timestamp,
+    database_failed, invalid_argument, optional_enum, page_size, required_enum, required_time,
+    storage_failed, timestamp,
 };
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
@@ -49,7 +49,8 @@ impl From<StoreError> for Status {
             StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
             StoreError::Field(error) => error.into(),
             StoreError::Conflict(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(_) | StoreError::Event(_) => storage_failed(&error),
+            StoreError::Database(error) => database_failed(&error),
+            StoreError::Event(_) => storage_failed(&error),
         }
     }
 }

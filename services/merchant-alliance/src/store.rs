@@ -159,7 +159,7 @@ impl Store {
                 .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
         }
         publish(&mut tx, &merchant, actor, Announce::Registered, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok((merchant, false))
     }
@@ -236,7 +236,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         publish(&mut tx, &merchant, actor, announce, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(merchant)
     }
@@ -443,7 +443,7 @@ impl Store {
             actor: Some(actor),
         };
         let entry = apply_credit(&mut tx, &merchant, change, cause, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok((entry, false))
     }
@@ -582,7 +582,7 @@ impl Store {
             actor: actor.into(),
         };
         enqueue(&mut tx, &merchant.id, &event, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(true)
     }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, storage_failed,
-    timestamp,
+    database_failed, invalid_argument, optional_enum, page_size, required_enum, required_time,
+    storage_failed, timestamp,
 };
 use shequ_chassis::personal::Phone;
 use shequ_proto::care::v1 as pb;
@@ -44,7 +44,8 @@ impl From<StoreError> for Status {
             StoreError::Field(error) => error.into(),
             StoreError::Pairing(error) => Status::failed_precondition(error.to_string()),
             StoreError::Precondition(message) => Status::failed_precondition(message),
-            StoreError::Database(_) | StoreError::Encoding(_) => storage_failed(&error),
+            StoreError::Database(error) => database_failed(&error),
+            StoreError::Encoding(_) => storage_failed(&error),
         }
     }
 }

@@ -320,7 +320,7 @@ impl Store {
             consents_to_visits: elder.details.consents_to_visits,
         };
         enqueue(&mut tx, &elder.id, &event, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok((elder, false))
     }
@@ -369,7 +369,7 @@ impl Store {
             &elder.id,
         )
         .await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok(elder)
     }
 
@@ -613,7 +613,7 @@ impl Store {
             started_at: now,
         };
         enqueue(&mut tx, &pairing.id, &event, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(pairing)
     }
@@ -696,7 +696,7 @@ impl Store {
             ended_at: now,
         };
         enqueue(&mut tx, &pairing.id, &event, now).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok(pairing)
     }
@@ -804,7 +804,7 @@ impl Store {
             };
             enqueue(&mut tx, &elder.id, &alert, now).await?;
         }
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         if files {
             self.filings.notify_one();
@@ -892,7 +892,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok(())
     }
 
@@ -971,7 +971,7 @@ impl Store {
                     due_at,
                 };
                 enqueue(&mut tx, &elder.id, &event, now).await?;
-                tx.commit().await?;
+                self.db.commit(tx).await?;
                 raised += 1;
             }
         }
@@ -1045,7 +1045,7 @@ impl Store {
             };
             enqueue(&mut tx, &booking.id, &event, now).await?;
         }
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.outbox.wake();
         Ok((booking, false))
     }

@@ -4,6 +4,7 @@
 //! One test binary (one link) with a module per part.
 
 mod admin;
+mod commit_failure;
 mod group_commit;
 mod grpc;
 mod inbox;
