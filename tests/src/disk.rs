@@ -51,21 +51,31 @@ impl SmallDisk {
 
     /// Writes a filler file until the disk has no byte left.
     pub fn fill(&self) -> anyhow::Result<()> {
+        self.fill_leaving(0)
+    }
+
+    /// Writes a filler file until about `room` bytes are left, so that what
+    /// writes next fills the disk itself, mid-load.
+    pub fn fill_leaving(&self, room: u64) -> anyhow::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.filler())?;
         let block = vec![0u8; 4096];
-        loop {
-            match file.write(&block) {
+        let mut left = self.available()?;
+        while left > room {
+            let size = (left - room).min(block.len() as u64) as usize;
+            match file.write(&block[..size]) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(written) => left = left.saturating_sub(written as u64),
                 Err(error) if error.raw_os_error() == Some(28) => break, // ENOSPC
                 Err(error) => return Err(error).context("filling the disk"),
             }
         }
-        // The last partial block, byte by byte.
-        while let Ok(1) = file.write(&[0]) {}
+        if room == 0 {
+            // The last partial page, byte by byte.
+            while let Ok(1) = file.write(&[0]) {}
+        }
         let _ = file.sync_all();
         Ok(())
     }

@@ -10,6 +10,7 @@
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
 //! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id` and `traceparent`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
+//! - [`fixtures`]: an organisation, complaints and merchants for the process tests.
 //! - [`SmallDisk`]: a small tmpfs of a test's own, to fill to the last byte.
 //! - [`free_port`], [`eventually`]: small helpers.
 //! - [`system`]: NATS and the three service binaries as separate processes, for
@@ -29,6 +30,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 pub mod disk;
+pub mod fixtures;
 pub mod system;
 
 pub use disk::SmallDisk;

@@ -20,17 +20,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use shequ_proto::alliance::v1 as alliance;
-use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::events::EventData;
 use shequ_proto::events::complaints::Resolved;
+use shequ_tests::fixtures::{
+    complaint, load_organisation, merchant, metric, resolve_at_fault, submit,
+};
 use shequ_tests::system::{Service, ServiceProcess};
 use shequ_tests::{NatsServer, StoredEvent, TestPostgres, eventually, postgres_url, stream_events};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
-type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
-type Organisation = complaints::organisation_service_client::OrganisationServiceClient<Channel>;
 type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
 
 const SUBMITTED: &str = "shequ.complaints.complaint.submitted.v1";
@@ -108,25 +108,6 @@ impl Drop for Site {
     }
 }
 
-/// The sum of a metric's samples whose labels include each of `labels`
-/// (`name="value"`).
-fn sample_sum(metrics: &str, name: &str, labels: &[&str]) -> u64 {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// A metric of a running replica, summed over the samples with `labels`.
-async fn metric(process: &ServiceProcess, name: &str, labels: &[&str]) -> anyhow::Result<u64> {
-    Ok(sample_sum(&process.metrics().await?, name, labels))
-}
-
 /// Events published by `process`, of type `subject` or (`""`) all.
 async fn published(process: &ServiceProcess, subject: &str) -> anyhow::Result<u64> {
     let label = format!("subject=\"{subject}\"");
@@ -180,57 +161,6 @@ fn per_subject(events: &[&StoredEvent]) -> BTreeMap<String, usize> {
         *counts.entry(event.event.subject.clone()).or_default() += 1;
     }
     counts
-}
-
-async fn load_organisation(process: &ServiceProcess) -> anyhow::Result<()> {
-    Organisation::new(process.channel()?)
-        .load_organisation(complaints::LoadOrganisationRequest {
-            organisation: Some(complaints::Organisation {
-                district_handler: "jinshui-office".into(),
-                communities: vec![complaints::Community {
-                    id: "xinyuan".into(),
-                    name: "信缘社区".into(),
-                    committee_handler: "xinyuan-committee".into(),
-                    grids: vec![complaints::Grid {
-                        id: "xinyuan-1".into(),
-                        name: "第一网格".into(),
-                        worker: "worker-li".into(),
-                        branch_handler: "branch-wang".into(),
-                        building_ids: vec![],
-                    }],
-                }],
-            }),
-        })
-        .await?;
-    Ok(())
-}
-
-fn complaint(
-    request_id: &str,
-    category: complaints::Category,
-    merchant: &str,
-) -> complaints::SubmitComplaintRequest {
-    complaints::SubmitComplaintRequest {
-        request_id: request_id.into(),
-        text: "楼道堆物，影响通行".into(),
-        channel: complaints::Channel::MiniProgram as i32,
-        category: category as i32,
-        priority: complaints::Priority::Normal as i32,
-        grid_id: "xinyuan-1".into(),
-        merchant_id: merchant.into(),
-        ..Default::default()
-    }
-}
-
-async fn submit(
-    process: &ServiceProcess,
-    request: complaints::SubmitComplaintRequest,
-) -> anyhow::Result<String> {
-    let response = Complaints::new(process.channel()?)
-        .submit_complaint(request)
-        .await?
-        .into_inner();
-    Ok(response.complaint.unwrap_or_default().id)
 }
 
 /// Waits until the stream holds exactly one `event_type` event for each of
@@ -419,46 +349,6 @@ async fn the_other_replica_publishes_the_rest_when_the_relay_holder_is_killed() 
         "took {takeover:?}; the relay lease lives 10 s"
     );
     assert_eq!(replicas[survivor].terminate().await?.code(), Some(0));
-    Ok(())
-}
-
-fn merchant(name: &str) -> alliance::RegisterMerchantRequest {
-    alliance::RegisterMerchantRequest {
-        request_id: format!("merchant-{name}"),
-        details: Some(alliance::MerchantDetails {
-            name: name.into(),
-            category: alliance::Category::Dining as i32,
-            location: Some(common::GeoPoint {
-                latitude: 34.77,
-                longitude: 113.67,
-                datum: common::Datum::Gcj02 as i32,
-            }),
-            grid_id: "xinyuan-1".into(),
-            ..Default::default()
-        }),
-        actor: "operator-1".into(),
-    }
-}
-
-async fn resolve_at_fault(process: &ServiceProcess, complaint_id: &str) -> anyhow::Result<()> {
-    let mut client = Complaints::new(process.channel()?);
-    client
-        .accept_complaint(complaints::AcceptComplaintRequest {
-            complaint_id: complaint_id.into(),
-            actor: "worker-li".into(),
-            request_id: format!("accept-{complaint_id}"),
-            ..Default::default()
-        })
-        .await?;
-    client
-        .resolve_complaint(complaints::ResolveComplaintRequest {
-            complaint_id: complaint_id.into(),
-            actor: "worker-li".into(),
-            note: "已处理".into(),
-            merchant_at_fault: true,
-            request_id: format!("resolve-{complaint_id}"),
-        })
-        .await?;
     Ok(())
 }
 

@@ -1,0 +1,323 @@
+//! Storage faults as an operator meets them, on the service binaries: a data
+//! directory that fills to the last byte under load, and then has room again.
+//!
+//! - complaints: every submission is answered OK (stored, and published once
+//!   after recovery) or `Unavailable` (not stored: the same request id later
+//!   makes a new complaint); `/readyz` and gRPC health say not ready while the
+//!   disk is full and ready again by themselves once it has room; nothing is
+//!   lost across a clean restart.
+//! - merchant-alliance: complaint resolutions that arrive while its disk is
+//!   full are not acknowledged, and each is applied once when space returns.
+//!
+//! The disks are small tmpfs mounts ([`SmallDisk`]); the tests are skipped,
+//! with a note, where this process may not mount one (not root).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use shequ_proto::alliance::v1 as alliance;
+use shequ_proto::complaints::v1 as complaints;
+use shequ_tests::fixtures::{
+    complaint, load_organisation, merchant, metric, resolve_at_fault, submit,
+};
+use shequ_tests::system::{Service, ServiceProcess, http_get};
+use shequ_tests::{NatsServer, SmallDisk, eventually, stream_events};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
+type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
+
+const SUBMITTED: &str = "shequ.complaints.complaint.submitted.v1";
+/// Room for a service's SQLite file and its WAL under a short load.
+const DISK: u64 = 16 * 1024 * 1024;
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// `service` on `nats`, its data on `data`, its log in `logs`, auth off.
+fn process(
+    service: Service,
+    nats: &NatsServer,
+    data: &Path,
+    logs: &Path,
+    extra: &[(&str, String)],
+) -> anyhow::Result<ServiceProcess> {
+    let mut env = vec![
+        ("SHEQU_NATS_URL".to_owned(), nats.url()),
+        ("SHEQU_DATA_DIR".to_owned(), data.display().to_string()),
+        ("SHEQU_AUTH_DISABLED".to_owned(), "true".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    ServiceProcess::new(service, logs, service.binary(), env)
+}
+
+async fn readyz(process: &ServiceProcess) -> anyhow::Result<u16> {
+    Ok(http_get(process.admin_port(), "/readyz").await?.0)
+}
+
+async fn grpc_health(process: &ServiceProcess) -> anyhow::Result<ServingStatus> {
+    let status = HealthClient::new(process.channel()?)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner()
+        .status;
+    Ok(ServingStatus::try_from(status)?)
+}
+
+/// What became of each submission, by request id: the complaint id, or the
+/// gRPC code it was refused with.
+type Answers = BTreeMap<String, Result<String, Code>>;
+
+async fn submit_all(
+    process: &ServiceProcess,
+    request_ids: impl IntoIterator<Item = String>,
+) -> anyhow::Result<Answers> {
+    let channel = process.channel()?;
+    let calls = request_ids.into_iter().map(|request_id| {
+        let mut client = Complaints::new(channel.clone());
+        async move {
+            let request = complaint(&request_id, complaints::Category::EnvironmentSanitation, "");
+            let answer = match client.submit_complaint(request).await {
+                Ok(response) => Ok(response.into_inner().complaint.unwrap_or_default().id),
+                Err(status) => Err(status.code()),
+            };
+            (request_id, answer)
+        }
+    });
+    Ok(futures::future::join_all(calls).await.into_iter().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaints_on_a_full_disk_answer_unavailable_and_every_ok_is_stored_and_published_once()
+-> anyhow::Result<()> {
+    let test = "complaints_on_a_full_disk";
+    let Some(disk) = SmallDisk::mount(test, DISK)? else {
+        return Ok(());
+    };
+    let nats = NatsServer::start().await?;
+    let logs = tempfile::tempdir()?;
+    let mut service = process(Service::Complaints, &nats, disk.path(), logs.path(), &[])?;
+    service.start().await?;
+    load_organisation(&service).await?;
+
+    // Before: room on the disk.
+    let mut answers = submit_all(&service, (0..20).map(|n| format!("before-{n}"))).await?;
+    assert!(answers.values().all(Result::is_ok), "{answers:?}");
+
+    // The disk fills to the last byte under concurrent load.
+    disk.fill_leaving(256 * 1024)?;
+    let mut full = Answers::new();
+    for round in 0..4 {
+        let ids = (0..64).map(|n| format!("full-{round}-{n}"));
+        full.extend(submit_all(&service, ids).await?);
+    }
+    let refused: Vec<&Code> = full.values().filter_map(|a| a.as_ref().err()).collect();
+    assert!(
+        !refused.is_empty(),
+        "no submission was refused on a full disk"
+    );
+    assert!(
+        refused.iter().all(|code| **code == Code::Unavailable),
+        "refusals are Unavailable (not stored, retry): {refused:?}"
+    );
+    assert_eq!(
+        readyz(&service).await?,
+        503,
+        "/readyz while the disk is full"
+    );
+    assert_eq!(grpc_health(&service).await?, ServingStatus::NotServing);
+    let failures = metric(&service, "shequ_storage_commit_failures_total", &[]).await?;
+    assert!(failures >= 1, "failed commits counted: {failures}");
+
+    // Room again: ready by itself, with no request to try first.
+    disk.free()?;
+    eventually(RECOVERY, || async {
+        anyhow::ensure!(readyz(&service).await? == 200, "not ready yet");
+        Ok(())
+    })
+    .await?;
+    assert_eq!(grpc_health(&service).await?, ServingStatus::Serving);
+    let after = submit_all(&service, (0..20).map(|n| format!("after-{n}"))).await?;
+    assert!(after.values().all(Result::is_ok), "{after:?}");
+    answers.extend(full);
+    answers.extend(after);
+
+    // A clean restart loses nothing answered OK.
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    service.start().await?;
+    let ok: BTreeMap<&String, &String> = answers
+        .iter()
+        .filter_map(|(request, answer)| Some((request, answer.as_ref().ok()?)))
+        .collect();
+    let mut client = Complaints::new(service.channel()?);
+    for id in ok.values() {
+        client
+            .get_complaint(complaints::GetComplaintRequest {
+                complaint_id: (*id).clone(),
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
+    }
+    let expected: BTreeSet<String> = ok.values().map(|id| (*id).clone()).collect();
+    let events = eventually(RECOVERY, || async {
+        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
+        let subjects: Vec<String> = events
+            .iter()
+            .filter(|event| event.event.event_type == SUBMITTED)
+            .map(|event| event.event.subject.clone())
+            .collect();
+        anyhow::ensure!(
+            subjects.len() >= expected.len(),
+            "{} of {} published",
+            subjects.len(),
+            expected.len()
+        );
+        Ok(subjects)
+    })
+    .await?;
+    let published: BTreeSet<String> = events.iter().cloned().collect();
+    assert_eq!(
+        published.len(),
+        events.len(),
+        "no complaint published twice"
+    );
+    assert_eq!(published, expected, "published: exactly those answered OK");
+
+    // Refused requests were not stored: the same request id makes a new complaint.
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(_, answer)| answer.is_err())
+        .map(|(request, _)| request)
+        .collect();
+    for request_id in &refused {
+        let again = client
+            .submit_complaint(complaint(
+                request_id,
+                complaints::Category::EnvironmentSanitation,
+                "",
+            ))
+            .await?
+            .into_inner();
+        assert!(!again.duplicate, "{request_id} was refused, yet stored");
+    }
+    eprintln!(
+        "disk full: {} submissions: {} answered OK, {} stored, {} published, {} refused \
+         (Unavailable; none stored), 0 lost, 0 duplicated; {failures} failed commits counted",
+        answers.len(),
+        ok.len(),
+        ok.len(),
+        published.len(),
+        refused.len()
+    );
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolutions_reaching_the_alliance_while_its_disk_is_full_are_each_applied_once_later()
+-> anyhow::Result<()> {
+    let test = "alliance_on_a_full_disk";
+    let Some(disk) = SmallDisk::mount(test, DISK)? else {
+        return Ok(());
+    };
+    let nats = NatsServer::start().await?;
+    let data = tempfile::tempdir()?;
+    let mut alliance = process(
+        Service::MerchantAlliance,
+        &nats,
+        disk.path(),
+        data.path(),
+        &[],
+    )?;
+    alliance.start().await?;
+    let mut complaints_service = process(
+        Service::Complaints,
+        &nats,
+        data.path(),
+        data.path(),
+        &[("SHEQU_ALLIANCE_URL", alliance.grpc_url())],
+    )?;
+    complaints_service.start().await?;
+    load_organisation(&complaints_service).await?;
+    let merchant_id = Merchants::new(alliance.channel()?)
+        .register_merchant(merchant("老王面馆"))
+        .await?
+        .into_inner()
+        .merchant
+        .unwrap_or_default()
+        .id;
+    let mut complaint_ids = Vec::new();
+    for i in 0..8 {
+        let request = complaint(
+            &format!("resident-{i}"),
+            complaints::Category::MerchantConduct,
+            &merchant_id,
+        );
+        complaint_ids.push(submit(&complaints_service, request).await?);
+    }
+
+    // The alliance's disk fills; the complaints are resolved at fault meanwhile.
+    disk.fill()?;
+    for id in &complaint_ids {
+        resolve_at_fault(&complaints_service, id).await?;
+    }
+    eventually(RECOVERY, || async {
+        anyhow::ensure!(readyz(&alliance).await? == 503, "still ready");
+        Ok(())
+    })
+    .await
+    .map_err(|error| error.context("the alliance should fail to commit"))?;
+    let deducted = |alliance: &ServiceProcess| {
+        let channel = alliance.channel();
+        let merchant_id = merchant_id.clone();
+        async move {
+            let ledger = Merchants::new(channel?)
+                .get_credit_ledger(alliance::GetCreditLedgerRequest { merchant_id })
+                .await?
+                .into_inner();
+            Ok::<Vec<String>, anyhow::Error>(
+                ledger
+                    .entries
+                    .into_iter()
+                    .filter(|entry| entry.reason == "complaint_at_fault")
+                    .map(|entry| entry.reference)
+                    .collect(),
+            )
+        }
+    };
+    let while_full = deducted(&alliance).await?;
+
+    // Room again: every resolution applied, once.
+    disk.free()?;
+    let references = eventually(Duration::from_secs(60), || async {
+        let references = deducted(&alliance).await?;
+        anyhow::ensure!(
+            references.len() >= complaint_ids.len(),
+            "{} of {} deducted",
+            references.len(),
+            complaint_ids.len()
+        );
+        Ok(references)
+    })
+    .await?;
+    let unique: BTreeSet<&String> = references.iter().collect();
+    assert_eq!(unique.len(), references.len(), "none deducted twice");
+    assert_eq!(
+        unique,
+        complaint_ids.iter().collect::<BTreeSet<_>>(),
+        "each at-fault complaint deducted"
+    );
+    assert_eq!(readyz(&alliance).await?, 200);
+    eprintln!(
+        "alliance disk full: {} resolutions published, {} applied while full, {} applied after, \
+         0 lost, 0 duplicated",
+        complaint_ids.len(),
+        while_full.len(),
+        references.len()
+    );
+    Ok(())
+}
