@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "shequ/complaints/v1/complaints.proto",
         "shequ/alliance/v1/alliance.proto",
         "shequ/care/v1/care.proto",
+        "shequ/ops/v1/ops.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -1,7 +1,7 @@
 //! The contracts every shequ service agrees on.
 //!
 //! # Layout
-//! - [`common`], [`complaints`], [`alliance`], [`care`]: gRPC messages and services generated from
+//! - [`common`], [`complaints`], [`alliance`], [`care`], [`ops`]: gRPC messages and services generated from
 //!   `shequ/**/*.proto` (tonic + prost, compiled with protox: no system `protoc`).
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled descriptors, served by gRPC reflection.
 //! - [`events`]: the CloudEvents envelope and the payload of every event type,
@@ -38,6 +38,14 @@ pub mod care {
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("shequ.care.v1");
+    }
+}
+
+/// What every service serves for operators (parked events).
+pub mod ops {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("shequ.ops.v1");
     }
 }
 

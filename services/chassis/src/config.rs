@@ -46,6 +46,55 @@ pub struct CommonConfig {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub grpc_tls: GrpcTls,
+    #[command(flatten)]
+    pub consumer_retry: ConsumerRetry,
+}
+
+/// How a consumer retries an event whose handling failed for a transient
+/// reason (the database away or full, a dependency down): redelivered after
+/// `first`, then after twice as long each time up to `max`, for as long as
+/// the failure lasts. Only events that can never apply are parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ConsumerRetry {
+    /// Delay before the first redelivery of an event that failed transiently, in milliseconds.
+    #[arg(
+        long = "consumer-retry-first-ms",
+        env = "SHEQU_CONSUMER_RETRY_FIRST_MS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub first_ms: u64,
+    /// The longest delay between redeliveries, in milliseconds.
+    #[arg(
+        long = "consumer-retry-max-ms",
+        env = "SHEQU_CONSUMER_RETRY_MAX_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_ms: u64,
+}
+
+impl Default for ConsumerRetry {
+    fn default() -> Self {
+        Self {
+            first_ms: 500,
+            max_ms: 60_000,
+        }
+    }
+}
+
+impl ConsumerRetry {
+    /// The delay before redelivering an event delivered `delivered` times
+    /// (1 for the first delivery): `first` doubled per earlier delivery, at
+    /// most `max`.
+    pub fn delay(&self, delivered: i64) -> std::time::Duration {
+        let doublings = delivered.saturating_sub(1).clamp(0, 32) as u32;
+        let ms = self
+            .first_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_ms.max(self.first_ms));
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 /// TLS for gRPC: the certificate the service serves with, and the CA it trusts
@@ -176,6 +225,7 @@ impl CommonConfig {
             log_format: LogFormat::Text,
             auth: AuthSettings::disabled(),
             grpc_tls: GrpcTls::default(),
+            consumer_retry: ConsumerRetry::default(),
         }
     }
 
@@ -223,6 +273,25 @@ fn is_supported_database_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_double_from_the_first_up_to_the_cap_and_never_end() {
+        let retry = ConsumerRetry {
+            first_ms: 500,
+            max_ms: 60_000,
+        };
+        let delays: Vec<u64> = (1..=10)
+            .map(|n| retry.delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000
+            ]
+        );
+        assert_eq!(retry.delay(1_000_000).as_millis(), 60_000);
+        assert_eq!(retry.delay(0).as_millis(), 500);
+    }
 
     #[test]
     fn default_database_is_a_sqlite_file_in_the_data_dir() {

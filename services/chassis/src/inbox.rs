@@ -2,12 +2,22 @@
 //!
 //! A consumer is a durable JetStream pull consumer with explicit acks. For each
 //! message the event id is recorded in `processed_events` in the same transaction
-//! as the handler's effect, and the message is acked after the commit: a
-//! redelivered event finds its id there and changes nothing. A malformed event is
-//! terminated (`Term`), a transient failure is nak'ed with a delay, and an event
-//! that keeps failing stops after `max_deliver` attempts. An event of a type
-//! the handler does not want ([`Handler::wants`]) is acked at once, without a
-//! transaction.
+//! as the handler's effect, and the message is acked only after that commit: a
+//! redelivered event finds its id there and changes nothing, and an event whose
+//! effect did not commit (the database full or away) is never acked. An event
+//! of a type the handler does not want ([`Handler::wants`]) is acked at once,
+//! without a transaction.
+//!
+//! **Failures.** A transient failure (the database away, full or locked, a
+//! dependency down) is nak'ed with a delay that doubles up to a cap
+//! ([`ConsumerRetry`]) and retried for as long as it lasts: the consumer has
+//! no `max_deliver`. Only a poison event — not a CloudEvent, or one its handler
+//! says can never apply ([`HandlerError::Malformed`]) — is set aside: kept
+//! whole in `parked_events` (payload, headers, error), counted as `parked`,
+//! logged, and terminated once that row has committed (until then it is
+//! retried like a transient failure). [`replay`] applies a parked event again
+//! once its cause is fixed (`shequctl events parked` / `replay`, served by
+//! [`crate::parked`]).
 //!
 //! Each message is handled in the trace its `traceparent` header names (a child
 //! context, or a new root when the header is absent or malformed): the handler
@@ -15,6 +25,8 @@
 //! outbox carry the trace on, and inside a `tracing` span `event` with its
 //! `trace_id`.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -26,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::clock::{SharedClock, to_millis};
+pub use crate::config::ConsumerRetry;
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
@@ -76,8 +89,9 @@ pub struct ConsumerSpec {
     /// Durable consumer name, also the key in `processed_events`.
     pub durable: String,
     pub filter_subject: String,
-    pub max_deliver: i64,
     pub ack_wait: Duration,
+    /// How transient failures are retried (see the module doc).
+    pub retry: ConsumerRetry,
 }
 
 impl ConsumerSpec {
@@ -90,8 +104,8 @@ impl ConsumerSpec {
             stream,
             durable: durable.into(),
             filter_subject: filter_subject.into(),
-            max_deliver: 10,
             ack_wait: Duration::from_secs(30),
+            retry: ConsumerRetry::default(),
         }
     }
 }
@@ -113,7 +127,26 @@ pub async fn apply_once(
     handler: &dyn Handler,
     clock: &SharedClock,
 ) -> Result<Outcome, HandlerError> {
+    apply_once_then(db, consumer, event, handler, clock, None).await
+}
+
+/// [`apply_once`], and in the same transaction (when the event applies or was
+/// applied already) deletes the parked event `parked`.
+async fn apply_once_then(
+    db: &Database,
+    consumer: &str,
+    event: &CloudEvent,
+    handler: &dyn Handler,
+    clock: &SharedClock,
+    parked: Option<i64>,
+) -> Result<Outcome, HandlerError> {
     let mut tx = db.pool().begin().await?;
+    if let Some(id) = parked {
+        sqlx::query("DELETE FROM parked_events WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let recorded = sqlx::query(
         "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
          ON CONFLICT (consumer, event_id) DO NOTHING",
@@ -124,13 +157,230 @@ pub async fn apply_once(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if recorded == 0 {
+    let outcome = if recorded == 0 {
+        Outcome::AlreadyProcessed
+    } else {
+        handler.handle(&mut tx, event).await?;
+        Outcome::Applied
+    };
+    if outcome == Outcome::AlreadyProcessed && parked.is_none() {
         tx.rollback().await?;
-        return Ok(Outcome::AlreadyProcessed);
+    } else {
+        db.commit(tx).await?;
     }
-    handler.handle(&mut tx, event).await?;
-    db.commit(tx).await?;
-    Ok(Outcome::Applied)
+    Ok(outcome)
+}
+
+/// The handlers of a service's consumers by durable name, for [`replay`].
+#[derive(Clone, Default)]
+pub struct Consumers(Arc<RwLock<BTreeMap<String, Arc<dyn Handler>>>>);
+
+impl std::fmt::Debug for Consumers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.read().keys().cloned().collect();
+        f.debug_tuple("Consumers").field(&names).finish()
+    }
+}
+
+impl Consumers {
+    pub fn register(&self, durable: &str, handler: Arc<dyn Handler>) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(durable.to_owned(), handler);
+    }
+
+    pub fn handler(&self, durable: &str) -> Option<Arc<dyn Handler>> {
+        self.read().get(durable).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<dyn Handler>>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One parked event, as `parked_events` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    pub id: i64,
+    pub consumer: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub nats_subject: String,
+    pub stream_sequence: u64,
+    pub payload: String,
+    /// The message's headers as (name, value) pairs.
+    pub headers: BTreeMap<String, String>,
+    pub error: String,
+    pub deliveries: u64,
+    /// Milliseconds since the epoch.
+    pub parked_at: i64,
+}
+
+/// The parked events, oldest first: of `consumer` when given, at most `limit`.
+pub async fn parked(
+    db: &Database,
+    consumer: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ParkedEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
+         headers, error, deliveries, parked_at FROM parked_events \
+         WHERE ($1 = '' OR consumer = $1) ORDER BY id LIMIT $2",
+    )
+    .bind(consumer.unwrap_or_default())
+    .bind(i64::from(limit))
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(parked_from_row).collect()
+}
+
+fn parked_from_row(row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
+    use sqlx::Row;
+    let headers: String = row.try_get("headers")?;
+    let headers = serde_json::from_str(&headers).map_err(|error| sqlx::Error::ColumnDecode {
+        index: "headers".into(),
+        source: Box::new(error),
+    })?;
+    let unsigned = |column: &str| -> Result<u64, sqlx::Error> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|error| sqlx::Error::ColumnDecode {
+            index: column.into(),
+            source: Box::new(error),
+        })
+    };
+    Ok(ParkedEvent {
+        id: row.try_get("id")?,
+        consumer: row.try_get("consumer")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        nats_subject: row.try_get("nats_subject")?,
+        stream_sequence: unsigned("stream_sequence")?,
+        payload: row.try_get("payload")?,
+        headers,
+        error: row.try_get("error")?,
+        deliveries: unsigned("deliveries")?,
+        parked_at: row.try_get("parked_at")?,
+    })
+}
+
+/// Why a parked event was not replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no parked event {0}")]
+    NotFound(i64),
+    #[error("no consumer {0} in this service")]
+    UnknownConsumer(String),
+    /// It still cannot apply: it stays parked, with this error.
+    #[error("still cannot apply: {0}")]
+    StillMalformed(String),
+    #[error("transient failure: {0}")]
+    Transient(String),
+}
+
+impl From<sqlx::Error> for ReplayError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.to_string())
+    }
+}
+
+/// Applies parked event `id` again through its consumer's handler, once; on
+/// success (or when its effect was there already) it is no longer parked, in
+/// the same transaction. When it still cannot apply it stays parked with the
+/// new error.
+pub async fn replay(
+    db: &Database,
+    consumers: &Consumers,
+    id: i64,
+    clock: &SharedClock,
+) -> Result<Outcome, ReplayError> {
+    let row = sqlx::query(
+        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
+         headers, error, deliveries, parked_at FROM parked_events WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    let parked = row
+        .as_ref()
+        .map(parked_from_row)
+        .transpose()?
+        .ok_or(ReplayError::NotFound(id))?;
+    let handler = consumers
+        .handler(&parked.consumer)
+        .ok_or_else(|| ReplayError::UnknownConsumer(parked.consumer.clone()))?;
+    let applied = match serde_json::from_str::<CloudEvent>(&parked.payload) {
+        Ok(event) => {
+            apply_once_then(db, &parked.consumer, &event, &*handler, clock, Some(id)).await
+        }
+        Err(error) => Err(HandlerError::Malformed(format!(
+            "not a CloudEvent: {error}"
+        ))),
+    };
+    match applied {
+        Ok(outcome) => {
+            tracing::info!(parked = id, consumer = %parked.consumer, ?outcome, "parked event replayed");
+            Ok(outcome)
+        }
+        Err(HandlerError::Malformed(reason)) => {
+            let noted = sqlx::query("UPDATE parked_events SET error = $1 WHERE id = $2")
+                .bind(&reason)
+                .bind(id)
+                .execute(db.pool())
+                .await;
+            db.written(noted)?;
+            Err(ReplayError::StillMalformed(reason))
+        }
+        Err(HandlerError::Transient(reason)) => Err(ReplayError::Transient(reason)),
+    }
+}
+
+/// Parks `message` for `consumer` with `error`: one row, committed by itself.
+async fn park(
+    db: &Database,
+    consumer: &str,
+    message: &jetstream::Message,
+    event: Option<&CloudEvent>,
+    error: &str,
+    clock: &SharedClock,
+) -> Result<(), sqlx::Error> {
+    let (sequence, deliveries) = message
+        .info()
+        .map(|info| (info.stream_sequence, info.delivered))
+        .unwrap_or((0, 1));
+    let headers: BTreeMap<String, String> = message
+        .headers
+        .iter()
+        .flat_map(|headers| headers.iter())
+        .filter_map(|(name, values)| {
+            let value = values
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some((name.to_string(), value))
+        })
+        .collect();
+    let headers =
+        serde_json::to_string(&headers).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let parked = sqlx::query(
+        "INSERT INTO parked_events (consumer, event_id, event_type, nats_subject, \
+         stream_sequence, payload, headers, error, deliveries, parked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(consumer)
+    .bind(event.map(|event| event.id.clone()))
+    .bind(event.map(|event| event.event_type.clone()))
+    .bind(message.subject.to_string())
+    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .bind(String::from_utf8_lossy(&message.payload).into_owned())
+    .bind(headers)
+    .bind(error)
+    .bind(deliveries)
+    .bind(to_millis(clock.now()))
+    .execute(db.pool())
+    .await;
+    db.written(parked).map(|_| ())
 }
 
 /// How often a running consumer refreshes `shequ_consumer_pending`.
@@ -142,7 +392,7 @@ pub struct Inbox<H> {
     db: Database,
     js: jetstream::Context,
     spec: ConsumerSpec,
-    handler: H,
+    handler: Arc<H>,
     clock: SharedClock,
     outbox: OutboxSignal,
     metrics: Option<Metrics>,
@@ -161,11 +411,17 @@ impl<H: Handler> Inbox<H> {
             db,
             js,
             spec,
-            handler,
+            handler: Arc::new(handler),
             clock,
             outbox,
             metrics: None,
         }
+    }
+
+    /// Registers the handler in `consumers`, so its parked events can be replayed.
+    pub fn registered_in(self, consumers: &Consumers) -> Self {
+        consumers.register(&self.spec.durable, self.handler.clone());
+        self
     }
 
     /// Counts each message's outcome (`shequ_events_consumed_total`) in
@@ -201,18 +457,17 @@ impl<H: Handler> Inbox<H> {
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), crate::Error> {
         let stream = ensure_stream(&self.js, self.spec.stream).await?;
+        // Created, or updated when it exists with other settings (a consumer
+        // made by an earlier version with a `max_deliver` loses it).
         let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-            .get_or_create_consumer(
-                &self.spec.durable,
-                pull::Config {
-                    durable_name: Some(self.spec.durable.clone()),
-                    filter_subject: self.spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    max_deliver: self.spec.max_deliver,
-                    ack_wait: self.spec.ack_wait,
-                    ..Default::default()
-                },
-            )
+            .create_consumer(pull::Config {
+                durable_name: Some(self.spec.durable.clone()),
+                filter_subject: self.spec.filter_subject.clone(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                max_deliver: -1,
+                ack_wait: self.spec.ack_wait,
+                ..Default::default()
+            })
             .await
             .map_err(|error| crate::Error::Nats(format!("creating consumer: {error}")))?;
         let mut messages = consumer
@@ -276,10 +531,8 @@ impl<H: Handler> Inbox<H> {
         let event: CloudEvent = match serde_json::from_slice(&message.payload) {
             Ok(event) => event,
             Err(error) => {
-                tracing::error!(consumer = %self.spec.durable, subject = %message.subject, %error, "malformed event terminated");
-                self.count(Consumed::Terminated);
-                ack(&message, AckKind::Term).await;
-                return;
+                let reason = format!("not a CloudEvent: {error}");
+                return self.park(&message, None, &reason, delivered).await;
             }
         };
         if !self.handler.wants(&event.event_type) {
@@ -291,7 +544,7 @@ impl<H: Handler> Inbox<H> {
             &self.db,
             &self.spec.durable,
             &event,
-            &self.handler,
+            &*self.handler,
             &self.clock,
         )
         .await;
@@ -307,20 +560,39 @@ impl<H: Handler> Inbox<H> {
                 ack(&message, AckKind::Ack).await;
             }
             Err(HandlerError::Malformed(reason)) => {
-                tracing::error!(consumer = %self.spec.durable, event_id = %event.id, %reason, "event cannot be applied; terminated");
-                self.count(Consumed::Terminated);
-                ack(&message, AckKind::Term).await;
+                self.park(&message, Some(&event), &reason, delivered).await
             }
             Err(HandlerError::Transient(reason)) => {
-                let delay =
-                    Duration::from_millis(500 * 2u64.saturating_pow(delivered.min(6) as u32));
-                if delivered >= self.spec.max_deliver {
-                    tracing::error!(consumer = %self.spec.durable, event_id = %event.id, %reason, delivered, "event failed on its last delivery");
-                } else {
-                    tracing::warn!(consumer = %self.spec.durable, event_id = %event.id, %reason, delivered, "event failed; redelivery later");
-                }
+                let delay = self.spec.retry.delay(delivered);
+                tracing::warn!(consumer = %self.spec.durable, event_id = %event.id, %reason, delivered, retry_in_ms = delay.as_millis() as u64, "event failed; redelivery later");
                 self.count(Consumed::Retried);
                 ack(&message, AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    /// Sets a poison message aside: terminated once its parked row has
+    /// committed, else redelivered later like a transient failure.
+    async fn park(
+        &self,
+        message: &jetstream::Message,
+        event: Option<&CloudEvent>,
+        reason: &str,
+        delivered: i64,
+    ) {
+        let consumer = &self.spec.durable;
+        let event_id = event.map_or("", |event| event.id.as_str());
+        match park(&self.db, consumer, message, event, reason, &self.clock).await {
+            Ok(()) => {
+                tracing::error!(%consumer, %event_id, subject = %message.subject, %reason, "event cannot be applied; parked (shequctl events parked)");
+                self.count(Consumed::Parked);
+                ack(message, AckKind::Term).await;
+            }
+            Err(error) => {
+                let delay = self.spec.retry.delay(delivered);
+                tracing::warn!(%consumer, %event_id, %reason, %error, "poison event not parked yet; redelivery later");
+                self.count(Consumed::Retried);
+                ack(message, AckKind::Nak(Some(delay))).await;
             }
         }
     }

@@ -29,7 +29,10 @@
 //!   (the outbox relay, a sweeper, a worker) runs in one replica at a time and a
 //!   standby takes over when its holder dies or shuts down.
 //! - [`inbox`]: durable pull consumers whose handlers apply each event once, in
-//!   the trace of its `traceparent` header.
+//!   the trace of its `traceparent` header; transient failures retried for as
+//!   long as they last, poison events parked.
+//! - [`parked`]: `shequ.ops.v1.ParkedEventService`: listing the events the
+//!   consumers parked, and replaying one.
 //! - [`grpc`]: serving a service's routes with health, reflection, graceful
 //!   shutdown and each call in its caller's trace; clients that pass the trace
 //!   on (`traced`); the `InvalidArgument` helpers.
@@ -53,6 +56,7 @@ pub mod lease;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod parked;
 pub mod personal;
 pub mod runtime;
 pub mod shutdown;

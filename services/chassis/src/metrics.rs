@@ -11,7 +11,7 @@
 //! - `shequ_outbox_backlog`, `shequ_outbox_oldest_age_seconds`: read from the
 //!   database at scrape time ([`crate::outbox::backlog`]).
 //! - `shequ_events_consumed_total{consumer,outcome}` (`applied`, `ignored`, `duplicate`,
-//!   `terminated`, `retried`): each inbox message.
+//!   `parked`, `retried`): each inbox message.
 //! - `shequ_consumer_pending{consumer}`: the consumer's `num_pending`, refreshed by
 //!   the inbox loop every few seconds while it runs.
 //! - `shequ_sweeper_runs_total{sweeper}`: [`Metrics::sweeper_ran`] (a pass run
@@ -43,7 +43,8 @@ pub enum Consumed {
     /// Of a type its handler does not want: acked, nothing written.
     Ignored,
     Duplicate,
-    Terminated,
+    /// Set aside in `parked_events`: it can never apply as it is.
+    Parked,
     Retried,
 }
 
@@ -53,7 +54,7 @@ impl Consumed {
             Self::Applied => "applied",
             Self::Ignored => "ignored",
             Self::Duplicate => "duplicate",
-            Self::Terminated => "terminated",
+            Self::Parked => "parked",
             Self::Retried => "retried",
         }
     }
@@ -122,7 +123,7 @@ impl Metrics {
             ),
             events_consumed: Family::new(
                 "shequ_events_consumed_total",
-                "Events received by a consumer, by outcome (applied, duplicate, terminated, retried).",
+                "Events received by a consumer, by outcome (applied, ignored, duplicate, parked, retried).",
                 Kind::Counter,
                 &["consumer", "outcome"],
             ),

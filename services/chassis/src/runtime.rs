@@ -13,13 +13,15 @@ use tonic::service::Routes;
 
 use crate::Error;
 use crate::admin::{self, AdminState};
-use crate::auth::Access;
+use crate::auth::{Access, OPERATOR};
 use crate::clock::SharedClock;
-use crate::config::CommonConfig;
+use crate::config::{CommonConfig, ConsumerRetry};
 use crate::grpc::{Peers, ServeOptions, server_tls};
+use crate::inbox::{ConsumerSpec, Consumers, Handler, Inbox};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
+use crate::parked::{self, ParkedEvents};
 use crate::storage::{Database, Migrations};
 
 /// How long a JetStream publish or API call may take before it is retried.
@@ -40,6 +42,9 @@ pub struct Runtime {
     pub metrics: Metrics,
     /// How to call the other services (token, TLS).
     pub peers: Peers,
+    /// The consumers made with [`Runtime::inbox`], for replaying parked events.
+    consumers: Consumers,
+    retry: ConsumerRetry,
     serving: ServeOptions,
     listener: TcpListener,
     grpc_addr: SocketAddr,
@@ -63,6 +68,13 @@ impl Runtime {
         clock: SharedClock,
     ) -> Result<Self, Error> {
         let metrics = Metrics::new(service);
+        let access = access.service(
+            parked::SERVICE,
+            &[
+                ("ListParkedEvents", OPERATOR),
+                ("ReplayParkedEvent", OPERATOR),
+            ],
+        );
         let guard = common.auth.guard(access)?;
         let tls = server_tls(common)?;
         let peers = Peers::from_config(common)?;
@@ -87,6 +99,8 @@ impl Runtime {
             clock,
             metrics,
             peers,
+            consumers: Consumers::default(),
+            retry: common.consumer_retry,
             serving,
             listener,
             grpc_addr,
@@ -99,12 +113,29 @@ impl Runtime {
         self.grpc_addr
     }
 
+    /// A consumer of `spec` applying events with `handler` on this service's
+    /// database, NATS, clock and metrics, retrying as configured, and known to
+    /// the parked-events service (so its parked events can be replayed).
+    pub fn inbox<H: Handler>(&self, mut spec: ConsumerSpec, handler: H) -> Inbox<H> {
+        spec.retry = self.retry;
+        Inbox::new(
+            self.db.clone(),
+            self.js.clone(),
+            spec,
+            handler,
+            self.clock.clone(),
+            self.outbox.clone(),
+        )
+        .with_metrics(self.metrics.clone())
+        .registered_in(&self.consumers)
+    }
+
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
     }
 
-    /// Serves `routes` and the admin port, and runs the outbox relay (into
+    /// Serves `routes` (and the parked-events service) and the admin port, and runs the outbox relay (into
     /// `stream`) and `tasks` until `shutdown`; then `/readyz` answers 503, the
     /// gRPC port stops taking requests and finishes those in flight, the tasks
     /// stop, the outbox and the NATS connection are flushed, the admin port
@@ -130,6 +161,13 @@ impl Runtime {
             },
             admin_stop.clone().cancelled_owned(),
         ));
+        let parked = ParkedEvents::new(self.db.clone(), self.consumers, self.clock.clone());
+        let routes = routes.add_service(parked.into_server());
+        let service_names: Vec<&str> = service_names
+            .iter()
+            .copied()
+            .chain([parked::SERVICE])
+            .collect();
         let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock)
             .with_metrics(self.metrics.clone());
         tracker.spawn(relay.run(workers.clone()));
@@ -138,8 +176,14 @@ impl Runtime {
             tracker.spawn(task(workers.clone()));
         }
         tracker.close();
-        let served =
-            crate::grpc::serve(self.listener, routes, service_names, self.serving, shutdown).await;
+        let served = crate::grpc::serve(
+            self.listener,
+            routes,
+            &service_names,
+            self.serving,
+            shutdown,
+        )
+        .await;
         workers.cancel();
         tracker.wait().await;
         if tokio::time::timeout(Duration::from_secs(2), self.client.flush())

@@ -28,7 +28,6 @@ use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
-use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
 use shequ_chassis::storage::Migrations;
@@ -157,30 +156,20 @@ impl Application {
     /// then stops in order (see the chassis runtime).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
         let rt = &self.runtime;
-        let complaints = Inbox::new(
-            rt.db.clone(),
-            rt.js.clone(),
+        let complaints = rt.inbox(
             consumers::complaint_events(),
             ComplaintOutcomes {
                 rules: Arc::clone(&self.credit),
                 clock: Arc::clone(&rt.clock),
             },
-            Arc::clone(&rt.clock),
-            rt.outbox.clone(),
-        )
-        .with_metrics(rt.metrics.clone());
-        let meals = Inbox::new(
-            rt.db.clone(),
-            rt.js.clone(),
+        );
+        let meals = rt.inbox(
             consumers::care_bookings(),
             MealDiscounts {
                 rules: Arc::clone(&self.credit),
                 clock: Arc::clone(&rt.clock),
             },
-            Arc::clone(&rt.clock),
-            rt.outbox.clone(),
-        )
-        .with_metrics(rt.metrics.clone());
+        );
         let tasks: Vec<Task> = vec![
             Box::new(move |stop| Box::pin(complaints.run(stop))),
             Box::new(move |stop| Box::pin(meals.run(stop))),

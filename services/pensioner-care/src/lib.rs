@@ -37,7 +37,6 @@ use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
-use shequ_chassis::inbox::Inbox;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
 use shequ_chassis::storage::Migrations;
@@ -201,15 +200,7 @@ impl Application {
     /// complaint consumer running; then stops in order (see the chassis runtime).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
         let rt = &self.runtime;
-        let outcomes = Inbox::new(
-            rt.db.clone(),
-            rt.js.clone(),
-            consumers::complaint_events(),
-            ComplaintOutcomes,
-            Arc::clone(&rt.clock),
-            rt.outbox.clone(),
-        )
-        .with_metrics(rt.metrics.clone());
+        let outcomes = rt.inbox(consumers::complaint_events(), ComplaintOutcomes);
         let (sweeper, filings) = (self.sweeper, self.filings);
         let tasks: Vec<Task> = vec![
             Box::new(move |stop| Box::pin(sweeper.run(stop))),

@@ -422,7 +422,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
     eventually(WITHIN, || async {
         let text = metrics.render();
         let samples = parse_samples(&text)?;
-        for outcome in ["applied", "ignored", "duplicate", "terminated"] {
+        for outcome in ["applied", "ignored", "duplicate", "parked"] {
             let counted = sample(
                 &samples,
                 "shequ_events_consumed_total",

@@ -11,7 +11,10 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use shequ_chassis::inbox::{ConsumerSpec, Handler, HandlerError, Inbox, Outcome, apply_once};
+use shequ_chassis::inbox::{
+    self, ConsumerRetry, ConsumerSpec, Consumers, Handler, HandlerError, Inbox, Outcome,
+    ReplayError, apply_once,
+};
 use shequ_chassis::nats::ensure_stream;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::storage::Database;
@@ -36,6 +39,8 @@ const CONSUMER: &str = "applier";
 struct CountEffect {
     fail_first: usize,
     calls: Arc<AtomicUsize>,
+    /// While set, every event is refused as one that can never apply.
+    refuse: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CountEffect {
@@ -55,6 +60,12 @@ impl Handler for CountEffect {
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(HandlerError::Malformed(format!(
+                    "event {} names an impossible state",
+                    event.id
+                )));
+            }
             let data: ThingHappened = event
                 .data_as()
                 .map_err(|error| HandlerError::Malformed(error.to_string()))?;
@@ -273,7 +284,7 @@ async fn consumer_settled(
 }
 
 #[tokio::test]
-async fn inbox_applies_a_redelivered_event_once_and_terminates_a_malformed_one_without_blocking()
+async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_without_blocking()
 -> anyhow::Result<()> {
     // Arrange
     let nats = NatsServer::start().await?;
@@ -338,6 +349,20 @@ async fn inbox_applies_a_redelivered_event_once_and_terminates_a_malformed_one_w
         advisory["stream_seq"].as_u64(),
         Some(malformed_seq),
         "the malformed message was terminated: {advisory}"
+    );
+    let parked = inbox::parked(&db, Some(CONSUMER), 10).await?;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].payload, "this is not json", "kept whole");
+    assert_eq!(parked[0].stream_sequence, malformed_seq);
+    assert_eq!(parked[0].event_id, None);
+    assert_eq!(
+        parked[0].headers.get("Nats-Msg-Id").map(String::as_str),
+        Some("garbage")
+    );
+    assert!(
+        parked[0].error.contains("not a CloudEvent"),
+        "{}",
+        parked[0].error
     );
 
     shutdown.cancel();
@@ -504,4 +529,210 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
 
     shutdown.cancel();
     join_within(task, Duration::from_secs(10)).await
+}
+
+/// Retries fast enough that a test sees dozens of deliveries in a few seconds.
+const FAST_RETRY: ConsumerRetry = ConsumerRetry {
+    first_ms: 20,
+    max_ms: 100,
+};
+
+/// The deliveries the inbox allowed before it retried for as long as a failure lasts.
+const OLD_MAX_DELIVER: usize = 10;
+
+/// An inbox of `handler` on `db` with [`FAST_RETRY`], registered in `consumers`.
+fn fast_inbox(
+    db: &Database,
+    js: &async_nats::jetstream::Context,
+    handler: CountEffect,
+    consumers: &Consumers,
+) -> Inbox<CountEffect> {
+    let mut spec = ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>");
+    spec.retry = FAST_RETRY;
+    Inbox::new(
+        db.clone(),
+        js.clone(),
+        spec,
+        handler,
+        system_clock(),
+        OutboxSignal::default(),
+    )
+    .registered_in(consumers)
+}
+
+/// Publishes `events` and returns the last stream sequence.
+async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    events: &[CloudEvent],
+) -> anyhow::Result<u64> {
+    let mut last = 0;
+    for event in events {
+        last = publish(js, &event.id, serde_json::to_vec(event)?).await?;
+    }
+    Ok(last)
+}
+
+/// Runs `outage` (which makes `db` unusable, waits, and restores it) while an
+/// inbox consumes five events, and checks that each is applied once after it,
+/// though each was delivered more often than the old limit allowed.
+async fn each_event_is_applied_once_after_an_outage<F, Fut>(
+    db: &Database,
+    outage: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    ensure_stream(&js, STREAM).await?;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(
+        fast_inbox(db, &js, CountEffect::default(), &Consumers::default()).run(shutdown.clone()),
+    );
+    let events: Vec<CloudEvent> = (1..=5).map(thing_event).collect();
+    let outage = outage();
+    tokio::pin!(outage);
+    let published = async {
+        // The outage has begun once the handler's first call fails to commit.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publish_all(&js, &events).await
+    };
+    let (outage, last) = tokio::join!(outage, published);
+    outage?;
+    let last = last?;
+    let info = consumer_settled(&js, last).await?;
+    for event in &events {
+        assert_eq!(applied_count(db, &event.id).await?, 1, "event {}", event.id);
+    }
+    assert_eq!(processed_count(db, CONSUMER).await?, 5);
+    // Every delivery, redeliveries included, takes a consumer sequence number.
+    let deliveries = info.delivered.consumer_sequence;
+    assert!(
+        deliveries > (events.len() * OLD_MAX_DELIVER) as u64,
+        "the events were delivered more often than the old max_deliver allowed: {deliveries}"
+    );
+    assert!(
+        inbox::parked(db, None, 10).await?.is_empty(),
+        "nothing parked"
+    );
+    shutdown.cancel();
+    join_within(task, Duration::from_secs(10)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_inbox_retries_while_the_disk_is_full_for_longer_than_the_old_limit_and_applies_each_once()
+-> anyhow::Result<()> {
+    let Some(disk) = shequ_tests::SmallDisk::mount("sqlite_inbox_disk_full", 8 * 1024 * 1024)?
+    else {
+        return Ok(());
+    };
+    let url = crate::support::sqlite_url(&disk.path().join("x.db"));
+    let db = Database::connect(&url, &crate::support::MIGRATIONS).await?;
+    each_event_is_applied_once_after_an_outage(&db, || async {
+        disk.fill()?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        disk.free()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_inbox_retries_while_the_database_refuses_connections_and_applies_each_once()
+-> anyhow::Result<()> {
+    let Some((pg, db)) = postgres_db("postgres_inbox_database_away").await? else {
+        return Ok(());
+    };
+    let Some(admin) = shequ_tests::postgres_url().await else {
+        return Ok(());
+    };
+    let name = pg.url().rsplit('/').next().unwrap_or_default().to_owned();
+    let admin = sqlx::AnyPool::connect(&admin).await?;
+    each_event_is_applied_once_after_an_outage(&db, || async {
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            .execute(&admin)
+            .await?;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .execute(&admin)
+        .await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .execute(&admin)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(
+    db: &Database,
+) -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    ensure_stream(&js, STREAM).await?;
+    let handler = CountEffect::default();
+    handler.refuse.store(true, Ordering::SeqCst);
+    let consumers = Consumers::default();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(fast_inbox(db, &js, handler.clone(), &consumers).run(shutdown.clone()));
+    let event = thing_event(7);
+    let payload = serde_json::to_vec(&event)?;
+    let sequence = publish(&js, &event.id, payload.clone()).await?;
+    consumer_settled(&js, sequence).await?;
+
+    // Parked whole, with why, and nothing applied.
+    let parked = inbox::parked(db, Some(CONSUMER), 10).await?;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let parked = &parked[0];
+    assert_eq!(parked.event_id.as_deref(), Some(event.id.as_str()));
+    assert_eq!(parked.event_type.as_deref(), Some(ThingHappened::TYPE));
+    assert_eq!(parked.payload.as_bytes(), payload.as_slice());
+    assert_eq!(parked.stream_sequence, sequence);
+    assert!(
+        parked.error.contains("impossible state"),
+        "{}",
+        parked.error
+    );
+    assert_eq!(applied_count(db, &event.id).await?, 0);
+    let clock = system_clock();
+
+    // Replayed before the cause is fixed: still parked, nothing applied.
+    let early = inbox::replay(db, &consumers, parked.id, &clock).await;
+    assert!(
+        matches!(early, Err(ReplayError::StillMalformed(_))),
+        "{early:?}"
+    );
+    assert_eq!(inbox::parked(db, None, 10).await?.len(), 1);
+
+    // Fixed: replayed once, applied once, no longer parked.
+    handler.refuse.store(false, Ordering::SeqCst);
+    let outcome = inbox::replay(db, &consumers, parked.id, &clock).await;
+    assert!(matches!(outcome, Ok(Outcome::Applied)), "{outcome:?}");
+    assert_eq!(applied_count(db, &event.id).await?, 1);
+    assert!(inbox::parked(db, None, 10).await?.is_empty());
+    let again = inbox::replay(db, &consumers, parked.id, &clock).await;
+    assert!(matches!(again, Err(ReplayError::NotFound(_))), "{again:?}");
+    assert_eq!(applied_count(db, &event.id).await?, 1);
+    shutdown.cancel();
+    join_within(task, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed_on_sqlite()
+-> anyhow::Result<()> {
+    let (_dir, db) = sqlite_db().await?;
+    a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(&db).await
+}
+
+#[tokio::test]
+async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed_on_postgres()
+-> anyhow::Result<()> {
+    let Some((_pg, db)) = postgres_db("parked_replay_on_postgres").await? else {
+        return Ok(());
+    };
+    a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(&db).await
 }

@@ -7,7 +7,14 @@ use crate::support::{MIGRATIONS, postgres_db, sqlite_db, sqlite_url};
 
 /// The chassis's tables and the service's table exist, and every migration is recorded.
 async fn assert_schema(db: &Database) -> anyhow::Result<()> {
-    for table in ["outbox", "processed_events", "leases", "applied"] {
+    for table in [
+        "outbox",
+        "processed_events",
+        "leases",
+        "storage_probe",
+        "parked_events",
+        "applied",
+    ] {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
             .fetch_one(db.pool())
             .await?;
@@ -25,7 +32,7 @@ async fn assert_schema(db: &Database) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     assert_eq!(
         versions,
-        vec![1, 2, 3, 100],
+        vec![1, 2, 3, 4, 5, 100],
         "chassis migrations first, then the service's"
     );
     Ok(())
@@ -60,7 +67,7 @@ async fn assert_schema_versions_once(db: &Database) -> anyhow::Result<()> {
         .await?;
     assert_eq!(
         row.try_get::<i64, _>("n")?,
-        4,
+        6,
         "each migration recorded once"
     );
     Ok(())
