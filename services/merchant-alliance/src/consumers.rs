@@ -87,6 +87,7 @@ impl Handler for ComplaintOutcomes {
                 &self.rules,
                 merchant_id,
                 &resolved.complaint.complaint_id,
+                resolved.resolved_at,
                 resolved.merchant_at_fault,
                 &event.id,
                 self.clock.now(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
-use shequ_chassis::events::new_event;
+use shequ_chassis::events::{derived_event, derived_id, new_event};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::storage::placeholders;
 use shequ_proto::events::alliance as contract;
@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 use crate::domain::FieldError;
 use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::cells;
-use crate::domain::credit::{CreditChange, CreditReason, CreditRules};
+use crate::domain::credit::{self, CreditChange, CreditReason, CreditRules};
 use crate::domain::geo::Point;
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
@@ -69,6 +69,10 @@ pub struct Cause<'a> {
     pub reference: &'a str,
     pub source_event_id: Option<&'a str>,
     pub actor: Option<&'a str>,
+    /// The fact the change is born of, when it has an identity of its own (a
+    /// complaint's resolution, a booking): its `credit.changed` event then gets
+    /// the id derived from it, so the same fact raised twice is one event.
+    pub identity: &'a [&'a str],
 }
 
 const COLUMNS: &str = "id, name, category, service_tags, latitude, longitude, address, grid_id, \
@@ -441,6 +445,7 @@ impl Store {
             reference: &activity_id,
             source_event_id: None,
             actor: Some(actor),
+            identity: &[],
         };
         let entry = apply_credit(&mut tx, &merchant, change, cause, now).await?;
         self.db.commit(tx).await?;
@@ -612,6 +617,7 @@ pub async fn apply_complaint_resolution(
     rules: &CreditRules,
     merchant_id: &str,
     complaint_id: &str,
+    resolved_at: DateTime<Utc>,
     at_fault: bool,
     source_event_id: &str,
     now: DateTime<Utc>,
@@ -623,39 +629,65 @@ pub async fn apply_complaint_resolution(
     };
     // A deduction is held from when it is made (even one of 0 at the floor)
     // until a reversal clears `deducted_at`.
-    let held = sqlx::query(
-        "SELECT held, deducted_at FROM complaint_deductions WHERE merchant_id = $1 AND complaint_id = $2",
+    let row = sqlx::query(
+        "SELECT held, deducted_at, resolved_at FROM complaint_deductions \
+         WHERE merchant_id = $1 AND complaint_id = $2",
     )
     .bind(merchant_id)
     .bind(complaint_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let held = match held {
-        Some(row) => row
-            .try_get::<Option<i64>, _>("deducted_at")?
-            .map(|_| row.try_get::<i64, _>("held"))
-            .transpose()?
-            .map(|held| i32::try_from(held).unwrap_or(0)),
-        None => None,
+    let (held, last_resolution) = match row {
+        Some(row) => (
+            row.try_get::<Option<i64>, _>("deducted_at")?
+                .map(|_| row.try_get::<i64, _>("held"))
+                .transpose()?
+                .map(|held| i32::try_from(held).unwrap_or(0)),
+            row.try_get::<Option<i64>, _>("resolved_at")?,
+        ),
+        None => (None, None),
     };
+    let resolution = to_millis(resolved_at);
+    if !credit::is_newer_resolution(last_resolution, resolution) {
+        return Ok(None);
+    }
     let Some(change) = rules.for_resolved_complaint(at_fault, held, merchant.credit_score) else {
+        sqlx::query(
+            "INSERT INTO complaint_deductions (merchant_id, complaint_id, held, deducted_at, resolved_at) \
+             VALUES ($1, $2, 0, NULL, $3) \
+             ON CONFLICT (merchant_id, complaint_id) DO UPDATE SET resolved_at = $3",
+        )
+        .bind(merchant_id)
+        .bind(complaint_id)
+        .bind(resolution)
+        .execute(&mut *conn)
+        .await?;
         return Ok(None);
     };
     let deducted = change.reason == CreditReason::ComplaintAtFault;
     sqlx::query(
-        "INSERT INTO complaint_deductions (merchant_id, complaint_id, held, deducted_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (merchant_id, complaint_id) DO UPDATE SET held = $3, deducted_at = $4",
+        "INSERT INTO complaint_deductions (merchant_id, complaint_id, held, deducted_at, resolved_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (merchant_id, complaint_id) DO UPDATE SET held = $3, deducted_at = $4, resolved_at = $5",
     )
     .bind(merchant_id)
     .bind(complaint_id)
     .bind(i64::from(if deducted { change.delta } else { 0 }))
     .bind(deducted.then(|| to_millis(now)))
+    .bind(resolution)
     .execute(&mut *conn)
     .await?;
+    let resolution = resolution.to_string();
     let cause = Cause {
         reference: complaint_id,
         source_event_id: Some(source_event_id),
         actor: None,
+        identity: &[
+            merchant_id,
+            complaint_id,
+            &resolution,
+            change.reason.as_str(),
+        ],
     };
     apply_credit(conn, &merchant, change, cause, now)
         .await
@@ -678,24 +710,31 @@ pub async fn apply_meal_discount(
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(error) => return Err(error),
     };
-    let activity_id = uuid::Uuid::now_v7().to_string();
-    insert_activity(
+    // One activity per booking, whatever event brings it (its id is the
+    // booking's): a booking announced again under a new event id credits nothing.
+    let reason = CreditReason::ElderMealDiscount.as_str();
+    let activity_id = derived_id(reason, &[booking_id]);
+    let credited_first_time = insert_activity(
         conn,
         &activity_id,
         None,
         merchant_id,
-        CreditReason::ElderMealDiscount.as_str(),
+        reason,
         &format!("elder meal discount, booking {booking_id}"),
         booked_for,
         Some(source_event_id),
         None,
     )
     .await?;
+    if !credited_first_time {
+        return Ok(None);
+    }
     let change = rules.for_elder_meal_discount(merchant.credit_score);
     let cause = Cause {
         reference: booking_id,
         source_event_id: Some(source_event_id),
         actor: None,
+        identity: &[merchant_id, booking_id, reason],
     };
     apply_credit(conn, &merchant, change, cause, now)
         .await
@@ -759,7 +798,11 @@ async fn apply_credit(
         actor: entry.actor.clone(),
         at: now,
     };
-    enqueue(conn, &merchant.id, &event, now).await?;
+    let event = match cause.identity {
+        [] => new_event(contract::SOURCE, &merchant.id, now, &event)?,
+        identity => derived_event(contract::SOURCE, &merchant.id, now, &event, identity)?,
+    };
+    outbox::enqueue(conn, &event).await?;
     Ok(entry)
 }
 
@@ -777,7 +820,7 @@ async fn insert_activity(
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO activities (id, request_id, merchant_id, kind, description, happened_at, source_event_id, actor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(id)
     .bind(request_id.map(str::to_owned))

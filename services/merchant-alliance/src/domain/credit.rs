@@ -172,9 +172,31 @@ impl CreditRules {
     }
 }
 
+/// Whether a complaint's resolution of `resolved_at` (milliseconds) is newer
+/// than the last one applied to its deduction (`None`: none was): only a newer
+/// one moves the score. The same resolution re-sent under a new event id, or
+/// an older one arriving late, changes nothing.
+pub fn is_newer_resolution(last_applied: Option<i64>, resolved_at: i64) -> bool {
+    last_applied.is_none_or(|last| resolved_at > last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_resolution_newer_than_the_last_applied_counts() {
+        assert!(is_newer_resolution(None, 5));
+        assert!(is_newer_resolution(Some(4), 5));
+        assert!(
+            !is_newer_resolution(Some(5), 5),
+            "the same resolution again"
+        );
+        assert!(
+            !is_newer_resolution(Some(6), 5),
+            "an older one arriving late"
+        );
+    }
 
     fn change(reason: CreditReason, delta: i32) -> CreditChange {
         CreditChange { reason, delta }

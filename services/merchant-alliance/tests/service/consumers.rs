@@ -18,10 +18,31 @@ shequ_tests::on_both_backends!(
     an_at_fault_resolution_lowers_the_score_once_even_when_redelivered,
     a_later_resolution_without_fault_gives_the_deduction_back,
     a_discounted_elder_meal_counts_as_welfare,
+    a_booking_announced_again_under_a_new_event_id_credits_once,
+    a_resolution_announced_again_under_a_new_event_id_moves_the_score_once,
 );
 
+/// `event` as a bridge re-publishing it, or a producer restored from a
+/// backup, would send it: the same fact under a new event id.
+fn under_a_new_id(event: &CloudEvent) -> CloudEvent {
+    CloudEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        ..event.clone()
+    }
+}
+
 fn resolved(merchant_id: &str, complaint_id: &str, at_fault: bool) -> anyhow::Result<CloudEvent> {
-    let now = Utc::now();
+    resolved_at(merchant_id, complaint_id, at_fault, Utc::now())
+}
+
+/// A resolution of `complaint_id` at `now` (a later resolution of the same
+/// complaint, after a reopening, is at a later instant).
+fn resolved_at(
+    merchant_id: &str,
+    complaint_id: &str,
+    at_fault: bool,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<CloudEvent> {
     let data = complaints::Resolved {
         complaint: complaints::ComplaintState {
             complaint_id: complaint_id.into(),
@@ -42,6 +63,11 @@ fn resolved(merchant_id: &str, complaint_id: &str, at_fault: bool) -> anyhow::Re
         follow_up_due_at: now,
     };
     Ok(new_event(complaints::SOURCE, complaint_id, now, &data)?)
+}
+
+/// `minutes` from now.
+fn later(minutes: i64) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::minutes(minutes)
 }
 
 /// Publishes `event` as its producer would; `msg_id` other than the event id
@@ -112,7 +138,7 @@ async fn an_at_fault_resolution_lowers_the_score_once_even_when_redelivered(
     publish(&app, COMPLAINTS, &event, &event.id).await?;
     publish(&app, COMPLAINTS, &event, "redelivery-1").await?;
     // The same complaint resolved at fault again (after a reopening): no second deduction.
-    let again = resolved(&merchant, "complaint-1", true)?;
+    let again = resolved_at(&merchant, "complaint-1", true, later(1))?;
     publish(&app, COMPLAINTS, &again, &again.id).await?;
     // A marker after them: once it is applied, the ones before it have been handled.
     let marker = resolved(&merchant, "complaint-2", true)?;
@@ -144,7 +170,7 @@ async fn a_later_resolution_without_fault_gives_the_deduction_back(
 ) -> anyhow::Result<()> {
     let merchant = app.register("r-1", dining("店", 0.0, &[])).await?.id;
     let at_fault = resolved(&merchant, "complaint-1", true)?;
-    let cleared = resolved(&merchant, "complaint-1", false)?;
+    let cleared = resolved_at(&merchant, "complaint-1", false, later(1))?;
     let unknown_merchant = resolved("no-such-merchant", "complaint-9", true)?;
 
     publish(&app, COMPLAINTS, &at_fault, &at_fault.id).await?;
@@ -214,5 +240,81 @@ async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::
         "the full-price meal and the redelivery add nothing"
     );
     assert_eq!(ledger_after.score, 102);
+    Ok(())
+}
+
+async fn a_booking_announced_again_under_a_new_event_id_credits_once(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let merchant = app
+        .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
+        .await?
+        .id;
+    let booking = |id: &str| -> anyhow::Result<CloudEvent> {
+        let data = care::ServiceBooked {
+            booking_id: id.into(),
+            elder_id: "elder-1".into(),
+            service: "meal_assistance".into(),
+            merchant_id: Some(merchant.clone()),
+            discounted: true,
+            booked_for: Utc::now(),
+        };
+        Ok(new_event(care::SOURCE, id, Utc::now(), &data)?)
+    };
+    let care_stream = StreamSpec {
+        name: care::STREAM,
+        subjects: care::SUBJECTS,
+    };
+    let first = booking("booking-1")?;
+    let twin = under_a_new_id(&first);
+    publish(&app, care_stream, &first, &first.id).await?;
+    publish(&app, care_stream, &twin, &twin.id).await?;
+    let marker = booking("booking-2")?;
+    publish(&app, care_stream, &marker, &marker.id).await?;
+
+    let ledger = ledger_with(&app, &merchant, 2).await?;
+    let references: Vec<&str> = ledger
+        .entries
+        .iter()
+        .map(|e| e.reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        ["booking-1", "booking-2"],
+        "the twin credits nothing"
+    );
+    assert_eq!(ledger.score, 102, "as for two distinct bookings");
+    Ok(())
+}
+
+async fn a_resolution_announced_again_under_a_new_event_id_moves_the_score_once(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let merchant = app.register("r-1", dining("店", 0.0, &[])).await?.id;
+    let at_fault = resolved(&merchant, "complaint-1", true)?;
+    let cleared = resolved_at(&merchant, "complaint-1", false, later(1))?;
+    publish(&app, COMPLAINTS, &at_fault, &at_fault.id).await?;
+    publish(&app, COMPLAINTS, &cleared, &cleared.id).await?;
+    // The at-fault resolution re-sent under a new id after the reversal.
+    let twin = under_a_new_id(&at_fault);
+    publish(&app, COMPLAINTS, &twin, &twin.id).await?;
+    let marker = resolved(&merchant, "complaint-2", true)?;
+    publish(&app, COMPLAINTS, &marker, &marker.id).await?;
+
+    let ledger = ledger_with(&app, &merchant, 3).await?;
+    let moves: Vec<(i32, &str)> = ledger
+        .entries
+        .iter()
+        .map(|e| (e.delta, e.reference.as_str()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (-10, "complaint-1"),
+            (10, "complaint-1"),
+            (-10, "complaint-2")
+        ],
+        "the twin of a resolution already applied (and reversed) deducts nothing"
+    );
     Ok(())
 }
