@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
@@ -95,7 +95,8 @@ pub(crate) enum Command {
     /// Pensioner care (党员助老结对帮扶): elders, volunteers, pairings, visits, bookings.
     #[command(subcommand)]
     Care(Box<CareCommand>),
-    /// The events the services publish (CloudEvents on NATS JetStream).
+    /// The events the services publish (CloudEvents on NATS JetStream), and the ones
+    /// their consumers parked.
     #[command(subcommand)]
     Events(EventsCommand),
 }
@@ -104,22 +105,54 @@ impl Cli {
     /// The service the command talks to, named in errors.
     pub(crate) fn service(&self) -> Service<'_> {
         match &self.command {
-            Command::Org(_) | Command::Complaints(_) => Service {
-                name: "complaints",
-                url: &self.complaints_url,
-            },
-            Command::Merchants(_) => Service {
-                name: "merchant-alliance",
-                url: &self.alliance_url,
-            },
-            Command::Care(_) => Service {
-                name: "pensioner-care",
-                url: &self.care_url,
-            },
+            Command::Org(_) | Command::Complaints(_) => self.named(ServiceName::Complaints),
+            Command::Merchants(_) => self.named(ServiceName::MerchantAlliance),
+            Command::Care(_) => self.named(ServiceName::PensionerCare),
             Command::Events(EventsCommand::Tail(tail)) => Service {
                 name: "NATS",
                 url: &tail.nats.url,
             },
+            Command::Events(EventsCommand::Parked(ParkedArgs { service, .. }))
+            | Command::Events(EventsCommand::Replay(ReplayArgs { service, .. })) => {
+                self.named(*service)
+            }
+        }
+    }
+
+    /// `which` service, at the URL its global flag gives.
+    fn named(&self, which: ServiceName) -> Service<'_> {
+        let url = match which {
+            ServiceName::Complaints => &self.complaints_url,
+            ServiceName::MerchantAlliance => &self.alliance_url,
+            ServiceName::PensionerCare => &self.care_url,
+        };
+        Service {
+            name: which.name(),
+            url,
+        }
+    }
+}
+
+/// A service by the name operators (and errors) call it, for the commands every
+/// service serves (`events parked`, `events replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ServiceName {
+    /// At --complaints-url.
+    Complaints,
+    /// At --alliance-url.
+    #[value(alias = "alliance")]
+    MerchantAlliance,
+    /// At --care-url.
+    #[value(alias = "care")]
+    PensionerCare,
+}
+
+impl ServiceName {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Complaints => "complaints",
+            Self::MerchantAlliance => "merchant-alliance",
+            Self::PensionerCare => "pensioner-care",
         }
     }
 }
@@ -755,6 +788,55 @@ pub(crate) enum EventsCommand {
     /// is printed raw (with --json as {"stream", "streamsequence", "natssubject",
     /// "published", "raw"}) with a warning on stderr.
     Tail(TailArgs),
+    /// List the events a service's consumers parked (they can never apply as they came),
+    /// oldest first.
+    ///
+    /// A consumer parks a message that is not a CloudEvent, or one its handler says
+    /// names an impossible state, kept whole; transient failures are retried, never
+    /// parked. Asks the service (--service picks it, at --complaints-url, --alliance-url or
+    /// --care-url; the operator role only), not NATS. A table: id (what `events replay`
+    /// takes), parked at (UTC+8), consumer, event type and event id ("-" when the message
+    /// was not a CloudEvent), NATS subject, stream sequence, deliveries before it was
+    /// parked, and the error. The payload and headers are not in the table: --payload
+    /// prints each event whole instead, a block of its fields with its headers and the
+    /// payload as received, line by line (other control characters escaped). With --json: {"service", "events": [{"id", "parked_at",
+    /// "consumer", "event_type", "event_id", "nats_subject", "stream_sequence",
+    /// "deliveries", "error", "headers", "payload"}]}, the payload always whole (a string).
+    Parked(ParkedArgs),
+    /// Apply a parked event again, once, through the consumer that parked it; print
+    /// the outcome.
+    ///
+    /// The outcome: applied, or already_processed (its effect was there already);
+    /// either way it is no longer parked. With --json: {"id", "outcome"}. When it still cannot apply, it stays parked with the new error and the exit code
+    /// is 6 (failed precondition); an id the service has not parked exits 5; a transient
+    /// failure (its database away) exits 3: try again later.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ParkedArgs {
+    /// The service whose parked events to list.
+    #[arg(long, value_enum)]
+    pub(crate) service: ServiceName,
+    /// Only the events this durable consumer parked, e.g. merchant-alliance-complaints.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) consumer: Option<String>,
+    /// At most this many, 1-500; default: the service's, 100.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) limit: Option<u32>,
+    /// Print each event whole (its fields, headers and payload) instead of the table.
+    #[arg(long)]
+    pub(crate) payload: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The service that parked the event.
+    #[arg(long, value_enum)]
+    pub(crate) service: ServiceName,
+    /// The parked event's id, as `events parked` lists it.
+    #[arg(value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) id: i64,
 }
 
 #[derive(Debug, Args)]
@@ -1239,6 +1321,92 @@ mod tests {
             ]),
             Some(("pensioner-care", "http://10.0.0.6:7001".to_owned()))
         );
+    }
+
+    #[test]
+    fn parked_and_replay_name_the_service_they_pick_and_tail_names_nats() {
+        let service = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .map(|cli| (cli.service().name, cli.service().url.to_owned()))
+                .ok()
+        };
+        let urls = [
+            "shequctl",
+            "--complaints-url",
+            "http://h:1",
+            "--alliance-url",
+            "http://h:2",
+            "--care-url",
+            "http://h:3",
+            "events",
+        ];
+        let with = |extra: &[&str]| service(&[&urls[..], extra].concat());
+        assert_eq!(
+            with(&["parked", "--service", "complaints"]),
+            Some(("complaints", "http://h:1".to_owned()))
+        );
+        assert_eq!(
+            with(&["parked", "--service", "merchant-alliance", "--limit", "5"]),
+            Some(("merchant-alliance", "http://h:2".to_owned()))
+        );
+        assert_eq!(
+            with(&["replay", "--service", "pensioner-care", "7"]),
+            Some(("pensioner-care", "http://h:3".to_owned()))
+        );
+        assert_eq!(
+            with(&["replay", "--service", "alliance", "7"]),
+            Some(("merchant-alliance", "http://h:2".to_owned()))
+        );
+        assert_eq!(
+            with(&["tail", "--nats-url", "nats://h:4"]),
+            Some(("NATS", "nats://h:4".to_owned()))
+        );
+    }
+
+    #[test]
+    fn replay_needs_a_service_and_a_positive_numeric_id() {
+        let kind = |args: &[&str]| {
+            Cli::try_parse_from(["shequctl", "events"].iter().chain(args))
+                .err()
+                .map(|e| e.kind())
+        };
+        let Ok(Cli {
+            command: Command::Events(EventsCommand::Replay(replay)),
+            ..
+        }) = Cli::try_parse_from(["shequctl", "events", "replay", "--service", "care", "42"])
+        else {
+            panic!("events replay did not parse");
+        };
+        assert_eq!(
+            (replay.service, replay.id),
+            (ServiceName::PensionerCare, 42)
+        );
+        use clap::error::ErrorKind;
+        assert_eq!(
+            kind(&["replay", "42"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            kind(&["replay", "--service", "complaints"]),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            kind(&["replay", "--service", "complaints", "abc"]),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            kind(&["replay", "--service", "complaints", "0"]),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            kind(&["replay", "--service", "parking", "1"]),
+            Some(ErrorKind::InvalidValue)
+        );
+        assert_eq!(
+            kind(&["parked", "--service", "complaints", "--limit", "501"]),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(kind(&["parked"]), Some(ErrorKind::MissingRequiredArgument));
     }
 
     fn tail(args: &[&str]) -> Result<TailArgs, clap::error::ErrorKind> {

@@ -6,7 +6,7 @@
 //! | 0 | success |
 //! | 1 | anything else |
 //! | 2 | usage error (clap's, and an empty `--from`/`--to` period) |
-//! | 3 | the service (or NATS, for `events`) is unreachable (transport error or `Unavailable`), named with its URL |
+//! | 3 | the service (or NATS, for `events tail`) is unreachable (transport error or `Unavailable`), named with its URL |
 //! | 4 | `InvalidArgument`, with the fields the `BadRequest` detail names |
 //! | 5 | `NotFound` (and, for `events tail`, a pattern no stream holds) |
 //! | 6 | `FailedPrecondition` |
@@ -38,7 +38,7 @@ impl std::error::Error for Unreachable {
     }
 }
 
-/// Connecting to NATS failed (`events`); the URL is the [`Service`]'s.
+/// Connecting to NATS failed (`events tail`); the URL is the [`Service`]'s.
 #[derive(Debug)]
 pub(crate) struct NatsUnreachable(pub(crate) async_nats::ConnectError);
 

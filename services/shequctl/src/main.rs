@@ -3,8 +3,9 @@
 //! the convenience circle, credit, awards) and runs pensioner care (elders,
 //! volunteers, pairings, visits, bookings, timelines) by calling the services'
 //! gRPC APIs, printing aligned tables for people or JSON (`--json`) for scripts;
-//! and follows the events the services publish (`events tail`, from NATS
-//! JetStream), a line each or newline-delimited JSON.
+//! follows the events the services publish (`events tail`, from NATS
+//! JetStream), a line each or newline-delimited JSON; and lists and replays the
+//! events a service's consumers parked (`events parked`, `events replay`).
 //!
 //! Exit codes scripts can rely on: 0 success, 1 anything else, 2 usage error,
 //! 3 service (or NATS) unreachable, 4 invalid argument, 5 not found, 6 failed
@@ -15,7 +16,9 @@
 //! - [`commands`]: one module per service area (`org`, `complaints`,
 //!   `merchants`, `care`), each turning a parsed command into gRPC calls and
 //!   printing the answer; `events` follows CloudEvents on JetStream with an
-//!   ordered consumer per stream the subject pattern reaches.
+//!   ordered consumer per stream the subject pattern reaches; `parked` lists
+//!   and replays a service's parked events (`shequ.ops.v1.ParkedEventService`,
+//!   the service `--service` names).
 //! - [`codes`]: proto enum values as operators type and read them
 //!   (`environment_sanitation`, `in_progress`, `elderly_care`, `gcj02`,
 //!   `empty_nest`).

@@ -31,7 +31,7 @@ struct Service {
     url: String,
     shutdown: CancellationToken,
     task: Served,
-    _nats: NatsServer,
+    nats: NatsServer,
     _data: TempDir,
 }
 
@@ -99,7 +99,7 @@ impl Service {
             url: format!("http://{addr}"),
             shutdown,
             task,
-            _nats: nats,
+            nats,
             _data: data,
         })
     }
@@ -1417,4 +1417,229 @@ async fn care_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> 
     assert!(future.stdout.is_empty() && unknown.stdout.is_empty());
 
     care.stop().await
+}
+
+/// What a merchant-alliance consumer cannot apply: a body on a subject it
+/// reads that is not a CloudEvent, kept whole, with its line break.
+const NOT_A_CLOUDEVENT: &str = "resolved, honestly\n{\"complaint_id\": \"c-1\"}";
+
+/// `events parked --json` of `service`: its events.
+async fn parked(service: &Service, extra: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let args = [
+        &[
+            "--json",
+            "events",
+            "parked",
+            "--service",
+            "merchant-alliance",
+        ][..],
+        extra,
+    ]
+    .concat();
+    let listed = service.shequctl(&args).await?.json()?;
+    anyhow::ensure!(listed["service"] == "merchant-alliance", "{listed}");
+    listed["events"]
+        .as_array()
+        .cloned()
+        .context("no events array")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_a_parked_event_and_replays_it() -> anyhow::Result<()> {
+    use shequ_chassis::nats::{StreamSpec, ensure_stream};
+    use shequ_proto::events::complaints;
+    // Arrange: merchant-alliance reads complaint events; its NATS gets a body on
+    // shequ.complaints.complaint.resolved.v1 that is not a CloudEvent.
+    let alliance = Service::start_alliance().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(alliance.nats.url()).await?);
+    let spec = StreamSpec {
+        name: complaints::STREAM,
+        subjects: complaints::SUBJECTS,
+    };
+    ensure_stream(&js, spec).await?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Shequ-Test", "parked-1");
+    js.publish_with_headers(
+        "shequ.complaints.complaint.resolved.v1",
+        headers,
+        NOT_A_CLOUDEVENT.into(),
+    )
+    .await?
+    .await?;
+
+    // Act: wait until the consumer has parked it.
+    let events = shequ_tests::eventually(std::time::Duration::from_secs(20), || async {
+        let events = parked(&alliance, &[]).await?;
+        anyhow::ensure!(!events.is_empty(), "nothing parked yet");
+        Ok(events)
+    })
+    .await?;
+
+    // Assert: kept whole, with who parked it and why.
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["payload"], NOT_A_CLOUDEVENT, "{event}");
+    assert_eq!(event["consumer"], "merchant-alliance-complaints", "{event}");
+    assert_eq!(
+        event["nats_subject"], "shequ.complaints.complaint.resolved.v1",
+        "{event}"
+    );
+    assert_eq!(event["stream_sequence"], 1, "{event}");
+    assert_eq!(event["event_type"], Value::Null, "{event}");
+    assert_eq!(event["headers"]["Shequ-Test"], "parked-1", "{event}");
+    assert!(
+        event["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("not a CloudEvent")),
+        "{event}"
+    );
+    assert!(event["parked_at"].is_string(), "{event}");
+    let id = event["id"].as_i64().context("no id")?.to_string();
+
+    // Act: the table, each event whole, and another consumer's (none).
+    let table = alliance
+        .shequctl(&["events", "parked", "--service", "merchant-alliance"])
+        .await?
+        .success()?;
+    let whole = alliance
+        .shequctl(&[
+            "events",
+            "parked",
+            "--service",
+            "merchant-alliance",
+            "--payload",
+        ])
+        .await?
+        .success()?;
+    let other = parked(&alliance, &["--consumer", "merchant-alliance-care"]).await?;
+
+    // Assert
+    let header = table.stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("id") && header.contains("parked at") && header.ends_with("error"),
+        "{table:?}"
+    );
+    assert!(
+        table.stdout.contains("merchant-alliance-complaints")
+            && table.stdout.contains("not a CloudEvent")
+            && !table.stdout.contains("honestly"),
+        "the table leaves the payload out: {table:?}"
+    );
+    assert!(
+        whole.stdout.contains("header Shequ-Test")
+            && whole
+                .stdout
+                .contains("  resolved, honestly\n  {\"complaint_id\": \"c-1\"}\n"),
+        "{whole:?}"
+    );
+    assert!(other.is_empty(), "{other:?}");
+
+    // Act: replay it (still not a CloudEvent), and an id nobody parked.
+    let replayed = alliance
+        .shequctl(&["events", "replay", "--service", "merchant-alliance", &id])
+        .await?;
+    let replayed_json = alliance
+        .shequctl(&[
+            "--json",
+            "events",
+            "replay",
+            "--service",
+            "merchant-alliance",
+            &id,
+        ])
+        .await?;
+    let unknown = alliance
+        .shequctl(&[
+            "events",
+            "replay",
+            "--service",
+            "merchant-alliance",
+            "999999",
+        ])
+        .await?;
+    let still = parked(&alliance, &[]).await?;
+
+    // Assert: it stays parked, with the new error.
+    assert_eq!(replayed.code, Some(6), "{replayed:?}");
+    assert!(
+        replayed.stderr.contains("not a CloudEvent") && replayed.stdout.is_empty(),
+        "{replayed:?}"
+    );
+    assert_eq!(replayed_json.code, Some(6), "{replayed_json:?}");
+    let error: Value = serde_json::from_str(&replayed_json.stderr)?;
+    assert_eq!(error["error"]["kind"], "failed_precondition", "{error}");
+    assert_eq!(unknown.code, Some(5), "{unknown:?}");
+    assert!(unknown.stderr.contains("999999"), "{unknown:?}");
+    assert_eq!(still.len(), 1, "{still:?}");
+    assert_eq!(still[0]["id"], events[0]["id"]);
+    assert_eq!(still[0]["payload"], NOT_A_CLOUDEVENT);
+
+    alliance.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_without_a_service_or_with_a_word_for_an_id_is_a_usage_error() -> anyhow::Result<()>
+{
+    // Arrange: nothing listens; clap refuses before any call.
+    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+
+    // Act
+    let no_service = shequctl("--alliance-url", &url, &["events", "replay", "7"]).await?;
+    let word = shequctl(
+        "--alliance-url",
+        &url,
+        &[
+            "events",
+            "replay",
+            "--service",
+            "merchant-alliance",
+            "seven",
+        ],
+    )
+    .await?;
+    let down = shequctl(
+        "--alliance-url",
+        &url,
+        &["events", "parked", "--service", "merchant-alliance"],
+    )
+    .await?;
+
+    // Assert
+    assert_eq!(no_service.code, Some(2), "{no_service:?}");
+    assert!(no_service.stderr.contains("--service"), "{no_service:?}");
+    assert_eq!(word.code, Some(2), "{word:?}");
+    assert!(word.stderr.contains("seven"), "{word:?}");
+    assert_eq!(down.code, Some(3), "{down:?}");
+    assert!(
+        down.stderr.contains(&format!(
+            "cannot reach the merchant-alliance service at {url}"
+        )),
+        "{down:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_help_names_tail_parked_and_replay() -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
+    let group = shequctl("--complaints-url", &url, &["events", "--help"])
+        .await?
+        .success()?;
+    let parked = shequctl("--complaints-url", &url, &["events", "parked", "--help"])
+        .await?
+        .success()?;
+    for command in ["tail", "parked", "replay"] {
+        assert!(
+            group
+                .stdout
+                .lines()
+                .any(|line| line.trim_start().starts_with(command)),
+            "{command}: {group:?}"
+        );
+    }
+    assert!(
+        parked.stdout.contains("--payload") && parked.stdout.contains("merchant-alliance"),
+        "{parked:?}"
+    );
+    Ok(())
 }

@@ -26,7 +26,7 @@ use shequ_proto::events::{CloudEvent, alliance, care, complaints};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::cli::{EventsCommand, NatsArgs, TailArgs};
+use crate::cli::{NatsArgs, TailArgs};
 use crate::failure::{NatsUnreachable, NotFound, Usage};
 use crate::output::Output;
 use crate::subject;
@@ -45,12 +45,6 @@ const CHANNEL_CAPACITY: usize = 64;
 /// What the consumers say they are, for an operator listing consumers.
 const DESCRIPTION: &str = "shequctl events tail";
 
-pub(super) async fn run(command: &EventsCommand, output: Output) -> anyhow::Result<()> {
-    match command {
-        EventsCommand::Tail(args) => tail(args, output).await,
-    }
-}
-
 /// A stream the pattern reaches, and the filter its consumer takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Source {
@@ -65,7 +59,8 @@ type Delivery = (String, jetstream::Message);
 /// slot per feed), to delete on the way out.
 type Consumers = Arc<Mutex<Vec<Option<(String, String)>>>>;
 
-async fn tail(args: &TailArgs, output: Output) -> anyhow::Result<()> {
+/// `events tail`: follows until Ctrl-C, `--count` or `--idle-exit`.
+pub(super) async fn tail(args: &TailArgs, output: Output) -> anyhow::Result<()> {
     let deliver_policy = deliver_policy(args.from)?;
     // Ctrl-C is caught from the start: while connecting and subscribing too,
     // it ends the tail cleanly (exit 0, its consumers deleted).

@@ -1,12 +1,14 @@
 //! From a parsed command line to gRPC calls: the connection, the small
 //! helpers every area shares, and one module per service area (and `events`,
-//! which reads NATS JetStream instead).
+//! which reads NATS JetStream instead; `parked`, for `events parked` and
+//! `events replay`, asks whichever service `--service` names).
 
 mod care;
 mod complaints;
 mod events;
 mod merchants;
 mod org;
+mod parked;
 
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EventsCommand};
 use crate::codes::name_of;
 use crate::failure::Unreachable;
 use crate::output::Output;
@@ -37,8 +39,9 @@ const DUPLICATE: [&str; 2] = [
 /// Runs the command `cli` names. Each command checks what it can locally (the
 /// file, the period) before it connects.
 pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
-    if let Command::Events(command) = &cli.command {
-        return events::run(command, output).await;
+    // The tail talks to NATS, not to a service: no token, no service URL.
+    if let Command::Events(EventsCommand::Tail(args)) = &cli.command {
+        return events::tail(args, output).await;
     }
     let target = &Target::from_cli(cli)?;
     match &cli.command {
@@ -46,7 +49,9 @@ pub(crate) async fn run(cli: &Cli, output: Output) -> anyhow::Result<()> {
         Command::Complaints(command) => complaints::run(command, target, output).await,
         Command::Merchants(command) => merchants::run(command, target, output).await,
         Command::Care(command) => care::run(command, target, output).await,
-        Command::Events(_) => Ok(()),
+        Command::Events(EventsCommand::Parked(args)) => parked::list(args, target, output).await,
+        Command::Events(EventsCommand::Replay(args)) => parked::replay(args, target, output).await,
+        Command::Events(EventsCommand::Tail(_)) => Ok(()),
     }
 }
 
