@@ -9,7 +9,7 @@ use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job, Rows, Table};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
-use shequ_chassis::storage::{Backend, Database, placeholders};
+use shequ_chassis::storage::{Backend, Database, is_unavailable, placeholders};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -41,6 +41,34 @@ pub enum StoreError {
     Event(#[from] serde_json::Error),
     #[error(transparent)]
     Commit(#[from] CommitError),
+}
+
+impl StoreError {
+    /// Whether the database could not be used just now ([`is_unavailable`]): a
+    /// pass over due work stops at such an error and the next pass retries.
+    /// Any other error concerns one item (a row that does not decode, say),
+    /// which the pass skips so that the rest still get done.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(error) if is_unavailable(error))
+    }
+}
+
+/// A complaint owed an escalation for a breach, and where a pass over those
+/// resumes: passes go through them in (limit passed, id) order, each batch
+/// after the last one's final complaint, so every batch is a new set whatever
+/// became of the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    /// When the limit passed, in epoch milliseconds as stored.
+    due_at: i64,
+    id: String,
+}
+
+impl Owed {
+    /// The complaint's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// One line of a complaint's history.
@@ -272,39 +300,44 @@ impl Store {
         Ok(true)
     }
 
-    /// Complaints with a limit passed and no escalation recorded for it yet.
+    /// Complaints whose `breach` limit passed by `now` with no escalation
+    /// recorded for it in their current cycle, after `after`, at most `limit`,
+    /// in (limit passed, id) order. Those escalated are not among them.
     pub async fn escalations_owed(
         &self,
+        breach: Breach,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, Breach)>, StoreError> {
-        let owed = |breach: Breach, due: &str, statuses: &str| {
-            format!(
-                "SELECT id FROM complaints c WHERE status IN {statuses} AND {due} <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
-                 AND e.breach = '{}' AND e.cycle = c.reopen_count) ORDER BY {due} LIMIT 500",
-                breach.as_str()
-            )
+        after: Option<&Owed>,
+        limit: usize,
+    ) -> Result<Vec<Owed>, StoreError> {
+        // The statuses in which the limit counts, as `Complaint::breaches` has it.
+        let (due, statuses) = match breach {
+            Breach::Response => ("response_due_at", "('submitted')"),
+            Breach::Resolution => ("resolution_due_at", OPEN_STATUSES),
         };
-        let mut found = Vec::new();
-        for (breach, sql) in [
-            (
-                Breach::Response,
-                owed(Breach::Response, "response_due_at", "('submitted')"),
-            ),
-            (
-                Breach::Resolution,
-                owed(Breach::Resolution, "resolution_due_at", OPEN_STATUSES),
-            ),
-        ] {
-            let rows = sqlx::query(&sql)
-                .bind(to_millis(now))
-                .fetch_all(self.db.pool())
-                .await?;
-            for row in rows {
-                found.push((row.try_get("id")?, breach));
-            }
-        }
-        Ok(found)
+        let sql = format!(
+            "SELECT id, {due} AS due_at FROM complaints c WHERE status IN {statuses} AND {due} <= $1 \
+             AND ({due}, id) > ($2, $3) \
+             AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
+             AND e.breach = '{}' AND e.cycle = c.reopen_count) ORDER BY {due}, id LIMIT $4",
+            breach.as_str()
+        );
+        let (at, id) = after.map_or((i64::MIN, ""), |owed| (owed.due_at, owed.id.as_str()));
+        let rows = sqlx::query(&sql)
+            .bind(to_millis(now))
+            .bind(at)
+            .bind(id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.reader())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Owed {
+                    due_at: row.try_get("due_at")?,
+                    id: row.try_get("id")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {

@@ -2,6 +2,14 @@
 //! once per breach. Its state is the database (due times on the complaints, the
 //! `escalations` key), so a restart loses nothing and repeats nothing.
 //!
+//! A pass goes through every breach owed an escalation when it starts, however
+//! many: for each kind of breach it reads them [`BATCH`] at a time, each batch
+//! after the last, until none is left (an escalated breach is no longer owed,
+//! so the next pass does not read it again). A complaint that cannot be
+//! escalated (its row does not decode, say) is skipped with a warning, and the
+//! next pass tries again; only a database that cannot be used just now ends a
+//! pass early.
+//!
 //! With several replicas on one database, only the holder of the
 //! `escalation-sweeper` lease sweeps (it renews the lease before each pass and
 //! each escalation; a standby asks at every interval and takes over within the
@@ -16,10 +24,14 @@ use shequ_chassis::metrics::Metrics;
 use shequ_chassis::trace::{self, TraceContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError};
+use crate::domain::complaint::Breach;
+use crate::store::{Owed, Store, StoreError};
 
 /// The lease whose holder sweeps.
 pub const LEASE: &str = "escalation-sweeper";
+
+/// How many complaints owed an escalation a pass reads at a time.
+pub const BATCH: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct Sweeper {
@@ -27,6 +39,7 @@ pub struct Sweeper {
     interval: Duration,
     metrics: Metrics,
     lease: Arc<Lease>,
+    batch: usize,
 }
 
 impl Sweeper {
@@ -39,7 +52,16 @@ impl Sweeper {
             interval,
             metrics,
             lease: Arc::new(lease),
+            batch: BATCH,
         }
+    }
+
+    /// This sweeper reading `batch` (at least 1) complaints at a time instead
+    /// of [`BATCH`]: tests make a backlog several batches long cheaply.
+    #[must_use]
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
     }
 
     /// One pass over the complaints owed an escalation, whoever holds the lease
@@ -48,29 +70,54 @@ impl Sweeper {
         self.sweep(None).await
     }
 
-    /// One pass; with `lease`, it stops as soon as the lease is lost. Each
+    /// One pass over the breaches owed when it starts, batch after batch until
+    /// none is left; with `lease`, it stops as soon as the lease is lost. Each
     /// escalation starts a trace of its own, which its event carries on.
     async fn sweep(&self, lease: Option<&Lease>) -> Result<usize, StoreError> {
+        let now = self.store.now();
         let mut escalated = 0;
-        for (id, breach) in self.store.escalations_owed(self.store.now()).await? {
-            if let Some(lease) = lease
-                && !lease.hold().await?
-            {
-                tracing::info!("escalation lease lost; the holder finishes the pass");
-                break;
-            }
-            let escalate = async {
-                let done = self.store.escalate(&id, breach).await?;
-                if done {
-                    tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
+        for breach in [Breach::Response, Breach::Resolution] {
+            let mut after: Option<Owed> = None;
+            loop {
+                let owed = self
+                    .store
+                    .escalations_owed(breach, now, after.as_ref(), self.batch)
+                    .await?;
+                for complaint in &owed {
+                    if let Some(lease) = lease
+                        && !lease.hold().await?
+                    {
+                        tracing::info!("escalation lease lost; the holder finishes the pass");
+                        return Ok(escalated);
+                    }
+                    match self.escalate(complaint.id(), breach).await {
+                        Ok(done) => escalated += usize::from(done),
+                        Err(error) if error.is_unavailable() => return Err(error),
+                        Err(error) => {
+                            tracing::warn!(complaint_id = %complaint.id(), breach = breach.as_str(), %error, "complaint not escalated; the next pass tries again");
+                        }
+                    }
                 }
-                Ok::<_, StoreError>(done)
-            };
-            if trace::job("escalation", TraceContext::new_root(), escalate).await? {
-                escalated += 1;
+                if owed.len() < self.batch {
+                    break;
+                }
+                after = owed.last().cloned();
             }
         }
         Ok(escalated)
+    }
+
+    /// Escalates complaint `id` for `breach` in a trace of its own; whether it
+    /// did (it may have been escalated or have moved on meanwhile).
+    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+        let escalate = async {
+            let done = self.store.escalate(id, breach).await?;
+            if done {
+                tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
+            }
+            Ok(done)
+        };
+        trace::job("escalation", TraceContext::new_root(), escalate).await
     }
 
     /// Sweeps every interval while this replica holds the lease, until

@@ -11,10 +11,18 @@
 //! time-to-live when the holder dies). A filing stored on a standby is filed by
 //! the holder at its next poll. The `request_id` stays the second line of
 //! defence: the complaints service makes one complaint per visit whatever happens.
+//!
+//! A pass tries every filing due when it starts, however many: it reads them
+//! [`BATCH`] at a time, each batch after the last, until none is left. A
+//! failed attempt puts its filing back by the backoff, behind the others, and
+//! a filing that cannot even be tried (its row does not decode, say) is
+//! skipped with a warning, so neither keeps the rest from being tried; only a
+//! database that cannot be used just now ends the pass early.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::trace::{self, TraceContext};
@@ -25,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::domain::filing;
-use crate::store::{Filing, Store, StoreError};
+use crate::store::{Due, Filing, Store, StoreError};
 
 /// How often pending filings are looked at when nobody wakes the worker.
 const POLL: Duration = Duration::from_secs(2);
+
+/// How many due filings a pass reads at a time.
+pub const BATCH: usize = 50;
 
 /// The lease whose holder files.
 pub const LEASE: &str = "filing-worker";
@@ -39,6 +50,16 @@ pub struct FilingWorker {
     client: ComplaintServiceClient<PeerChannel>,
     wake: Arc<Notify>,
     lease: Arc<Lease>,
+    batch: usize,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Filings tried (filed or not).
+    pub attempted: usize,
+    /// Of those, the ones the complaints service took.
+    pub filed: usize,
 }
 
 impl FilingWorker {
@@ -56,33 +77,73 @@ impl FilingWorker {
             client: ComplaintServiceClient::new(channel),
             lease: Arc::new(lease),
             store,
+            batch: BATCH,
         })
     }
 
-    /// Tries every due filing once, whoever holds the lease (tests, operators'
-    /// tools); returns how many were filed.
-    pub async fn file_due(&self) -> Result<usize, StoreError> {
+    /// This worker reading `batch` (at least 1) due filings at a time instead
+    /// of [`BATCH`]: tests make a backlog several batches long cheaply.
+    #[must_use]
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Tries every filing due now once, whoever holds the lease (tests,
+    /// operators' tools).
+    pub async fn file_due(&self) -> Result<Pass, StoreError> {
         self.file_pass(None).await
     }
 
-    /// One pass; with `lease`, it stops as soon as the lease is lost.
-    async fn file_pass(&self, lease: Option<&Lease>) -> Result<usize, StoreError> {
-        let mut filed = 0;
-        for filing in self.store.due_filings(50).await? {
-            if let Some(lease) = lease
-                && !lease.hold().await?
-            {
-                tracing::info!("filing lease lost; the holder files the rest");
-                break;
+    /// One pass over the filings due when it starts, batch after batch until
+    /// none is left; with `lease`, it stops as soon as the lease is lost.
+    async fn file_pass(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
+        let now = self.store.now();
+        let mut pass = Pass::default();
+        let mut after: Option<Due> = None;
+        loop {
+            let due = self
+                .store
+                .due_filings(now, after.as_ref(), self.batch)
+                .await?;
+            for item in &due {
+                if let Some(lease) = lease
+                    && !lease.hold().await?
+                {
+                    tracing::info!("filing lease lost; the holder files the rest");
+                    return Ok(pass);
+                }
+                match self.attempt(item, now).await {
+                    Ok(None) => {}
+                    Ok(Some(filed)) => {
+                        pass.attempted += 1;
+                        pass.filed += usize::from(filed);
+                    }
+                    Err(error) if error.is_unavailable() => return Err(error),
+                    Err(error) => {
+                        tracing::warn!(visit_id = %item.id(), %error, "filing not tried; the next pass tries again");
+                    }
+                }
             }
-            let context = filing
-                .trace
-                .map_or_else(TraceContext::new_root, |visit| visit.child());
-            if trace::job("filing", context, self.file(&filing)).await? {
-                filed += 1;
+            if due.len() < self.batch {
+                return Ok(pass);
             }
+            after = due.last().cloned();
         }
-        Ok(filed)
+    }
+
+    /// One attempt at the filing of `item` if it is still due by `now`, in the
+    /// trace of its visit; whether it was filed, `None` when it was not tried.
+    async fn attempt(&self, item: &Due, now: DateTime<Utc>) -> Result<Option<bool>, StoreError> {
+        let Some(filing) = self.store.due_filing(item.id(), now).await? else {
+            return Ok(None);
+        };
+        let context = filing
+            .trace
+            .map_or_else(TraceContext::new_root, |visit| visit.child());
+        trace::job("filing", context, self.file(&filing))
+            .await
+            .map(Some)
     }
 
     /// One attempt at `filing`; whether it was filed.

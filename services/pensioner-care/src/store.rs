@@ -10,7 +10,7 @@ use shequ_chassis::events::new_event;
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
-use shequ_chassis::storage::Database;
+use shequ_chassis::storage::{Database, is_unavailable};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
@@ -23,7 +23,9 @@ use crate::domain::filing;
 use crate::domain::pairing::{self, PairingError};
 use crate::domain::risk::{Assessment, RiskFactors, RiskLevel, assess};
 use crate::domain::services::{BookingStatus, Service};
-use crate::domain::visits::{VisitKind, VisitPolicy, Wellbeing, missed_periods, next_due};
+use crate::domain::visits::{
+    VisitKind, VisitPolicy, Wellbeing, missed_periods, next_due, next_period_due,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,6 +41,34 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("encoding: {0}")]
     Encoding(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether the database could not be used just now ([`is_unavailable`]): a
+    /// pass over due work stops at such an error and the next pass retries.
+    /// Any other error concerns one item (a row that does not decode, say),
+    /// which the pass skips so that the rest still get done.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(error) if is_unavailable(error))
+    }
+}
+
+/// One item of due work (an elder owed an overdue notice, a filing to try) and
+/// where a pass over such work resumes: passes go through their items in
+/// (due, id) order, each batch after the last one's final item, so every batch
+/// is a new set whatever became of the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// When it fell due, in epoch milliseconds as stored.
+    at: i64,
+    id: String,
+}
+
+impl Due {
+    /// The elder's or the visit's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// A point as given, with its datum ("wgs84" or "gcj02").
@@ -277,9 +307,9 @@ impl Store {
             "INSERT INTO elders (id, request_id, name, birth_date, gender, grid_id, building_id, address, \
              latitude, longitude, location_datum, living_situation, has_disability, has_chronic_illness, \
              health_notes, disability_notes, emergency_contacts, consents_to_visits, risk, risk_reasons, \
-             visit_interval_days, last_visit_at, visit_anchor_at, next_visit_due_at, registered_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, $21, NULL, $22, $23, $24, $24) ON CONFLICT (request_id) DO NOTHING",
+             visit_interval_days, last_visit_at, visit_anchor_at, next_visit_due_at, next_notice_at, registered_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19, $20, $21, NULL, $22, $23, $23, $24, $24) ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(&elder.id)
         .bind(request_id);
@@ -325,7 +355,10 @@ impl Store {
         Ok((elder, false))
     }
 
-    /// Replaces an elder's details; the risk and visit interval follow them.
+    /// Replaces an elder's details; the risk and visit interval follow them. The
+    /// overdue sweeper looks at the elder again from the (new) next due date:
+    /// the periods the interval now makes missed are raised, those raised
+    /// before are not raised again.
     pub async fn update_elder(
         &self,
         id: &str,
@@ -345,7 +378,8 @@ impl Store {
              address = $8, latitude = $9, longitude = $10, location_datum = $11, living_situation = $12, \
              has_disability = $13, has_chronic_illness = $14, health_notes = $15, disability_notes = $16, \
              emergency_contacts = $17, consents_to_visits = $18, risk = $19, risk_reasons = $20, \
-             visit_interval_days = $21, next_visit_due_at = $22, updated_at = $23 WHERE id = $1 AND $2 = $2",
+             visit_interval_days = $21, next_visit_due_at = $22, next_notice_at = $22, updated_at = $23 \
+             WHERE id = $1 AND $2 = $2",
         )
         .bind(&elder.id)
         .bind(actor);
@@ -744,12 +778,15 @@ impl Store {
             .is_none_or(|last| visit.visited_at > last)
         {
             let interval = Duration::days(elder.visit_interval_days.into());
-            sqlx::query("UPDATE elders SET last_visit_at = $2, visit_anchor_at = $2, next_visit_due_at = $3 WHERE id = $1")
-                .bind(&elder.id)
-                .bind(to_millis(visit.visited_at))
-                .bind(to_millis(next_due(visit.visited_at, interval)))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE elders SET last_visit_at = $2, visit_anchor_at = $2, next_visit_due_at = $3, \
+                 next_notice_at = $3 WHERE id = $1",
+            )
+            .bind(&elder.id)
+            .bind(to_millis(visit.visited_at))
+            .bind(to_millis(next_due(visit.visited_at, interval)))
+            .execute(&mut *tx)
+            .await?;
         }
         let files = visit.wellbeing.files_complaint();
         let summary = format!(
@@ -840,29 +877,81 @@ impl Store {
         })
     }
 
-    /// Filings whose next attempt is due, oldest first.
-    pub async fn due_filings(&self, limit: i64) -> Result<Vec<Filing>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT visit_id, elder_id, grid_id, text, urgent, attempts, traceparent FROM complaint_filings \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+    /// Pending filings whose next attempt is due by `now`, after `after`, at
+    /// most `limit`, in (next attempt, visit) order. A failed attempt moves its
+    /// filing's next attempt past `now` (the backoff), so a filing that keeps
+    /// failing goes behind the others rather than in front of them.
+    pub async fn due_filings(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        self.due_batch(
+            "SELECT visit_id AS id, next_attempt_at AS due FROM complaint_filings \
+             WHERE status = 'pending' AND next_attempt_at <= $1 AND (next_attempt_at, visit_id) > ($2, $3) \
+             ORDER BY next_attempt_at, visit_id LIMIT $4",
+            now,
+            after,
+            limit,
         )
-        .bind(to_millis(self.clock.now()))
-        .bind(limit)
-        .fetch_all(self.db.pool())
+        .await
+    }
+
+    /// The filing of visit `visit_id` if it is still pending and due by `now`
+    /// (another pass may have tried or filed it since it was listed).
+    pub async fn due_filing(
+        &self,
+        visit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Filing>, StoreError> {
+        let row = sqlx::query(
+            "SELECT visit_id, elder_id, grid_id, text, urgent, attempts, traceparent FROM complaint_filings \
+             WHERE visit_id = $1 AND status = 'pending' AND next_attempt_at <= $2",
+        )
+        .bind(visit_id)
+        .bind(to_millis(now))
+        .fetch_optional(self.db.reader())
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Filing {
+            visit_id: row.try_get("visit_id")?,
+            elder_id: row.try_get("elder_id")?,
+            grid_id: row.try_get("grid_id")?,
+            text: row.try_get("text")?,
+            urgent: row.try_get::<i64, _>("urgent")? != 0,
+            attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+            trace: row
+                .try_get::<Option<String>, _>("traceparent")?
+                .as_deref()
+                .and_then(TraceContext::parse),
+        }))
+    }
+
+    /// A batch of due work: `sql` selects `id` and `due` of the items due by
+    /// `$1` and after (`$2`, `$3`), in that order, at most `$4`.
+    async fn due_batch(
+        &self,
+        sql: &str,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at, due.id.as_str()));
+        let rows = sqlx::query(sql)
+            .bind(to_millis(now))
+            .bind(at)
+            .bind(id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.reader())
+            .await?;
         rows.iter()
             .map(|row| {
-                Ok(Filing {
-                    visit_id: row.try_get("visit_id")?,
-                    elder_id: row.try_get("elder_id")?,
-                    grid_id: row.try_get("grid_id")?,
-                    text: row.try_get("text")?,
-                    urgent: row.try_get::<i64, _>("urgent")? != 0,
-                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
-                    trace: row
-                        .try_get::<Option<String>, _>("traceparent")?
-                        .as_deref()
-                        .and_then(TraceContext::parse),
+                Ok(Due {
+                    at: row.try_get("due")?,
+                    id: row.try_get("id")?,
                 })
             })
             .collect()
@@ -918,63 +1007,98 @@ impl Store {
         Ok(())
     }
 
-    /// Raises one overdue notice per missed period of every consenting elder;
-    /// returns how many were raised.
-    pub async fn raise_overdue(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let due = sqlx::query(&format!(
-            "SELECT {ELDER_COLUMNS} FROM elders e WHERE e.next_visit_due_at <= $1 AND e.consents_to_visits = 1 \
-             ORDER BY e.next_visit_due_at LIMIT 500"
-        ))
-        .bind(to_millis(now))
-        .fetch_all(self.db.pool())
-        .await?;
-        let mut raised = 0;
-        for row in &due {
-            let elder = elder_from_row(row)?;
-            let interval = Duration::days(elder.visit_interval_days.into());
-            for (period, due_at) in missed_periods(elder.visit_anchor_at, interval, now) {
-                let mut tx = self.db.pool().begin().await?;
-                let new = sqlx::query(
-                    "INSERT INTO overdue_notices (elder_id, anchor_at, period, raised_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (elder_id, anchor_at, period) DO NOTHING",
-                )
-                .bind(&elder.id)
-                .bind(to_millis(elder.visit_anchor_at))
-                .bind(i64::from(period))
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if new == 0 {
-                    tx.rollback().await?;
-                    continue;
-                }
-                timeline(
-                    &mut tx,
-                    &elder.id,
-                    now,
-                    "visit_overdue",
-                    &format!(
-                        "visit overdue (period {period}, due {})",
-                        district_time(due_at)
-                    ),
-                    &elder.id,
-                )
-                .await?;
-                let event = contract::VisitOverdue {
-                    elder_id: elder.id.clone(),
-                    grid_id: elder.details.grid_id.clone(),
-                    risk: elder.assessment.level.as_str().into(),
-                    volunteer_id: elder.volunteer_id.clone(),
-                    period,
-                    due_at,
-                };
-                enqueue(&mut tx, &elder.id, &event, now).await?;
-                self.db.commit(tx).await?;
-                raised += 1;
-            }
+    /// Consenting elders with an overdue notice to raise by `now` (their next
+    /// notice is due: see [`Store::raise_overdue`]), after `after`, at most
+    /// `limit`, in (next notice, elder) order. Elders alerted for every period
+    /// missed so far are not among them.
+    pub async fn overdue_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        self.due_batch(
+            "SELECT id, next_notice_at AS due FROM elders \
+             WHERE consents_to_visits = 1 AND next_notice_at <= $1 AND (next_notice_at, id) > ($2, $3) \
+             ORDER BY next_notice_at, id LIMIT $4",
+            now,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    /// Raises one overdue notice per period elder `elder_id` has missed by
+    /// `now` (once each: the `overdue_notices` key), with its timeline entry
+    /// and event, and sets when the elder's next notice falls due, all in one
+    /// transaction. Returns how many were raised.
+    pub async fn raise_overdue(
+        &self,
+        elder_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.db.pool().begin().await?;
+        let elder = load_elder(&mut tx, elder_id).await?;
+        if !elder.details.consents_to_visits {
+            // Withdrawn since it was listed; a change of details sets the next
+            // notice again.
+            tx.rollback().await?;
+            return Ok(0);
         }
+        let interval = Duration::days(elder.visit_interval_days.into());
+        let mut raised = 0;
+        for (period, due_at) in missed_periods(elder.visit_anchor_at, interval, now) {
+            let new = sqlx::query(
+                "INSERT INTO overdue_notices (elder_id, anchor_at, period, raised_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (elder_id, anchor_at, period) DO NOTHING",
+            )
+            .bind(&elder.id)
+            .bind(to_millis(elder.visit_anchor_at))
+            .bind(i64::from(period))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if new == 0 {
+                continue;
+            }
+            timeline(
+                &mut tx,
+                &elder.id,
+                now,
+                "visit_overdue",
+                &format!(
+                    "visit overdue (period {period}, due {})",
+                    district_time(due_at)
+                ),
+                &elder.id,
+            )
+            .await?;
+            let event = contract::VisitOverdue {
+                elder_id: elder.id.clone(),
+                grid_id: elder.details.grid_id.clone(),
+                risk: elder.assessment.level.as_str().into(),
+                volunteer_id: elder.volunteer_id.clone(),
+                period,
+                due_at,
+            };
+            enqueue(&mut tx, &elder.id, &event, now).await?;
+            raised += 1;
+        }
+        // Unless a visit or a change of details moved the anchor or the
+        // interval meanwhile (and set the next notice itself).
+        let next = next_period_due(elder.visit_anchor_at, interval, now);
+        sqlx::query(
+            "UPDATE elders SET next_notice_at = $2 \
+             WHERE id = $1 AND visit_anchor_at = $3 AND visit_interval_days = $4",
+        )
+        .bind(&elder.id)
+        .bind(next.map(to_millis))
+        .bind(to_millis(elder.visit_anchor_at))
+        .bind(i64::from(elder.visit_interval_days))
+        .execute(&mut *tx)
+        .await?;
+        self.db.commit(tx).await?;
         if raised > 0 {
             self.outbox.wake();
         }

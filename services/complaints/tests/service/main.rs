@@ -3,6 +3,7 @@
 //! (`shequ_tests::on_both_backends!`).
 
 mod api;
+mod backlog;
 mod events;
 mod faults;
 mod intake;

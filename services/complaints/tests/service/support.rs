@@ -16,6 +16,7 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
+use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -150,6 +151,21 @@ impl TestApp {
             .context("no complaint in the response")
     }
 
+    /// Runs `sql` on the service's database behind its back, with `args` bound
+    /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
+    /// decode, a lease another replica holds). Returns the rows affected.
+    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let affected = query.execute(&mut conn).await?.rows_affected();
+        conn.close().await?;
+        Ok(affected)
+    }
+
     /// Every event in the COMPLAINTS stream once `expected` have arrived.
     pub(crate) async fn wait_for_events(
         &self,
@@ -192,6 +208,9 @@ impl Running {
         // Nobody listens there: merchant checks find the alliance down.
         config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
         config.alliance_timeout_ms = 500;
+        // The background sweeper passes once at start, then not again during a
+        // test: the tests run passes themselves.
+        config.sweep_interval_secs = 3600;
         let application = Application::build(config, clock.clone()).await?;
         let addr = application.grpc_addr();
         let sweeper = application.sweeper();

@@ -138,11 +138,7 @@ pub fn missed_periods(
     let mut missed = Vec::new();
     for k in 1..=MAX_MISSED_PERIODS {
         // Beyond the representable range nothing can be due yet.
-        let Some(due_at) = i32::try_from(k)
-            .ok()
-            .and_then(|factor| interval.checked_mul(factor))
-            .and_then(|offset| anchor.checked_add_signed(offset))
-        else {
+        let Some(due_at) = period_due(anchor, interval, k) else {
             break;
         };
         if now < due_at {
@@ -151,6 +147,36 @@ pub fn missed_periods(
         missed.push((k, due_at));
     }
     missed
+}
+
+/// When the first period not yet missed as of `now` falls due: the instant
+/// from which [`missed_periods`] reports one more, so a sweeper that raised the
+/// periods missed by `now` need not look at the elder again before it. `None`
+/// when no further period will be reported for this anchor: the
+/// [`MAX_MISSED_PERIODS`] are missed already, the interval is not positive, or
+/// the instant is beyond the representable range.
+pub fn next_period_due(
+    anchor: DateTime<Utc>,
+    interval: Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if interval <= Duration::zero() {
+        return None;
+    }
+    let missed = u32::try_from(missed_periods(anchor, interval, now).len()).ok()?;
+    if missed >= MAX_MISSED_PERIODS {
+        return None;
+    }
+    period_due(anchor, interval, missed + 1)
+}
+
+/// When period `k` (1-based) since `anchor` is due: `anchor + k·interval`, if
+/// representable.
+fn period_due(anchor: DateTime<Utc>, interval: Duration, k: u32) -> Option<DateTime<Utc>> {
+    i32::try_from(k)
+        .ok()
+        .and_then(|factor| interval.checked_mul(factor))
+        .and_then(|offset| anchor.checked_add_signed(offset))
 }
 
 /// When the next visit is due: one interval after `anchor` (the last visit, or
@@ -249,6 +275,42 @@ mod tests {
     #[test]
     fn anchor_in_the_future_misses_nothing() {
         assert!(missed_periods(at(20, 8), Duration::days(7), at(1, 8)).is_empty());
+    }
+
+    #[test]
+    fn the_next_period_is_due_one_interval_after_the_last_one_missed() {
+        let anchor = at(1, 8);
+        let week = Duration::days(7);
+        assert_eq!(
+            next_period_due(anchor, week, at(2, 8)),
+            Some(at(8, 8)),
+            "none missed yet: the first due date"
+        );
+        assert_eq!(
+            next_period_due(anchor, week, at(8, 8)),
+            Some(at(15, 8)),
+            "at the due instant that period is missed"
+        );
+        assert_eq!(
+            next_period_due(anchor, week, at(22, 9)),
+            Some(at(29, 8)),
+            "three missed: the fourth"
+        );
+    }
+
+    #[test]
+    fn no_period_is_next_past_the_cap_or_without_a_positive_interval() {
+        let anchor = at(1, 8);
+        let day = Duration::days(1);
+        assert_eq!(
+            next_period_due(anchor, day, anchor + day * 51),
+            Some(anchor + day * 52),
+            "the last period under the cap"
+        );
+        assert_eq!(next_period_due(anchor, day, anchor + day * 52), None);
+        assert_eq!(next_period_due(anchor, day, anchor + day * 1000), None);
+        assert_eq!(next_period_due(anchor, Duration::zero(), at(20, 8)), None);
+        assert_eq!(next_period_due(anchor, -day, at(20, 8)), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! service does with them up is tested end to end elsewhere.
 
 mod api;
+mod backlog;
 mod events;
 mod pairing;
 mod support;

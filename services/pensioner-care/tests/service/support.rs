@@ -18,6 +18,7 @@ use shequ_proto::common::v1 as common;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
+use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -257,6 +258,35 @@ impl TestApp {
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Runs `sql` on the service's database behind its back, with `args` bound
+    /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
+    /// decode, a lease another replica holds). Returns the rows affected.
+    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let affected = query.execute(&mut conn).await?.rows_affected();
+        conn.close().await?;
+        Ok(affected)
+    }
+
+    /// Another replica takes lease `name` for longer than any test runs, so
+    /// this instance's job of that name stands by and only the test's own
+    /// passes run.
+    pub(crate) async fn hold_lease_elsewhere(&self, name: &str) -> anyhow::Result<()> {
+        // 2100-01-01: far past anything the manual clock reaches.
+        self.execute(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'another-replica', 4102444800000) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+            &[name],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Every event in the CARE stream once `expected` have arrived.

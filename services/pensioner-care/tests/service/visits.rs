@@ -98,15 +98,15 @@ async fn the_sweeper_raises_one_overdue_event_per_missed_period_even_across_a_re
     let week = Duration::days(7);
 
     app.clock.advance(week * 5 / 2);
-    let first = app.sweeper.sweep_once().await?;
-    let second = app.sweeper.sweep_once().await?;
+    let first = app.sweeper.sweep_once().await?.raised;
+    let second = app.sweeper.sweep_once().await?.raised;
     let overdue = overdue_list(&mut app).await?;
     app.restart().await?;
-    let after_restart = app.sweeper.sweep_once().await?;
+    let after_restart = app.sweeper.sweep_once().await?.raised;
     app.clock.set(registered_at + week * 3);
-    let third_period = app.sweeper.sweep_once().await?;
+    let third_period = app.sweeper.sweep_once().await?.raised;
     app.visit("visit-1", &id, pb::Wellbeing::Good).await?;
-    let after_visit = app.sweeper.sweep_once().await?;
+    let after_visit = app.sweeper.sweep_once().await?.raised;
 
     assert_eq!(first, 2, "two and a half weeks: two missed periods");
     assert_eq!(second, 0, "each period once");
@@ -239,7 +239,7 @@ async fn a_concern_visit_keeps_its_filing_pending_while_complaints_is_down(
     let visit = recorded.visit.unwrap_or_default();
     // Past the retry backoff of any attempt the background worker made already.
     app.clock.advance(Duration::minutes(10));
-    let filed = app.filings.file_due().await?;
+    let filed = app.filings.file_due().await?.filed;
     let later = app.visit("visit-1", &id, pb::Wellbeing::Concern).await?;
 
     assert_eq!(
