@@ -167,7 +167,7 @@ impl Database {
     /// Records `error` of a write that did not commit (see
     /// [`Database::written`]) and returns it.
     pub fn failed_with(&self, error: sqlx::Error) -> sqlx::Error {
-        if is_unavailable(&error) {
+        if is_unavailable(&error) && !is_conflict(&error) {
             self.health.failed(&error);
         }
         error
@@ -333,6 +333,16 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
                 || code == "40001"
                 || code == "40P01"
         }
+        _ => false,
+    }
+}
+
+/// A PostgreSQL serialization failure or deadlock: the transaction lost a race
+/// with another and may simply be retried; it says nothing of the database's
+/// health.
+fn is_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => matches!(error.code().as_deref(), Some("40001" | "40P01")),
         _ => false,
     }
 }
