@@ -3,11 +3,11 @@
 //! the masked phone only: never the text, the reporter's name or phone, or notes.
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::events::new_event;
+use shequ_chassis::events::{derived_id, new_event};
 use shequ_proto::events::complaints::{self as contract, ComplaintState};
 use shequ_proto::events::{CloudEvent, EventData};
 
-use crate::domain::complaint::{Action, Complaint, Detail, Transition};
+use crate::domain::complaint::{Action, Breach, Complaint, Detail, Transition};
 
 /// The event for `transition`, which has just been applied to `complaint` by `actor`.
 pub fn for_transition(
@@ -58,14 +58,20 @@ pub fn for_transition(
                 from_level,
                 due_at,
             },
-        ) => build(&contract::Escalated {
-            complaint: state,
-            breach: breach.as_str().into(),
-            from_level: from_level.as_str().into(),
-            to_level: complaint.level.as_str().into(),
-            assignee: complaint.assignee.clone(),
-            due_at: *due_at,
-        }),
+        ) => {
+            let mut event = build(&contract::Escalated {
+                complaint: state,
+                breach: breach.as_str().into(),
+                from_level: from_level.as_str().into(),
+                to_level: complaint.level.as_str().into(),
+                assignee: complaint.assignee.clone(),
+                due_at: *due_at,
+            })?;
+            // One escalation per breach and cycle: raised again (from a
+            // database restored to before it, say), it is the same event.
+            event.id = escalation_event_id(&complaint.id, *breach, complaint.reopen_count);
+            Ok(event)
+        }
         (Action::Resolved, _) => build(&contract::Resolved {
             complaint: state,
             resolved_at: complaint.resolved_at.unwrap_or(now),
@@ -117,6 +123,16 @@ pub fn for_transition(
             "escalation or reclassification without its detail",
         )),
     }
+}
+
+/// The id of the `escalated` event of complaint `id`'s `breach` in the cycle
+/// after `reopen_count` reopenings: derived from that identity, so JetStream
+/// and every consumer drop a second one.
+pub fn escalation_event_id(id: &str, breach: Breach, reopen_count: u32) -> String {
+    derived_id(
+        contract::Escalated::TYPE,
+        &[id, breach.as_str(), &reopen_count.to_string()],
+    )
 }
 
 /// Lets one `match` arm per event type share the envelope code.

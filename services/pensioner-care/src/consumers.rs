@@ -3,6 +3,7 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use shequ_chassis::clock::to_millis;
 use shequ_chassis::inbox::{ConsumerSpec, Handler, HandlerError};
 use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::complaints;
@@ -47,15 +48,25 @@ impl Handler for ComplaintOutcomes {
         event: &'a CloudEvent,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         async move {
-            let (kind, summary, complaint) = match event.event_type.as_str() {
+            // Each outcome with its own identity (the fact), so a twin under a
+            // new event id adds nothing: the resolution and closing instants,
+            // the reopening's count.
+            let (kind, summary, complaint, fact) = match event.event_type.as_str() {
                 complaints::Resolved::TYPE => {
                     let data: complaints::Resolved = payload(event)?;
-                    ("complaint_resolved", "resolved".to_owned(), data.complaint)
+                    let fact = to_millis(data.resolved_at).to_string();
+                    (
+                        "complaint_resolved",
+                        "resolved".to_owned(),
+                        data.complaint,
+                        fact,
+                    )
                 }
                 complaints::Closed::TYPE => {
                     let data: complaints::Closed = payload(event)?;
                     let summary = format!("closed, satisfaction {} of 5", data.satisfaction);
-                    ("complaint_closed", summary, data.complaint)
+                    let fact = to_millis(data.closed_at).to_string();
+                    ("complaint_closed", summary, data.complaint, fact)
                 }
                 complaints::Reopened::TYPE => {
                     let data: complaints::Reopened = payload(event)?;
@@ -63,6 +74,7 @@ impl Handler for ComplaintOutcomes {
                         "complaint_reopened",
                         format!("reopened ({})", data.reason),
                         data.complaint,
+                        data.reopen_count.to_string(),
                     )
                 }
                 _ => return Ok(()),
@@ -78,6 +90,7 @@ impl Handler for ComplaintOutcomes {
                 kind,
                 &summary,
                 &complaint.complaint_id,
+                &format!("{}/{fact}", complaint.complaint_id),
             )
             .await
             .map_err(|error| match error {

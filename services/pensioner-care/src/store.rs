@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
-use shequ_chassis::events::new_event;
+use shequ_chassis::events::{derived_event, new_event};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
@@ -1082,7 +1082,12 @@ impl Store {
                 period,
                 due_at,
             };
-            enqueue(&mut tx, &elder.id, &event, now).await?;
+            // Born of the notice's key: raised again (a database restored to
+            // before it), it is the same event.
+            let anchor = to_millis(elder.visit_anchor_at).to_string();
+            let identity = [elder.id.as_str(), &anchor, &period.to_string()];
+            let event = derived_event(contract::SOURCE, &elder.id, now, &event, &identity)?;
+            outbox::enqueue(&mut tx, &event).await?;
             raised += 1;
         }
         // Unless a visit or a change of details moved the anchor or the
@@ -1242,7 +1247,9 @@ impl Store {
 }
 
 /// Appends to an elder's timeline (from a complaint event, on the inbox's
-/// transaction): only for elders this service knows.
+/// transaction): only for elders this service knows, and once per `fact` (the
+/// outcome's own identity, e.g. the complaint's resolution instant), however
+/// many events announce it; whether it was added.
 pub async fn note_complaint_outcome(
     conn: &mut AnyConnection,
     elder_id: &str,
@@ -1250,6 +1257,7 @@ pub async fn note_complaint_outcome(
     kind: &str,
     summary: &str,
     complaint_id: &str,
+    fact: &str,
 ) -> Result<bool, StoreError> {
     let known = sqlx::query("SELECT id FROM elders WHERE id = $1")
         .bind(elder_id)
@@ -1258,8 +1266,20 @@ pub async fn note_complaint_outcome(
     if known.is_none() {
         return Ok(false);
     }
-    timeline(conn, elder_id, at, kind, summary, complaint_id).await?;
-    Ok(true)
+    let noted = sqlx::query(
+        "INSERT INTO timeline (elder_id, at, kind, summary, reference, fact) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(elder_id)
+    .bind(to_millis(at))
+    .bind(kind)
+    .bind(summary)
+    .bind(complaint_id)
+    .bind(fact)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(noted == 1)
 }
 
 async fn timeline(

@@ -7,5 +7,6 @@ mod backlog;
 mod events;
 mod faults;
 mod intake;
+mod restore;
 mod startup;
 mod support;

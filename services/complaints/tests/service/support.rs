@@ -16,7 +16,7 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -106,6 +106,17 @@ impl TestApp {
         self.boot().await
     }
 
+    /// Stops the service gracefully, runs `meanwhile` on its data directory
+    /// (where its SQLite file is: to put a backup back, say), and starts it again.
+    pub(crate) async fn restart_after(
+        &mut self,
+        meanwhile: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.stop().await?;
+        meanwhile(self.data.path())?;
+        self.boot().await
+    }
+
     pub(crate) async fn stop(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
@@ -164,6 +175,16 @@ impl TestApp {
         let affected = query.execute(&mut conn).await?.rows_affected();
         conn.close().await?;
         Ok(affected)
+    }
+
+    /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
+    /// database.
+    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
+        let n = sqlx::query(sql).fetch_one(&mut conn).await?.try_get("n")?;
+        conn.close().await?;
+        Ok(n)
     }
 
     /// Every event in the COMPLAINTS stream once `expected` have arrived.

@@ -7,6 +7,7 @@
 mod api;
 mod backlog;
 mod events;
+mod outcomes;
 mod pairing;
 mod support;
 mod visits;

@@ -18,7 +18,7 @@ use shequ_proto::common::v1 as common;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -273,6 +273,16 @@ impl TestApp {
         let affected = query.execute(&mut conn).await?.rows_affected();
         conn.close().await?;
         Ok(affected)
+    }
+
+    /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
+    /// database.
+    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
+        let n = sqlx::query(sql).fetch_one(&mut conn).await?.try_get("n")?;
+        conn.close().await?;
+        Ok(n)
     }
 
     /// Another replica takes lease `name` for longer than any test runs, so
