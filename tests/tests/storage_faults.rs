@@ -8,9 +8,14 @@
 //!   lost across a clean restart.
 //! - merchant-alliance: complaint resolutions that arrive while its disk is
 //!   full are not acknowledged, and each is applied once when space returns.
+//! - complaints on PostgreSQL whose connections are killed again and again
+//!   under load: every OK stored and published once, no refusal stored.
+//! - merchant-alliance whose PostgreSQL database refuses connections for
+//!   longer than the old delivery limit: every resolution applied once after.
 //!
-//! The disks are small tmpfs mounts ([`SmallDisk`]); the tests are skipped,
-//! with a note, where this process may not mount one (not root).
+//! The disks are small tmpfs mounts ([`SmallDisk`]); those tests are skipped,
+//! with a note, where this process may not mount one (not root), and the
+//! PostgreSQL ones where no server answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -317,6 +322,282 @@ async fn resolutions_reaching_the_alliance_while_its_disk_is_full_are_each_appli
          0 lost, 0 duplicated",
         complaint_ids.len(),
         while_full.len(),
+        references.len()
+    );
+    Ok(())
+}
+
+/// Terminates every connection to database `name` but the caller's, every
+/// `every`, until `stop`; how many it terminated.
+async fn kill_connections_until(
+    admin: sqlx::PgPool,
+    name: String,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<u64> {
+    let mut killed = 0;
+    while !stop.is_cancelled() {
+        let row: (i64,) = sqlx::query_as(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .fetch_one(&admin)
+        .await?;
+        killed += row.0 as u64;
+        tokio::time::sleep(every).await;
+    }
+    Ok(killed)
+}
+
+/// The database name at the end of a PostgreSQL URL.
+fn database_name(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaints_on_postgres_whose_connections_are_killed_under_load_store_every_ok_and_no_refusal()
+-> anyhow::Result<()> {
+    let Some(admin_url) = shequ_tests::postgres_url().await else {
+        eprintln!("complaints_on_postgres_connections_killed: skipped, no PostgreSQL");
+        return Ok(());
+    };
+    let pg = shequ_tests::TestPostgres::create(&admin_url).await?;
+    let nats = NatsServer::start().await?;
+    let data = tempfile::tempdir()?;
+    let mut service = process(
+        Service::Complaints,
+        &nats,
+        data.path(),
+        data.path(),
+        &[("SHEQU_DATABASE_URL", pg.url().to_owned())],
+    )?;
+    service.start().await?;
+    load_organisation(&service).await?;
+
+    // Load while every connection of the service's database is killed every 40 ms.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let admin = sqlx::PgPool::connect(&admin_url).await?;
+    let killer = tokio::spawn(kill_connections_until(
+        admin,
+        database_name(pg.url()),
+        Duration::from_millis(40),
+        stop.clone(),
+    ));
+    let mut answers = Answers::new();
+    for round in 0..8 {
+        let ids = (0..32).map(|n| format!("killed-{round}-{n}"));
+        answers.extend(submit_all(&service, ids).await?);
+    }
+    stop.cancel();
+    let killed = killer.await??;
+    let refused: Vec<&Code> = answers.values().filter_map(|a| a.as_ref().err()).collect();
+    assert!(killed > 0, "no connection was killed");
+    assert!(
+        refused.iter().all(|code| **code == Code::Unavailable),
+        "refusals are Unavailable (not stored, retry): {refused:?}"
+    );
+    eventually(RECOVERY, || async {
+        anyhow::ensure!(readyz(&service).await? == 200, "not ready yet");
+        Ok(())
+    })
+    .await?;
+
+    // After a clean restart: every OK stored and published once, no refusal stored.
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    service.start().await?;
+    let ok: BTreeSet<String> = answers
+        .values()
+        .filter_map(|answer| answer.as_ref().ok().cloned())
+        .collect();
+    let mut client = Complaints::new(service.channel()?);
+    for id in &ok {
+        client
+            .get_complaint(complaints::GetComplaintRequest {
+                complaint_id: id.clone(),
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
+    }
+    let published = eventually(RECOVERY, || async {
+        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
+        let subjects: Vec<String> = events
+            .iter()
+            .filter(|event| event.event.event_type == SUBMITTED)
+            .map(|event| event.event.subject.clone())
+            .collect();
+        anyhow::ensure!(
+            subjects.len() >= ok.len(),
+            "{} of {}",
+            subjects.len(),
+            ok.len()
+        );
+        Ok(subjects)
+    })
+    .await?;
+    let unique: BTreeSet<String> = published.iter().cloned().collect();
+    assert_eq!(unique.len(), published.len(), "none published twice");
+    assert_eq!(unique, ok, "published: exactly those answered OK");
+    let refused_ids: Vec<&String> = answers
+        .iter()
+        .filter(|(_, answer)| answer.is_err())
+        .map(|(request, _)| request)
+        .collect();
+    for request_id in &refused_ids {
+        let again = client
+            .submit_complaint(complaint(
+                request_id,
+                complaints::Category::EnvironmentSanitation,
+                "",
+            ))
+            .await?
+            .into_inner();
+        assert!(!again.duplicate, "{request_id} was refused, yet stored");
+    }
+    eprintln!(
+        "connections killed ({killed}) under load: {} submissions: {} answered OK, {} stored, \
+         {} published, {} refused (Unavailable; none stored), 0 lost, 0 duplicated",
+        answers.len(),
+        ok.len(),
+        ok.len(),
+        unique.len(),
+        refused_ids.len()
+    );
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alliance_applies_every_resolution_once_after_its_database_was_away_longer_than_the_old_limit()
+-> anyhow::Result<()> {
+    let Some(admin_url) = shequ_tests::postgres_url().await else {
+        eprintln!("alliance_database_away: skipped, no PostgreSQL");
+        return Ok(());
+    };
+    let pg = shequ_tests::TestPostgres::create(&admin_url).await?;
+    let name = database_name(pg.url());
+    let nats = NatsServer::start().await?;
+    let data = tempfile::tempdir()?;
+    // Redeliveries 50 ms, 100 ms, 200 ms, 200 ms … apart: the old limit of ten
+    // deliveries is spent within 2 s; the database is away for 8.
+    let mut alliance = process(
+        Service::MerchantAlliance,
+        &nats,
+        data.path(),
+        data.path(),
+        &[
+            ("SHEQU_DATABASE_URL", pg.url().to_owned()),
+            ("SHEQU_CONSUMER_RETRY_FIRST_MS", "50".to_owned()),
+            ("SHEQU_CONSUMER_RETRY_MAX_MS", "200".to_owned()),
+        ],
+    )?;
+    alliance.start().await?;
+    let mut complaints_service = process(
+        Service::Complaints,
+        &nats,
+        data.path(),
+        data.path(),
+        &[("SHEQU_ALLIANCE_URL", alliance.grpc_url())],
+    )?;
+    complaints_service.start().await?;
+    load_organisation(&complaints_service).await?;
+    let mut merchants = Vec::new();
+    for name in ["老王面馆", "小李茶铺", "助老食堂", "张记包子"] {
+        let registered = Merchants::new(alliance.channel()?)
+            .register_merchant(merchant(name))
+            .await?
+            .into_inner();
+        merchants.push(registered.merchant.unwrap_or_default().id);
+    }
+    let mut complaint_ids = BTreeSet::new();
+    for i in 0..40 {
+        let request = complaint(
+            &format!("resident-{i}"),
+            complaints::Category::MerchantConduct,
+            &merchants[i % merchants.len()],
+        );
+        complaint_ids.insert(submit(&complaints_service, request).await?);
+    }
+
+    // The alliance's database goes away; the complaints are resolved at fault meanwhile.
+    let admin = sqlx::PgPool::connect(&admin_url).await?;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let killer = tokio::spawn(kill_connections_until(
+        admin.clone(),
+        name.clone(),
+        Duration::from_millis(200),
+        stop.clone(),
+    ));
+    let away = tokio::time::Instant::now();
+    for id in &complaint_ids {
+        resolve_at_fault(&complaints_service, id).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(away.elapsed())).await;
+    stop.cancel();
+    killer.await??;
+    let outage = away.elapsed();
+    let retried = metric(
+        &alliance,
+        "shequ_events_consumed_total",
+        &[
+            "consumer=\"merchant-alliance-complaints\"",
+            "outcome=\"retried\"",
+        ],
+    )
+    .await?;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await?;
+
+    // Back: every resolution applied, once.
+    let references = eventually(Duration::from_secs(60), || async {
+        let mut references = Vec::new();
+        for merchant_id in &merchants {
+            let ledger = Merchants::new(alliance.channel()?)
+                .get_credit_ledger(alliance::GetCreditLedgerRequest {
+                    merchant_id: merchant_id.clone(),
+                })
+                .await?
+                .into_inner();
+            references.extend(
+                ledger
+                    .entries
+                    .into_iter()
+                    .filter(|entry| entry.reason == "complaint_at_fault")
+                    .map(|entry| entry.reference),
+            );
+        }
+        anyhow::ensure!(
+            references.len() >= complaint_ids.len(),
+            "{} of {} deducted",
+            references.len(),
+            complaint_ids.len()
+        );
+        Ok(references)
+    })
+    .await?;
+    let unique: BTreeSet<String> = references.iter().cloned().collect();
+    assert_eq!(unique.len(), references.len(), "none deducted twice");
+    assert_eq!(unique, complaint_ids, "each at-fault complaint deducted");
+    assert!(
+        retried > 0,
+        "the consumer retried while its database was away"
+    );
+    let parked = metric(
+        &alliance,
+        "shequ_events_consumed_total",
+        &["outcome=\"parked\""],
+    )
+    .await?;
+    assert_eq!(parked, 0, "nothing parked for a transient failure");
+    eprintln!(
+        "alliance database away {:.1} s: {} resolutions published, {} applied after, \
+         {retried} redeliveries while away, 0 parked, 0 lost, 0 duplicated",
+        outage.as_secs_f64(),
+        complaint_ids.len(),
         references.len()
     );
     Ok(())
