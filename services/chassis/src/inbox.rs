@@ -352,13 +352,13 @@ async fn park(
         .headers
         .iter()
         .flat_map(|headers| headers.iter())
-        .filter_map(|(name, values)| {
+        .map(|(name, values)| {
             let value = values
                 .iter()
                 .map(|v| v.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            Some((name.to_string(), value))
+            (name.to_string(), value)
         })
         .collect();
     let headers =

@@ -82,13 +82,16 @@ impl Handler for ComplaintOutcomes {
             let Some(merchant_id) = resolved.complaint.merchant_id.as_deref() else {
                 return Ok(());
             };
+            let resolution = store::Resolution {
+                merchant_id,
+                complaint_id: &resolved.complaint.complaint_id,
+                resolved_at: resolved.resolved_at,
+                at_fault: resolved.merchant_at_fault,
+            };
             let entry = store::apply_complaint_resolution(
                 conn,
                 &self.rules,
-                merchant_id,
-                &resolved.complaint.complaint_id,
-                resolved.resolved_at,
-                resolved.merchant_at_fault,
+                resolution,
                 &event.id,
                 self.clock.now(),
             )

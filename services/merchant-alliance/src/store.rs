@@ -609,19 +609,33 @@ fn count_of(counts: &std::collections::HashMap<String, i64>, id: &str) -> u32 {
         .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX))
 }
 
-/// A complaint about `merchant_id` was resolved (from a complaint event, on the
+/// A complaint's resolution, as the complaints service announced it.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolution<'a> {
+    pub merchant_id: &'a str,
+    pub complaint_id: &'a str,
+    /// Its identity among the complaint's resolutions (one per cycle).
+    pub resolved_at: DateTime<Utc>,
+    pub at_fault: bool,
+}
+
+/// A complaint about a merchant was resolved (from a complaint event, on the
 /// inbox's transaction): deducts once when at fault, gives the deduction back
-/// when a later resolution finds no fault. An unknown merchant changes nothing.
+/// when a later resolution finds no fault; a resolution no newer than the last
+/// one applied changes nothing. An unknown merchant changes nothing.
 pub async fn apply_complaint_resolution(
     conn: &mut AnyConnection,
     rules: &CreditRules,
-    merchant_id: &str,
-    complaint_id: &str,
-    resolved_at: DateTime<Utc>,
-    at_fault: bool,
+    resolution: Resolution<'_>,
     source_event_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<CreditEntry>, StoreError> {
+    let Resolution {
+        merchant_id,
+        complaint_id,
+        resolved_at,
+        at_fault,
+    } = resolution;
     let merchant = match load_for_update(conn, merchant_id).await {
         Ok(merchant) => merchant,
         Err(StoreError::NotFound(_)) => return Ok(None),
