@@ -1,6 +1,6 @@
 //! What the process-level tests share: a one-grid organisation, a complaint
-//! and a merchant to register, a complaint resolved at the merchant's fault,
-//! and reading a service's metrics.
+//! and a merchant to register, a complaint resolved at the merchant's fault
+//! and the deductions it made, and reading a service's metrics.
 
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
@@ -11,6 +11,7 @@ use crate::system::ServiceProcess;
 
 type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
 type Organisation = complaints::organisation_service_client::OrganisationServiceClient<Channel>;
+type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
 
 /// The sum of a metric's samples whose labels include each of `labels`
 /// (`name="value"`).
@@ -125,4 +126,39 @@ pub async fn resolve_at_fault(process: &ServiceProcess, complaint_id: &str) -> a
         })
         .await?;
     Ok(())
+}
+
+/// The complaints `merchant_id` was found at fault for, as its credit ledger
+/// on `process` lists the deductions (one entry each, in ledger order).
+pub async fn at_fault_deductions(
+    process: &ServiceProcess,
+    merchant_id: &str,
+) -> anyhow::Result<Vec<String>> {
+    let ledger = Merchants::new(process.channel()?)
+        .get_credit_ledger(alliance::GetCreditLedgerRequest {
+            merchant_id: merchant_id.into(),
+        })
+        .await?
+        .into_inner();
+    Ok(ledger
+        .entries
+        .into_iter()
+        .filter(|entry| entry.reason == "complaint_at_fault")
+        .map(|entry| entry.reference)
+        .collect())
+}
+
+/// Waits until the service whose admin port is `admin_port` has finished a
+/// pass of its sweeper `sweeper` (`shequ_sweeper_runs_total` counts finished
+/// passes): a test that runs passes itself first lets the one at start end.
+pub async fn first_sweep_done(admin_port: u16, sweeper: &str) -> anyhow::Result<()> {
+    let label = format!("sweeper=\"{sweeper}\"");
+    crate::eventually(std::time::Duration::from_secs(20), || async {
+        let (status, body) = crate::system::http_get(admin_port, "/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        let passes = sample_sum(&body, "shequ_sweeper_runs_total", &[&label]);
+        anyhow::ensure!(passes >= 1, "the {sweeper} sweeper has not finished a pass");
+        Ok(())
+    })
+    .await
 }

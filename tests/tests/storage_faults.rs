@@ -24,7 +24,7 @@ use std::time::Duration;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::complaints::v1 as complaints;
 use shequ_tests::fixtures::{
-    complaint, load_organisation, merchant, metric, resolve_at_fault, submit,
+    at_fault_deductions, complaint, load_organisation, merchant, metric, resolve_at_fault, submit,
 };
 use shequ_tests::system::{Service, ServiceProcess, http_get};
 use shequ_tests::{NatsServer, SmallDisk, eventually, stream_events};
@@ -96,6 +96,82 @@ async fn submit_all(
     Ok(futures::future::join_all(calls).await.into_iter().collect())
 }
 
+/// After a fault and a clean restart of `service`: every submission answered
+/// OK is stored and published exactly once, and none refused was stored (its
+/// request id makes a new complaint now). Returns the line of figures for
+/// `fault`, and stops the service.
+async fn every_ok_stored_and_published_once_and_no_refusal_stored(
+    service: &mut ServiceProcess,
+    nats: &NatsServer,
+    answers: &Answers,
+    fault: &str,
+) -> anyhow::Result<String> {
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    service.start().await?;
+    let ok: BTreeSet<String> = answers
+        .values()
+        .filter_map(|answer| answer.as_ref().ok().cloned())
+        .collect();
+    let mut client = Complaints::new(service.channel()?);
+    for id in &ok {
+        client
+            .get_complaint(complaints::GetComplaintRequest {
+                complaint_id: id.clone(),
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
+    }
+    let published = eventually(RECOVERY, || async {
+        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
+        let subjects: Vec<String> = events
+            .iter()
+            .filter(|event| event.event.event_type == SUBMITTED)
+            .map(|event| event.event.subject.clone())
+            .collect();
+        anyhow::ensure!(
+            subjects.len() >= ok.len(),
+            "{} of {} published",
+            subjects.len(),
+            ok.len()
+        );
+        Ok(subjects)
+    })
+    .await?;
+    let unique: BTreeSet<String> = published.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        published.len(),
+        "no complaint published twice"
+    );
+    assert_eq!(unique, ok, "published: exactly those answered OK");
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(_, answer)| answer.is_err())
+        .map(|(request, _)| request)
+        .collect();
+    for request_id in &refused {
+        let again = client
+            .submit_complaint(complaint(
+                request_id,
+                complaints::Category::EnvironmentSanitation,
+                "",
+            ))
+            .await?
+            .into_inner();
+        assert!(!again.duplicate, "{request_id} was refused, yet stored");
+    }
+    assert_eq!(service.terminate().await?.code(), Some(0));
+    Ok(format!(
+        "{fault}: {} submissions: {} answered OK, {} stored, {} published, {} refused \
+         (Unavailable; none stored), 0 lost, 0 duplicated",
+        answers.len(),
+        ok.len(),
+        ok.len(),
+        unique.len(),
+        refused.len()
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complaints_on_a_full_disk_answer_unavailable_and_every_ok_is_stored_and_published_once()
 -> anyhow::Result<()> {
@@ -152,73 +228,14 @@ async fn complaints_on_a_full_disk_answer_unavailable_and_every_ok_is_stored_and
     answers.extend(after);
 
     // A clean restart loses nothing answered OK.
-    assert_eq!(service.terminate().await?.code(), Some(0));
-    service.start().await?;
-    let ok: BTreeMap<&String, &String> = answers
-        .iter()
-        .filter_map(|(request, answer)| Some((request, answer.as_ref().ok()?)))
-        .collect();
-    let mut client = Complaints::new(service.channel()?);
-    for id in ok.values() {
-        client
-            .get_complaint(complaints::GetComplaintRequest {
-                complaint_id: (*id).clone(),
-            })
-            .await
-            .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
-    }
-    let expected: BTreeSet<String> = ok.values().map(|id| (*id).clone()).collect();
-    let events = eventually(RECOVERY, || async {
-        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
-        let subjects: Vec<String> = events
-            .iter()
-            .filter(|event| event.event.event_type == SUBMITTED)
-            .map(|event| event.event.subject.clone())
-            .collect();
-        anyhow::ensure!(
-            subjects.len() >= expected.len(),
-            "{} of {} published",
-            subjects.len(),
-            expected.len()
-        );
-        Ok(subjects)
-    })
+    let figures = every_ok_stored_and_published_once_and_no_refusal_stored(
+        &mut service,
+        &nats,
+        &answers,
+        "disk full",
+    )
     .await?;
-    let published: BTreeSet<String> = events.iter().cloned().collect();
-    assert_eq!(
-        published.len(),
-        events.len(),
-        "no complaint published twice"
-    );
-    assert_eq!(published, expected, "published: exactly those answered OK");
-
-    // Refused requests were not stored: the same request id makes a new complaint.
-    let refused: Vec<&String> = answers
-        .iter()
-        .filter(|(_, answer)| answer.is_err())
-        .map(|(request, _)| request)
-        .collect();
-    for request_id in &refused {
-        let again = client
-            .submit_complaint(complaint(
-                request_id,
-                complaints::Category::EnvironmentSanitation,
-                "",
-            ))
-            .await?
-            .into_inner();
-        assert!(!again.duplicate, "{request_id} was refused, yet stored");
-    }
-    eprintln!(
-        "disk full: {} submissions: {} answered OK, {} stored, {} published, {} refused \
-         (Unavailable; none stored), 0 lost, 0 duplicated; {failures} failed commits counted",
-        answers.len(),
-        ok.len(),
-        ok.len(),
-        published.len(),
-        refused.len()
-    );
-    assert_eq!(service.terminate().await?.code(), Some(0));
+    eprintln!("{figures}; {failures} failed commits counted");
     Ok(())
 }
 
@@ -276,30 +293,12 @@ async fn resolutions_reaching_the_alliance_while_its_disk_is_full_are_each_appli
     })
     .await
     .map_err(|error| error.context("the alliance should fail to commit"))?;
-    let deducted = |alliance: &ServiceProcess| {
-        let channel = alliance.channel();
-        let merchant_id = merchant_id.clone();
-        async move {
-            let ledger = Merchants::new(channel?)
-                .get_credit_ledger(alliance::GetCreditLedgerRequest { merchant_id })
-                .await?
-                .into_inner();
-            Ok::<Vec<String>, anyhow::Error>(
-                ledger
-                    .entries
-                    .into_iter()
-                    .filter(|entry| entry.reason == "complaint_at_fault")
-                    .map(|entry| entry.reference)
-                    .collect(),
-            )
-        }
-    };
-    let while_full = deducted(&alliance).await?;
+    let while_full = at_fault_deductions(&alliance, &merchant_id).await?;
 
     // Room again: every resolution applied, once.
     disk.free()?;
     let references = eventually(Duration::from_secs(60), || async {
-        let references = deducted(&alliance).await?;
+        let references = at_fault_deductions(&alliance, &merchant_id).await?;
         anyhow::ensure!(
             references.len() >= complaint_ids.len(),
             "{} of {} deducted",
@@ -403,67 +402,15 @@ async fn complaints_on_postgres_whose_connections_are_killed_under_load_store_ev
     })
     .await?;
 
-    // After a clean restart: every OK stored and published once, no refusal stored.
-    assert_eq!(service.terminate().await?.code(), Some(0));
-    service.start().await?;
-    let ok: BTreeSet<String> = answers
-        .values()
-        .filter_map(|answer| answer.as_ref().ok().cloned())
-        .collect();
-    let mut client = Complaints::new(service.channel()?);
-    for id in &ok {
-        client
-            .get_complaint(complaints::GetComplaintRequest {
-                complaint_id: id.clone(),
-            })
-            .await
-            .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
-    }
-    let published = eventually(RECOVERY, || async {
-        let events = stream_events(&nats.url(), "COMPLAINTS").await?;
-        let subjects: Vec<String> = events
-            .iter()
-            .filter(|event| event.event.event_type == SUBMITTED)
-            .map(|event| event.event.subject.clone())
-            .collect();
-        anyhow::ensure!(
-            subjects.len() >= ok.len(),
-            "{} of {}",
-            subjects.len(),
-            ok.len()
-        );
-        Ok(subjects)
-    })
+    let fault = format!("connections killed ({killed}) under load");
+    let figures = every_ok_stored_and_published_once_and_no_refusal_stored(
+        &mut service,
+        &nats,
+        &answers,
+        &fault,
+    )
     .await?;
-    let unique: BTreeSet<String> = published.iter().cloned().collect();
-    assert_eq!(unique.len(), published.len(), "none published twice");
-    assert_eq!(unique, ok, "published: exactly those answered OK");
-    let refused_ids: Vec<&String> = answers
-        .iter()
-        .filter(|(_, answer)| answer.is_err())
-        .map(|(request, _)| request)
-        .collect();
-    for request_id in &refused_ids {
-        let again = client
-            .submit_complaint(complaint(
-                request_id,
-                complaints::Category::EnvironmentSanitation,
-                "",
-            ))
-            .await?
-            .into_inner();
-        assert!(!again.duplicate, "{request_id} was refused, yet stored");
-    }
-    eprintln!(
-        "connections killed ({killed}) under load: {} submissions: {} answered OK, {} stored, \
-         {} published, {} refused (Unavailable; none stored), 0 lost, 0 duplicated",
-        answers.len(),
-        ok.len(),
-        ok.len(),
-        unique.len(),
-        refused_ids.len()
-    );
-    assert_eq!(service.terminate().await?.code(), Some(0));
+    eprintln!("{figures}");
     Ok(())
 }
 
@@ -556,19 +503,7 @@ async fn the_alliance_applies_every_resolution_once_after_its_database_was_away_
     let references = eventually(Duration::from_secs(60), || async {
         let mut references = Vec::new();
         for merchant_id in &merchants {
-            let ledger = Merchants::new(alliance.channel()?)
-                .get_credit_ledger(alliance::GetCreditLedgerRequest {
-                    merchant_id: merchant_id.clone(),
-                })
-                .await?
-                .into_inner();
-            references.extend(
-                ledger
-                    .entries
-                    .into_iter()
-                    .filter(|entry| entry.reason == "complaint_at_fault")
-                    .map(|entry| entry.reference),
-            );
+            references.extend(at_fault_deductions(&alliance, merchant_id).await?);
         }
         anyhow::ensure!(
             references.len() >= complaint_ids.len(),

@@ -245,6 +245,57 @@ impl Database {
     }
 }
 
+/// One item of due work (a breach owed an escalation, an elder owed an
+/// overdue notice, a filing to try) and where a pass over such work resumes:
+/// passes go through their items in (due, id) order, each batch after the last
+/// one's final item, so every batch is a new set whatever became of the one
+/// before, and a pass gets through a backlog of any size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// When it fell due, in epoch milliseconds as stored.
+    at: i64,
+    id: String,
+}
+
+impl Due {
+    /// The id of the complaint, elder or visit it is about.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Database {
+    /// A batch of due work: `sql` selects `id` and `due` (epoch milliseconds)
+    /// of the items due by `$1` and after `after` (`($2, $3)`: its due and
+    /// id; the start when `None`), in (due, id) order, at most `$4` = `limit`.
+    /// Read on the reader pool.
+    pub async fn due_batch(
+        &self,
+        sql: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, sqlx::Error> {
+        use sqlx::Row;
+        let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at, due.id.as_str()));
+        let rows = sqlx::query(sql)
+            .bind(crate::clock::to_millis(now))
+            .bind(at)
+            .bind(id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Due {
+                    at: row.try_get("due")?,
+                    id: row.try_get("id")?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// How often a database that failed to commit is probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// The size of the probe row.

@@ -9,7 +9,7 @@ use shequ_chassis::clock::{SharedClock, from_millis, to_millis};
 use shequ_chassis::group_commit::{CommitError, DEFAULT_MAX_BATCH, GroupCommit, Job, Rows, Table};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
-use shequ_chassis::storage::{Backend, Database, is_unavailable, placeholders};
+use shequ_chassis::storage::{Backend, Database, Due, is_unavailable, placeholders};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -50,24 +50,6 @@ impl StoreError {
     /// which the pass skips so that the rest still get done.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Database(error) if is_unavailable(error))
-    }
-}
-
-/// A complaint owed an escalation for a breach, and where a pass over those
-/// resumes: passes go through them in (limit passed, id) order, each batch
-/// after the last one's final complaint, so every batch is a new set whatever
-/// became of the one before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owed {
-    /// When the limit passed, in epoch milliseconds as stored.
-    due_at: i64,
-    id: String,
-}
-
-impl Owed {
-    /// The complaint's id.
-    pub fn id(&self) -> &str {
-        &self.id
     }
 }
 
@@ -307,37 +289,22 @@ impl Store {
         &self,
         breach: Breach,
         now: DateTime<Utc>,
-        after: Option<&Owed>,
+        after: Option<&Due>,
         limit: usize,
-    ) -> Result<Vec<Owed>, StoreError> {
+    ) -> Result<Vec<Due>, StoreError> {
         // The statuses in which the limit counts, as `Complaint::breaches` has it.
         let (due, statuses) = match breach {
             Breach::Response => ("response_due_at", "('submitted')"),
             Breach::Resolution => ("resolution_due_at", OPEN_STATUSES),
         };
         let sql = format!(
-            "SELECT id, {due} AS due_at FROM complaints c WHERE status IN {statuses} AND {due} <= $1 \
+            "SELECT id, {due} AS due FROM complaints c WHERE status IN {statuses} AND {due} <= $1 \
              AND ({due}, id) > ($2, $3) \
              AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
              AND e.breach = '{}' AND e.cycle = c.reopen_count) ORDER BY {due}, id LIMIT $4",
             breach.as_str()
         );
-        let (at, id) = after.map_or((i64::MIN, ""), |owed| (owed.due_at, owed.id.as_str()));
-        let rows = sqlx::query(&sql)
-            .bind(to_millis(now))
-            .bind(at)
-            .bind(id)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.reader())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Owed {
-                    due_at: row.try_get("due_at")?,
-                    id: row.try_get("id")?,
-                })
-            })
-            .collect()
+        Ok(self.db.due_batch(&sql, now, after, limit).await?)
     }
 
     pub async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {

@@ -25,7 +25,9 @@ use shequ_chassis::trace::{self, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::complaint::Breach;
-use crate::store::{Owed, Store, StoreError};
+use shequ_chassis::storage::Due;
+
+use crate::store::{Store, StoreError};
 
 /// The lease whose holder sweeps.
 pub const LEASE: &str = "escalation-sweeper";
@@ -77,7 +79,7 @@ impl Sweeper {
         let now = self.store.now();
         let mut escalated = 0;
         for breach in [Breach::Response, Breach::Resolution] {
-            let mut after: Option<Owed> = None;
+            let mut after: Option<Due> = None;
             loop {
                 let owed = self
                     .store
@@ -125,10 +127,11 @@ impl Sweeper {
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             if self.lease.try_hold().await {
-                self.metrics.sweeper_ran("escalation");
                 if let Err(error) = self.sweep(Some(&self.lease)).await {
                     tracing::warn!(%error, "sweep failed; next pass will retry");
                 }
+                // Counted once the pass is over (tests wait for the first).
+                self.metrics.sweeper_ran("escalation");
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}

@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::domain::filing;
-use crate::store::{Due, Filing, Store, StoreError};
+use shequ_chassis::storage::Due;
+
+use crate::store::{Filing, Store, StoreError};
 
 /// How often pending filings are looked at when nobody wakes the worker.
 const POLL: Duration = Duration::from_secs(2);

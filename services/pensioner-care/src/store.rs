@@ -10,7 +10,7 @@ use shequ_chassis::events::{derived_event, new_event};
 use shequ_chassis::lease::{Lease, process_holder};
 use shequ_chassis::outbox::{self, OutboxSignal};
 use shequ_chassis::personal::Phone;
-use shequ_chassis::storage::{Database, is_unavailable};
+use shequ_chassis::storage::{Database, Due, is_unavailable};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
@@ -50,24 +50,6 @@ impl StoreError {
     /// which the pass skips so that the rest still get done.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Database(error) if is_unavailable(error))
-    }
-}
-
-/// One item of due work (an elder owed an overdue notice, a filing to try) and
-/// where a pass over such work resumes: passes go through their items in
-/// (due, id) order, each batch after the last one's final item, so every batch
-/// is a new set whatever became of the one before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due {
-    /// When it fell due, in epoch milliseconds as stored.
-    at: i64,
-    id: String,
-}
-
-impl Due {
-    /// The elder's or the visit's id.
-    pub fn id(&self) -> &str {
-        &self.id
     }
 }
 
@@ -887,7 +869,7 @@ impl Store {
         after: Option<&Due>,
         limit: usize,
     ) -> Result<Vec<Due>, StoreError> {
-        self.due_batch(
+        Ok(self.db.due_batch(
             "SELECT visit_id AS id, next_attempt_at AS due FROM complaint_filings \
              WHERE status = 'pending' AND next_attempt_at <= $1 AND (next_attempt_at, visit_id) > ($2, $3) \
              ORDER BY next_attempt_at, visit_id LIMIT $4",
@@ -895,7 +877,7 @@ impl Store {
             after,
             limit,
         )
-        .await
+        .await?)
     }
 
     /// The filing of visit `visit_id` if it is still pending and due by `now`
@@ -928,33 +910,6 @@ impl Store {
                 .as_deref()
                 .and_then(TraceContext::parse),
         }))
-    }
-
-    /// A batch of due work: `sql` selects `id` and `due` of the items due by
-    /// `$1` and after (`$2`, `$3`), in that order, at most `$4`.
-    async fn due_batch(
-        &self,
-        sql: &str,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> Result<Vec<Due>, StoreError> {
-        let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at, due.id.as_str()));
-        let rows = sqlx::query(sql)
-            .bind(to_millis(now))
-            .bind(at)
-            .bind(id)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.reader())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Due {
-                    at: row.try_get("due")?,
-                    id: row.try_get("id")?,
-                })
-            })
-            .collect()
     }
 
     /// The complaint was filed: the visit keeps its id.
@@ -1017,7 +972,7 @@ impl Store {
         after: Option<&Due>,
         limit: usize,
     ) -> Result<Vec<Due>, StoreError> {
-        self.due_batch(
+        Ok(self.db.due_batch(
             "SELECT id, next_notice_at AS due FROM elders \
              WHERE consents_to_visits = 1 AND next_notice_at <= $1 AND (next_notice_at, id) > ($2, $3) \
              ORDER BY next_notice_at, id LIMIT $4",
@@ -1025,7 +980,7 @@ impl Store {
             after,
             limit,
         )
-        .await
+        .await?)
     }
 
     /// Raises one overdue notice per period elder `elder_id` has missed by

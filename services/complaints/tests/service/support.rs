@@ -229,14 +229,17 @@ impl Running {
         // Nobody listens there: merchant checks find the alliance down.
         config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
         config.alliance_timeout_ms = 500;
-        // The background sweeper passes once at start, then not again during a
-        // test: the tests run passes themselves.
+        // The background sweeper passes once at start (waited for below), then
+        // not again during a test: the tests run passes themselves.
         config.sweep_interval_secs = 3600;
         let application = Application::build(config, clock.clone()).await?;
         let addr = application.grpc_addr();
         let sweeper = application.sweeper();
+        let admin_port = application.admin_addr().port();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+        // The pass at start is over before the test moves the clock.
+        shequ_tests::fixtures::first_sweep_done(admin_port, "escalation").await?;
         let channel = Channel::from_shared(format!("http://{addr}"))?
             .connect()
             .await?;

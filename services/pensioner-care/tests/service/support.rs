@@ -341,15 +341,18 @@ impl Running {
         config.complaints_url = format!("http://127.0.0.1:{}", free_port()?);
         config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
         config.call_timeout_ms = 300;
-        // The background sweeper passes once at start, then not again during a
-        // test: the tests run passes themselves.
+        // The background sweeper passes once at start (waited for below), then
+        // not again during a test: the tests run passes themselves.
         config.sweep_interval_secs = 3600;
         let application = Application::build(config, clock.clone()).await?;
         let addr = application.grpc_addr();
         let sweeper = application.sweeper();
         let filings = application.filing_worker();
+        let admin_port = application.admin_addr().port();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+        // The pass at start is over before the test moves the clock.
+        shequ_tests::fixtures::first_sweep_done(admin_port, "overdue").await?;
         let channel = Channel::from_shared(format!("http://{addr}"))?
             .connect()
             .await?;
