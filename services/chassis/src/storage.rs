@@ -16,6 +16,10 @@
 //! one. While commits fail, a probe writes a row every
 //! [`PROBE_INTERVAL`] until one commits, so readiness comes back by itself.
 //!
+//! Sweepers and workers page through their due work with
+//! [`Database::due_batch`] ([`Due`]: keyset paging by due time and id), so a
+//! pass gets through a backlog of any size.
+//!
 //! The same SQL serves both (`$1` placeholders, `ON CONFLICT`, `RETURNING`);
 //! instants are `BIGINT` milliseconds and flags `BIGINT` 0/1, because those decode
 //! the same way through `sqlx::Any` on either backend.
@@ -192,7 +196,7 @@ impl Database {
                 }
                 let probe = tokio::time::timeout(PROBE_INTERVAL * 5, self.probe()).await;
                 match probe {
-                    Ok(Ok(())) => tracing::info!("the database takes commits again"),
+                    Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::debug!(%error, "storage probe not committed"),
                     Err(_) => self.health.failed(&"the storage probe timed out"),
                 }
