@@ -13,6 +13,10 @@
 //! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
 //! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
 //!   URL and runs that backend's migrations (the chassis's own, then the service's).
+//! - [`sqlite`]: SQLite natively (rusqlite): one writer thread running a whole
+//!   transaction per hand-off, with explicit BEGIN/COMMIT and the failure
+//!   semantics of `ARCHITECTURE.md`, and read-only connections; the stores are
+//!   to move onto it.
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
@@ -60,6 +64,7 @@ pub mod parked;
 pub mod personal;
 pub mod runtime;
 pub mod shutdown;
+pub mod sqlite;
 pub mod storage;
 pub mod telemetry;
 pub mod trace;
@@ -71,6 +76,8 @@ pub enum Error {
     Config(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("SQLite: {0}")]
+    Sqlite(String),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("NATS: {0}")]

@@ -343,13 +343,13 @@ impl CommitHealth {
         self.0.failing.subscribe()
     }
 
-    fn committed(&self) {
+    pub(crate) fn committed(&self) {
         self.0
             .failing
             .send_if_modified(|failing| failing.take().is_some());
     }
 
-    fn failed(&self, error: &dyn std::fmt::Display) {
+    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
         self.0.failures.fetch_add(1, Ordering::Relaxed);
         let reason = error.to_string();
         let first = self.0.failing.send_replace(Some(reason.clone())).is_none();

@@ -10,5 +10,6 @@ mod grpc;
 mod inbox;
 mod lease;
 mod outbox;
+mod sqlite_native;
 mod storage;
 mod support;

@@ -1,0 +1,237 @@
+//! SQLite natively (rusqlite), as `ARCHITECTURE.md` ("Storage") designs it:
+//! one writer connection owned by a thread of its own, which runs a whole unit
+//! of work — a transaction with every statement of a group-commit batch, an
+//! inbox handler, a sweep — per hand-off between threads (not one per
+//! statement, as sqlx's SQLite driver does), and a few read-only connections
+//! for queries, each read on a blocking thread. WAL, `synchronous = FULL`,
+//! prepared statements cached per connection (`prepare_cached`).
+//!
+//! **Failure is explicit.** A unit begins with `BEGIN IMMEDIATE` and ends with
+//! an explicit `COMMIT`. When the unit's own work fails, it is rolled back and
+//! its error answered ([`UnitError::Work`]); when BEGIN, COMMIT or ROLLBACK
+//! fails (disk full, I/O error), the caller hears [`UnitError::NotStored`]:
+//! nothing of the unit is stored. SQLite may have rolled the transaction back
+//! by itself (it does on `SQLITE_FULL`) or not: the connection's autocommit
+//! state says which, and a connection left inside a transaction is rolled
+//! back, or, should that fail too, closed and opened again before the next
+//! unit. Every outcome is recorded in the database's [`CommitHealth`], which
+//! readiness follows.
+//!
+//! This is the SQLite half of the storage the services are moving to (the
+//! other is PostgreSQL through sqlx's native driver); the services still
+//! store through [`crate::storage::Database`] until their stores move.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::Error;
+use crate::storage::CommitHealth;
+
+/// Read-only connections beside the writer.
+const READERS: usize = 4;
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Units waiting for the writer, at most, before callers wait to queue.
+const QUEUE: usize = 1024;
+
+/// Why a unit of work was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError<E> {
+    /// The unit's own work failed; it was rolled back.
+    #[error(transparent)]
+    Work(E),
+    /// Beginning, committing or rolling back failed: nothing of the unit is
+    /// stored, and the caller is to say so ("not stored, retry").
+    #[error("not stored: {0}")]
+    NotStored(rusqlite::Error),
+    /// The writer thread has stopped.
+    #[error("the SQLite writer has stopped")]
+    Stopped,
+}
+
+type Unit = Box<dyn FnOnce(&mut Writing) + Send>;
+
+/// A SQLite database file: its one writer thread and its readers.
+#[derive(Debug, Clone)]
+pub struct Sqlite {
+    units: mpsc::SyncSender<Unit>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+    health: CommitHealth,
+}
+
+/// The writer thread's state: its connection, reopened when it was left in an
+/// unknown state.
+struct Writing {
+    path: PathBuf,
+    conn: Option<Connection>,
+    health: CommitHealth,
+}
+
+impl Sqlite {
+    /// Opens (creating it if missing) the database file at `path` in WAL mode,
+    /// and starts its writer thread; commit outcomes go to `health`.
+    pub fn open(path: &Path, health: CommitHealth) -> Result<Self, Error> {
+        let conn = open_writer(path).map_err(|error| sqlite_error("opening", path, error))?;
+        let (units, queue) = mpsc::sync_channel::<Unit>(QUEUE);
+        let mut writing = Writing {
+            path: path.to_owned(),
+            conn: Some(conn),
+            health: health.clone(),
+        };
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                // Runs until every handle is dropped.
+                for unit in queue {
+                    unit(&mut writing);
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "starting the SQLite writer thread".into(),
+                source,
+            })?;
+        Ok(Self {
+            units,
+            readers: Arc::default(),
+            path: Arc::new(path.to_owned()),
+            health,
+        })
+    }
+
+    /// Whether the database takes commits, as the last unit found.
+    pub fn health(&self) -> &CommitHealth {
+        &self.health
+    }
+
+    /// Runs `work` in one transaction on the writer thread and commits it;
+    /// its output once committed (see the module doc for the failures).
+    pub async fn unit<T, E, F>(&self, work: F) -> Result<T, UnitError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let unit: Unit = Box::new(move |writing| {
+            let _ = reply.send(writing.run(work));
+        });
+        // The queue is bounded; a full one makes this caller wait, off the runtime.
+        let units = self.units.clone();
+        tokio::task::spawn_blocking(move || units.send(unit))
+            .await
+            .map_err(|_| UnitError::Stopped)?
+            .map_err(|_| UnitError::Stopped)?;
+        answer.await.map_err(|_| UnitError::Stopped)?
+    }
+
+    /// Runs `read` on a read-only connection (on a blocking thread): it sees
+    /// what was committed when its statement began.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, rusqlite::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || {
+            let taken = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let conn = match taken {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let result = read(&conn);
+            let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?
+    }
+}
+
+impl Writing {
+    fn run<T, E>(
+        &mut self,
+        work: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, UnitError<E>> {
+        let conn = match self.connection() {
+            Ok(conn) => conn,
+            Err(error) => return Err(self.not_stored(error)),
+        };
+        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+            return Err(self.not_stored(error));
+        }
+        match work(conn) {
+            Ok(output) => match conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    self.health.committed();
+                    Ok(output)
+                }
+                Err(error) => Err(self.not_stored(error)),
+            },
+            Err(error) => {
+                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                    self.end_failed(&rollback);
+                }
+                Err(UnitError::Work(error))
+            }
+        }
+    }
+
+    /// The connection, opened again first if it was closed.
+    fn connection(&mut self) -> Result<&Connection, rusqlite::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(open_writer(&self.path)?);
+            tracing::info!(path = %self.path.display(), "SQLite writer connection opened again");
+        }
+        Ok(self.conn.as_ref().expect("opened above"))
+    }
+
+    /// [`Writing::end_failed`], and the caller's answer.
+    fn not_stored<E>(&mut self, error: rusqlite::Error) -> UnitError<E> {
+        self.end_failed(&error);
+        UnitError::NotStored(error)
+    }
+
+    /// Records a failure to begin or end a unit, and leaves no connection in
+    /// a transaction: rolled back when SQLite has not done it, closed (to be
+    /// opened again) when that fails too.
+    fn end_failed(&mut self, error: &rusqlite::Error) {
+        self.health.failed(error);
+        if let Some(conn) = &self.conn
+            && !conn.is_autocommit()
+            && (conn.execute_batch("ROLLBACK").is_err() || !conn.is_autocommit())
+        {
+            tracing::warn!("the SQLite writer connection was left in a transaction; closed");
+            self.conn = None;
+        }
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(conn)
+}
+
+fn sqlite_error(what: &str, path: &Path, error: rusqlite::Error) -> Error {
+    Error::Sqlite(format!("{what} {}: {error}", path.display()))
+}
