@@ -189,18 +189,27 @@ where
     }
 }
 
-/// The PostgreSQL server for storage tests, if one answers.
+/// The PostgreSQL server for storage tests, if one answers. Under `CI=true`
+/// (CI, whose `.ci/run` starts one) a missing server fails the test instead:
+/// PostgreSQL tests are never skipped there.
 pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("SHEQU_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let connect = sqlx::PgConnection::connect(&url);
-    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+    let failure = match tokio::time::timeout(Duration::from_secs(3), connect).await {
         Ok(Ok(conn)) => {
             let _ = conn.close().await;
-            Some(url)
+            return Some(url);
         }
-        _ => None,
-    }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "no answer within 3 s".to_owned(),
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true, and PostgreSQL at {url} does not answer ({failure}): \
+         PostgreSQL tests must not be skipped in CI (.ci/run starts a server)"
+    );
+    None
 }
 
 /// Which database a storage-dependent test runs on.
