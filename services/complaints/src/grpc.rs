@@ -309,9 +309,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         if !self.store.scope_exists(&scope).await? {
             return Err(StoreError::NotFound(scope.name().replace(':', " ")).into());
         }
-        let (in_period, open) = self.store.figures_input(&scope, from, to).await?;
         let now = self.store.now();
-        let figures = Figures::compute(&in_period, &open, now);
+        let figures = self.store.figures(&scope, from, to, now).await?;
         Ok(Response::new(pb::GetFiguresResponse {
             figures: Some(figures_to_proto(&figures, &scope, from, to, now)),
         }))

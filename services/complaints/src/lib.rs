@@ -60,7 +60,8 @@ pub const STREAM: StreamSpec = StreamSpec {
     subjects: contract::SUBJECTS,
 };
 
-static MIGRATIONS: Migrations = Migrations {
+/// The service's migrations, one directory per backend.
+pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &sqlx::migrate!("migrations/sqlite"),
     postgres: &sqlx::migrate!("migrations/postgres"),
 };

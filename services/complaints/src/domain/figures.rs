@@ -10,6 +10,12 @@
 //!
 //! Rejected and merged complaints count as submitted but not in the rates: they
 //! were never the scope's to resolve.
+//!
+//! [`Figures::compute`] states the rules over complaints in memory;
+//! [`PERIOD_SQL`] and [`BACKLOG_SQL`] state the same rules as one aggregate
+//! query each, so a district's years of complaints are counted by the
+//! database rather than loaded. A test runs both over the same complaints on
+//! each backend and requires the same figures.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -38,6 +44,40 @@ pub struct Backlog {
     pub from_3_to_7_days: u32,
     pub over_7_days: u32,
 }
+
+/// The period's counts, `submitted` to `resolved`, over the complaints
+/// submitted in [`$1`, `$2`) as of `$3` (all epoch milliseconds), in the
+/// order of the fields of [`Figures`]; the scope's condition (`AND …`) is
+/// appended. The same rules as [`Figures::compute`].
+pub const PERIOD_SQL: &str = "SELECT COUNT(*) AS submitted, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND accepted_at IS NOT NULL \
+        AND accepted_at <= response_due_at THEN 1 ELSE 0 END), 0) AS responded_on_time, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') \
+        AND (accepted_at IS NOT NULL OR response_due_at <= $3) THEN 1 ELSE 0 END), 0) AS response_counted, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND resolved_at IS NOT NULL \
+        AND resolved_at <= resolution_due_at THEN 1 ELSE 0 END), 0) AS resolved_on_time, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') \
+        AND (resolved_at IS NOT NULL OR resolution_due_at <= $3) THEN 1 ELSE 0 END), 0) AS resolution_counted, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND satisfaction >= 4 \
+        THEN 1 ELSE 0 END), 0) AS satisfied, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND satisfaction IS NOT NULL \
+        THEN 1 ELSE 0 END), 0) AS followed_up, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND reopen_count > 0 \
+        THEN 1 ELSE 0 END), 0) AS reopened, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') \
+        AND (resolved_at IS NOT NULL OR reopen_count > 0) THEN 1 ELSE 0 END), 0) AS resolved \
+    FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2";
+
+/// The open backlog by age as of `$1` (epoch milliseconds): the scope's
+/// condition (`AND …`) is appended. The same buckets as [`Figures::compute`].
+pub const BACKLOG_SQL: &str = "SELECT \
+    COALESCE(SUM(CASE WHEN $1 - submitted_at < 86400000 THEN 1 ELSE 0 END), 0) AS under_1_day, \
+    COALESCE(SUM(CASE WHEN $1 - submitted_at >= 86400000 AND $1 - submitted_at < 259200000 \
+        THEN 1 ELSE 0 END), 0) AS from_1_to_3_days, \
+    COALESCE(SUM(CASE WHEN $1 - submitted_at >= 259200000 AND $1 - submitted_at < 604800000 \
+        THEN 1 ELSE 0 END), 0) AS from_3_to_7_days, \
+    COALESCE(SUM(CASE WHEN $1 - submitted_at >= 604800000 THEN 1 ELSE 0 END), 0) AS over_7_days \
+    FROM complaints WHERE status IN ('submitted', 'accepted', 'in_progress', 'reopened')";
 
 impl Figures {
     /// `submitted_in_period`: the scope's complaints submitted in the period;

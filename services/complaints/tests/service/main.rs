@@ -6,6 +6,7 @@ mod api;
 mod backlog;
 mod events;
 mod faults;
+mod figures;
 mod intake;
 mod restore;
 mod startup;

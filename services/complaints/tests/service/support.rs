@@ -177,6 +177,11 @@ impl TestApp {
         Ok(affected)
     }
 
+    /// The service's database URL (for a second view of its store).
+    pub(crate) fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
     /// database.
     pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
