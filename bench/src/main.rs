@@ -16,13 +16,18 @@
 //! 4. **Nearby.** `FindNearby` over 50,000 merchants at concurrency 1 and 16,
 //!    at midday and at night in the district (the alliance's clock moved
 //!    there: "open now" depends on the hour).
-//! 5. **Memory.** This process's peak RSS (client and both services), then each
+//! 5. **How cost grows.** 1,000,000 complaints over five years written into
+//!    the complaints database ([`figures`]); `GetFigures` for the district
+//!    over all of them (counted in SQL), beside the old way (every row loaded
+//!    and counted in Rust, timed once); intake at c=64 again with them stored.
+//! 6. **Memory.** This process's peak RSS (client and both services), then each
 //!    service binary as a child process under load, its own peak RSS.
 //!
 //! Everything runs on 127.0.0.1, writes only to a temporary directory, and
-//! ends by itself in about two minutes. `SHEQU_BENCH_SECONDS` sets the length
+//! ends by itself in about three minutes. `SHEQU_BENCH_SECONDS` sets the length
 //! of each measured level (default 8).
 
+mod figures;
 /// The merchants and queries of the nearby search, shared with `make bench-nearby`.
 #[path = "../../services/merchant-alliance/benches/nearby/generator.rs"]
 mod nearby;
@@ -231,7 +236,44 @@ async fn bench() -> anyhow::Result<()> {
     }
     alliance_clock.back_to_real_time();
 
-    // 5. Memory: this process, then each service binary on its own.
+    // 5. How cost grows: a district's years of complaints stored, then its
+    // figures (counted in SQL; beside them the old way, every row loaded) and
+    // intake again.
+    let until_ms = chrono::Utc::now().timestamp_millis();
+    eprintln!("storing {} complaints …", figures::COMPLAINTS);
+    let figures_load = figures::load(
+        &data.path().join("complaints.db"),
+        until_ms,
+        COMMUNITIES,
+        GRIDS,
+    )
+    .await?;
+    eprintln!("GetFigures over them …");
+    let (from_ms, to_ms) = figures::span(until_ms);
+    let period = common::Period {
+        from: Some(timestamp(from_ms)),
+        to: Some(timestamp(to_ms)),
+    };
+    let figures_client = clients[0].clone();
+    let figures_level = run_level(1, level, move |_, _| {
+        let mut client = figures_client.clone();
+        let period = period.clone();
+        Box::pin(async move {
+            client
+                .get_figures(pb::GetFiguresRequest {
+                    period: Some(period),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(())
+        })
+    })
+    .await;
+    let loaded_rules = rules_over_loaded_rows(&complaints_url, from_ms, to_ms).await?;
+    eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored …");
+    let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "big").await?;
+
+    // 6. Memory: this process, then each service binary on its own.
     let process = memory(Path::new("/proc/self/status"))?;
     drop(clients);
     drop(merchants_client);
@@ -328,6 +370,37 @@ async fn bench() -> anyhow::Result<()> {
         );
     }
     println!("  target: p99 < 5 ms");
+    println!();
+    println!(
+        "how cost grows: {} complaints over five years stored (written in {:.1} s)",
+        figures::COMPLAINTS,
+        figures_load.as_secs_f64()
+    );
+    println!("{} {:>8}", header("", "unit/s"), "errors");
+    println!(
+        "{} {:>8}",
+        row(
+            "GetFigures, district, five years, c=1",
+            &figures_level,
+            "q/s"
+        ),
+        figures_level.errors
+    );
+    println!(
+        "  (the old way, every row of the span loaded and counted in Rust: {:.0} ms, {} rows)",
+        millis(loaded_rules.0),
+        loaded_rules.1
+    );
+    println!(
+        "{} {:>8}",
+        row(
+            &format!("intake c={MAIN_CONCURRENCY}, with them stored"),
+            &big_intake,
+            "subm/s"
+        ),
+        big_intake.errors
+    );
+    println!("  target: GetFigures p99 < 200 ms");
     println!();
     println!("memory (target: each service < 100 MiB RSS)");
     println!(
@@ -742,6 +815,38 @@ async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
         .await?;
     conn.close().await?;
     Ok(n)
+}
+
+/// The old figures path, for comparison: the span's rows loaded through the
+/// store and counted by `Figures::compute`; how long, and how many rows.
+async fn rules_over_loaded_rows(
+    url: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> anyhow::Result<(Duration, usize)> {
+    use shequ_complaints::store::{Scope, Store};
+    let db = shequ_chassis::storage::Database::connect(url, &shequ_complaints::MIGRATIONS).await?;
+    let store = Store::new(
+        db.clone(),
+        shequ_chassis::outbox::OutboxSignal::default(),
+        Arc::new(SystemClock),
+    );
+    let from = shequ_chassis::clock::from_millis(from_ms);
+    let to = shequ_chassis::clock::from_millis(to_ms);
+    let started = Instant::now();
+    let (in_period, open) = store.figures_input(&Scope::District, from, to).await?;
+    let figures = shequ_complaints::domain::figures::Figures::compute(&in_period, &open, to);
+    let took = started.elapsed();
+    ensure!(figures.submitted as usize == in_period.len());
+    db.close().await;
+    Ok((took, in_period.len()))
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 /// (VmHWM, VmRSS) in MiB from a `/proc/<pid>/status` file.

@@ -127,8 +127,16 @@ impl Sweeper {
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             if self.lease.try_hold().await {
-                if let Err(error) = self.sweep(Some(&self.lease)).await {
-                    tracing::warn!(%error, "sweep failed; next pass will retry");
+                // A pass over a large backlog gives way to shutdown: each
+                // escalation is a transaction of its own, so one cut short
+                // is rolled back whole and the next run escalates it.
+                tokio::select! {
+                    swept = self.sweep(Some(&self.lease)) => {
+                        if let Err(error) = swept {
+                            tracing::warn!(%error, "sweep failed; next pass will retry");
+                        }
+                    }
+                    _ = shutdown.cancelled() => break,
                 }
                 // Counted once the pass is over (tests wait for the first).
                 self.metrics.sweeper_ran("escalation");

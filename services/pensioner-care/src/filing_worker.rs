@@ -203,10 +203,18 @@ impl FilingWorker {
     /// polling, until `shutdown`; then releases the lease.
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            if self.lease.try_hold().await
-                && let Err(error) = self.file_pass(Some(&self.lease)).await
-            {
-                tracing::warn!(%error, "filing pass failed; next pass will retry");
+            if self.lease.try_hold().await {
+                // A pass over a large backlog gives way to shutdown: a filing
+                // cut short is tried again by the next run (the complaints
+                // service takes its request id once).
+                tokio::select! {
+                    filed = self.file_pass(Some(&self.lease)) => {
+                        if let Err(error) = filed {
+                            tracing::warn!(%error, "filing pass failed; next pass will retry");
+                        }
+                    }
+                    _ = shutdown.cancelled() => break,
+                }
             }
             tokio::select! {
                 _ = self.wake.notified() => {}

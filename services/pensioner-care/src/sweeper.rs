@@ -126,8 +126,16 @@ impl Sweeper {
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             if self.lease.try_hold().await {
-                if let Err(error) = self.sweep(Some(&self.lease)).await {
-                    tracing::warn!(%error, "overdue sweep failed; next pass will retry");
+                // A pass over a large backlog gives way to shutdown: each
+                // elder's notices are a transaction of their own, so one cut
+                // short is rolled back whole and the next run raises them.
+                tokio::select! {
+                    swept = self.sweep(Some(&self.lease)) => {
+                        if let Err(error) = swept {
+                            tracing::warn!(%error, "overdue sweep failed; next pass will retry");
+                        }
+                    }
+                    _ = shutdown.cancelled() => break,
                 }
                 // Counted once the pass is over (tests wait for the first).
                 self.metrics.sweeper_ran("overdue");
