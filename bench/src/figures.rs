@@ -62,7 +62,7 @@ pub(crate) async fn load(
              'municipal_facilities', 'caller', 'normal', ?4, ?5, 'grid_worker', 'worker', \
              ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
-        let mut random = Lcg(2026_12_01);
+        let mut random = Lcg(20_261_201);
         for n in 0..COMPLAINTS {
             let community = random.below(communities as u64);
             let grid = random.below(grids as u64);

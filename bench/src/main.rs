@@ -257,7 +257,6 @@ async fn bench() -> anyhow::Result<()> {
     let figures_client = clients[0].clone();
     let figures_level = run_level(1, level, move |_, _| {
         let mut client = figures_client.clone();
-        let period = period.clone();
         Box::pin(async move {
             client
                 .get_figures(pb::GetFiguresRequest {
