@@ -58,6 +58,44 @@ fn process(
     ServiceProcess::new(service, logs, service.binary(), env)
 }
 
+/// merchant-alliance (its data on `alliance_data`, with `alliance_env`) and
+/// complaints calling it, both started, the organisation loaded, and the
+/// merchants `names` registered; the two services and the merchants' ids.
+async fn alliance_and_complaints(
+    nats: &NatsServer,
+    alliance_data: &Path,
+    logs: &Path,
+    alliance_env: &[(&str, String)],
+    names: &[&str],
+) -> anyhow::Result<(ServiceProcess, ServiceProcess, Vec<String>)> {
+    let mut alliance = process(
+        Service::MerchantAlliance,
+        nats,
+        alliance_data,
+        logs,
+        alliance_env,
+    )?;
+    alliance.start().await?;
+    let mut complaints_service = process(
+        Service::Complaints,
+        nats,
+        logs,
+        logs,
+        &[("SHEQU_ALLIANCE_URL", alliance.grpc_url())],
+    )?;
+    complaints_service.start().await?;
+    load_organisation(&complaints_service).await?;
+    let mut merchants = Vec::new();
+    for name in names {
+        let registered = Merchants::new(alliance.channel()?)
+            .register_merchant(merchant(name))
+            .await?
+            .into_inner();
+        merchants.push(registered.merchant.unwrap_or_default().id);
+    }
+    Ok((alliance, complaints_service, merchants))
+}
+
 async fn readyz(process: &ServiceProcess) -> anyhow::Result<u16> {
     Ok(http_get(process.admin_port(), "/readyz").await?.0)
 }
@@ -248,30 +286,9 @@ async fn resolutions_reaching_the_alliance_while_its_disk_is_full_are_each_appli
     };
     let nats = NatsServer::start().await?;
     let data = tempfile::tempdir()?;
-    let mut alliance = process(
-        Service::MerchantAlliance,
-        &nats,
-        disk.path(),
-        data.path(),
-        &[],
-    )?;
-    alliance.start().await?;
-    let mut complaints_service = process(
-        Service::Complaints,
-        &nats,
-        data.path(),
-        data.path(),
-        &[("SHEQU_ALLIANCE_URL", alliance.grpc_url())],
-    )?;
-    complaints_service.start().await?;
-    load_organisation(&complaints_service).await?;
-    let merchant_id = Merchants::new(alliance.channel()?)
-        .register_merchant(merchant("老王面馆"))
-        .await?
-        .into_inner()
-        .merchant
-        .unwrap_or_default()
-        .id;
+    let (alliance, complaints_service, merchants) =
+        alliance_and_complaints(&nats, disk.path(), data.path(), &[], &["老王面馆"]).await?;
+    let merchant_id = merchants[0].clone();
     let mut complaint_ids = Vec::new();
     for i in 0..8 {
         let request = complaint(
@@ -427,35 +444,14 @@ async fn the_alliance_applies_every_resolution_once_after_its_database_was_away_
     let data = tempfile::tempdir()?;
     // Redeliveries 50 ms, 100 ms, 200 ms, 200 ms … apart: the old limit of ten
     // deliveries is spent within 2 s; the database is away for 8.
-    let mut alliance = process(
-        Service::MerchantAlliance,
-        &nats,
-        data.path(),
-        data.path(),
-        &[
-            ("SHEQU_DATABASE_URL", pg.url().to_owned()),
-            ("SHEQU_CONSUMER_RETRY_FIRST_MS", "50".to_owned()),
-            ("SHEQU_CONSUMER_RETRY_MAX_MS", "200".to_owned()),
-        ],
-    )?;
-    alliance.start().await?;
-    let mut complaints_service = process(
-        Service::Complaints,
-        &nats,
-        data.path(),
-        data.path(),
-        &[("SHEQU_ALLIANCE_URL", alliance.grpc_url())],
-    )?;
-    complaints_service.start().await?;
-    load_organisation(&complaints_service).await?;
-    let mut merchants = Vec::new();
-    for name in ["老王面馆", "小李茶铺", "助老食堂", "张记包子"] {
-        let registered = Merchants::new(alliance.channel()?)
-            .register_merchant(merchant(name))
-            .await?
-            .into_inner();
-        merchants.push(registered.merchant.unwrap_or_default().id);
-    }
+    let env = [
+        ("SHEQU_DATABASE_URL", pg.url().to_owned()),
+        ("SHEQU_CONSUMER_RETRY_FIRST_MS", "50".to_owned()),
+        ("SHEQU_CONSUMER_RETRY_MAX_MS", "200".to_owned()),
+    ];
+    let names = ["老王面馆", "小李茶铺", "助老食堂", "张记包子"];
+    let (alliance, complaints_service, merchants) =
+        alliance_and_complaints(&nats, data.path(), data.path(), &env, &names).await?;
     let mut complaint_ids = BTreeSet::new();
     for i in 0..40 {
         let request = complaint(
