@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {
     pub specversion: String,
-    /// UUIDv7; also the `Nats-Msg-Id` header, so JetStream drops duplicates.
+    /// UUIDv7, or a UUIDv5 derived from the identity of the fact the event is
+    /// born of (`shequ_chassis::events::derived_id`); also the `Nats-Msg-Id`
+    /// header, so JetStream drops duplicates.
     pub id: String,
     /// `/shequ/<service>`.
     pub source: String,
