@@ -32,25 +32,30 @@ pub async fn metric(process: &ServiceProcess, name: &str, labels: &[&str]) -> an
     Ok(sample_sum(&process.metrics().await?, name, labels))
 }
 
-/// Loads one community with one grid, `xinyuan-1`, whose worker is `worker-li`.
+/// One community with one grid, `xinyuan-1`, whose worker is `worker-li`.
+pub fn organisation() -> complaints::Organisation {
+    complaints::Organisation {
+        district_handler: "jinshui-office".into(),
+        communities: vec![complaints::Community {
+            id: "xinyuan".into(),
+            name: "信缘社区".into(),
+            committee_handler: "xinyuan-committee".into(),
+            grids: vec![complaints::Grid {
+                id: "xinyuan-1".into(),
+                name: "第一网格".into(),
+                worker: "worker-li".into(),
+                branch_handler: "branch-wang".into(),
+                building_ids: vec![],
+            }],
+        }],
+    }
+}
+
+/// Loads [`organisation`] into the complaints service `process`.
 pub async fn load_organisation(process: &ServiceProcess) -> anyhow::Result<()> {
     Organisation::new(process.channel()?)
         .load_organisation(complaints::LoadOrganisationRequest {
-            organisation: Some(complaints::Organisation {
-                district_handler: "jinshui-office".into(),
-                communities: vec![complaints::Community {
-                    id: "xinyuan".into(),
-                    name: "信缘社区".into(),
-                    committee_handler: "xinyuan-committee".into(),
-                    grids: vec![complaints::Grid {
-                        id: "xinyuan-1".into(),
-                        name: "第一网格".into(),
-                        worker: "worker-li".into(),
-                        branch_handler: "branch-wang".into(),
-                        building_ids: vec![],
-                    }],
-                }],
-            }),
+            organisation: Some(organisation()),
         })
         .await?;
     Ok(())

@@ -100,6 +100,45 @@ async fn readyz(process: &ServiceProcess) -> anyhow::Result<u16> {
     Ok(http_get(process.admin_port(), "/readyz").await?.0)
 }
 
+/// Waits until `/readyz` of `process` answers `status`.
+async fn readyz_becomes(process: &ServiceProcess, status: u16) -> anyhow::Result<()> {
+    eventually(RECOVERY, || async {
+        let now = readyz(process).await?;
+        anyhow::ensure!(now == status, "/readyz answers {now}, not yet {status}");
+        Ok(())
+    })
+    .await
+}
+
+/// Waits until `read` lists at least as many ids as `expected` holds, then
+/// requires each of `expected` exactly once and nothing else (`what` names
+/// them in failures); the ids read.
+async fn each_exactly_once<F, Fut>(
+    expected: &BTreeSet<String>,
+    what: &str,
+    read: F,
+) -> anyhow::Result<Vec<String>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+{
+    let ids = eventually(Duration::from_secs(60), || async {
+        let ids = read().await?;
+        anyhow::ensure!(
+            ids.len() >= expected.len(),
+            "{what}: {} of {}",
+            ids.len(),
+            expected.len()
+        );
+        Ok(ids)
+    })
+    .await?;
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len(), "{what}: none twice");
+    assert_eq!(&unique, expected, "{what}: exactly the expected ones");
+    Ok(ids)
+}
+
 async fn grpc_health(process: &ServiceProcess) -> anyhow::Result<ServingStatus> {
     let status = HealthClient::new(process.channel()?)
         .check(HealthCheckRequest {
@@ -159,29 +198,15 @@ async fn every_ok_stored_and_published_once_and_no_refusal_stored(
             .await
             .map_err(|status| anyhow::anyhow!("complaint {id} answered OK, then: {status}"))?;
     }
-    let published = eventually(RECOVERY, || async {
+    let published = each_exactly_once(&ok, "complaints published", || async {
         let events = stream_events(&nats.url(), "COMPLAINTS").await?;
-        let subjects: Vec<String> = events
-            .iter()
+        Ok(events
+            .into_iter()
             .filter(|event| event.event.event_type == SUBMITTED)
-            .map(|event| event.event.subject.clone())
-            .collect();
-        anyhow::ensure!(
-            subjects.len() >= ok.len(),
-            "{} of {} published",
-            subjects.len(),
-            ok.len()
-        );
-        Ok(subjects)
+            .map(|event| event.event.subject)
+            .collect())
     })
     .await?;
-    let unique: BTreeSet<String> = published.iter().cloned().collect();
-    assert_eq!(
-        unique.len(),
-        published.len(),
-        "no complaint published twice"
-    );
-    assert_eq!(unique, ok, "published: exactly those answered OK");
     let refused: Vec<&String> = answers
         .iter()
         .filter(|(_, answer)| answer.is_err())
@@ -205,7 +230,7 @@ async fn every_ok_stored_and_published_once_and_no_refusal_stored(
         answers.len(),
         ok.len(),
         ok.len(),
-        unique.len(),
+        published.len(),
         refused.len()
     ))
 }
@@ -254,12 +279,17 @@ async fn complaints_on_a_full_disk_answer_unavailable_and_every_ok_is_stored_and
 
     // Room again: ready by itself, with no request to try first.
     disk.free()?;
-    eventually(RECOVERY, || async {
-        anyhow::ensure!(readyz(&service).await? == 200, "not ready yet");
-        Ok(())
-    })
-    .await?;
+    readyz_becomes(&service, 200).await?;
     assert_eq!(grpc_health(&service).await?, ServingStatus::Serving);
+    // The log lines deploy/README.md tells operators to look for.
+    let log = std::fs::read_to_string(service.log_file())?;
+    for line in [
+        "the database does not take commits",
+        "request not stored",
+        "the database takes commits again",
+    ] {
+        assert!(log.contains(line), "no log line {line:?}");
+    }
     let after = submit_all(&service, (0..20).map(|n| format!("after-{n}"))).await?;
     assert!(after.values().all(Result::is_ok), "{after:?}");
     answers.extend(full);
@@ -304,34 +334,18 @@ async fn resolutions_reaching_the_alliance_while_its_disk_is_full_are_each_appli
     for id in &complaint_ids {
         resolve_at_fault(&complaints_service, id).await?;
     }
-    eventually(RECOVERY, || async {
-        anyhow::ensure!(readyz(&alliance).await? == 503, "still ready");
-        Ok(())
-    })
-    .await
-    .map_err(|error| error.context("the alliance should fail to commit"))?;
+    readyz_becomes(&alliance, 503)
+        .await
+        .map_err(|error| error.context("the alliance should fail to commit"))?;
     let while_full = at_fault_deductions(&alliance, &merchant_id).await?;
 
     // Room again: every resolution applied, once.
     disk.free()?;
-    let references = eventually(Duration::from_secs(60), || async {
-        let references = at_fault_deductions(&alliance, &merchant_id).await?;
-        anyhow::ensure!(
-            references.len() >= complaint_ids.len(),
-            "{} of {} deducted",
-            references.len(),
-            complaint_ids.len()
-        );
-        Ok(references)
+    let expected: BTreeSet<String> = complaint_ids.iter().cloned().collect();
+    let references = each_exactly_once(&expected, "at-fault deductions", || {
+        at_fault_deductions(&alliance, &merchant_id)
     })
     .await?;
-    let unique: BTreeSet<&String> = references.iter().collect();
-    assert_eq!(unique.len(), references.len(), "none deducted twice");
-    assert_eq!(
-        unique,
-        complaint_ids.iter().collect::<BTreeSet<_>>(),
-        "each at-fault complaint deducted"
-    );
     assert_eq!(readyz(&alliance).await?, 200);
     eprintln!(
         "alliance disk full: {} resolutions published, {} applied while full, {} applied after, \
@@ -413,11 +427,7 @@ async fn complaints_on_postgres_whose_connections_are_killed_under_load_store_ev
         refused.iter().all(|code| **code == Code::Unavailable),
         "refusals are Unavailable (not stored, retry): {refused:?}"
     );
-    eventually(RECOVERY, || async {
-        anyhow::ensure!(readyz(&service).await? == 200, "not ready yet");
-        Ok(())
-    })
-    .await?;
+    readyz_becomes(&service, 200).await?;
 
     let fault = format!("connections killed ({killed}) under load");
     let figures = every_ok_stored_and_published_once_and_no_refusal_stored(
@@ -496,23 +506,14 @@ async fn the_alliance_applies_every_resolution_once_after_its_database_was_away_
         .await?;
 
     // Back: every resolution applied, once.
-    let references = eventually(Duration::from_secs(60), || async {
+    let references = each_exactly_once(&complaint_ids, "at-fault deductions", || async {
         let mut references = Vec::new();
         for merchant_id in &merchants {
             references.extend(at_fault_deductions(&alliance, merchant_id).await?);
         }
-        anyhow::ensure!(
-            references.len() >= complaint_ids.len(),
-            "{} of {} deducted",
-            references.len(),
-            complaint_ids.len()
-        );
         Ok(references)
     })
     .await?;
-    let unique: BTreeSet<String> = references.iter().cloned().collect();
-    assert_eq!(unique.len(), references.len(), "none deducted twice");
-    assert_eq!(unique, complaint_ids, "each at-fault complaint deducted");
     assert!(
         retried > 0,
         "the consumer retried while its database was away"

@@ -21,6 +21,7 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
+use shequ_tests::fixtures::organisation;
 use shequ_tests::system::{AuthedChannel, Service, System};
 use shequ_tests::{StoredEvent, eventually, stream_events};
 use tonic::transport::Channel;
@@ -77,24 +78,6 @@ where
             }
             Err(status) => anyhow::bail!("{status}"),
         }
-    }
-}
-
-fn organisation() -> complaints::Organisation {
-    complaints::Organisation {
-        district_handler: "jinshui-office".into(),
-        communities: vec![complaints::Community {
-            id: "xinyuan".into(),
-            name: "信缘社区".into(),
-            committee_handler: "xinyuan-committee".into(),
-            grids: vec![complaints::Grid {
-                id: "xinyuan-1".into(),
-                name: "第一网格".into(),
-                worker: "worker-li".into(),
-                branch_handler: "branch-wang".into(),
-                building_ids: vec![],
-            }],
-        }],
     }
 }
 

@@ -152,7 +152,7 @@ impl Sqlite {
             result
         })
         .await
-        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
     }
 }
 

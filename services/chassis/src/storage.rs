@@ -344,9 +344,15 @@ impl CommitHealth {
     }
 
     pub(crate) fn committed(&self) {
-        self.0
-            .failing
-            .send_if_modified(|failing| failing.take().is_some());
+        // Every commit passes here: only a read lock unless commits were failing.
+        if self.0.failing.borrow().is_some()
+            && self
+                .0
+                .failing
+                .send_if_modified(|failing| failing.take().is_some())
+        {
+            tracing::info!("the database takes commits again");
+        }
     }
 
     pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {

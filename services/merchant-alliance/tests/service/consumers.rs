@@ -103,6 +103,28 @@ const COMPLAINTS: StreamSpec = StreamSpec {
     subjects: complaints::SUBJECTS,
 };
 
+const CARE: StreamSpec = StreamSpec {
+    name: care::STREAM,
+    subjects: care::SUBJECTS,
+};
+
+/// A meal booked for an elder with `merchant_id`, at a discount or not.
+fn meal_booking(
+    merchant_id: &str,
+    booking_id: &str,
+    discounted: bool,
+) -> anyhow::Result<CloudEvent> {
+    let data = care::ServiceBooked {
+        booking_id: booking_id.into(),
+        elder_id: "elder-1".into(),
+        service: "meal_assistance".into(),
+        merchant_id: Some(merchant_id.into()),
+        discounted,
+        booked_for: Utc::now(),
+    };
+    Ok(new_event(care::SOURCE, booking_id, Utc::now(), &data)?)
+}
+
 /// The ledger once it has at least `entries` entries.
 async fn ledger_with(
     app: &TestApp,
@@ -199,21 +221,8 @@ async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::
         .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
         .await?
         .id;
-    let booking = |id: &str, discounted| -> anyhow::Result<CloudEvent> {
-        let data = care::ServiceBooked {
-            booking_id: id.into(),
-            elder_id: "elder-1".into(),
-            service: "meal_assistance".into(),
-            merchant_id: Some(merchant.clone()),
-            discounted,
-            booked_for: Utc::now(),
-        };
-        Ok(new_event(care::SOURCE, id, Utc::now(), &data)?)
-    };
-    let care_stream = StreamSpec {
-        name: care::STREAM,
-        subjects: care::SUBJECTS,
-    };
+    let booking = |id: &str, discounted| meal_booking(&merchant, id, discounted);
+    let care_stream = CARE;
     let full_price = booking("booking-1", false)?;
     let discounted = booking("booking-2", true)?;
     assert_eq!(discounted.event_type, care::ServiceBooked::TYPE);
@@ -250,21 +259,8 @@ async fn a_booking_announced_again_under_a_new_event_id_credits_once(
         .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
         .await?
         .id;
-    let booking = |id: &str| -> anyhow::Result<CloudEvent> {
-        let data = care::ServiceBooked {
-            booking_id: id.into(),
-            elder_id: "elder-1".into(),
-            service: "meal_assistance".into(),
-            merchant_id: Some(merchant.clone()),
-            discounted: true,
-            booked_for: Utc::now(),
-        };
-        Ok(new_event(care::SOURCE, id, Utc::now(), &data)?)
-    };
-    let care_stream = StreamSpec {
-        name: care::STREAM,
-        subjects: care::SUBJECTS,
-    };
+    let booking = |id: &str| meal_booking(&merchant, id, true);
+    let care_stream = CARE;
     let first = booking("booking-1")?;
     let twin = under_a_new_id(&first);
     publish(&app, care_stream, &first, &first.id).await?;
