@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::outbox;
+use crate::database::Tables;
 use crate::storage::Database;
 
 /// How long `/readyz` and `/metrics` wait for the database.
@@ -35,8 +35,8 @@ const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the admin handlers read.
 #[derive(Debug, Clone)]
-pub struct AdminState {
-    pub db: Database,
+pub struct AdminState<D: Tables = Database> {
+    pub db: D,
     pub clock: SharedClock,
     pub metrics: Metrics,
     /// The service's shutdown token: once cancelled, `/readyz` answers 503.
@@ -44,7 +44,7 @@ pub struct AdminState {
 }
 
 /// The admin routes.
-pub fn router(state: AdminState) -> Router {
+pub fn router<D: Tables>(state: AdminState<D>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -53,9 +53,9 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves the admin routes on `listener` until `stop` completes.
-pub async fn serve(
+pub async fn serve<D: Tables>(
     listener: TcpListener,
-    state: AdminState,
+    state: AdminState<D>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     axum::serve(listener, router(state))
@@ -71,14 +71,14 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+async fn readyz<D: Tables>(State(state): State<AdminState<D>>) -> (StatusCode, String) {
     if state.shutdown.is_cancelled() {
         return not_ready("shutting down");
     }
     if let Some(reason) = state.db.health().failing() {
         return not_ready(&format!("the database does not take commits: {reason}"));
     }
-    let ping = sqlx::query("SELECT 1").execute(state.db.pool());
+    let ping = state.db.ping();
     match tokio::time::timeout(DATABASE_TIMEOUT, ping).await {
         Ok(Ok(_)) if !state.shutdown.is_cancelled() => (StatusCode::OK, "ready\n".into()),
         Ok(Ok(_)) => not_ready("shutting down"),
@@ -98,9 +98,9 @@ fn not_ready(reason: &str) -> (StatusCode, String) {
     )
 }
 
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+async fn metrics<D: Tables>(State(state): State<AdminState<D>>) -> impl IntoResponse {
     state.metrics.set_storage(state.db.health());
-    let backlog = outbox::backlog(&state.db, &state.clock);
+    let backlog = state.db.outbox_backlog(state.clock.now());
     match tokio::time::timeout(DATABASE_TIMEOUT, backlog).await {
         Ok(Ok((count, oldest_age_ms))) => state.metrics.set_outbox_backlog(count, oldest_age_ms),
         // The gauges keep their last values; /readyz reports the database.

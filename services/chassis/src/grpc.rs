@@ -343,6 +343,23 @@ pub fn database_failed(error: &sqlx::Error) -> Status {
     }
 }
 
+/// The status for an error of a native store ([`crate::database::DbError`])
+/// or an older one (`sqlx::Error`): [`not_stored`] when the database was
+/// unavailable, else [`storage_failed`].
+pub fn storage_error(error: &(dyn std::error::Error + 'static)) -> Status {
+    let unavailable = match error.downcast_ref::<crate::database::DbError>() {
+        Some(error) => error.is_unavailable(),
+        None => error
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::storage::is_unavailable),
+    };
+    if unavailable {
+        not_stored(&error)
+    } else {
+        storage_failed(&error)
+    }
+}
+
 pub fn storage_failed(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "storage failed");
     Status::internal("storage failed; the request was not applied")

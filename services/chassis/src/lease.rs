@@ -24,9 +24,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::Row;
-
-use crate::clock::{SharedClock, to_millis};
+use crate::clock::SharedClock;
+use crate::database::Tables;
 use crate::metrics::Metrics;
 use crate::storage::Database;
 
@@ -44,9 +43,13 @@ pub fn ttl_for_interval(interval: Duration) -> Duration {
         .saturating_add(Duration::from_secs(10))
 }
 
-/// When a lease taken at `now_ms` for `ttl` expires, in milliseconds.
-fn expiry(now_ms: i64, ttl: Duration) -> i64 {
-    now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+/// When a lease taken at `now` for `ttl` expires (the latest instant there is
+/// when that is beyond it).
+fn expiry(now: chrono::DateTime<chrono::Utc>, ttl: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
 /// Who holds a lease, as the database says.
@@ -59,8 +62,8 @@ pub struct LeaseRow {
 
 /// One named lease, asked for by one holder.
 #[derive(Debug)]
-pub struct Lease {
-    db: Database,
+pub struct Lease<D: Tables = Database> {
+    db: D,
     name: String,
     holder: String,
     ttl: Duration,
@@ -70,11 +73,11 @@ pub struct Lease {
     held: AtomicBool,
 }
 
-impl Lease {
+impl<D: Tables> Lease<D> {
     /// The lease `name` in `db`, asked for as `holder` (usually
     /// [`process_holder`]) for `ttl` at a time.
     pub fn new(
-        db: Database,
+        db: D,
         name: impl Into<String>,
         holder: impl Into<String>,
         ttl: Duration,
@@ -112,24 +115,19 @@ impl Lease {
 
     /// Takes the lease, or renews it, until now + ttl; whether we hold it.
     /// Someone else's unexpired lease is left alone.
-    pub async fn hold(&self) -> Result<bool, sqlx::Error> {
-        let now = to_millis(self.clock.now());
-        let written = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at \
-             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
-        )
-        .bind(&self.name)
-        .bind(&self.holder)
-        .bind(expiry(now, self.ttl))
-        .bind(now)
-        .execute(self.db.pool())
-        .await;
-        let written = self.db.written(written);
+    pub async fn hold(&self) -> Result<bool, D::Error> {
+        let now = self.clock.now();
+        let written = self
+            .db
+            .hold_lease(
+                self.name.clone(),
+                self.holder.clone(),
+                expiry(now, self.ttl),
+                now,
+            )
+            .await;
         match written {
-            Ok(done) => {
-                let held = done.rows_affected() == 1;
+            Ok(held) => {
                 self.note(held);
                 Ok(held)
             }
@@ -154,15 +152,13 @@ impl Lease {
 
     /// Gives the lease up if we hold it, so a standby takes over at once;
     /// whether we held it.
-    pub async fn release(&self) -> Result<bool, sqlx::Error> {
-        let deleted = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(&self.name)
-            .bind(&self.holder)
-            .execute(self.db.pool())
-            .await;
-        let deleted = self.db.written(deleted)?.rows_affected();
+    pub async fn release(&self) -> Result<bool, D::Error> {
+        let released = self
+            .db
+            .release_lease(self.name.clone(), self.holder.clone())
+            .await?;
         self.note(false);
-        Ok(deleted == 1)
+        Ok(released)
     }
 
     /// [`Lease::release`] at shutdown, a failure logged (the lease then expires).
@@ -173,18 +169,8 @@ impl Lease {
     }
 
     /// Who holds lease `name` in `db`, if anyone ever took it (expired or not).
-    pub async fn current(db: &Database, name: &str) -> Result<Option<LeaseRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
-            .bind(name)
-            .fetch_optional(db.pool())
-            .await?;
-        row.map(|row| {
-            Ok(LeaseRow {
-                holder: row.try_get("holder")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+    pub async fn current(db: &D, name: &str) -> Result<Option<LeaseRow>, D::Error> {
+        db.lease(name.to_owned()).await
     }
 
     /// Records whether we hold it: logs a change, and sets the gauge.
@@ -208,11 +194,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expiry_is_now_plus_ttl_in_millis_and_saturates() {
-        assert_eq!(expiry(1_000, Duration::from_secs(10)), 11_000);
-        assert_eq!(expiry(1_000, Duration::from_millis(1)), 1_001);
-        assert_eq!(expiry(i64::MAX - 5, Duration::from_secs(1)), i64::MAX);
-        assert_eq!(expiry(0, Duration::MAX), i64::MAX);
+    fn expiry_is_now_plus_ttl_and_saturates() {
+        use crate::clock::{from_millis, to_millis};
+        assert_eq!(to_millis(expiry(from_millis(1_000), Duration::from_secs(10))), 11_000);
+        assert_eq!(to_millis(expiry(from_millis(1_000), Duration::from_millis(1))), 1_001);
+        let latest = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        assert_eq!(expiry(latest, Duration::from_secs(1)), latest);
+        assert_eq!(expiry(from_millis(0), Duration::MAX), latest);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub mod auth;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod database;
 pub mod events;
 pub mod fields;
 pub mod group_commit;
@@ -62,6 +63,7 @@ pub mod nats;
 pub mod outbox;
 pub mod parked;
 pub mod personal;
+pub mod postgres;
 pub mod runtime;
 pub mod shutdown;
 pub mod sqlite;
@@ -78,6 +80,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("SQLite: {0}")]
     Sqlite(String),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("NATS: {0}")]

@@ -34,12 +34,13 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use shequ_proto::events::CloudEvent;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::{SharedClock, to_millis};
+use crate::database::{PendingEvent, Tables};
 use crate::group_commit::{Rows, Table};
 use crate::lease::{Lease, process_holder};
 use crate::metrics::Metrics;
@@ -110,34 +111,94 @@ impl OutboxSignal {
     }
 }
 
-/// How many events wait in the outbox, and the age of the oldest in milliseconds.
-pub async fn backlog(db: &Database, clock: &SharedClock) -> Result<(i64, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(db.pool())
-    .await?;
-    let count: i64 = row.try_get("n")?;
-    let oldest: Option<i64> = row.try_get("oldest")?;
-    let age = oldest.map_or(0, |oldest| to_millis(clock.now()) - oldest);
-    Ok((count, age.max(0)))
+/// An event's outbox row, made in the task of the work that causes it (so it
+/// keeps that work's trace), to be written in the work's transaction by the
+/// backend's store: [`OutboxRow::insert_sqlite`] on SQLite's writer thread,
+/// or with a PostgreSQL group commit's rows ([`OutboxRow::add_to`]) or
+/// transaction ([`OutboxRow::insert_postgres`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    event_id: String,
+    subject: String,
+    payload: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    traceparent: Option<String>,
 }
+
+impl OutboxRow {
+    /// `event`'s row, with the current trace context if there is one.
+    pub fn new(event: &CloudEvent) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            event_id: event.id.clone(),
+            subject: event.event_type.clone(),
+            payload: serde_json::to_string(event)?,
+            created_at: event.time,
+            traceparent: trace::current().map(|context| context.to_header()),
+        })
+    }
+
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// Inserts it on SQLite, in the caller's transaction.
+    pub fn insert_sqlite(&self, conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+        conn.prepare_cached(
+            "INSERT INTO outbox (event_id, subject, payload, created_at, traceparent) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute((
+            &self.event_id,
+            &self.subject,
+            &self.payload,
+            to_millis(self.created_at),
+            &self.traceparent,
+        ))?;
+        Ok(())
+    }
+
+    /// Inserts it on PostgreSQL, in the caller's transaction.
+    pub async fn insert_postgres(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        let mut rows = crate::postgres::Rows::default();
+        self.add_to(&mut rows);
+        rows.insert(conn).await
+    }
+
+    /// Adds it to a PostgreSQL group commit job's rows.
+    pub fn add_to(&self, rows: &mut crate::postgres::Rows) {
+        rows.add(
+            POSTGRES_TABLE,
+            vec![
+                self.event_id.as_str().into(),
+                self.subject.as_str().into(),
+                self.payload.as_str().into(),
+                self.created_at.into(),
+                self.traceparent.clone().into(),
+            ],
+        );
+    }
+}
+
+const POSTGRES_TABLE: crate::postgres::Table = crate::postgres::Table {
+    name: TABLE.name,
+    columns: TABLE.columns,
+};
 
 /// Publishes outbox rows to JetStream until shut down.
 #[derive(Debug)]
-pub struct Relay {
-    db: Database,
+pub struct Relay<D: Tables = Database> {
+    db: D,
     js: jetstream::Context,
     stream: StreamSpec,
     signal: OutboxSignal,
     clock: SharedClock,
     metrics: Option<Metrics>,
-    lease: Lease,
+    lease: Lease<D>,
 }
 
-impl Relay {
+impl<D: Tables> Relay<D> {
     pub fn new(
-        db: Database,
+        db: D,
         js: jetstream::Context,
         stream: StreamSpec,
         signal: OutboxSignal,
@@ -172,7 +233,7 @@ impl Relay {
 
     /// Publishes only while holding `lease` instead of the `outbox-relay` lease
     /// as this process (tests: several relays in one process).
-    pub fn with_lease(mut self, lease: Lease) -> Self {
+    pub fn with_lease(mut self, lease: Lease<D>) -> Self {
         self.lease = match &self.metrics {
             Some(metrics) => lease.with_metrics(metrics.clone()),
             None => lease,
@@ -191,7 +252,7 @@ impl Relay {
             let pass = async {
                 if renewed.is_none_or(|at| at.elapsed() >= POLL_INTERVAL) {
                     renewed = None;
-                    if !self.lease.hold().await? {
+                    if !self.lease.hold().await.map_err(storage)? {
                         return Ok(None);
                     }
                     renewed = Some(Instant::now());
@@ -274,24 +335,24 @@ impl Relay {
     /// The rows are read on the reader pool, so on SQLite the pass waits for
     /// the one writer connection only to mark them sent.
     async fn publish_pending(&self) -> Result<usize, Error> {
-        let rows = sqlx::query(
-            "SELECT seq, event_id, subject, payload, traceparent FROM outbox \
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(self.db.reader())
-        .await?;
+        let rows = self
+            .db
+            .pending_events(BATCH as usize)
+            .await
+            .map_err(storage)?;
         if rows.is_empty() {
             return Ok(0);
         }
         let mut in_flight: Vec<(i64, String, PublishAckFuture)> = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
-            let event_id: String = row.try_get("event_id")?;
-            let subject: String = row.try_get("subject")?;
-            let payload: String = row.try_get("payload")?;
-            let traceparent: Option<String> = row.try_get("traceparent")?;
+        for row in rows {
+            let PendingEvent {
+                seq,
+                event_id,
+                subject,
+                payload,
+                traceparent,
+            } = row;
             let mut publish = PublishMessage::build()
                 .payload(payload.into_bytes().into())
                 .message_id(event_id);
@@ -328,7 +389,10 @@ impl Relay {
                 }
             }
         }
-        self.mark_published(&acked).await?;
+        self.db
+            .mark_published(acked.clone(), self.clock.now())
+            .await
+            .map_err(storage)?;
         if let Some(metrics) = &self.metrics {
             for subject in &acked_subjects {
                 metrics.event_published(subject);
@@ -340,36 +404,16 @@ impl Relay {
         match failure {
             None => Ok(acked.len()),
             Some((seq, error)) => {
-                let noted = sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
-                )
-                .bind(&error)
-                .bind(seq)
-                .execute(self.db.pool())
-                .await;
-                self.db.written(noted)?;
+                self.db
+                    .note_publish_failure(seq, error.clone())
+                    .await
+                    .map_err(storage)?;
                 Err(Error::Nats(format!("publishing outbox row {seq}: {error}")))
             }
         }
     }
+}
 
-    async fn mark_published(&self, seqs: &[i64]) -> Result<(), sqlx::Error> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        // The seqs are integers read from the table, so listing them inline is safe.
-        let list = seqs
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let marked = sqlx::query(&format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN ({list})"
-        ))
-        .bind(to_millis(self.clock.now()))
-        .execute(self.db.pool())
-        .await;
-        self.db.written(marked)?;
-        Ok(())
-    }
+fn storage(error: impl std::fmt::Display) -> Error {
+    Error::Storage(error.to_string())
 }

@@ -6,7 +6,8 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::{SharedClock, from_millis};
 use crate::grpc::{invalid_argument, not_stored, storage_failed, timestamp};
-use crate::inbox::{self, Consumers, Outcome, ParkedEvent, ReplayError};
+use crate::database::Tables;
+use crate::inbox::{Consumers, Outcome, ParkedEvent, ReplayError};
 use crate::storage::Database;
 
 /// The service's full name, as health and the access table know it.
@@ -17,14 +18,14 @@ const DEFAULT_LIMIT: u32 = 100;
 
 /// The parked events of one service's database and its consumers' handlers.
 #[derive(Debug, Clone)]
-pub struct ParkedEvents {
-    db: Database,
+pub struct ParkedEvents<D: Tables = Database> {
+    db: D,
     consumers: Consumers,
     clock: SharedClock,
 }
 
-impl ParkedEvents {
-    pub fn new(db: Database, consumers: Consumers, clock: SharedClock) -> Self {
+impl<D: Tables> ParkedEvents<D> {
+    pub fn new(db: D, consumers: Consumers, clock: SharedClock) -> Self {
         Self {
             db,
             consumers,
@@ -54,7 +55,7 @@ fn to_proto(event: ParkedEvent) -> pb::ParkedEvent {
 }
 
 #[tonic::async_trait]
-impl pb::parked_event_service_server::ParkedEventService for ParkedEvents {
+impl<D: Tables> pb::parked_event_service_server::ParkedEventService for ParkedEvents<D> {
     async fn list_parked_events(
         &self,
         request: Request<pb::ListParkedEventsRequest>,
@@ -71,9 +72,11 @@ impl pb::parked_event_service_server::ParkedEventService for ParkedEvents {
             }
         };
         let consumer = Some(request.consumer.as_str()).filter(|name| !name.is_empty());
-        let events = inbox::parked(&self.db, consumer, limit)
+        let events = self
+            .db
+            .parked(consumer.map(str::to_owned), limit)
             .await
-            .map_err(|error| crate::grpc::database_failed(&error))?;
+            .map_err(|error| crate::grpc::storage_error(&error))?;
         Ok(Response::new(pb::ListParkedEventsResponse {
             events: events.into_iter().map(to_proto).collect(),
         }))
@@ -90,7 +93,7 @@ impl pb::parked_event_service_server::ParkedEventService for ParkedEvents {
                 "must be a parked event's id (1 or more)",
             ));
         }
-        let outcome = inbox::replay(&self.db, &self.consumers, id, &self.clock).await;
+        let outcome = self.db.replay(&self.consumers, id, &self.clock).await;
         match outcome {
             Ok(outcome) => Ok(Response::new(pb::ReplayParkedEventResponse {
                 outcome: match outcome {

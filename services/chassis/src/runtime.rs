@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
 use crate::parked::{self, ParkedEvents};
+use crate::database::Tables;
 use crate::storage::{Database, Migrations};
 
 /// How long a JetStream publish or API call may take before it is retried.
@@ -31,9 +32,12 @@ const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 pub type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 /// A service's shared parts, ready for it to build its API and tasks on.
+///
+/// `D` is the database: [`crate::database::Database`] (each backend natively)
+/// or the older [`Database`] (`sqlx::Any`).
 #[derive(Debug)]
-pub struct Runtime {
-    pub db: Database,
+pub struct Runtime<D: Tables = Database> {
+    pub db: D,
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub outbox: OutboxSignal,
@@ -52,7 +56,7 @@ pub struct Runtime {
     admin_addr: SocketAddr,
 }
 
-impl Runtime {
+impl<D: Tables> Runtime<D> {
     /// Opens the database (running migrations), connects to NATS in the
     /// background, and binds the gRPC port and the admin HTTP port
     /// (`default_grpc_addr` and `default_admin_addr` unless the config names
@@ -79,7 +83,7 @@ impl Runtime {
         let tls = server_tls(common)?;
         let peers = Peers::from_config(common)?;
         let url = common.database_url(service)?;
-        let db = Database::connect(&url, migrations).await?;
+        let db = D::open(&url, migrations).await?;
         let serving = ServeOptions {
             guard,
             tls,
@@ -112,7 +116,9 @@ impl Runtime {
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
     }
+}
 
+impl Runtime<Database> {
     /// A consumer of `spec` applying events with `handler` on this service's
     /// database, NATS, clock and metrics, retrying as configured, and known to
     /// the parked-events service (so its parked events can be replayed).
@@ -130,6 +136,9 @@ impl Runtime {
         .registered_in(&self.consumers)
     }
 
+}
+
+impl<D: Tables> Runtime<D> {
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
@@ -171,7 +180,10 @@ impl Runtime {
         let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock)
             .with_metrics(self.metrics.clone());
         tracker.spawn(relay.run(workers.clone()));
-        tracker.spawn(self.db.clone().probe_while_failing(workers.clone()));
+        tracker.spawn(crate::database::probe_while_failing(
+            self.db.clone(),
+            workers.clone(),
+        ));
         for task in tasks {
             tracker.spawn(task(workers.clone()));
         }

@@ -17,9 +17,15 @@
 //! unit. Every outcome is recorded in the database's [`CommitHealth`], which
 //! readiness follows.
 //!
-//! This is the SQLite half of the storage the services are moving to (the
-//! other is PostgreSQL through sqlx's native driver); the services still
-//! store through [`crate::storage::Database`] until their stores move.
+//! **Group commit.** [`GroupCommit::submit`] queues a [`Job`]; a writer task
+//! takes every job queued (up to a batch) and hands the whole batch to the
+//! writer thread as one unit: each job inside its own `SAVEPOINT` (in-process,
+//! a few microseconds), so a failing job is rolled back alone, then one
+//! COMMIT — one fsync for the batch — and only then is each caller answered.
+//! A failed commit answers every job of the batch [`CommitError`].
+//!
+//! Migrations are sqlx's (the `_sqlx_migrations` table a database written by
+//! earlier releases already has), run by [`migrate`] before the writer opens.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -29,6 +35,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::Error;
+pub use crate::database::CommitError;
+use crate::outbox::OutboxSignal;
 use crate::storage::CommitHealth;
 
 /// Read-only connections beside the writer.
@@ -120,12 +128,18 @@ impl Sqlite {
         let unit: Unit = Box::new(move |writing| {
             let _ = reply.send(writing.run(work));
         });
-        // The queue is bounded; a full one makes this caller wait, off the runtime.
-        let units = self.units.clone();
-        tokio::task::spawn_blocking(move || units.send(unit))
-            .await
-            .map_err(|_| UnitError::Stopped)?
-            .map_err(|_| UnitError::Stopped)?;
+        match self.units.try_send(unit) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(UnitError::Stopped),
+            // The queue is bounded; a full one makes this caller wait, off the runtime.
+            Err(mpsc::TrySendError::Full(unit)) => {
+                let units = self.units.clone();
+                tokio::task::spawn_blocking(move || units.send(unit))
+                    .await
+                    .map_err(|_| UnitError::Stopped)?
+                    .map_err(|_| UnitError::Stopped)?;
+            }
+        }
         answer.await.map_err(|_| UnitError::Stopped)?
     }
 
@@ -213,6 +227,140 @@ impl Writing {
             self.conn = None;
         }
     }
+}
+
+/// Whether `error` means the database could not store or read anything just
+/// now (SQLite's BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL,
+/// CANTOPEN, PROTOCOL), as [`crate::storage::is_unavailable`] says for sqlx.
+pub fn is_unavailable(error: &rusqlite::Error) -> bool {
+    match error {
+        rusqlite::Error::SqliteFailure(error, _) => {
+            matches!(error.extended_code & 0xff, 5..=8 | 10 | 11 | 13..=15)
+        }
+        _ => false,
+    }
+}
+
+static CHASSIS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Brings the file at `path` (created if missing) up to date: the chassis's
+/// migrations and then `service`'s, in version order.
+pub async fn migrate(path: &Path, service: &sqlx::migrate::Migrator) -> Result<(), Error> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let migrated = crate::storage::merged(&[&CHASSIS, service]).run(&pool).await;
+    pool.close().await;
+    Ok(migrated?)
+}
+
+/// One request's writes, run on the writer thread inside the batch's
+/// transaction, in a savepoint of its own.
+pub trait Job: Send + 'static {
+    type Output: Send + 'static;
+    type Error: From<CommitError> + Send + 'static;
+
+    /// Does the job's reads and writes on `conn`; an error rolls back only
+    /// this job's writes.
+    fn run(self, conn: &Connection) -> Result<Self::Output, Self::Error>;
+}
+
+type Reply<J> = oneshot::Sender<Result<<J as Job>::Output, <J as Job>::Error>>;
+
+/// The queue of one kind of job and its writer task.
+pub struct GroupCommit<J: Job> {
+    queue: tokio::sync::mpsc::Sender<(J, Reply<J>)>,
+}
+
+impl<J: Job> Clone for GroupCommit<J> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<J: Job> std::fmt::Debug for GroupCommit<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+impl<J: Job> GroupCommit<J> {
+    /// Spawns the writer task (on the current tokio runtime); `outbox` is
+    /// woken after each commit.
+    pub fn start(db: Sqlite, outbox: OutboxSignal, max_batch: usize) -> Self {
+        let (queue, jobs) = tokio::sync::mpsc::channel(QUEUE * 4);
+        tokio::spawn(write(db, outbox, jobs, max_batch.max(1)));
+        Self { queue }
+    }
+
+    /// Queues `job` and waits until it is committed (its output) or has failed.
+    pub async fn submit(&self, job: J) -> Result<J::Output, J::Error> {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send((job, reply)).await.is_err() {
+            return Err(CommitError::new("queueing", &"the writer has stopped").into());
+        }
+        answer.await.map_err(|_| {
+            CommitError::new(
+                "waiting",
+                &"the writer stopped before answering (the job may be committed)",
+            )
+        })?
+    }
+}
+
+async fn write<J: Job>(
+    db: Sqlite,
+    outbox: OutboxSignal,
+    mut queue: tokio::sync::mpsc::Receiver<(J, Reply<J>)>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while queue.recv_many(&mut batch, max_batch).await > 0 {
+        let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = batch.drain(..).unzip();
+        match db.unit(move |conn| run_jobs(conn, jobs)).await {
+            Ok(results) => {
+                if results.iter().any(Result::is_ok) {
+                    outbox.wake();
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                let error = CommitError::new("committing", &error);
+                tracing::warn!(%error, jobs = replies.len(), "a group commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone().into()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs each job in a savepoint of its own; their results, in order.
+fn run_jobs<J: Job>(
+    conn: &Connection,
+    jobs: Vec<J>,
+) -> Result<Vec<Result<J::Output, J::Error>>, rusqlite::Error> {
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+        let result = job.run(conn);
+        if result.is_err() {
+            conn.prepare_cached("ROLLBACK TO SAVEPOINT job")?
+                .execute([])?;
+        }
+        conn.prepare_cached("RELEASE SAVEPOINT job")?.execute([])?;
+        results.push(result);
+    }
+    Ok(results)
 }
 
 fn open_writer(path: &Path) -> Result<Connection, rusqlite::Error> {

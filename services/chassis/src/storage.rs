@@ -22,7 +22,9 @@
 //!
 //! The same SQL serves both (`$1` placeholders, `ON CONFLICT`, `RETURNING`);
 //! instants are `BIGINT` milliseconds and flags `BIGINT` 0/1, because those decode
-//! the same way through `sqlx::Any` on either backend.
+//! the same way through `sqlx::Any` on either backend. This is the older way,
+//! kept while services move to [`crate::database`] (each backend natively);
+//! it implements [`Tables`] too, so the relay, leases and readiness serve both.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -37,6 +39,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::database::{PendingEvent, Tables};
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +132,7 @@ impl Database {
             Backend::Sqlite => &CHASSIS_SQLITE,
             Backend::Postgres => &CHASSIS_POSTGRES,
         };
-        merged(chassis, service).run(&pool).await?;
+        merged(&[chassis, service]).run(&pool).await?;
         if backend == Backend::Sqlite {
             // One replica only: any lease in the file was taken by a previous
             // run of this service, which would otherwise hold it until it expired.
@@ -187,26 +190,7 @@ impl Database {
     /// (space freed, the server back) readiness returns without waiting for
     /// a request to try.
     pub async fn probe_while_failing(self, shutdown: CancellationToken) {
-        let mut state = self.health.subscribe();
-        loop {
-            if state.borrow_and_update().is_some() {
-                tokio::select! {
-                    _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                let probe = tokio::time::timeout(PROBE_INTERVAL * 5, self.probe()).await;
-                match probe {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::debug!(%error, "storage probe not committed"),
-                    Err(_) => self.health.failed(&"the storage probe timed out"),
-                }
-            } else {
-                tokio::select! {
-                    changed = state.changed() => if changed.is_err() { return },
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-        }
+        crate::database::probe_while_failing(self, shutdown).await;
     }
 
     /// One probe: replaces the probe row (a few pages, as a small request
@@ -262,6 +246,16 @@ pub struct Due {
 }
 
 impl Due {
+    /// An item due at `at` (as stored: epoch milliseconds).
+    pub fn new(at: i64, id: String) -> Self {
+        Self { at, id }
+    }
+
+    /// When it fell due, in epoch milliseconds.
+    pub fn at_millis(&self) -> i64 {
+        self.at
+    }
+
     /// The id of the complaint, elder or visit it is about.
     pub fn id(&self) -> &str {
         &self.id
@@ -401,7 +395,7 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 /// A PostgreSQL serialization failure or deadlock: the transaction lost a race
 /// with another and may simply be retried; it says nothing of the database's
 /// health.
-fn is_conflict(error: &sqlx::Error) -> bool {
+pub(crate) fn is_conflict(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(error) => matches!(error.code().as_deref(), Some("40001" | "40P01")),
         _ => false,
@@ -452,8 +446,9 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-fn merged(chassis: &Migrator, service: &Migrator) -> Migrator {
-    let mut all: Vec<_> = chassis.iter().chain(service.iter()).cloned().collect();
+/// One migrator running every migration of `sets`, in version order.
+pub(crate) fn merged(sets: &[&Migrator]) -> Migrator {
+    let mut all: Vec<_> = sets.iter().flat_map(|set| set.iter()).cloned().collect();
     all.sort_by_key(|migration| migration.version);
     Migrator {
         migrations: Cow::Owned(all),
@@ -479,5 +474,163 @@ fn create_sqlite_parent_dir(url: &str) -> Result<(), Error> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+impl Tables for Database {
+    type Error = sqlx::Error;
+
+    async fn open(url: &str, migrations: &Migrations) -> Result<Self, Error> {
+        Self::connect(url, migrations).await
+    }
+
+    fn health(&self) -> &CommitHealth {
+        &self.health
+    }
+
+    async fn pending_events(&self, limit: usize) -> Result<Vec<PendingEvent>, sqlx::Error> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT seq, event_id, subject, payload, traceparent FROM outbox \
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    seq: row.try_get("seq")?,
+                    event_id: row.try_get("event_id")?,
+                    subject: row.try_get("subject")?,
+                    payload: row.try_get("payload")?,
+                    traceparent: row.try_get("traceparent")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(
+        &self,
+        seqs: Vec<i64>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sqlx::Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        // The seqs are integers read from the table, so listing them inline is safe.
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let marked = sqlx::query(&format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({list})"
+        ))
+        .bind(crate::clock::to_millis(at))
+        .execute(&self.pool)
+        .await;
+        self.written(marked).map(|_| ())
+    }
+
+    async fn note_publish_failure(&self, seq: i64, error: String) -> Result<(), sqlx::Error> {
+        let noted =
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2")
+                .bind(error)
+                .bind(seq)
+                .execute(&self.pool)
+                .await;
+        self.written(noted).map(|_| ())
+    }
+
+    async fn outbox_backlog(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(i64, i64), sqlx::Error> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count: i64 = row.try_get("n")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let age = oldest.map_or(0, |oldest| crate::clock::to_millis(now) - oldest);
+        Ok((count, age.max(0)))
+    }
+
+    async fn hold_lease(
+        &self,
+        name: String,
+        holder: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, sqlx::Error> {
+        let written = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(crate::clock::to_millis(expires_at))
+        .bind(crate::clock::to_millis(now))
+        .execute(&self.pool)
+        .await;
+        Ok(self.written(written)?.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: String, holder: String) -> Result<bool, sqlx::Error> {
+        let deleted = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await;
+        Ok(self.written(deleted)?.rows_affected() == 1)
+    }
+
+    async fn lease(&self, name: String) -> Result<Option<crate::lease::LeaseRow>, sqlx::Error> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(crate::lease::LeaseRow {
+                holder: row.try_get("holder")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn probe(&self) -> Result<(), sqlx::Error> {
+        Database::probe(self).await
+    }
+
+    async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    async fn parked(
+        &self,
+        consumer: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::inbox::ParkedEvent>, sqlx::Error> {
+        crate::inbox::parked(self, consumer.as_deref(), limit).await
+    }
+
+    async fn replay(
+        &self,
+        consumers: &crate::inbox::Consumers,
+        id: i64,
+        clock: &crate::clock::SharedClock,
+    ) -> Result<crate::inbox::Outcome, crate::inbox::ReplayError> {
+        crate::inbox::replay(self, consumers, id, clock).await
+    }
+
+    async fn close(&self) {
+        Database::close(self).await;
     }
 }

@@ -129,7 +129,7 @@ impl Application {
     /// background, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
-        let runtime = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "complaints",
             &config.common,
             DEFAULT_GRPC_ADDR,

@@ -121,7 +121,7 @@ impl Application {
             config.award_rules_file.as_deref(),
             AwardRules::from_json,
         )?);
-        let runtime = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "merchant-alliance",
             &config.common,
             DEFAULT_GRPC_ADDR,

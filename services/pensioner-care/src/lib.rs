@@ -144,7 +144,7 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let policy = config.visit_policy()?;
         let timeout = Duration::from_millis(config.call_timeout_ms);
-        let runtime = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "pensioner-care",
             &config.common,
             DEFAULT_GRPC_ADDR,

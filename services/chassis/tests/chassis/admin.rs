@@ -49,7 +49,7 @@ impl Running {
         let mut common = CommonConfig::new(nats.url(), dir.path());
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.admin_addr = Some("127.0.0.1:0".parse()?);
-        let runtime = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             SERVICE,
             &common,
             "127.0.0.1:0",
