@@ -823,8 +823,9 @@ async fn rules_over_loaded_rows(
     from_ms: i64,
     to_ms: i64,
 ) -> anyhow::Result<(Duration, usize)> {
-    use shequ_complaints::store::{Scope, Store};
-    let db = shequ_chassis::storage::Database::connect(url, &shequ_complaints::MIGRATIONS).await?;
+    use shequ_chassis::database::Tables;
+    use shequ_complaints::store::{Complaints, Scope, Store};
+    let db = shequ_chassis::database::Database::connect(url, &shequ_complaints::MIGRATIONS).await?;
     let store = Store::new(
         db.clone(),
         shequ_chassis::outbox::OutboxSignal::default(),

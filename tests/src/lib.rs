@@ -29,6 +29,7 @@ use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+pub mod db;
 pub mod disk;
 pub mod fixtures;
 pub mod system;

@@ -11,24 +11,17 @@ use shequ_proto::events::complaints::Escalated;
 use shequ_tests::fixtures::load_organisation;
 use shequ_tests::system::{Service, ServiceProcess};
 use shequ_tests::{NatsServer, eventually, stream_events};
-use sqlx::Connection;
 
 /// Breached complaints: far more than one pass escalates before SIGTERM lands.
 const BACKLOG: i64 = 1_500;
 
 async fn escalations(database: &str) -> anyhow::Result<i64> {
-    let mut conn = sqlx::AnyConnection::connect(database).await?;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM escalations")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    Ok(n)
+    shequ_tests::db::count(database, "SELECT COUNT(*) FROM escalations").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_long_escalation_pass_stops_promptly_and_the_next_run_finishes_it()
 -> anyhow::Result<()> {
-    sqlx::any::install_default_drivers();
     let nats = NatsServer::start().await?;
     let data = tempfile::tempdir()?;
     let env = vec![
@@ -50,8 +43,9 @@ async fn sigterm_during_a_long_escalation_pass_stops_promptly_and_the_next_run_f
         "sqlite://{}?mode=rwc",
         data.path().join("complaints.db").display()
     );
-    let mut conn = sqlx::AnyConnection::connect(&database).await?;
-    sqlx::query(&format!(
+    shequ_tests::db::execute(
+        &database,
+        &format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BACKLOG}) \
          INSERT INTO complaints (id, request_id, status, text, channel, category, classified_by, \
          priority, community_id, grid_id, level, assignee, submitted_at, cycle_started_at, \
@@ -59,10 +53,10 @@ async fn sigterm_during_a_long_escalation_pass_stops_promptly_and_the_next_run_f
          SELECT 'c-' || i, 'r-' || i, 'submitted', '路灯不亮', 'hotline', 'municipal_facilities', \
          'caller', 'normal', 'xinyuan', 'xinyuan-1', 'grid_worker', 'worker-li', \
          1000 + i, 1000 + i, 2000 + i, 9000000 + i FROM n"
-    ))
-    .execute(&mut conn)
+        ),
+        &[],
+    )
     .await?;
-    conn.close().await?;
 
     // The first pass starts with the service; SIGTERM as soon as it is ready.
     service.start().await?;

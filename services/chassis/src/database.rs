@@ -265,6 +265,22 @@ fn sqlite_path(url: &str) -> Result<PathBuf, Error> {
     Ok(PathBuf::from(path))
 }
 
+/// An instant as SQLite stores it (milliseconds since the epoch); one out of
+/// chrono's range (never written by us) is an error, not a default.
+pub fn instant(ms: i64) -> Result<DateTime<Utc>, DbError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| DbError::Decode(format!("{ms} is not an instant in milliseconds")))
+}
+
+/// A flag as SQLite stores it: 0 or 1, anything else an error.
+pub fn flag(value: i64) -> Result<bool, DbError> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(DbError::Decode(format!("{other} is not a flag (0 or 1)"))),
+    }
+}
+
 /// Milliseconds `i64` as stored on SQLite → an unsigned count.
 fn unsigned(value: i64, column: &str) -> Result<u64, DbError> {
     u64::try_from(value).map_err(|_| DbError::Decode(format!("{column} is negative: {value}")))
@@ -596,13 +612,11 @@ impl Tables for Database {
                     let mut rows = statement.query((consumer, i64::from(limit)))?;
                     let mut parked = Vec::new();
                     while let Some(row) = rows.next()? {
-                        parked.push(parked_from_sqlite(row));
+                        parked.push(parked_from_sqlite(row)?);
                     }
-                    Ok(parked)
+                    Ok::<_, DbError>(parked)
                 })
-                .await?
-                .into_iter()
-                .collect()
+                .await
             }
             Self::Postgres(db) => {
                 let rows = sqlx::query(&format!(

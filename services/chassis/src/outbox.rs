@@ -128,12 +128,21 @@ pub struct OutboxRow {
 impl OutboxRow {
     /// `event`'s row, with the current trace context if there is one.
     pub fn new(event: &CloudEvent) -> Result<Self, serde_json::Error> {
+        Self::traced(event, trace::current().as_ref())
+    }
+
+    /// `event`'s row in the trace `context` (work on SQLite's writer thread,
+    /// which has no current trace of its own, passes the caller's).
+    pub fn traced(
+        event: &CloudEvent,
+        context: Option<&TraceContext>,
+    ) -> Result<Self, serde_json::Error> {
         Ok(Self {
             event_id: event.id.clone(),
             subject: event.event_type.clone(),
             payload: serde_json::to_string(event)?,
             created_at: event.time,
-            traceparent: trace::current().map(|context| context.to_header()),
+            traceparent: context.map(TraceContext::to_header),
         })
     }
 

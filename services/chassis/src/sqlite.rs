@@ -46,6 +46,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Units waiting for the writer, at most, before callers wait to queue.
 const QUEUE: usize = 1024;
 
+impl<E: From<crate::database::DbError>> UnitError<E> {
+    /// The error as the unit's own error type: a unit not stored becomes
+    /// [`DbError::NotStored`](crate::database::DbError::NotStored).
+    pub fn flatten(self) -> E {
+        match self {
+            Self::Work(error) => error,
+            Self::NotStored(error) => crate::database::DbError::NotStored(error.to_string()).into(),
+            Self::Stopped => {
+                crate::database::DbError::NotStored("the SQLite writer has stopped".into()).into()
+            }
+        }
+    }
+}
+
 /// Why a unit of work was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum UnitError<E> {
@@ -145,10 +159,11 @@ impl Sqlite {
 
     /// Runs `read` on a read-only connection (on a blocking thread): it sees
     /// what was committed when its statement began.
-    pub async fn read<T, F>(&self, read: F) -> Result<T, rusqlite::Error>
+    pub async fn read<T, E, F>(&self, read: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        E: From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let readers = Arc::clone(&self.readers);
         let path = Arc::clone(&self.path);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    database_failed, invalid_argument, not_stored, optional_enum, page_size, required_enum,
+    storage_error, invalid_argument, not_stored, optional_enum, page_size, required_enum,
     required_time, storage_failed, timestamp,
 };
 use shequ_proto::common::v1 as common;
@@ -24,7 +24,7 @@ use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
 use crate::domain::{FieldError, fields};
 use crate::merchants::MerchantDirectory;
-use crate::store::{Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
+use crate::store::{Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
 
 /// Serves both the complaint and the organisation APIs.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl From<StoreError> for Status {
                 error.into()
             }
             StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(error) => database_failed(&error),
+            StoreError::Database(error) => storage_error(&error),
             StoreError::Commit(error) => not_stored(&error),
             StoreError::Event(_) => storage_failed(&error),
         }
@@ -156,7 +156,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 &r.request_id,
                 &r.actor,
                 None,
-                |c, _, now| c.accept(assignee, now),
+                move |c, _, now| c.accept(assignee, now),
             )
             .await?;
         Ok(Response::new(pb::AcceptComplaintResponse {
@@ -170,7 +170,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
     ) -> Result<Response<pb::StartComplaintResponse>, Status> {
         let r = request.into_inner();
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
                 c.start()
             })
             .await?;
@@ -192,7 +192,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 &r.request_id,
                 &r.actor,
                 None,
-                |c, _, now| c.resolve(note, r.merchant_at_fault, follow_up, now),
+                move |c, _, now| c.resolve(note, r.merchant_at_fault, follow_up, now),
             )
             .await?;
         Ok(Response::new(pb::ResolveComplaintResponse {
@@ -214,7 +214,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 &r.request_id,
                 &r.actor,
                 None,
-                |c, _, now| {
+                move |c, _, now| {
                     let limit = limits.limit(c.category, c.priority);
                     c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
                 },
@@ -232,7 +232,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let r = request.into_inner();
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
                 c.reject(reason)
             })
             .await?;
@@ -253,7 +253,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
                 &r.request_id,
                 &r.actor,
                 Some(&into),
-                |c, target, _| match target {
+                move |c, target, _| match target {
                     Some(target) => c.merge_into(target),
                     None => Err(FieldError::new("into_complaint_id", "is required").into()),
                 },
@@ -273,7 +273,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let new_priority = optional_enum("priority", r.priority, priority)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, |c, _, _| {
+            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
                 c.reclassify(new_category, new_priority, &limits)
             })
             .await?;
@@ -319,21 +319,14 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
 
 impl ComplaintsApi {
     /// Checks the fields every transition has, then applies `change` in the store.
-    async fn transition<F>(
+    async fn transition(
         &self,
         complaint_id: &str,
         request_id: &str,
         actor: &str,
         related: Option<&str>,
-        change: F,
-    ) -> Result<pb::Complaint, Status>
-    where
-        F: FnOnce(
-            &mut Complaint,
-            Option<&Complaint>,
-            DateTime<Utc>,
-        ) -> Result<crate::domain::complaint::Transition, TransitionError>,
-    {
+        change: impl Change,
+    ) -> Result<pb::Complaint, Status> {
         let complaint_id = fields::required("complaint_id", complaint_id, fields::ID)?;
         let actor = fields::required("actor", actor, fields::ID)?;
         let request_id = fields::optional("request_id", request_id, fields::REQUEST_ID)?;

@@ -12,7 +12,7 @@
 //! were never the scope's to resolve.
 //!
 //! [`Figures::compute`] states the rules over complaints in memory;
-//! [`PERIOD_SQL`] and [`BACKLOG_SQL`] state the same rules as one aggregate
+//! [`PERIOD_SQL`] and the backlog's SQL (one per way of storing instants) state the same rules as one aggregate
 //! query each, so a district's years of complaints are counted by the
 //! database rather than loaded. A test runs both over the same complaints on
 //! each backend and requires the same figures.
@@ -46,7 +46,8 @@ pub struct Backlog {
 }
 
 /// The period's counts, `submitted` to `resolved`, over the complaints
-/// submitted in [`$1`, `$2`) as of `$3` (all epoch milliseconds), in the
+/// submitted in [`$1`, `$2`) as of `$3` (instants as the backend stores them:
+/// it only compares them), in the
 /// order of the fields of [`Figures`]; the scope's condition (`AND …`) is
 /// appended. The same rules as [`Figures::compute`].
 pub const PERIOD_SQL: &str = "SELECT COUNT(*) AS submitted, \
@@ -68,15 +69,26 @@ pub const PERIOD_SQL: &str = "SELECT COUNT(*) AS submitted, \
         AND (resolved_at IS NOT NULL OR reopen_count > 0) THEN 1 ELSE 0 END), 0) AS resolved \
     FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2";
 
-/// The open backlog by age as of `$1` (epoch milliseconds): the scope's
-/// condition (`AND …`) is appended. The same buckets as [`Figures::compute`].
-pub const BACKLOG_SQL: &str = "SELECT \
+/// The open backlog by age as of `$1`, where instants are epoch milliseconds
+/// (SQLite): the scope's condition (`AND …`) is appended. The same buckets
+/// as [`Figures::compute`].
+pub const BACKLOG_MILLIS_SQL: &str = "SELECT \
     COALESCE(SUM(CASE WHEN $1 - submitted_at < 86400000 THEN 1 ELSE 0 END), 0) AS under_1_day, \
     COALESCE(SUM(CASE WHEN $1 - submitted_at >= 86400000 AND $1 - submitted_at < 259200000 \
         THEN 1 ELSE 0 END), 0) AS from_1_to_3_days, \
     COALESCE(SUM(CASE WHEN $1 - submitted_at >= 259200000 AND $1 - submitted_at < 604800000 \
         THEN 1 ELSE 0 END), 0) AS from_3_to_7_days, \
     COALESCE(SUM(CASE WHEN $1 - submitted_at >= 604800000 THEN 1 ELSE 0 END), 0) AS over_7_days \
+    FROM complaints WHERE status IN ('submitted', 'accepted', 'in_progress', 'reopened')";
+
+/// [`BACKLOG_MILLIS_SQL`] where instants are `timestamptz` (PostgreSQL).
+pub const BACKLOG_TIMESTAMPTZ_SQL: &str = "SELECT \
+    COUNT(*) FILTER (WHERE $1 - submitted_at < INTERVAL '1 day') AS under_1_day, \
+    COUNT(*) FILTER (WHERE $1 - submitted_at >= INTERVAL '1 day' \
+        AND $1 - submitted_at < INTERVAL '3 days') AS from_1_to_3_days, \
+    COUNT(*) FILTER (WHERE $1 - submitted_at >= INTERVAL '3 days' \
+        AND $1 - submitted_at < INTERVAL '7 days') AS from_3_to_7_days, \
+    COUNT(*) FILTER (WHERE $1 - submitted_at >= INTERVAL '7 days') AS over_7_days \
     FROM complaints WHERE status IN ('submitted', 'accepted', 'in_progress', 'reopened')";
 
 impl Figures {

@@ -6,9 +6,9 @@
 use chrono::Duration;
 use shequ_chassis::clock::{SharedClock, to_millis};
 use shequ_chassis::outbox::OutboxSignal;
-use shequ_chassis::storage::Database;
+use shequ_chassis::database::Database;
 use shequ_complaints::domain::figures::Figures;
-use shequ_complaints::store::{Scope, Store};
+use shequ_complaints::store::{Complaints, Scope, Store};
 
 use crate::support::{TestApp, start_of_test};
 
@@ -70,7 +70,8 @@ async fn figures_counted_in_sql_agree_with_the_rules_over_complaints_in_every_st
         } else {
             random.below(5) / 4
         };
-        let optional = |value: Option<i64>| value.map_or("NULL".to_owned(), |v| v.to_string());
+        let at = |ms: i64| shequ_tests::db::instant(app.database_url(), ms);
+        let optional = |value: Option<i64>| value.map_or("NULL".to_owned(), at);
         app.execute(
             &format!(
                 "INSERT INTO complaints (id, request_id, status, text, channel, category, \
@@ -78,10 +79,14 @@ async fn figures_counted_in_sql_agree_with_the_rules_over_complaints_in_every_st
                  cycle_started_at, response_due_at, resolution_due_at, accepted_at, resolved_at, \
                  satisfaction, reopen_count) VALUES ($1, $2, $3, '路灯不亮', 'hotline', \
                  'municipal_facilities', 'caller', 'normal', $4, $5, 'grid_worker', 'worker-li', \
-                 {submitted}, {submitted}, {response_due}, {resolution_due}, {}, {}, {}, {reopens})",
+                 {}, {}, {}, {}, {}, {}, {}, {reopens})",
+                at(submitted),
+                at(submitted),
+                at(response_due),
+                at(resolution_due),
                 optional(accepted),
                 optional(resolved),
-                optional(satisfaction),
+                satisfaction.map_or("NULL".to_owned(), |s| s.to_string()),
             ),
             &[&format!("c-{n:03}"), &format!("r-{n:03}"), status, community, grid],
         )

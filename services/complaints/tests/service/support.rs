@@ -16,7 +16,6 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
-use sqlx::{Connection, Row};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -166,15 +165,7 @@ impl TestApp {
     /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
     /// decode, a lease another replica holds). Returns the rows affected.
     pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = query.bind(*arg);
-        }
-        let affected = query.execute(&mut conn).await?.rows_affected();
-        conn.close().await?;
-        Ok(affected)
+        shequ_tests::db::execute(&self.database_url, sql, args).await
     }
 
     /// The service's database URL (for a second view of its store).
@@ -185,11 +176,7 @@ impl TestApp {
     /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
     /// database.
     pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
-        let n = sqlx::query(sql).fetch_one(&mut conn).await?.try_get("n")?;
-        conn.close().await?;
-        Ok(n)
+        shequ_tests::db::count(&self.database_url, sql).await
     }
 
     /// Every event in the COMPLAINTS stream once `expected` have arrived.

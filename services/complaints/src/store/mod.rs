@@ -1,0 +1,595 @@
+//! The complaints database: complaints, their history, escalations owed and the
+//! grid organisation. Every change is one transaction that also writes the
+//! change's history entry and its outbox event.
+//!
+//! [`Complaints`] is what the service asks of its storage, in the domain's
+//! terms; it has one implementation per backend, each using its database
+//! natively ([`sqlite::SqliteStore`]: rusqlite on the writer thread, instants
+//! in milliseconds; [`postgres::PgStore`]: `timestamptz`, `boolean`, `FOR
+//! UPDATE`), and [`Store`] is whichever the database URL chose. The rules stay
+//! in `domain`: a store loads a complaint, lets the domain change it, and
+//! writes it back with what the change recorded ([`record`]).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shequ_chassis::clock::SharedClock;
+use shequ_chassis::database::{CommitError, Database, DbError};
+use shequ_chassis::lease::Lease;
+use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace::TraceContext;
+
+use crate::domain::FieldError;
+use crate::domain::complaint::{
+    Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
+};
+use crate::domain::figures::Figures;
+use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
+use crate::domain::organisation::{Community, Grid, Organisation};
+use crate::domain::reporter::{Phone, Reporter};
+use crate::domain::time_limits::TimeLimits;
+use crate::events;
+
+/// Who answers at the district level before an organisation is loaded.
+pub const DEFAULT_DISTRICT_HANDLER: &str = "district";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// What was not found, e.g. `complaint 0193…` or `grid xinyuan-g9`.
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("encoding an event: {0}")]
+    Event(#[from] serde_json::Error),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be used just now: a pass over due work
+    /// stops at such an error and the next pass retries. Any other error
+    /// concerns one item (a row that does not decode, say), which the pass
+    /// skips so that the rest still get done.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(error) => error.is_unavailable(),
+            Self::Commit(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One line of a complaint's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_status: Status,
+    pub to_status: Status,
+    pub note: Option<String>,
+}
+
+/// Filters of the complaint list; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub grid_id: Option<String>,
+    pub community_id: Option<String>,
+    pub category: Option<Category>,
+    pub overdue_only: bool,
+}
+
+/// Where the list continues: after this complaint (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Epoch milliseconds (every stored instant is whole milliseconds).
+    pub submitted_at: i64,
+    pub id: String,
+}
+
+/// Which complaints the figures are about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    District,
+    Community(String),
+    Grid(String),
+}
+
+impl Scope {
+    pub fn name(&self) -> String {
+        match self {
+            Scope::District => "district".into(),
+            Scope::Community(id) => format!("community:{id}"),
+            Scope::Grid(id) => format!("grid:{id}"),
+        }
+    }
+}
+
+/// A transition's change, applied by the domain inside the store's
+/// transaction: the complaint as stored, the related one (a merge's target)
+/// and the time.
+pub trait Change:
+    FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<Transition, TransitionError>
+    + Send
+    + 'static
+{
+}
+
+impl<F> Change for F where
+    F: FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<Transition, TransitionError>
+        + Send
+        + 'static
+{
+}
+
+/// What the complaints service asks of its storage.
+pub trait Complaints: Send + Sync {
+    /// Takes in a complaint, once per `request_id`: a repeated key returns the
+    /// complaint it made the first time and `true`. The complaint, its history
+    /// entry and its outbox event are committed before this returns, in a
+    /// transaction shared with the submissions arriving meanwhile (group
+    /// commit: one commit for many); a submission that fails fails alone. The
+    /// complaint is routed by the organisation as it stands when it arrives.
+    fn submit(
+        &self,
+        request_id: &str,
+        intake: Intake,
+        grid_id: Option<&str>,
+        limits: &TimeLimits,
+    ) -> impl Future<Output = Result<(Complaint, bool), StoreError>> + Send;
+
+    /// Applies `change` to complaint `id` (given `related`, for a merge) in one
+    /// transaction with its history entry and event. A `request_id` seen
+    /// before returns the complaint as it is and changes nothing.
+    fn transition(
+        &self,
+        id: &str,
+        request_id: Option<&str>,
+        actor: &str,
+        related: Option<&str>,
+        change: impl Change,
+    ) -> impl Future<Output = Result<Complaint, StoreError>> + Send;
+
+    /// Escalates complaint `id` for `breach` if that is still owed, once per
+    /// breach and resolution cycle whichever sweeper gets there first;
+    /// whether it escalated.
+    fn escalate(
+        &self,
+        id: &str,
+        breach: Breach,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Complaints whose `breach` limit passed by `now` with no escalation
+    /// recorded for it in their current cycle, after `after`, at most
+    /// `limit`, in (limit passed, id) order.
+    fn escalations_owed(
+        &self,
+        breach: Breach,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+
+    /// A complaint and its history, oldest entry first.
+    fn get(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(Complaint, Vec<HistoryEntry>), StoreError>> + Send;
+
+    /// A page of complaints, newest first, and the cursor of the next page.
+    fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: u32,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<(Vec<Complaint>, Option<Cursor>), StoreError>> + Send;
+
+    /// The scope's figures for complaints submitted in [from, to), with the
+    /// open backlog as of `now`, counted by the database.
+    fn figures(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Figures, StoreError>> + Send;
+
+    /// The scope's complaints submitted in [from, to), and its open ones: the
+    /// input of [`Figures::compute`], the rules [`Complaints::figures`]
+    /// counts in SQL (tests hold the two against each other).
+    fn figures_input(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(Vec<Complaint>, Vec<Complaint>), StoreError>> + Send;
+
+    /// Whether a community or grid is known (for the figures' scope).
+    fn scope_exists(&self, scope: &Scope)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces the whole organisation in one transaction.
+    fn load_organisation(
+        &self,
+        organisation: &Organisation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn organisation(&self) -> impl Future<Output = Result<Organisation, StoreError>> + Send;
+}
+
+/// The complaints database on whichever backend the URL chose.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Calls the same method on whichever store this is.
+macro_rules! on_backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// The store on `db`, and its writer of submissions (a task on the
+    /// current runtime).
+    pub fn new(db: Database, outbox: OutboxSignal, clock: SharedClock) -> Self {
+        match db {
+            Database::Sqlite(db) => Self::Sqlite(sqlite::SqliteStore::new(db, outbox, clock)),
+            Database::Postgres(db) => {
+                Self::Postgres(postgres::PgStore::new(db, outbox, clock))
+            }
+        }
+    }
+
+    /// The time, to the millisecond: every instant the store writes is
+    /// whole milliseconds on either backend, so what a caller is answered is
+    /// what a later read returns.
+    pub fn now(&self) -> DateTime<Utc> {
+        let clock = on_backend!(self, store => &store.clock);
+        whole_millis(clock.now())
+    }
+
+    /// The lease `name` in this service's database, asked for by this process
+    /// for `ttl` at a time: a singleton job runs only while holding it.
+    pub fn lease(&self, name: &str, ttl: Duration) -> Lease<Database> {
+        let (db, clock) = match self {
+            Store::Sqlite(store) => (Database::Sqlite(store.db.clone()), &store.clock),
+            Store::Postgres(store) => (Database::Postgres(store.db.clone()), &store.clock),
+        };
+        Lease::new(
+            db,
+            name,
+            shequ_chassis::lease::process_holder(),
+            ttl,
+            clock.clone(),
+        )
+    }
+}
+
+impl Complaints for Store {
+    async fn submit(
+        &self,
+        request_id: &str,
+        intake: Intake,
+        grid_id: Option<&str>,
+        limits: &TimeLimits,
+    ) -> Result<(Complaint, bool), StoreError> {
+        on_backend!(self, store => store.submit(request_id, intake, grid_id, limits).await)
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        request_id: Option<&str>,
+        actor: &str,
+        related: Option<&str>,
+        change: impl Change,
+    ) -> Result<Complaint, StoreError> {
+        on_backend!(self, store => store.transition(id, request_id, actor, related, change).await)
+    }
+
+    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.escalate(id, breach).await)
+    }
+
+    async fn escalations_owed(
+        &self,
+        breach: Breach,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        on_backend!(self, store => store.escalations_owed(breach, now, after, limit).await)
+    }
+
+    async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
+        on_backend!(self, store => store.get(id).await)
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: u32,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
+        on_backend!(self, store => store.list(filter, page_size, after).await)
+    }
+
+    async fn figures(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Figures, StoreError> {
+        on_backend!(self, store => store.figures(scope, from, to, now).await)
+    }
+
+    async fn figures_input(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(Vec<Complaint>, Vec<Complaint>), StoreError> {
+        on_backend!(self, store => store.figures_input(scope, from, to).await)
+    }
+
+    async fn scope_exists(&self, scope: &Scope) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.scope_exists(scope).await)
+    }
+
+    async fn load_organisation(&self, organisation: &Organisation) -> Result<(), StoreError> {
+        on_backend!(self, store => store.load_organisation(organisation).await)
+    }
+
+    async fn organisation(&self) -> Result<Organisation, StoreError> {
+        on_backend!(self, store => store.organisation().await)
+    }
+}
+
+/// `at` to the millisecond.
+pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// A history entry to insert with its transition.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryRow {
+    pub complaint_id: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: &'static str,
+    pub from_status: &'static str,
+    pub to_status: &'static str,
+    pub note: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The history entry and the outbox event of one transition (the event in
+/// the trace `context`), to insert in its transaction.
+pub(crate) fn record(
+    complaint: &Complaint,
+    transition: &Transition,
+    actor: &str,
+    request_id: Option<&str>,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(HistoryRow, OutboxRow), StoreError> {
+    let history = HistoryRow {
+        complaint_id: complaint.id.clone(),
+        at: now,
+        actor: actor.to_owned(),
+        action: transition.action.as_str(),
+        from_status: transition.from.as_str(),
+        to_status: transition.to.as_str(),
+        note: transition.note.clone(),
+        request_id: request_id.map(str::to_owned),
+    };
+    let event = events::for_transition(complaint, transition, actor, now)?;
+    Ok((history, OutboxRow::traced(&event, context)?))
+}
+
+/// A complaint's columns as stored, before they are checked: each backend
+/// reads its own types into this, and [`ComplaintRow::into_complaint`] checks
+/// every coded value (a value that does not decode is an error, never a
+/// default).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ComplaintRow {
+    pub id: String,
+    pub status: String,
+    pub text: String,
+    pub channel: String,
+    pub category: String,
+    pub classified_by: String,
+    pub priority: String,
+    pub reporter_name: Option<String>,
+    pub reporter_phone: Option<String>,
+    pub community_id: String,
+    pub grid_id: String,
+    pub building_id: Option<String>,
+    pub location: Option<String>,
+    pub merchant_id: Option<String>,
+    pub merchant_check: Option<String>,
+    pub elder_id: Option<String>,
+    pub level: String,
+    pub assignee: String,
+    pub submitted_at: DateTime<Utc>,
+    pub cycle_started_at: DateTime<Utc>,
+    pub response_due_at: DateTime<Utc>,
+    pub resolution_due_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub follow_up_due_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub resolution_note: Option<String>,
+    pub merchant_at_fault: bool,
+    pub satisfaction: Option<i64>,
+    pub reject_reason: Option<String>,
+    pub merged_into: Option<String>,
+    pub reopen_count: i64,
+}
+
+/// The complaint columns, in [`ComplaintRow`]'s order.
+pub(crate) const COLUMNS: &str = "id, status, text, channel, category, classified_by, priority, \
+    reporter_name, reporter_phone, community_id, grid_id, building_id, location, merchant_id, \
+    merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
+    resolution_due_at, accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, \
+    merchant_at_fault, satisfaction, reject_reason, merged_into, reopen_count";
+
+/// The open statuses, as `Status::is_open` has them, for SQL.
+pub(crate) const OPEN_STATUSES: &str = "('submitted', 'accepted', 'in_progress', 'reopened')";
+
+fn coded<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T, DbError> {
+    parse(value).ok_or_else(|| DbError::Decode(format!("unknown {column} {value:?}")))
+}
+
+impl ComplaintRow {
+    pub(crate) fn into_complaint(self) -> Result<Complaint, DbError> {
+        let decode = |error: FieldError| DbError::Decode(error.to_string());
+        let satisfaction = self
+            .satisfaction
+            .map(|score| {
+                let score = u32::try_from(score)
+                    .map_err(|_| DbError::Decode(format!("satisfaction {score}")))?;
+                Satisfaction::parse("satisfaction", score).map_err(decode)
+            })
+            .transpose()?;
+        Ok(Complaint {
+            status: coded("status", &self.status, Status::parse)?,
+            channel: coded("channel", &self.channel, Channel::parse)?,
+            category: coded("category", &self.category, Category::parse)?,
+            priority: coded("priority", &self.priority, Priority::parse)?,
+            level: coded("level", &self.level, Level::parse)?,
+            merchant_check: self
+                .merchant_check
+                .map(|check| coded("merchant_check", &check, MerchantCheck::parse))
+                .transpose()?,
+            reporter: Reporter {
+                name: self.reporter_name,
+                phone: self
+                    .reporter_phone
+                    .map(|phone| Phone::parse("reporter_phone", &phone))
+                    .transpose()
+                    .map_err(decode)?,
+            },
+            reopen_count: u32::try_from(self.reopen_count)
+                .map_err(|_| DbError::Decode(format!("reopen_count {}", self.reopen_count)))?,
+            satisfaction,
+            id: self.id,
+            text: self.text,
+            classified_by: self.classified_by,
+            community_id: self.community_id,
+            grid_id: self.grid_id,
+            building_id: self.building_id,
+            location: self.location,
+            merchant_id: self.merchant_id,
+            elder_id: self.elder_id,
+            assignee: self.assignee,
+            submitted_at: self.submitted_at,
+            cycle_started_at: self.cycle_started_at,
+            response_due_at: self.response_due_at,
+            resolution_due_at: self.resolution_due_at,
+            accepted_at: self.accepted_at,
+            resolved_at: self.resolved_at,
+            follow_up_due_at: self.follow_up_due_at,
+            closed_at: self.closed_at,
+            resolution_note: self.resolution_note,
+            merchant_at_fault: self.merchant_at_fault,
+            reject_reason: self.reject_reason,
+            merged_into: self.merged_into,
+        })
+    }
+}
+
+/// The entries of a history read back, each status checked.
+pub(crate) fn history_entry(
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    from_status: &str,
+    to_status: &str,
+    note: Option<String>,
+) -> Result<HistoryEntry, DbError> {
+    Ok(HistoryEntry {
+        at,
+        actor,
+        action,
+        from_status: coded("from_status", from_status, Status::parse)?,
+        to_status: coded("to_status", to_status, Status::parse)?,
+        note,
+    })
+}
+
+/// The page and the next cursor from up to `page_size + 1` complaints read.
+pub(crate) fn page(
+    mut complaints: Vec<Complaint>,
+    page_size: u32,
+) -> (Vec<Complaint>, Option<Cursor>) {
+    if complaints.len() <= page_size as usize {
+        return (complaints, None);
+    }
+    complaints.truncate(page_size as usize);
+    let next = complaints.last().map(|last| Cursor {
+        submitted_at: last.submitted_at.timestamp_millis(),
+        id: last.id.clone(),
+    });
+    (complaints, next)
+}
+
+/// A count read from the database, as the figures hold it.
+pub(crate) fn count(column: &str, n: i64) -> Result<u32, DbError> {
+    u32::try_from(n).map_err(|_| DbError::Decode(format!("{column} = {n} is not a count")))
+}
+
+/// The organisation from its rows, each in the order it was loaded: each
+/// grid (with its community's id) under its community, each building (with
+/// its grid's id) under its grid.
+pub(crate) fn assemble(
+    district_handler: String,
+    mut communities: Vec<Community>,
+    mut grids: Vec<(String, Grid)>,
+    buildings: Vec<(String, String)>,
+) -> Organisation {
+    for (grid_id, building) in buildings {
+        if let Some((_, grid)) = grids.iter_mut().find(|(_, grid)| grid.id == grid_id) {
+            grid.building_ids.push(building);
+        }
+    }
+    for (community_id, grid) in grids {
+        if let Some(community) = communities.iter_mut().find(|c| c.id == community_id) {
+            community.grids.push(grid);
+        }
+    }
+    Organisation {
+        district_handler,
+        communities,
+    }
+}

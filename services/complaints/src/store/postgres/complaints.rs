@@ -1,0 +1,445 @@
+//! A complaint's rows on PostgreSQL: the complaint, its history, the
+//! escalations it was owed, and its routing by the organisation.
+
+use chrono::{DateTime, Utc};
+use shequ_chassis::postgres::{Rows, Table};
+use shequ_chassis::storage::Due;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{Arguments, FromRow, PgConnection, PgPool, Postgres, Row};
+
+use crate::domain::FieldError;
+use crate::domain::complaint::{Breach, Complaint};
+use crate::domain::kinds::MerchantCheck;
+use crate::domain::organisation::Chain;
+use crate::store::{
+    COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow, ListFilter,
+    OPEN_STATUSES, StoreError, history_entry, page,
+};
+
+/// The columns a transition may change, in the order [`bind_changeable`]
+/// binds them.
+const CHANGEABLE: [&str; 19] = [
+    "status",
+    "category",
+    "classified_by",
+    "priority",
+    "level",
+    "assignee",
+    "cycle_started_at",
+    "response_due_at",
+    "resolution_due_at",
+    "accepted_at",
+    "resolved_at",
+    "follow_up_due_at",
+    "closed_at",
+    "resolution_note",
+    "merchant_at_fault",
+    "satisfaction",
+    "reject_reason",
+    "merged_into",
+    "reopen_count",
+];
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+fn bind_changeable<'q>(query: PgQuery<'q>, c: &'q Complaint) -> PgQuery<'q> {
+    query
+        .bind(c.status.as_str())
+        .bind(c.category.as_str())
+        .bind(&c.classified_by)
+        .bind(c.priority.as_str())
+        .bind(c.level.as_str())
+        .bind(&c.assignee)
+        .bind(c.cycle_started_at)
+        .bind(c.response_due_at)
+        .bind(c.resolution_due_at)
+        .bind(c.accepted_at)
+        .bind(c.resolved_at)
+        .bind(c.follow_up_due_at)
+        .bind(c.closed_at)
+        .bind(c.resolution_note.as_deref())
+        .bind(c.merchant_at_fault)
+        .bind(c.satisfaction.map(|s| i64::from(s.get())))
+        .bind(c.reject_reason.as_deref())
+        .bind(c.merged_into.as_deref())
+        .bind(i64::from(c.reopen_count))
+}
+
+fn numbered(range: std::ops::RangeInclusive<usize>) -> String {
+    range
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts a new complaint; `false` when its `request_id` is already taken.
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    request_id: &str,
+    c: &Complaint,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
+         community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
+         submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+        CHANGEABLE.join(", "),
+        numbered(1..=14 + CHANGEABLE.len()),
+    );
+    let query = sqlx::query(&sql)
+        .bind(request_id)
+        .bind(&c.id)
+        .bind(&c.text)
+        .bind(c.channel.as_str())
+        .bind(c.reporter.name.as_deref())
+        .bind(c.reporter.phone.as_ref().map(|phone| phone.as_str()))
+        .bind(&c.community_id)
+        .bind(&c.grid_id)
+        .bind(c.building_id.as_deref())
+        .bind(c.location.as_deref())
+        .bind(c.merchant_id.as_deref())
+        .bind(c.merchant_check.map(MerchantCheck::as_str))
+        .bind(c.elder_id.as_deref())
+        .bind(c.submitted_at);
+    let done = bind_changeable(query, c).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes back what transitions may change.
+pub(super) async fn update(conn: &mut PgConnection, c: &Complaint) -> Result<(), StoreError> {
+    let assignments: Vec<String> = CHANGEABLE
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ${}", i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE complaints SET {} WHERE id = $1",
+        assignments.join(", ")
+    );
+    bind_changeable(sqlx::query(&sql).bind(&c.id), c)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The columns of a history entry.
+const HISTORY: Table = Table {
+    name: "complaint_history",
+    columns: &[
+        "complaint_id",
+        "at",
+        "actor",
+        "action",
+        "from_status",
+        "to_status",
+        "note",
+        "request_id",
+    ],
+};
+
+/// Adds `entry` to a group commit job's rows.
+pub(super) fn add_history(rows: &mut Rows, entry: &HistoryRow) {
+    rows.add(
+        HISTORY,
+        vec![
+            entry.complaint_id.as_str().into(),
+            entry.at.into(),
+            entry.actor.as_str().into(),
+            entry.action.into(),
+            entry.from_status.into(),
+            entry.to_status.into(),
+            entry.note.clone().into(),
+            entry.request_id.clone().into(),
+        ],
+    );
+}
+
+pub(super) async fn insert_history(
+    conn: &mut PgConnection,
+    entry: &HistoryRow,
+) -> Result<(), StoreError> {
+    let mut rows = Rows::default();
+    add_history(&mut rows, entry);
+    Ok(rows.insert(conn).await?)
+}
+
+fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
+    Ok(ComplaintRow::from_row(row)?.into_complaint()?)
+}
+
+pub(super) async fn by_request_id(
+    conn: &mut PgConnection,
+    request_id: &str,
+) -> Result<Option<Complaint>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM complaints WHERE request_id = $1"
+    ))
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(complaint).transpose()
+}
+
+/// Complaint `id`, locked for this transaction when `for_update`.
+pub(super) async fn load(
+    conn: &mut PgConnection,
+    id: &str,
+    for_update: bool,
+) -> Result<Complaint, StoreError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM complaints WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))?;
+    complaint(&row)
+}
+
+pub(super) async fn transition_by_request_id(
+    conn: &mut PgConnection,
+    request_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT complaint_id FROM complaint_history WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub(super) async fn history(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows: Vec<(DateTime<Utc>, String, String, String, String, Option<String>)> =
+        sqlx::query_as(
+            "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
+             WHERE complaint_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(at, actor, action, from, to, note)| {
+            Ok(history_entry(at, actor, action, &from, &to, note)?)
+        })
+        .collect()
+}
+
+/// Records that `complaint` is escalated for `breach` in its current cycle;
+/// `false` when it was already (by another sweep or replica).
+pub(super) async fn owe_escalation(
+    conn: &mut PgConnection,
+    complaint: &Complaint,
+    breach: Breach,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let recorded = sqlx::query(
+        "INSERT INTO escalations (complaint_id, breach, cycle, escalated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (complaint_id, breach, cycle) DO NOTHING",
+    )
+    .bind(&complaint.id)
+    .bind(breach.as_str())
+    .bind(i64::from(complaint.reopen_count))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(recorded.rows_affected() == 1)
+}
+
+/// The complaints owed an escalation for a response limit passed: those
+/// still `submitted` (as `Complaint::breaches` has it).
+const RESPONSE_OWED: &str = "SELECT id, response_due_at FROM complaints c \
+    WHERE status = 'submitted' AND response_due_at <= $1 AND (response_due_at, id) > ($2, $3) \
+    AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
+    AND e.breach = 'response' AND e.cycle = c.reopen_count) \
+    ORDER BY response_due_at, id LIMIT $4";
+
+/// The complaints owed an escalation for a resolution limit passed: those
+/// still open.
+const RESOLUTION_OWED: &str = "SELECT id, resolution_due_at FROM complaints c \
+    WHERE status IN ('submitted', 'accepted', 'in_progress', 'reopened') \
+    AND resolution_due_at <= $1 AND (resolution_due_at, id) > ($2, $3) \
+    AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
+    AND e.breach = 'resolution' AND e.cycle = c.reopen_count) \
+    ORDER BY resolution_due_at, id LIMIT $4";
+
+pub(super) async fn escalations_owed(
+    pool: &PgPool,
+    breach: Breach,
+    now: DateTime<Utc>,
+    after: Option<&Due>,
+    limit: usize,
+) -> Result<Vec<Due>, StoreError> {
+    let sql = match breach {
+        Breach::Response => RESPONSE_OWED,
+        Breach::Resolution => RESOLUTION_OWED,
+    };
+    let (at, id) = match after {
+        Some(due) => (shequ_chassis::database::instant(due.at_millis())?, due.id()),
+        // Before any instant a complaint has (0001-01-01; chrono's earliest is
+        // beyond PostgreSQL's range).
+        None => (
+            DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
+            "",
+        ),
+    };
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(sql)
+        .bind(now)
+        .bind(at)
+        .bind(id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, due)| Due::new(due.timestamp_millis(), id))
+        .collect())
+}
+
+/// A page of complaints, newest first; "overdue" as of `now`.
+pub(super) async fn list(
+    pool: &PgPool,
+    filter: &ListFilter,
+    page_size: u32,
+    after: Option<&Cursor>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut arguments = PgArguments::default();
+    let mut count = 0;
+    let mut next = || {
+        count += 1;
+        format!("${count}")
+    };
+    let encode = |error| StoreError::from(sqlx::Error::Encode(error));
+    if let Some(status) = filter.status {
+        conditions.push(format!("status = {}", next()));
+        arguments.add(status.as_str()).map_err(encode)?;
+    }
+    if let Some(grid) = &filter.grid_id {
+        conditions.push(format!("grid_id = {}", next()));
+        arguments.add(grid.as_str()).map_err(encode)?;
+    }
+    if let Some(community) = &filter.community_id {
+        conditions.push(format!("community_id = {}", next()));
+        arguments.add(community.as_str()).map_err(encode)?;
+    }
+    if let Some(category) = filter.category {
+        conditions.push(format!("category = {}", next()));
+        arguments.add(category.as_str()).map_err(encode)?;
+    }
+    if let Some(cursor) = after {
+        let (at, id) = (next(), next());
+        conditions.push(format!(
+            "(submitted_at < {at} OR (submitted_at = {at} AND id < {id}))"
+        ));
+        arguments
+            .add(shequ_chassis::database::instant(cursor.submitted_at)?)
+            .map_err(encode)?;
+        arguments.add(cursor.id.as_str()).map_err(encode)?;
+    }
+    if filter.overdue_only {
+        let now_at = next();
+        conditions.push(format!(
+            "((status = 'submitted' AND response_due_at <= {now_at}) OR \
+             (status IN {OPEN_STATUSES} AND resolution_due_at <= {now_at}))"
+        ));
+        arguments.add(now).map_err(encode)?;
+    }
+    let limit = next();
+    arguments
+        .add(i64::from(page_size) + 1)
+        .map_err(encode)?;
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM complaints{filter} ORDER BY submitted_at DESC, id DESC LIMIT {limit}"
+    );
+    let rows = sqlx::query_with(&sql, arguments).fetch_all(pool).await?;
+    let found = rows.iter().map(complaint).collect::<Result<Vec<_>, _>>()?;
+    Ok(page(found, page_size))
+}
+
+/// The columns of a grid's [`Chain`], from `grids g` joined to `communities c`.
+const CHAIN: &str = "g.id AS chain_grid, g.community_id, g.worker, g.branch_handler, \
+     c.committee_handler, \
+     (SELECT value FROM organisation_settings WHERE name = 'district_handler') AS district_handler";
+
+/// The chain of the grid the complaint is in: by building (which names its
+/// grid) or by grid; both given must agree. One statement either way.
+pub(super) async fn route(
+    conn: &mut PgConnection,
+    grid_id: Option<&str>,
+    building_id: Option<&str>,
+) -> Result<Chain, StoreError> {
+    let Some(building) = building_id else {
+        let grid_id = grid_id
+            .ok_or_else(|| FieldError::new("grid_id", "a grid_id or a building_id is required"))?;
+        return chain_of_grid(conn, grid_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("grid {grid_id}")));
+    };
+    let row = sqlx::query(&format!(
+        "SELECT b.grid_id AS building_grid, {CHAIN} FROM buildings b \
+         LEFT JOIN grids g ON g.id = b.grid_id LEFT JOIN communities c ON c.id = g.community_id \
+         WHERE b.id = $1"
+    ))
+    .bind(building)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;
+    let building_grid: String = row.try_get("building_grid")?;
+    if let Some(grid_id) = grid_id
+        && grid_id != building_grid
+    {
+        return Err(FieldError::new(
+            "building_id",
+            format!("building {building} is in grid {building_grid}, not {grid_id}"),
+        )
+        .into());
+    }
+    chain_row(&row)?.ok_or_else(|| StoreError::NotFound(format!("grid {building_grid}")))
+}
+
+pub(super) async fn chain_of_grid(
+    conn: &mut PgConnection,
+    grid_id: &str,
+) -> Result<Option<Chain>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {CHAIN} FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.id = $1"
+    ))
+    .bind(grid_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(chain_row).transpose()?.flatten())
+}
+
+/// The [`CHAIN`] columns of `row`; `None` when they are empty (no such grid).
+fn chain_row(row: &PgRow) -> Result<Option<Chain>, sqlx::Error> {
+    let Some(grid_id) = row.try_get::<Option<String>, _>("chain_grid")? else {
+        return Ok(None);
+    };
+    let district_handler: Option<String> = row.try_get("district_handler")?;
+    Ok(Some(Chain {
+        community_id: row.try_get("community_id")?,
+        grid_id,
+        worker: row.try_get("worker")?,
+        branch_handler: row.try_get("branch_handler")?,
+        committee_handler: row.try_get("committee_handler")?,
+        district_handler: district_handler.unwrap_or_else(|| DEFAULT_DISTRICT_HANDLER.into()),
+    }))
+}
+
+pub(super) async fn district_handler(conn: &mut PgConnection) -> Result<String, StoreError> {
+    let handler: Option<String> =
+        sqlx::query_scalar("SELECT value FROM organisation_settings WHERE name = 'district_handler'")
+            .fetch_optional(conn)
+            .await?;
+    Ok(handler.unwrap_or_else(|| DEFAULT_DISTRICT_HANDLER.into()))
+}

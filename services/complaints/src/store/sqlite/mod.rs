@@ -1,0 +1,292 @@
+//! The complaints store on SQLite (rusqlite): every change is one unit on the
+//! database's writer thread (a submission shares its unit with the batch
+//! arriving meanwhile), every read runs on a read-only connection.
+//! Instants are milliseconds since the epoch, flags 0/1.
+//!
+//! - [`complaints`]: a complaint's rows (insert, update, load), its history,
+//!   routing by the organisation.
+//! - [`figures`]: the district's figures, counted by SQLite.
+//! - [`organisation`]: the grid organisation, replaced as a whole.
+
+mod complaints;
+mod figures;
+mod organisation;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use shequ_chassis::clock::SharedClock;
+use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
+use shequ_chassis::sqlite::{GroupCommit, Job, Sqlite, UnitError};
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace;
+
+use super::{
+    Change, Complaints, Cursor, HistoryEntry, HistoryRow, ListFilter, Scope, StoreError, record,
+    whole_millis,
+};
+use crate::domain::FieldError;
+use crate::domain::complaint::{Breach, Complaint, Intake};
+use crate::domain::figures::Figures;
+use crate::domain::organisation::Organisation;
+use crate::domain::time_limits::TimeLimits;
+
+/// Submissions one unit takes at most.
+const MAX_BATCH: usize = 256;
+
+/// The complaints store on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(super) db: Sqlite,
+    outbox: OutboxSignal,
+    pub(super) clock: SharedClock,
+    intake: GroupCommit<Submission>,
+}
+
+impl SqliteStore {
+    /// The store, and its writer of submissions (a task on the current runtime).
+    pub fn new(db: Sqlite, outbox: OutboxSignal, clock: SharedClock) -> Self {
+        let intake = GroupCommit::start(db.clone(), outbox.clone(), MAX_BATCH);
+        Self {
+            db,
+            outbox,
+            clock,
+            intake,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        whole_millis(self.clock.now())
+    }
+
+    /// Runs `work` as one unit on the writer thread and wakes the relay once
+    /// it has committed.
+    async fn change<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let done = self.db.unit(work).await.map_err(UnitError::flatten)?;
+        self.outbox.wake();
+        Ok(done)
+    }
+}
+
+/// A complaint ready to insert, with its history entry and event (made in the
+/// caller's task, so the event keeps the caller's trace).
+struct Submission {
+    request_id: String,
+    complaint: Complaint,
+    history: HistoryRow,
+    event: OutboxRow,
+}
+
+impl Job for Submission {
+    type Output = (Complaint, bool);
+    type Error = StoreError;
+
+    fn run(self, conn: &Connection) -> Result<(Complaint, bool), StoreError> {
+        if !complaints::insert(conn, &self.request_id, &self.complaint)? {
+            // The key was taken by an earlier submission (perhaps earlier in
+            // this batch): that one is the answer.
+            return complaints::by_request_id(conn, &self.request_id)?
+                .map(|complaint| (complaint, true))
+                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
+        }
+        complaints::insert_history(conn, &self.history)?;
+        self.event.insert_sqlite(conn)?;
+        Ok((self.complaint, false))
+    }
+}
+
+impl Complaints for SqliteStore {
+    async fn submit(
+        &self,
+        request_id: &str,
+        intake: Intake,
+        grid_id: Option<&str>,
+        limits: &TimeLimits,
+    ) -> Result<(Complaint, bool), StoreError> {
+        let key = request_id.to_owned();
+        let grid = grid_id.map(str::to_owned);
+        let building = intake.building_id.clone();
+        let routed = self
+            .db
+            .read(move |conn| match complaints::route(conn, grid.as_deref(), building.as_deref()) {
+                Ok(chain) => Ok(Ok(chain)),
+                // A retry of a submission taken before its building moved or
+                // went is still answered as the duplicate it is.
+                Err(error) => match complaints::by_request_id(conn, &key)? {
+                    Some(existing) => Ok(Err(existing)),
+                    None => Err(error),
+                },
+            })
+            .await?;
+        let chain = match routed {
+            Ok(chain) => chain,
+            Err(existing) => return Ok((existing, true)),
+        };
+        let now = self.now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
+        let actor = format!("channel:{}", complaint.channel.as_str());
+        let context = trace::current();
+        let (history, event) = record(&complaint, &transition, &actor, None, now, context.as_ref())?;
+        self.intake
+            .submit(Submission {
+                request_id: request_id.to_owned(),
+                complaint,
+                history,
+                event,
+            })
+            .await
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        request_id: Option<&str>,
+        actor: &str,
+        related: Option<&str>,
+        change: impl Change,
+    ) -> Result<Complaint, StoreError> {
+        let now = self.now();
+        let context = trace::current();
+        let (id, request_id, actor) = (id.to_owned(), request_id.map(str::to_owned), actor.to_owned());
+        let related = related.map(str::to_owned);
+        self.change(move |conn| {
+            let mut complaint = complaints::load(conn, &id)?;
+            if let Some(key) = &request_id
+                && let Some(previous) = complaints::transition_by_request_id(conn, key)?
+            {
+                if previous != id {
+                    return Err(
+                        FieldError::new("request_id", "was already used for another complaint")
+                            .into(),
+                    );
+                }
+                return Ok(complaint);
+            }
+            let related = related
+                .map(|related| complaints::load(conn, &related))
+                .transpose()?;
+            let transition = change(&mut complaint, related.as_ref(), now)?;
+            complaints::update(conn, &complaint)?;
+            let (history, event) = record(
+                &complaint,
+                &transition,
+                &actor,
+                request_id.as_deref(),
+                now,
+                context.as_ref(),
+            )?;
+            complaints::insert_history(conn, &history)?;
+            event.insert_sqlite(conn)?;
+            Ok(complaint)
+        })
+        .await
+    }
+
+    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+        let now = self.now();
+        let context = trace::current();
+        let id = id.to_owned();
+        self.change(move |conn| {
+            let mut complaint = complaints::load(conn, &id)?;
+            if !complaint.breaches(now).contains(&breach)
+                || !complaints::owe_escalation(conn, &complaint, breach, now)?
+            {
+                return Ok(false);
+            }
+            let chain = complaints::chain_of_grid(conn, &complaint.grid_id)?;
+            let district = complaints::district_handler(conn)?;
+            let transition = complaint.escalate(breach, chain.as_ref(), &district);
+            complaints::update(conn, &complaint)?;
+            let (history, event) =
+                record(&complaint, &transition, "sweeper", None, now, context.as_ref())?;
+            complaints::insert_history(conn, &history)?;
+            event.insert_sqlite(conn)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn escalations_owed(
+        &self,
+        breach: Breach,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let after = after.cloned();
+        self.db
+            .read(move |conn| complaints::escalations_owed(conn, breach, now, after.as_ref(), limit))
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
+        let id = id.to_owned();
+        self.db
+            .read(move |conn| {
+                let complaint = complaints::load(conn, &id)?;
+                Ok((complaint, complaints::history(conn, &id)?))
+            })
+            .await
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: u32,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
+        let now = self.now();
+        let filter = filter.clone();
+        self.db
+            .read(move |conn| complaints::list(conn, &filter, page_size, after.as_ref(), now))
+            .await
+    }
+
+    async fn figures(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Figures, StoreError> {
+        let scope = scope.clone();
+        self.db
+            .read(move |conn| figures::figures(conn, &scope, from, to, now))
+            .await
+    }
+
+    async fn figures_input(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(Vec<Complaint>, Vec<Complaint>), StoreError> {
+        let scope = scope.clone();
+        self.db
+            .read(move |conn| figures::figures_input(conn, &scope, from, to))
+            .await
+    }
+
+    async fn scope_exists(&self, scope: &Scope) -> Result<bool, StoreError> {
+        let scope = scope.clone();
+        self.db
+            .read(move |conn| organisation::scope_exists(conn, &scope))
+            .await
+    }
+
+    async fn load_organisation(&self, organisation: &Organisation) -> Result<(), StoreError> {
+        let organisation = organisation.clone();
+        self.db
+            .unit(move |conn| organisation::replace(conn, &organisation))
+            .await
+            .map_err(UnitError::flatten)
+    }
+
+    async fn organisation(&self) -> Result<Organisation, StoreError> {
+        self.db.read(organisation::read).await
+    }
+}
