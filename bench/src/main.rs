@@ -28,6 +28,7 @@
 //! of each measured level (default 8).
 
 mod figures;
+mod postgres;
 /// The merchants and queries of the nearby search, shared with `make bench-nearby`.
 #[path = "../../services/merchant-alliance/benches/nearby/generator.rs"]
 mod nearby;
@@ -182,31 +183,8 @@ async fn bench() -> anyhow::Result<()> {
     probe.once().await.context("a warm-up propagation probe")?;
 
     // 3. Intake at each concurrency; propagation probed during the main level.
-    let mut intake = Vec::new();
-    let mut propagation = Vec::new();
-    for concurrency in INTAKE_CONCURRENCY {
-        eprintln!("intake at concurrency {concurrency} …");
-        let stop = CancellationToken::new();
-        let prober = (concurrency == MAIN_CONCURRENCY).then(|| {
-            let probe = probe.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move { probe.run(stop).await })
-        });
-        let result = intake_level(
-            &clients,
-            &buildings,
-            concurrency,
-            level,
-            &format!("c{concurrency}"),
-        )
-        .await?;
-        stop.cancel();
-        if let Some(prober) = prober {
-            propagation = prober.await??;
-        }
-        intake.push((concurrency, result));
-    }
-    let outbox_left = outbox_backlog(&complaints_url).await.unwrap_or(-1);
+    let (intake, propagation) = intake_levels(&clients, &buildings, &probe, level).await?;
+    let outbox_left = outbox_backlog(&complaints_url).await?;
 
     // 4. Nearby, at midday and at night in the district (the alliance's clock
     // is moved there), since "open now" depends on the hour.
@@ -272,12 +250,33 @@ async fn bench() -> anyhow::Result<()> {
     eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored …");
     let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "big").await?;
 
-    // 6. Memory: this process, then each service binary on its own.
+    // 6. The same intake and propagation with complaints on PostgreSQL.
+    complaints.stop().await?;
+    let postgres = match postgres::server().await {
+        Some(admin) => {
+            eprintln!("PostgreSQL at {} …", postgres::display(&admin));
+            Some(
+                postgres_levels(
+                    &admin,
+                    &nats.url(),
+                    data.path(),
+                    &format!("http://{}", alliance.addr),
+                    &probe_merchants_of(&probe),
+                    Arc::clone(&waiting),
+                    level,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+
+    // 7. Memory: this process, then each service binary on its own.
     let process = memory(Path::new("/proc/self/status"))?;
+    drop(probe);
     drop(clients);
     drop(merchants_client);
     listener.abort();
-    complaints.stop().await?;
     alliance.stop().await?;
     eprintln!("service binaries as child processes …");
     let children = children_memory(&nats.url(), data.path(), &alliance_url, &buildings).await;
@@ -335,7 +334,6 @@ async fn bench() -> anyhow::Result<()> {
     }
     println!("complaint outbox rows still unpublished after the intake levels: {outbox_left}");
     println!();
-    propagation.sort_unstable();
     println!(
         "event propagation during c={MAIN_CONCURRENCY} intake (ResolveComplaint sent → credit.changed received on NATS)"
     );
@@ -400,6 +398,14 @@ async fn bench() -> anyhow::Result<()> {
         big_intake.errors
     );
     println!("  target: GetFigures p99 < 200 ms");
+    println!();
+    match &postgres {
+        Some(postgres) => postgres.print(),
+        None => println!(
+            "PostgreSQL: not measured (none answered at SHEQU_BENCH_POSTGRES_URL or \
+             127.0.0.1:5432)"
+        ),
+    }
     println!();
     println!("memory (target: each service < 100 MiB RSS)");
     println!(
@@ -808,12 +814,154 @@ impl Prober {
 }
 
 async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
-    let mut conn = SqliteConnection::connect(url).await?;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&mut conn)
+    shequ_tests::db::count(url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await
+}
+
+/// Intake at each of [`INTAKE_CONCURRENCY`], with `probe` measuring
+/// propagation during the [`MAIN_CONCURRENCY`] level.
+async fn intake_levels(
+    clients: &[Complaints],
+    buildings: &[String],
+    probe: &Prober,
+    level: Duration,
+) -> anyhow::Result<(Vec<(usize, Level)>, Vec<Duration>)> {
+    let mut intake = Vec::new();
+    let mut propagation = Vec::new();
+    for concurrency in INTAKE_CONCURRENCY {
+        eprintln!("intake at concurrency {concurrency} …");
+        let stop = CancellationToken::new();
+        let prober = (concurrency == MAIN_CONCURRENCY).then(|| {
+            let probe = probe.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { probe.run(stop).await })
+        });
+        let result = intake_level(
+            clients,
+            buildings,
+            concurrency,
+            level,
+            &format!("c{concurrency}"),
+        )
         .await?;
-    conn.close().await?;
-    Ok(n)
+        stop.cancel();
+        if let Some(prober) = prober {
+            propagation = prober.await??;
+        }
+        intake.push((concurrency, result));
+    }
+    propagation.sort_unstable();
+    Ok((intake, propagation))
+}
+
+fn probe_merchants_of(probe: &Prober) -> Vec<String> {
+    probe.merchants.clone()
+}
+
+/// What PostgreSQL measured: its per-request ceiling, complaint intake and
+/// propagation with complaints on it.
+struct PostgresLevels {
+    ceiling: Level,
+    intake: Vec<(usize, Level)>,
+    propagation: Vec<Duration>,
+    outbox_left: i64,
+}
+
+impl PostgresLevels {
+    fn print(&self) {
+        let ceiling = self.ceiling.rate();
+        println!(
+            "PostgreSQL (the local server; complaints on its own database, merchant-alliance still on SQLite)"
+        );
+        println!("{}", header("", "unit/s"));
+        println!(
+            "{}",
+            row(
+                &format!("bare per-request tx, 2 rows, c={MAIN_CONCURRENCY}"),
+                &self.ceiling,
+                "tx/s"
+            )
+        );
+        println!(
+            "{} {:>8} {:>9}",
+            header("intake concurrency", "subm/s"),
+            "errors",
+            "× tx"
+        );
+        for (concurrency, result) in &self.intake {
+            println!(
+                "{} {:>8} {:>8.2}×",
+                row(&format!("c={concurrency}"), result, ""),
+                result.errors,
+                result.rate() / ceiling,
+            );
+        }
+        if let Some((_, main)) = self.intake.iter().find(|(c, _)| *c == MAIN_CONCURRENCY) {
+            println!(
+                "ratios at c={MAIN_CONCURRENCY}: intake / per-request tx ceiling = {:.2}× (target ≥ 3×); \
+                 p99 {:.2} ms (target < 30 ms)",
+                main.rate() / ceiling,
+                millis(main.percentile(0.99)),
+            );
+        }
+        println!(
+            "complaint outbox rows still unpublished after the intake levels: {}",
+            self.outbox_left
+        );
+        println!(
+            "event propagation during c={MAIN_CONCURRENCY} intake: samples {}   p50 {:.2} ms   \
+             p99 {:.2} ms   max {:.2} ms",
+            self.propagation.len(),
+            millis(percentile(&self.propagation, 0.50)),
+            millis(percentile(&self.propagation, 0.99)),
+            millis(self.propagation.last().copied().unwrap_or_default()),
+        );
+        println!("  nearby on PostgreSQL: not measured yet (merchant-alliance does not store natively yet)");
+    }
+}
+
+/// The PostgreSQL levels on fresh databases of the server `admin` points at.
+async fn postgres_levels(
+    admin: &str,
+    nats_url: &str,
+    data: &Path,
+    alliance_url: &str,
+    probe_merchants: &[String],
+    waiting: Waiting,
+    level: Duration,
+) -> anyhow::Result<PostgresLevels> {
+    let ceiling_db = shequ_tests::TestPostgres::create(admin).await?;
+    eprintln!("ceiling: PostgreSQL per-request transaction …");
+    let ceiling = postgres::ceiling(ceiling_db.url(), MAIN_CONCURRENCY, level).await?;
+    drop(ceiling_db);
+    let complaints_db = shequ_tests::TestPostgres::create(admin).await?;
+    let complaints =
+        ComplaintsService::start(nats_url, data, complaints_db.url(), alliance_url).await?;
+    let clients = complaint_clients(complaints.addr).await?;
+    let buildings = load_organisation(complaints.addr).await?;
+    let warm = intake_level(&clients, &buildings, 8, Duration::from_secs(2), "pg-warmup").await?;
+    ensure!(
+        warm.errors == 0,
+        "warm-up submissions on PostgreSQL failed: {}",
+        warm.first_error
+    );
+    let probe = Prober {
+        client: clients[0].clone(),
+        merchants: probe_merchants.to_vec(),
+        buildings: buildings.clone(),
+        waiting,
+        next: Arc::default(),
+    };
+    probe.once().await.context("a warm-up propagation probe on PostgreSQL")?;
+    let (intake, propagation) = intake_levels(&clients, &buildings, &probe, level).await?;
+    let outbox_left = outbox_backlog(complaints_db.url()).await?;
+    drop(clients);
+    complaints.stop().await?;
+    Ok(PostgresLevels {
+        ceiling,
+        intake,
+        propagation,
+        outbox_left,
+    })
 }
 
 /// The old figures path, for comparison: the span's rows loaded through the

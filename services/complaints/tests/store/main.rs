@@ -1,0 +1,175 @@
+//! The complaints store's conformance suite: every case is written once over
+//! [`Complaints`] and run against both implementations, SQLite (a file of its
+//! own) and PostgreSQL (a database of its own; a failure, not a skip, under
+//! `CI=true` when no server answers).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use shequ_chassis::clock::{ManualClock, SharedClock};
+use shequ_chassis::database::Database;
+use shequ_chassis::outbox::OutboxSignal;
+use shequ_complaints::domain::complaint::{Intake, Satisfaction};
+use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
+use shequ_complaints::domain::organisation::{Community, Grid, Organisation};
+use shequ_complaints::domain::reporter::Reporter;
+use shequ_complaints::domain::time_limits::TimeLimits;
+use shequ_complaints::store::Store;
+use shequ_tests::{Backend, TestDatabase};
+
+mod cases;
+mod release_data;
+
+/// One case's store, on a fresh database.
+pub(crate) struct Harness {
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub url: String,
+    pub limits: TimeLimits,
+    _sqlite: Option<tempfile::TempDir>,
+    _postgres: TestDatabase,
+}
+
+pub(crate) fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+impl Harness {
+    async fn open(backend: Backend) -> anyhow::Result<Option<Self>> {
+        let Some(database) = TestDatabase::create(backend).await? else {
+            return Ok(None);
+        };
+        let (url, dir) = match database.url() {
+            Some(url) => (url.to_owned(), None),
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("complaints.db").display()
+                );
+                (url, Some(dir))
+            }
+        };
+        let db = Database::connect(&url, &shequ_complaints::MIGRATIONS).await?;
+        let clock = ManualClock::new(start());
+        let shared: SharedClock = clock.clone();
+        Ok(Some(Self {
+            store: Store::new(db, OutboxSignal::default(), shared),
+            clock,
+            url,
+            limits: TimeLimits::default(),
+            _sqlite: dir,
+            _postgres: database,
+        }))
+    }
+
+    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
+    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        shequ_tests::db::count(&self.url, sql).await
+    }
+}
+
+/// Runs `case` on a fresh store on `backend`.
+pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match Harness::open(backend).await? {
+        Some(harness) => case(harness).await,
+        None => Ok(()),
+    }
+}
+
+/// Each case once per backend.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_submission_reads_back_as_it_was_answered,
+    a_repeated_request_id_returns_the_first_complaint,
+    concurrent_submissions_are_each_stored_once_with_their_history_and_event,
+    a_submission_to_an_unknown_grid_or_building_stores_nothing,
+    a_transition_is_stored_with_its_history_and_event_and_its_request_id_once,
+    a_refused_transition_changes_nothing,
+    a_merge_reads_its_target_in_the_same_transaction,
+    escalations_are_owed_once_per_breach_and_cycle_and_paged_in_due_order,
+    the_list_filters_and_pages_without_gaps_or_repeats,
+    the_figures_counted_by_the_database_agree_with_the_rules,
+    the_organisation_is_replaced_whole_and_reads_back_in_order,
+    a_stored_value_that_does_not_decode_is_an_error_not_a_default,
+);
+
+// Shared by the cases.
+pub(crate) fn organisation() -> Organisation {
+    let grid = |id: &str, worker: &str, buildings: &[&str]| Grid {
+        id: id.into(),
+        name: format!("网格 {id}"),
+        worker: worker.into(),
+        branch_handler: format!("branch-{id}"),
+        building_ids: buildings.iter().map(|b| (*b).to_owned()).collect(),
+    };
+    Organisation {
+        district_handler: "jinshui-office".into(),
+        communities: vec![
+            Community {
+                id: "xinyuan".into(),
+                name: "信缘社区".into(),
+                committee_handler: "xinyuan-committee".into(),
+                grids: vec![
+                    grid("xinyuan-1", "worker-li", &["b-1", "b-2"]),
+                    grid("xinyuan-2", "worker-zhao", &["b-3"]),
+                ],
+            },
+            Community {
+                id: "yaozhai".into(),
+                name: "姚寨社区".into(),
+                committee_handler: "yaozhai-committee".into(),
+                grids: vec![grid("yaozhai-1", "worker-sun", &[])],
+            },
+        ],
+    }
+}
+
+pub(crate) fn intake(text: &str, building: Option<&str>) -> Intake {
+    Intake {
+        text: text.into(),
+        channel: Channel::Hotline,
+        category: None,
+        priority: Priority::Normal,
+        reporter: Reporter::parse("张阿姨", "13800138000").unwrap_or_else(|error| panic!("{error}")),
+        building_id: building.map(str::to_owned),
+        location: Some("3 号楼东侧".into()),
+        merchant_id: Some("m-1".into()),
+        merchant_check: Some(MerchantCheck::Verified),
+        elder_id: None,
+    }
+}
+
+pub(crate) fn satisfaction(score: u32) -> Satisfaction {
+    Satisfaction::parse("satisfaction", score).unwrap_or_else(|error| panic!("{error}"))
+}
+
+pub(crate) fn hours(n: i64) -> Duration {
+    Duration::hours(n)
+}
