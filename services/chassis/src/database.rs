@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::Error;
-use crate::clock::{SharedClock, to_millis};
-use crate::inbox::{Consumers, Outcome, ParkedEvent, ReplayError};
+use crate::clock::to_millis;
+use crate::inbox::{NewParked, ParkedEvent};
 use crate::lease::LeaseRow;
 use crate::postgres::Postgres;
 use crate::sqlite::{Sqlite, UnitError};
@@ -165,13 +165,21 @@ pub trait Tables: Clone + Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<ParkedEvent>, Self::Error>> + Send;
 
-    /// Applies parked event `id` again through its consumer in `consumers`.
-    fn replay(
+    /// Parks an event: one row, committed by itself.
+    fn park(&self, row: NewParked) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Parked event `id`, if it is still parked.
+    fn parked_event(
         &self,
-        consumers: &Consumers,
         id: i64,
-        clock: &SharedClock,
-    ) -> impl Future<Output = Result<Outcome, ReplayError>> + Send;
+    ) -> impl Future<Output = Result<Option<ParkedEvent>, Self::Error>> + Send;
+
+    /// Records why parked event `id` still cannot apply.
+    fn note_parked_error(
+        &self,
+        id: i64,
+        error: String,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Closes its connections.
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -632,33 +640,99 @@ impl Tables for Database {
         }
     }
 
-    async fn replay(
-        &self,
-        _consumers: &Consumers,
-        id: i64,
-        _clock: &SharedClock,
-    ) -> Result<Outcome, ReplayError> {
-        // The inbox does not serve consumers on this database yet (the
-        // services that consume events still run on `storage::Database`): a
-        // parked event found here has no handler to replay it.
-        let parked = match self {
+    async fn park(&self, row: NewParked) -> Result<(), DbError> {
+        let headers = serde_json::to_string(&row.headers)
+            .map_err(|error| DbError::Decode(format!("headers: {error}")))?;
+        match self {
+            Self::Sqlite(db) => Ok(db
+                .unit(move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO parked_events (consumer, event_id, event_type, nats_subject, \
+                         stream_sequence, payload, headers, error, deliveries, parked_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(rusqlite::params![
+                        row.consumer,
+                        row.event_id,
+                        row.event_type,
+                        row.nats_subject,
+                        row.stream_sequence,
+                        row.payload,
+                        headers,
+                        row.error,
+                        row.deliveries,
+                        to_millis(row.parked_at),
+                    ])
+                    .map(|_| ())
+                })
+                .await?),
+            Self::Postgres(db) => {
+                let parked = sqlx::query(
+                    "INSERT INTO parked_events (consumer, event_id, event_type, nats_subject, \
+                     stream_sequence, payload, headers, error, deliveries, parked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)",
+                )
+                .bind(row.consumer)
+                .bind(row.event_id)
+                .bind(row.event_type)
+                .bind(row.nats_subject)
+                .bind(row.stream_sequence)
+                .bind(row.payload)
+                .bind(headers)
+                .bind(row.error)
+                .bind(row.deliveries)
+                .bind(row.parked_at)
+                .execute(db.pool())
+                .await;
+                db.written(parked)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn parked_event(&self, id: i64) -> Result<Option<ParkedEvent>, DbError> {
+        match self {
             Self::Sqlite(db) => {
-                use rusqlite::OptionalExtension;
                 db.read(move |conn| {
-                    conn.prepare_cached("SELECT consumer FROM parked_events WHERE id = ?1")?
-                        .query_row([id], |row| row.get::<_, String>(0))
-                        .optional()
+                    let mut statement = conn.prepare_cached(&format!(
+                        "SELECT {PARKED_COLUMNS} FROM parked_events WHERE id = ?1"
+                    ))?;
+                    let mut rows = statement.query([id])?;
+                    rows.next()?.map(parked_from_sqlite).transpose()
                 })
                 .await
-                .map_err(|error| ReplayError::Transient(error.to_string()))?
             }
-            Self::Postgres(db) => sqlx::query_scalar("SELECT consumer FROM parked_events WHERE id = $1")
+            Self::Postgres(db) => {
+                let row = sqlx::query(&format!(
+                    "SELECT {PARKED_COLUMNS} FROM parked_events WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(db.pool())
-                .await?,
-        };
-        let consumer = parked.ok_or(ReplayError::NotFound(id))?;
-        Err(ReplayError::UnknownConsumer(consumer))
+                .await?;
+                row.as_ref().map(parked_from_postgres).transpose()
+            }
+        }
+    }
+
+    async fn note_parked_error(&self, id: i64, error: String) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(db) => Ok(db
+                .unit(move |conn| {
+                    conn.prepare_cached("UPDATE parked_events SET error = ?1 WHERE id = ?2")?
+                        .execute((error, id))
+                        .map(|_| ())
+                })
+                .await?),
+            Self::Postgres(db) => {
+                let noted = sqlx::query("UPDATE parked_events SET error = $1 WHERE id = $2")
+                    .bind(error)
+                    .bind(id)
+                    .execute(db.pool())
+                    .await;
+                db.written(noted)?;
+                Ok(())
+            }
+        }
     }
 
     async fn close(&self) {

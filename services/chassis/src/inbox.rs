@@ -42,6 +42,7 @@ pub use crate::config::ConsumerRetry;
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
+use crate::database::Tables;
 use crate::storage::Database;
 use crate::trace::{self, TraceContext};
 
@@ -79,6 +80,118 @@ pub trait Handler: Send + Sync + 'static {
         conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// A consumer's way of applying an event, on whichever database: it runs
+/// its own transaction, and in it claims the event with [`Once`] (which
+/// records it in `processed_events`, and on a replay takes it out of
+/// `parked_events`); an event claimed before is answered
+/// [`Outcome::AlreadyProcessed`] and changes nothing.
+pub trait Apply: Send + Sync + 'static {
+    /// Whether events of `event_type` can change anything here (see
+    /// [`Handler::wants`]).
+    fn wants(&self, event_type: &str) -> bool {
+        let _ = event_type;
+        true
+    }
+
+    fn apply<'a>(
+        &'a self,
+        event: &'a CloudEvent,
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>>;
+}
+
+/// One event to apply once for one consumer: claimed in the transaction that
+/// applies it.
+#[derive(Debug, Clone)]
+pub struct Once {
+    consumer: String,
+    event_id: String,
+    at: chrono::DateTime<chrono::Utc>,
+    /// The parked event this is a replay of.
+    parked: Option<i64>,
+}
+
+impl Once {
+    pub fn new(consumer: &str, event: &CloudEvent, at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            consumer: consumer.to_owned(),
+            event_id: event.id.clone(),
+            at,
+            parked: None,
+        }
+    }
+
+    fn replaying(mut self, parked: i64) -> Self {
+        self.parked = Some(parked);
+        self
+    }
+
+    /// Claims the event on SQLite in the caller's transaction: `false` when
+    /// it was applied before. A replayed event is no longer parked, either way.
+    pub fn claim_sqlite(&self, conn: &rusqlite::Connection) -> Result<bool, rusqlite::Error> {
+        if let Some(id) = self.parked {
+            conn.prepare_cached("DELETE FROM parked_events WHERE id = ?1")?
+                .execute([id])?;
+        }
+        let recorded = conn
+            .prepare_cached(
+                "INSERT INTO processed_events (consumer, event_id, processed_at) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (consumer, event_id) DO NOTHING",
+            )?
+            .execute((&self.consumer, &self.event_id, to_millis(self.at)))?;
+        Ok(recorded == 1)
+    }
+
+    /// Claims the event on PostgreSQL in the caller's transaction (see
+    /// [`Once::claim_sqlite`]).
+    pub async fn claim_postgres(&self, conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+        if let Some(id) = self.parked {
+            sqlx::query("DELETE FROM parked_events WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let recorded = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(&self.consumer)
+        .bind(&self.event_id)
+        .bind(self.at)
+        .execute(conn)
+        .await?;
+        Ok(recorded.rows_affected() == 1)
+    }
+}
+
+/// A [`Handler`] on the older [`Database`] (`sqlx::Any`), applied as the
+/// inbox always has: in a transaction the inbox opens, with the claim.
+#[derive(Debug)]
+pub struct OnAny<H> {
+    db: Database,
+    handler: H,
+}
+
+impl<H: Handler> OnAny<H> {
+    pub fn new(db: Database, handler: H) -> Self {
+        Self { db, handler }
+    }
+}
+
+impl<H: Handler> Apply for OnAny<H> {
+    fn wants(&self, event_type: &str) -> bool {
+        self.handler.wants(event_type)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        event: &'a CloudEvent,
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
+        Box::pin(apply_once_then(&self.db, event, &self.handler, once))
+    }
 }
 
 /// Which events a consumer reads, under which durable name.
@@ -127,21 +240,19 @@ pub async fn apply_once(
     handler: &dyn Handler,
     clock: &SharedClock,
 ) -> Result<Outcome, HandlerError> {
-    apply_once_then(db, consumer, event, handler, clock, None).await
+    apply_once_then(db, event, handler, Once::new(consumer, event, clock.now())).await
 }
 
-/// [`apply_once`], and in the same transaction (when the event applies or was
-/// applied already) deletes the parked event `parked`.
+/// [`apply_once`] as `once` says, and in the same transaction (when the event
+/// applies or was applied already) deletes the parked event it replays.
 async fn apply_once_then(
     db: &Database,
-    consumer: &str,
     event: &CloudEvent,
     handler: &dyn Handler,
-    clock: &SharedClock,
-    parked: Option<i64>,
+    once: Once,
 ) -> Result<Outcome, HandlerError> {
     let mut tx = db.pool().begin().await?;
-    if let Some(id) = parked {
+    if let Some(id) = once.parked {
         sqlx::query("DELETE FROM parked_events WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -151,9 +262,9 @@ async fn apply_once_then(
         "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
          ON CONFLICT (consumer, event_id) DO NOTHING",
     )
-    .bind(consumer)
+    .bind(&once.consumer)
     .bind(&event.id)
-    .bind(to_millis(clock.now()))
+    .bind(to_millis(once.at))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -163,7 +274,7 @@ async fn apply_once_then(
         handler.handle(&mut tx, event).await?;
         Outcome::Applied
     };
-    if outcome == Outcome::AlreadyProcessed && parked.is_none() {
+    if outcome == Outcome::AlreadyProcessed && once.parked.is_none() {
         tx.rollback().await?;
     } else {
         db.commit(tx).await?;
@@ -173,7 +284,7 @@ async fn apply_once_then(
 
 /// The handlers of a service's consumers by durable name, for [`replay`].
 #[derive(Clone, Default)]
-pub struct Consumers(Arc<RwLock<BTreeMap<String, Arc<dyn Handler>>>>);
+pub struct Consumers(Arc<RwLock<BTreeMap<String, Arc<dyn Apply>>>>);
 
 impl std::fmt::Debug for Consumers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,18 +294,18 @@ impl std::fmt::Debug for Consumers {
 }
 
 impl Consumers {
-    pub fn register(&self, durable: &str, handler: Arc<dyn Handler>) {
+    pub fn register(&self, durable: &str, handler: Arc<dyn Apply>) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(durable.to_owned(), handler);
     }
 
-    pub fn handler(&self, durable: &str) -> Option<Arc<dyn Handler>> {
+    pub fn handler(&self, durable: &str) -> Option<Arc<dyn Apply>> {
         self.read().get(durable).cloned()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<dyn Handler>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<dyn Apply>>> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -233,6 +344,18 @@ pub async fn parked(
     .fetch_all(db.reader())
     .await?;
     rows.iter().map(parked_from_row).collect()
+}
+
+/// Parked event `id` on the older database, if it is still parked.
+pub(crate) async fn parked_event(db: &Database, id: i64) -> Result<Option<ParkedEvent>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
+         headers, error, deliveries, parked_at FROM parked_events WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(parked_from_row).transpose()
 }
 
 fn parked_from_row(row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
@@ -288,30 +411,25 @@ impl From<sqlx::Error> for ReplayError {
 /// success (or when its effect was there already) it is no longer parked, in
 /// the same transaction. When it still cannot apply it stays parked with the
 /// new error.
-pub async fn replay(
-    db: &Database,
+pub async fn replay<D: Tables>(
+    db: &D,
     consumers: &Consumers,
     id: i64,
     clock: &SharedClock,
 ) -> Result<Outcome, ReplayError> {
-    let row = sqlx::query(
-        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
-         headers, error, deliveries, parked_at FROM parked_events WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
-    let parked = row
-        .as_ref()
-        .map(parked_from_row)
-        .transpose()?
+    let transient = |error: D::Error| ReplayError::Transient(error.to_string());
+    let parked = db
+        .parked_event(id)
+        .await
+        .map_err(transient)?
         .ok_or(ReplayError::NotFound(id))?;
     let handler = consumers
         .handler(&parked.consumer)
         .ok_or_else(|| ReplayError::UnknownConsumer(parked.consumer.clone()))?;
     let applied = match serde_json::from_str::<CloudEvent>(&parked.payload) {
         Ok(event) => {
-            apply_once_then(db, &parked.consumer, &event, &*handler, clock, Some(id)).await
+            let once = Once::new(&parked.consumer, &event, clock.now()).replaying(id);
+            handler.apply(&event, once).await
         }
         Err(error) => Err(HandlerError::Malformed(format!(
             "not a CloudEvent: {error}"
@@ -323,64 +441,68 @@ pub async fn replay(
             Ok(outcome)
         }
         Err(HandlerError::Malformed(reason)) => {
-            let noted = sqlx::query("UPDATE parked_events SET error = $1 WHERE id = $2")
-                .bind(&reason)
-                .bind(id)
-                .execute(db.pool())
-                .await;
-            db.written(noted)?;
+            db.note_parked_error(id, reason.clone())
+                .await
+                .map_err(transient)?;
             Err(ReplayError::StillMalformed(reason))
         }
         Err(HandlerError::Transient(reason)) => Err(ReplayError::Transient(reason)),
     }
 }
 
-/// Parks `message` for `consumer` with `error`: one row, committed by itself.
-async fn park(
-    db: &Database,
-    consumer: &str,
-    message: &jetstream::Message,
-    event: Option<&CloudEvent>,
-    error: &str,
-    clock: &SharedClock,
-) -> Result<(), sqlx::Error> {
-    let (sequence, deliveries) = message
-        .info()
-        .map(|info| (info.stream_sequence, info.delivered))
-        .unwrap_or((0, 1));
-    let headers: BTreeMap<String, String> = message
-        .headers
-        .iter()
-        .flat_map(|headers| headers.iter())
-        .map(|(name, values)| {
-            let value = values
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            (name.to_string(), value)
-        })
-        .collect();
-    let headers =
-        serde_json::to_string(&headers).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    let parked = sqlx::query(
-        "INSERT INTO parked_events (consumer, event_id, event_type, nats_subject, \
-         stream_sequence, payload, headers, error, deliveries, parked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(consumer)
-    .bind(event.map(|event| event.id.clone()))
-    .bind(event.map(|event| event.event_type.clone()))
-    .bind(message.subject.to_string())
-    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-    .bind(String::from_utf8_lossy(&message.payload).into_owned())
-    .bind(headers)
-    .bind(error)
-    .bind(deliveries)
-    .bind(to_millis(clock.now()))
-    .execute(db.pool())
-    .await;
-    db.written(parked).map(|_| ())
+/// A parked event's row, to write.
+#[derive(Debug, Clone)]
+pub struct NewParked {
+    pub consumer: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub nats_subject: String,
+    pub stream_sequence: i64,
+    pub payload: String,
+    pub headers: BTreeMap<String, String>,
+    pub error: String,
+    pub deliveries: i64,
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl NewParked {
+    fn of(
+        consumer: &str,
+        message: &jetstream::Message,
+        event: Option<&CloudEvent>,
+        error: &str,
+        clock: &SharedClock,
+    ) -> Self {
+        let (sequence, deliveries) = message
+            .info()
+            .map(|info| (info.stream_sequence, info.delivered))
+            .unwrap_or((0, 1));
+        let headers = message
+            .headers
+            .iter()
+            .flat_map(|headers| headers.iter())
+            .map(|(name, values)| {
+                let value = values
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (name.to_string(), value)
+            })
+            .collect();
+        Self {
+            consumer: consumer.to_owned(),
+            event_id: event.map(|event| event.id.clone()),
+            event_type: event.map(|event| event.event_type.clone()),
+            nats_subject: message.subject.to_string(),
+            stream_sequence: i64::try_from(sequence).unwrap_or(i64::MAX),
+            payload: String::from_utf8_lossy(&message.payload).into_owned(),
+            headers,
+            error: error.to_owned(),
+            deliveries,
+            parked_at: clock.now(),
+        }
+    }
 }
 
 /// How often a running consumer refreshes `shequ_consumer_pending`.
@@ -388,8 +510,8 @@ const PENDING_REFRESH: Duration = Duration::from_secs(5);
 
 /// A running consumer: reads, applies and acks until shut down.
 #[derive(Debug)]
-pub struct Inbox<H> {
-    db: Database,
+pub struct Inbox<D, H> {
+    db: D,
     js: jetstream::Context,
     spec: ConsumerSpec,
     handler: Arc<H>,
@@ -398,9 +520,10 @@ pub struct Inbox<H> {
     metrics: Option<Metrics>,
 }
 
-impl<H: Handler> Inbox<H> {
+impl<D: Tables, H: Apply> Inbox<D, H> {
+    /// `db` keeps the events parked; `handler` applies the others.
     pub fn new(
-        db: Database,
+        db: D,
         js: jetstream::Context,
         spec: ConsumerSpec,
         handler: H,
@@ -540,14 +663,8 @@ impl<H: Handler> Inbox<H> {
             ack(&message, AckKind::Ack).await;
             return;
         }
-        let outcome = apply_once(
-            &self.db,
-            &self.spec.durable,
-            &event,
-            &*self.handler,
-            &self.clock,
-        )
-        .await;
+        let once = Once::new(&self.spec.durable, &event, self.clock.now());
+        let outcome = self.handler.apply(&event, once).await;
         match outcome {
             Ok(outcome) => {
                 if outcome == Outcome::Applied {
@@ -582,7 +699,8 @@ impl<H: Handler> Inbox<H> {
     ) {
         let consumer = &self.spec.durable;
         let event_id = event.map_or("", |event| event.id.as_str());
-        match park(&self.db, consumer, message, event, reason, &self.clock).await {
+        let row = NewParked::of(consumer, message, event, reason, &self.clock);
+        match self.db.park(row).await {
             Ok(()) => {
                 tracing::error!(%consumer, %event_id, subject = %message.subject, %reason, "event cannot be applied; parked (shequctl events parked)");
                 self.count(Consumed::Parked);

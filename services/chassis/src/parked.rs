@@ -93,7 +93,7 @@ impl<D: Tables> pb::parked_event_service_server::ParkedEventService for ParkedEv
                 "must be a parked event's id (1 or more)",
             ));
         }
-        let outcome = self.db.replay(&self.consumers, id, &self.clock).await;
+        let outcome = crate::inbox::replay(&self.db, &self.consumers, id, &self.clock).await;
         match outcome {
             Ok(outcome) => Ok(Response::new(pb::ReplayParkedEventResponse {
                 outcome: match outcome {

@@ -17,7 +17,7 @@ use crate::auth::{Access, OPERATOR};
 use crate::clock::SharedClock;
 use crate::config::{CommonConfig, ConsumerRetry};
 use crate::grpc::{Peers, ServeOptions, server_tls};
-use crate::inbox::{ConsumerSpec, Consumers, Handler, Inbox};
+use crate::inbox::{Apply, ConsumerSpec, Consumers, Handler, Inbox, OnAny};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
@@ -118,11 +118,12 @@ impl<D: Tables> Runtime<D> {
     }
 }
 
-impl Runtime<Database> {
-    /// A consumer of `spec` applying events with `handler` on this service's
-    /// database, NATS, clock and metrics, retrying as configured, and known to
-    /// the parked-events service (so its parked events can be replayed).
-    pub fn inbox<H: Handler>(&self, mut spec: ConsumerSpec, handler: H) -> Inbox<H> {
+impl<D: Tables> Runtime<D> {
+    /// A consumer of `spec` applying events with `handler`, parking on this
+    /// service's database, on its NATS, clock and metrics, retrying as
+    /// configured, and known to the parked-events service (so its parked
+    /// events can be replayed).
+    pub fn consumer<H: Apply>(&self, mut spec: ConsumerSpec, handler: H) -> Inbox<D, H> {
         spec.retry = self.retry;
         Inbox::new(
             self.db.clone(),
@@ -135,7 +136,13 @@ impl Runtime<Database> {
         .with_metrics(self.metrics.clone())
         .registered_in(&self.consumers)
     }
+}
 
+impl Runtime<Database> {
+    /// [`Runtime::consumer`] for a [`Handler`] on the older database.
+    pub fn inbox<H: Handler>(&self, spec: ConsumerSpec, handler: H) -> Inbox<Database, OnAny<H>> {
+        self.consumer(spec, OnAny::new(self.db.clone(), handler))
+    }
 }
 
 impl<D: Tables> Runtime<D> {

@@ -621,13 +621,40 @@ impl Tables for Database {
         crate::inbox::parked(self, consumer.as_deref(), limit).await
     }
 
-    async fn replay(
-        &self,
-        consumers: &crate::inbox::Consumers,
-        id: i64,
-        clock: &crate::clock::SharedClock,
-    ) -> Result<crate::inbox::Outcome, crate::inbox::ReplayError> {
-        crate::inbox::replay(self, consumers, id, clock).await
+    async fn park(&self, row: crate::inbox::NewParked) -> Result<(), sqlx::Error> {
+        let headers = serde_json::to_string(&row.headers)
+            .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+        let parked = sqlx::query(
+            "INSERT INTO parked_events (consumer, event_id, event_type, nats_subject, \
+             stream_sequence, payload, headers, error, deliveries, parked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(row.consumer)
+        .bind(row.event_id)
+        .bind(row.event_type)
+        .bind(row.nats_subject)
+        .bind(row.stream_sequence)
+        .bind(row.payload)
+        .bind(headers)
+        .bind(row.error)
+        .bind(row.deliveries)
+        .bind(crate::clock::to_millis(row.parked_at))
+        .execute(&self.pool)
+        .await;
+        self.written(parked).map(|_| ())
+    }
+
+    async fn parked_event(&self, id: i64) -> Result<Option<crate::inbox::ParkedEvent>, sqlx::Error> {
+        crate::inbox::parked_event(self, id).await
+    }
+
+    async fn note_parked_error(&self, id: i64, error: String) -> Result<(), sqlx::Error> {
+        let noted = sqlx::query("UPDATE parked_events SET error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+        self.written(noted).map(|_| ())
     }
 
     async fn close(&self) {

@@ -412,7 +412,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
         db.clone(),
         js,
         shequ_chassis::inbox::ConsumerSpec::new(STREAM, "counted", "shequ.test.>"),
-        Ignore,
+        shequ_chassis::inbox::OnAny::new(db.clone(), Ignore),
         system_clock(),
         OutboxSignal::default(),
     )

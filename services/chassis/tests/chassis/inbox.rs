@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use shequ_chassis::inbox::{
     self, ConsumerRetry, ConsumerSpec, Consumers, Handler, HandlerError, Inbox, Outcome,
-    ReplayError, apply_once,
+    OnAny, ReplayError, apply_once,
 };
 use shequ_chassis::nats::ensure_stream;
 use shequ_chassis::outbox::OutboxSignal;
@@ -312,7 +312,7 @@ async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_withou
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
+        OnAny::new(db.clone(), handler.clone()),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -384,7 +384,7 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
+        OnAny::new(db.clone(), handler.clone()),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -500,7 +500,7 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
+        OnAny::new(db.clone(), handler.clone()),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -546,14 +546,14 @@ fn fast_inbox(
     js: &async_nats::jetstream::Context,
     handler: CountEffect,
     consumers: &Consumers,
-) -> Inbox<CountEffect> {
+) -> Inbox<Database, OnAny<CountEffect>> {
     let mut spec = ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>");
     spec.retry = FAST_RETRY;
     Inbox::new(
         db.clone(),
         js.clone(),
         spec,
-        handler,
+        OnAny::new(db.clone(), handler),
         system_clock(),
         OutboxSignal::default(),
     )
