@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::SharedClock;
-use crate::metrics::Metrics;
 use crate::database::Tables;
+use crate::metrics::Metrics;
 use crate::storage::Database;
 
 /// How long `/readyz` and `/metrics` wait for the database.

@@ -96,7 +96,8 @@ pub trait Tables: Clone + Send + Sync + std::fmt::Debug + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Opens the database `url` names and runs the migrations.
-    fn open(url: &str, migrations: &Migrations) -> impl Future<Output = Result<Self, Error>> + Send;
+    fn open(url: &str, migrations: &Migrations)
+    -> impl Future<Output = Result<Self, Error>> + Send;
 
     /// Whether the database takes commits, as the last commit found.
     fn health(&self) -> &CommitHealth;
@@ -415,12 +416,11 @@ impl Tables for Database {
                 })
                 .await?),
             Self::Postgres(db) => {
-                let marked =
-                    sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)")
-                        .bind(at)
-                        .bind(&seqs)
-                        .execute(db.pool())
-                        .await;
+                let marked = sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)")
+                    .bind(at)
+                    .bind(&seqs)
+                    .execute(db.pool())
+                    .await;
                 db.written(marked)?;
                 Ok(())
             }
@@ -542,14 +542,16 @@ impl Tables for Database {
                 use rusqlite::OptionalExtension;
                 Ok(db
                     .read(move |conn| {
-                        conn.prepare_cached("SELECT holder, expires_at FROM leases WHERE name = ?1")?
-                            .query_row([name], |row| {
-                                Ok(LeaseRow {
-                                    holder: row.get(0)?,
-                                    expires_at: row.get(1)?,
-                                })
+                        conn.prepare_cached(
+                            "SELECT holder, expires_at FROM leases WHERE name = ?1",
+                        )?
+                        .query_row([name], |row| {
+                            Ok(LeaseRow {
+                                holder: row.get(0)?,
+                                expires_at: row.get(1)?,
                             })
-                            .optional()
+                        })
+                        .optional()
                     })
                     .await?)
             }
@@ -608,7 +610,11 @@ impl Tables for Database {
         }
     }
 
-    async fn parked(&self, consumer: Option<String>, limit: u32) -> Result<Vec<ParkedEvent>, DbError> {
+    async fn parked(
+        &self,
+        consumer: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<ParkedEvent>, DbError> {
         let consumer = consumer.unwrap_or_default();
         match self {
             Self::Sqlite(db) => {

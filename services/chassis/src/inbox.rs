@@ -39,10 +39,10 @@ use tracing::Instrument;
 
 use crate::clock::{SharedClock, to_millis};
 pub use crate::config::ConsumerRetry;
+use crate::database::Tables;
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
-use crate::database::Tables;
 use crate::storage::Database;
 use crate::trace::{self, TraceContext};
 
@@ -347,7 +347,10 @@ pub async fn parked(
 }
 
 /// Parked event `id` on the older database, if it is still parked.
-pub(crate) async fn parked_event(db: &Database, id: i64) -> Result<Option<ParkedEvent>, sqlx::Error> {
+pub(crate) async fn parked_event(
+    db: &Database,
+    id: i64,
+) -> Result<Option<ParkedEvent>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
          headers, error, deliveries, parked_at FROM parked_events WHERE id = $1",

@@ -196,8 +196,14 @@ mod tests {
     #[test]
     fn expiry_is_now_plus_ttl_and_saturates() {
         use crate::clock::{from_millis, to_millis};
-        assert_eq!(to_millis(expiry(from_millis(1_000), Duration::from_secs(10))), 11_000);
-        assert_eq!(to_millis(expiry(from_millis(1_000), Duration::from_millis(1))), 1_001);
+        assert_eq!(
+            to_millis(expiry(from_millis(1_000), Duration::from_secs(10))),
+            11_000
+        );
+        assert_eq!(
+            to_millis(expiry(from_millis(1_000), Duration::from_millis(1))),
+            1_001
+        );
         let latest = chrono::DateTime::<chrono::Utc>::MAX_UTC;
         assert_eq!(expiry(latest, Duration::from_secs(1)), latest);
         assert_eq!(expiry(from_millis(0), Duration::MAX), latest);

@@ -5,8 +5,8 @@ use shequ_proto::ops::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::clock::{SharedClock, from_millis};
-use crate::grpc::{invalid_argument, not_stored, storage_failed, timestamp};
 use crate::database::Tables;
+use crate::grpc::{invalid_argument, not_stored, storage_failed, timestamp};
 use crate::inbox::{Consumers, Outcome, ParkedEvent, ReplayError};
 use crate::storage::Database;
 

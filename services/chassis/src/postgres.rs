@@ -317,7 +317,10 @@ impl<J: Job> GroupCommit<J> {
         let stopped = |_| CommitError::new("queueing", &"the writer has stopped");
         self.queue.send(queued).await.map_err(stopped)?;
         answer.await.map_err(|_| {
-            CommitError::new("waiting", &"the writer stopped before answering (the job may be committed)")
+            CommitError::new(
+                "waiting",
+                &"the writer stopped before answering (the job may be committed)",
+            )
         })?
     }
 }
@@ -404,7 +407,10 @@ async fn run_batch<J: Job>(
             }
         };
         if let Err(error) = closed {
-            broken = Some(CommitError::new("closing a savepoint", &db.failed_with(error)));
+            broken = Some(CommitError::new(
+                "closing a savepoint",
+                &db.failed_with(error),
+            ));
             break;
         }
     }

@@ -16,13 +16,13 @@ use crate::admin::{self, AdminState};
 use crate::auth::{Access, OPERATOR};
 use crate::clock::SharedClock;
 use crate::config::{CommonConfig, ConsumerRetry};
+use crate::database::Tables;
 use crate::grpc::{Peers, ServeOptions, server_tls};
 use crate::inbox::{Apply, ConsumerSpec, Consumers, Handler, Inbox, OnAny};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
 use crate::parked::{self, ParkedEvents};
-use crate::database::Tables;
 use crate::storage::{Database, Migrations};
 
 /// How long a JetStream publish or API call may take before it is retried.

@@ -269,7 +269,9 @@ pub async fn migrate(path: &Path, service: &sqlx::migrate::Migrator) -> Result<(
         .max_connections(1)
         .connect_with(options)
         .await?;
-    let migrated = crate::storage::merged(&[&CHASSIS, service]).run(&pool).await;
+    let migrated = crate::storage::merged(&[&CHASSIS, service])
+        .run(&pool)
+        .await;
     pool.close().await;
     Ok(migrated?)
 }
@@ -359,11 +361,11 @@ async fn write<J: Job>(
     }
 }
 
+/// Each job's own result, in the order of the batch.
+type Results<J> = Vec<Result<<J as Job>::Output, <J as Job>::Error>>;
+
 /// Runs each job in a savepoint of its own; their results, in order.
-fn run_jobs<J: Job>(
-    conn: &Connection,
-    jobs: Vec<J>,
-) -> Result<Vec<Result<J::Output, J::Error>>, rusqlite::Error> {
+fn run_jobs<J: Job>(conn: &Connection, jobs: Vec<J>) -> Result<Results<J>, rusqlite::Error> {
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         conn.prepare_cached("SAVEPOINT job")?.execute([])?;

@@ -534,12 +534,13 @@ impl Tables for Database {
     }
 
     async fn note_publish_failure(&self, seq: i64, error: String) -> Result<(), sqlx::Error> {
-        let noted =
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2")
-                .bind(error)
-                .bind(seq)
-                .execute(&self.pool)
-                .await;
+        let noted = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
+        )
+        .bind(error)
+        .bind(seq)
+        .execute(&self.pool)
+        .await;
         self.written(noted).map(|_| ())
     }
 
@@ -610,7 +611,10 @@ impl Tables for Database {
     }
 
     async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     async fn parked(
@@ -644,7 +648,10 @@ impl Tables for Database {
         self.written(parked).map(|_| ())
     }
 
-    async fn parked_event(&self, id: i64) -> Result<Option<crate::inbox::ParkedEvent>, sqlx::Error> {
+    async fn parked_event(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::inbox::ParkedEvent>, sqlx::Error> {
         crate::inbox::parked_event(self, id).await
     }
 

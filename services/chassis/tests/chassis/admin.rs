@@ -1,7 +1,8 @@
-//! The admin HTTP port of a tiny service run through `Runtime`: `/healthz`,
-//! `/readyz` (ready, shutting down, database closed) and `/metrics` (gRPC calls,
-//! published events, the outbox backlog), against a real `nats-server` and a
-//! SQLite file.
+//! The admin HTTP port of a tiny service run through `Runtime<Database>`:
+//! `/healthz`, `/readyz` (ready, shutting down, the database closed or not
+//! taking commits) and `/metrics` (gRPC calls, published events, the outbox
+//! backlog, consumed events), against a real `nats-server` and a SQLite file
+//! (or a PostgreSQL database where the case needs one).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,9 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use shequ_chassis::config::CommonConfig;
+use shequ_chassis::database::{Database, Tables};
+use shequ_chassis::inbox::{Apply, HandlerError, Once, Outcome};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::runtime::{Runtime, Task};
-use shequ_chassis::storage::Database;
+use shequ_proto::events::CloudEvent;
 use shequ_tests::{NatsServer, eventually};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -21,7 +24,9 @@ use tonic::service::Routes;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
-use crate::support::{MIGRATIONS, STREAM, ThingHappened, enqueue_all, system_clock, thing_event};
+use crate::support::{
+    MIGRATIONS, STREAM, ThingHappened, enqueue_all, system_clock, texts, thing_event,
+};
 
 const WITHIN: Duration = Duration::from_secs(30);
 const SERVICE: &str = "chassis-test";
@@ -43,13 +48,21 @@ struct Running {
 }
 
 impl Running {
+    /// The service on a SQLite file in a data directory of its own.
     async fn start() -> anyhow::Result<Self> {
-        let nats = NatsServer::start().await?;
         let dir = tempfile::tempdir()?;
+        Self::start_in(dir, None).await
+    }
+
+    /// The service with its data directory `dir`, on `database_url` (else
+    /// the SQLite file in `dir`).
+    async fn start_in(dir: TempDir, database_url: Option<&str>) -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
         let mut common = CommonConfig::new(nats.url(), dir.path());
+        common.database_url = database_url.map(str::to_owned);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.admin_addr = Some("127.0.0.1:0".parse()?);
-        let runtime: Runtime = Runtime::start(
+        let runtime: Runtime<Database> = Runtime::start(
             SERVICE,
             &common,
             "127.0.0.1:0",
@@ -234,18 +247,74 @@ async fn healthz_is_ok_and_readyz_turns_503_as_soon_as_shutdown_begins() -> anyh
     Ok(())
 }
 
+/// On PostgreSQL: a native SQLite database has no pool to close (its
+/// writer thread lives as long as its handles).
 #[tokio::test]
 async fn readyz_is_503_with_the_reason_when_the_database_is_closed() -> anyhow::Result<()> {
-    let service = Running::start().await?;
+    let Some(admin) = shequ_tests::postgres_url().await else {
+        eprintln!(
+            "readyz_is_503_with_the_reason_when_the_database_is_closed: skipped, no PostgreSQL"
+        );
+        return Ok(());
+    };
+    let pg = shequ_tests::TestPostgres::create(&admin).await?;
+    let service = Running::start_in(tempfile::tempdir()?, Some(pg.url())).await?;
+    assert!(matches!(service.db, Database::Postgres(_)));
     let (status, _, _) = service.get("/readyz").await?;
     assert_eq!(status, 200);
 
     service.db.close().await;
     let (status, _, body) = service.get("/readyz").await?;
     assert_eq!(status, 503, "{body}");
-    assert!(body.starts_with("not ready: database: "), "{body}");
+    // The reason is the ping's ("database: …"), or, should the relay have
+    // tried to write in between, the failed commit's; either names the pool.
+    assert!(body.starts_with("not ready: "), "{body}");
+    assert!(body.contains("closed pool"), "{body}");
     assert_eq!(body.lines().count(), 1, "one line: {body:?}");
 
+    service.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_sqlite_commits_fail_on_a_full_disk_and_ready_again_once_freed()
+-> anyhow::Result<()> {
+    let Some(disk) = shequ_tests::SmallDisk::mount("readyz_sqlite_disk_full", 8 * 1024 * 1024)?
+    else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir_in(disk.path())?;
+    let service = Running::start_in(dir, None).await?;
+    assert!(matches!(service.db, Database::Sqlite(_)));
+    let (status, _, _) = service.get("/readyz").await?;
+    assert_eq!(status, 200);
+
+    disk.fill()?;
+    let mut refused = false;
+    for n in 0..20 {
+        let mut event = thing_event(n);
+        event.subject = format!("{}-{}", event.subject, "x".repeat(64 * 1024));
+        if enqueue_all(&service.db, &[event]).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    ensure!(refused, "no commit failed on a full disk");
+    let (status, _, body) = service.get("/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: the database does not take commits: "),
+        "{body}"
+    );
+    assert_eq!(body.lines().count(), 1, "one line: {body:?}");
+
+    disk.free()?;
+    eventually(WITHIN, || async {
+        let (status, _, body) = service.get("/readyz").await?;
+        ensure!(status == 200, "{body}");
+        Ok(())
+    })
+    .await
+    .context("readiness returns by itself once the disk has room")?;
     service.stop().await
 }
 
@@ -363,24 +432,48 @@ fn the_label_parser_reads_escaped_values() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies nothing; the inbox still records each event as processed.
-#[derive(Debug, Clone, Copy)]
-struct Ignore;
+/// Applies nothing but the claim: the event is recorded as processed.
+#[derive(Debug, Clone)]
+struct Ignore {
+    db: Database,
+}
 
 /// An event type the `Ignore` handler does not want.
 const UNWANTED: &str = "shequ.test.thing.unwanted.v1";
 
-impl shequ_chassis::inbox::Handler for Ignore {
+fn transient(error: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(error.to_string())
+}
+
+impl Apply for Ignore {
     fn wants(&self, event_type: &str) -> bool {
         event_type != UNWANTED
     }
 
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        _conn: &'a mut sqlx::AnyConnection,
-        _event: &'a shequ_proto::events::CloudEvent,
-    ) -> futures::future::BoxFuture<'a, Result<(), shequ_chassis::inbox::HandlerError>> {
-        Box::pin(async { Ok(()) })
+        _event: &'a CloudEvent,
+        once: Once,
+    ) -> futures::future::BoxFuture<'a, Result<Outcome, HandlerError>> {
+        Box::pin(async move {
+            let claimed = match &self.db {
+                Database::Sqlite(db) => db
+                    .unit(move |conn| once.claim_sqlite(conn))
+                    .await
+                    .map_err(transient)?,
+                Database::Postgres(db) => {
+                    let mut tx = db.begin().await.map_err(transient)?;
+                    let claimed = once.claim_postgres(&mut tx).await.map_err(transient)?;
+                    db.commit(tx).await.map_err(transient)?;
+                    claimed
+                }
+            };
+            Ok(if claimed {
+                Outcome::Applied
+            } else {
+                Outcome::AlreadyProcessed
+            })
+        })
     }
 }
 
@@ -412,7 +505,7 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
         db.clone(),
         js,
         shequ_chassis::inbox::ConsumerSpec::new(STREAM, "counted", "shequ.test.>"),
-        shequ_chassis::inbox::OnAny::new(db.clone(), Ignore),
+        Ignore { db: db.clone() },
         system_clock(),
         OutboxSignal::default(),
     )
@@ -446,10 +539,8 @@ async fn metrics_count_consumed_events_by_outcome_and_the_consumer_backlog() -> 
 
     // The unwanted event was acked without a transaction: only the applied one
     // is recorded as processed.
-    let processed: Vec<String> = sqlx::query_scalar("SELECT event_id FROM processed_events")
-        .fetch_all(db.pool())
-        .await?;
-    assert_eq!(processed, vec![event.id]);
+    let processed = texts(&db, "SELECT event_id FROM processed_events", &[]).await?;
+    assert_eq!(processed, vec![Some(event.id)]);
 
     shutdown.cancel();
     crate::support::join_within(task, Duration::from_secs(10)).await

@@ -8,39 +8,53 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use shequ_chassis::group_commit::{GroupCommit, Job, Rows};
+use shequ_chassis::database::{Database, DbError, Tables, probe_while_failing};
 use shequ_chassis::outbox::OutboxSignal;
-use shequ_chassis::storage::{Database, PROBE_INTERVAL};
+use shequ_chassis::sqlite::{CommitError, GroupCommit, Job};
+use shequ_chassis::storage::PROBE_INTERVAL;
 use shequ_tests::{SmallDisk, eventually};
-use sqlx::{AnyConnection, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{MIGRATIONS, postgres_db, sqlite_url};
+use crate::support::{MIGRATIONS, Param, count, ints, postgres_db, sqlite_url};
 
 /// A row big enough that committing it needs fresh pages (about 64 KiB).
 fn big_row(n: i64) -> (String, i64) {
     (format!("{n}-{}", "x".repeat(64 * 1024)), n)
 }
 
-async fn insert_and_commit(db: &Database, key: &str, n: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, $2)")
-        .bind(key)
-        .bind(n)
-        .execute(&mut *tx)
-        .await?;
-    db.commit(tx).await
+/// Inserts `applied(key, n)` in a transaction of its own: a unit on SQLite's
+/// writer thread, or a PostgreSQL transaction committed through
+/// `Postgres::commit` (which records the outcome in the database's health).
+async fn insert_and_commit(db: &Database, key: &str, n: i64) -> Result<(), DbError> {
+    let key = key.to_owned();
+    match db {
+        Database::Sqlite(sqlite) => Ok(sqlite
+            .unit(move |conn| {
+                conn.prepare_cached("INSERT INTO applied (event_id, n) VALUES (?1, ?2)")?
+                    .execute((key, n))
+                    .map(|_| ())
+            })
+            .await?),
+        Database::Postgres(pg) => {
+            let mut tx = pg.begin().await?;
+            sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, $2)")
+                .bind(key)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            Ok(pg.commit(tx).await?)
+        }
+    }
 }
 
-/// How many rows with `n` the given pool sees.
-async fn seen(pool: &sqlx::AnyPool, n: i64) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) AS c FROM applied WHERE n = $1")
-            .bind(n)
-            .fetch_one(pool)
-            .await?
-            .try_get("c")?,
+/// How many rows with `n` the database's readers see.
+async fn seen(db: &Database, n: i64) -> anyhow::Result<i64> {
+    count(
+        db,
+        "SELECT COUNT(*) FROM applied WHERE n = $1",
+        &[Param::Int(n)],
     )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,23 +90,18 @@ async fn sqlite_a_commit_that_fails_on_a_full_disk_stores_nothing_and_later_comm
         insert_and_commit(&db, &format!("after-{n}"), 3).await?;
     }
     assert!(db.health().failing().is_none(), "a commit succeeded");
-    assert_eq!(
-        seen(db.reader(), 3).await?,
-        5,
-        "another connection sees them"
-    );
-    let stored_while_full = seen(db.reader(), 2).await?;
+    assert_eq!(seen(&db, 3).await?, 5, "another connection sees them");
+    let stored_while_full = seen(&db, 2).await?;
     assert_eq!(
         stored_while_full,
         20 - failures,
         "exactly the commits answered OK while full are stored"
     );
-    db.close().await;
+    drop(db);
     let reopened = Database::connect(&url, &MIGRATIONS).await?;
-    assert_eq!(seen(reopened.pool(), 1).await?, 1);
-    assert_eq!(seen(reopened.pool(), 2).await?, stored_while_full);
-    assert_eq!(seen(reopened.pool(), 3).await?, 5, "they survive a reopen");
-    reopened.close().await;
+    assert_eq!(seen(&reopened, 1).await?, 1);
+    assert_eq!(seen(&reopened, 2).await?, stored_while_full);
+    assert_eq!(seen(&reopened, 3).await?, 5, "they survive a reopen");
     Ok(())
 }
 
@@ -103,7 +112,7 @@ async fn sqlite_readiness_comes_back_by_itself_once_the_disk_has_room() -> anyho
     };
     let db = Database::connect(&sqlite_url(&disk.path().join("x.db")), &MIGRATIONS).await?;
     let stop = CancellationToken::new();
-    let probe = tokio::spawn(db.clone().probe_while_failing(stop.clone()));
+    let probe = tokio::spawn(probe_while_failing(db.clone(), stop.clone()));
     disk.fill()?;
     for n in 0..20 {
         let (key, _) = big_row(n);
@@ -129,48 +138,52 @@ async fn sqlite_readiness_comes_back_by_itself_once_the_disk_has_room() -> anyho
     Ok(())
 }
 
-/// A group commit job inserting one big row.
+/// A SQLite group commit job inserting one big row.
 struct InsertBig(i64);
 
 impl Job for InsertBig {
     type Output = ();
     type Error = anyhow::Error;
 
-    async fn run(&self, conn: &mut AnyConnection, _rows: &mut Rows) -> anyhow::Result<()> {
+    fn run(self, conn: &rusqlite::Connection) -> anyhow::Result<()> {
         let (key, n) = big_row(self.0);
-        sqlx::query("INSERT INTO applied (event_id, n) VALUES ($1, $2)")
-            .bind(key)
-            .bind(n)
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .map_err(Into::into)
+        conn.prepare_cached("INSERT INTO applied (event_id, n) VALUES (?1, ?2)")?
+            .execute((key, n))?;
+        Ok(())
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_group_commit_on_a_full_disk_fails_every_caller_and_then_stores_again()
+async fn sqlite_a_group_commit_on_a_full_disk_fails_its_callers_and_then_stores_again()
 -> anyhow::Result<()> {
     let Some(disk) = SmallDisk::mount("sqlite_group_commit_full", 8 * 1024 * 1024)? else {
         return Ok(());
     };
     let db = Database::connect(&sqlite_url(&disk.path().join("x.db")), &MIGRATIONS).await?;
-    let writer = GroupCommit::start(db.clone(), OutboxSignal::default(), 16);
+    let Database::Sqlite(sqlite) = &db else {
+        anyhow::bail!("a sqlite: URL opens SQLite");
+    };
+    let writer = GroupCommit::start(sqlite.clone(), OutboxSignal::default(), 16);
     disk.fill()?;
     let answers = futures::future::join_all((0..16).map(|n| writer.submit(InsertBig(n)))).await;
     let ok: Vec<i64> = (0..16).filter(|n| answers[*n as usize].is_ok()).collect();
     ensure!(ok.len() < 16, "every job answered OK on a full disk");
+    for answer in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+        assert!(
+            answer.downcast_ref::<CommitError>().is_some(),
+            "a job of a batch that did not commit hears CommitError: {answer:#}"
+        );
+    }
+    assert!(
+        db.health().failing().is_some(),
+        "health follows the failure"
+    );
     disk.free()?;
     let later = futures::future::join_all((100..108).map(|n| writer.submit(InsertBig(n)))).await;
     for answer in later {
         answer?;
     }
-    let stored: Vec<i64> = sqlx::query("SELECT n FROM applied ORDER BY n")
-        .fetch_all(db.reader())
-        .await?
-        .iter()
-        .map(|row| row.try_get("n"))
-        .collect::<Result<_, _>>()?;
+    let stored = ints(&db, "SELECT n FROM applied ORDER BY n", &[]).await?;
     let expected: Vec<i64> = ok.iter().copied().chain(100..108).collect();
     assert_eq!(stored, expected, "stored: exactly the jobs answered OK");
     Ok(())
@@ -182,32 +195,33 @@ async fn postgres_a_commit_whose_connection_is_killed_stores_nothing_and_readine
     let Some((_pg, db)) = postgres_db("postgres_commit_connection_killed").await? else {
         return Ok(());
     };
+    let Database::Postgres(pg) = &db else {
+        anyhow::bail!("a postgres: URL opens PostgreSQL");
+    };
     let stop = CancellationToken::new();
-    let probe = tokio::spawn(db.clone().probe_while_failing(stop.clone()));
-    let mut tx = db.pool().begin().await?;
+    let probe = tokio::spawn(probe_while_failing(db.clone(), stop.clone()));
+    let mut tx = pg.begin().await?;
     sqlx::query("INSERT INTO applied (event_id, n) VALUES ('killed', 1)")
         .execute(&mut *tx)
         .await?;
-    let pid: i32 = sqlx::query("SELECT pg_backend_pid() AS pid")
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut *tx)
-        .await?
-        .try_get("pid")?;
+        .await?;
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(pid)
-        .execute(db.reader())
+        .execute(pg.pool())
         .await?;
     // The backend is gone once pg_stat_activity no longer lists it.
     eventually(Duration::from_secs(10), || async {
-        let left: i64 = sqlx::query("SELECT COUNT(*) AS c FROM pg_stat_activity WHERE pid = $1")
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
             .bind(pid)
-            .fetch_one(db.reader())
-            .await?
-            .try_get("c")?;
+            .fetch_one(pg.pool())
+            .await?;
         ensure!(left == 0, "backend {pid} still there");
         Ok(())
     })
     .await?;
-    assert!(db.commit(tx).await.is_err(), "a commit on a killed backend");
+    assert!(pg.commit(tx).await.is_err(), "a commit on a killed backend");
     assert!(db.health().failing().is_some());
     eventually(PROBE_INTERVAL * 10, || async {
         ensure!(db.health().failing().is_none(), "still failing");
@@ -216,13 +230,10 @@ async fn postgres_a_commit_whose_connection_is_killed_stores_nothing_and_readine
     .await
     .context("readiness returns once the database takes commits")?;
     insert_and_commit(&db, "after", 2).await?;
-    assert_eq!(
-        seen(db.reader(), 1).await?,
-        0,
-        "the killed commit stored nothing"
-    );
-    assert_eq!(seen(db.reader(), 2).await?, 1);
+    assert_eq!(seen(&db, 1).await?, 0, "the killed commit stored nothing");
+    assert_eq!(seen(&db, 2).await?, 1);
     stop.cancel();
     probe.await?;
+    db.close().await;
     Ok(())
 }

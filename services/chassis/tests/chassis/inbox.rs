@@ -1,8 +1,11 @@
-//! The inbox: `apply_once` on both backends, and `Inbox::run` against a real
-//! `nats-server` with redeliveries, a malformed message and a transient failure,
-//! and the trace each message's `traceparent` header names.
+//! The inbox over the native database on both backends: consumers applying
+//! events through `inbox::Apply` (their effect and the `Once` claim in one
+//! transaction of their own), directly and through `Inbox::run` against a
+//! real `nats-server` with redeliveries, a malformed message, transient
+//! failures retried for as long as they last, poison events parked whole and
+//! replayed, and the trace each message's `traceparent` header names.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,111 +14,214 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use shequ_chassis::database::{Database, DbError, Tables};
 use shequ_chassis::inbox::{
-    self, ConsumerRetry, ConsumerSpec, Consumers, Handler, HandlerError, Inbox, Outcome,
-    OnAny, ReplayError, apply_once,
+    self, Apply, ConsumerRetry, ConsumerSpec, Consumers, HandlerError, Inbox, Once, Outcome,
+    ReplayError,
 };
 use shequ_chassis::nats::ensure_stream;
-use shequ_chassis::outbox::OutboxSignal;
-use shequ_chassis::storage::Database;
+use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::events::{CloudEvent, EventData};
 use shequ_tests::{NatsServer, eventually};
-use sqlx::{AnyConnection, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    STREAM, ThingHappened, jetstream_on, join_within, postgres_db, sqlite_db, system_clock,
-    thing_event,
+    STREAM, ThingHappened, count, ints, jetstream_on, join_within, postgres_db, sqlite_db,
+    system_clock, texts, thing_event,
 };
 
 const WITHIN: Duration = Duration::from_secs(30);
 const CONSUMER: &str = "applier";
 
-/// Counts, per event, how often its effect was applied (`applied.n`), in the
-/// inbox's transaction; fails transiently for the first `fail_first` calls (after
-/// writing, so a leaked write would show).
-#[derive(Debug, Default, Clone)]
-struct CountEffect {
-    fail_first: usize,
-    calls: Arc<AtomicUsize>,
-    /// While set, every event is refused as one that can never apply.
-    refuse: Arc<std::sync::atomic::AtomicBool>,
+/// Why a test handler's transaction did not apply an event.
+#[derive(Debug)]
+enum Failed {
+    Handler(HandlerError),
+    Database(DbError),
 }
 
-impl CountEffect {
-    fn failing_first(fail_first: usize) -> Self {
-        Self {
-            fail_first,
-            ..Self::default()
+impl From<HandlerError> for Failed {
+    fn from(error: HandlerError) -> Self {
+        Self::Handler(error)
+    }
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<DbError> for Failed {
+    fn from(error: DbError) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl From<Failed> for HandlerError {
+    /// Every storage failure is worth another try (as the inbox has always
+    /// taken them): the database away, full or locked, a lost connection.
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::Handler(error) => error,
+            Failed::Database(error) => Self::Transient(error.to_string()),
         }
     }
 }
 
-impl Handler for CountEffect {
-    fn handle<'a>(
+/// Counts, per event, how often its effect was applied (`applied.n`), in the
+/// transaction that claims the event; fails transiently for the first
+/// `fail_first` calls (after writing, so a leaked write would show).
+#[derive(Debug, Clone)]
+struct CountEffect {
+    db: Database,
+    fail_first: usize,
+    /// Calls after a successful claim (an event applied before is not even
+    /// looked at).
+    calls: Arc<AtomicUsize>,
+    /// While set, every event is refused as one that can never apply.
+    refuse: Arc<AtomicBool>,
+}
+
+impl CountEffect {
+    fn new(db: &Database) -> Self {
+        Self::failing_first(db, 0)
+    }
+
+    fn failing_first(db: &Database, fail_first: usize) -> Self {
+        Self {
+            db: db.clone(),
+            fail_first,
+            calls: Arc::default(),
+            refuse: Arc::default(),
+        }
+    }
+
+    /// The effect, once claimed: checks the event and counts the call.
+    fn effect(&self, event: &CloudEvent) -> Result<Effect, HandlerError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(HandlerError::Malformed(format!(
+                "event {} names an impossible state",
+                event.id
+            )));
+        }
+        let data: ThingHappened = event
+            .data_as()
+            .map_err(|error| HandlerError::Malformed(error.to_string()))?;
+        Ok(Effect {
+            fails: (call < self.fail_first).then(|| format!("thing {} not ready", data.n)),
+        })
+    }
+}
+
+/// What [`CountEffect`] does once it has claimed an event: its write, and
+/// then, when `fails`, a transient failure.
+struct Effect {
+    fails: Option<String>,
+}
+
+impl Effect {
+    fn outcome(self) -> Result<Outcome, Failed> {
+        match self.fails {
+            Some(reason) => Err(HandlerError::Transient(reason).into()),
+            None => Ok(Outcome::Applied),
+        }
+    }
+}
+
+const COUNT_SQLITE: &str = "INSERT INTO applied (event_id, n) VALUES (?1, 1) \
+    ON CONFLICT (event_id) DO UPDATE SET n = applied.n + 1";
+const COUNT_POSTGRES: &str = "INSERT INTO applied (event_id, n) VALUES ($1, 1) \
+    ON CONFLICT (event_id) DO UPDATE SET n = applied.n + 1";
+
+impl Apply for CountEffect {
+    fn apply<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         Box::pin(async move {
-            let call = self.calls.fetch_add(1, Ordering::SeqCst);
-            if self.refuse.load(Ordering::SeqCst) {
-                return Err(HandlerError::Malformed(format!(
-                    "event {} names an impossible state",
-                    event.id
-                )));
+            match &self.db {
+                Database::Sqlite(db) => {
+                    let (handler, event) = (self.clone(), event.clone());
+                    db.unit(move |conn| {
+                        if !once.claim_sqlite(conn)? {
+                            return Ok(Outcome::AlreadyProcessed);
+                        }
+                        let effect = handler.effect(&event)?;
+                        conn.prepare_cached(COUNT_SQLITE)?.execute([&event.id])?;
+                        effect.outcome()
+                    })
+                    .await
+                    .map_err(|error| HandlerError::from(error.flatten()))
+                }
+                Database::Postgres(db) => {
+                    let applied = async {
+                        let mut tx = db.begin().await?;
+                        if !once.claim_postgres(&mut tx).await? {
+                            db.commit(tx).await?;
+                            return Ok(Outcome::AlreadyProcessed);
+                        }
+                        let effect = self.effect(event)?;
+                        sqlx::query(COUNT_POSTGRES)
+                            .bind(&event.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        let outcome = effect.outcome()?;
+                        db.commit(tx).await?;
+                        Ok::<_, Failed>(outcome)
+                    };
+                    applied.await.map_err(HandlerError::from)
+                }
             }
-            let data: ThingHappened = event
-                .data_as()
-                .map_err(|error| HandlerError::Malformed(error.to_string()))?;
-            sqlx::query(
-                "INSERT INTO applied (event_id, n) VALUES ($1, 1) \
-                 ON CONFLICT (event_id) DO UPDATE SET n = applied.n + 1",
-            )
-            .bind(&event.id)
-            .execute(&mut *conn)
-            .await?;
-            if call < self.fail_first {
-                return Err(HandlerError::Transient(format!(
-                    "thing {} not ready",
-                    data.n
-                )));
-            }
-            Ok(())
         })
     }
 }
 
 /// How often the effect of `event_id` was applied (0 when never).
 async fn applied_count(db: &Database, event_id: &str) -> anyhow::Result<i64> {
-    let row = sqlx::query("SELECT n FROM applied WHERE event_id = $1")
-        .bind(event_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get("n")?,
-        None => 0,
-    })
+    let n = ints(
+        db,
+        "SELECT n FROM applied WHERE event_id = $1",
+        &[event_id.into()],
+    )
+    .await?;
+    Ok(n.first().copied().unwrap_or(0))
 }
 
 async fn processed_count(db: &Database, consumer: &str) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) AS n FROM processed_events WHERE consumer = $1")
-            .bind(consumer)
-            .fetch_one(db.pool())
-            .await?
-            .try_get("n")?,
+    count(
+        db,
+        "SELECT COUNT(*) FROM processed_events WHERE consumer = $1",
+        &[consumer.into()],
     )
+    .await
+}
+
+/// Applies `event` for `consumer` as the inbox does: claimed once, now.
+async fn apply(
+    handler: &CountEffect,
+    consumer: &str,
+    event: &CloudEvent,
+) -> Result<Outcome, HandlerError> {
+    let once = Once::new(consumer, event, system_clock().now());
+    handler.apply(event, once).await
 }
 
 async fn applying_the_same_event_twice_applies_it_once(db: &Database) -> anyhow::Result<()> {
-    let handler = CountEffect::default();
-    let clock = system_clock();
+    let handler = CountEffect::new(db);
     let event = thing_event(1);
 
-    let first = apply_once(db, CONSUMER, &event, &handler, &clock).await?;
-    let second = apply_once(db, CONSUMER, &event, &handler, &clock).await?;
+    let first = apply(&handler, CONSUMER, &event).await?;
+    let second = apply(&handler, CONSUMER, &event).await?;
 
     assert_eq!(first, Outcome::Applied);
     assert_eq!(second, Outcome::AlreadyProcessed);
@@ -124,7 +230,7 @@ async fn applying_the_same_event_twice_applies_it_once(db: &Database) -> anyhow:
     assert_eq!(
         handler.calls.load(Ordering::SeqCst),
         1,
-        "the handler is not even called again"
+        "the effect is not even looked at again"
     );
     Ok(())
 }
@@ -132,11 +238,10 @@ async fn applying_the_same_event_twice_applies_it_once(db: &Database) -> anyhow:
 async fn a_transient_failure_leaves_nothing_behind_and_can_be_retried(
     db: &Database,
 ) -> anyhow::Result<()> {
-    let handler = CountEffect::failing_first(1);
-    let clock = system_clock();
+    let handler = CountEffect::failing_first(db, 1);
     let event = thing_event(2);
 
-    let failed = apply_once(db, CONSUMER, &event, &handler, &clock).await;
+    let failed = apply(&handler, CONSUMER, &event).await;
 
     assert!(
         matches!(failed, Err(HandlerError::Transient(_))),
@@ -153,7 +258,7 @@ async fn a_transient_failure_leaves_nothing_behind_and_can_be_retried(
         "the event is not recorded as processed"
     );
 
-    let retried = apply_once(db, CONSUMER, &event, &handler, &clock).await?;
+    let retried = apply(&handler, CONSUMER, &event).await?;
 
     assert_eq!(retried, Outcome::Applied);
     assert_eq!(applied_count(db, &event.id).await?, 1);
@@ -162,13 +267,12 @@ async fn a_transient_failure_leaves_nothing_behind_and_can_be_retried(
 }
 
 async fn each_consumer_applies_an_event_once_for_itself(db: &Database) -> anyhow::Result<()> {
-    let handler = CountEffect::default();
-    let clock = system_clock();
+    let handler = CountEffect::new(db);
     let event = thing_event(3);
 
-    let a = apply_once(db, "consumer-a", &event, &handler, &clock).await?;
-    let b = apply_once(db, "consumer-b", &event, &handler, &clock).await?;
-    let a_again = apply_once(db, "consumer-a", &event, &handler, &clock).await?;
+    let a = apply(&handler, "consumer-a", &event).await?;
+    let b = apply(&handler, "consumer-b", &event).await?;
+    let a_again = apply(&handler, "consumer-a", &event).await?;
 
     assert_eq!(
         (a, b, a_again),
@@ -182,53 +286,38 @@ async fn each_consumer_applies_an_event_once_for_itself(db: &Database) -> anyhow
     Ok(())
 }
 
-#[tokio::test]
-async fn apply_once_applies_the_same_event_once_on_sqlite() -> anyhow::Result<()> {
-    let (_dir, db) = sqlite_db().await?;
-    applying_the_same_event_twice_applies_it_once(&db).await
-}
-
-#[tokio::test]
-async fn apply_once_applies_the_same_event_once_on_postgres() -> anyhow::Result<()> {
-    let Some((_pg, db)) = postgres_db("apply_once_applies_the_same_event_once_on_postgres").await?
-    else {
-        return Ok(());
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    let (_dir, db) = crate::support::sqlite_db().await?;
+                    super::$name(&db).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    let Some((_pg, db)) = crate::support::postgres_db(stringify!($name)).await? else {
+                        return Ok(());
+                    };
+                    super::$name(&db).await
+                }
+            )*
+        }
     };
-    applying_the_same_event_twice_applies_it_once(&db).await
 }
 
-#[tokio::test]
-async fn apply_once_transient_failure_leaves_nothing_and_retries_on_sqlite() -> anyhow::Result<()> {
-    let (_dir, db) = sqlite_db().await?;
-    a_transient_failure_leaves_nothing_behind_and_can_be_retried(&db).await
-}
-
-#[tokio::test]
-async fn apply_once_transient_failure_leaves_nothing_and_retries_on_postgres() -> anyhow::Result<()>
-{
-    let Some((_pg, db)) =
-        postgres_db("apply_once_transient_failure_leaves_nothing_and_retries_on_postgres").await?
-    else {
-        return Ok(());
-    };
-    a_transient_failure_leaves_nothing_behind_and_can_be_retried(&db).await
-}
-
-#[tokio::test]
-async fn apply_once_keys_processed_events_by_consumer_on_sqlite() -> anyhow::Result<()> {
-    let (_dir, db) = sqlite_db().await?;
-    each_consumer_applies_an_event_once_for_itself(&db).await
-}
-
-#[tokio::test]
-async fn apply_once_keys_processed_events_by_consumer_on_postgres() -> anyhow::Result<()> {
-    let Some((_pg, db)) =
-        postgres_db("apply_once_keys_processed_events_by_consumer_on_postgres").await?
-    else {
-        return Ok(());
-    };
-    each_consumer_applies_an_event_once_for_itself(&db).await
-}
+on_both!(
+    applying_the_same_event_twice_applies_it_once,
+    a_transient_failure_leaves_nothing_behind_and_can_be_retried,
+    each_consumer_applies_an_event_once_for_itself,
+    a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed,
+    inbox_handles_each_message_in_the_trace_its_traceparent_header_names,
+);
 
 /// Publishes `payload` to the test subject with the given `Nats-Msg-Id`, waiting for the ack.
 async fn publish(
@@ -304,7 +393,7 @@ async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_withou
     let malformed_seq = publish(&js, "garbage", b"this is not json".to_vec()).await?;
     publish(&js, "second-delivery", serde_json::to_vec(&repeated)?).await?;
     let last = publish(&js, &after.id, serde_json::to_vec(&after)?).await?;
-    let handler = CountEffect::default();
+    let handler = CountEffect::new(&db);
     let shutdown = CancellationToken::new();
 
     // Act
@@ -312,7 +401,7 @@ async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_withou
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        OnAny::new(db.clone(), handler.clone()),
+        handler.clone(),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -350,7 +439,7 @@ async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_withou
         Some(malformed_seq),
         "the malformed message was terminated: {advisory}"
     );
-    let parked = inbox::parked(&db, Some(CONSUMER), 10).await?;
+    let parked = db.parked(Some(CONSUMER.into()), 10).await?;
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0].payload, "this is not json", "kept whole");
     assert_eq!(parked[0].stream_sequence, malformed_seq);
@@ -377,14 +466,14 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
     let (_dir, db) = sqlite_db().await?;
     let event = thing_event(1);
     let last = publish(&js, &event.id, serde_json::to_vec(&event)?).await?;
-    let handler = CountEffect::failing_first(1);
+    let handler = CountEffect::failing_first(&db, 1);
     let shutdown = CancellationToken::new();
 
     let inbox = Inbox::new(
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        OnAny::new(db.clone(), handler.clone()),
+        handler.clone(),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -419,10 +508,11 @@ struct Seen {
     follow_up_id: String,
 }
 
-/// Records, per event, the trace it was handled in, and writes a follow-up
-/// event to the outbox in the inbox's transaction.
-#[derive(Debug, Default, Clone)]
+/// Records, per event, the trace it was applied in, and writes a follow-up
+/// event to the outbox in the transaction that claims the event.
+#[derive(Debug, Clone)]
 struct SeesTrace {
+    db: Database,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -436,50 +526,81 @@ impl SeesTrace {
     }
 }
 
-impl Handler for SeesTrace {
-    fn handle<'a>(
+impl Apply for SeesTrace {
+    fn apply<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         Box::pin(async move {
             let context = trace::current();
             let follow_up = thing_event(100);
-            shequ_chassis::outbox::enqueue(conn, &follow_up).await?;
-            self.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Seen {
-                    event_id: event.id.clone(),
-                    context,
-                    follow_up_id: follow_up.id.clone(),
-                });
-            Ok(())
+            // Made here, in the event's trace (SQLite's writer thread has none).
+            let row = OutboxRow::new(&follow_up)
+                .map_err(|error| HandlerError::Malformed(error.to_string()))?;
+            let outcome = match &self.db {
+                Database::Sqlite(db) => db
+                    .unit(move |conn| {
+                        if !once.claim_sqlite(conn)? {
+                            return Ok(Outcome::AlreadyProcessed);
+                        }
+                        row.insert_sqlite(conn)?;
+                        Ok::<_, Failed>(Outcome::Applied)
+                    })
+                    .await
+                    .map_err(|error| HandlerError::from(error.flatten()))?,
+                Database::Postgres(db) => {
+                    let applied = async {
+                        let mut tx = db.begin().await?;
+                        let outcome = if once.claim_postgres(&mut tx).await? {
+                            row.insert_postgres(&mut tx).await?;
+                            Outcome::Applied
+                        } else {
+                            Outcome::AlreadyProcessed
+                        };
+                        db.commit(tx).await?;
+                        Ok::<_, Failed>(outcome)
+                    };
+                    applied.await.map_err(HandlerError::from)?
+                }
+            };
+            if outcome == Outcome::Applied {
+                self.seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Seen {
+                        event_id: event.id.clone(),
+                        context,
+                        follow_up_id: follow_up.id.clone(),
+                    });
+            }
+            Ok(outcome)
         })
     }
 }
 
 /// The `traceparent` stored with an outbox row.
 async fn outbox_traceparent(db: &Database, event_id: &str) -> anyhow::Result<Option<String>> {
-    Ok(
-        sqlx::query("SELECT traceparent FROM outbox WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_one(db.pool())
-            .await?
-            .try_get("traceparent")?,
+    texts(
+        db,
+        "SELECT traceparent FROM outbox WHERE event_id = $1",
+        &[event_id.into()],
     )
+    .await?
+    .into_iter()
+    .next()
+    .with_context(|| format!("no outbox row {event_id}"))
 }
 
-#[tokio::test]
-async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() -> anyhow::Result<()>
-{
+async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names(
+    db: &Database,
+) -> anyhow::Result<()> {
     // Arrange: one message in a trace, one without a header, one with a bad one.
     const CAUSE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let cause = TraceContext::parse(CAUSE).context("valid traceparent")?;
     let nats = NatsServer::start().await?;
     let (_client, js) = jetstream_on(&nats).await?;
     ensure_stream(&js, STREAM).await?;
-    let (_dir, db) = sqlite_db().await?;
     let traced = thing_event(1);
     let bare = thing_event(2);
     let garbled = thing_event(3);
@@ -492,7 +613,10 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
         Some("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
     )
     .await?;
-    let handler = SeesTrace::default();
+    let handler = SeesTrace {
+        db: db.clone(),
+        seen: Arc::default(),
+    };
     let shutdown = CancellationToken::new();
 
     // Act
@@ -500,7 +624,7 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
         db.clone(),
         js.clone(),
         ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        OnAny::new(db.clone(), handler.clone()),
+        handler.clone(),
         system_clock(),
         OutboxSignal::default(),
     );
@@ -513,7 +637,7 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
     assert_eq!(in_trace.trace_id, cause.trace_id, "the header's trace");
     assert_ne!(in_trace.parent_id, cause.parent_id, "a span of its own");
     assert_eq!(
-        outbox_traceparent(&db, &follow_up).await?,
+        outbox_traceparent(db, &follow_up).await?,
         Some(in_trace.to_header()),
         "the event the handler wrote carries the trace on"
     );
@@ -525,7 +649,7 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names() 
     assert_ne!(bare_trace.trace_id, cause.trace_id);
     assert_ne!(garbled_trace.trace_id, cause.trace_id);
     assert_ne!(bare_trace.trace_id, garbled_trace.trace_id);
-    assert_eq!(processed_count(&db, CONSUMER).await?, 3);
+    assert_eq!(processed_count(db, CONSUMER).await?, 3);
 
     shutdown.cancel();
     join_within(task, Duration::from_secs(10)).await
@@ -546,14 +670,14 @@ fn fast_inbox(
     js: &async_nats::jetstream::Context,
     handler: CountEffect,
     consumers: &Consumers,
-) -> Inbox<Database, OnAny<CountEffect>> {
+) -> Inbox<Database, CountEffect> {
     let mut spec = ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>");
     spec.retry = FAST_RETRY;
     Inbox::new(
         db.clone(),
         js.clone(),
         spec,
-        OnAny::new(db.clone(), handler),
+        handler,
         system_clock(),
         OutboxSignal::default(),
     )
@@ -588,7 +712,7 @@ where
     ensure_stream(&js, STREAM).await?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(
-        fast_inbox(db, &js, CountEffect::default(), &Consumers::default()).run(shutdown.clone()),
+        fast_inbox(db, &js, CountEffect::new(db), &Consumers::default()).run(shutdown.clone()),
     );
     let events: Vec<CloudEvent> = (1..=5).map(thing_event).collect();
     let outage = outage();
@@ -612,10 +736,7 @@ where
         deliveries > (events.len() * OLD_MAX_DELIVER) as u64,
         "the events were delivered more often than the old max_deliver allowed: {deliveries}"
     );
-    assert!(
-        inbox::parked(db, None, 10).await?.is_empty(),
-        "nothing parked"
-    );
+    assert!(db.parked(None, 10).await?.is_empty(), "nothing parked");
     shutdown.cancel();
     join_within(task, Duration::from_secs(10)).await
 }
@@ -647,7 +768,7 @@ async fn postgres_inbox_retries_while_the_database_refuses_connections_and_appli
         return Ok(());
     };
     let name = pg.url().rsplit('/').next().unwrap_or_default().to_owned();
-    let admin = sqlx::AnyPool::connect(&admin).await?;
+    let admin = sqlx::PgPool::connect(&admin).await?;
     each_event_is_applied_once_after_an_outage(&db, || async {
         sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
             .execute(&admin)
@@ -674,7 +795,7 @@ async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(
     let nats = NatsServer::start().await?;
     let (_client, js) = jetstream_on(&nats).await?;
     ensure_stream(&js, STREAM).await?;
-    let handler = CountEffect::default();
+    let handler = CountEffect::new(db);
     handler.refuse.store(true, Ordering::SeqCst);
     let consumers = Consumers::default();
     let shutdown = CancellationToken::new();
@@ -685,7 +806,7 @@ async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(
     consumer_settled(&js, sequence).await?;
 
     // Parked whole, with why, and nothing applied.
-    let parked = inbox::parked(db, Some(CONSUMER), 10).await?;
+    let parked = db.parked(Some(CONSUMER.into()), 10).await?;
     assert_eq!(parked.len(), 1, "{parked:?}");
     let parked = &parked[0];
     assert_eq!(parked.event_id.as_deref(), Some(event.id.as_str()));
@@ -706,33 +827,17 @@ async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(
         matches!(early, Err(ReplayError::StillMalformed(_))),
         "{early:?}"
     );
-    assert_eq!(inbox::parked(db, None, 10).await?.len(), 1);
+    assert_eq!(db.parked(None, 10).await?.len(), 1);
 
     // Fixed: replayed once, applied once, no longer parked.
     handler.refuse.store(false, Ordering::SeqCst);
     let outcome = inbox::replay(db, &consumers, parked.id, &clock).await;
     assert!(matches!(outcome, Ok(Outcome::Applied)), "{outcome:?}");
     assert_eq!(applied_count(db, &event.id).await?, 1);
-    assert!(inbox::parked(db, None, 10).await?.is_empty());
+    assert!(db.parked(None, 10).await?.is_empty());
     let again = inbox::replay(db, &consumers, parked.id, &clock).await;
     assert!(matches!(again, Err(ReplayError::NotFound(_))), "{again:?}");
     assert_eq!(applied_count(db, &event.id).await?, 1);
     shutdown.cancel();
     join_within(task, Duration::from_secs(10)).await
-}
-
-#[tokio::test]
-async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed_on_sqlite()
--> anyhow::Result<()> {
-    let (_dir, db) = sqlite_db().await?;
-    a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(&db).await
-}
-
-#[tokio::test]
-async fn a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed_on_postgres()
--> anyhow::Result<()> {
-    let Some((_pg, db)) = postgres_db("parked_replay_on_postgres").await? else {
-        return Ok(());
-    };
-    a_parked_event_applies_once_when_replayed_after_its_cause_is_fixed(&db).await
 }

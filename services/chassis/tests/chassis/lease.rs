@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use shequ_chassis::clock::{ManualClock, SharedClock};
+use shequ_chassis::database::Database;
 use shequ_chassis::lease::{Lease, LeaseRow};
 use shequ_chassis::metrics::Metrics;
-use shequ_chassis::storage::Database;
 
 use crate::support::{MIGRATIONS, postgres_db, sqlite_db, sqlite_url};
 
 const TTL: Duration = Duration::from_secs(10);
 
-fn lease(db: &Database, holder: &str, clock: &Arc<ManualClock>) -> Lease {
+fn lease(db: &Database, holder: &str, clock: &Arc<ManualClock>) -> Lease<Database> {
     let clock: SharedClock = clock.clone();
     Lease::new(db.clone(), "job", holder, TTL, clock)
 }
@@ -32,7 +32,7 @@ async fn exactly_one_of_contending_holders_holds_it(db: &Database) -> anyhow::Re
     let clock = ManualClock::new(Utc::now());
     for round in 0..10 {
         let name = format!("job-{round}");
-        let contenders: Vec<Arc<Lease>> = (0..8)
+        let contenders: Vec<Arc<Lease<Database>>> = (0..8)
             .map(|i| {
                 let shared: SharedClock = clock.clone();
                 Arc::new(Lease::new(
@@ -176,7 +176,11 @@ async fn opening_a_sqlite_file_clears_the_leases_of_its_previous_run() -> anyhow
     let (dir, db) = sqlite_db().await?;
     let clock = ManualClock::new(Utc::now());
     assert!(lease(&db, "previous-run", &clock).hold().await?);
-    db.close().await;
+    assert_eq!(
+        holder_of(&db, "job").await?.as_deref(),
+        Some("previous-run")
+    );
+    drop(db);
 
     let reopened = Database::connect(&sqlite_url(&dir.path().join("x.db")), &MIGRATIONS).await?;
 

@@ -8,23 +8,22 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use shequ_chassis::clock::{Clock, ManualClock, SharedClock, to_millis};
+use shequ_chassis::clock::{Clock, ManualClock, SharedClock};
+use shequ_chassis::database::Database;
 use shequ_chassis::lease::Lease;
 use shequ_chassis::metrics::Metrics;
 use shequ_chassis::nats::ensure_stream;
 use shequ_chassis::outbox::{self, OutboxSignal, Relay};
-use shequ_chassis::storage::Database;
 use shequ_proto::events::CloudEvent;
 use shequ_tests::{NatsServer, eventually};
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use shequ_chassis::trace::{self, TraceContext};
 
 use crate::support::{
-    STREAM, ThingHappened, enqueue_all, id_set, jetstream_on, join_within, outbox_counts,
-    postgres_db, sqlite_db, stream_ids_exactly, stream_messages, stream_traceparents, system_clock,
-    thing_event,
+    STREAM, ThingHappened, count, enqueue_all, execute, id_set, jetstream_on, join_within,
+    outbox_counts, postgres_db, sqlite_db, stream_ids_exactly, stream_messages,
+    stream_traceparents, system_clock, texts, thing_event,
 };
 
 const WITHIN: Duration = Duration::from_secs(30);
@@ -112,10 +111,12 @@ async fn relay_publishes_committed_events_with_their_id_as_msg_id_and_marks_them
         let data: ThingHappened = event.data_as()?;
         assert_eq!(data.thing_id, event.subject);
     }
-    let unmarked = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
-        .fetch_one(db.pool())
-        .await?
-        .try_get::<i64, _>("n")?;
+    let unmarked = count(
+        &db,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+        &[],
+    )
+    .await?;
     assert_eq!(unmarked, 0);
 
     shutdown.cancel();
@@ -212,14 +213,8 @@ async fn events_enqueued_while_nats_is_down_reach_the_stream_exactly_once_after_
     }
     // The relay tried, failed and kept the rows.
     eventually(WITHIN, || async {
-        let row = sqlx::query(
-            "SELECT COALESCE(MAX(attempts), 0) AS attempts, \
-             SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END) AS pending FROM outbox",
-        )
-        .fetch_one(db.pool())
-        .await?;
-        let attempts: i64 = row.try_get("attempts")?;
-        let pending: i64 = row.try_get("pending")?;
+        let attempts = count(&db, "SELECT COALESCE(MAX(attempts), 0) FROM outbox", &[]).await?;
+        let (_, pending) = outbox_counts(&db).await?;
         ensure!(
             pending == 10,
             "all rows must stay pending while NATS is down, {pending} are"
@@ -231,11 +226,15 @@ async fn events_enqueued_while_nats_is_down_reach_the_stream_exactly_once_after_
         Ok(())
     })
     .await?;
-    let last_error: Option<String> =
-        sqlx::query("SELECT last_error FROM outbox WHERE attempts > 0 ORDER BY seq LIMIT 1")
-            .fetch_one(db.pool())
-            .await?
-            .try_get("last_error")?;
+    let last_error = texts(
+        &db,
+        "SELECT last_error FROM outbox WHERE attempts > 0 ORDER BY seq LIMIT 1",
+        &[],
+    )
+    .await?
+    .into_iter()
+    .next()
+    .context("a row the relay failed to publish")?;
     assert!(
         last_error.is_some_and(|error| !error.is_empty()),
         "the failure is recorded"
@@ -265,10 +264,7 @@ async fn relay_stops_promptly_and_keeps_its_rows_when_shut_down_while_nats_is_do
     enqueue_all(&db, &events).await?;
     signal.wake();
     eventually(WITHIN, || async {
-        let attempts: i64 = sqlx::query("SELECT COALESCE(MAX(attempts), 0) AS n FROM outbox")
-            .fetch_one(db.pool())
-            .await?
-            .try_get("n")?;
+        let attempts = count(&db, "SELECT COALESCE(MAX(attempts), 0) FROM outbox", &[]).await?;
         ensure!(attempts >= 1, "no failed pass yet");
         Ok(())
     })
@@ -347,25 +343,28 @@ async fn republishing_a_row_whose_ack_was_lost_leaves_one_message_in_the_stream(
     // Act: the row looks unsent again (its ack was lost before the mark), and the
     // relay publishes it a second time, at a later time.
     clock.advance(chrono::Duration::minutes(1));
-    let second_mark = to_millis(clock.now());
-    sqlx::query("UPDATE outbox SET published_at = NULL WHERE event_id = $1")
-        .bind(&event.id)
-        .execute(db.pool())
-        .await?;
+    let second_mark = clock.now();
+    let unmarked = execute(
+        &db,
+        "UPDATE outbox SET published_at = NULL WHERE event_id = $1",
+        &[(&event.id).into()],
+    )
+    .await?;
+    assert_eq!(unmarked, 1, "the published row looks unsent again");
     signal.wake();
 
     // Assert: re-published (marked again, at the new time) and deduplicated.
     eventually(WITHIN, || async {
-        let published_at: Option<i64> =
-            sqlx::query("SELECT published_at FROM outbox WHERE event_id = $1")
-                .bind(&event.id)
-                .fetch_one(db.pool())
-                .await?
-                .try_get("published_at")?;
-        match published_at {
-            Some(at) if at == second_mark => Ok(()),
-            other => bail!("not re-published yet: published_at = {other:?}"),
+        let marked_again = count(
+            &db,
+            "SELECT COUNT(*) FROM outbox WHERE event_id = $1 AND published_at = $2",
+            &[(&event.id).into(), second_mark.into()],
+        )
+        .await?;
+        if marked_again != 1 {
+            bail!("not re-published yet (published_at is not the second mark)");
         }
+        Ok(())
     })
     .await?;
     let ids = stream_ids_exactly(&js, STREAM.name, 1).await?;

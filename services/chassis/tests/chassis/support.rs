@@ -1,18 +1,23 @@
 //! What the chassis tests share: a tiny test service (its migrations, its event
-//! type, its stream), opening databases on either backend, and reading a stream back.
+//! type, its stream), opening native databases ([`Database`]) on either
+//! backend, peeking at them behind the chassis's back, writing outbox rows as
+//! a service's store does, and reading a stream back.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shequ_chassis::clock::{SharedClock, SystemClock};
+use shequ_chassis::database::{Database, DbError};
 use shequ_chassis::events::new_event;
 use shequ_chassis::nats::StreamSpec;
-use shequ_chassis::storage::{Database, Migrations};
+use shequ_chassis::outbox::OutboxRow;
+use shequ_chassis::storage::Migrations;
 use shequ_proto::events::{CloudEvent, EventData};
-use sqlx::Row;
+use sqlx::Row as _;
 use sqlx::migrate::Migrator;
 use tempfile::TempDir;
 
@@ -157,28 +162,195 @@ pub(crate) async fn stream_ids_exactly(
         .collect()
 }
 
-/// (rows in the outbox, rows not yet published).
-pub(crate) async fn outbox_counts(db: &Database) -> anyhow::Result<(i64, i64)> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS total, \
-         COALESCE(SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END), 0) AS pending \
-         FROM outbox",
-    )
-    .fetch_one(db.pool())
-    .await?;
-    Ok((
-        row.try_get::<i64, _>("total")?,
-        row.try_get::<i64, _>("pending")?,
-    ))
+/// A value bound to a statement's `$n` parameter: text, an integer, or an
+/// instant (milliseconds since the epoch on SQLite, `timestamptz` on
+/// PostgreSQL, as the chassis's tables store it on each).
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
 }
 
-/// Writes `events` into the outbox in one transaction and commits.
-pub(crate) async fn enqueue_all(db: &Database, events: &[CloudEvent]) -> anyhow::Result<()> {
-    let mut tx = db.pool().begin().await?;
-    for event in events {
-        shequ_chassis::outbox::enqueue(&mut tx, event).await?;
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
     }
-    tx.commit().await?;
+}
+
+impl From<&String> for Param {
+    fn from(value: &String) -> Self {
+        Self::Text(value.clone())
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<DateTime<Utc>> for Param {
+    fn from(value: DateTime<Utc>) -> Self {
+        Self::Time(value)
+    }
+}
+
+/// Binds `params` to `$1`, `$2`, … of a SQLite statement, by name (SQLite
+/// numbers `$n` parameters in the order they first appear).
+fn bind_sqlite(statement: &mut rusqlite::Statement<'_>, params: &[Param]) -> rusqlite::Result<()> {
+    for (i, param) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = statement
+            .parameter_index(&name)?
+            .ok_or(rusqlite::Error::InvalidParameterName(name))?;
+        match param {
+            Param::Text(value) => statement.raw_bind_parameter(index, value)?,
+            Param::Int(value) => statement.raw_bind_parameter(index, value)?,
+            Param::Time(value) => {
+                statement.raw_bind_parameter(index, shequ_chassis::clock::to_millis(*value))?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sql` on PostgreSQL with `params` bound in order.
+fn postgres_query<'q>(
+    sql: &'q str,
+    params: &[Param],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    params
+        .iter()
+        .fold(sqlx::query(sql), |query, param| match param.clone() {
+            Param::Text(value) => query.bind(value),
+            Param::Int(value) => query.bind(value),
+            Param::Time(value) => query.bind(value),
+        })
+}
+
+/// Runs `sql` with `params` in a transaction of its own (on SQLite's writer
+/// thread, or the PostgreSQL pool); the rows affected.
+pub(crate) async fn execute(db: &Database, sql: &str, params: &[Param]) -> anyhow::Result<u64> {
+    match db {
+        Database::Sqlite(sqlite) => {
+            let (sql, params) = (sql.to_owned(), params.to_vec());
+            let affected = sqlite
+                .unit(move |conn| {
+                    let mut statement = conn.prepare(&sql)?;
+                    bind_sqlite(&mut statement, &params)?;
+                    statement.raw_execute()
+                })
+                .await
+                .map_err(DbError::from)?;
+            Ok(affected as u64)
+        }
+        Database::Postgres(pg) => {
+            let done = postgres_query(sql, params).execute(pg.pool()).await;
+            Ok(pg.written(done)?.rows_affected())
+        }
+    }
+}
+
+/// The first column of every row `sql` gives, as decoded to `T` (on
+/// SQLite's read-only connections, or the PostgreSQL pool).
+async fn column<T>(db: &Database, sql: &str, params: &[Param]) -> anyhow::Result<Vec<T>>
+where
+    T: rusqlite::types::FromSql
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + 'static,
+{
+    match db {
+        Database::Sqlite(sqlite) => {
+            let (sql, params) = (sql.to_owned(), params.to_vec());
+            let values = sqlite
+                .read(move |conn| {
+                    let mut statement = conn.prepare(&sql)?;
+                    bind_sqlite(&mut statement, &params)?;
+                    let mut rows = statement.raw_query();
+                    let mut values = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        values.push(row.get(0)?);
+                    }
+                    Ok::<_, rusqlite::Error>(values)
+                })
+                .await?;
+            Ok(values)
+        }
+        Database::Postgres(pg) => {
+            let rows = postgres_query(sql, params).fetch_all(pg.pool()).await?;
+            Ok(rows
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?)
+        }
+    }
+}
+
+/// The integer the first row's first column holds (`SELECT COUNT(*) …`).
+pub(crate) async fn count(db: &Database, sql: &str, params: &[Param]) -> anyhow::Result<i64> {
+    column::<i64>(db, sql, params)
+        .await?
+        .first()
+        .copied()
+        .with_context(|| format!("no row from {sql}"))
+}
+
+/// The first column of every row, as integers.
+pub(crate) async fn ints(db: &Database, sql: &str, params: &[Param]) -> anyhow::Result<Vec<i64>> {
+    column(db, sql, params).await
+}
+
+/// The first column of every row, as text (`None` for NULL).
+pub(crate) async fn texts(
+    db: &Database,
+    sql: &str,
+    params: &[Param],
+) -> anyhow::Result<Vec<Option<String>>> {
+    column(db, sql, params).await
+}
+
+/// (rows in the outbox, rows not yet published).
+pub(crate) async fn outbox_counts(db: &Database) -> anyhow::Result<(i64, i64)> {
+    let total = count(db, "SELECT COUNT(*) FROM outbox", &[]).await?;
+    let pending = count(
+        db,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+        &[],
+    )
+    .await?;
+    Ok((total, pending))
+}
+
+/// Writes `events` into the outbox in one transaction and commits, as a
+/// service's store does: each row made in the caller's task (so it keeps the
+/// current trace), inserted on SQLite's writer thread or in a PostgreSQL
+/// transaction committed through [`shequ_chassis::postgres::Postgres::commit`].
+pub(crate) async fn enqueue_all(db: &Database, events: &[CloudEvent]) -> anyhow::Result<()> {
+    let rows = events
+        .iter()
+        .map(OutboxRow::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    match db {
+        Database::Sqlite(sqlite) => sqlite
+            .unit(move |conn| {
+                for row in &rows {
+                    row.insert_sqlite(conn)?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })
+            .await
+            .map_err(DbError::from)?,
+        Database::Postgres(pg) => {
+            let mut tx = pg.begin().await?;
+            for row in &rows {
+                row.insert_postgres(&mut tx).await?;
+            }
+            pg.commit(tx).await?;
+        }
+    }
     Ok(())
 }
 
