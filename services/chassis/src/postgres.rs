@@ -17,7 +17,9 @@
 //! the rest run again, each inside its own `SAVEPOINT`. A job must therefore
 //! be safe to run twice: it reads and writes only through its connection.
 //! A failed commit answers every job of the batch [`CommitError`]: nothing of
-//! it is stored.
+//! it is stored. A kind of job whose writes can be made for a whole batch with
+//! a few statements (a multi-row insert of submissions) says so with
+//! [`Job::run_together`]: then a batch costs a few round trips, not one per job.
 
 use std::future::Future;
 use std::time::Duration;
@@ -126,7 +128,7 @@ const QUEUE: usize = 4096;
 const MAX_PARAMETERS: usize = 16_000;
 
 /// One request's writes, run on the batch's transaction.
-pub trait Job: Send + 'static {
+pub trait Job: Send + Sync + 'static {
     type Output: Send + 'static;
     type Error: From<CommitError> + Send + 'static;
 
@@ -138,6 +140,35 @@ pub trait Job: Send + 'static {
         conn: &mut PgConnection,
         rows: &mut Rows,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+
+    /// Runs a whole batch at once (`jobs` in order), when the kind of job can
+    /// make the writes of many with a few statements (a multi-row insert)
+    /// instead of one round trip each: their results, in order. By default
+    /// [`Together::NotSupported`]: the writer runs each with [`Job::run`].
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        conn: &'a mut PgConnection,
+        rows: &'a mut Rows,
+    ) -> impl Future<Output = Together<Self::Output, Self::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        let _ = (jobs, conn, rows);
+        async { Together::NotSupported }
+    }
+}
+
+/// What became of a batch run at once ([`Job::run_together`]).
+#[derive(Debug)]
+pub enum Together<O, E> {
+    /// The kind of job runs one at a time.
+    NotSupported,
+    /// Each job's result, in order; a job that failed is answered its error
+    /// and the others run again, each alone.
+    Ran(Vec<Result<O, E>>),
+    /// A shared statement failed: the transaction is rolled back and each
+    /// job runs again alone, so only a job at fault fails.
+    Failed,
 }
 
 /// One column value of a row in [`Rows`].
@@ -367,6 +398,37 @@ async fn run_batch<J: Job>(
     };
     let mut done: Vec<(Queued<J>, J::Output)> = Vec::with_capacity(batch.len());
     let mut rows = Rows::default();
+    let mut batch = batch;
+    if !savepoints {
+        let jobs = batch.iter().map(|queued| &queued.job).collect();
+        match J::run_together(jobs, &mut tx, &mut rows).await {
+            Together::NotSupported => {}
+            Together::Failed => {
+                let _ = tx.rollback().await;
+                return Pass::Again(batch);
+            }
+            Together::Ran(results) if results.iter().any(Result::is_err) => {
+                let _ = tx.rollback().await;
+                let mut again = Vec::with_capacity(batch.len());
+                for (queued, result) in batch.into_iter().zip(results) {
+                    match result {
+                        Ok(_) => again.push(queued),
+                        Err(error) => {
+                            let _ = queued.reply.send(Err(error));
+                        }
+                    }
+                }
+                return Pass::Again(again);
+            }
+            Together::Ran(results) => {
+                for (queued, result) in std::mem::take(&mut batch).into_iter().zip(results) {
+                    if let Ok(output) = result {
+                        done.push((queued, output));
+                    }
+                }
+            }
+        }
+    }
     let mut jobs = batch.into_iter();
     let mut broken = None;
     while let Some(queued) = jobs.next() {

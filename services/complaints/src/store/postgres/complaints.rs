@@ -105,6 +105,74 @@ pub(super) async fn insert(
     Ok(done.rows_affected() == 1)
 }
 
+/// Inserts new complaints with one statement (column arrays); the request
+/// ids of those inserted (the others' keys were taken, by an earlier
+/// submission or one earlier in the list).
+pub(super) async fn insert_all(
+    conn: &mut PgConnection,
+    submissions: &[(&str, &Complaint)],
+) -> Result<Vec<String>, StoreError> {
+    fn texts<'a>(
+        submissions: &'a [(&str, &Complaint)],
+        column: impl Fn(&'a Complaint) -> Option<&'a str>,
+    ) -> Vec<Option<&'a str>> {
+        submissions.iter().map(|(_, c)| column(c)).collect()
+    }
+    fn times(
+        submissions: &[(&str, &Complaint)],
+        column: impl Fn(&Complaint) -> Option<DateTime<Utc>>,
+    ) -> Vec<Option<DateTime<Utc>>> {
+        submissions.iter().map(|(_, c)| column(c)).collect()
+    }
+    let keys: Vec<&str> = submissions.iter().map(|(key, _)| *key).collect();
+    let inserted: Vec<String> = sqlx::query_scalar(INSERT_ALL)
+        .bind(&keys)
+        .bind(texts(submissions, |c| Some(c.id.as_str())))
+        .bind(texts(submissions, |c| Some(c.text.as_str())))
+        .bind(texts(submissions, |c| Some(c.channel.as_str())))
+        .bind(texts(submissions, |c| c.reporter.name.as_deref()))
+        .bind(texts(submissions, |c| c.reporter.phone.as_ref().map(|p| p.as_str())))
+        .bind(texts(submissions, |c| Some(c.community_id.as_str())))
+        .bind(texts(submissions, |c| Some(c.grid_id.as_str())))
+        .bind(texts(submissions, |c| c.building_id.as_deref()))
+        .bind(texts(submissions, |c| c.location.as_deref()))
+        .bind(texts(submissions, |c| c.merchant_id.as_deref()))
+        .bind(texts(submissions, |c| c.merchant_check.map(MerchantCheck::as_str)))
+        .bind(texts(submissions, |c| c.elder_id.as_deref()))
+        .bind(times(submissions, |c| Some(c.submitted_at)))
+        .bind(texts(submissions, |c| Some(c.status.as_str())))
+        .bind(texts(submissions, |c| Some(c.category.as_str())))
+        .bind(texts(submissions, |c| Some(c.classified_by.as_str())))
+        .bind(texts(submissions, |c| Some(c.priority.as_str())))
+        .bind(texts(submissions, |c| Some(c.level.as_str())))
+        .bind(texts(submissions, |c| Some(c.assignee.as_str())))
+        .bind(times(submissions, |c| Some(c.cycle_started_at)))
+        .bind(times(submissions, |c| Some(c.response_due_at)))
+        .bind(times(submissions, |c| Some(c.resolution_due_at)))
+        .fetch_all(conn)
+        .await?;
+    Ok(inserted)
+}
+
+/// New complaints from column arrays (what a submission sets; the rest
+/// takes its defaults), keeping the order given; the request ids inserted.
+const INSERT_ALL: &str = "INSERT INTO complaints (request_id, id, text, channel, reporter_name, \
+    reporter_phone, community_id, grid_id, building_id, location, merchant_id, merchant_check, \
+    elder_id, submitted_at, status, category, classified_by, priority, level, assignee, \
+    cycle_started_at, response_due_at, resolution_due_at) \
+    SELECT request_id, id, text, channel, reporter_name, reporter_phone, community_id, grid_id, \
+    building_id, location, merchant_id, merchant_check, elder_id, submitted_at, status, category, \
+    classified_by, priority, level, assignee, cycle_started_at, response_due_at, \
+    resolution_due_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+    $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+    $20::text[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[]) \
+    WITH ORDINALITY AS s (request_id, id, text, channel, reporter_name, reporter_phone, \
+    community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
+    submitted_at, status, category, classified_by, priority, level, assignee, cycle_started_at, \
+    response_due_at, resolution_due_at, n) ORDER BY n \
+    ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+
 /// Writes back what transitions may change.
 pub(super) async fn update(conn: &mut PgConnection, c: &Complaint) -> Result<(), StoreError> {
     let assignments: Vec<String> = CHANGEABLE

@@ -15,7 +15,7 @@ mod organisation;
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::outbox::OutboxSignal;
-use shequ_chassis::postgres::{DEFAULT_MAX_BATCH, GroupCommit, Job, Postgres, Rows};
+use shequ_chassis::postgres::{DEFAULT_MAX_BATCH, GroupCommit, Job, Postgres, Rows, Together};
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 use sqlx::PgConnection;
@@ -84,6 +84,38 @@ impl Job for Submission {
         }
         rows.extend(self.rows.clone());
         Ok((self.complaint.clone(), false))
+    }
+
+    /// The whole batch's complaints in one statement; then, for the keys
+    /// that were taken, the complaints that took them.
+    async fn run_together(
+        jobs: Vec<&Self>,
+        conn: &mut PgConnection,
+        rows: &mut Rows,
+    ) -> Together<(Complaint, bool), StoreError> {
+        let submissions: Vec<(&str, &Complaint)> = jobs
+            .iter()
+            .map(|job| (job.request_id.as_str(), &job.complaint))
+            .collect();
+        let Ok(inserted) = complaints::insert_all(conn, &submissions).await else {
+            return Together::Failed;
+        };
+        let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if inserted.remove(&job.request_id) {
+                rows.extend(job.rows.clone());
+                results.push(Ok((job.complaint.clone(), false)));
+                continue;
+            }
+            let existing = complaints::by_request_id(conn, &job.request_id).await;
+            results.push(match existing {
+                Ok(Some(complaint)) => Ok((complaint, true)),
+                Ok(None) => Err(StoreError::NotFound(format!("submission {}", job.request_id))),
+                Err(_) => return Together::Failed,
+            });
+        }
+        Together::Ran(results)
     }
 }
 
