@@ -24,8 +24,9 @@
 //! COMMIT — one fsync for the batch — and only then is each caller answered.
 //! A failed commit answers every job of the batch [`CommitError`].
 //!
-//! Migrations are sqlx's (the `_sqlx_migrations` table a database written by
-//! earlier releases already has), run by [`migrate`] before the writer opens.
+//! Migrations are the files `sqlx::migrate!` embeds, run natively by
+//! [`migrate()`] before the writer opens and kept in sqlx's `_sqlx_migrations`
+//! table (the one a database written by earlier releases already has).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -256,24 +257,17 @@ pub fn is_unavailable(error: &rusqlite::Error) -> bool {
     }
 }
 
+mod migrate;
+
 static CHASSIS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Brings the file at `path` (created if missing) up to date: the chassis's
-/// migrations and then `service`'s, in version order.
-pub async fn migrate(path: &Path, service: &sqlx::migrate::Migrator) -> Result<(), Error> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?;
-    let migrated = crate::storage::merged(&[&CHASSIS, service])
-        .run(&pool)
-        .await;
-    pool.close().await;
-    Ok(migrated?)
+/// migrations and then `service`'s, in version order (see [`migrate`]).
+pub async fn migrate(path: &Path, service: &'static sqlx::migrate::Migrator) -> Result<(), Error> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || migrate::run(&path, &[&CHASSIS, service]))
+        .await
+        .map_err(|error| Error::Sqlite(format!("migrating: {error}")))?
 }
 
 /// One request's writes, run on the writer thread inside the batch's
