@@ -3,8 +3,8 @@
 //! 1. **Ceilings.** The best tonic can do here (a minimal unary RPC — the
 //!    gRPC health `Check` of a bare tonic server — at concurrency 64 over a few
 //!    HTTP/2 channels), and the best a durable per-request transaction can do
-//!    (a bare SQLite WAL transaction writing two rows, `synchronous = FULL`, as
-//!    the services open their files).
+//!    (a bare SQLite WAL transaction writing two rows through rusqlite,
+//!    `synchronous = FULL`, as the services open their files).
 //! 2. **Complaint intake.** `SubmitComplaint` at concurrency 1, 16, 64 and 256
 //!    against the complaints service (in-process, its own SQLite file, its own
 //!    `nats-server`): submissions/s and latency percentiles.
@@ -20,11 +20,17 @@
 //!    the complaints database ([`figures`]); `GetFigures` for the district
 //!    over all of them (counted in SQL), beside the old way (every row loaded
 //!    and counted in Rust, timed once); intake at c=64 again with them stored.
-//! 6. **Memory.** This process's peak RSS (client and both services), then each
+//! 6. **PostgreSQL** (at `SHEQU_BENCH_POSTGRES_URL`, by default the local
+//!    server when one answers; skipped with a note otherwise): its ceiling, a
+//!    bare per-request two-row transaction at concurrency 64 ([`postgres`]);
+//!    intake at each concurrency and propagation with complaints on a fresh
+//!    database of that server; then the same 1,000,000 complaints stored there,
+//!    `GetFigures` over them and intake again.
+//! 7. **Memory.** This process's peak RSS (client and both services), then each
 //!    service binary as a child process under load, its own peak RSS.
 //!
 //! Everything runs on 127.0.0.1, writes only to a temporary directory, and
-//! ends by itself in about three minutes. `SHEQU_BENCH_SECONDS` sets the length
+//! ends by itself in about five minutes. `SHEQU_BENCH_SECONDS` sets the length
 //! of each measured level (default 8).
 
 mod figures;
@@ -50,7 +56,6 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use shequ_tests::{NatsServer, eventually, free_port};
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -128,9 +133,9 @@ async fn bench() -> anyhow::Result<()> {
     .stop()
     .await?;
     let load = Instant::now();
-    let mut conn = sqlx::SqliteConnection::connect(&alliance_url).await?;
-    nearby::load_merchants(&mut conn).await?;
-    conn.close().await?;
+    let mut conn = rusqlite::Connection::open(&alliance_db)?;
+    nearby::load_merchants(&mut conn)?;
+    drop(conn);
     let load_time = load.elapsed();
     let alliance_clock = Arc::new(ShiftedClock::default());
     let alliance = Alliance::start(
@@ -228,24 +233,7 @@ async fn bench() -> anyhow::Result<()> {
     .await?;
     eprintln!("GetFigures over them …");
     let (from_ms, to_ms) = figures::span(until_ms);
-    let period = common::Period {
-        from: Some(timestamp(from_ms)),
-        to: Some(timestamp(to_ms)),
-    };
-    let figures_client = clients[0].clone();
-    let figures_level = run_level(1, level, move |_, _| {
-        let mut client = figures_client.clone();
-        Box::pin(async move {
-            client
-                .get_figures(pb::GetFiguresRequest {
-                    period: Some(period),
-                    ..Default::default()
-                })
-                .await?;
-            Ok(())
-        })
-    })
-    .await;
+    let figures_level = figures_level(&clients[0], until_ms, level).await;
     let loaded_rules = rules_over_loaded_rows(&complaints_url, from_ms, to_ms).await?;
     eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored …");
     let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "big").await?;
@@ -565,41 +553,38 @@ async fn echo_ceiling(time: Duration) -> anyhow::Result<Level> {
 }
 
 /// A bare SQLite file as the services open theirs (WAL, `synchronous = FULL`),
-/// one connection, one transaction after another, each inserting two rows.
+/// one rusqlite connection, one transaction after another, each inserting two
+/// rows with prepared statements: the best a durable per-request transaction
+/// can do here.
 async fn storage_ceiling(path: &Path, time: Duration) -> anyhow::Result<Level> {
-    let mut conn =
-        SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-    sqlx::raw_sql(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         CREATE TABLE things (id INTEGER PRIMARY KEY, request_id TEXT UNIQUE, body TEXT); \
-         CREATE TABLE outbox (seq INTEGER PRIMARY KEY, payload TEXT);",
-    )
-    .execute(&mut conn)
-    .await?;
-    let body = "x".repeat(600);
-    let mut level = Level::default();
-    let start = Instant::now();
-    let mut i = 0u64;
-    while start.elapsed() < time {
-        let sent = Instant::now();
-        let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO things (request_id, body) VALUES ($1, $2)")
-            .bind(format!("r{i}"))
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO outbox (payload) VALUES ($1)")
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        level.latencies.push(sent.elapsed());
-        i += 1;
-    }
-    level.elapsed = start.elapsed();
-    level.latencies.sort_unstable();
-    conn.close().await?;
-    Ok(level)
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Level> {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             CREATE TABLE things (id INTEGER PRIMARY KEY, request_id TEXT UNIQUE, body TEXT); \
+             CREATE TABLE outbox (seq INTEGER PRIMARY KEY, payload TEXT);",
+        )?;
+        let body = "x".repeat(600);
+        let mut level = Level::default();
+        let start = Instant::now();
+        let mut i = 0u64;
+        while start.elapsed() < time {
+            let sent = Instant::now();
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            conn.prepare_cached("INSERT INTO things (request_id, body) VALUES (?1, ?2)")?
+                .execute((format!("r{i}"), &body))?;
+            conn.prepare_cached("INSERT INTO outbox (payload) VALUES (?1)")?
+                .execute([&body])?;
+            conn.execute_batch("COMMIT")?;
+            level.latencies.push(sent.elapsed());
+            i += 1;
+        }
+        level.elapsed = start.elapsed();
+        level.latencies.sort_unstable();
+        Ok(level)
+    })
+    .await?
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
@@ -817,6 +802,30 @@ async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
     shequ_tests::db::count(url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await
 }
 
+/// `GetFigures` for the district over the five years before `until_ms`, one
+/// call after another.
+async fn figures_level(client: &Complaints, until_ms: i64, level: Duration) -> Level {
+    let (from_ms, to_ms) = figures::span(until_ms);
+    let period = common::Period {
+        from: Some(timestamp(from_ms)),
+        to: Some(timestamp(to_ms)),
+    };
+    let client = client.clone();
+    run_level(1, level, move |_, _| {
+        let mut client = client.clone();
+        Box::pin(async move {
+            client
+                .get_figures(pb::GetFiguresRequest {
+                    period: Some(period),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
 /// Intake at each of [`INTAKE_CONCURRENCY`], with `probe` measuring
 /// propagation during the [`MAIN_CONCURRENCY`] level.
 async fn intake_levels(
@@ -864,6 +873,11 @@ struct PostgresLevels {
     intake: Vec<(usize, Level)>,
     propagation: Vec<Duration>,
     outbox_left: i64,
+    /// How long writing [`figures::COMPLAINTS`] took, `GetFigures` over them,
+    /// and intake at [`MAIN_CONCURRENCY`] with them stored.
+    figures_load: Duration,
+    figures: Level,
+    big_intake: Level,
 }
 
 impl PostgresLevels {
@@ -915,6 +929,26 @@ impl PostgresLevels {
             millis(percentile(&self.propagation, 0.99)),
             millis(self.propagation.last().copied().unwrap_or_default()),
         );
+        println!(
+            "how cost grows: {} complaints over five years stored (written in {:.1} s)",
+            figures::COMPLAINTS,
+            self.figures_load.as_secs_f64()
+        );
+        println!(
+            "{} {:>8}",
+            row("GetFigures, district, five years, c=1", &self.figures, "q/s"),
+            self.figures.errors
+        );
+        println!(
+            "{} {:>8} {:>8.2}×",
+            row(
+                &format!("intake c={MAIN_CONCURRENCY}, with them stored"),
+                &self.big_intake,
+                "subm/s"
+            ),
+            self.big_intake.errors,
+            self.big_intake.rate() / ceiling,
+        );
         println!("  nearby on PostgreSQL: not measured yet (merchant-alliance does not store natively yet)");
     }
 }
@@ -954,6 +988,15 @@ async fn postgres_levels(
     probe.once().await.context("a warm-up propagation probe on PostgreSQL")?;
     let (intake, propagation) = intake_levels(&clients, &buildings, &probe, level).await?;
     let outbox_left = outbox_backlog(complaints_db.url()).await?;
+    let until_ms = chrono::Utc::now().timestamp_millis();
+    eprintln!("storing {} complaints in PostgreSQL …", figures::COMPLAINTS);
+    let figures_load =
+        figures::load_postgres(complaints_db.url(), until_ms, COMMUNITIES, GRIDS).await?;
+    eprintln!("GetFigures over them on PostgreSQL …");
+    let figures = figures_level(&clients[0], until_ms, level).await;
+    eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored in PostgreSQL …");
+    let big_intake =
+        intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "pg-big").await?;
     drop(clients);
     complaints.stop().await?;
     Ok(PostgresLevels {
@@ -961,6 +1004,9 @@ async fn postgres_levels(
         intake,
         propagation,
         outbox_left,
+        figures_load,
+        figures,
+        big_intake,
     })
 }
 

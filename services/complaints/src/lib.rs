@@ -7,8 +7,11 @@
 //! - [`access`]: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: kinds, reporter masking, classification, time
 //!   limits, the organisation, the complaint lifecycle, figures.
-//! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
-//!   transaction with its history entry and outbox event.
+//! - [`store`]: the service's storage, [`store::Complaints`] (its domain
+//!   operations), implemented natively per backend: [`store::sqlite`]
+//!   (rusqlite on the writer thread; `complaints`, `figures`, `organisation`)
+//!   and [`store::postgres`] (`timestamptz`, `boolean`; the same split); each
+//!   change is one transaction with its history entry and outbox event.
 //! - [`events`]: the event each transition publishes.
 //! - [`grpc`]: the `shequ.complaints.v1` adapter: validation and error mapping.
 //! - [`merchants`]: asking merchant-alliance about a complaint's merchant, with a deadline.

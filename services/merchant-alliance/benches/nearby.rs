@@ -24,7 +24,6 @@ use shequ_merchant_alliance::domain::cells;
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
 use shequ_tests::NatsServer;
-use sqlx::{Connection, Row, SqliteConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -65,12 +64,10 @@ async fn bench() -> anyhow::Result<()> {
     // 1. Schema by the service's own migrations, then the bulk load.
     let service = Service::start(&nats.url(), data.path(), &db_path).await?;
     service.stop().await?;
-    let url = format!("sqlite://{}", db_path.display());
-    let mut conn = SqliteConnection::connect(&url)
-        .await
-        .with_context(|| format!("opening {url}"))?;
+    let mut conn = rusqlite::Connection::open(&db_path)
+        .with_context(|| format!("opening {}", db_path.display()))?;
     let load = Instant::now();
-    load_merchants(&mut conn).await?;
+    load_merchants(&mut conn)?;
     let load_time = load.elapsed();
     println!(
         "loaded {MERCHANTS} merchants into SQLite in {:.2} s ({:.0} rows/s, one transaction)",
@@ -79,9 +76,9 @@ async fn bench() -> anyhow::Result<()> {
     );
 
     // 2. What a query reads: cells, candidate rows, and the plan.
-    candidates_per_query(&mut conn).await?;
-    check_query_plan(&mut conn).await?;
-    conn.close().await?;
+    candidates_per_query(&conn)?;
+    check_query_plan(&conn)?;
+    drop(conn);
 
     // 3. Serve from the loaded file and measure.
     let service = Service::start(&nats.url(), data.path(), &db_path).await?;
@@ -176,7 +173,7 @@ impl Service {
 
 /// Prints how many cells cover a 15-minute circle, and how many dining rows the
 /// store reads (and decodes) for it before filtering by exact distance.
-async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+fn candidates_per_query(conn: &rusqlite::Connection) -> anyhow::Result<()> {
     const SAMPLE: usize = 200;
     let mut random = Lcg::new(7);
     let (mut cell_counts, mut row_counts) = (Vec::new(), Vec::new());
@@ -187,12 +184,14 @@ async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()>
             .map(|c| format!("'{c}'"))
             .collect::<Vec<_>>()
             .join(",");
-        let rows: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM merchants WHERE category = 'dining' AND status = 'active' \
-             AND cell IN ({list})"
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
+        let rows: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM merchants WHERE category = 'dining' AND status = 'active' \
+                 AND cell IN ({list})"
+            ),
+            [],
+            |row| row.get(0),
+        )?;
         cell_counts.push(cover.len());
         row_counts.push(usize::try_from(rows)?);
     }
@@ -213,36 +212,40 @@ async fn candidates_per_query(conn: &mut SqliteConnection) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Prints the plan of the nearby query's first pass and fails unless it reads
-/// the covering `merchants_nearby` index alone (no table lookups).
-async fn check_query_plan(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+/// Prints the plan of the nearby query's pages (as the store asks it: cells
+/// as a JSON array, the tag matched with `json_each`) and fails unless they
+/// read the covering `merchants_nearby` index alone (no table lookups).
+fn check_query_plan(conn: &rusqlite::Connection) -> anyhow::Result<()> {
     let distance = "((latitude - 34.8) * (latitude - 34.8) \
                     + (longitude - 113.66) * (longitude - 113.66) * 0.674)";
-    let sql = format!(
-        "SELECT id, latitude, longitude FROM merchants WHERE category = 'dining' \
-         AND status = 'active' AND latitude BETWEEN 34.79 AND 34.81 \
-         AND longitude BETWEEN 113.65 AND 113.67 AND {distance} <= 0.0001 \
-         AND cell IN ('wqj6xb','wqj6xc') ORDER BY {distance}, id LIMIT 20 OFFSET 0"
-    );
-    let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .fetch_all(&mut *conn)
-        .await?;
-    let plan = rows
-        .iter()
-        .map(|row| row.try_get::<String, _>("detail"))
-        .collect::<Result<Vec<_>, _>>()?;
-    println!("EXPLAIN QUERY PLAN {sql}");
-    for line in &plan {
-        println!("  {line}");
-    }
-    if plan.iter().any(|line| line.starts_with("SCAN merchants")) {
-        bail!("the nearby query scans the whole merchants table: {plan:?}");
-    }
-    if !plan
-        .iter()
-        .any(|line| line.contains("COVERING INDEX merchants_nearby"))
-    {
-        bail!("the nearby query does not read the merchants_nearby index alone: {plan:?}");
+    for tag in [
+        "",
+        " AND EXISTS (SELECT 1 FROM json_each(service_tags) WHERE json_each.value = 'elder_meals')",
+    ] {
+        let sql = format!(
+            "SELECT id, latitude, longitude FROM merchants WHERE category = 'dining' \
+             AND status = 'active' AND latitude BETWEEN 34.79 AND 34.81 \
+             AND longitude BETWEEN 113.65 AND 113.67 AND {distance} <= 0.0001 \
+             AND cell IN (SELECT value FROM json_each('[\"wqj6xb\",\"wqj6xc\"]')){tag} \
+             ORDER BY {distance}, id LIMIT 20 OFFSET 0"
+        );
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let plan = statement
+            .query_map([], |row| row.get::<_, String>(3))?
+            .collect::<Result<Vec<_>, _>>()?;
+        println!("EXPLAIN QUERY PLAN {sql}");
+        for line in &plan {
+            println!("  {line}");
+        }
+        if plan.iter().any(|line| line.starts_with("SCAN merchants")) {
+            bail!("the nearby query scans the whole merchants table: {plan:?}");
+        }
+        if !plan
+            .iter()
+            .any(|line| line.contains("COVERING INDEX merchants_nearby"))
+        {
+            bail!("the nearby query does not read the merchants_nearby index alone: {plan:?}");
+        }
     }
     Ok(())
 }

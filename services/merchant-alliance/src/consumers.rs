@@ -6,18 +6,14 @@
 //!   complaint changes nothing until it is resolved again;
 //! - care events: a discounted meal booked for an elder counts as a welfare activity.
 
-use std::sync::Arc;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use shequ_chassis::clock::SharedClock;
-use shequ_chassis::inbox::{ConsumerSpec, Handler, HandlerError};
+use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome};
 use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::{CloudEvent, EventData, care, complaints};
-use sqlx::AnyConnection;
 
-use crate::domain::credit::CreditRules;
-use crate::store::{self, StoreError};
+use crate::domain::credit::{ComplaintResolution, MealBooking};
+use crate::store::{Alliance, Store, StoreError};
 
 /// The durable consumer of complaint events.
 pub fn complaint_events() -> ConsumerSpec {
@@ -43,10 +39,13 @@ pub fn care_bookings() -> ConsumerSpec {
     )
 }
 
+/// A storage failure that may pass (the database away, full or locked) is
+/// retried; any other can never apply (a stored value that does not decode).
 fn failed(error: StoreError) -> HandlerError {
-    match error {
-        StoreError::Database(error) => HandlerError::Transient(error.to_string()),
-        other => HandlerError::Malformed(other.to_string()),
+    if error.is_unavailable() {
+        HandlerError::Transient(error.to_string())
+    } else {
+        HandlerError::Malformed(error.to_string())
     }
 }
 
@@ -59,48 +58,49 @@ fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T,
 /// Applies complaint outcomes to merchants' credit.
 #[derive(Debug, Clone)]
 pub struct ComplaintOutcomes {
-    pub rules: Arc<CreditRules>,
-    pub clock: SharedClock,
+    pub store: Store,
 }
 
-impl Handler for ComplaintOutcomes {
+impl Apply for ComplaintOutcomes {
     fn wants(&self, event_type: &str) -> bool {
         // Reopened and the rest change no score (see the module doc).
         event_type == complaints::Resolved::TYPE
     }
 
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
-            if !self.wants(&event.event_type) {
-                return Ok(());
-            }
-            let resolved: complaints::Resolved = payload(event)?;
-            let Some(merchant_id) = resolved.complaint.merchant_id.as_deref() else {
-                return Ok(());
+            // Each event is claimed, also one that changes nothing here.
+            let resolution = if self.wants(&event.event_type) {
+                let resolved: complaints::Resolved = payload(event)?;
+                resolved
+                    .complaint
+                    .merchant_id
+                    .clone()
+                    .map(|merchant_id| ComplaintResolution {
+                        merchant_id,
+                        complaint_id: resolved.complaint.complaint_id.clone(),
+                        resolved_at: resolved.resolved_at,
+                        at_fault: resolved.merchant_at_fault,
+                    })
+            } else {
+                None
             };
-            let resolution = store::Resolution {
-                merchant_id,
-                complaint_id: &resolved.complaint.complaint_id,
-                resolved_at: resolved.resolved_at,
-                at_fault: resolved.merchant_at_fault,
+            let Some(resolution) = resolution else {
+                return self.store.claim_only(once).await.map_err(failed);
             };
-            let entry = store::apply_complaint_resolution(
-                conn,
-                &self.rules,
-                resolution,
-                &event.id,
-                self.clock.now(),
-            )
-            .await
-            .map_err(failed)?;
+            let (outcome, entry) = self
+                .store
+                .resolve_complaint(once, &resolution, &event.id)
+                .await
+                .map_err(failed)?;
             if let Some(entry) = entry {
-                tracing::info!(%merchant_id, complaint_id = %resolved.complaint.complaint_id, delta = entry.delta, score = entry.score_after, "credit moved by a complaint");
+                tracing::info!(merchant_id = %resolution.merchant_id, complaint_id = %resolution.complaint_id, delta = entry.delta, score = entry.score_after, "credit moved by a complaint");
             }
-            Ok(())
+            Ok(outcome)
         }
         .boxed()
     }
@@ -109,40 +109,37 @@ impl Handler for ComplaintOutcomes {
 /// Credits merchants for discounted elder meals.
 #[derive(Debug, Clone)]
 pub struct MealDiscounts {
-    pub rules: Arc<CreditRules>,
-    pub clock: SharedClock,
+    pub store: Store,
 }
 
-impl Handler for MealDiscounts {
+impl Apply for MealDiscounts {
     fn wants(&self, event_type: &str) -> bool {
         event_type == care::ServiceBooked::TYPE
     }
 
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
             let booked: care::ServiceBooked = payload(event)?;
-            let Some(merchant_id) = booked.merchant_id.as_deref() else {
-                return Ok(());
+            let booking = match booked.merchant_id {
+                Some(merchant_id) if booked.service == "meal_assistance" && booked.discounted => {
+                    MealBooking {
+                        merchant_id,
+                        booking_id: booked.booking_id,
+                        booked_for: booked.booked_for,
+                    }
+                }
+                _ => return self.store.claim_only(once).await.map_err(failed),
             };
-            if booked.service != "meal_assistance" || !booked.discounted {
-                return Ok(());
-            }
-            store::apply_meal_discount(
-                conn,
-                &self.rules,
-                merchant_id,
-                &booked.booking_id,
-                booked.booked_for,
-                &event.id,
-                self.clock.now(),
-            )
-            .await
-            .map_err(failed)?;
-            Ok(())
+            let (outcome, _) = self
+                .store
+                .credit_meal_discount(once, &booking, &event.id)
+                .await
+                .map_err(failed)?;
+            Ok(outcome)
         }
         .boxed()
     }

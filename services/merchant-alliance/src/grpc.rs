@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use chrono::Weekday;
 use shequ_chassis::grpc::{
-    database_failed, invalid_argument, optional_enum, page_size, required_enum, required_time,
-    storage_failed, timestamp,
+    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
+    storage_error, storage_failed, timestamp,
 };
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
 use crate::domain::awards::{AwardRules, Period, evaluate};
+use crate::domain::credit::CreditEntry;
 use crate::domain::geo::{Datum, Point};
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, parse_tags,
@@ -21,7 +22,7 @@ use crate::domain::merchant::{
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::opening_hours::OpeningHours;
 use crate::domain::{FieldError, fields};
-use crate::store::{CreditEntry, ListFilter, Store, StoreError};
+use crate::store::{Alliance, ListFilter, Store, StoreError};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
 const MAX_NEARBY_LIMIT: u32 = 100;
@@ -49,7 +50,8 @@ impl From<StoreError> for Status {
             StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
             StoreError::Field(error) => error.into(),
             StoreError::Conflict(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(error) => database_failed(&error),
+            StoreError::Database(error) => storage_error(&error),
+            StoreError::Commit(error) => not_stored(&error),
             StoreError::Event(_) => storage_failed(&error),
         }
     }

@@ -6,11 +6,16 @@
 //! - [`access`]: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: merchants, coordinates and datums, geohash
 //!   cells, opening hours, the circle, credit rules, award rules.
-//! - [`store`]: the database adapter (SQLite or PostgreSQL): merchants indexed by
-//!   category and cell, the credit ledger, activities, awards; each change is one
-//!   transaction with its outbox events.
+//! - [`store`]: the storage, as the domain asks for it ([`store::Alliance`]),
+//!   with one native implementation per backend: [`store::sqlite`] (rusqlite on
+//!   the writer thread) and [`store::postgres`] (sqlx's PostgreSQL driver), each
+//!   split into `merchants`, `nearby` (the circle, by category and cell),
+//!   `ledger` (credit entries, activities, complaint deductions, meal
+//!   discounts) and `awards`; [`store::Store`] is whichever the URL chose. Each
+//!   change is one transaction with its outbox events.
 //! - [`grpc`]: the `shequ.alliance.v1` adapter: validation and error mapping.
-//! - [`consumers`]: complaint outcomes and discounted elder meals, applied once.
+//! - [`consumers`]: complaint outcomes and discounted elder meals, applied once
+//!   (each claimed in the transaction of its effect, on either backend).
 //! - [`Config`], [`Application`]: settings, and the service assembled from the
 //!   chassis; `main.rs` only parses the config and runs it.
 
@@ -27,6 +32,7 @@ use std::sync::Arc;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
+use shequ_chassis::database::Database;
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -55,7 +61,8 @@ pub const STREAM: StreamSpec = StreamSpec {
     subjects: contract::SUBJECTS,
 };
 
-static MIGRATIONS: Migrations = Migrations {
+/// The service's migrations, one directory per backend.
+pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &sqlx::migrate!("migrations/sqlite"),
     postgres: &sqlx::migrate!("migrations/postgres"),
 };
@@ -96,9 +103,9 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    runtime: Runtime,
+    runtime: Runtime<Database>,
     api: AllianceApi,
-    credit: Arc<CreditRules>,
+    store: Store,
 }
 
 impl Application {
@@ -121,7 +128,7 @@ impl Application {
             config.award_rules_file.as_deref(),
             AwardRules::from_json,
         )?);
-        let runtime: Runtime = Runtime::start(
+        let runtime: Runtime<Database> = Runtime::start(
             "merchant-alliance",
             &config.common,
             DEFAULT_GRPC_ADDR,
@@ -135,11 +142,11 @@ impl Application {
             runtime.db.clone(),
             runtime.outbox.clone(),
             Arc::clone(&runtime.clock),
-            Arc::clone(&credit),
+            credit,
         );
         Ok(Self {
-            api: AllianceApi::new(store, awards, speed),
-            credit,
+            api: AllianceApi::new(store.clone(), awards, speed),
+            store,
             runtime,
         })
     }
@@ -156,18 +163,16 @@ impl Application {
     /// then stops in order (see the chassis runtime).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
         let rt = &self.runtime;
-        let complaints = rt.inbox(
+        let complaints = rt.consumer(
             consumers::complaint_events(),
             ComplaintOutcomes {
-                rules: Arc::clone(&self.credit),
-                clock: Arc::clone(&rt.clock),
+                store: self.store.clone(),
             },
         );
-        let meals = rt.inbox(
+        let meals = rt.consumer(
             consumers::care_bookings(),
             MealDiscounts {
-                rules: Arc::clone(&self.credit),
-                clock: Arc::clone(&rt.clock),
+                store: self.store.clone(),
             },
         );
         let tasks: Vec<Task> = vec![

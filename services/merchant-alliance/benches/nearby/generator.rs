@@ -9,7 +9,6 @@ use shequ_merchant_alliance::domain::geo::{Point, wgs84_to_gcj02};
 use shequ_merchant_alliance::domain::opening_hours::{self, OpeningHours};
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
-use sqlx::{Connection, SqliteConnection};
 
 /// Merchants loaded.
 pub(crate) const MERCHANTS: usize = 50_000;
@@ -73,8 +72,9 @@ impl Lcg {
 }
 
 /// Inserts [`MERCHANTS`] generated merchants in one transaction into the
-/// service's SQLite file (schema made by its migrations).
-pub(crate) async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Result<()> {
+/// service's SQLite file (schema made by its migrations), on `conn` (rusqlite,
+/// as the service's own store).
+pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
     let daily = opening_hours::to_json(&[OpeningHours::parse(
         "opening_hours",
         all_week(),
@@ -101,7 +101,13 @@ pub(crate) async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Resul
     let now = chrono::Utc::now().timestamp_millis();
     let total_weight: u32 = CATEGORIES.iter().map(|(_, w)| w).sum();
     let mut random = Lcg::new(20_261_128);
-    let mut tx = conn.begin().await?;
+    let tx = conn.transaction()?;
+    let mut insert = tx.prepare(
+        "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
+         longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
+         suspended_reason, credit_score, registered_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
+    )?;
     for i in 0..MERCHANTS {
         let mut pick = (random.next_u64() >> 33) as u32 % total_weight;
         let mut category = CATEGORIES[CATEGORIES.len() - 1].0;
@@ -140,28 +146,23 @@ pub(crate) async fn load_merchants(conn: &mut SqliteConnection) -> anyhow::Resul
             _ => &late,
         };
         let grid = (random.next_u64() >> 33) % 120;
-        sqlx::query(
-            "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
-             longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
-             suspended_reason, credit_score, registered_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(format!("bench-{i:06}"))
-        .bind(format!("金水商户 {i:05}"))
-        .bind(category)
-        .bind(service_tags)
-        .bind(location.latitude)
-        .bind(location.longitude)
-        .bind(cells::cell_of(location))
-        .bind(format!("jinshui-{grid:03}"))
-        .bind(hours.as_str())
-        .bind(i64::from(random.chance(0.1)))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert.execute(rusqlite::params![
+            uuid::Uuid::now_v7().to_string(),
+            format!("bench-{i:06}"),
+            format!("金水商户 {i:05}"),
+            category,
+            service_tags,
+            location.latitude,
+            location.longitude,
+            cells::cell_of(location),
+            format!("jinshui-{grid:03}"),
+            hours.as_str(),
+            i64::from(random.chance(0.1)),
+            now,
+        ])?;
     }
-    tx.commit().await?;
+    drop(insert);
+    tx.commit()?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //!   "welfare_activity": 2, "environment_activity": 2, "elder_meal_discount": 1 }
 //! ```
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use shequ_chassis::named_enum;
 
@@ -35,6 +36,42 @@ named_enum!(
         ElderMealDiscount = "elder_meal_discount" / "助老餐优惠",
     }
 );
+
+/// One line of a merchant's credit ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditEntry {
+    pub merchant_id: String,
+    /// 1, 2, … per merchant, in the order the changes were made.
+    pub seq: i64,
+    pub delta: i32,
+    pub score_after: i32,
+    pub reason: CreditReason,
+    /// The complaint, activity or booking it is about.
+    pub reference: String,
+    pub source_event_id: Option<String>,
+    pub actor: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A complaint about a merchant resolved, as the complaints service announced
+/// it: its identity among the complaint's resolutions (one per cycle) is
+/// `resolved_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintResolution {
+    pub merchant_id: String,
+    pub complaint_id: String,
+    pub resolved_at: DateTime<Utc>,
+    pub at_fault: bool,
+}
+
+/// A discounted meal for an elder booked with a merchant through
+/// pensioner-care: a welfare activity, once per booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MealBooking {
+    pub merchant_id: String,
+    pub booking_id: String,
+    pub booked_for: DateTime<Utc>,
+}
 
 /// The amounts and bounds of the credit score.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

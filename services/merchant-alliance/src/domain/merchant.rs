@@ -155,10 +155,23 @@ impl Merchant {
         Ok(())
     }
 
+    /// Whether the merchant offers `tag` ([`OFFERS_SQLITE`] and
+    /// [`OFFERS_POSTGRES`] say the same in SQL; the store's conformance suite
+    /// holds them to it).
     pub fn offers(&self, tag: &ServiceTag) -> bool {
         self.details.service_tags.contains(tag)
     }
 }
+
+/// [`Merchant::offers`] in SQL on SQLite, where the tags are a JSON array in
+/// TEXT: the tag asked for is parameter `?11`.
+pub const OFFERS_SQLITE: &str =
+    "EXISTS (SELECT 1 FROM json_each(service_tags) WHERE json_each.value = ?11)";
+
+/// [`Merchant::offers`] in SQL on PostgreSQL, where the tags are `text[]`:
+/// parameter `$11` holds the tags asked for (all of them offered; none asked
+/// for, any merchant).
+pub const OFFERS_POSTGRES: &str = "service_tags @> $11::text[]";
 
 #[cfg(test)]
 mod tests {

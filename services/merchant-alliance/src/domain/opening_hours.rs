@@ -176,9 +176,34 @@ pub fn to_json(hours: &[OpeningHours]) -> String {
     format!("[{}]", spans.join(","))
 }
 
+/// The storage form as a JSON value (PostgreSQL keeps it as `jsonb`).
+pub fn to_value(hours: &[OpeningHours]) -> serde_json::Value {
+    let spans: Vec<serde_json::Value> = hours
+        .iter()
+        .map(|span| {
+            serde_json::json!({
+                "days": span.days.iter().map(|day| day_code(*day)).collect::<Vec<_>>(),
+                "opens": span.opens_text(),
+                "closes": span.closes_text(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(spans)
+}
+
 /// Reads the storage form back, checking it as [`OpeningHours::parse`] does.
 pub fn from_json(json: &str) -> Result<Vec<OpeningHours>, String> {
     let stored: Vec<Stored> = serde_json::from_str(json).map_err(|error| error.to_string())?;
+    checked(stored)
+}
+
+/// [`from_json`] for the storage form as a JSON value.
+pub fn from_value(value: serde_json::Value) -> Result<Vec<OpeningHours>, String> {
+    let stored: Vec<Stored> = serde_json::from_value(value).map_err(|error| error.to_string())?;
+    checked(stored)
+}
+
+fn checked(stored: Vec<Stored>) -> Result<Vec<OpeningHours>, String> {
     stored
         .into_iter()
         .enumerate()

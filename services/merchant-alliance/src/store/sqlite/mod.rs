@@ -1,0 +1,322 @@
+//! The merchant-alliance store on SQLite (rusqlite): every change (and every
+//! event applied by a consumer, with its claim) is one unit on the database's
+//! writer thread, every read runs on a read-only connection. Instants are
+//! milliseconds since the epoch, flags 0/1, service tags and opening hours
+//! JSON arrays in TEXT (read with `json_each`).
+//!
+//! - [`merchants`]: a merchant's row (insert, update, load), the list.
+//! - [`nearby`]: the convenience circle, from the `merchants_nearby` index.
+//! - [`ledger`]: credit entries, activities, complaint deductions, meal discounts.
+//! - [`awards`]: the award records of a period, and awards.
+
+mod awards;
+mod ledger;
+mod merchants;
+mod nearby;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use shequ_chassis::clock::SharedClock;
+use shequ_chassis::inbox::{Once, Outcome};
+use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
+use shequ_chassis::sqlite::{Sqlite, UnitError};
+use shequ_chassis::trace;
+
+use super::{
+    Alliance, Announce, Circle, ListFilter, MerchantChange, StoreError, award_event,
+    merchant_event, registered, whole_millis,
+};
+use crate::domain::awards::{MerchantRecord, Period};
+use crate::domain::credit::{ComplaintResolution, CreditEntry, CreditRules, MealBooking};
+use crate::domain::merchant::{ActivityKind, Category, Merchant, MerchantDetails};
+use crate::domain::nearby::{Found, Search};
+
+/// The merchant-alliance store on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(super) db: Sqlite,
+    outbox: OutboxSignal,
+    pub(super) clock: SharedClock,
+    rules: Arc<CreditRules>,
+}
+
+impl SqliteStore {
+    pub fn new(
+        db: Sqlite,
+        outbox: OutboxSignal,
+        clock: SharedClock,
+        rules: Arc<CreditRules>,
+    ) -> Self {
+        Self {
+            db,
+            outbox,
+            clock,
+            rules,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        whole_millis(self.clock.now())
+    }
+
+    /// Runs `work` as one unit on the writer thread and wakes the relay once
+    /// it has committed.
+    async fn change<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let done = self.db.unit(work).await.map_err(UnitError::flatten)?;
+        self.outbox.wake();
+        Ok(done)
+    }
+
+    pub(super) async fn claim_only(&self, once: Once) -> Result<Outcome, StoreError> {
+        self.db
+            .unit(move |conn| {
+                Ok(if once.claim_sqlite(conn)? {
+                    Outcome::Applied
+                } else {
+                    Outcome::AlreadyProcessed
+                })
+            })
+            .await
+            .map_err(UnitError::flatten)
+    }
+
+    async fn change_merchant(
+        &self,
+        id: &str,
+        change: MerchantChange,
+        actor: &str,
+    ) -> Result<Merchant, StoreError> {
+        let now = self.now();
+        let context = trace::current();
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.change(move |conn| {
+            let mut merchant = merchants::load(conn, &id)?;
+            let announce = change.announce();
+            change.apply(&mut merchant, now)?;
+            merchants::update(conn, &merchant)?;
+            let event = merchant_event(&merchant, &actor, announce, now)?;
+            OutboxRow::traced(&event, context.as_ref())?.insert_sqlite(conn)?;
+            Ok(merchant)
+        })
+        .await
+    }
+}
+
+impl Alliance for SqliteStore {
+    async fn register(
+        &self,
+        request_id: &str,
+        details: MerchantDetails,
+        actor: &str,
+    ) -> Result<(Merchant, bool), StoreError> {
+        let key = request_id.to_owned();
+        if let Some(existing) = self
+            .db
+            .read(move |conn| merchants::by_request_id(conn, &key))
+            .await?
+        {
+            return Ok((existing, true));
+        }
+        let now = self.now();
+        let merchant = registered(details, &self.rules, now);
+        let event = merchant_event(&merchant, actor, Announce::Registered, now)?;
+        let event = OutboxRow::traced(&event, trace::current().as_ref())?;
+        let request_id = request_id.to_owned();
+        self.change(move |conn| {
+            if !merchants::insert(conn, &request_id, &merchant)? {
+                // Registered meanwhile under the same key: that one is the answer.
+                return merchants::by_request_id(conn, &request_id)?
+                    .map(|merchant| (merchant, true))
+                    .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
+            }
+            event.insert_sqlite(conn)?;
+            Ok((merchant, false))
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        details: MerchantDetails,
+        actor: &str,
+    ) -> Result<Merchant, StoreError> {
+        self.change_merchant(id, MerchantChange::Update(details), actor)
+            .await
+    }
+
+    async fn suspend(&self, id: &str, reason: String, actor: &str) -> Result<Merchant, StoreError> {
+        self.change_merchant(id, MerchantChange::Suspend(reason), actor)
+            .await
+    }
+
+    async fn reinstate(&self, id: &str, actor: &str) -> Result<Merchant, StoreError> {
+        self.change_merchant(id, MerchantChange::Reinstate, actor)
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Merchant, StoreError> {
+        let id = id.to_owned();
+        self.db.read(move |conn| merchants::load(conn, &id)).await
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+        let filter = filter.clone();
+        let after = after.map(str::to_owned);
+        self.db
+            .read(move |conn| merchants::list(conn, &filter, page_size, after.as_deref()))
+            .await
+    }
+
+    async fn nearby(
+        &self,
+        search: &Search,
+        category: Category,
+        cells: &[String],
+        radius_metres: f64,
+    ) -> Result<Vec<Found>, StoreError> {
+        if cells.is_empty() {
+            return Ok(Vec::new());
+        }
+        let circle = Circle::new(search, category, cells, radius_metres);
+        let search = search.clone();
+        let now = self.clock.now();
+        self.db
+            .read(move |conn| nearby::nearby(conn, &circle, &search, radius_metres, now))
+            .await
+    }
+
+    async fn record_activity(
+        &self,
+        request_id: &str,
+        merchant_id: &str,
+        kind: ActivityKind,
+        description: &str,
+        happened_at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<(CreditEntry, bool), StoreError> {
+        let key = request_id.to_owned();
+        if let Some(entry) = self
+            .db
+            .read(move |conn| ledger::activity_entry(conn, &key))
+            .await?
+        {
+            return Ok((entry, true));
+        }
+        let activity = ledger::Activity {
+            id: uuid::Uuid::now_v7().to_string(),
+            request_id: Some(request_id.to_owned()),
+            merchant_id: merchant_id.to_owned(),
+            kind: kind.as_str(),
+            description: description.to_owned(),
+            happened_at: whole_millis(happened_at),
+            source_event_id: None,
+            actor: Some(actor.to_owned()),
+        };
+        let now = self.now();
+        let context = trace::current();
+        let rules = Arc::clone(&self.rules);
+        self.change(move |conn| {
+            ledger::record_activity(conn, &rules, kind, &activity, now, context.as_ref())
+        })
+        .await
+    }
+
+    async fn ledger(&self, merchant_id: &str) -> Result<(i32, Vec<CreditEntry>), StoreError> {
+        let id = merchant_id.to_owned();
+        self.db.read(move |conn| ledger::ledger(conn, &id)).await
+    }
+
+    async fn award_records(
+        &self,
+        period: &Period,
+    ) -> Result<Vec<(Merchant, MerchantRecord, bool)>, StoreError> {
+        let period = period.clone();
+        self.db
+            .read(move |conn| awards::records(conn, &period))
+            .await
+    }
+
+    async fn award(
+        &self,
+        merchant: &Merchant,
+        record: &MerchantRecord,
+        period: &Period,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let event = award_event(merchant, record, period, actor, now)?;
+        let event = OutboxRow::traced(&event, trace::current().as_ref())?;
+        let (merchant_id, period, actor) =
+            (merchant.id.clone(), period.name.clone(), actor.to_owned());
+        self.change(move |conn| {
+            if !awards::insert(conn, &merchant_id, &period, now, &actor)? {
+                return Ok(false);
+            }
+            event.insert_sqlite(conn)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn resolve_complaint(
+        &self,
+        once: Once,
+        resolution: &ComplaintResolution,
+        source_event_id: &str,
+    ) -> Result<(Outcome, Option<CreditEntry>), StoreError> {
+        let now = self.now();
+        let context = trace::current();
+        let rules = Arc::clone(&self.rules);
+        let resolution = resolution.clone();
+        let source = source_event_id.to_owned();
+        self.change(move |conn| {
+            if !once.claim_sqlite(conn)? {
+                return Ok((Outcome::AlreadyProcessed, None));
+            }
+            let entry = ledger::resolve_complaint(
+                conn,
+                &rules,
+                &resolution,
+                &source,
+                now,
+                context.as_ref(),
+            )?;
+            Ok((Outcome::Applied, entry))
+        })
+        .await
+    }
+
+    async fn credit_meal_discount(
+        &self,
+        once: Once,
+        booking: &MealBooking,
+        source_event_id: &str,
+    ) -> Result<(Outcome, Option<CreditEntry>), StoreError> {
+        let now = self.now();
+        let context = trace::current();
+        let rules = Arc::clone(&self.rules);
+        let booking = booking.clone();
+        let source = source_event_id.to_owned();
+        self.change(move |conn| {
+            if !once.claim_sqlite(conn)? {
+                return Ok((Outcome::AlreadyProcessed, None));
+            }
+            let entry =
+                ledger::meal_discount(conn, &rules, &booking, &source, now, context.as_ref())?;
+            Ok((Outcome::Applied, entry))
+        })
+        .await
+    }
+}

@@ -1,0 +1,201 @@
+//! The merchant-alliance store's conformance suite: every case is written
+//! once over [`Alliance`](shequ_merchant_alliance::store::Alliance) and run
+//! against both implementations, SQLite (a file of its own) and PostgreSQL (a
+//! database of its own; a failure, not a skip, under `CI=true` when no server
+//! answers).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc, Weekday};
+use shequ_chassis::clock::{ManualClock, SharedClock};
+use shequ_chassis::database::Database;
+use shequ_chassis::inbox::Once;
+use shequ_chassis::outbox::OutboxSignal;
+use shequ_merchant_alliance::domain::credit::CreditRules;
+use shequ_merchant_alliance::domain::geo::Point;
+use shequ_merchant_alliance::domain::merchant::{Category, MerchantDetails, ServiceTag};
+use shequ_merchant_alliance::domain::opening_hours::OpeningHours;
+use shequ_merchant_alliance::store::Store;
+use shequ_proto::events::CloudEvent;
+use shequ_tests::{Backend, TestDatabase};
+
+mod cases;
+
+/// One case's store, on a fresh database.
+pub(crate) struct Harness {
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub url: String,
+    _sqlite: Option<tempfile::TempDir>,
+    _postgres: TestDatabase,
+}
+
+/// Monday 2 November 2026, 10:00 in the district (02:00 UTC).
+pub(crate) fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// Jinshui District, in WGS-84.
+pub(crate) const JINSHUI: Point = Point {
+    latitude: 34.80,
+    longitude: 113.66,
+};
+
+impl Harness {
+    async fn open(backend: Backend) -> anyhow::Result<Option<Self>> {
+        let Some(database) = TestDatabase::create(backend).await? else {
+            return Ok(None);
+        };
+        let (url, dir) = match database.url() {
+            Some(url) => (url.to_owned(), None),
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("merchant-alliance.db").display()
+                );
+                (url, Some(dir))
+            }
+        };
+        let db = Database::connect(&url, &shequ_merchant_alliance::MIGRATIONS).await?;
+        let clock = ManualClock::new(start());
+        let shared: SharedClock = clock.clone();
+        Ok(Some(Self {
+            store: Store::new(
+                db,
+                OutboxSignal::default(),
+                shared,
+                Arc::new(CreditRules::default()),
+            ),
+            clock,
+            url,
+            _sqlite: dir,
+            _postgres: database,
+        }))
+    }
+
+    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
+    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        shequ_tests::db::count(&self.url, sql).await
+    }
+
+    /// Runs `sql` on the store's database, behind its back.
+    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
+        shequ_tests::db::execute(&self.url, sql, args).await
+    }
+
+    /// The claim of event `id` by `consumer`.
+    pub(crate) fn once(&self, consumer: &str, id: &str) -> Once {
+        Once::new(consumer, &event(id), start())
+    }
+}
+
+/// An event with id `id` (only its id matters to a claim).
+pub(crate) fn event(id: &str) -> CloudEvent {
+    CloudEvent {
+        specversion: "1.0".into(),
+        id: id.into(),
+        source: "/shequ/test".into(),
+        event_type: "shequ.test.thing.happened.v1".into(),
+        time: start(),
+        subject: "thing".into(),
+        datacontenttype: "application/json".into(),
+        data: serde_json::Value::Null,
+    }
+}
+
+/// Runs `case` on a fresh store on `backend`.
+pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match Harness::open(backend).await? {
+        Some(harness) => case(harness).await,
+        None => Ok(()),
+    }
+}
+
+/// Each case once per backend.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_registration_is_once_per_request_id_and_reads_back_as_answered,
+    update_suspend_and_reinstate_change_the_merchant_and_announce_each,
+    the_list_filters_and_pages_without_gaps_or_repeats,
+    nearby_finds_active_merchants_of_the_category_within_the_walk_nearest_first,
+    nearby_by_tag_agrees_with_what_each_merchant_offers,
+    nearby_open_now_follows_the_opening_hours,
+    an_activity_credits_once_per_request_id_and_the_ledger_adds_up,
+    a_deduction_is_applied_once_per_resolution_and_given_back_by_a_later_one,
+    a_meal_discount_credits_once_per_booking,
+    awards_are_once_per_merchant_and_period_with_the_records_they_judge,
+    a_stored_value_that_does_not_decode_is_an_error_not_a_default,
+);
+
+// Shared by the cases.
+
+/// A point `metres_north` of Jinshui's reference point.
+pub(crate) fn north(metres_north: f64) -> Point {
+    Point {
+        latitude: JINSHUI.latitude + metres_north / 111_195.0,
+        longitude: JINSHUI.longitude,
+    }
+}
+
+fn all_week() -> Vec<Weekday> {
+    vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ]
+}
+
+pub(crate) fn hours(opens: &str, closes: &str) -> OpeningHours {
+    OpeningHours::parse("opening_hours", all_week(), opens, closes)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+pub(crate) fn tag(value: &str) -> ServiceTag {
+    ServiceTag::parse("tag", value).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A dining merchant `metres_north` of the reference point, open 08:00-20:00
+/// daily, owned by a party member.
+pub(crate) fn dining(name: &str, metres_north: f64, tags: &[&str]) -> MerchantDetails {
+    MerchantDetails {
+        name: name.into(),
+        category: Category::Dining,
+        service_tags: tags.iter().map(|t| tag(t)).collect(),
+        location: north(metres_north),
+        address: Some("金水区某路1号".into()),
+        grid_id: "xinyuan-1".into(),
+        opening_hours: vec![hours("08:00", "20:00")],
+        party_member_owner: true,
+    }
+}
