@@ -4,13 +4,13 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use shequ_chassis::clock::to_millis;
-use shequ_chassis::inbox::{ConsumerSpec, Handler, HandlerError};
+use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome};
 use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::complaints;
 use shequ_proto::events::{CloudEvent, EventData};
-use sqlx::AnyConnection;
 
-use crate::store::{self, StoreError};
+use crate::domain::timeline::{self, Entry};
+use crate::store::{Care, Store, StoreError};
 
 /// The durable consumer of complaint events.
 pub fn complaint_events() -> ConsumerSpec {
@@ -24,9 +24,18 @@ pub fn complaint_events() -> ConsumerSpec {
     )
 }
 
-/// Writes resolved, closed and reopened complaints into elders' timelines.
-#[derive(Debug, Clone, Copy)]
-pub struct ComplaintOutcomes;
+/// Writes resolved, closed and reopened complaints into elders' timelines,
+/// each event in one transaction with its claim ([`Care::note_complaint_outcome`]).
+#[derive(Debug, Clone)]
+pub struct ComplaintOutcomes {
+    store: Store,
+}
+
+impl ComplaintOutcomes {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
 
 fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T, HandlerError> {
     event
@@ -34,7 +43,51 @@ fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T,
         .map_err(|error| HandlerError::Malformed(format!("{}: {error}", event.event_type)))
 }
 
-impl Handler for ComplaintOutcomes {
+/// The timeline entry `event` makes, if it is about an elder. Each outcome
+/// with its own identity (the fact), so a twin under a new event id adds
+/// nothing: the resolution and closing instants, the reopening's count.
+fn outcome_entry(event: &CloudEvent) -> Result<Option<Entry>, HandlerError> {
+    let (kind, outcome, complaint, fact) = match event.event_type.as_str() {
+        complaints::Resolved::TYPE => {
+            let data: complaints::Resolved = payload(event)?;
+            let fact = to_millis(data.resolved_at).to_string();
+            (
+                "complaint_resolved",
+                "resolved".to_owned(),
+                data.complaint,
+                fact,
+            )
+        }
+        complaints::Closed::TYPE => {
+            let data: complaints::Closed = payload(event)?;
+            let outcome = format!("closed, satisfaction {} of 5", data.satisfaction);
+            let fact = to_millis(data.closed_at).to_string();
+            ("complaint_closed", outcome, data.complaint, fact)
+        }
+        complaints::Reopened::TYPE => {
+            let data: complaints::Reopened = payload(event)?;
+            (
+                "complaint_reopened",
+                format!("reopened ({})", data.reason),
+                data.complaint,
+                data.reopen_count.to_string(),
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(complaint.elder_id.as_deref().map(|elder_id| {
+        timeline::complaint_outcome(
+            elder_id,
+            event.time,
+            kind,
+            &complaint.complaint_id,
+            &outcome,
+            &fact,
+        )
+    }))
+}
+
+impl Apply for ComplaintOutcomes {
     fn wants(&self, event_type: &str) -> bool {
         matches!(
             event_type,
@@ -42,62 +95,24 @@ impl Handler for ComplaintOutcomes {
         )
     }
 
-    fn handle<'a>(
+    fn apply<'a>(
         &'a self,
-        conn: &'a mut AnyConnection,
         event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        once: Once,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
-            // Each outcome with its own identity (the fact), so a twin under a
-            // new event id adds nothing: the resolution and closing instants,
-            // the reopening's count.
-            let (kind, summary, complaint, fact) = match event.event_type.as_str() {
-                complaints::Resolved::TYPE => {
-                    let data: complaints::Resolved = payload(event)?;
-                    let fact = to_millis(data.resolved_at).to_string();
-                    (
-                        "complaint_resolved",
-                        "resolved".to_owned(),
-                        data.complaint,
-                        fact,
-                    )
-                }
-                complaints::Closed::TYPE => {
-                    let data: complaints::Closed = payload(event)?;
-                    let summary = format!("closed, satisfaction {} of 5", data.satisfaction);
-                    let fact = to_millis(data.closed_at).to_string();
-                    ("complaint_closed", summary, data.complaint, fact)
-                }
-                complaints::Reopened::TYPE => {
-                    let data: complaints::Reopened = payload(event)?;
-                    (
-                        "complaint_reopened",
-                        format!("reopened ({})", data.reason),
-                        data.complaint,
-                        data.reopen_count.to_string(),
-                    )
-                }
-                _ => return Ok(()),
-            };
-            let Some(elder_id) = complaint.elder_id.as_deref() else {
-                return Ok(());
-            };
-            let summary = format!("complaint {} {summary}", complaint.complaint_id);
-            store::note_complaint_outcome(
-                conn,
-                elder_id,
-                event.time,
-                kind,
-                &summary,
-                &complaint.complaint_id,
-                &format!("{}/{fact}", complaint.complaint_id),
-            )
-            .await
-            .map_err(|error| match error {
-                StoreError::Database(error) => HandlerError::Transient(error.to_string()),
-                other => HandlerError::Malformed(other.to_string()),
-            })?;
-            Ok(())
+            let entry = outcome_entry(event)?;
+            self.store
+                .note_complaint_outcome(once, entry)
+                .await
+                .map_err(|error| match error {
+                    // The database (or its commit) failed: retried for as
+                    // long as that lasts.
+                    StoreError::Database(_) | StoreError::Commit(_) => {
+                        HandlerError::Transient(error.to_string())
+                    }
+                    other => HandlerError::Malformed(other.to_string()),
+                })
         }
         .boxed()
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use shequ_chassis::database::Database;
 use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::trace::{self, TraceContext};
@@ -32,10 +33,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::domain::filing;
 use shequ_chassis::storage::Due;
 
-use crate::store::{Filing, Store, StoreError};
+use crate::domain::filing::{self, Filing};
+use crate::store::{Care, Store, StoreError};
 
 /// How often pending filings are looked at when nobody wakes the worker.
 const POLL: Duration = Duration::from_secs(2);
@@ -51,7 +52,7 @@ pub struct FilingWorker {
     store: Store,
     client: ComplaintServiceClient<PeerChannel>,
     wake: Arc<Notify>,
-    lease: Arc<Lease>,
+    lease: Arc<Lease<Database>>,
     batch: usize,
 }
 
@@ -99,7 +100,7 @@ impl FilingWorker {
 
     /// One pass over the filings due when it starts, batch after batch until
     /// none is left; with `lease`, it stops as soon as the lease is lost.
-    async fn file_pass(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
+    async fn file_pass(&self, lease: Option<&Lease<Database>>) -> Result<Pass, StoreError> {
         let now = self.store.now();
         let mut pass = Pass::default();
         let mut after: Option<Due> = None;

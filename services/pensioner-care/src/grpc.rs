@@ -6,24 +6,26 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    database_failed, invalid_argument, optional_enum, page_size, required_enum, required_time,
-    storage_failed, timestamp,
+    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
+    storage_error, storage_failed, timestamp,
 };
 use shequ_chassis::personal::Phone;
 use shequ_proto::care::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
-use crate::domain::elder::{BirthDate, Gender, LivingSituation, district_today, parse_contacts};
-use crate::domain::fields;
-use crate::domain::risk::RiskLevel;
-use crate::domain::services::{BookingStatus, MEALS_ARE_DISCOUNTED, Service};
-use crate::domain::visits::{VisitKind, Wellbeing, parse_needs};
-use crate::meals::{MealFinder, NoMeal};
-use crate::store::{
-    Booking, Elder, ElderDetails, ElderFilter, Location, NewVisit, Pairing, Store, StoreError,
-    Visit, Volunteer,
+use crate::domain::elder::{
+    BirthDate, Elder, ElderDetails, Gender, LivingSituation, Location, district_today,
+    parse_contacts,
 };
+use crate::domain::fields;
+use crate::domain::filing::FilingStatus;
+use crate::domain::pairing::{Pairing, Volunteer};
+use crate::domain::risk::RiskLevel;
+use crate::domain::services::{Booking, BookingStatus, MEALS_ARE_DISCOUNTED, Service};
+use crate::domain::visits::{NewVisit, Visit, VisitKind, Wellbeing, parse_needs};
+use crate::meals::{MealFinder, NoMeal};
+use crate::store::{Care, ElderFilter, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct CareApi {
@@ -44,8 +46,9 @@ impl From<StoreError> for Status {
             StoreError::Field(error) => error.into(),
             StoreError::Pairing(error) => Status::failed_precondition(error.to_string()),
             StoreError::Precondition(message) => Status::failed_precondition(message),
-            StoreError::Database(error) => database_failed(&error),
+            StoreError::Database(error) => storage_error(&error),
             StoreError::Encoding(_) => storage_failed(&error),
+            StoreError::Commit(error) => not_stored(&error),
         }
     }
 }
@@ -207,7 +210,7 @@ fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
         risk: risk_to_proto(e.assessment.level),
         volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
         next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
-        overdue: e.details.consents_to_visits && e.next_visit_due_at <= now,
+        overdue: e.is_overdue(now),
     }
 }
 
@@ -239,11 +242,11 @@ fn pairing_to_proto(p: &Pairing) -> pb::Pairing {
 }
 
 fn visit_to_proto(v: &Visit) -> pb::Visit {
-    let filing = match v.filing.as_deref() {
-        Some("pending") => pb::FilingStatus::Pending,
-        Some("filed") => pb::FilingStatus::Filed,
-        Some("failed") => pb::FilingStatus::Failed,
-        _ => pb::FilingStatus::Unspecified,
+    let filing = match v.filing {
+        Some(FilingStatus::Pending) => pb::FilingStatus::Pending,
+        Some(FilingStatus::Filed) => pb::FilingStatus::Filed,
+        Some(FilingStatus::Failed) => pb::FilingStatus::Failed,
+        None => pb::FilingStatus::Unspecified,
     };
     pb::Visit {
         id: v.id.clone(),
@@ -332,11 +335,16 @@ impl pb::care_service_server::CareService for CareApi {
             overdue_only: false,
         };
         let page = r.page.unwrap_or_default();
+        let now = self.store.now();
         let (elders, next) = self
             .store
-            .elders(&filter, page_size(&page)?, offset_token(&page.page_token)?)
+            .elders(
+                &filter,
+                now,
+                page_size(&page)?,
+                offset_token(&page.page_token)?,
+            )
             .await?;
-        let now = self.store.now();
         Ok(Response::new(pb::ListEldersResponse {
             elders: elders.iter().map(|e| summary(e, now)).collect(),
             page: next_token(next),
@@ -466,11 +474,16 @@ impl pb::care_service_server::CareService for CareApi {
             ..ElderFilter::default()
         };
         let page = r.page.unwrap_or_default();
+        let now = self.store.now();
         let (elders, next) = self
             .store
-            .elders(&filter, page_size(&page)?, offset_token(&page.page_token)?)
+            .elders(
+                &filter,
+                now,
+                page_size(&page)?,
+                offset_token(&page.page_token)?,
+            )
             .await?;
-        let now = self.store.now();
         Ok(Response::new(pb::ListOverdueVisitsResponse {
             elders: elders.iter().map(|e| summary(e, now)).collect(),
             page: next_token(next),

@@ -5,10 +5,15 @@
 //!
 //! # Layout
 //! - [`access`]: which roles may call each RPC.
-//! - [`domain`]: the rules, pure: elders' details, risk, visit policy and
-//!   overdue periods, the pairing cap, services, complaint filing.
-//! - [`store`]: the database adapter (SQLite or PostgreSQL); each change is one
-//!   transaction with its timeline entries and outbox events.
+//! - [`domain`]: the entities and rules, pure: elders and their details,
+//!   risk, visit policy, "overdue" and the overdue periods, volunteers and
+//!   the pairing cap, bookings, complaint filing, the timeline's entries.
+//! - [`store`]: the service's storage, [`store::Care`] (its domain
+//!   operations), implemented natively per backend: [`store::sqlite`]
+//!   (rusqlite on the writer thread; `elders`, `pairings`, `visits`,
+//!   `bookings`, `timeline`) and [`store::postgres`] (`timestamptz`,
+//!   `boolean`, `jsonb`; the same split); each change is one transaction with
+//!   its timeline entries and outbox events.
 //! - [`grpc`]: the `shequ.care.v1` adapter: validation, error mapping, and
 //!   personal data only where it is needed.
 //! - [`filing_worker`]: files complaints from visits, retrying until the
@@ -36,6 +41,7 @@ use std::time::Duration;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
+use shequ_chassis::database::Database;
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -65,7 +71,8 @@ pub const STREAM: StreamSpec = StreamSpec {
     subjects: contract::SUBJECTS,
 };
 
-static MIGRATIONS: Migrations = Migrations {
+/// The service's migrations, per backend (the chassis's run first).
+pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &sqlx::migrate!("migrations/sqlite"),
     postgres: &sqlx::migrate!("migrations/postgres"),
 };
@@ -132,8 +139,9 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    runtime: Runtime,
+    runtime: Runtime<Database>,
     api: CareApi,
+    outcomes: ComplaintOutcomes,
     sweeper: Sweeper,
     filings: FilingWorker,
 }
@@ -144,7 +152,7 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let policy = config.visit_policy()?;
         let timeout = Duration::from_millis(config.call_timeout_ms);
-        let runtime: Runtime = Runtime::start(
+        let runtime: Runtime<Database> = Runtime::start(
             "pensioner-care",
             &config.common,
             DEFAULT_GRPC_ADDR,
@@ -173,6 +181,7 @@ impl Application {
                 Duration::from_secs(config.sweep_interval_secs),
                 runtime.metrics.clone(),
             ),
+            outcomes: ComplaintOutcomes::new(store.clone()),
             api: CareApi::new(store, meals),
             runtime,
         })
@@ -200,7 +209,7 @@ impl Application {
     /// complaint consumer running; then stops in order (see the chassis runtime).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
         let rt = &self.runtime;
-        let outcomes = rt.inbox(consumers::complaint_events(), ComplaintOutcomes);
+        let outcomes = rt.consumer(consumers::complaint_events(), self.outcomes);
         let (sweeper, filings) = (self.sweeper, self.filings);
         let tasks: Vec<Task> = vec![
             Box::new(move |stop| Box::pin(sweeper.run(stop))),

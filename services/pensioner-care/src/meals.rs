@@ -8,8 +8,8 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
 
+use crate::domain::elder::Location;
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
-use crate::store::Location;
 
 /// The merchant a meal is booked with.
 #[derive(Debug, Clone, PartialEq)]

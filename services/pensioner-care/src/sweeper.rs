@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use shequ_chassis::database::Database;
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::metrics::Metrics;
 use shequ_chassis::trace::{self, TraceContext};
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use shequ_chassis::storage::Due;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Care, Store, StoreError};
 
 /// The lease whose holder sweeps.
 pub const LEASE: &str = "overdue-sweeper";
@@ -48,7 +49,7 @@ pub struct Sweeper {
     store: Store,
     interval: Duration,
     metrics: Metrics,
-    lease: Arc<Lease>,
+    lease: Arc<Lease<Database>>,
     batch: usize,
 }
 
@@ -82,7 +83,7 @@ impl Sweeper {
     /// One pass over the elders owed a notice when it starts, batch after batch
     /// until none is left; with `lease`, it stops as soon as the lease is lost.
     /// Each pass is a trace of its own, which the events it raises carry on.
-    async fn sweep(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
+    async fn sweep(&self, lease: Option<&Lease<Database>>) -> Result<Pass, StoreError> {
         let sweep = async {
             let now = self.store.now();
             let mut pass = Pass::default();

@@ -1,15 +1,20 @@
-//! The elder's personal details that rules depend on: birth date (so age),
-//! gender, living situation and emergency contacts, parsed once so the rest of
-//! the service only ever holds valid ones.
+//! The elder (老人) in the care registry: their personal details that rules
+//! depend on — birth date (so age), gender, living situation and emergency
+//! contacts, parsed once so the rest of the service only ever holds valid
+//! ones — and the elder as registered, with their risk and visit schedule:
+//! registration, a change of details and a visit move it by the rules here
+//! (a visit recorded late does not move the anchor back).
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
 use shequ_chassis::named_enum;
 pub use shequ_chassis::personal::Phone;
 
 use super::FieldError;
 use super::fields;
+use super::risk::{Assessment, RiskFactors, assess};
+use super::visits::{self, VisitPolicy, missed_periods, next_due, next_period_due};
 
 named_enum!(
     /// As registered; shown on the elder's card.
@@ -161,6 +166,171 @@ pub fn district_time(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// A point as given, with its datum ("wgs84" or "gcj02").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub gcj02: bool,
+}
+
+impl Location {
+    /// The datum's code name, as stored.
+    pub fn datum(self) -> &'static str {
+        if self.gcj02 { "gcj02" } else { "wgs84" }
+    }
+
+    /// The point from its stored parts: both coordinates and a known datum,
+    /// or none of them; anything else is `Err` (naming what is wrong).
+    pub fn from_parts(
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+        datum: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        match (latitude, longitude, datum) {
+            (None, None, None) => Ok(None),
+            (Some(latitude), Some(longitude), Some(datum)) => {
+                let gcj02 = match datum {
+                    "gcj02" => true,
+                    "wgs84" => false,
+                    other => return Err(format!("unknown datum {other:?}")),
+                };
+                Ok(Some(Self {
+                    latitude,
+                    longitude,
+                    gcj02,
+                }))
+            }
+            _ => Err("a location needs a latitude, a longitude and a datum".into()),
+        }
+    }
+}
+
+/// What staff record about an elder. Personal data throughout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElderDetails {
+    pub name: String,
+    pub birth_date: BirthDate,
+    pub gender: Gender,
+    pub grid_id: String,
+    pub building_id: Option<String>,
+    pub address: Option<String>,
+    pub location: Option<Location>,
+    pub living: LivingSituation,
+    pub has_disability: bool,
+    pub has_chronic_illness: bool,
+    pub health_notes: Option<String>,
+    pub disability_notes: Option<String>,
+    pub contacts: Vec<EmergencyContact>,
+    pub consents_to_visits: bool,
+}
+
+impl ElderDetails {
+    /// The risk the details make as of `now`, and the visit interval (days)
+    /// `policy` sets for it.
+    pub fn assess(&self, policy: &VisitPolicy, now: DateTime<Utc>) -> (Assessment, u32) {
+        let assessment = assess(&RiskFactors {
+            age: self.birth_date.age_on(district_today(now)),
+            living: self.living,
+            disability: self.has_disability,
+            chronic_illness: self.has_chronic_illness,
+        });
+        let days = policy.interval_days(assessment.level);
+        (assessment, days)
+    }
+}
+
+/// An elder as registered: details, risk, and the visit schedule. The
+/// schedule counts from the anchor (the last visit, or registration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elder {
+    pub id: String,
+    pub details: ElderDetails,
+    pub assessment: Assessment,
+    pub visit_interval_days: u32,
+    pub last_visit_at: Option<DateTime<Utc>>,
+    pub visit_anchor_at: DateTime<Utc>,
+    pub next_visit_due_at: DateTime<Utc>,
+    pub volunteer_id: Option<String>,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl Elder {
+    /// A newly registered elder: assessed, with the first visit due one
+    /// interval after registration.
+    pub fn register(
+        id: String,
+        details: ElderDetails,
+        policy: &VisitPolicy,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (assessment, days) = details.assess(policy, now);
+        Self {
+            id,
+            visit_interval_days: days,
+            last_visit_at: None,
+            visit_anchor_at: now,
+            next_visit_due_at: next_due(now, Duration::days(days.into())),
+            volunteer_id: None,
+            registered_at: now,
+            assessment,
+            details,
+        }
+    }
+
+    /// Replaces the details: the risk and the interval follow them, and the
+    /// next visit falls due one (new) interval after the same anchor.
+    pub fn change_details(
+        &mut self,
+        details: ElderDetails,
+        policy: &VisitPolicy,
+        now: DateTime<Utc>,
+    ) {
+        let (assessment, days) = details.assess(policy, now);
+        self.details = details;
+        self.assessment = assessment;
+        self.visit_interval_days = days;
+        self.next_visit_due_at = next_due(self.visit_anchor_at, self.interval());
+    }
+
+    /// A visit at `visited_at`: it becomes the anchor, and the next visit is
+    /// due one interval after it — unless it is not after the last visit: a
+    /// visit recorded late does not move the anchor back. Whether it moved.
+    pub fn visited(&mut self, visited_at: DateTime<Utc>) -> bool {
+        if !visits::moves_anchor(self.last_visit_at, visited_at) {
+            return false;
+        }
+        self.last_visit_at = Some(visited_at);
+        self.visit_anchor_at = visited_at;
+        self.next_visit_due_at = next_due(visited_at, self.interval());
+        true
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::days(self.visit_interval_days.into())
+    }
+
+    /// Whether the elder is overdue for a visit at `now` ([`visits::is_overdue`]).
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        visits::is_overdue(self.details.consents_to_visits, self.next_visit_due_at, now)
+    }
+
+    /// The periods missed since the anchor as of `now` ([`missed_periods`]).
+    pub fn missed_periods(&self, now: DateTime<Utc>) -> Vec<(u32, DateTime<Utc>)> {
+        missed_periods(self.visit_anchor_at, self.interval(), now)
+    }
+
+    /// When the next overdue notice falls due after those missed by `now`
+    /// ([`next_period_due`]).
+    pub fn next_notice_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next_period_due(self.visit_anchor_at, self.interval(), now)
+    }
+
+    pub fn age_on(&self, day: NaiveDate) -> u32 {
+        self.details.birth_date.age_on(day)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -281,6 +451,51 @@ mod tests {
         let after = Utc.with_ymd_and_hms(2025, 6, 14, 16, 0, 0).unwrap();
         assert_eq!(district_today(before), day(2025, 6, 14));
         assert_eq!(district_today(after), day(2025, 6, 15));
+    }
+
+    fn registered(now: DateTime<Utc>) -> Elder {
+        let details = ElderDetails {
+            name: "王秀英".into(),
+            birth_date: BirthDate::parse("birth_date", "1941-05-03", today()).unwrap(),
+            gender: Gender::Female,
+            grid_id: "g-1".into(),
+            building_id: None,
+            address: None,
+            location: None,
+            living: LivingSituation::Alone,
+            has_disability: false,
+            has_chronic_illness: false,
+            health_notes: None,
+            disability_notes: None,
+            contacts: Vec::new(),
+            consents_to_visits: true,
+        };
+        Elder::register("e-1".into(), details, &VisitPolicy::default(), now)
+    }
+
+    #[test]
+    fn a_visit_moves_the_schedule_and_a_late_one_does_not_move_it_back() {
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 2, 0, 0).unwrap();
+        let mut elder = registered(now);
+        assert_eq!(elder.visit_interval_days, 7, "80+ and alone: weekly");
+        assert_eq!(elder.next_visit_due_at, now + Duration::days(7));
+        assert!(elder.visited(now + Duration::days(3)));
+        assert_eq!(elder.next_visit_due_at, now + Duration::days(10));
+        assert!(!elder.visited(now + Duration::days(1)), "recorded late");
+        assert_eq!(elder.visit_anchor_at, now + Duration::days(3));
+        assert!(!elder.is_overdue(now + Duration::days(9)));
+        assert!(elder.is_overdue(now + Duration::days(10)));
+        elder.details.consents_to_visits = false;
+        assert!(!elder.is_overdue(now + Duration::days(20)));
+    }
+
+    #[test]
+    fn a_location_is_whole_or_absent() {
+        assert_eq!(Location::from_parts(None, None, None), Ok(None));
+        let point = Location::from_parts(Some(34.7), Some(113.6), Some("gcj02")).unwrap();
+        assert!(point.is_some_and(|p| p.gcj02));
+        assert!(Location::from_parts(Some(34.7), None, Some("wgs84")).is_err());
+        assert!(Location::from_parts(Some(34.7), Some(113.6), Some("bd09")).is_err());
     }
 
     #[test]

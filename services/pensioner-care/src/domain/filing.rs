@@ -6,9 +6,62 @@
 //! retry after a lost reply does not file the complaint twice.
 
 use chrono::Duration;
+use shequ_chassis::named_enum;
+use shequ_chassis::trace::TraceContext;
 
 use super::fields;
-use super::visits::{VisitKind, Wellbeing};
+use super::visits::{NewVisit, VisitKind, Wellbeing};
+
+named_enum!(
+    /// Where a visit's complaint filing stands.
+    FilingStatus {
+        Pending = "pending" / "待提交",
+        Filed = "filed" / "已提交",
+        Failed = "failed" / "提交失败",
+    }
+);
+
+/// A complaint to file from a visit, as the visit stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFiling {
+    pub visit_id: String,
+    pub elder_id: String,
+    pub grid_id: String,
+    pub text: String,
+    pub urgent: bool,
+}
+
+/// The complaint visit `visit_id` of elder `elder_id` (in grid `grid_id`)
+/// files: a visit that found a concern (or an urgent need) files one, in
+/// the complaints service on the elder's grid; a good one files none.
+pub fn for_visit(
+    visit_id: &str,
+    elder_id: &str,
+    grid_id: &str,
+    visit: &NewVisit,
+) -> Option<NewFiling> {
+    visit.wellbeing.files_complaint().then(|| NewFiling {
+        visit_id: visit_id.to_owned(),
+        elder_id: elder_id.to_owned(),
+        grid_id: grid_id.to_owned(),
+        text: complaint_text(visit.wellbeing, visit.kind, &visit.needs),
+        urgent: visit.wellbeing.raises_alert(),
+    })
+}
+
+/// A complaint waiting to be filed from a visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filing {
+    pub visit_id: String,
+    pub elder_id: String,
+    pub grid_id: String,
+    pub text: String,
+    pub urgent: bool,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The trace of the request that recorded the visit, if it had one.
+    pub trace: Option<TraceContext>,
+}
 
 /// The idempotency key of the complaint filed from a visit: the same on every
 /// retry, so the complaint appears once.
@@ -68,6 +121,34 @@ pub fn backoff(attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn visit(wellbeing: Wellbeing) -> NewVisit {
+        NewVisit {
+            elder_id: "e-1".into(),
+            visitor: "v-1".into(),
+            kind: VisitKind::HomeVisit,
+            visited_at: chrono::DateTime::UNIX_EPOCH,
+            wellbeing,
+            needs: vec!["需要送餐".into()],
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn a_concern_visit_files_a_complaint_and_a_good_one_does_not() {
+        let filing = for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Concern)).unwrap();
+        assert_eq!(filing.text, "助老走访发现需求(需关注): 需要送餐");
+        assert_eq!((filing.grid_id.as_str(), filing.urgent), ("g-1", false));
+        assert!(
+            for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Urgent))
+                .unwrap()
+                .urgent
+        );
+        assert_eq!(
+            for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Good)),
+            None
+        );
+    }
 
     #[test]
     fn request_id_is_the_same_for_every_retry_of_a_visit() {

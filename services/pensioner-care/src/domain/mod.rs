@@ -1,13 +1,18 @@
 //! The pensioner-care rules, as plain types and functions with no I/O.
 //!
 //! - [`elder`]: the elder's personal details (birth date, living situation,
-//!   emergency contacts) and their parsing.
+//!   emergency contacts) and their parsing; the elder as registered, with the
+//!   visit schedule a registration, a change of details or a visit moves.
 //! - [`risk`]: the risk level and its reasons, by stated rules.
 //! - [`visits`]: visit kinds, wellbeing, needs, the visit interval per risk level
-//!   and the missed periods that make a visit overdue.
-//! - [`pairing`]: the cap of two elders per volunteer and one volunteer per elder.
-//! - [`services`]: bookable services and what a booking can come to.
-//! - [`filing`]: complaints filed from visits: their text, key and retry backoff.
+//!   and the missed periods that make a visit overdue; "overdue" itself
+//!   ([`visits::is_overdue`], and its SQL beside it).
+//! - [`pairing`]: volunteers and pairings; the cap of two elders per volunteer
+//!   and one volunteer per elder.
+//! - [`services`]: bookable services, bookings and what they can come to.
+//! - [`filing`]: complaints filed from visits: which visits file one, their
+//!   text, key and retry backoff.
+//! - [`timeline`]: the entries of an elder's timeline.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
 
 pub mod elder;
@@ -15,6 +20,7 @@ pub mod filing;
 pub mod pairing;
 pub mod risk;
 pub mod services;
+pub mod timeline;
 pub mod visits;
 
 pub use shequ_chassis::fields::{self, FieldError};

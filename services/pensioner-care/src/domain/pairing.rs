@@ -7,6 +7,38 @@
 //! (volunteer, slot) unique among active pairings: of two concurrent pairings
 //! that both chose the last free slot, one insert fails and is refused.
 
+use chrono::{DateTime, Utc};
+use shequ_chassis::personal::Phone;
+
+/// A volunteer (usually a party member) and the elders they are paired with,
+/// in slot order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volunteer {
+    pub id: String,
+    pub name: String,
+    pub phone: Phone,
+    pub grid_id: String,
+    pub party_member: bool,
+    pub elder_ids: Vec<String>,
+}
+
+/// A volunteer paired with an elder, from its start to its end (if it ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    pub id: String,
+    pub volunteer_id: String,
+    pub elder_id: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A stored slot number, if it is one (1..=MAX).
+pub fn slot(value: i64) -> Option<u8> {
+    u8::try_from(value)
+        .ok()
+        .filter(|slot| (1..=MAX_ELDERS_PER_VOLUNTEER).contains(slot))
+}
+
 /// The source says 1-2 elders per volunteer (结对帮扶 1-2 名).
 pub const MAX_ELDERS_PER_VOLUNTEER: u8 = 2;
 

@@ -2,6 +2,7 @@
 //! booking can come to. A meal booking (助餐) is served by a dining merchant of
 //! the merchant alliance near the elder's home; the others by the complex.
 
+use chrono::{DateTime, Utc};
 use shequ_chassis::named_enum;
 
 named_enum!(
@@ -32,6 +33,32 @@ pub const MEAL_WALK_MINUTES: i32 = 15;
 
 /// Alliance meals for elders are discounted (it counts as the merchant's welfare).
 pub const MEALS_ARE_DISCOUNTED: bool = true;
+
+/// A service booked for an elder, with the merchant that serves it (meals).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    pub id: String,
+    pub elder_id: String,
+    pub service: Service,
+    pub scheduled_for: DateTime<Utc>,
+    pub status: BookingStatus,
+    pub merchant_id: Option<String>,
+    pub merchant_name: Option<String>,
+    pub distance_metres: Option<f64>,
+}
+
+impl Booking {
+    /// Whether the booking is published (`ServiceBooked`): only one made.
+    pub fn is_published(&self) -> bool {
+        self.status == BookingStatus::Booked
+    }
+
+    /// Whether the merchant gives the elder the alliance's discount: a meal
+    /// booked with a merchant, when meals are discounted.
+    pub fn discounted(&self, meals_discounted: bool) -> bool {
+        meals_discounted && self.merchant_id.is_some()
+    }
+}
 
 impl BookingStatus {
     /// What the status means, in a sentence for the operator (Chinese then English).

@@ -15,6 +15,7 @@ use shequ_chassis::named_enum;
 
 use super::FieldError;
 use super::fields;
+use super::filing::FilingStatus;
 use super::risk::RiskLevel;
 
 named_enum!(
@@ -188,6 +189,63 @@ pub fn next_due(anchor: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// A new visit, parsed.
+#[derive(Debug, Clone)]
+pub struct NewVisit {
+    pub elder_id: String,
+    pub visitor: String,
+    pub kind: VisitKind,
+    pub visited_at: DateTime<Utc>,
+    pub wellbeing: Wellbeing,
+    pub needs: Vec<String>,
+    pub notes: Option<String>,
+}
+
+/// A visit as recorded, with what became of its complaint filing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visit {
+    pub id: String,
+    pub elder_id: String,
+    pub visitor: String,
+    pub kind: VisitKind,
+    pub visited_at: DateTime<Utc>,
+    pub wellbeing: Wellbeing,
+    pub needs: Vec<String>,
+    pub notes: Option<String>,
+    /// `None` when the visit files nothing.
+    pub filing: Option<FilingStatus>,
+    pub complaint_id: Option<String>,
+    pub filing_error: Option<String>,
+}
+
+/// Whether a visit at `visited_at` moves the elder's anchor, the last visit
+/// being `last_visit_at`: only one after it does — a visit recorded late
+/// does not move the anchor back.
+pub fn moves_anchor(last_visit_at: Option<DateTime<Utc>>, visited_at: DateTime<Utc>) -> bool {
+    last_visit_at.is_none_or(|last| visited_at > last)
+}
+
+/// Whether an elder is overdue for a visit at `now`: they consent to visits
+/// and their next visit was due by `now`. The one statement of "overdue":
+/// the lists ask the database for it in [`OVERDUE_SQLITE`] and
+/// [`OVERDUE_POSTGRES`] (tests hold each against this), the API says it of
+/// each elder through [`super::elder::Elder::is_overdue`].
+pub fn is_overdue(
+    consents_to_visits: bool,
+    next_visit_due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    consents_to_visits && next_visit_due_at <= now
+}
+
+/// [`is_overdue`] over `elders e` on SQLite (flags 0/1, instants in epoch
+/// milliseconds), `now` bound to `:now`.
+pub const OVERDUE_SQLITE: &str = "(e.consents_to_visits = 1 AND e.next_visit_due_at <= :now)";
+
+/// [`is_overdue`] over `elders e` on PostgreSQL (`boolean`, `timestamptz`),
+/// `now` bound to `$1`.
+pub const OVERDUE_POSTGRES: &str = "(e.consents_to_visits AND e.next_visit_due_at <= $1)";
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -316,6 +374,22 @@ mod tests {
     #[test]
     fn next_visit_is_due_one_interval_after_the_anchor() {
         assert_eq!(next_due(at(1, 8), Duration::days(14)), at(15, 8));
+    }
+
+    #[test]
+    fn a_late_visit_does_not_move_the_anchor_back() {
+        assert!(moves_anchor(None, at(1, 8)));
+        assert!(moves_anchor(Some(at(1, 8)), at(2, 8)));
+        assert!(!moves_anchor(Some(at(2, 8)), at(1, 8)));
+        assert!(!moves_anchor(Some(at(2, 8)), at(2, 8)));
+    }
+
+    #[test]
+    fn overdue_is_consenting_and_due_by_now() {
+        assert!(is_overdue(true, at(1, 8), at(1, 8)));
+        assert!(is_overdue(true, at(1, 8), at(2, 8)));
+        assert!(!is_overdue(true, at(2, 8), at(1, 8)));
+        assert!(!is_overdue(false, at(1, 8), at(2, 8)));
     }
 
     #[test]

@@ -18,7 +18,6 @@ use shequ_proto::common::v1 as common;
 use shequ_tests::{
     Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
 };
-use sqlx::{Connection, Row};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -264,25 +263,13 @@ impl TestApp {
     /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
     /// decode, a lease another replica holds). Returns the rows affected.
     pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = query.bind(*arg);
-        }
-        let affected = query.execute(&mut conn).await?.rows_affected();
-        conn.close().await?;
-        Ok(affected)
+        shequ_tests::db::execute(&self.database_url, sql, args).await
     }
 
     /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
     /// database.
     pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await?;
-        let n = sqlx::query(sql).fetch_one(&mut conn).await?.try_get("n")?;
-        conn.close().await?;
-        Ok(n)
+        shequ_tests::db::count(&self.database_url, sql).await
     }
 
     /// Another replica takes lease `name` for longer than any test runs, so
@@ -290,9 +277,12 @@ impl TestApp {
     /// passes run.
     pub(crate) async fn hold_lease_elsewhere(&self, name: &str) -> anyhow::Result<()> {
         // 2100-01-01: far past anything the manual clock reaches.
+        let expires = shequ_tests::db::instant(&self.database_url, 4_102_444_800_000);
         self.execute(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'another-replica', 4102444800000) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+            &format!(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'another-replica', {expires}) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            ),
             &[name],
         )
         .await?;

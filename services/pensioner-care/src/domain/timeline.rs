@@ -1,0 +1,163 @@
+//! An elder's timeline: what happened to them, in order — registration,
+//! pairings, visits and alerts, overdue visits, bookings, complaints filed
+//! from visits and what became of them (learned from complaint events). The
+//! entries' kinds and wording are stated here once; the store only writes them.
+
+use chrono::{DateTime, Utc};
+
+use super::elder::{Elder, district_time};
+use super::pairing::Pairing;
+use super::services::Booking;
+use super::visits::NewVisit;
+
+/// One line of an elder's timeline, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub summary: String,
+    pub reference: String,
+}
+
+/// A line to add to elder `elder_id`'s timeline. `fact` is the identity of
+/// the fact it records, for entries learned from other services' events: the
+/// timeline holds one entry per fact, however many events announce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub elder_id: String,
+    pub at: DateTime<Utc>,
+    pub kind: &'static str,
+    pub summary: String,
+    pub reference: String,
+    pub fact: Option<String>,
+}
+
+impl Entry {
+    fn new(
+        elder_id: &str,
+        at: DateTime<Utc>,
+        kind: &'static str,
+        summary: String,
+        reference: &str,
+    ) -> Self {
+        Self {
+            elder_id: elder_id.to_owned(),
+            at,
+            kind,
+            summary,
+            reference: reference.to_owned(),
+            fact: None,
+        }
+    }
+}
+
+pub fn registered(elder: &Elder, actor: &str) -> Entry {
+    let summary = format!(
+        "registered by {actor}; risk {}",
+        elder.assessment.level.as_str()
+    );
+    Entry::new(
+        &elder.id,
+        elder.registered_at,
+        "registered",
+        summary,
+        &elder.id,
+    )
+}
+
+pub fn updated(elder: &Elder, actor: &str, at: DateTime<Utc>) -> Entry {
+    let summary = format!(
+        "details updated by {actor}; risk {}",
+        elder.assessment.level.as_str()
+    );
+    Entry::new(&elder.id, at, "updated", summary, &elder.id)
+}
+
+pub fn paired(pairing: &Pairing, actor: &str) -> Entry {
+    let summary = format!("paired with volunteer {} by {actor}", pairing.volunteer_id);
+    Entry::new(
+        &pairing.elder_id,
+        pairing.started_at,
+        "paired",
+        summary,
+        &pairing.id,
+    )
+}
+
+pub fn unpaired(pairing: &Pairing, actor: &str, reason: &str, at: DateTime<Utc>) -> Entry {
+    let summary = format!(
+        "pairing with {} ended by {actor}: {reason}",
+        pairing.volunteer_id
+    );
+    Entry::new(&pairing.elder_id, at, "unpaired", summary, &pairing.id)
+}
+
+/// The visit itself, at the time it took place.
+pub fn visited(visit_id: &str, visit: &NewVisit) -> Entry {
+    let summary = format!(
+        "{} by {}: {}",
+        visit.kind.as_str(),
+        visit.visitor,
+        visit.wellbeing.as_str()
+    );
+    Entry::new(
+        &visit.elder_id,
+        visit.visited_at,
+        "visit",
+        summary,
+        visit_id,
+    )
+}
+
+/// The alert an urgent visit raises, when it is recorded.
+pub fn alert(visit_id: &str, visit: &NewVisit, at: DateTime<Utc>) -> Entry {
+    let summary = format!("urgent: alert raised by {}", visit.visitor);
+    Entry::new(&visit.elder_id, at, "alert", summary, visit_id)
+}
+
+pub fn overdue(elder_id: &str, period: u32, due_at: DateTime<Utc>, at: DateTime<Utc>) -> Entry {
+    let summary = format!(
+        "visit overdue (period {period}, due {})",
+        district_time(due_at)
+    );
+    Entry::new(elder_id, at, "visit_overdue", summary, elder_id)
+}
+
+pub fn booked(booking: &Booking, at: DateTime<Utc>) -> Entry {
+    let summary = match &booking.merchant_name {
+        Some(merchant) => format!(
+            "{} booked with {merchant}: {}",
+            booking.service.as_str(),
+            booking.status.as_str()
+        ),
+        None => format!("{}: {}", booking.service.as_str(), booking.status.as_str()),
+    };
+    Entry::new(&booking.elder_id, at, "booking", summary, &booking.id)
+}
+
+pub fn complaint_filed(elder_id: &str, complaint_id: &str, at: DateTime<Utc>) -> Entry {
+    let summary = format!("complaint {complaint_id} filed from the visit");
+    Entry::new(elder_id, at, "complaint_filed", summary, complaint_id)
+}
+
+/// What became of complaint `complaint_id` filed for elder `elder_id`
+/// (`kind` e.g. `complaint_resolved`, `outcome` e.g. "resolved"), once per
+/// `fact` of that complaint (e.g. its resolution instant).
+pub fn complaint_outcome(
+    elder_id: &str,
+    at: DateTime<Utc>,
+    kind: &'static str,
+    complaint_id: &str,
+    outcome: &str,
+    fact: &str,
+) -> Entry {
+    let mut entry = Entry::new(
+        elder_id,
+        at,
+        kind,
+        format!("complaint {complaint_id} {outcome}"),
+        complaint_id,
+    );
+    entry.fact = Some(format!("{complaint_id}/{fact}"));
+    entry
+}

@@ -1,0 +1,978 @@
+//! The pensioner-care database: elders (personal data), volunteers, pairings
+//! with their slots, visits, complaint filings, overdue notices, bookings and
+//! the timeline. Every change is one transaction with its timeline entries
+//! and its outbox events.
+//!
+//! [`Care`] is what the service asks of its storage, in the domain's terms;
+//! it has one implementation per backend, each using its database natively
+//! ([`sqlite::SqliteStore`]: rusqlite on the writer thread, instants in
+//! milliseconds, flags 0/1, JSON in text; [`postgres::PgStore`]:
+//! `timestamptz`, `boolean`, `jsonb`, `FOR UPDATE`), and [`Store`] is
+//! whichever the database URL chose. The rules stay in `domain`: a store
+//! loads an elder, lets the domain move it (registration, new details, a
+//! visit, the periods missed), and writes back what that made, with the
+//! timeline entries (`domain::timeline`) and events (here) it causes.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use shequ_chassis::clock::{SharedClock, to_millis};
+use shequ_chassis::database::{CommitError, Database, DbError};
+use shequ_chassis::events::{derived_event, new_event};
+use shequ_chassis::inbox::{Once, Outcome};
+use shequ_chassis::lease::Lease;
+use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
+use shequ_chassis::personal::Phone;
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace::TraceContext;
+use shequ_proto::events::EventData;
+use shequ_proto::events::care as contract;
+use tokio::sync::Notify;
+
+use crate::domain::FieldError;
+use crate::domain::elder::{
+    BirthDate, Elder, ElderDetails, EmergencyContact, Gender, LivingSituation, Location,
+};
+use crate::domain::filing::{Filing, FilingStatus};
+use crate::domain::pairing::{self, Pairing, PairingError, Volunteer};
+use crate::domain::risk::{Assessment, RiskLevel};
+use crate::domain::services::{Booking, BookingStatus, Service};
+use crate::domain::timeline::{Entry, TimelineEntry};
+use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// What was not found, e.g. `elder 0193…`.
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    #[error("{0}")]
+    Precondition(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be used just now: a pass over due work
+    /// stops at such an error and the next pass retries. Any other error
+    /// concerns one item (a row that does not decode, say), which the pass
+    /// skips so that the rest still get done.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(error) => error.is_unavailable(),
+            Self::Commit(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Filters of the elder list.
+#[derive(Debug, Clone, Default)]
+pub struct ElderFilter {
+    pub risk: Option<RiskLevel>,
+    pub grid_id: Option<String>,
+    pub unpaired_only: bool,
+    /// Only elders overdue for a visit ([`crate::domain::visits::is_overdue`]),
+    /// longest overdue first.
+    pub overdue_only: bool,
+}
+
+/// What the pensioner-care service asks of its storage.
+pub trait Care: Send + Sync {
+    /// Registers an elder, once per `request_id`: a repeated key returns the
+    /// elder it registered and `true`.
+    fn register_elder(
+        &self,
+        request_id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> impl Future<Output = Result<(Elder, bool), StoreError>> + Send;
+
+    /// Replaces an elder's details; the risk and visit interval follow them.
+    /// The overdue sweeper looks at the elder again from the (new) next due
+    /// date: the periods the interval now makes missed are raised, those
+    /// raised before are not raised again.
+    fn update_elder(
+        &self,
+        id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> impl Future<Output = Result<Elder, StoreError>> + Send;
+
+    fn elder(&self, id: &str) -> impl Future<Output = Result<Elder, StoreError>> + Send;
+
+    /// Elders by filter, highest risk and earliest due first (overdue only:
+    /// longest overdue first, as of `now`); a page after `offset`, and the
+    /// offset of the next page.
+    fn elders(
+        &self,
+        filter: &ElderFilter,
+        now: DateTime<Utc>,
+        page_size: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<(Vec<Elder>, Option<u64>), StoreError>> + Send;
+
+    /// Registers a volunteer, once per `request_id` (`true`: a repeated key).
+    fn register_volunteer(
+        &self,
+        request_id: &str,
+        name: &str,
+        phone: &Phone,
+        grid_id: &str,
+        party_member: bool,
+    ) -> impl Future<Output = Result<(Volunteer, bool), StoreError>> + Send;
+
+    fn volunteer(&self, id: &str) -> impl Future<Output = Result<Volunteer, StoreError>> + Send;
+
+    /// Volunteers (of a grid), by id; a page after `offset`.
+    fn volunteers(
+        &self,
+        grid_id: Option<&str>,
+        page_size: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<(Vec<Volunteer>, Option<u64>), StoreError>> + Send;
+
+    /// Pairs a volunteer with an elder, taking the volunteer's lowest free
+    /// slot ([`pairing::check`]); the cap of two holds under concurrent
+    /// requests. A `request_id` seen before returns the pairing it made.
+    fn pair(
+        &self,
+        volunteer_id: &str,
+        elder_id: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> impl Future<Output = Result<Pairing, StoreError>> + Send;
+
+    /// Ends the elder's active pairing. A `request_id` seen before returns
+    /// the pairing it ended.
+    fn unpair(
+        &self,
+        elder_id: &str,
+        reason: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> impl Future<Output = Result<Pairing, StoreError>> + Send;
+
+    /// Records a visit, once per `request_id` (`true`: a repeated key): moves
+    /// the elder's anchor ([`Elder::visited`]), stores the complaint a
+    /// concern files ([`crate::domain::filing::for_visit`]), raises an alert
+    /// for an urgent one.
+    fn record_visit(
+        &self,
+        request_id: &str,
+        visit: NewVisit,
+    ) -> impl Future<Output = Result<(Visit, bool), StoreError>> + Send;
+
+    fn visit(&self, id: &str) -> impl Future<Output = Result<Visit, StoreError>> + Send;
+
+    /// Pending filings whose next attempt is due by `now`, after `after`, at
+    /// most `limit`, in (next attempt, visit) order. A failed attempt moves
+    /// its filing's next attempt past `now` (the backoff), so a filing that
+    /// keeps failing goes behind the others rather than in front of them.
+    fn due_filings(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+
+    /// The filing of visit `visit_id` if it is still pending and due by `now`
+    /// (another pass may have tried or filed it since it was listed).
+    fn due_filing(
+        &self,
+        visit_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Filing>, StoreError>> + Send;
+
+    /// The complaint was filed: the visit keeps its id.
+    fn filing_done(
+        &self,
+        filing: &Filing,
+        complaint_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The attempt failed: try again after a backoff, or give up when `permanent`.
+    fn filing_failed(
+        &self,
+        filing: &Filing,
+        error: &str,
+        permanent: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Consenting elders with an overdue notice to raise by `now` (their next
+    /// notice is due: see [`Care::raise_overdue`]), after `after`, at most
+    /// `limit`, in (next notice, elder) order. Elders alerted for every
+    /// period missed so far are not among them.
+    fn overdue_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+
+    /// Raises one overdue notice per period elder `elder_id` has missed by
+    /// `now` (once each: the `overdue_notices` key), with its timeline entry
+    /// and event, and sets when the elder's next notice falls due, all in one
+    /// transaction. Returns how many were raised.
+    fn raise_overdue(
+        &self,
+        elder_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Records a booking, once per `request_id` (`true`: a repeated key);
+    /// only a booked one is published.
+    fn book(
+        &self,
+        request_id: &str,
+        booking: Booking,
+        discounted: bool,
+    ) -> impl Future<Output = Result<(Booking, bool), StoreError>> + Send;
+
+    /// The booking a `request_id` already made, if any.
+    fn booking_by_request(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<Booking>, StoreError>> + Send;
+
+    /// The elder's timeline, in order.
+    fn timeline(
+        &self,
+        elder_id: &str,
+    ) -> impl Future<Output = Result<Vec<TimelineEntry>, StoreError>> + Send;
+
+    /// Applies a complaint event once (`once`, claimed in the same
+    /// transaction): adds `entry` (what became of an elder's complaint) to
+    /// the timeline, only for an elder this service knows and once per the
+    /// entry's fact, however many events announce it.
+    fn note_complaint_outcome(
+        &self,
+        once: Once,
+        entry: Option<Entry>,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+}
+
+/// The pensioner-care database on whichever backend the URL chose.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Calls the same method on whichever store this is.
+macro_rules! on_backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+/// What both backends' stores hold besides their database.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) outbox: OutboxSignal,
+    pub(crate) clock: SharedClock,
+    pub(crate) policy: VisitPolicy,
+    /// Notified when a visit stores a complaint to file.
+    pub(crate) filings: Arc<Notify>,
+}
+
+impl Context {
+    /// The time, to the millisecond (see [`Store::now`]).
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        whole_millis(self.clock.now())
+    }
+}
+
+impl Store {
+    pub fn new(
+        db: Database,
+        outbox: OutboxSignal,
+        clock: SharedClock,
+        policy: VisitPolicy,
+    ) -> Self {
+        let context = Context {
+            outbox,
+            clock,
+            policy,
+            filings: Arc::default(),
+        };
+        match db {
+            Database::Sqlite(db) => Self::Sqlite(sqlite::SqliteStore::new(db, context)),
+            Database::Postgres(db) => Self::Postgres(postgres::PgStore::new(db, context)),
+        }
+    }
+
+    fn context(&self) -> &Context {
+        on_backend!(self, store => &store.context)
+    }
+
+    /// The time, to the millisecond: every instant the store writes is whole
+    /// milliseconds on either backend, so what a caller is answered is what
+    /// a later read returns.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.context().now()
+    }
+
+    /// The lease `name` in this service's database, asked for by this process
+    /// for `ttl` at a time: a singleton job runs only while holding it.
+    pub fn lease(&self, name: &str, ttl: Duration) -> Lease<Database> {
+        let db = match self {
+            Store::Sqlite(store) => Database::Sqlite(store.db.clone()),
+            Store::Postgres(store) => Database::Postgres(store.db.clone()),
+        };
+        Lease::new(
+            db,
+            name,
+            shequ_chassis::lease::process_holder(),
+            ttl,
+            Arc::clone(&self.context().clock),
+        )
+    }
+
+    /// Notified when a visit stores a complaint to file.
+    pub fn filings_waiting(&self) -> Arc<Notify> {
+        Arc::clone(&self.context().filings)
+    }
+}
+
+impl Care for Store {
+    async fn register_elder(
+        &self,
+        request_id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> Result<(Elder, bool), StoreError> {
+        on_backend!(self, store => store.register_elder(request_id, details, actor).await)
+    }
+
+    async fn update_elder(
+        &self,
+        id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> Result<Elder, StoreError> {
+        on_backend!(self, store => store.update_elder(id, details, actor).await)
+    }
+
+    async fn elder(&self, id: &str) -> Result<Elder, StoreError> {
+        on_backend!(self, store => store.elder(id).await)
+    }
+
+    async fn elders(
+        &self,
+        filter: &ElderFilter,
+        now: DateTime<Utc>,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<Elder>, Option<u64>), StoreError> {
+        on_backend!(self, store => store.elders(filter, now, page_size, offset).await)
+    }
+
+    async fn register_volunteer(
+        &self,
+        request_id: &str,
+        name: &str,
+        phone: &Phone,
+        grid_id: &str,
+        party_member: bool,
+    ) -> Result<(Volunteer, bool), StoreError> {
+        on_backend!(self, store => store.register_volunteer(request_id, name, phone, grid_id, party_member).await)
+    }
+
+    async fn volunteer(&self, id: &str) -> Result<Volunteer, StoreError> {
+        on_backend!(self, store => store.volunteer(id).await)
+    }
+
+    async fn volunteers(
+        &self,
+        grid_id: Option<&str>,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
+        on_backend!(self, store => store.volunteers(grid_id, page_size, offset).await)
+    }
+
+    async fn pair(
+        &self,
+        volunteer_id: &str,
+        elder_id: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> Result<Pairing, StoreError> {
+        on_backend!(self, store => store.pair(volunteer_id, elder_id, actor, request_id).await)
+    }
+
+    async fn unpair(
+        &self,
+        elder_id: &str,
+        reason: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> Result<Pairing, StoreError> {
+        on_backend!(self, store => store.unpair(elder_id, reason, actor, request_id).await)
+    }
+
+    async fn record_visit(
+        &self,
+        request_id: &str,
+        visit: NewVisit,
+    ) -> Result<(Visit, bool), StoreError> {
+        on_backend!(self, store => store.record_visit(request_id, visit).await)
+    }
+
+    async fn visit(&self, id: &str) -> Result<Visit, StoreError> {
+        on_backend!(self, store => store.visit(id).await)
+    }
+
+    async fn due_filings(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        on_backend!(self, store => store.due_filings(now, after, limit).await)
+    }
+
+    async fn due_filing(
+        &self,
+        visit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Filing>, StoreError> {
+        on_backend!(self, store => store.due_filing(visit_id, now).await)
+    }
+
+    async fn filing_done(&self, filing: &Filing, complaint_id: &str) -> Result<(), StoreError> {
+        on_backend!(self, store => store.filing_done(filing, complaint_id).await)
+    }
+
+    async fn filing_failed(
+        &self,
+        filing: &Filing,
+        error: &str,
+        permanent: bool,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, store => store.filing_failed(filing, error, permanent).await)
+    }
+
+    async fn overdue_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        on_backend!(self, store => store.overdue_owed(now, after, limit).await)
+    }
+
+    async fn raise_overdue(&self, elder_id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        on_backend!(self, store => store.raise_overdue(elder_id, now).await)
+    }
+
+    async fn book(
+        &self,
+        request_id: &str,
+        booking: Booking,
+        discounted: bool,
+    ) -> Result<(Booking, bool), StoreError> {
+        on_backend!(self, store => store.book(request_id, booking, discounted).await)
+    }
+
+    async fn booking_by_request(&self, request_id: &str) -> Result<Option<Booking>, StoreError> {
+        on_backend!(self, store => store.booking_by_request(request_id).await)
+    }
+
+    async fn timeline(&self, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+        on_backend!(self, store => store.timeline(elder_id).await)
+    }
+
+    async fn note_complaint_outcome(
+        &self,
+        once: Once,
+        entry: Option<Entry>,
+    ) -> Result<Outcome, StoreError> {
+        on_backend!(self, store => store.note_complaint_outcome(once, entry).await)
+    }
+}
+
+/// `at` to the millisecond.
+pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// How many rows a page reads: one more than it shows, to know whether
+/// another page follows.
+pub(crate) fn page_limit(page_size: u32) -> i64 {
+    i64::from(page_size) + 1
+}
+
+/// The page and the next page's offset from up to `page_size + 1` items read
+/// from `offset`.
+pub(crate) fn page<T>(mut items: Vec<T>, page_size: u32, offset: u64) -> (Vec<T>, Option<u64>) {
+    let next = (items.len() > page_size as usize).then(|| offset + u64::from(page_size));
+    items.truncate(page_size as usize);
+    (items, next)
+}
+
+/// An offset as a bound value.
+pub(crate) fn offset_value(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+// The events, made where the change is decided (each in the trace `context`
+// of the request or pass that causes it).
+
+fn event_row<T: EventData>(
+    subject: &str,
+    data: &T,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<OutboxRow, StoreError> {
+    let event = new_event(contract::SOURCE, subject, now, data)?;
+    Ok(OutboxRow::traced(&event, context)?)
+}
+
+pub(crate) fn elder_registered(
+    elder: &Elder,
+    context: Option<&TraceContext>,
+) -> Result<OutboxRow, StoreError> {
+    let event = contract::ElderRegistered {
+        elder_id: elder.id.clone(),
+        grid_id: elder.details.grid_id.clone(),
+        risk: elder.assessment.level.as_str().into(),
+        visit_interval_days: elder.visit_interval_days,
+        consents_to_visits: elder.details.consents_to_visits,
+    };
+    event_row(&elder.id, &event, elder.registered_at, context)
+}
+
+pub(crate) fn pairing_created(
+    pairing: &Pairing,
+    context: Option<&TraceContext>,
+) -> Result<OutboxRow, StoreError> {
+    let event = contract::PairingCreated {
+        pairing_id: pairing.id.clone(),
+        volunteer_id: pairing.volunteer_id.clone(),
+        elder_id: pairing.elder_id.clone(),
+        started_at: pairing.started_at,
+    };
+    event_row(&pairing.id, &event, pairing.started_at, context)
+}
+
+pub(crate) fn pairing_ended(
+    pairing: &Pairing,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<OutboxRow, StoreError> {
+    let event = contract::PairingEnded {
+        pairing_id: pairing.id.clone(),
+        volunteer_id: pairing.volunteer_id.clone(),
+        elder_id: pairing.elder_id.clone(),
+        ended_at: now,
+    };
+    event_row(&pairing.id, &event, now, context)
+}
+
+/// The writes of a new visit besides the visit itself: the timeline
+/// entries and the events (recorded; an alert for an urgent one).
+pub(crate) fn visit_writes(
+    visit_id: &str,
+    elder: &Elder,
+    visit: &NewVisit,
+    files_complaint: bool,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Vec<Entry>, Vec<OutboxRow>), StoreError> {
+    use crate::domain::timeline;
+    let mut entries = vec![timeline::visited(visit_id, visit)];
+    let recorded = contract::VisitRecorded {
+        visit_id: visit_id.to_owned(),
+        elder_id: elder.id.clone(),
+        visitor: visit.visitor.clone(),
+        kind: visit.kind.as_str().into(),
+        wellbeing: visit.wellbeing.as_str().into(),
+        visited_at: visit.visited_at,
+        needs_found: u32::try_from(visit.needs.len()).unwrap_or(u32::MAX),
+        files_complaint,
+    };
+    let mut events = vec![event_row(visit_id, &recorded, now, context)?];
+    if visit.wellbeing.raises_alert() {
+        entries.push(timeline::alert(visit_id, visit, now));
+        let alert = contract::AlertRaised {
+            elder_id: elder.id.clone(),
+            grid_id: elder.details.grid_id.clone(),
+            visit_id: visit_id.to_owned(),
+            raised_by: visit.visitor.clone(),
+            raised_at: now,
+        };
+        events.push(event_row(&elder.id, &alert, now, context)?);
+    }
+    Ok((entries, events))
+}
+
+/// The overdue notice of `period` (due at `due_at`) for `elder`: its
+/// timeline entry and its event, whose id is born of the notice's key, so
+/// that raised again (a database restored to before it) it is the same event.
+pub(crate) fn overdue_writes(
+    elder: &Elder,
+    period: u32,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, OutboxRow), StoreError> {
+    let entry = crate::domain::timeline::overdue(&elder.id, period, due_at, now);
+    let event = contract::VisitOverdue {
+        elder_id: elder.id.clone(),
+        grid_id: elder.details.grid_id.clone(),
+        risk: elder.assessment.level.as_str().into(),
+        volunteer_id: elder.volunteer_id.clone(),
+        period,
+        due_at,
+    };
+    let anchor = to_millis(elder.visit_anchor_at).to_string();
+    let identity = [elder.id.as_str(), &anchor, &period.to_string()];
+    let event = derived_event(contract::SOURCE, &elder.id, now, &event, &identity)?;
+    Ok((entry, OutboxRow::traced(&event, context)?))
+}
+
+/// A booking's event, if it is published.
+pub(crate) fn service_booked(
+    booking: &Booking,
+    discounted: bool,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<Option<OutboxRow>, StoreError> {
+    if !booking.is_published() {
+        return Ok(None);
+    }
+    let event = contract::ServiceBooked {
+        booking_id: booking.id.clone(),
+        elder_id: booking.elder_id.clone(),
+        service: booking.service.as_str().into(),
+        merchant_id: booking.merchant_id.clone(),
+        discounted: booking.discounted(discounted),
+        booked_for: booking.scheduled_for,
+    };
+    event_row(&booking.id, &event, now, context).map(Some)
+}
+
+// Rows as stored, decoded strictly: each backend reads its own types into
+// these, and `into_*` checks every coded value (a value that does not decode
+// is an error, never a default).
+
+fn decode(what: impl std::fmt::Display) -> DbError {
+    DbError::Decode(what.to_string())
+}
+
+fn coded<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T, DbError> {
+    parse(value).ok_or_else(|| decode(format!("unknown {column} {value:?}")))
+}
+
+/// An emergency contact as stored (in a JSON array).
+#[derive(Serialize, Deserialize)]
+struct StoredContact {
+    name: String,
+    phone: String,
+    relation: String,
+}
+
+/// The details' contacts as stored: a JSON array of {name, phone, relation}.
+pub(crate) fn contacts_json(details: &ElderDetails) -> serde_json::Value {
+    let contacts: Vec<StoredContact> = details
+        .contacts
+        .iter()
+        .map(|c| StoredContact {
+            name: c.name.clone(),
+            phone: c.phone.as_str().to_owned(),
+            relation: c.relation.clone(),
+        })
+        .collect();
+    serde_json::json!(contacts)
+}
+
+/// Stored JSON text (SQLite), parsed.
+pub(crate) fn json_text(column: &str, text: &str) -> Result<serde_json::Value, DbError> {
+    serde_json::from_str(text).map_err(|error| decode(format!("{column}: {error}")))
+}
+
+/// An elder's columns, from `elders e`, in [`ElderRow`]'s order.
+pub(crate) const ELDER_COLUMNS: &str = "e.id, e.name, e.birth_date, e.gender, e.grid_id, e.building_id, \
+    e.address, e.latitude, e.longitude, e.location_datum, e.living_situation, e.has_disability, \
+    e.has_chronic_illness, e.health_notes, e.disability_notes, e.emergency_contacts, \
+    e.consents_to_visits, e.risk, e.risk_reasons, e.visit_interval_days, e.last_visit_at, \
+    e.visit_anchor_at, e.next_visit_due_at, e.registered_at, \
+    (SELECT p.volunteer_id FROM pairings p WHERE p.elder_id = e.id AND p.ended_at IS NULL) AS volunteer_id";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ElderRow {
+    pub id: String,
+    pub name: String,
+    pub birth_date: String,
+    pub gender: String,
+    pub grid_id: String,
+    pub building_id: Option<String>,
+    pub address: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub location_datum: Option<String>,
+    pub living_situation: String,
+    pub has_disability: bool,
+    pub has_chronic_illness: bool,
+    pub health_notes: Option<String>,
+    pub disability_notes: Option<String>,
+    pub emergency_contacts: serde_json::Value,
+    pub consents_to_visits: bool,
+    pub risk: String,
+    pub risk_reasons: serde_json::Value,
+    pub visit_interval_days: i64,
+    pub last_visit_at: Option<DateTime<Utc>>,
+    pub visit_anchor_at: DateTime<Utc>,
+    pub next_visit_due_at: DateTime<Utc>,
+    pub registered_at: DateTime<Utc>,
+    pub volunteer_id: Option<String>,
+}
+
+impl ElderRow {
+    pub(crate) fn into_elder(self) -> Result<Elder, DbError> {
+        // Stored dates were checked against "today" when written; re-check only the form.
+        let stored = NaiveDate::parse_from_str(&self.birth_date, "%Y-%m-%d")
+            .map_err(|error| decode(format!("birth_date: {error}")))?;
+        let birth_date =
+            BirthDate::parse("birth_date", &self.birth_date, stored).map_err(decode)?;
+        let contacts: Vec<StoredContact> = serde_json::from_value(self.emergency_contacts)
+            .map_err(|error| decode(format!("emergency_contacts: {error}")))?;
+        let contacts = contacts
+            .iter()
+            .map(|c| EmergencyContact::parse("emergency_contacts", &c.name, &c.phone, &c.relation))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(decode)?;
+        let location = Location::from_parts(
+            self.latitude,
+            self.longitude,
+            self.location_datum.as_deref(),
+        )
+        .map_err(|error| decode(format!("location: {error}")))?;
+        let reasons: Vec<String> = serde_json::from_value(self.risk_reasons)
+            .map_err(|error| decode(format!("risk_reasons: {error}")))?;
+        let visit_interval_days = u32::try_from(self.visit_interval_days)
+            .ok()
+            .filter(|days| *days > 0)
+            .ok_or_else(|| decode(format!("visit_interval_days {}", self.visit_interval_days)))?;
+        Ok(Elder {
+            details: ElderDetails {
+                name: self.name,
+                birth_date,
+                gender: coded("gender", &self.gender, Gender::parse)?,
+                grid_id: self.grid_id,
+                building_id: self.building_id,
+                address: self.address,
+                location,
+                living: coded(
+                    "living_situation",
+                    &self.living_situation,
+                    LivingSituation::parse,
+                )?,
+                has_disability: self.has_disability,
+                has_chronic_illness: self.has_chronic_illness,
+                health_notes: self.health_notes,
+                disability_notes: self.disability_notes,
+                contacts,
+                consents_to_visits: self.consents_to_visits,
+            },
+            assessment: Assessment {
+                level: coded("risk", &self.risk, RiskLevel::parse)?,
+                reasons,
+            },
+            id: self.id,
+            visit_interval_days,
+            last_visit_at: self.last_visit_at,
+            visit_anchor_at: self.visit_anchor_at,
+            next_visit_due_at: self.next_visit_due_at,
+            volunteer_id: self.volunteer_id,
+            registered_at: self.registered_at,
+        })
+    }
+}
+
+/// A volunteer's columns, in [`VolunteerRow`]'s order (without the elders).
+pub(crate) const VOLUNTEER_COLUMNS: &str = "id, name, phone, grid_id, party_member";
+
+#[derive(Debug, Clone)]
+pub(crate) struct VolunteerRow {
+    pub id: String,
+    pub name: String,
+    pub phone: String,
+    pub grid_id: String,
+    pub party_member: bool,
+    pub elder_ids: Vec<String>,
+}
+
+impl VolunteerRow {
+    pub(crate) fn into_volunteer(self) -> Result<Volunteer, DbError> {
+        Ok(Volunteer {
+            phone: Phone::parse("phone", &self.phone).map_err(decode)?,
+            id: self.id,
+            name: self.name,
+            grid_id: self.grid_id,
+            party_member: self.party_member,
+            elder_ids: self.elder_ids,
+        })
+    }
+}
+
+/// A stored slot, checked.
+pub(crate) fn slot(value: i64) -> Result<u8, DbError> {
+    pairing::slot(value).ok_or_else(|| decode(format!("slot {value}")))
+}
+
+/// A pairing's columns, in [`Pairing`]'s order.
+pub(crate) const PAIRING_COLUMNS: &str = "id, volunteer_id, elder_id, started_at, ended_at";
+
+/// A visit's columns with its filing's, from `visits v LEFT JOIN complaint_filings f`.
+pub(crate) const VISIT_COLUMNS: &str = "v.id, v.elder_id, v.visitor, v.kind, v.visited_at, v.wellbeing, \
+    v.needs, v.notes, f.status AS filing, f.complaint_id, f.last_error";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct VisitRow {
+    pub id: String,
+    pub elder_id: String,
+    pub visitor: String,
+    pub kind: String,
+    pub visited_at: DateTime<Utc>,
+    pub wellbeing: String,
+    pub needs: serde_json::Value,
+    pub notes: Option<String>,
+    pub filing: Option<String>,
+    pub complaint_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl VisitRow {
+    pub(crate) fn into_visit(self) -> Result<Visit, DbError> {
+        Ok(Visit {
+            kind: coded("visit kind", &self.kind, VisitKind::parse)?,
+            wellbeing: coded("wellbeing", &self.wellbeing, Wellbeing::parse)?,
+            needs: serde_json::from_value(self.needs)
+                .map_err(|error| decode(format!("needs: {error}")))?,
+            filing: self
+                .filing
+                .map(|status| coded("filing status", &status, FilingStatus::parse))
+                .transpose()?,
+            id: self.id,
+            elder_id: self.elder_id,
+            visitor: self.visitor,
+            visited_at: self.visited_at,
+            notes: self.notes,
+            complaint_id: self.complaint_id,
+            filing_error: self.last_error,
+        })
+    }
+}
+
+/// A booking's columns, in [`BookingRow`]'s order.
+pub(crate) const BOOKING_COLUMNS: &str =
+    "id, elder_id, service, scheduled_for, status, merchant_id, merchant_name, distance_metres";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct BookingRow {
+    pub id: String,
+    pub elder_id: String,
+    pub service: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub status: String,
+    pub merchant_id: Option<String>,
+    pub merchant_name: Option<String>,
+    pub distance_metres: Option<f64>,
+}
+
+impl BookingRow {
+    pub(crate) fn into_booking(self) -> Result<Booking, DbError> {
+        Ok(Booking {
+            service: coded("service", &self.service, Service::parse)?,
+            status: coded("booking status", &self.status, BookingStatus::parse)?,
+            id: self.id,
+            elder_id: self.elder_id,
+            scheduled_for: self.scheduled_for,
+            merchant_id: self.merchant_id,
+            merchant_name: self.merchant_name,
+            distance_metres: self.distance_metres,
+        })
+    }
+}
+
+/// A filing's columns, in [`FilingRow`]'s order.
+pub(crate) const FILING_COLUMNS: &str =
+    "visit_id, elder_id, grid_id, text, urgent, attempts, traceparent";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct FilingRow {
+    pub visit_id: String,
+    pub elder_id: String,
+    pub grid_id: String,
+    pub text: String,
+    pub urgent: bool,
+    pub attempts: i64,
+    pub traceparent: Option<String>,
+}
+
+impl FilingRow {
+    pub(crate) fn into_filing(self) -> Result<Filing, DbError> {
+        Ok(Filing {
+            attempts: u32::try_from(self.attempts)
+                .map_err(|_| decode(format!("attempts {}", self.attempts)))?,
+            trace: self
+                .traceparent
+                .map(|header| {
+                    TraceContext::parse(&header)
+                        .ok_or_else(|| decode(format!("traceparent {header:?}")))
+                })
+                .transpose()?,
+            visit_id: self.visit_id,
+            elder_id: self.elder_id,
+            grid_id: self.grid_id,
+            text: self.text,
+            urgent: self.urgent,
+        })
+    }
+}
+
+/// A timeline row, checked.
+pub(crate) fn timeline_entry(
+    at: DateTime<Utc>,
+    kind: String,
+    summary: String,
+    reference: String,
+) -> TimelineEntry {
+    TimelineEntry {
+        at,
+        kind,
+        summary,
+        reference,
+    }
+}

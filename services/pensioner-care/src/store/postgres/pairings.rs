@@ -1,0 +1,253 @@
+//! Volunteers and pairings on PostgreSQL: each active pairing takes slot 1 or
+//! 2 of its volunteer, whose row a pairing locks (`FOR UPDATE`), so
+//! concurrent pairings of one volunteer are counted one after the other; the
+//! unique keys hold the cap and one volunteer per elder whatever happens.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection};
+
+use crate::domain::pairing::{Pairing, Volunteer};
+use crate::store::{
+    PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
+    slot,
+};
+
+/// Inserts a volunteer; `false` when `request_id` is taken.
+pub(super) async fn insert_volunteer(
+    conn: &mut PgConnection,
+    request_id: &str,
+    volunteer: &Volunteer,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(&volunteer.id)
+    .bind(request_id)
+    .bind(&volunteer.name)
+    .bind(volunteer.phone.as_str())
+    .bind(&volunteer.grid_id)
+    .bind(volunteer.party_member)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+#[derive(FromRow)]
+struct StoredVolunteer {
+    id: String,
+    name: String,
+    phone: String,
+    grid_id: String,
+    party_member: bool,
+    elder_ids: Vec<String>,
+}
+
+impl StoredVolunteer {
+    fn into_volunteer(self) -> Result<Volunteer, StoreError> {
+        Ok(VolunteerRow {
+            id: self.id,
+            name: self.name,
+            phone: self.phone,
+            grid_id: self.grid_id,
+            party_member: self.party_member,
+            elder_ids: self.elder_ids,
+        }
+        .into_volunteer()?)
+    }
+}
+
+/// A volunteer's columns and their elders in slot order.
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{VOLUNTEER_COLUMNS}, ARRAY(SELECT p.elder_id FROM pairings p \
+         WHERE p.volunteer_id = volunteers.id AND p.ended_at IS NULL ORDER BY p.slot) AS elder_ids"
+    )
+});
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM volunteers WHERE id = $1", *COLUMNS));
+static BY_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM volunteers WHERE request_id = $1", *COLUMNS));
+static LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM volunteers WHERE ($1::text IS NULL OR grid_id = $1) \
+         ORDER BY id LIMIT $2 OFFSET $3",
+        *COLUMNS
+    )
+});
+
+pub(super) async fn volunteer(conn: &mut PgConnection, id: &str) -> Result<Volunteer, StoreError> {
+    sqlx::query_as::<_, StoredVolunteer>(&BY_ID)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("volunteer {id}")))?
+        .into_volunteer()
+}
+
+pub(super) async fn volunteer_by_request(
+    conn: &mut PgConnection,
+    request_id: &str,
+) -> Result<Option<Volunteer>, StoreError> {
+    sqlx::query_as::<_, StoredVolunteer>(&BY_REQUEST)
+        .bind(request_id)
+        .fetch_optional(conn)
+        .await?
+        .map(StoredVolunteer::into_volunteer)
+        .transpose()
+}
+
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    grid_id: Option<&str>,
+    page_size: u32,
+    offset: u64,
+) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
+    let found = sqlx::query_as::<_, StoredVolunteer>(&LIST)
+        .bind(grid_id)
+        .bind(page_limit(page_size))
+        .bind(offset_value(offset))
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(StoredVolunteer::into_volunteer)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(page(found, page_size, offset))
+}
+
+/// Locks volunteer `id` until the transaction ends; `false` when there is none.
+pub(super) async fn lock_volunteer(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT id FROM volunteers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
+}
+
+/// The slots of the volunteer's active pairings.
+pub(super) async fn occupied(
+    conn: &mut PgConnection,
+    volunteer_id: &str,
+) -> Result<Vec<u8>, StoreError> {
+    let slots: Vec<i64> = sqlx::query_scalar(
+        "SELECT slot FROM pairings WHERE volunteer_id = $1 AND ended_at IS NULL",
+    )
+    .bind(volunteer_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(slots.into_iter().map(slot).collect::<Result<_, _>>()?)
+}
+
+#[derive(FromRow)]
+struct PairingRow {
+    id: String,
+    volunteer_id: String,
+    elder_id: String,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<PairingRow> for Pairing {
+    fn from(row: PairingRow) -> Self {
+        Self {
+            id: row.id,
+            volunteer_id: row.volunteer_id,
+            elder_id: row.elder_id,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        }
+    }
+}
+
+static BY_PAIR_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE request_id = $1"));
+static BY_END_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE end_request_id = $1"));
+static ACTIVE_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {PAIRING_COLUMNS} FROM pairings WHERE elder_id = $1 AND ended_at IS NULL FOR UPDATE"
+    )
+});
+
+async fn pairing(
+    conn: &mut PgConnection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<Pairing>, StoreError> {
+    Ok(sqlx::query_as::<_, PairingRow>(sql)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?
+        .map(Pairing::from))
+}
+
+/// The pairing a Pair `request_id` made.
+pub(super) async fn made_by(
+    conn: &mut PgConnection,
+    request_id: Option<&str>,
+) -> Result<Option<Pairing>, StoreError> {
+    match request_id {
+        Some(key) => pairing(conn, &BY_PAIR_REQUEST, key).await,
+        None => Ok(None),
+    }
+}
+
+/// The pairing an Unpair `request_id` ended.
+pub(super) async fn ended_by(
+    conn: &mut PgConnection,
+    request_id: Option<&str>,
+) -> Result<Option<Pairing>, StoreError> {
+    match request_id {
+        Some(key) => pairing(conn, &BY_END_REQUEST, key).await,
+        None => Ok(None),
+    }
+}
+
+/// The elder's active pairing, locked until the transaction ends.
+pub(super) async fn active(
+    conn: &mut PgConnection,
+    elder_id: &str,
+) -> Result<Option<Pairing>, StoreError> {
+    pairing(conn, &ACTIVE_FOR_UPDATE, elder_id).await
+}
+
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    pairing: &Pairing,
+    slot: u8,
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&pairing.id)
+    .bind(&pairing.volunteer_id)
+    .bind(&pairing.elder_id)
+    .bind(i64::from(slot))
+    .bind(pairing.started_at)
+    .bind(request_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn end(
+    conn: &mut PgConnection,
+    pairing: &Pairing,
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE pairings SET ended_at = $2, end_request_id = $3 WHERE id = $1")
+        .bind(&pairing.id)
+        .bind(pairing.ended_at)
+        .bind(request_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! Visits and the complaints they file, on PostgreSQL: a visit with its
+//! filing (pending until the worker files it), the filings due, and their
+//! outcome.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use shequ_chassis::clock::to_millis;
+use shequ_chassis::database::instant;
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace::TraceContext;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+
+use crate::domain::filing::{Filing, FilingStatus, NewFiling};
+use crate::domain::visits::{NewVisit, Visit};
+use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow};
+
+/// Inserts a visit; `false` when `request_id` is taken.
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    id: &str,
+    request_id: &str,
+    visit: &NewVisit,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(request_id)
+    .bind(&visit.elder_id)
+    .bind(&visit.visitor)
+    .bind(visit.kind.as_str())
+    .bind(visit.visited_at)
+    .bind(visit.wellbeing.as_str())
+    .bind(Json(&visit.needs))
+    .bind(visit.notes.as_deref())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+static BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {VISIT_COLUMNS} FROM visits v LEFT JOIN complaint_filings f ON f.visit_id = v.id WHERE v.id = $1"
+    )
+});
+static BY_REQUEST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {VISIT_COLUMNS} FROM visits v LEFT JOIN complaint_filings f ON f.visit_id = v.id \
+         WHERE v.request_id = $1"
+    )
+});
+
+async fn visit(conn: &mut PgConnection, sql: &str, key: &str) -> Result<Option<Visit>, StoreError> {
+    let row = sqlx::query_as::<_, VisitRow>(sql)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(VisitRow::into_visit).transpose()?)
+}
+
+pub(super) async fn load(conn: &mut PgConnection, id: &str) -> Result<Visit, StoreError> {
+    visit(conn, &BY_ID, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
+}
+
+pub(super) async fn by_request(
+    conn: &mut PgConnection,
+    request_id: &str,
+) -> Result<Option<Visit>, StoreError> {
+    visit(conn, &BY_REQUEST, request_id).await
+}
+
+/// Stores the complaint a visit files, pending, due at once.
+pub(super) async fn insert_filing(
+    conn: &mut PgConnection,
+    filing: &NewFiling,
+    now: DateTime<Utc>,
+    trace: Option<&TraceContext>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO complaint_filings (visit_id, elder_id, grid_id, text, urgent, status, attempts, \
+         next_attempt_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+    )
+    .bind(&filing.visit_id)
+    .bind(&filing.elder_id)
+    .bind(&filing.grid_id)
+    .bind(&filing.text)
+    .bind(filing.urgent)
+    .bind(FilingStatus::Pending.as_str())
+    .bind(now)
+    .bind(trace.map(TraceContext::to_header))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn due_filings(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    after: Option<&Due>,
+    limit: usize,
+) -> Result<Vec<Due>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows: Vec<(String, DateTime<Utc>)> = match after {
+        None => {
+            sqlx::query_as(
+                "SELECT visit_id, next_attempt_at FROM complaint_filings \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, visit_id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+        Some(after) => {
+            sqlx::query_as(
+                "SELECT visit_id, next_attempt_at FROM complaint_filings \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 AND (next_attempt_at, visit_id) > ($2, $3) \
+                 ORDER BY next_attempt_at, visit_id LIMIT $4",
+            )
+            .bind(now)
+            .bind(instant(after.at_millis())?)
+            .bind(after.id())
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(id, at)| Due::new(to_millis(at), id))
+        .collect())
+}
+
+static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {FILING_COLUMNS} FROM complaint_filings \
+         WHERE visit_id = $1 AND status = 'pending' AND next_attempt_at <= $2"
+    )
+});
+
+pub(super) async fn due_filing(
+    conn: &mut PgConnection,
+    visit_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Filing>, StoreError> {
+    let row = sqlx::query_as::<_, FilingRow>(&DUE_FILING)
+        .bind(visit_id)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(FilingRow::into_filing).transpose()?)
+}
+
+/// Marks the filing filed; `false` when it was no longer pending.
+pub(super) async fn filed(
+    conn: &mut PgConnection,
+    visit_id: &str,
+    complaint_id: &str,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE complaint_filings SET status = 'filed', complaint_id = $2, attempts = attempts + 1, \
+         last_error = NULL WHERE visit_id = $1 AND status = 'pending'",
+    )
+    .bind(visit_id)
+    .bind(complaint_id)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub(super) async fn failed(
+    conn: &mut PgConnection,
+    visit_id: &str,
+    status: FilingStatus,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE complaint_filings SET status = $2, attempts = attempts + 1, next_attempt_at = $3, \
+         last_error = $4 WHERE visit_id = $1 AND status = 'pending'",
+    )
+    .bind(visit_id)
+    .bind(status.as_str())
+    .bind(next_attempt_at)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! The pensioner-care store on SQLite (rusqlite): every change is one unit on
+//! the database's writer thread (so two changes never interleave, and the
+//! pairing cap, the once-per-request keys and a visit's move of the anchor
+//! hold as written), every read runs on a read-only connection. Instants are
+//! milliseconds since the epoch, flags 0/1, JSON in text.
+//!
+//! - [`elders`]: elders' rows, their lists, the overdue notices.
+//! - [`pairings`]: volunteers and pairings with their slots.
+//! - [`visits`]: visits and the complaint filings they store.
+//! - [`bookings`]: service bookings.
+//! - [`timeline`]: elders' timelines.
+
+mod bookings;
+mod elders;
+mod pairings;
+mod timeline;
+mod visits;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use shequ_chassis::inbox::{Once, Outcome};
+use shequ_chassis::personal::Phone;
+use shequ_chassis::sqlite::{Sqlite, UnitError};
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace;
+
+use super::{
+    Care, Context, ElderFilter, StoreError, elder_registered, overdue_writes, pairing_created,
+    pairing_ended, service_booked, visit_writes, whole_millis,
+};
+use crate::domain::elder::{Elder, ElderDetails};
+use crate::domain::filing::{self, Filing, FilingStatus};
+use crate::domain::pairing::{self as pairing_rules, Pairing, Volunteer};
+use crate::domain::services::Booking;
+use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
+use crate::domain::visits::{NewVisit, Visit};
+
+/// The pensioner-care store on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(super) db: Sqlite,
+    pub(super) context: Context,
+}
+
+impl SqliteStore {
+    pub(crate) fn new(db: Sqlite, context: Context) -> Self {
+        Self { db, context }
+    }
+
+    /// Runs `work` as one unit on the writer thread.
+    async fn unit<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.db.unit(work).await.map_err(UnitError::flatten)
+    }
+
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.db.read(read).await
+    }
+}
+
+impl Care for SqliteStore {
+    async fn register_elder(
+        &self,
+        request_id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> Result<(Elder, bool), StoreError> {
+        let elder = Elder::register(
+            uuid::Uuid::now_v7().to_string(),
+            details,
+            &self.context.policy,
+            self.context.now(),
+        );
+        let entry = entries::registered(&elder, actor);
+        let event = elder_registered(&elder, trace::current().as_ref())?;
+        let key = request_id.to_owned();
+        let registered = self
+            .unit(move |conn| {
+                if !elders::insert(conn, &key, &elder)? {
+                    let first = elders::by_request(conn, &key)?
+                        .ok_or_else(|| StoreError::NotFound(format!("registration {key}")))?;
+                    return Ok((first, true));
+                }
+                timeline::add(conn, &entry)?;
+                event.insert_sqlite(conn)?;
+                Ok((elder, false))
+            })
+            .await?;
+        if !registered.1 {
+            self.context.outbox.wake();
+        }
+        Ok(registered)
+    }
+
+    async fn update_elder(
+        &self,
+        id: &str,
+        details: ElderDetails,
+        actor: &str,
+    ) -> Result<Elder, StoreError> {
+        let now = self.context.now();
+        let policy = self.context.policy.clone();
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.unit(move |conn| {
+            let mut elder = elders::load(conn, &id)?;
+            elder.change_details(details, &policy, now);
+            elders::update_details(conn, &elder, now)?;
+            timeline::add(conn, &entries::updated(&elder, &actor, now))?;
+            Ok(elder)
+        })
+        .await
+    }
+
+    async fn elder(&self, id: &str) -> Result<Elder, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| elders::load(conn, &id)).await
+    }
+
+    async fn elders(
+        &self,
+        filter: &ElderFilter,
+        now: DateTime<Utc>,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<Elder>, Option<u64>), StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| elders::list(conn, &filter, now, page_size, offset))
+            .await
+    }
+
+    async fn register_volunteer(
+        &self,
+        request_id: &str,
+        name: &str,
+        phone: &Phone,
+        grid_id: &str,
+        party_member: bool,
+    ) -> Result<(Volunteer, bool), StoreError> {
+        let now = self.context.now();
+        let volunteer = Volunteer {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            phone: phone.clone(),
+            grid_id: grid_id.to_owned(),
+            party_member,
+            elder_ids: Vec::new(),
+        };
+        let key = request_id.to_owned();
+        self.unit(move |conn| {
+            if pairings::insert_volunteer(conn, &volunteer.id, &key, &volunteer, now)? {
+                return Ok((volunteer, false));
+            }
+            let first = pairings::volunteer_by_request(conn, &key)?
+                .ok_or_else(|| StoreError::NotFound(format!("registration {key}")))?;
+            Ok((first, true))
+        })
+        .await
+    }
+
+    async fn volunteer(&self, id: &str) -> Result<Volunteer, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| pairings::volunteer(conn, &id)).await
+    }
+
+    async fn volunteers(
+        &self,
+        grid_id: Option<&str>,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
+        let grid_id = grid_id.map(str::to_owned);
+        self.read(move |conn| pairings::list(conn, grid_id.as_deref(), page_size, offset))
+            .await
+    }
+
+    async fn pair(
+        &self,
+        volunteer_id: &str,
+        elder_id: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> Result<Pairing, StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let (volunteer_id, elder_id, actor) = (
+            volunteer_id.to_owned(),
+            elder_id.to_owned(),
+            actor.to_owned(),
+        );
+        let request_id = request_id.map(str::to_owned);
+        let (pairing, new) = self
+            .unit(move |conn| {
+                // A retried request answers with the pairing its key made.
+                if let Some(pairing) = pairings::made_by(conn, request_id.as_deref())? {
+                    return Ok((pairing, false));
+                }
+                if !pairings::volunteer_exists(conn, &volunteer_id)? {
+                    return Err(StoreError::NotFound(format!("volunteer {volunteer_id}")));
+                }
+                let elder = elders::load(conn, &elder_id)?;
+                let slots = pairings::occupied(conn, &volunteer_id)?;
+                let slot = pairing_rules::check(
+                    &volunteer_id,
+                    &elder_id,
+                    elder.volunteer_id.is_some(),
+                    elder.details.consents_to_visits,
+                    &slots,
+                )?;
+                let pairing = Pairing {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    volunteer_id,
+                    elder_id,
+                    started_at: now,
+                    ended_at: None,
+                };
+                pairings::insert(conn, &pairing, slot, request_id.as_deref())?;
+                timeline::add(conn, &entries::paired(&pairing, &actor))?;
+                pairing_created(&pairing, context.as_ref())?.insert_sqlite(conn)?;
+                Ok((pairing, true))
+            })
+            .await?;
+        if new {
+            self.context.outbox.wake();
+        }
+        Ok(pairing)
+    }
+
+    async fn unpair(
+        &self,
+        elder_id: &str,
+        reason: &str,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> Result<Pairing, StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let (elder_id, reason, actor) = (elder_id.to_owned(), reason.to_owned(), actor.to_owned());
+        let request_id = request_id.map(str::to_owned);
+        let (pairing, new) = self
+            .unit(move |conn| {
+                if let Some(pairing) = pairings::ended_by(conn, request_id.as_deref())? {
+                    return Ok((pairing, false));
+                }
+                if !elders::exists(conn, &elder_id)? {
+                    return Err(StoreError::NotFound(format!("elder {elder_id}")));
+                }
+                let mut pairing = pairings::active(conn, &elder_id)?.ok_or_else(|| {
+                    StoreError::Precondition(format!("elder {elder_id} has no volunteer"))
+                })?;
+                pairing.ended_at = Some(now);
+                pairings::end(conn, &pairing, request_id.as_deref())?;
+                timeline::add(conn, &entries::unpaired(&pairing, &actor, &reason, now))?;
+                pairing_ended(&pairing, now, context.as_ref())?.insert_sqlite(conn)?;
+                Ok((pairing, true))
+            })
+            .await?;
+        if new {
+            self.context.outbox.wake();
+        }
+        Ok(pairing)
+    }
+
+    async fn record_visit(
+        &self,
+        request_id: &str,
+        mut visit: NewVisit,
+    ) -> Result<(Visit, bool), StoreError> {
+        let now = self.context.now();
+        visit.visited_at = whole_millis(visit.visited_at);
+        let context = trace::current();
+        let key = request_id.to_owned();
+        let (recorded, duplicate, files) = self
+            .unit(move |conn| {
+                if let Some(first) = visits::by_request(conn, &key)? {
+                    return Ok((first, true, false));
+                }
+                let mut elder = elders::load(conn, &visit.elder_id)?;
+                let id = uuid::Uuid::now_v7().to_string();
+                if !visits::insert(conn, &id, &key, &visit, now)? {
+                    let first = visits::by_request(conn, &key)?
+                        .ok_or_else(|| StoreError::NotFound(format!("visit {key}")))?;
+                    return Ok((first, true, false));
+                }
+                if elder.visited(visit.visited_at) {
+                    elders::update_schedule(conn, &elder)?;
+                }
+                let filing = filing::for_visit(&id, &elder.id, &elder.details.grid_id, &visit);
+                if let Some(filing) = &filing {
+                    visits::insert_filing(conn, filing, now, context.as_ref())?;
+                }
+                let (entries, events) =
+                    visit_writes(&id, &elder, &visit, filing.is_some(), now, context.as_ref())?;
+                timeline::add_all(conn, &entries)?;
+                for event in events {
+                    event.insert_sqlite(conn)?;
+                }
+                Ok((visits::load(conn, &id)?, false, filing.is_some()))
+            })
+            .await?;
+        if !duplicate {
+            self.context.outbox.wake();
+        }
+        if files {
+            self.context.filings.notify_one();
+        }
+        Ok((recorded, duplicate))
+    }
+
+    async fn visit(&self, id: &str) -> Result<Visit, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| visits::load(conn, &id)).await
+    }
+
+    async fn due_filings(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let after = after.cloned();
+        self.read(move |conn| visits::due_filings(conn, now, after.as_ref(), limit))
+            .await
+    }
+
+    async fn due_filing(
+        &self,
+        visit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Filing>, StoreError> {
+        let visit_id = visit_id.to_owned();
+        self.read(move |conn| visits::due_filing(conn, &visit_id, now))
+            .await
+    }
+
+    async fn filing_done(&self, filing: &Filing, complaint_id: &str) -> Result<(), StoreError> {
+        let now = self.context.now();
+        let (visit_id, elder_id) = (filing.visit_id.clone(), filing.elder_id.clone());
+        let complaint_id = complaint_id.to_owned();
+        self.unit(move |conn| {
+            if visits::filed(conn, &visit_id, &complaint_id)? {
+                timeline::add(
+                    conn,
+                    &entries::complaint_filed(&elder_id, &complaint_id, now),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn filing_failed(
+        &self,
+        filing: &Filing,
+        error: &str,
+        permanent: bool,
+    ) -> Result<(), StoreError> {
+        // `attempts` counts those made before this one.
+        let next = self.context.now() + filing::backoff(filing.attempts + 1);
+        let status = if permanent {
+            FilingStatus::Failed
+        } else {
+            FilingStatus::Pending
+        };
+        let (visit_id, error) = (filing.visit_id.clone(), error.to_owned());
+        self.unit(move |conn| visits::failed(conn, &visit_id, status, next, &error))
+            .await
+    }
+
+    async fn overdue_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let after = after.cloned();
+        self.read(move |conn| elders::overdue_owed(conn, now, after.as_ref(), limit))
+            .await
+    }
+
+    async fn raise_overdue(&self, elder_id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let now = whole_millis(now);
+        let context = trace::current();
+        let elder_id = elder_id.to_owned();
+        let raised = self
+            .unit(move |conn| {
+                let elder = elders::load(conn, &elder_id)?;
+                if !elder.details.consents_to_visits {
+                    // Withdrawn since it was listed; a change of details sets
+                    // the next notice again.
+                    return Ok(0);
+                }
+                let mut raised = 0;
+                for (period, due_at) in elder.missed_periods(now) {
+                    if !elders::insert_notice(conn, &elder, period, now)? {
+                        continue;
+                    }
+                    let (entry, event) =
+                        overdue_writes(&elder, period, due_at, now, context.as_ref())?;
+                    timeline::add(conn, &entry)?;
+                    event.insert_sqlite(conn)?;
+                    raised += 1;
+                }
+                elders::set_next_notice(conn, &elder, elder.next_notice_at(now))?;
+                Ok(raised)
+            })
+            .await?;
+        if raised > 0 {
+            self.context.outbox.wake();
+        }
+        Ok(raised)
+    }
+
+    async fn book(
+        &self,
+        request_id: &str,
+        mut booking: Booking,
+        discounted: bool,
+    ) -> Result<(Booking, bool), StoreError> {
+        let now = self.context.now();
+        booking.scheduled_for = whole_millis(booking.scheduled_for);
+        let entry = entries::booked(&booking, now);
+        let event = service_booked(&booking, discounted, now, trace::current().as_ref())?;
+        let key = request_id.to_owned();
+        let booked = self
+            .unit(move |conn| {
+                if !bookings::insert(conn, &key, &booking, now)? {
+                    let first = bookings::by_request(conn, &key)?
+                        .ok_or_else(|| StoreError::NotFound(format!("booking {key}")))?;
+                    return Ok((first, true));
+                }
+                timeline::add(conn, &entry)?;
+                if let Some(event) = event {
+                    event.insert_sqlite(conn)?;
+                }
+                Ok((booking, false))
+            })
+            .await?;
+        if !booked.1 {
+            self.context.outbox.wake();
+        }
+        Ok(booked)
+    }
+
+    async fn booking_by_request(&self, request_id: &str) -> Result<Option<Booking>, StoreError> {
+        let key = request_id.to_owned();
+        self.read(move |conn| bookings::by_request(conn, &key))
+            .await
+    }
+
+    async fn timeline(&self, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+        let elder_id = elder_id.to_owned();
+        self.read(move |conn| {
+            if !elders::exists(conn, &elder_id)? {
+                return Err(StoreError::NotFound(format!("elder {elder_id}")));
+            }
+            timeline::read(conn, &elder_id)
+        })
+        .await
+    }
+
+    async fn note_complaint_outcome(
+        &self,
+        once: Once,
+        entry: Option<Entry>,
+    ) -> Result<Outcome, StoreError> {
+        self.unit(move |conn| {
+            if !once.claim_sqlite(conn)? {
+                return Ok(Outcome::AlreadyProcessed);
+            }
+            if let Some(entry) = entry
+                && elders::exists(conn, &entry.elder_id)?
+            {
+                timeline::add(conn, &entry)?;
+            }
+            Ok(Outcome::Applied)
+        })
+        .await
+    }
+}

@@ -1,0 +1,219 @@
+//! Volunteers and pairings on SQLite: each active pairing takes slot 1 or 2
+//! of its volunteer (the unique keys hold the cap), and a retried Pair or
+//! Unpair finds its pairing by its request id.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use shequ_chassis::clock::to_millis;
+use shequ_chassis::database::{DbError, flag, instant};
+
+use crate::domain::pairing::{Pairing, Volunteer};
+use crate::store::{
+    PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
+    slot,
+};
+
+/// Inserts a volunteer; `false` when `request_id` is taken.
+pub(super) fn insert_volunteer(
+    conn: &Connection,
+    id: &str,
+    request_id: &str,
+    volunteer: &Volunteer,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (request_id) DO NOTHING",
+        )?
+        .execute((
+            id,
+            request_id,
+            &volunteer.name,
+            volunteer.phone.as_str(),
+            &volunteer.grid_id,
+            i64::from(volunteer.party_member),
+            to_millis(now),
+        ))?;
+    Ok(inserted == 1)
+}
+
+/// The elders of volunteer `id`, in slot order.
+fn elder_ids(conn: &Connection, id: &str) -> Result<Vec<String>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT elder_id FROM pairings WHERE volunteer_id = ?1 AND ended_at IS NULL ORDER BY slot",
+    )?;
+    let ids = statement.query_map([id], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+fn volunteer_row(row: &Row<'_>) -> Result<VolunteerRow, DbError> {
+    Ok(VolunteerRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        phone: row.get(2)?,
+        grid_id: row.get(3)?,
+        party_member: flag(row.get(4)?)?,
+        elder_ids: Vec::new(),
+    })
+}
+
+fn volunteers(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Volunteer>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        found.push(volunteer_row(row)?);
+    }
+    found
+        .into_iter()
+        .map(|mut row| {
+            row.elder_ids = elder_ids(conn, &row.id)?;
+            Ok(row.into_volunteer()?)
+        })
+        .collect()
+}
+
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {VOLUNTEER_COLUMNS} FROM volunteers WHERE id = ?1"));
+static BY_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {VOLUNTEER_COLUMNS} FROM volunteers WHERE request_id = ?1"));
+static LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {VOLUNTEER_COLUMNS} FROM volunteers WHERE (:grid IS NULL OR grid_id = :grid) \
+         ORDER BY id LIMIT :limit OFFSET :offset"
+    )
+});
+
+pub(super) fn volunteer(conn: &Connection, id: &str) -> Result<Volunteer, StoreError> {
+    volunteers(conn, &BY_ID, [id])?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("volunteer {id}")))
+}
+
+pub(super) fn volunteer_by_request(
+    conn: &Connection,
+    request_id: &str,
+) -> Result<Option<Volunteer>, StoreError> {
+    Ok(volunteers(conn, &BY_REQUEST, [request_id])?.pop())
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    grid_id: Option<&str>,
+    page_size: u32,
+    offset: u64,
+) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
+    let found = volunteers(
+        conn,
+        &LIST,
+        named_params! {
+            ":grid": grid_id, ":limit": page_limit(page_size), ":offset": offset_value(offset),
+        },
+    )?;
+    Ok(page(found, page_size, offset))
+}
+
+pub(super) fn volunteer_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM volunteers WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The slots of the volunteer's active pairings.
+pub(super) fn occupied(conn: &Connection, volunteer_id: &str) -> Result<Vec<u8>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT slot FROM pairings WHERE volunteer_id = ?1 AND ended_at IS NULL")?;
+    let mut rows = statement.query([volunteer_id])?;
+    let mut slots = Vec::new();
+    while let Some(row) = rows.next()? {
+        slots.push(slot(row.get(0)?)?);
+    }
+    Ok(slots)
+}
+
+fn pairing_row(row: &Row<'_>) -> Result<Pairing, DbError> {
+    Ok(Pairing {
+        id: row.get(0)?,
+        volunteer_id: row.get(1)?,
+        elder_id: row.get(2)?,
+        started_at: instant(row.get(3)?)?,
+        ended_at: row.get::<_, Option<i64>>(4)?.map(instant).transpose()?,
+    })
+}
+
+fn pairing(conn: &Connection, sql: &str, key: &str) -> Result<Option<Pairing>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([key])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(pairing_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+static BY_PAIR_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE request_id = ?1"));
+static BY_END_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE end_request_id = ?1"));
+static ACTIVE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE elder_id = ?1 AND ended_at IS NULL")
+});
+
+/// The pairing a Pair `request_id` made.
+pub(super) fn made_by(
+    conn: &Connection,
+    request_id: Option<&str>,
+) -> Result<Option<Pairing>, StoreError> {
+    request_id.map_or(Ok(None), |key| pairing(conn, &BY_PAIR_REQUEST, key))
+}
+
+/// The pairing an Unpair `request_id` ended.
+pub(super) fn ended_by(
+    conn: &Connection,
+    request_id: Option<&str>,
+) -> Result<Option<Pairing>, StoreError> {
+    request_id.map_or(Ok(None), |key| pairing(conn, &BY_END_REQUEST, key))
+}
+
+pub(super) fn active(conn: &Connection, elder_id: &str) -> Result<Option<Pairing>, StoreError> {
+    pairing(conn, &ACTIVE, elder_id)
+}
+
+pub(super) fn insert(
+    conn: &Connection,
+    pairing: &Pairing,
+    slot: u8,
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute((
+        &pairing.id,
+        &pairing.volunteer_id,
+        &pairing.elder_id,
+        i64::from(slot),
+        to_millis(pairing.started_at),
+        request_id,
+    ))?;
+    Ok(())
+}
+
+pub(super) fn end(
+    conn: &Connection,
+    pairing: &Pairing,
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE pairings SET ended_at = ?2, end_request_id = ?3 WHERE id = ?1")?
+        .execute((&pairing.id, pairing.ended_at.map(to_millis), request_id))?;
+    Ok(())
+}

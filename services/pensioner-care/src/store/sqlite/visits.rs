@@ -1,0 +1,195 @@
+//! Visits and the complaints they file, on SQLite: a visit with its filing
+//! (pending until the worker files it), the filings due, and their outcome.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Row};
+use shequ_chassis::clock::to_millis;
+use shequ_chassis::database::{DbError, flag, instant};
+use shequ_chassis::storage::Due;
+use shequ_chassis::trace::TraceContext;
+
+use crate::domain::filing::{Filing, FilingStatus, NewFiling};
+use crate::domain::visits::{NewVisit, Visit};
+use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow, json_text};
+
+/// Inserts a visit; `false` when `request_id` is taken.
+pub(super) fn insert(
+    conn: &Connection,
+    id: &str,
+    request_id: &str,
+    visit: &NewVisit,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (request_id) DO NOTHING",
+        )?
+        .execute((
+            id,
+            request_id,
+            &visit.elder_id,
+            &visit.visitor,
+            visit.kind.as_str(),
+            to_millis(visit.visited_at),
+            visit.wellbeing.as_str(),
+            serde_json::to_string(&visit.needs)?,
+            &visit.notes,
+            to_millis(now),
+        ))?;
+    Ok(inserted == 1)
+}
+
+fn visit_row(row: &Row<'_>) -> Result<VisitRow, DbError> {
+    Ok(VisitRow {
+        id: row.get(0)?,
+        elder_id: row.get(1)?,
+        visitor: row.get(2)?,
+        kind: row.get(3)?,
+        visited_at: instant(row.get(4)?)?,
+        wellbeing: row.get(5)?,
+        needs: json_text("needs", &row.get::<_, String>(6)?)?,
+        notes: row.get(7)?,
+        filing: row.get(8)?,
+        complaint_id: row.get(9)?,
+        last_error: row.get(10)?,
+    })
+}
+
+static BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {VISIT_COLUMNS} FROM visits v LEFT JOIN complaint_filings f ON f.visit_id = v.id WHERE v.id = ?1"
+    )
+});
+static BY_REQUEST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {VISIT_COLUMNS} FROM visits v LEFT JOIN complaint_filings f ON f.visit_id = v.id \
+         WHERE v.request_id = ?1"
+    )
+});
+
+fn visit(conn: &Connection, sql: &str, key: &str) -> Result<Option<Visit>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([key])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(visit_row(row)?.into_visit()?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn load(conn: &Connection, id: &str) -> Result<Visit, StoreError> {
+    visit(conn, &BY_ID, id)?.ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
+}
+
+pub(super) fn by_request(conn: &Connection, request_id: &str) -> Result<Option<Visit>, StoreError> {
+    visit(conn, &BY_REQUEST, request_id)
+}
+
+/// Stores the complaint a visit files, pending, due at once.
+pub(super) fn insert_filing(
+    conn: &Connection,
+    filing: &NewFiling,
+    now: DateTime<Utc>,
+    trace: Option<&TraceContext>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO complaint_filings (visit_id, elder_id, grid_id, text, urgent, status, attempts, \
+         next_attempt_at, traceparent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
+    )?
+    .execute((
+        &filing.visit_id,
+        &filing.elder_id,
+        &filing.grid_id,
+        &filing.text,
+        i64::from(filing.urgent),
+        FilingStatus::Pending.as_str(),
+        to_millis(now),
+        trace.map(TraceContext::to_header),
+    ))?;
+    Ok(())
+}
+
+pub(super) fn due_filings(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    after: Option<&Due>,
+    limit: usize,
+) -> Result<Vec<Due>, StoreError> {
+    let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
+    let mut statement = conn.prepare_cached(
+        "SELECT visit_id, next_attempt_at FROM complaint_filings \
+         WHERE status = 'pending' AND next_attempt_at <= ?1 AND (next_attempt_at, visit_id) > (?2, ?3) \
+         ORDER BY next_attempt_at, visit_id LIMIT ?4",
+    )?;
+    let rows = statement.query_map(
+        (
+            to_millis(now),
+            at,
+            id,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ),
+        |row| Ok(Due::new(row.get(1)?, row.get(0)?)),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {FILING_COLUMNS} FROM complaint_filings \
+         WHERE visit_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2"
+    )
+});
+
+pub(super) fn due_filing(
+    conn: &Connection,
+    visit_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Filing>, StoreError> {
+    let mut statement = conn.prepare_cached(&DUE_FILING)?;
+    let mut rows = statement.query((visit_id, to_millis(now)))?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let row = FilingRow {
+        visit_id: row.get(0)?,
+        elder_id: row.get(1)?,
+        grid_id: row.get(2)?,
+        text: row.get(3)?,
+        urgent: flag(row.get(4)?)?,
+        attempts: row.get(5)?,
+        traceparent: row.get(6)?,
+    };
+    Ok(Some(row.into_filing()?))
+}
+
+/// Marks the filing filed; `false` when it was no longer pending.
+pub(super) fn filed(
+    conn: &Connection,
+    visit_id: &str,
+    complaint_id: &str,
+) -> Result<bool, StoreError> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE complaint_filings SET status = 'filed', complaint_id = ?2, attempts = attempts + 1, \
+             last_error = NULL WHERE visit_id = ?1 AND status = 'pending'",
+        )?
+        .execute((visit_id, complaint_id))?;
+    Ok(updated == 1)
+}
+
+pub(super) fn failed(
+    conn: &Connection,
+    visit_id: &str,
+    status: FilingStatus,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE complaint_filings SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, \
+         last_error = ?4 WHERE visit_id = ?1 AND status = 'pending'",
+    )?
+    .execute((visit_id, status.as_str(), to_millis(next_attempt_at), error))?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The pensioner-care store's conformance suite: every case is written once
+//! over [`Care`](shequ_pensioner_care::store::Care) and run against both
+//! implementations, SQLite (a file of its own) and PostgreSQL (a database of
+//! its own; a failure, not a skip, under `CI=true` when no server answers).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use shequ_chassis::clock::{ManualClock, SharedClock};
+use shequ_chassis::database::Database;
+use shequ_chassis::outbox::OutboxSignal;
+use shequ_pensioner_care::domain::elder::{
+    BirthDate, ElderDetails, Gender, LivingSituation, Location, district_today, parse_contacts,
+};
+use shequ_pensioner_care::domain::visits::{NewVisit, VisitKind, VisitPolicy, Wellbeing};
+use shequ_pensioner_care::store::Store;
+use shequ_tests::{Backend, TestDatabase};
+
+mod cases;
+
+/// One case's store, on a fresh database.
+pub(crate) struct Harness {
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub url: String,
+    _sqlite: Option<tempfile::TempDir>,
+    _postgres: TestDatabase,
+}
+
+/// Monday 2026-11-02, 10:00 in the district.
+pub(crate) fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+impl Harness {
+    async fn open(backend: Backend) -> anyhow::Result<Option<Self>> {
+        let Some(database) = TestDatabase::create(backend).await? else {
+            return Ok(None);
+        };
+        let (url, dir) = match database.url() {
+            Some(url) => (url.to_owned(), None),
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("pensioner-care.db").display()
+                );
+                (url, Some(dir))
+            }
+        };
+        let db = Database::connect(&url, &shequ_pensioner_care::MIGRATIONS).await?;
+        let clock = ManualClock::new(start());
+        let shared: SharedClock = clock.clone();
+        Ok(Some(Self {
+            store: Store::new(db, OutboxSignal::default(), shared, VisitPolicy::default()),
+            clock,
+            url,
+            _sqlite: dir,
+            _postgres: database,
+        }))
+    }
+
+    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
+    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        shequ_tests::db::count(&self.url, sql).await
+    }
+
+    /// Runs `sql` behind the store's back (`$1`, … bound as text).
+    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
+        shequ_tests::db::execute(&self.url, sql, args).await
+    }
+}
+
+/// Runs `case` on a fresh store on `backend`.
+pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match Harness::open(backend).await? {
+        Some(harness) => case(harness).await,
+        None => Ok(()),
+    }
+}
+
+/// Each case once per backend.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_registration_reads_back_as_answered_and_happens_once_per_request_id,
+    a_volunteer_takes_at_most_two_elders_however_many_pairings_race,
+    of_two_volunteers_racing_for_one_elder_exactly_one_wins,
+    pair_and_unpair_keys_answer_a_retry_with_the_first_pairing,
+    a_visit_moves_the_anchor_and_a_late_one_does_not_move_it_back,
+    overdue_notices_are_raised_once_per_missed_period,
+    a_booking_is_recorded_once_per_request_id,
+    a_concern_visit_files_a_complaint_until_it_is_filed,
+    a_complaint_outcome_is_noted_once_per_event_and_per_fact,
+    a_stored_value_that_does_not_decode_is_an_error_not_a_default,
+    the_overdue_sql_agrees_with_the_overdue_predicate,
+);
+
+// Shared by the cases.
+
+/// An elder born `birth`, living as `living`, in grid `grid`.
+pub(crate) fn details(
+    name: &str,
+    birth: &str,
+    living: LivingSituation,
+    consents: bool,
+) -> ElderDetails {
+    let today = district_today(start());
+    let contacts = vec![(
+        "李梅".to_owned(),
+        "13812345678".to_owned(),
+        "女儿".to_owned(),
+    )];
+    ElderDetails {
+        name: name.into(),
+        birth_date: BirthDate::parse("birth_date", birth, today).unwrap_or_else(|e| panic!("{e}")),
+        gender: Gender::Female,
+        grid_id: "xinyuan-1".into(),
+        building_id: Some("b-1".into()),
+        address: Some("3 号楼 2 单元 401".into()),
+        location: Some(Location {
+            latitude: 34.7786,
+            longitude: 113.6812,
+            gcj02: true,
+        }),
+        living,
+        has_disability: false,
+        has_chronic_illness: true,
+        health_notes: Some("高血压".into()),
+        disability_notes: None,
+        contacts: parse_contacts("contacts", &contacts).unwrap_or_else(|e| panic!("{e}")),
+        consents_to_visits: consents,
+    }
+}
+
+/// Over eighty and living alone: high risk, visited weekly.
+pub(crate) fn wang() -> ElderDetails {
+    details("王秀英", "1941-05-03", LivingSituation::Alone, true)
+}
+
+pub(crate) fn visit(elder_id: &str, at: DateTime<Utc>, wellbeing: Wellbeing) -> NewVisit {
+    NewVisit {
+        elder_id: elder_id.into(),
+        visitor: "volunteer-1".into(),
+        kind: VisitKind::HomeVisit,
+        visited_at: at,
+        wellbeing,
+        needs: vec!["需要送餐".into()],
+        notes: Some("精神不错".into()),
+    }
+}
+
+pub(crate) fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
