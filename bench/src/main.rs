@@ -34,10 +34,10 @@
 //! of each measured level (default 8).
 
 mod figures;
-mod postgres;
 /// The merchants and queries of the nearby search, shared with `make bench-nearby`.
 #[path = "../../services/merchant-alliance/benches/nearby/generator.rs"]
 mod nearby;
+mod postgres;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -799,7 +799,11 @@ impl Prober {
 }
 
 async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
-    shequ_tests::db::count(url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await
+    shequ_tests::db::count(
+        url,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await
 }
 
 /// `GetFigures` for the district over the five years before `until_ms`, one
@@ -936,7 +940,11 @@ impl PostgresLevels {
         );
         println!(
             "{} {:>8}",
-            row("GetFigures, district, five years, c=1", &self.figures, "q/s"),
+            row(
+                "GetFigures, district, five years, c=1",
+                &self.figures,
+                "q/s"
+            ),
             self.figures.errors
         );
         println!(
@@ -949,7 +957,9 @@ impl PostgresLevels {
             self.big_intake.errors,
             self.big_intake.rate() / ceiling,
         );
-        println!("  nearby on PostgreSQL: not measured yet (merchant-alliance does not store natively yet)");
+        println!(
+            "  nearby on PostgreSQL: not measured yet (merchant-alliance does not store natively yet)"
+        );
     }
 }
 
@@ -985,7 +995,10 @@ async fn postgres_levels(
         waiting,
         next: Arc::default(),
     };
-    probe.once().await.context("a warm-up propagation probe on PostgreSQL")?;
+    probe
+        .once()
+        .await
+        .context("a warm-up propagation probe on PostgreSQL")?;
     let (intake, propagation) = intake_levels(&clients, &buildings, &probe, level).await?;
     let outbox_left = outbox_backlog(complaints_db.url()).await?;
     let until_ms = chrono::Utc::now().timestamp_millis();
@@ -995,8 +1008,7 @@ async fn postgres_levels(
     eprintln!("GetFigures over them on PostgreSQL …");
     let figures = figures_level(&clients[0], until_ms, level).await;
     eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored in PostgreSQL …");
-    let big_intake =
-        intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "pg-big").await?;
+    let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "pg-big").await?;
     drop(clients);
     complaints.stop().await?;
     Ok(PostgresLevels {
@@ -1017,7 +1029,6 @@ async fn rules_over_loaded_rows(
     from_ms: i64,
     to_ms: i64,
 ) -> anyhow::Result<(Duration, usize)> {
-    use shequ_chassis::database::Tables;
     use shequ_complaints::store::{Complaints, Scope, Store};
     let db = shequ_chassis::database::Database::connect(url, &shequ_complaints::MIGRATIONS).await?;
     let store = Store::new(

@@ -46,7 +46,11 @@ pub(crate) fn display(url: &str) -> String {
 /// `concurrency` connections, each running one transaction after another:
 /// two rows inserted (a request's row with a unique key, an outbox row), then
 /// COMMIT (durable: `synchronous_commit` as the server has it).
-pub(crate) async fn ceiling(url: &str, concurrency: usize, time: Duration) -> anyhow::Result<Level> {
+pub(crate) async fn ceiling(
+    url: &str,
+    concurrency: usize,
+    time: Duration,
+) -> anyhow::Result<Level> {
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency)?)
         .min_connections(u32::try_from(concurrency)?)

@@ -17,10 +17,7 @@ fn sqlite_file(url: &str) -> Option<String> {
     Some(path.split('?').next().unwrap_or_default().to_owned())
 }
 
-fn bind_all(
-    statement: &mut rusqlite::Statement<'_>,
-    args: &[String],
-) -> anyhow::Result<()> {
+fn bind_all(statement: &mut rusqlite::Statement<'_>, args: &[String]) -> anyhow::Result<()> {
     for (i, arg) in args.iter().enumerate() {
         let name = format!("${}", i + 1);
         let index = statement

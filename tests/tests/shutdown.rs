@@ -46,7 +46,7 @@ async fn sigterm_during_a_long_escalation_pass_stops_promptly_and_the_next_run_f
     shequ_tests::db::execute(
         &database,
         &format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BACKLOG}) \
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BACKLOG}) \
          INSERT INTO complaints (id, request_id, status, text, channel, category, classified_by, \
          priority, community_id, grid_id, level, assignee, submitted_at, cycle_started_at, \
          response_due_at, resolution_due_at) \

@@ -26,17 +26,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::SharedClock;
-use crate::database::Tables;
+use crate::database::Database;
 use crate::metrics::Metrics;
-use crate::storage::Database;
 
 /// How long `/readyz` and `/metrics` wait for the database.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the admin handlers read.
 #[derive(Debug, Clone)]
-pub struct AdminState<D: Tables = Database> {
-    pub db: D,
+pub struct AdminState {
+    pub db: Database,
     pub clock: SharedClock,
     pub metrics: Metrics,
     /// The service's shutdown token: once cancelled, `/readyz` answers 503.
@@ -44,7 +43,7 @@ pub struct AdminState<D: Tables = Database> {
 }
 
 /// The admin routes.
-pub fn router<D: Tables>(state: AdminState<D>) -> Router {
+pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -53,9 +52,9 @@ pub fn router<D: Tables>(state: AdminState<D>) -> Router {
 }
 
 /// Serves the admin routes on `listener` until `stop` completes.
-pub async fn serve<D: Tables>(
+pub async fn serve(
     listener: TcpListener,
-    state: AdminState<D>,
+    state: AdminState,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     axum::serve(listener, router(state))
@@ -71,7 +70,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz<D: Tables>(State(state): State<AdminState<D>>) -> (StatusCode, String) {
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
     if state.shutdown.is_cancelled() {
         return not_ready("shutting down");
     }
@@ -98,7 +97,7 @@ fn not_ready(reason: &str) -> (StatusCode, String) {
     )
 }
 
-async fn metrics<D: Tables>(State(state): State<AdminState<D>>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.set_storage(state.db.health());
     let backlog = state.db.outbox_backlog(state.clock.now());
     match tokio::time::timeout(DATABASE_TIMEOUT, backlog).await {

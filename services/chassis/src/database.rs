@@ -7,14 +7,9 @@
 //!
 //! A service's store holds one of the two and has one implementation per
 //! backend; the chassis's own tables (outbox, leases, the storage probe,
-//! parked events) are reached through [`Tables`], implemented here for both,
-//! so the relay, leases, readiness and the parked-events service work the
-//! same over either.
-//!
-//! [`Tables`] is also implemented by the older [`crate::storage::Database`]
-//! (`sqlx::Any`), on which the services that have not moved yet still run.
+//! parked events) are read and written here on both, so the relay, leases,
+//! readiness and the parked-events service work the same over either.
 
-use std::future::Future;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -91,106 +86,11 @@ pub struct PendingEvent {
     pub traceparent: Option<String>,
 }
 
-/// The chassis's own tables in a service's database, on whichever backend.
-pub trait Tables: Clone + Send + Sync + std::fmt::Debug + 'static {
-    type Error: std::error::Error + Send + Sync + 'static;
-
-    /// Opens the database `url` names and runs the migrations.
-    fn open(url: &str, migrations: &Migrations)
-    -> impl Future<Output = Result<Self, Error>> + Send;
-
-    /// Whether the database takes commits, as the last commit found.
-    fn health(&self) -> &CommitHealth;
-
-    /// Up to `limit` unpublished outbox rows, in `seq` order (read-only).
-    fn pending_events(
-        &self,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<PendingEvent>, Self::Error>> + Send;
-
-    /// Marks the rows `seqs` published at `at`.
-    fn mark_published(
-        &self,
-        seqs: Vec<i64>,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Counts a failed publish of row `seq`, with its error.
-    fn note_publish_failure(
-        &self,
-        seq: i64,
-        error: String,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// How many events wait in the outbox, and the age of the oldest in
-    /// milliseconds as of `now`.
-    fn outbox_backlog(
-        &self,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(i64, i64), Self::Error>> + Send;
-
-    /// Takes or renews lease `name` for `holder` until `expires_at`, unless
-    /// someone else holds it unexpired at `now`; whether `holder` holds it.
-    fn hold_lease(
-        &self,
-        name: String,
-        holder: String,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
-
-    /// Gives lease `name` up if `holder` holds it; whether it did.
-    fn release_lease(
-        &self,
-        name: String,
-        holder: String,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
-
-    /// Who holds lease `name`, if anyone ever took it.
-    fn lease(
-        &self,
-        name: String,
-    ) -> impl Future<Output = Result<Option<LeaseRow>, Self::Error>> + Send;
-
-    /// Rewrites the probe row in a transaction of its own (see
-    /// [`CommitHealth`]): commits again once the database takes them.
-    fn probe(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Whether the database answers a trivial query.
-    fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// The parked events, oldest first, of `consumer` when given, at most `limit`.
-    fn parked(
-        &self,
-        consumer: Option<String>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<ParkedEvent>, Self::Error>> + Send;
-
-    /// Parks an event: one row, committed by itself.
-    fn park(&self, row: NewParked) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Parked event `id`, if it is still parked.
-    fn parked_event(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = Result<Option<ParkedEvent>, Self::Error>> + Send;
-
-    /// Records why parked event `id` still cannot apply.
-    fn note_parked_error(
-        &self,
-        id: i64,
-        error: String,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Closes its connections.
-    fn close(&self) -> impl Future<Output = ()> + Send;
-}
-
 /// Until `shutdown`: while commits fail, writes a probe row every
 /// [`PROBE_INTERVAL`](crate::storage::PROBE_INTERVAL), so that once the
 /// database takes commits again (space freed, the server back) readiness
 /// returns without waiting for a request to try.
-pub async fn probe_while_failing<D: Tables>(db: D, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn probe_while_failing(db: Database, shutdown: tokio_util::sync::CancellationToken) {
     use crate::storage::PROBE_INTERVAL;
     let mut state = db.health().subscribe();
     loop {
@@ -341,21 +241,18 @@ fn parked_from_postgres(row: &sqlx::postgres::PgRow) -> Result<ParkedEvent, DbEr
 /// The size of the probe row: a few pages, as a small request writes.
 const PROBE_BYTES: usize = 16 * 1024;
 
-impl Tables for Database {
-    type Error = DbError;
-
-    async fn open(url: &str, migrations: &Migrations) -> Result<Self, Error> {
-        Self::connect(url, migrations).await
-    }
-
-    fn health(&self) -> &CommitHealth {
+/// The chassis's own tables (outbox, leases, the storage probe, parked
+/// events), natively on each backend.
+impl Database {
+    /// Whether the database takes commits, as the last commit found.
+    pub fn health(&self) -> &CommitHealth {
         match self {
             Self::Sqlite(db) => db.health(),
             Self::Postgres(db) => db.health(),
         }
     }
 
-    async fn pending_events(&self, limit: usize) -> Result<Vec<PendingEvent>, DbError> {
+    pub async fn pending_events(&self, limit: usize) -> Result<Vec<PendingEvent>, DbError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match self {
             Self::Sqlite(db) => Ok(db
@@ -400,7 +297,7 @@ impl Tables for Database {
         }
     }
 
-    async fn mark_published(&self, seqs: Vec<i64>, at: DateTime<Utc>) -> Result<(), DbError> {
+    pub async fn mark_published(&self, seqs: Vec<i64>, at: DateTime<Utc>) -> Result<(), DbError> {
         if seqs.is_empty() {
             return Ok(());
         }
@@ -427,7 +324,7 @@ impl Tables for Database {
         }
     }
 
-    async fn note_publish_failure(&self, seq: i64, error: String) -> Result<(), DbError> {
+    pub async fn note_publish_failure(&self, seq: i64, error: String) -> Result<(), DbError> {
         match self {
             Self::Sqlite(db) => Ok(db
                 .unit(move |conn| {
@@ -452,7 +349,7 @@ impl Tables for Database {
         }
     }
 
-    async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<(i64, i64), DbError> {
+    pub async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<(i64, i64), DbError> {
         let (count, oldest) = match self {
             Self::Sqlite(db) => {
                 db.read(|conn| {
@@ -478,7 +375,7 @@ impl Tables for Database {
         Ok((count, age.max(0)))
     }
 
-    async fn hold_lease(
+    pub async fn hold_lease(
         &self,
         name: String,
         holder: String,
@@ -516,7 +413,7 @@ impl Tables for Database {
         }
     }
 
-    async fn release_lease(&self, name: String, holder: String) -> Result<bool, DbError> {
+    pub async fn release_lease(&self, name: String, holder: String) -> Result<bool, DbError> {
         match self {
             Self::Sqlite(db) => Ok(db
                 .unit(move |conn| {
@@ -536,7 +433,7 @@ impl Tables for Database {
         }
     }
 
-    async fn lease(&self, name: String) -> Result<Option<LeaseRow>, DbError> {
+    pub async fn lease(&self, name: String) -> Result<Option<LeaseRow>, DbError> {
         match self {
             Self::Sqlite(db) => {
                 use rusqlite::OptionalExtension;
@@ -569,7 +466,7 @@ impl Tables for Database {
         }
     }
 
-    async fn probe(&self) -> Result<(), DbError> {
+    pub async fn probe(&self) -> Result<(), DbError> {
         let now = Utc::now();
         let filler = "0".repeat(PROBE_BYTES);
         match self {
@@ -598,7 +495,7 @@ impl Tables for Database {
         }
     }
 
-    async fn ping(&self) -> Result<(), DbError> {
+    pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Self::Sqlite(db) => Ok(db
                 .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
@@ -610,7 +507,7 @@ impl Tables for Database {
         }
     }
 
-    async fn parked(
+    pub async fn parked(
         &self,
         consumer: Option<String>,
         limit: u32,
@@ -646,7 +543,7 @@ impl Tables for Database {
         }
     }
 
-    async fn park(&self, row: NewParked) -> Result<(), DbError> {
+    pub async fn park(&self, row: NewParked) -> Result<(), DbError> {
         let headers = serde_json::to_string(&row.headers)
             .map_err(|error| DbError::Decode(format!("headers: {error}")))?;
         match self {
@@ -696,7 +593,7 @@ impl Tables for Database {
         }
     }
 
-    async fn parked_event(&self, id: i64) -> Result<Option<ParkedEvent>, DbError> {
+    pub async fn parked_event(&self, id: i64) -> Result<Option<ParkedEvent>, DbError> {
         match self {
             Self::Sqlite(db) => {
                 db.read(move |conn| {
@@ -720,7 +617,7 @@ impl Tables for Database {
         }
     }
 
-    async fn note_parked_error(&self, id: i64, error: String) -> Result<(), DbError> {
+    pub async fn note_parked_error(&self, id: i64, error: String) -> Result<(), DbError> {
         match self {
             Self::Sqlite(db) => Ok(db
                 .unit(move |conn| {
@@ -741,7 +638,7 @@ impl Tables for Database {
         }
     }
 
-    async fn close(&self) {
+    pub async fn close(&self) {
         match self {
             Self::Sqlite(_) => {}
             Self::Postgres(db) => db.pool().close().await,

@@ -1,12 +1,13 @@
 //! The inbox: consuming another service's events so each is applied once.
 //!
 //! A consumer is a durable JetStream pull consumer with explicit acks. For each
-//! message the event id is recorded in `processed_events` in the same transaction
-//! as the handler's effect, and the message is acked only after that commit: a
-//! redelivered event finds its id there and changes nothing, and an event whose
-//! effect did not commit (the database full or away) is never acked. An event
-//! of a type the handler does not want ([`Handler::wants`]) is acked at once,
-//! without a transaction.
+//! message the consumer's [`Apply`] runs one transaction on the service's own
+//! database, in which it claims the event ([`Once`]: its id recorded in
+//! `processed_events`) and makes its effect; the message is acked only after
+//! that commit: a redelivered event finds its id there and changes nothing, and
+//! an event whose effect did not commit (the database full or away) is never
+//! acked. An event of a type the consumer does not want ([`Apply::wants`]) is
+//! acked at once, without a transaction.
 //!
 //! **Failures.** A transient failure (the database away, full or locked, a
 //! dependency down) is nak'ed with a delay that doubles up to a cap
@@ -33,17 +34,15 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use shequ_proto::events::CloudEvent;
-use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::clock::{SharedClock, to_millis};
 pub use crate::config::ConsumerRetry;
-use crate::database::Tables;
+use crate::database::Database;
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
-use crate::storage::Database;
 use crate::trace::{self, TraceContext};
 
 /// Why a handler did not apply an event.
@@ -63,33 +62,16 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
-/// Applies one event inside the inbox's transaction (`conn`); whatever it writes
-/// commits together with the record that the event was processed.
-pub trait Handler: Send + Sync + 'static {
-    /// Whether events of `event_type` can change anything here. The others are
-    /// acknowledged without a transaction (nothing is recorded or written) and
-    /// counted as `ignored`: a consumer of a whole stream that needs a few of
-    /// its types does not pay a durable write for each of the rest.
-    fn wants(&self, event_type: &str) -> bool {
-        let _ = event_type;
-        true
-    }
-
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut AnyConnection,
-        event: &'a CloudEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>>;
-}
-
 /// A consumer's way of applying an event, on whichever database: it runs
 /// its own transaction, and in it claims the event with [`Once`] (which
 /// records it in `processed_events`, and on a replay takes it out of
 /// `parked_events`); an event claimed before is answered
 /// [`Outcome::AlreadyProcessed`] and changes nothing.
 pub trait Apply: Send + Sync + 'static {
-    /// Whether events of `event_type` can change anything here (see
-    /// [`Handler::wants`]).
+    /// Whether events of `event_type` can change anything here. The others are
+    /// acknowledged without a transaction (nothing is recorded or written) and
+    /// counted as `ignored`: a consumer of a whole stream that needs a few of
+    /// its types does not pay a durable write for each of the rest.
     fn wants(&self, event_type: &str) -> bool {
         let _ = event_type;
         true
@@ -166,34 +148,6 @@ impl Once {
     }
 }
 
-/// A [`Handler`] on the older [`Database`] (`sqlx::Any`), applied as the
-/// inbox always has: in a transaction the inbox opens, with the claim.
-#[derive(Debug)]
-pub struct OnAny<H> {
-    db: Database,
-    handler: H,
-}
-
-impl<H: Handler> OnAny<H> {
-    pub fn new(db: Database, handler: H) -> Self {
-        Self { db, handler }
-    }
-}
-
-impl<H: Handler> Apply for OnAny<H> {
-    fn wants(&self, event_type: &str) -> bool {
-        self.handler.wants(event_type)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        event: &'a CloudEvent,
-        once: Once,
-    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(apply_once_then(&self.db, event, &self.handler, once))
-    }
-}
-
 /// Which events a consumer reads, under which durable name.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -229,57 +183,6 @@ pub enum Outcome {
     Applied,
     /// Its id was already in `processed_events`: nothing changed.
     AlreadyProcessed,
-}
-
-/// Applies `event` once for `consumer`: records its id and runs the handler in
-/// one transaction; a second call with the same event changes nothing.
-pub async fn apply_once(
-    db: &Database,
-    consumer: &str,
-    event: &CloudEvent,
-    handler: &dyn Handler,
-    clock: &SharedClock,
-) -> Result<Outcome, HandlerError> {
-    apply_once_then(db, event, handler, Once::new(consumer, event, clock.now())).await
-}
-
-/// [`apply_once`] as `once` says, and in the same transaction (when the event
-/// applies or was applied already) deletes the parked event it replays.
-async fn apply_once_then(
-    db: &Database,
-    event: &CloudEvent,
-    handler: &dyn Handler,
-    once: Once,
-) -> Result<Outcome, HandlerError> {
-    let mut tx = db.pool().begin().await?;
-    if let Some(id) = once.parked {
-        sqlx::query("DELETE FROM parked_events WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let recorded = sqlx::query(
-        "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (consumer, event_id) DO NOTHING",
-    )
-    .bind(&once.consumer)
-    .bind(&event.id)
-    .bind(to_millis(once.at))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let outcome = if recorded == 0 {
-        Outcome::AlreadyProcessed
-    } else {
-        handler.handle(&mut tx, event).await?;
-        Outcome::Applied
-    };
-    if outcome == Outcome::AlreadyProcessed && once.parked.is_none() {
-        tx.rollback().await?;
-    } else {
-        db.commit(tx).await?;
-    }
-    Ok(outcome)
 }
 
 /// The handlers of a service's consumers by durable name, for [`replay`].
@@ -328,68 +231,6 @@ pub struct ParkedEvent {
     pub parked_at: i64,
 }
 
-/// The parked events, oldest first: of `consumer` when given, at most `limit`.
-pub async fn parked(
-    db: &Database,
-    consumer: Option<&str>,
-    limit: u32,
-) -> Result<Vec<ParkedEvent>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
-         headers, error, deliveries, parked_at FROM parked_events \
-         WHERE ($1 = '' OR consumer = $1) ORDER BY id LIMIT $2",
-    )
-    .bind(consumer.unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.reader())
-    .await?;
-    rows.iter().map(parked_from_row).collect()
-}
-
-/// Parked event `id` on the older database, if it is still parked.
-pub(crate) async fn parked_event(
-    db: &Database,
-    id: i64,
-) -> Result<Option<ParkedEvent>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, consumer, event_id, event_type, nats_subject, stream_sequence, payload, \
-         headers, error, deliveries, parked_at FROM parked_events WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(parked_from_row).transpose()
-}
-
-fn parked_from_row(row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
-    use sqlx::Row;
-    let headers: String = row.try_get("headers")?;
-    let headers = serde_json::from_str(&headers).map_err(|error| sqlx::Error::ColumnDecode {
-        index: "headers".into(),
-        source: Box::new(error),
-    })?;
-    let unsigned = |column: &str| -> Result<u64, sqlx::Error> {
-        let value: i64 = row.try_get(column)?;
-        u64::try_from(value).map_err(|error| sqlx::Error::ColumnDecode {
-            index: column.into(),
-            source: Box::new(error),
-        })
-    };
-    Ok(ParkedEvent {
-        id: row.try_get("id")?,
-        consumer: row.try_get("consumer")?,
-        event_id: row.try_get("event_id")?,
-        event_type: row.try_get("event_type")?,
-        nats_subject: row.try_get("nats_subject")?,
-        stream_sequence: unsigned("stream_sequence")?,
-        payload: row.try_get("payload")?,
-        headers,
-        error: row.try_get("error")?,
-        deliveries: unsigned("deliveries")?,
-        parked_at: row.try_get("parked_at")?,
-    })
-}
-
 /// Why a parked event was not replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -414,13 +255,13 @@ impl From<sqlx::Error> for ReplayError {
 /// success (or when its effect was there already) it is no longer parked, in
 /// the same transaction. When it still cannot apply it stays parked with the
 /// new error.
-pub async fn replay<D: Tables>(
-    db: &D,
+pub async fn replay(
+    db: &Database,
     consumers: &Consumers,
     id: i64,
     clock: &SharedClock,
 ) -> Result<Outcome, ReplayError> {
-    let transient = |error: D::Error| ReplayError::Transient(error.to_string());
+    let transient = |error: crate::database::DbError| ReplayError::Transient(error.to_string());
     let parked = db
         .parked_event(id)
         .await
@@ -513,8 +354,8 @@ const PENDING_REFRESH: Duration = Duration::from_secs(5);
 
 /// A running consumer: reads, applies and acks until shut down.
 #[derive(Debug)]
-pub struct Inbox<D, H> {
-    db: D,
+pub struct Inbox<H> {
+    db: Database,
     js: jetstream::Context,
     spec: ConsumerSpec,
     handler: Arc<H>,
@@ -523,10 +364,10 @@ pub struct Inbox<D, H> {
     metrics: Option<Metrics>,
 }
 
-impl<D: Tables, H: Apply> Inbox<D, H> {
+impl<H: Apply> Inbox<H> {
     /// `db` keeps the events parked; `handler` applies the others.
     pub fn new(
-        db: D,
+        db: Database,
         js: jetstream::Context,
         spec: ConsumerSpec,
         handler: H,

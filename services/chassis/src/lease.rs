@@ -25,9 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::database::Tables;
+use crate::database::Database;
 use crate::metrics::Metrics;
-use crate::storage::Database;
 
 /// This process's holder id: a random UUID made the first time it is asked for.
 pub fn process_holder() -> &'static str {
@@ -62,8 +61,8 @@ pub struct LeaseRow {
 
 /// One named lease, asked for by one holder.
 #[derive(Debug)]
-pub struct Lease<D: Tables = Database> {
-    db: D,
+pub struct Lease {
+    db: Database,
     name: String,
     holder: String,
     ttl: Duration,
@@ -73,11 +72,11 @@ pub struct Lease<D: Tables = Database> {
     held: AtomicBool,
 }
 
-impl<D: Tables> Lease<D> {
+impl Lease {
     /// The lease `name` in `db`, asked for as `holder` (usually
     /// [`process_holder`]) for `ttl` at a time.
     pub fn new(
-        db: D,
+        db: Database,
         name: impl Into<String>,
         holder: impl Into<String>,
         ttl: Duration,
@@ -115,7 +114,7 @@ impl<D: Tables> Lease<D> {
 
     /// Takes the lease, or renews it, until now + ttl; whether we hold it.
     /// Someone else's unexpired lease is left alone.
-    pub async fn hold(&self) -> Result<bool, D::Error> {
+    pub async fn hold(&self) -> Result<bool, crate::database::DbError> {
         let now = self.clock.now();
         let written = self
             .db
@@ -152,7 +151,7 @@ impl<D: Tables> Lease<D> {
 
     /// Gives the lease up if we hold it, so a standby takes over at once;
     /// whether we held it.
-    pub async fn release(&self) -> Result<bool, D::Error> {
+    pub async fn release(&self) -> Result<bool, crate::database::DbError> {
         let released = self
             .db
             .release_lease(self.name.clone(), self.holder.clone())
@@ -169,7 +168,10 @@ impl<D: Tables> Lease<D> {
     }
 
     /// Who holds lease `name` in `db`, if anyone ever took it (expired or not).
-    pub async fn current(db: &D, name: &str) -> Result<Option<LeaseRow>, D::Error> {
+    pub async fn current(
+        db: &Database,
+        name: &str,
+    ) -> Result<Option<LeaseRow>, crate::database::DbError> {
         db.lease(name.to_owned()).await
     }
 

@@ -54,7 +54,6 @@ pub mod config;
 pub mod database;
 pub mod events;
 pub mod fields;
-pub mod group_commit;
 pub mod grpc;
 pub mod inbox;
 pub mod lease;

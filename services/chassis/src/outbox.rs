@@ -34,18 +34,15 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use shequ_proto::events::CloudEvent;
-use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::{SharedClock, to_millis};
-use crate::database::{PendingEvent, Tables};
-use crate::group_commit::{Rows, Table};
+use crate::database::{Database, PendingEvent};
 use crate::lease::{Lease, process_holder};
 use crate::metrics::Metrics;
 use crate::nats::{StreamSpec, ensure_stream};
-use crate::storage::Database;
 use crate::trace::{self, TraceContext};
 
 /// How many pending rows one pass publishes.
@@ -64,7 +61,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outbox's columns an event fills.
-const TABLE: Table = Table {
+const TABLE: crate::postgres::Table = crate::postgres::Table {
     name: "outbox",
     columns: &[
         "event_id",
@@ -74,32 +71,6 @@ const TABLE: Table = Table {
         "traceparent",
     ],
 };
-
-/// Writes `event` into the outbox on the caller's transaction, with the current
-/// trace context if there is one.
-pub async fn enqueue(conn: &mut AnyConnection, event: &CloudEvent) -> Result<(), sqlx::Error> {
-    let mut rows = Rows::default();
-    add(&mut rows, event)?;
-    rows.insert(conn).await
-}
-
-/// Adds `event`'s outbox row, with the current trace context if there is one,
-/// to a group commit job's `rows` (inserted with the batch, before its commit).
-pub fn add(rows: &mut Rows, event: &CloudEvent) -> Result<(), sqlx::Error> {
-    let payload =
-        serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    rows.add(
-        TABLE,
-        vec![
-            event.id.as_str().into(),
-            event.event_type.as_str().into(),
-            payload.into(),
-            to_millis(event.time).into(),
-            trace::current().map(|context| context.to_header()).into(),
-        ],
-    );
-    Ok(())
-}
 
 /// Wakes the relay after a commit that wrote outbox rows.
 #[derive(Debug, Clone, Default)]
@@ -176,7 +147,7 @@ impl OutboxRow {
     /// Adds it to a PostgreSQL group commit job's rows.
     pub fn add_to(&self, rows: &mut crate::postgres::Rows) {
         rows.add(
-            POSTGRES_TABLE,
+            TABLE,
             vec![
                 self.event_id.as_str().into(),
                 self.subject.as_str().into(),
@@ -188,26 +159,21 @@ impl OutboxRow {
     }
 }
 
-const POSTGRES_TABLE: crate::postgres::Table = crate::postgres::Table {
-    name: TABLE.name,
-    columns: TABLE.columns,
-};
-
 /// Publishes outbox rows to JetStream until shut down.
 #[derive(Debug)]
-pub struct Relay<D: Tables = Database> {
-    db: D,
+pub struct Relay {
+    db: Database,
     js: jetstream::Context,
     stream: StreamSpec,
     signal: OutboxSignal,
     clock: SharedClock,
     metrics: Option<Metrics>,
-    lease: Lease<D>,
+    lease: Lease,
 }
 
-impl<D: Tables> Relay<D> {
+impl Relay {
     pub fn new(
-        db: D,
+        db: Database,
         js: jetstream::Context,
         stream: StreamSpec,
         signal: OutboxSignal,
@@ -242,7 +208,7 @@ impl<D: Tables> Relay<D> {
 
     /// Publishes only while holding `lease` instead of the `outbox-relay` lease
     /// as this process (tests: several relays in one process).
-    pub fn with_lease(mut self, lease: Lease<D>) -> Self {
+    pub fn with_lease(mut self, lease: Lease) -> Self {
         self.lease = match &self.metrics {
             Some(metrics) => lease.with_metrics(metrics.clone()),
             None => lease,

@@ -5,10 +5,9 @@ use shequ_proto::ops::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::clock::{SharedClock, from_millis};
-use crate::database::Tables;
+use crate::database::Database;
 use crate::grpc::{invalid_argument, not_stored, storage_failed, timestamp};
 use crate::inbox::{Consumers, Outcome, ParkedEvent, ReplayError};
-use crate::storage::Database;
 
 /// The service's full name, as health and the access table know it.
 pub const SERVICE: &str = "shequ.ops.v1.ParkedEventService";
@@ -18,14 +17,14 @@ const DEFAULT_LIMIT: u32 = 100;
 
 /// The parked events of one service's database and its consumers' handlers.
 #[derive(Debug, Clone)]
-pub struct ParkedEvents<D: Tables = Database> {
-    db: D,
+pub struct ParkedEvents {
+    db: Database,
     consumers: Consumers,
     clock: SharedClock,
 }
 
-impl<D: Tables> ParkedEvents<D> {
-    pub fn new(db: D, consumers: Consumers, clock: SharedClock) -> Self {
+impl ParkedEvents {
+    pub fn new(db: Database, consumers: Consumers, clock: SharedClock) -> Self {
         Self {
             db,
             consumers,
@@ -55,7 +54,7 @@ fn to_proto(event: ParkedEvent) -> pb::ParkedEvent {
 }
 
 #[tonic::async_trait]
-impl<D: Tables> pb::parked_event_service_server::ParkedEventService for ParkedEvents<D> {
+impl pb::parked_event_service_server::ParkedEventService for ParkedEvents {
     async fn list_parked_events(
         &self,
         request: Request<pb::ListParkedEventsRequest>,

@@ -16,14 +16,14 @@ use crate::admin::{self, AdminState};
 use crate::auth::{Access, OPERATOR};
 use crate::clock::SharedClock;
 use crate::config::{CommonConfig, ConsumerRetry};
-use crate::database::Tables;
+use crate::database::Database;
 use crate::grpc::{Peers, ServeOptions, server_tls};
-use crate::inbox::{Apply, ConsumerSpec, Consumers, Handler, Inbox, OnAny};
+use crate::inbox::{Apply, ConsumerSpec, Consumers, Inbox};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamSpec};
 use crate::outbox::{OutboxSignal, Relay};
 use crate::parked::{self, ParkedEvents};
-use crate::storage::{Database, Migrations};
+use crate::storage::Migrations;
 
 /// How long a JetStream publish or API call may take before it is retried.
 const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,12 +32,9 @@ const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 pub type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 /// A service's shared parts, ready for it to build its API and tasks on.
-///
-/// `D` is the database: [`crate::database::Database`] (each backend natively)
-/// or the older [`Database`] (`sqlx::Any`).
 #[derive(Debug)]
-pub struct Runtime<D: Tables = Database> {
-    pub db: D,
+pub struct Runtime {
+    pub db: Database,
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub outbox: OutboxSignal,
@@ -56,7 +53,7 @@ pub struct Runtime<D: Tables = Database> {
     admin_addr: SocketAddr,
 }
 
-impl<D: Tables> Runtime<D> {
+impl Runtime {
     /// Opens the database (running migrations), connects to NATS in the
     /// background, and binds the gRPC port and the admin HTTP port
     /// (`default_grpc_addr` and `default_admin_addr` unless the config names
@@ -83,7 +80,7 @@ impl<D: Tables> Runtime<D> {
         let tls = server_tls(common)?;
         let peers = Peers::from_config(common)?;
         let url = common.database_url(service)?;
-        let db = D::open(&url, migrations).await?;
+        let db = Database::connect(&url, migrations).await?;
         let serving = ServeOptions {
             guard,
             tls,
@@ -118,12 +115,12 @@ impl<D: Tables> Runtime<D> {
     }
 }
 
-impl<D: Tables> Runtime<D> {
+impl Runtime {
     /// A consumer of `spec` applying events with `handler`, parking on this
     /// service's database, on its NATS, clock and metrics, retrying as
     /// configured, and known to the parked-events service (so its parked
     /// events can be replayed).
-    pub fn consumer<H: Apply>(&self, mut spec: ConsumerSpec, handler: H) -> Inbox<D, H> {
+    pub fn consumer<H: Apply>(&self, mut spec: ConsumerSpec, handler: H) -> Inbox<H> {
         spec.retry = self.retry;
         Inbox::new(
             self.db.clone(),
@@ -138,14 +135,7 @@ impl<D: Tables> Runtime<D> {
     }
 }
 
-impl Runtime<Database> {
-    /// [`Runtime::consumer`] for a [`Handler`] on the older database.
-    pub fn inbox<H: Handler>(&self, spec: ConsumerSpec, handler: H) -> Inbox<Database, OnAny<H>> {
-        self.consumer(spec, OnAny::new(self.db.clone(), handler))
-    }
-}
-
-impl<D: Tables> Runtime<D> {
+impl Runtime {
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    storage_error, invalid_argument, not_stored, optional_enum, page_size, required_enum,
-    required_time, storage_failed, timestamp,
+    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
+    storage_error, storage_failed, timestamp,
 };
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
@@ -24,7 +24,9 @@ use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
 use crate::domain::{FieldError, fields};
 use crate::merchants::MerchantDirectory;
-use crate::store::{Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError};
+use crate::store::{
+    Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError,
+};
 
 /// Serves both the complaint and the organisation APIs.
 #[derive(Debug, Clone)]
@@ -170,9 +172,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
     ) -> Result<Response<pb::StartComplaintResponse>, Status> {
         let r = request.into_inner();
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
-                c.start()
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                move |c, _, _| c.start(),
+            )
             .await?;
         Ok(Response::new(pb::StartComplaintResponse {
             complaint: Some(complaint),
@@ -232,9 +238,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let r = request.into_inner();
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
-                c.reject(reason)
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                move |c, _, _| c.reject(reason),
+            )
             .await?;
         Ok(Response::new(pb::RejectComplaintResponse {
             complaint: Some(complaint),
@@ -273,9 +283,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let new_priority = optional_enum("priority", r.priority, priority)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
-            .transition(&r.complaint_id, &r.request_id, &r.actor, None, move |c, _, _| {
-                c.reclassify(new_category, new_priority, &limits)
-            })
+            .transition(
+                &r.complaint_id,
+                &r.request_id,
+                &r.actor,
+                None,
+                move |c, _, _| c.reclassify(new_category, new_priority, &limits),
+            )
             .await?;
         Ok(Response::new(pb::ReclassifyComplaintResponse {
             complaint: Some(complaint),

@@ -35,7 +35,6 @@ use std::time::Duration;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
-use shequ_chassis::database::Database;
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -123,7 +122,7 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    runtime: Runtime<Database>,
+    runtime: Runtime,
     sweeper: Sweeper,
     api: ComplaintsApi,
 }
@@ -133,7 +132,7 @@ impl Application {
     /// background, and binds the gRPC port (port 0 picks a free one).
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
-        let runtime: Runtime<Database> = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "complaints",
             &config.common,
             DEFAULT_GRPC_ADDR,

@@ -19,7 +19,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shequ_chassis::database::Database;
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::metrics::Metrics;
 use shequ_chassis::trace::{self, TraceContext};
@@ -41,7 +40,7 @@ pub struct Sweeper {
     store: Store,
     interval: Duration,
     metrics: Metrics,
-    lease: Arc<Lease<Database>>,
+    lease: Arc<Lease>,
     batch: usize,
 }
 
@@ -76,7 +75,7 @@ impl Sweeper {
     /// One pass over the breaches owed when it starts, batch after batch until
     /// none is left; with `lease`, it stops as soon as the lease is lost. Each
     /// escalation starts a trace of its own, which its event carries on.
-    async fn sweep(&self, lease: Option<&Lease<Database>>) -> Result<usize, StoreError> {
+    async fn sweep(&self, lease: Option<&Lease>) -> Result<usize, StoreError> {
         let now = self.store.now();
         let mut escalated = 0;
         for breach in [Breach::Response, Breach::Resolution] {

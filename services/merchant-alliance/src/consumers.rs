@@ -41,11 +41,15 @@ pub fn care_bookings() -> ConsumerSpec {
 
 /// A storage failure that may pass (the database away, full or locked) is
 /// retried; any other can never apply (a stored value that does not decode).
+/// A storage failure is worth another try (whatever it was: an event is never
+/// set aside for the database's sake); anything else means the event can
+/// never apply.
 fn failed(error: StoreError) -> HandlerError {
-    if error.is_unavailable() {
-        HandlerError::Transient(error.to_string())
-    } else {
-        HandlerError::Malformed(error.to_string())
+    match error {
+        StoreError::Database(_) | StoreError::Commit(_) => {
+            HandlerError::Transient(error.to_string())
+        }
+        other => HandlerError::Malformed(other.to_string()),
     }
 }
 

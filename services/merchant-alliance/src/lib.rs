@@ -32,7 +32,6 @@ use std::sync::Arc;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
-use shequ_chassis::database::Database;
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -103,7 +102,7 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    runtime: Runtime<Database>,
+    runtime: Runtime,
     api: AllianceApi,
     store: Store,
 }
@@ -128,7 +127,7 @@ impl Application {
             config.award_rules_file.as_deref(),
             AwardRules::from_json,
         )?);
-        let runtime: Runtime<Database> = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "merchant-alliance",
             &config.common,
             DEFAULT_GRPC_ADDR,

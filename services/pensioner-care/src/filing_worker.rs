@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::database::Database;
 use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::trace::{self, TraceContext};
@@ -52,7 +51,7 @@ pub struct FilingWorker {
     store: Store,
     client: ComplaintServiceClient<PeerChannel>,
     wake: Arc<Notify>,
-    lease: Arc<Lease<Database>>,
+    lease: Arc<Lease>,
     batch: usize,
 }
 
@@ -100,7 +99,7 @@ impl FilingWorker {
 
     /// One pass over the filings due when it starts, batch after batch until
     /// none is left; with `lease`, it stops as soon as the lease is lost.
-    async fn file_pass(&self, lease: Option<&Lease<Database>>) -> Result<Pass, StoreError> {
+    async fn file_pass(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
         let now = self.store.now();
         let mut pass = Pass::default();
         let mut after: Option<Due> = None;

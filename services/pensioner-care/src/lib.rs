@@ -41,7 +41,6 @@ use std::time::Duration;
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
-use shequ_chassis::database::Database;
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -139,7 +138,7 @@ impl Config {
 /// The service, bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    runtime: Runtime<Database>,
+    runtime: Runtime,
     api: CareApi,
     outcomes: ComplaintOutcomes,
     sweeper: Sweeper,
@@ -152,7 +151,7 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let policy = config.visit_policy()?;
         let timeout = Duration::from_millis(config.call_timeout_ms);
-        let runtime: Runtime<Database> = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             "pensioner-care",
             &config.common,
             DEFAULT_GRPC_ADDR,

@@ -19,7 +19,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shequ_chassis::database::Database;
 use shequ_chassis::lease::{Lease, ttl_for_interval};
 use shequ_chassis::metrics::Metrics;
 use shequ_chassis::trace::{self, TraceContext};
@@ -49,7 +48,7 @@ pub struct Sweeper {
     store: Store,
     interval: Duration,
     metrics: Metrics,
-    lease: Arc<Lease<Database>>,
+    lease: Arc<Lease>,
     batch: usize,
 }
 
@@ -83,7 +82,7 @@ impl Sweeper {
     /// One pass over the elders owed a notice when it starts, batch after batch
     /// until none is left; with `lease`, it stops as soon as the lease is lost.
     /// Each pass is a trace of its own, which the events it raises carry on.
-    async fn sweep(&self, lease: Option<&Lease<Database>>) -> Result<Pass, StoreError> {
+    async fn sweep(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
         let sweep = async {
             let now = self.store.now();
             let mut pass = Pass::default();

@@ -1,4 +1,4 @@
-//! The admin HTTP port of a tiny service run through `Runtime<Database>`:
+//! The admin HTTP port of a tiny service run through `Runtime`:
 //! `/healthz`, `/readyz` (ready, shutting down, the database closed or not
 //! taking commits) and `/metrics` (gRPC calls, published events, the outbox
 //! backlog, consumed events), against a real `nats-server` and a SQLite file
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use shequ_chassis::config::CommonConfig;
-use shequ_chassis::database::{Database, Tables};
+use shequ_chassis::database::Database;
 use shequ_chassis::inbox::{Apply, HandlerError, Once, Outcome};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::runtime::{Runtime, Task};
@@ -62,7 +62,7 @@ impl Running {
         common.database_url = database_url.map(str::to_owned);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.admin_addr = Some("127.0.0.1:0".parse()?);
-        let runtime: Runtime<Database> = Runtime::start(
+        let runtime: Runtime = Runtime::start(
             SERVICE,
             &common,
             "127.0.0.1:0",

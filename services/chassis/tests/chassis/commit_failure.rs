@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use shequ_chassis::database::{Database, DbError, Tables, probe_while_failing};
+use shequ_chassis::database::{Database, DbError, probe_while_failing};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::sqlite::{CommitError, GroupCommit, Job};
 use shequ_chassis::storage::PROBE_INTERVAL;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use shequ_chassis::database::{CommitError, Database, Tables};
+use shequ_chassis::database::{CommitError, Database};
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::{postgres, sqlite};
 use shequ_tests::{SmallDisk, eventually};

@@ -14,7 +14,7 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use shequ_chassis::database::{Database, DbError, Tables};
+use shequ_chassis::database::{Database, DbError};
 use shequ_chassis::inbox::{
     self, Apply, ConsumerRetry, ConsumerSpec, Consumers, HandlerError, Inbox, Once, Outcome,
     ReplayError,
@@ -670,7 +670,7 @@ fn fast_inbox(
     js: &async_nats::jetstream::Context,
     handler: CountEffect,
     consumers: &Consumers,
-) -> Inbox<Database, CountEffect> {
+) -> Inbox<CountEffect> {
     let mut spec = ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>");
     spec.retry = FAST_RETRY;
     Inbox::new(

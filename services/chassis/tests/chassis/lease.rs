@@ -15,7 +15,7 @@ use crate::support::{MIGRATIONS, postgres_db, sqlite_db, sqlite_url};
 
 const TTL: Duration = Duration::from_secs(10);
 
-fn lease(db: &Database, holder: &str, clock: &Arc<ManualClock>) -> Lease<Database> {
+fn lease(db: &Database, holder: &str, clock: &Arc<ManualClock>) -> Lease {
     let clock: SharedClock = clock.clone();
     Lease::new(db.clone(), "job", holder, TTL, clock)
 }
@@ -32,7 +32,7 @@ async fn exactly_one_of_contending_holders_holds_it(db: &Database) -> anyhow::Re
     let clock = ManualClock::new(Utc::now());
     for round in 0..10 {
         let name = format!("job-{round}");
-        let contenders: Vec<Arc<Lease<Database>>> = (0..8)
+        let contenders: Vec<Arc<Lease>> = (0..8)
             .map(|i| {
                 let shared: SharedClock = clock.clone();
                 Arc::new(Lease::new(

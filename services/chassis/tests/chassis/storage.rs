@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shequ_chassis::database::{Database, Tables};
+use shequ_chassis::database::Database;
 use shequ_chassis::sqlite::Sqlite;
 use shequ_chassis::storage::Backend;
 

@@ -139,7 +139,11 @@ pub trait Change:
 }
 
 impl<F> Change for F where
-    F: FnOnce(&mut Complaint, Option<&Complaint>, DateTime<Utc>) -> Result<Transition, TransitionError>
+    F: FnOnce(
+            &mut Complaint,
+            Option<&Complaint>,
+            DateTime<Utc>,
+        ) -> Result<Transition, TransitionError>
         + Send
         + 'static
 {
@@ -228,8 +232,7 @@ pub trait Complaints: Send + Sync {
     ) -> impl Future<Output = Result<(Vec<Complaint>, Vec<Complaint>), StoreError>> + Send;
 
     /// Whether a community or grid is known (for the figures' scope).
-    fn scope_exists(&self, scope: &Scope)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn scope_exists(&self, scope: &Scope) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Replaces the whole organisation in one transaction.
     fn load_organisation(
@@ -263,9 +266,7 @@ impl Store {
     pub fn new(db: Database, outbox: OutboxSignal, clock: SharedClock) -> Self {
         match db {
             Database::Sqlite(db) => Self::Sqlite(sqlite::SqliteStore::new(db, outbox, clock)),
-            Database::Postgres(db) => {
-                Self::Postgres(postgres::PgStore::new(db, outbox, clock))
-            }
+            Database::Postgres(db) => Self::Postgres(postgres::PgStore::new(db, outbox, clock)),
         }
     }
 
@@ -279,7 +280,7 @@ impl Store {
 
     /// The lease `name` in this service's database, asked for by this process
     /// for `ttl` at a time: a singleton job runs only while holding it.
-    pub fn lease(&self, name: &str, ttl: Duration) -> Lease<Database> {
+    pub fn lease(&self, name: &str, ttl: Duration) -> Lease {
         let (db, clock) = match self {
             Store::Sqlite(store) => (Database::Sqlite(store.db.clone()), &store.clock),
             Store::Postgres(store) => (Database::Postgres(store.db.clone()), &store.clock),

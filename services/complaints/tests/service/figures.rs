@@ -5,8 +5,8 @@
 
 use chrono::Duration;
 use shequ_chassis::clock::{SharedClock, to_millis};
-use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::database::Database;
+use shequ_chassis::outbox::OutboxSignal;
 use shequ_complaints::domain::figures::Figures;
 use shequ_complaints::store::{Complaints, Scope, Store};
 
@@ -88,7 +88,13 @@ async fn figures_counted_in_sql_agree_with_the_rules_over_complaints_in_every_st
                 optional(resolved),
                 satisfaction.map_or("NULL".to_owned(), |s| s.to_string()),
             ),
-            &[&format!("c-{n:03}"), &format!("r-{n:03}"), status, community, grid],
+            &[
+                &format!("c-{n:03}"),
+                &format!("r-{n:03}"),
+                status,
+                community,
+                grid,
+            ],
         )
         .await?;
     }

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use shequ_chassis::clock::Clock;
 
 use anyhow::ensure;
+use shequ_complaints::domain::complaint::Breach;
 use shequ_complaints::domain::complaint::TransitionError;
 use shequ_complaints::domain::figures::Figures;
-use shequ_complaints::domain::complaint::Breach;
 use shequ_complaints::domain::kinds::{Category, Status};
 use shequ_complaints::store::{Complaints, ListFilter, Scope, StoreError};
 
@@ -33,7 +33,10 @@ pub(crate) async fn a_submission_reads_back_as_it_was_answered(h: Harness) -> an
     assert!(!duplicate);
     assert_eq!(answered.grid_id, "xinyuan-2", "routed by its building");
     assert_eq!(answered.assignee, "worker-zhao");
-    assert_eq!(answered.submitted_at.timestamp_subsec_nanos() % 1_000_000, 0);
+    assert_eq!(
+        answered.submitted_at.timestamp_subsec_nanos() % 1_000_000,
+        0
+    );
     let (stored, history) = h.store.get(&answered.id).await?;
     assert_eq!(stored, answered, "every field as answered");
     assert_eq!(history.len(), 1);
@@ -81,7 +84,10 @@ pub(crate) async fn concurrent_submissions_are_each_stored_once_with_their_histo
         }
     });
     let answers = futures::future::try_join_all(submissions).await?;
-    let fresh: Vec<_> = answers.iter().filter(|(_, _, duplicate)| !duplicate).collect();
+    let fresh: Vec<_> = answers
+        .iter()
+        .filter(|(_, _, duplicate)| !duplicate)
+        .collect();
     assert_eq!(fresh.len(), 40, "one new complaint per key");
     for (key, id, _) in &answers {
         let first = fresh.iter().find(|(k, _, _)| k == key);
@@ -107,7 +113,12 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     );
     let unknown_grid = h
         .store
-        .submit("r-2", intake("路灯不亮", None), Some("nowhere-9"), &h.limits)
+        .submit(
+            "r-2",
+            intake("路灯不亮", None),
+            Some("nowhere-9"),
+            &h.limits,
+        )
         .await;
     assert!(
         matches!(&unknown_grid, Err(StoreError::NotFound(what)) if what == "grid nowhere-9"),
@@ -115,7 +126,12 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     );
     let disagreeing = h
         .store
-        .submit("r-3", intake("路灯不亮", Some("b-1")), Some("yaozhai-1"), &h.limits)
+        .submit(
+            "r-3",
+            intake("路灯不亮", Some("b-1")),
+            Some("yaozhai-1"),
+            &h.limits,
+        )
         .await;
     assert!(
         matches!(&disagreeing, Err(StoreError::Field(error)) if error.field == "building_id"),
@@ -191,14 +207,22 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
         .transition(&id, Some("t-1"), "worker-li", None, |c, _, _| c.start())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::Transition(TransitionError::NotAllowed { .. }))),
+        matches!(
+            refused,
+            Err(StoreError::Transition(TransitionError::NotAllowed { .. }))
+        ),
         "{refused:?}"
     );
     let missing = h
         .store
-        .transition("c-404", None, "worker-li", None, |c, _, now| c.accept(None, now))
+        .transition("c-404", None, "worker-li", None, |c, _, now| {
+            c.accept(None, now)
+        })
         .await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     let (after, history) = h.store.get(&id).await?;
     assert_eq!(after, before);
     assert_eq!(history.len(), 1);
@@ -206,7 +230,9 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
     // The refused request's id was not used up.
     let accepted = h
         .store
-        .transition(&id, Some("t-1"), "worker-li", None, |c, _, now| c.accept(None, now))
+        .transition(&id, Some("t-1"), "worker-li", None, |c, _, now| {
+            c.accept(None, now)
+        })
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     Ok(())
@@ -220,23 +246,31 @@ pub(crate) async fn a_merge_reads_its_target_in_the_same_transaction(
     let duplicate = submitted(&h, "r-2", Some("b-1")).await?;
     let merged = h
         .store
-        .transition(&duplicate, None, "worker-li", Some(&target), |c, target, _| {
-            match target {
+        .transition(
+            &duplicate,
+            None,
+            "worker-li",
+            Some(&target),
+            |c, target, _| match target {
                 Some(target) => c.merge_into(target),
                 None => Err(TransitionError::Precondition("no target read".into())),
-            }
-        })
+            },
+        )
         .await?;
     assert_eq!(merged.status, Status::Merged);
     assert_eq!(merged.merged_into.as_deref(), Some(target.as_str()));
     let missing_target = h
         .store
-        .transition(&target, None, "worker-li", Some("c-404"), |c, target, _| {
-            match target {
+        .transition(
+            &target,
+            None,
+            "worker-li",
+            Some("c-404"),
+            |c, target, _| match target {
                 Some(target) => c.merge_into(target),
                 None => Err(TransitionError::Precondition("no target read".into())),
-            }
-        })
+            },
+        )
         .await;
     assert!(
         matches!(&missing_target, Err(StoreError::NotFound(what)) if what == "complaint c-404"),
@@ -283,7 +317,10 @@ pub(crate) async fn escalations_are_owed_once_per_breach_and_cycle_and_paged_in_
     assert_eq!(still_owed.len(), 4);
     assert!(still_owed.iter().all(|due| due.id() != ids[0]));
     // Not owed at all before its limit.
-    let early = h.store.escalations_owed(Breach::Response, start(), None, 10).await?;
+    let early = h
+        .store
+        .escalations_owed(Breach::Response, start(), None, 10)
+        .await?;
     assert!(early.is_empty());
     let (escalated, history) = h.store.get(&ids[0]).await?;
     assert_eq!(history.len(), 2);
@@ -308,7 +345,9 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     }
     let accepted = &all[2];
     h.store
-        .transition(accepted, None, "worker-li", None, |c, _, now| c.accept(None, now))
+        .transition(accepted, None, "worker-li", None, |c, _, now| {
+            c.accept(None, now)
+        })
         .await?;
 
     let mut seen = Vec::new();
@@ -354,7 +393,11 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     assert!(h.store.list(&overdue, 50, None).await?.0.is_empty());
     h.clock.advance(hours(25));
     let (late, _) = h.store.list(&overdue, 50, None).await?;
-    assert_eq!(late.len(), all.len() - 1, "all but the accepted one missed the response limit");
+    assert_eq!(
+        late.len(),
+        all.len() - 1,
+        "all but the accepted one missed the response limit"
+    );
     Ok(())
 }
 
@@ -403,7 +446,11 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
         ] {
             let counted = h.store.figures(&scope, from, to, now).await?;
             let (in_period, open) = h.store.figures_input(&scope, from, to).await?;
-            assert_eq!(counted, Figures::compute(&in_period, &open, now), "{scope:?} at {now}");
+            assert_eq!(
+                counted,
+                Figures::compute(&in_period, &open, now),
+                "{scope:?} at {now}"
+            );
             assert!(counted.submitted > 0, "{scope:?}");
         }
     }
@@ -413,8 +460,16 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
         .await?;
     assert_eq!(district.submitted, 12);
     assert_eq!(district.followed_up, 3);
-    assert!(h.store.scope_exists(&Scope::Grid("yaozhai-1".into())).await?);
-    assert!(!h.store.scope_exists(&Scope::Community("nowhere".into())).await?);
+    assert!(
+        h.store
+            .scope_exists(&Scope::Grid("yaozhai-1".into()))
+            .await?
+    );
+    assert!(
+        !h.store
+            .scope_exists(&Scope::Community("nowhere".into()))
+            .await?
+    );
     Ok(())
 }
 
@@ -422,7 +477,10 @@ pub(crate) async fn the_organisation_is_replaced_whole_and_reads_back_in_order(
     h: Harness,
 ) -> anyhow::Result<()> {
     let empty = h.store.organisation().await?;
-    assert_eq!(empty.district_handler, "district", "the default before any is loaded");
+    assert_eq!(
+        empty.district_handler, "district",
+        "the default before any is loaded"
+    );
     assert!(empty.communities.is_empty());
     h.store.load_organisation(&organisation()).await?;
     assert_eq!(h.store.organisation().await?, organisation());

@@ -157,7 +157,8 @@ pub(crate) fn intake(text: &str, building: Option<&str>) -> Intake {
         channel: Channel::Hotline,
         category: None,
         priority: Priority::Normal,
-        reporter: Reporter::parse("张阿姨", "13800138000").unwrap_or_else(|error| panic!("{error}")),
+        reporter: Reporter::parse("张阿姨", "13800138000")
+            .unwrap_or_else(|error| panic!("{error}")),
         building_id: building.map(str::to_owned),
         location: Some("3 号楼东侧".into()),
         merchant_id: Some("m-1".into()),

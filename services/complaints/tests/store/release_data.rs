@@ -18,11 +18,25 @@ const POSTGRES_DUMP: &str = include_str!("../fixtures/release-0.1-postgres.sql")
 
 /// Each complaint of a fixture as release 0.1 stored it: status, submitted,
 /// accepted, resolved, closed (epoch milliseconds) and satisfaction.
-type Written = (Status, i64, Option<i64>, Option<i64>, Option<i64>, Option<u8>);
+type Written = (
+    Status,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<u8>,
+);
 
 const SQLITE_WRITTEN: [Written; 4] = [
     (Status::Submitted, 1796183079608, None, None, None, None),
-    (Status::Accepted, 1796183079739, Some(1796183080094), None, None, None),
+    (
+        Status::Accepted,
+        1796183079739,
+        Some(1796183080094),
+        None,
+        None,
+        None,
+    ),
     (
         Status::Resolved,
         1796183079863,
@@ -41,7 +55,9 @@ const SQLITE_WRITTEN: [Written; 4] = [
     ),
 ];
 
-async fn opened(backend: Backend) -> anyhow::Result<Option<(Store, String, TestDatabase, Option<tempfile::TempDir>)>> {
+async fn opened(
+    backend: Backend,
+) -> anyhow::Result<Option<(Store, String, TestDatabase, Option<tempfile::TempDir>)>> {
     let Some(database) = TestDatabase::create(backend).await? else {
         return Ok(None);
     };
@@ -65,7 +81,12 @@ async fn opened(backend: Backend) -> anyhow::Result<Option<(Store, String, TestD
     };
     let db = Database::connect(&url, &shequ_complaints::MIGRATIONS).await?;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
-    Ok(Some((Store::new(db, OutboxSignal::default(), clock), url, database, dir)))
+    Ok(Some((
+        Store::new(db, OutboxSignal::default(), clock),
+        url,
+        database,
+        dir,
+    )))
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -105,7 +126,12 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
         let statuses: Vec<Status> = listed.iter().map(|c| c.status).collect();
         assert_eq!(
             statuses,
-            [Status::Submitted, Status::Accepted, Status::Resolved, Status::Closed]
+            [
+                Status::Submitted,
+                Status::Accepted,
+                Status::Resolved,
+                Status::Closed
+            ]
         );
         let closed = &listed[3];
         assert_eq!(closed.satisfaction.map(|s| s.get()), Some(5));
@@ -116,16 +142,23 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     assert_eq!(organisation.district_handler, "jinshui-office");
     assert_eq!(organisation.communities[0].grids[0].building_ids.len(), 3);
     // Everything the release wrote was published; its outbox rows read as such.
-    let unpublished =
-        shequ_tests::db::count(&url, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await?;
+    let unpublished = shequ_tests::db::count(
+        &url,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await?;
     assert_eq!(unpublished, 0);
 
     // And today's operations work on it.
     let old = &listed[0];
     let accepted = store
-        .transition(&old.id, Some("after-upgrade"), "worker-li", None, |c, _, now| {
-            c.accept(None, now)
-        })
+        .transition(
+            &old.id,
+            Some("after-upgrade"),
+            "worker-li",
+            None,
+            |c, _, now| c.accept(None, now),
+        )
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     let limits = shequ_complaints::domain::time_limits::TimeLimits::default();

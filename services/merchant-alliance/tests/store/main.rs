@@ -20,6 +20,7 @@ use shequ_proto::events::CloudEvent;
 use shequ_tests::{Backend, TestDatabase};
 
 mod cases;
+mod release_data;
 
 /// One case's store, on a fresh database.
 pub(crate) struct Harness {

@@ -343,7 +343,7 @@ impl Store {
 
     /// The lease `name` in this service's database, asked for by this process
     /// for `ttl` at a time: a singleton job runs only while holding it.
-    pub fn lease(&self, name: &str, ttl: Duration) -> Lease<Database> {
+    pub fn lease(&self, name: &str, ttl: Duration) -> Lease {
         let db = match self {
             Store::Sqlite(store) => Database::Sqlite(store.db.clone()),
             Store::Postgres(store) => Database::Postgres(store.db.clone()),

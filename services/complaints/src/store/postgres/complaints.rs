@@ -131,13 +131,17 @@ pub(super) async fn insert_all(
         .bind(texts(submissions, |c| Some(c.text.as_str())))
         .bind(texts(submissions, |c| Some(c.channel.as_str())))
         .bind(texts(submissions, |c| c.reporter.name.as_deref()))
-        .bind(texts(submissions, |c| c.reporter.phone.as_ref().map(|p| p.as_str())))
+        .bind(texts(submissions, |c| {
+            c.reporter.phone.as_ref().map(|p| p.as_str())
+        }))
         .bind(texts(submissions, |c| Some(c.community_id.as_str())))
         .bind(texts(submissions, |c| Some(c.grid_id.as_str())))
         .bind(texts(submissions, |c| c.building_id.as_deref()))
         .bind(texts(submissions, |c| c.location.as_deref()))
         .bind(texts(submissions, |c| c.merchant_id.as_deref()))
-        .bind(texts(submissions, |c| c.merchant_check.map(MerchantCheck::as_str)))
+        .bind(texts(submissions, |c| {
+            c.merchant_check.map(MerchantCheck::as_str)
+        }))
         .bind(texts(submissions, |c| c.elder_id.as_deref()))
         .bind(times(submissions, |c| Some(c.submitted_at)))
         .bind(texts(submissions, |c| Some(c.status.as_str())))
@@ -277,21 +281,46 @@ pub(super) async fn transition_by_request_id(
     )
 }
 
+/// A history entry as PostgreSQL holds it.
+#[derive(sqlx::FromRow)]
+struct HistoryRecord {
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    from_status: String,
+    to_status: String,
+    note: Option<String>,
+}
+
 pub(super) async fn history(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
-    let rows: Vec<(DateTime<Utc>, String, String, String, String, Option<String>)> =
-        sqlx::query_as(
-            "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
-             WHERE complaint_id = $1 ORDER BY seq",
-        )
-        .bind(id)
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<HistoryRecord> = sqlx::query_as(
+        "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
+         WHERE complaint_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
-        .map(|(at, actor, action, from, to, note)| {
-            Ok(history_entry(at, actor, action, &from, &to, note)?)
+        .map(|row| {
+            let HistoryRecord {
+                at,
+                actor,
+                action,
+                from_status,
+                to_status,
+                note,
+            } = row;
+            Ok(history_entry(
+                at,
+                actor,
+                action,
+                &from_status,
+                &to_status,
+                note,
+            )?)
         })
         .collect()
 }
@@ -418,9 +447,7 @@ pub(super) async fn list(
         arguments.add(now).map_err(encode)?;
     }
     let limit = next();
-    arguments
-        .add(i64::from(page_size) + 1)
-        .map_err(encode)?;
+    arguments.add(i64::from(page_size) + 1).map_err(encode)?;
     let filter = if conditions.is_empty() {
         String::new()
     } else {
@@ -505,9 +532,10 @@ fn chain_row(row: &PgRow) -> Result<Option<Chain>, sqlx::Error> {
 }
 
 pub(super) async fn district_handler(conn: &mut PgConnection) -> Result<String, StoreError> {
-    let handler: Option<String> =
-        sqlx::query_scalar("SELECT value FROM organisation_settings WHERE name = 'district_handler'")
-            .fetch_optional(conn)
-            .await?;
+    let handler: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM organisation_settings WHERE name = 'district_handler'",
+    )
+    .fetch_optional(conn)
+    .await?;
     Ok(handler.unwrap_or_else(|| DEFAULT_DISTRICT_HANDLER.into()))
 }

@@ -111,7 +111,10 @@ impl Job for Submission {
             let existing = complaints::by_request_id(conn, &job.request_id).await;
             results.push(match existing {
                 Ok(Some(complaint)) => Ok((complaint, true)),
-                Ok(None) => Err(StoreError::NotFound(format!("submission {}", job.request_id))),
+                Ok(None) => Err(StoreError::NotFound(format!(
+                    "submission {}",
+                    job.request_id
+                ))),
                 Err(_) => return Together::Failed,
             });
         }
@@ -181,9 +184,11 @@ impl Complaints for PgStore {
         {
             tx.rollback().await?;
             if previous != id {
-                return Err(
-                    FieldError::new("request_id", "was already used for another complaint").into(),
-                );
+                return Err(FieldError::new(
+                    "request_id",
+                    "was already used for another complaint",
+                )
+                .into());
             }
             return Ok(complaint);
         }
@@ -260,7 +265,14 @@ impl Complaints for PgStore {
         page_size: u32,
         after: Option<Cursor>,
     ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
-        complaints::list(self.db.pool(), filter, page_size, after.as_ref(), self.now()).await
+        complaints::list(
+            self.db.pool(),
+            filter,
+            page_size,
+            after.as_ref(),
+            self.now(),
+        )
+        .await
     }
 
     async fn figures(

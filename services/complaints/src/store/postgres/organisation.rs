@@ -9,7 +9,10 @@ use crate::store::{Scope, StoreError, assemble};
 pub(super) async fn scope_exists(pool: &PgPool, scope: &Scope) -> Result<bool, StoreError> {
     let (sql, id) = match scope {
         Scope::District => return Ok(true),
-        Scope::Community(id) => ("SELECT EXISTS (SELECT 1 FROM communities WHERE id = $1)", id),
+        Scope::Community(id) => (
+            "SELECT EXISTS (SELECT 1 FROM communities WHERE id = $1)",
+            id,
+        ),
         Scope::Grid(id) => ("SELECT EXISTS (SELECT 1 FROM grids WHERE id = $1)", id),
     };
     Ok(sqlx::query_scalar(sql).bind(id).fetch_one(pool).await?)

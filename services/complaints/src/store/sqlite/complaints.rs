@@ -83,7 +83,11 @@ fn changeable(c: &Complaint) -> [Value; 19] {
 }
 
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
-pub(super) fn insert(conn: &Connection, request_id: &str, c: &Complaint) -> Result<bool, StoreError> {
+pub(super) fn insert(
+    conn: &Connection,
+    request_id: &str,
+    c: &Complaint,
+) -> Result<bool, StoreError> {
     let sql = format!(
         "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
@@ -309,7 +313,12 @@ pub(super) fn escalations_owed(
     let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
     let mut statement = conn.prepare_cached(sql)?;
     let rows = statement.query_map(
-        (to_millis(now), at, id, i64::try_from(limit).unwrap_or(i64::MAX)),
+        (
+            to_millis(now),
+            at,
+            id,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ),
         |row| Ok(Due::new(row.get(1)?, row.get(0)?)),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -392,7 +401,9 @@ pub(super) fn route(
     );
     let found = conn
         .prepare_cached(&sql)?
-        .query_row([building], |row| Ok((chain_row(row), row.get::<_, String>(6)?)))
+        .query_row([building], |row| {
+            Ok((chain_row(row), row.get::<_, String>(6)?))
+        })
         .optional()?;
     let (chain, building_grid) =
         found.ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;

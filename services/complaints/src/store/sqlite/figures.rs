@@ -61,9 +61,8 @@ pub(super) fn figures(
     values.extend(value.as_ref().map(|value| value as &dyn ToSql));
     let period = format!("{}{scoped}", figures::PERIOD_SQL);
     let mut figures = aggregate(conn, &period, &values, |row| {
-        let n = |i: usize, column: &str| -> Result<u32, StoreError> {
-            Ok(count(column, row.get(i)?)?)
-        };
+        let n =
+            |i: usize, column: &str| -> Result<u32, StoreError> { Ok(count(column, row.get(i)?)?) };
         Ok(Figures {
             submitted: n(0, "submitted")?,
             responded_on_time: n(1, "responded_on_time")?,
@@ -82,9 +81,8 @@ pub(super) fn figures(
     values.extend(value.as_ref().map(|value| value as &dyn ToSql));
     let backlog = format!("{}{scoped}", figures::BACKLOG_MILLIS_SQL);
     figures.backlog = aggregate(conn, &backlog, &values, |row| {
-        let n = |i: usize, column: &str| -> Result<u32, StoreError> {
-            Ok(count(column, row.get(i)?)?)
-        };
+        let n =
+            |i: usize, column: &str| -> Result<u32, StoreError> { Ok(count(column, row.get(i)?)?) };
         Ok(Backlog {
             under_1_day: n(0, "under_1_day")?,
             from_1_to_3_days: n(1, "from_1_to_3_days")?,
@@ -113,7 +111,11 @@ pub(super) fn figures_input(
     let submitted = complaints(conn, &in_period, params.as_slice())?;
     let (scoped, value) = condition(scope, 1);
     let open = format!("SELECT {COLUMNS} FROM complaints WHERE status IN {OPEN_STATUSES}{scoped}");
-    let values: Vec<&dyn ToSql> = value.as_ref().map(|value| value as &dyn ToSql).into_iter().collect();
+    let values: Vec<&dyn ToSql> = value
+        .as_ref()
+        .map(|value| value as &dyn ToSql)
+        .into_iter()
+        .collect();
     let names = named(&values);
     let params: Vec<(&str, &dyn ToSql)> = names.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     let open = complaints(conn, &open, params.as_slice())?;

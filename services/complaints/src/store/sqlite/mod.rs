@@ -111,15 +111,17 @@ impl Complaints for SqliteStore {
         let building = intake.building_id.clone();
         let routed = self
             .db
-            .read(move |conn| match complaints::route(conn, grid.as_deref(), building.as_deref()) {
-                Ok(chain) => Ok(Ok(chain)),
-                // A retry of a submission taken before its building moved or
-                // went is still answered as the duplicate it is.
-                Err(error) => match complaints::by_request_id(conn, &key)? {
-                    Some(existing) => Ok(Err(existing)),
-                    None => Err(error),
+            .read(
+                move |conn| match complaints::route(conn, grid.as_deref(), building.as_deref()) {
+                    Ok(chain) => Ok(Ok(chain)),
+                    // A retry of a submission taken before its building moved or
+                    // went is still answered as the duplicate it is.
+                    Err(error) => match complaints::by_request_id(conn, &key)? {
+                        Some(existing) => Ok(Err(existing)),
+                        None => Err(error),
+                    },
                 },
-            })
+            )
             .await?;
         let chain = match routed {
             Ok(chain) => chain,
@@ -130,7 +132,8 @@ impl Complaints for SqliteStore {
         let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
         let actor = format!("channel:{}", complaint.channel.as_str());
         let context = trace::current();
-        let (history, event) = record(&complaint, &transition, &actor, None, now, context.as_ref())?;
+        let (history, event) =
+            record(&complaint, &transition, &actor, None, now, context.as_ref())?;
         self.intake
             .submit(Submission {
                 request_id: request_id.to_owned(),
@@ -151,7 +154,11 @@ impl Complaints for SqliteStore {
     ) -> Result<Complaint, StoreError> {
         let now = self.now();
         let context = trace::current();
-        let (id, request_id, actor) = (id.to_owned(), request_id.map(str::to_owned), actor.to_owned());
+        let (id, request_id, actor) = (
+            id.to_owned(),
+            request_id.map(str::to_owned),
+            actor.to_owned(),
+        );
         let related = related.map(str::to_owned);
         self.change(move |conn| {
             let mut complaint = complaints::load(conn, &id)?;
@@ -159,10 +166,11 @@ impl Complaints for SqliteStore {
                 && let Some(previous) = complaints::transition_by_request_id(conn, key)?
             {
                 if previous != id {
-                    return Err(
-                        FieldError::new("request_id", "was already used for another complaint")
-                            .into(),
-                    );
+                    return Err(FieldError::new(
+                        "request_id",
+                        "was already used for another complaint",
+                    )
+                    .into());
                 }
                 return Ok(complaint);
             }
@@ -201,8 +209,14 @@ impl Complaints for SqliteStore {
             let district = complaints::district_handler(conn)?;
             let transition = complaint.escalate(breach, chain.as_ref(), &district);
             complaints::update(conn, &complaint)?;
-            let (history, event) =
-                record(&complaint, &transition, "sweeper", None, now, context.as_ref())?;
+            let (history, event) = record(
+                &complaint,
+                &transition,
+                "sweeper",
+                None,
+                now,
+                context.as_ref(),
+            )?;
             complaints::insert_history(conn, &history)?;
             event.insert_sqlite(conn)?;
             Ok(true)
@@ -219,7 +233,9 @@ impl Complaints for SqliteStore {
     ) -> Result<Vec<Due>, StoreError> {
         let after = after.cloned();
         self.db
-            .read(move |conn| complaints::escalations_owed(conn, breach, now, after.as_ref(), limit))
+            .read(move |conn| {
+                complaints::escalations_owed(conn, breach, now, after.as_ref(), limit)
+            })
             .await
     }
 

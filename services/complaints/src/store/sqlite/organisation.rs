@@ -9,10 +9,15 @@ use crate::store::{Scope, StoreError, assemble};
 pub(super) fn scope_exists(conn: &Connection, scope: &Scope) -> Result<bool, StoreError> {
     let (sql, id) = match scope {
         Scope::District => return Ok(true),
-        Scope::Community(id) => ("SELECT EXISTS (SELECT 1 FROM communities WHERE id = ?1)", id),
+        Scope::Community(id) => (
+            "SELECT EXISTS (SELECT 1 FROM communities WHERE id = ?1)",
+            id,
+        ),
         Scope::Grid(id) => ("SELECT EXISTS (SELECT 1 FROM grids WHERE id = ?1)", id),
     };
-    let exists: bool = conn.prepare_cached(sql)?.query_row([id], |row| row.get(0))?;
+    let exists: bool = conn
+        .prepare_cached(sql)?
+        .query_row([id], |row| row.get(0))?;
     Ok(exists)
 }
 
@@ -62,8 +67,8 @@ pub(super) fn replace(conn: &Connection, organisation: &Organisation) -> Result<
 /// The organisation as stored, in the order it was loaded.
 pub(super) fn read(conn: &Connection) -> Result<Organisation, StoreError> {
     let district_handler = district_handler(conn)?;
-    let mut statement =
-        conn.prepare_cached("SELECT id, name, committee_handler FROM communities ORDER BY position")?;
+    let mut statement = conn
+        .prepare_cached("SELECT id, name, committee_handler FROM communities ORDER BY position")?;
     let communities: Vec<Community> = statement
         .query_map([], |row| {
             Ok(Community {
