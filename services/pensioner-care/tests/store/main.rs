@@ -17,6 +17,7 @@ use shequ_pensioner_care::store::Store;
 use shequ_tests::{Backend, TestDatabase};
 
 mod cases;
+mod release_data;
 
 /// One case's store, on a fresh database.
 pub(crate) struct Harness {
