@@ -76,7 +76,7 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     let paired = store.volunteer(&volunteer).await?;
     assert_eq!(paired.name, "张党员");
     assert!(paired.party_member);
-    assert_eq!(paired.elder_ids, [wang.id.clone()]);
+    assert_eq!(paired.elder_ids, std::slice::from_ref(&wang.id));
     let booking = store.booking_by_request("fixture-b1").await?;
     assert_eq!(booking.map(|b| b.elder_id), Some(li.id.clone()));
     let timeline = store.timeline(&wang.id).await?;
