@@ -11,19 +11,25 @@
 //! - [`trace`]: the W3C `traceparent` context of the work a task is doing, so one
 //!   trace id follows a request through gRPC metadata, NATS headers and logs.
 //! - [`clock`]: the injectable clock, and the millisecond timestamps the databases store.
-//! - [`storage`]: opens SQLite (WAL, a file in the data directory) or PostgreSQL by
-//!   URL and runs that backend's migrations (the chassis's own, then the service's).
+//! - [`database`]: a service's database natively on its backend, chosen by
+//!   URL, migrations run at start (the chassis's own, then the service's):
+//!   [`database::Database`] is [`sqlite::Sqlite`] or [`postgres::Postgres`];
+//!   the chassis's own tables (outbox, leases, the probe, parked events) on
+//!   either; `DbError`, and strict decoding helpers for stored values.
 //! - [`sqlite`]: SQLite natively (rusqlite): one writer thread running a whole
 //!   transaction per hand-off, with explicit BEGIN/COMMIT and the failure
-//!   semantics of `ARCHITECTURE.md`, and read-only connections; the stores are
-//!   to move onto it.
+//!   semantics of `ARCHITECTURE.md`, read-only connections, its group commit
+//!   (a batch in one unit, a savepoint per job), and migrations run natively.
+//! - [`postgres`]: PostgreSQL natively (sqlx's own driver): the pool, commits
+//!   recorded in the commit health, and its group commit (a batch in one
+//!   transaction, its rows inserted with a few multi-row statements, or the
+//!   whole batch at once when the job can).
+//! - [`storage`]: what both backends share: the backend a URL names, a
+//!   service's migrations per backend, commit health, which errors mean "not
+//!   stored", the keyset paging of due work.
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
-//! - [`group_commit`]: concurrent requests' writes batched into one transaction
-//!   (one commit, one fsync), a failing one rolled back alone, the rows they
-//!   only insert written with a few multi-row statements, each caller answered
-//!   after the commit.
 //! - [`outbox`]: events written in the state change's transaction, with the
 //!   current trace, and the relay that publishes them to JetStream (with
 //!   `Nats-Msg-Id` = event id, and `traceparent` when written in a trace; it
@@ -32,7 +38,8 @@
 //! - [`lease`]: named leases in the service's own database, so a singleton job
 //!   (the outbox relay, a sweeper, a worker) runs in one replica at a time and a
 //!   standby takes over when its holder dies or shuts down.
-//! - [`inbox`]: durable pull consumers whose handlers apply each event once, in
+//! - [`inbox`]: durable pull consumers; each event applied once by the
+//!   consumer's `Apply` in its own transaction (claimed there with `Once`), in
 //!   the trace of its `traceparent` header; transient failures retried for as
 //!   long as they last, poison events parked.
 //! - [`parked`]: `shequ.ops.v1.ParkedEventService`: listing the events the
