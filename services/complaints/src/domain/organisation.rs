@@ -2,7 +2,7 @@
 //! buildings, and who answers at each of the four escalation levels. It is data
 //! the operator loads and replaces, never code.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::FieldError;
 use super::fields;
@@ -113,9 +113,119 @@ impl Chain {
     }
 }
 
+/// Where complaints go, from the organisation as it stands: each grid's
+/// [`Chain`], and the grid of each building.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    chains: HashMap<String, Chain>,
+    buildings: HashMap<String, String>,
+}
+
+/// Why a complaint could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("grid {0} not found")]
+    UnknownGrid(String),
+    #[error("building {0} not found")]
+    UnknownBuilding(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+impl Routing {
+    pub fn new(organisation: &Organisation) -> Self {
+        let mut routing = Self::default();
+        for community in &organisation.communities {
+            for grid in &community.grids {
+                for building in &grid.building_ids {
+                    routing.buildings.insert(building.clone(), grid.id.clone());
+                }
+                let chain = Chain {
+                    community_id: community.id.clone(),
+                    grid_id: grid.id.clone(),
+                    worker: grid.worker.clone(),
+                    branch_handler: grid.branch_handler.clone(),
+                    committee_handler: community.committee_handler.clone(),
+                    district_handler: organisation.district_handler.clone(),
+                };
+                routing.chains.insert(grid.id.clone(), chain);
+            }
+        }
+        routing
+    }
+
+    /// The chain of the grid a complaint is in: by building (which names its
+    /// grid) or by grid; both given must agree.
+    pub fn route(
+        &self,
+        grid_id: Option<&str>,
+        building_id: Option<&str>,
+    ) -> Result<&Chain, RouteError> {
+        let grid = match (building_id, grid_id) {
+            (Some(building), asked) => {
+                let grid = self
+                    .buildings
+                    .get(building)
+                    .ok_or_else(|| RouteError::UnknownBuilding(building.to_owned()))?;
+                if let Some(asked) = asked
+                    && asked != grid
+                {
+                    return Err(FieldError::new(
+                        "building_id",
+                        format!("building {building} is in grid {grid}, not {asked}"),
+                    )
+                    .into());
+                }
+                grid.as_str()
+            }
+            (None, Some(grid)) => grid,
+            (None, None) => {
+                return Err(
+                    FieldError::new("grid_id", "a grid_id or a building_id is required").into(),
+                );
+            }
+        };
+        self.chains
+            .get(grid)
+            .ok_or_else(|| RouteError::UnknownGrid(grid.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routing_goes_by_building_or_grid_and_both_must_agree() {
+        let routing = Routing::new(&organisation());
+        let by_grid = routing
+            .route(Some("xinyuan-g1"), None)
+            .map(|c| c.worker.clone());
+        assert_eq!(by_grid, Ok("worker-li".to_owned()));
+        let by_building = routing.route(None, Some("b1")).map(|c| c.grid_id.clone());
+        assert_eq!(by_building, Ok("xinyuan-g1".to_owned()));
+        let chain = routing.route(Some("xinyuan-g1"), Some("b1"));
+        assert_eq!(
+            chain.map(|c| c.district_handler.as_str()),
+            Ok("jinshui-office")
+        );
+        assert!(matches!(
+            routing.route(Some("xinyuan-g9"), Some("b1")),
+            Err(RouteError::Field(error)) if error.field == "building_id"
+        ));
+        assert_eq!(
+            routing.route(None, Some("nowhere")),
+            Err(RouteError::UnknownBuilding("nowhere".into()))
+        );
+        assert_eq!(
+            routing.route(Some("nowhere"), None),
+            Err(RouteError::UnknownGrid("nowhere".into()))
+        );
+        assert!(matches!(
+            routing.route(None, None),
+            Err(RouteError::Field(error)) if error.field == "grid_id"
+        ));
+    }
 
     fn organisation() -> Organisation {
         Organisation {

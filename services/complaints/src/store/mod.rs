@@ -30,7 +30,7 @@ use crate::domain::complaint::{
 };
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
-use crate::domain::organisation::{Community, Grid, Organisation};
+use crate::domain::organisation::{Community, Grid, Organisation, RouteError};
 use crate::domain::reporter::{Phone, Reporter};
 use crate::domain::time_limits::TimeLimits;
 use crate::events;
@@ -58,6 +58,16 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(error.into())
+    }
+}
+
+impl From<RouteError> for StoreError {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::UnknownGrid(grid) => Self::NotFound(format!("grid {grid}")),
+            RouteError::UnknownBuilding(building) => Self::NotFound(format!("building {building}")),
+            RouteError::Field(error) => Self::Field(error),
+        }
     }
 }
 

@@ -524,3 +524,41 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     );
     Ok(())
 }
+
+pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
+    h: Harness,
+) -> anyhow::Result<()> {
+    h.store.load_organisation(&organisation()).await?;
+    let (before, _) = h
+        .store
+        .submit("r-1", intake("路灯不亮", Some("b-1")), None, &h.limits)
+        .await?;
+    assert_eq!(before.grid_id, "xinyuan-1");
+    // Building b-1 moves to yaozhai-1, b-2 goes.
+    let mut moved = organisation();
+    moved.communities[0].grids[0].building_ids = vec![];
+    moved.communities[1].grids[0].building_ids = vec!["b-1".into()];
+    h.store.load_organisation(&moved).await?;
+    let (after, _) = h
+        .store
+        .submit("r-2", intake("路灯不亮", Some("b-1")), None, &h.limits)
+        .await?;
+    assert_eq!(after.grid_id, "yaozhai-1");
+    assert_eq!(after.assignee, "worker-sun");
+    let gone = h
+        .store
+        .submit("r-3", intake("路灯不亮", Some("b-2")), None, &h.limits)
+        .await;
+    assert!(
+        matches!(&gone, Err(StoreError::NotFound(what)) if what == "building b-2"),
+        "{gone:?}"
+    );
+    // A retry of the first is still its duplicate, though its building moved.
+    let (again, duplicate) = h
+        .store
+        .submit("r-1", intake("路灯不亮", Some("b-2")), None, &h.limits)
+        .await?;
+    assert!(duplicate);
+    assert_eq!(again.id, before.id);
+    Ok(())
+}

@@ -118,6 +118,7 @@ conformance!(
     the_figures_counted_by_the_database_agree_with_the_rules,
     the_organisation_is_replaced_whole_and_reads_back_in_order,
     a_stored_value_that_does_not_decode_is_an_error_not_a_default,
+    a_submission_is_routed_by_the_organisation_as_it_stands,
 );
 
 // Shared by the cases.

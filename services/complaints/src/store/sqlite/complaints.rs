@@ -8,7 +8,6 @@ use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 use shequ_chassis::storage::Due;
 
-use crate::domain::FieldError;
 use crate::domain::complaint::{Breach, Complaint};
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
@@ -380,44 +379,6 @@ pub(super) fn list(
 /// The columns of a grid's [`Chain`], from `grids g` joined to `communities c`.
 const CHAIN: &str = "g.id, g.community_id, g.worker, g.branch_handler, c.committee_handler, \
      (SELECT value FROM organisation_settings WHERE name = 'district_handler')";
-
-/// The chain of the grid the complaint is in: by building (which names its
-/// grid) or by grid; both given must agree. One statement either way.
-pub(super) fn route(
-    conn: &Connection,
-    grid_id: Option<&str>,
-    building_id: Option<&str>,
-) -> Result<Chain, StoreError> {
-    let Some(building) = building_id else {
-        let grid_id = grid_id
-            .ok_or_else(|| FieldError::new("grid_id", "a grid_id or a building_id is required"))?;
-        return chain_of_grid(conn, grid_id)?
-            .ok_or_else(|| StoreError::NotFound(format!("grid {grid_id}")));
-    };
-    let sql = format!(
-        "SELECT {CHAIN}, b.grid_id FROM buildings b \
-         LEFT JOIN grids g ON g.id = b.grid_id LEFT JOIN communities c ON c.id = g.community_id \
-         WHERE b.id = ?1"
-    );
-    let found = conn
-        .prepare_cached(&sql)?
-        .query_row([building], |row| {
-            Ok((chain_row(row), row.get::<_, String>(6)?))
-        })
-        .optional()?;
-    let (chain, building_grid) =
-        found.ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;
-    if let Some(grid_id) = grid_id
-        && grid_id != building_grid
-    {
-        return Err(FieldError::new(
-            "building_id",
-            format!("building {building} is in grid {building_grid}, not {grid_id}"),
-        )
-        .into());
-    }
-    chain?.ok_or_else(|| StoreError::NotFound(format!("grid {building_grid}")))
-}
 
 pub(super) fn chain_of_grid(conn: &Connection, grid_id: &str) -> Result<Option<Chain>, StoreError> {
     let sql = format!(

@@ -1,6 +1,9 @@
 //! The complaints store on SQLite (rusqlite): every change is one unit on the
 //! database's writer thread (a submission shares its unit with the batch
-//! arriving meanwhile), every read runs on a read-only connection.
+//! arriving meanwhile), every read runs on a read-only connection. A
+//! submission is routed by the organisation held in memory ([`Routing`]),
+//! read once and again after each replacement: one replica serves a SQLite
+//! file, so none is made behind its back.
 //! Instants are milliseconds since the epoch, flags 0/1.
 //!
 //! - [`complaints`]: a complaint's rows (insert, update, load), its history,
@@ -11,6 +14,9 @@
 mod complaints;
 mod figures;
 mod organisation;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -27,7 +33,7 @@ use super::{
 use crate::domain::FieldError;
 use crate::domain::complaint::{Breach, Complaint, Intake};
 use crate::domain::figures::Figures;
-use crate::domain::organisation::Organisation;
+use crate::domain::organisation::{Organisation, Routing};
 use crate::domain::time_limits::TimeLimits;
 
 /// Submissions one unit takes at most.
@@ -40,6 +46,17 @@ pub struct SqliteStore {
     outbox: OutboxSignal,
     pub(super) clock: SharedClock,
     intake: GroupCommit<Submission>,
+    routing: Arc<RoutingCache>,
+}
+
+/// The organisation's [`Routing`], read once and kept until the organisation
+/// is replaced: a SQLite file serves one replica, so this process makes every
+/// change to it. Each replacement counts a generation, and a table read
+/// while one was being made is not kept.
+#[derive(Debug, Default)]
+struct RoutingCache {
+    table: RwLock<Option<Arc<Routing>>>,
+    generation: AtomicU64,
 }
 
 impl SqliteStore {
@@ -51,7 +68,32 @@ impl SqliteStore {
             outbox,
             clock,
             intake,
+            routing: Arc::default(),
         }
+    }
+
+    /// Where complaints go, as the organisation stands.
+    async fn routing(&self) -> Result<Arc<Routing>, StoreError> {
+        let cached = self
+            .routing
+            .table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(routing) = cached {
+            return Ok(routing);
+        }
+        let generation = self.routing.generation.load(Ordering::Acquire);
+        let routing = Arc::new(Routing::new(&self.db.read(organisation::read).await?));
+        let mut table = self
+            .routing
+            .table
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.routing.generation.load(Ordering::Acquire) == generation {
+            *table = Some(Arc::clone(&routing));
+        }
+        Ok(routing)
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -106,30 +148,26 @@ impl Complaints for SqliteStore {
         grid_id: Option<&str>,
         limits: &TimeLimits,
     ) -> Result<(Complaint, bool), StoreError> {
-        let key = request_id.to_owned();
-        let grid = grid_id.map(str::to_owned);
-        let building = intake.building_id.clone();
-        let routed = self
-            .db
-            .read(
-                move |conn| match complaints::route(conn, grid.as_deref(), building.as_deref()) {
-                    Ok(chain) => Ok(Ok(chain)),
-                    // A retry of a submission taken before its building moved or
-                    // went is still answered as the duplicate it is.
-                    Err(error) => match complaints::by_request_id(conn, &key)? {
-                        Some(existing) => Ok(Err(existing)),
-                        None => Err(error),
-                    },
-                },
-            )
-            .await?;
-        let chain = match routed {
+        let routing = self.routing().await?;
+        let chain = match routing.route(grid_id, intake.building_id.as_deref()) {
             Ok(chain) => chain,
-            Err(existing) => return Ok((existing, true)),
+            // A retry of a submission taken before its building moved or
+            // went is still answered as the duplicate it is.
+            Err(error) => {
+                let key = request_id.to_owned();
+                return match self
+                    .db
+                    .read(move |conn| complaints::by_request_id(conn, &key))
+                    .await?
+                {
+                    Some(existing) => Ok((existing, true)),
+                    None => Err(error.into()),
+                };
+            }
         };
         let now = self.now();
         let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
+        let (complaint, transition) = Complaint::submit(id, intake, chain, limits, now);
         let actor = format!("channel:{}", complaint.channel.as_str());
         let context = trace::current();
         let (history, event) =
@@ -296,10 +334,19 @@ impl Complaints for SqliteStore {
 
     async fn load_organisation(&self, organisation: &Organisation) -> Result<(), StoreError> {
         let organisation = organisation.clone();
-        self.db
+        let replaced = self
+            .db
             .unit(move |conn| organisation::replace(conn, &organisation))
             .await
-            .map_err(UnitError::flatten)
+            .map_err(UnitError::flatten);
+        // Whether it committed or not, the next submission reads it again.
+        self.routing.generation.fetch_add(1, Ordering::AcqRel);
+        *self
+            .routing
+            .table
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        replaced
     }
 
     async fn organisation(&self) -> Result<Organisation, StoreError> {
