@@ -25,7 +25,8 @@
 //!    bare per-request two-row transaction at concurrency 64 ([`postgres`]);
 //!    intake at each concurrency and propagation with complaints on a fresh
 //!    database of that server; then the same 1,000,000 complaints stored there,
-//!    `GetFigures` over them and intake again.
+//!    `GetFigures` over them and intake again; then merchant-alliance on a
+//!    database of its own with the same 50,000 merchants, and nearby.
 //! 7. **Memory.** This process's peak RSS (client and both services), then each
 //!    service binary as a child process under load, its own peak RSS.
 //!
@@ -193,31 +194,7 @@ async fn bench() -> anyhow::Result<()> {
 
     // 4. Nearby, at midday and at night in the district (the alliance's clock
     // is moved there), since "open now" depends on the hour.
-    let mut nearby_levels = Vec::new();
-    for (hour, concurrency) in NEARBY_HOURS
-        .into_iter()
-        .flat_map(|hour| NEARBY_CONCURRENCY.map(|concurrency| (hour, concurrency)))
-    {
-        eprintln!("nearby at {hour:02}:00, concurrency {concurrency} …");
-        alliance_clock.move_to_district_hour(hour);
-        let seed = 1_000_000 * (concurrency as u64 + 1);
-        let client = merchants_client.clone();
-        let results = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&results);
-        let result = run_level(concurrency, level, move |_, i| {
-            let mut client = client.clone();
-            let counted = Arc::clone(&counted);
-            Box::pin(async move {
-                let found = client.find_nearby(nearby::nearby_request(seed + i)).await?;
-                counted.fetch_add(found.into_inner().merchants.len(), Ordering::Relaxed);
-                Ok(())
-            })
-        })
-        .await;
-        let mean = results.load(Ordering::Relaxed) as f64 / result.latencies.len().max(1) as f64;
-        nearby_levels.push((hour, concurrency, result, mean));
-    }
-    alliance_clock.back_to_real_time();
+    let nearby_levels = nearby_levels(&merchants_client, &alliance_clock, level).await;
 
     // 5. How cost grows: a district's years of complaints stored, then its
     // figures (counted in SQL; beside them the old way, every row loaded) and
@@ -342,19 +319,7 @@ async fn bench() -> anyhow::Result<()> {
         "  every 3rd query asks for merchants open now; most are open 08:00-21:00, so at \
          03:00 district time none is"
     );
-    println!(
-        "{} {:>8}",
-        header("district time, concurrency", "q/s"),
-        "results"
-    );
-    for (hour, concurrency, result, mean) in &nearby_levels {
-        println!(
-            "{} {:>8.1}",
-            row(&format!("{hour:02}:00, c={concurrency}"), result, ""),
-            mean
-        );
-    }
-    println!("  target: p99 < 5 ms");
+    print_nearby(&nearby_levels);
     println!();
     println!(
         "how cost grows: {} complaints over five years stored (written in {:.1} s)",
@@ -806,6 +771,58 @@ async fn outbox_backlog(url: &str) -> anyhow::Result<i64> {
     .await
 }
 
+/// One `FindNearby` level per district hour of [`NEARBY_HOURS`] and
+/// concurrency of [`NEARBY_CONCURRENCY`] (the alliance's `clock` is moved
+/// there: "open now" depends on the hour); each with its mean result count.
+async fn nearby_levels(
+    client: &Merchants,
+    clock: &ShiftedClock,
+    level: Duration,
+) -> Vec<(u32, usize, Level, f64)> {
+    let mut levels = Vec::new();
+    for (hour, concurrency) in NEARBY_HOURS
+        .into_iter()
+        .flat_map(|hour| NEARBY_CONCURRENCY.map(|concurrency| (hour, concurrency)))
+    {
+        eprintln!("nearby at {hour:02}:00, concurrency {concurrency} …");
+        clock.move_to_district_hour(hour);
+        let seed = 1_000_000 * (concurrency as u64 + 1);
+        let client = client.clone();
+        let results = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&results);
+        let result = run_level(concurrency, level, move |_, i| {
+            let mut client = client.clone();
+            let counted = Arc::clone(&counted);
+            Box::pin(async move {
+                let found = client.find_nearby(nearby::nearby_request(seed + i)).await?;
+                counted.fetch_add(found.into_inner().merchants.len(), Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .await;
+        let mean = results.load(Ordering::Relaxed) as f64 / result.latencies.len().max(1) as f64;
+        levels.push((hour, concurrency, result, mean));
+    }
+    clock.back_to_real_time();
+    levels
+}
+
+fn print_nearby(levels: &[(u32, usize, Level, f64)]) {
+    println!(
+        "{} {:>8}",
+        header("district time, concurrency", "q/s"),
+        "results"
+    );
+    for (hour, concurrency, result, mean) in levels {
+        println!(
+            "{} {:>8.1}",
+            row(&format!("{hour:02}:00, c={concurrency}"), result, ""),
+            mean
+        );
+    }
+    println!("  target: p99 < 5 ms");
+}
+
 /// `GetFigures` for the district over the five years before `until_ms`, one
 /// call after another.
 async fn figures_level(client: &Complaints, until_ms: i64, level: Duration) -> Level {
@@ -882,13 +899,16 @@ struct PostgresLevels {
     figures_load: Duration,
     figures: Level,
     big_intake: Level,
+    /// How long writing the merchants took, and the nearby levels over them.
+    merchants_load: Duration,
+    nearby: Vec<(u32, usize, Level, f64)>,
 }
 
 impl PostgresLevels {
     fn print(&self) {
         let ceiling = self.ceiling.rate();
         println!(
-            "PostgreSQL (the local server; complaints on its own database, merchant-alliance still on SQLite)"
+            "PostgreSQL (the local server; complaints, then merchant-alliance, each on a database of its own)"
         );
         println!("{}", header("", "unit/s"));
         println!(
@@ -958,8 +978,11 @@ impl PostgresLevels {
             self.big_intake.rate() / ceiling,
         );
         println!(
-            "  nearby on PostgreSQL: not measured yet (merchant-alliance does not store natively yet)"
+            "nearby: FindNearby over {} merchants in PostgreSQL (loaded in {:.2} s), as above",
+            nearby::MERCHANTS,
+            self.merchants_load.as_secs_f64()
         );
+        print_nearby(&self.nearby);
     }
 }
 
@@ -1011,6 +1034,20 @@ async fn postgres_levels(
     let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "pg-big").await?;
     drop(clients);
     complaints.stop().await?;
+
+    let alliance_db = shequ_tests::TestPostgres::create(admin).await?;
+    eprintln!("loading {} merchants into PostgreSQL …", nearby::MERCHANTS);
+    Alliance::start(nats_url, data, alliance_db.url(), Arc::new(SystemClock))
+        .await?
+        .stop()
+        .await?;
+    let merchants_load = postgres::load_merchants(alliance_db.url()).await?;
+    let clock = Arc::new(ShiftedClock::default());
+    let alliance = Alliance::start(nats_url, data, alliance_db.url(), clock.clone()).await?;
+    let client = Merchants::new(connect(alliance.addr).await?);
+    let nearby = nearby_levels(&client, &clock, level).await;
+    drop(client);
+    alliance.stop().await?;
     Ok(PostgresLevels {
         ceiling,
         intake,
@@ -1019,6 +1056,8 @@ async fn postgres_levels(
         figures_load,
         figures,
         big_intake,
+        merchants_load,
+        nearby,
     })
 }
 

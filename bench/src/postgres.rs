@@ -89,3 +89,52 @@ pub(crate) async fn ceiling(
     );
     Ok(level)
 }
+
+/// Writes the nearby bench's merchants ([`crate::nearby::generate`]) into the
+/// merchant-alliance PostgreSQL database at `url` (schema made by its
+/// migrations: `text[]` tags, `jsonb` hours), in batches of column arrays;
+/// how long it took.
+pub(crate) async fn load_merchants(url: &str) -> anyhow::Result<Duration> {
+    const BATCH: usize = 10_000;
+    let started = std::time::Instant::now();
+    let merchants = crate::nearby::generate()?;
+    let mut conn = PgConnection::connect(url).await?;
+    for batch in merchants.chunks(BATCH) {
+        let text = |f: fn(&crate::nearby::Generated) -> &str| -> Vec<&str> {
+            batch.iter().map(f).collect()
+        };
+        sqlx::query(
+            "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
+             longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
+             suspended_reason, credit_score, registered_at, updated_at) \
+             SELECT id, request_id, name, category, \
+             ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), latitude, longitude, cell, \
+             NULL, grid_id, hours::jsonb, party, 'active', NULL, 100, now(), now() \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[], $11::bool[]) \
+             AS t (id, request_id, name, category, tags, latitude, longitude, cell, grid_id, \
+             hours, party)",
+        )
+        .bind(text(|m| &m.id))
+        .bind(text(|m| &m.request_id))
+        .bind(text(|m| &m.name))
+        .bind(text(|m| m.category))
+        .bind(text(|m| &m.tags))
+        .bind(batch.iter().map(|m| m.latitude).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.longitude).collect::<Vec<_>>())
+        .bind(text(|m| &m.cell))
+        .bind(text(|m| &m.grid_id))
+        .bind(text(|m| &m.hours))
+        .bind(
+            batch
+                .iter()
+                .map(|m| m.party_member_owner)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut conn)
+        .await?;
+    }
+    sqlx::query("ANALYZE merchants").execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(started.elapsed())
+}

@@ -71,10 +71,25 @@ impl Lcg {
     }
 }
 
-/// Inserts [`MERCHANTS`] generated merchants in one transaction into the
-/// service's SQLite file (schema made by its migrations), on `conn` (rusqlite,
-/// as the service's own store).
-pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
+/// One generated merchant, as its row holds it.
+pub(crate) struct Generated {
+    pub(crate) id: String,
+    pub(crate) request_id: String,
+    pub(crate) name: String,
+    pub(crate) category: &'static str,
+    /// The service tags, a JSON array.
+    pub(crate) tags: String,
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
+    pub(crate) cell: String,
+    pub(crate) grid_id: String,
+    /// The opening hours, as the store writes them (JSON).
+    pub(crate) hours: String,
+    pub(crate) party_member_owner: bool,
+}
+
+/// [`MERCHANTS`] generated merchants, the same on every run.
+pub(crate) fn generate() -> anyhow::Result<Vec<Generated>> {
     let daily = opening_hours::to_json(&[OpeningHours::parse(
         "opening_hours",
         all_week(),
@@ -98,16 +113,9 @@ pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<
         OpeningHours::parse("opening_hours", all_week(), "11:00", "14:00")?,
         OpeningHours::parse("opening_hours", all_week(), "17:00", "02:00")?,
     ]);
-    let now = chrono::Utc::now().timestamp_millis();
     let total_weight: u32 = CATEGORIES.iter().map(|(_, w)| w).sum();
     let mut random = Lcg::new(20_261_128);
-    let tx = conn.transaction()?;
-    let mut insert = tx.prepare(
-        "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
-         longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
-         suspended_reason, credit_score, registered_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
-    )?;
+    let mut merchants = Vec::with_capacity(MERCHANTS);
     for i in 0..MERCHANTS {
         let mut pick = (random.next_u64() >> 33) as u32 % total_weight;
         let mut category = CATEGORIES[CATEGORIES.len() - 1].0;
@@ -132,13 +140,6 @@ pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<
             "elderly_care" if random.chance(0.4) => tags.push("day_care"),
             _ => {}
         }
-        let service_tags = format!(
-            "[{}]",
-            tags.iter()
-                .map(|t| format!("\"{t}\""))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
         let location = random.point();
         let hours = match random.unit() {
             x if x < 0.85 => &daily,
@@ -146,18 +147,48 @@ pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<
             _ => &late,
         };
         let grid = (random.next_u64() >> 33) % 120;
-        insert.execute(rusqlite::params![
-            uuid::Uuid::now_v7().to_string(),
-            format!("bench-{i:06}"),
-            format!("金水商户 {i:05}"),
+        merchants.push(Generated {
+            id: uuid::Uuid::now_v7().to_string(),
+            request_id: format!("bench-{i:06}"),
+            name: format!("金水商户 {i:05}"),
             category,
-            service_tags,
-            location.latitude,
-            location.longitude,
-            cells::cell_of(location),
-            format!("jinshui-{grid:03}"),
-            hours.as_str(),
-            i64::from(random.chance(0.1)),
+            tags: serde_json::to_string(&tags)?,
+            latitude: location.latitude,
+            longitude: location.longitude,
+            cell: cells::cell_of(location),
+            grid_id: format!("jinshui-{grid:03}"),
+            hours: hours.clone(),
+            party_member_owner: random.chance(0.1),
+        });
+    }
+    Ok(merchants)
+}
+
+/// Inserts the [`generate`]d merchants in one transaction into the service's
+/// SQLite file (schema made by its migrations), on `conn` (rusqlite, as the
+/// service's own store).
+pub(crate) fn load_merchants(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let tx = conn.transaction()?;
+    let mut insert = tx.prepare(
+        "INSERT INTO merchants (id, request_id, name, category, service_tags, latitude, \
+         longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
+         suspended_reason, credit_score, registered_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, 'active', NULL, 100, ?12, ?12)",
+    )?;
+    for m in generate()? {
+        insert.execute(rusqlite::params![
+            m.id,
+            m.request_id,
+            m.name,
+            m.category,
+            m.tags,
+            m.latitude,
+            m.longitude,
+            m.cell,
+            m.grid_id,
+            m.hours,
+            i64::from(m.party_member_owner),
             now,
         ])?;
     }
