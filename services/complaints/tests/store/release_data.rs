@@ -1,4 +1,4 @@
-//! A database written by release 0.1 (storage through `sqlx::Any`: instants
+//! A database written by release 0.1 (storage through sqlx's Any driver: instants
 //! and flags `BIGINT` on PostgreSQL too) opens with today's stores, which
 //! migrate it (on PostgreSQL: instants to `timestamptz`, the at-fault flag to
 //! `boolean`) and read every value as it was written. The fixtures were made

@@ -1,4 +1,4 @@
-//! A database written by release 0.1 (storage through `sqlx::Any`: instants
+//! A database written by release 0.1 (storage through sqlx's Any driver: instants
 //! and flags `BIGINT`, tags and hours JSON text on PostgreSQL too) opens with
 //! today's stores, which migrate it (on PostgreSQL: `timestamptz`, `boolean`,
 //! `text[]` tags, `jsonb` hours) and read every value as it was written, and

@@ -1,4 +1,4 @@
-//! A database written by release 0.1 (storage through `sqlx::Any`: instants
+//! A database written by release 0.1 (storage through sqlx's Any driver: instants
 //! and flags `BIGINT`, contacts, risk reasons and needs JSON text on
 //! PostgreSQL too) opens with today's stores, which migrate it (on
 //! PostgreSQL: `timestamptz`, `boolean`, `jsonb`) and read every value as it
