@@ -79,3 +79,27 @@ pub fn instant(url: &str, ms: i64) -> String {
         format!("to_timestamp({ms} / 1000.0)")
     }
 }
+
+/// A database restored from a dump on `database`'s backend: its URL, and the
+/// directory holding the SQLite file (kept alive by the caller). The SQLite
+/// dump is run with foreign keys off, as `sqlite3 .dump` writes tables in
+/// name order (a referencing table before the one it references).
+pub async fn restore(
+    database: &crate::TestDatabase,
+    file_name: &str,
+    sqlite_dump: &str,
+    postgres_dump: &str,
+) -> anyhow::Result<(String, Option<tempfile::TempDir>)> {
+    if let Some(url) = database.url() {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::raw_sql(postgres_dump).execute(&mut conn).await?;
+        conn.close().await?;
+        return Ok((url.to_owned(), None));
+    }
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join(file_name);
+    let conn = rusqlite::Connection::open(&file)?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
+    conn.execute_batch(sqlite_dump)?;
+    Ok((format!("sqlite://{}?mode=rwc", file.display()), Some(dir)))
+}

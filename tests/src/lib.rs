@@ -540,3 +540,29 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A store's conformance suite: each case (`crate::cases::<case>`, an async
+/// fn of the calling test crate's harness) once on SQLite and once on
+/// PostgreSQL, through `crate::run(Backend, case)` of the calling crate.
+#[macro_export]
+#[allow(clippy::crate_in_macro_def)] // `crate` is the calling test crate, on purpose.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run($crate::Backend::Sqlite, crate::cases::$case).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() -> anyhow::Result<()> {
+                    crate::run($crate::Backend::Postgres, crate::cases::$case).await
+                }
+            )*
+        }
+    };
+}

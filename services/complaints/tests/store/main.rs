@@ -83,29 +83,7 @@ where
     }
 }
 
-/// Each case once per backend.
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+shequ_tests::conformance!(
     a_submission_reads_back_as_it_was_answered,
     a_repeated_request_id_returns_the_first_complaint,
     concurrent_submissions_are_each_stored_once_with_their_history_and_event,

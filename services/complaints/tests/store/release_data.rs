@@ -11,7 +11,6 @@ use shequ_chassis::outbox::OutboxSignal;
 use shequ_complaints::domain::kinds::Status;
 use shequ_complaints::store::{Complaints, ListFilter, Store};
 use shequ_tests::{Backend, TestDatabase};
-use sqlx::Connection;
 
 const SQLITE_DUMP: &str = include_str!("../fixtures/release-0.1-sqlite.sql");
 const POSTGRES_DUMP: &str = include_str!("../fixtures/release-0.1-postgres.sql");
@@ -61,24 +60,8 @@ async fn opened(
     let Some(database) = TestDatabase::create(backend).await? else {
         return Ok(None);
     };
-    let (url, dir) = match database.url() {
-        Some(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            sqlx::raw_sql(POSTGRES_DUMP).execute(&mut conn).await?;
-            conn.close().await?;
-            (url.to_owned(), None)
-        }
-        None => {
-            let dir = tempfile::tempdir()?;
-            let file = dir.path().join("complaints.db");
-            // The dump creates tables in name order, a referencing table
-            // before the one it references.
-            let conn = rusqlite::Connection::open(&file)?;
-            conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
-            conn.execute_batch(SQLITE_DUMP)?;
-            (format!("sqlite://{}?mode=rwc", file.display()), Some(dir))
-        }
-    };
+    let (url, dir) =
+        shequ_tests::db::restore(&database, "complaints.db", SQLITE_DUMP, POSTGRES_DUMP).await?;
     let db = Database::connect(&url, &shequ_complaints::MIGRATIONS).await?;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
     Ok(Some((

@@ -119,29 +119,7 @@ where
     }
 }
 
-/// Each case once per backend.
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+shequ_tests::conformance!(
     a_registration_is_once_per_request_id_and_reads_back_as_answered,
     update_suspend_and_reinstate_change_the_merchant_and_announce_each,
     the_list_filters_and_pages_without_gaps_or_repeats,

@@ -86,29 +86,7 @@ where
     }
 }
 
-/// Each case once per backend.
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Sqlite, crate::cases::$case).await
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() -> anyhow::Result<()> {
-                    crate::run(shequ_tests::Backend::Postgres, crate::cases::$case).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+shequ_tests::conformance!(
     a_registration_reads_back_as_answered_and_happens_once_per_request_id,
     a_volunteer_takes_at_most_two_elders_however_many_pairings_race,
     of_two_volunteers_racing_for_one_elder_exactly_one_wins,

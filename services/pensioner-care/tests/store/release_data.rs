@@ -13,7 +13,6 @@ use shequ_chassis::outbox::OutboxSignal;
 use shequ_pensioner_care::domain::visits::VisitPolicy;
 use shequ_pensioner_care::store::{Care, ElderFilter, Store};
 use shequ_tests::{Backend, TestDatabase};
-use sqlx::Connection;
 
 const SQLITE_DUMP: &str = include_str!("../fixtures/release-0.1-sqlite.sql");
 const POSTGRES_DUMP: &str = include_str!("../fixtures/release-0.1-postgres.sql");
@@ -22,27 +21,9 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     let Some(database) = TestDatabase::create(backend).await? else {
         return Ok(());
     };
-    let mut _dir = None;
-    let url = match database.url() {
-        Some(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            sqlx::raw_sql(POSTGRES_DUMP).execute(&mut conn).await?;
-            conn.close().await?;
-            url.to_owned()
-        }
-        None => {
-            let dir = tempfile::tempdir()?;
-            let file = dir.path().join("pensioner-care.db");
-            // The dump creates tables in name order, a referencing table
-            // before the one it references.
-            let conn = rusqlite::Connection::open(&file)?;
-            conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
-            conn.execute_batch(SQLITE_DUMP)?;
-            let url = format!("sqlite://{}?mode=rwc", file.display());
-            _dir = Some(dir);
-            url
-        }
-    };
+    let (url, _dir) =
+        shequ_tests::db::restore(&database, "pensioner-care.db", SQLITE_DUMP, POSTGRES_DUMP)
+            .await?;
     let db = Database::connect(&url, &shequ_pensioner_care::MIGRATIONS).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let store = Store::new(db, OutboxSignal::default(), clock, VisitPolicy::default());
