@@ -49,6 +49,13 @@ impl Clock for ManualClock {
     }
 }
 
+/// `at` to the millisecond: the stores write every instant as whole
+/// milliseconds on either backend (SQLite keeps milliseconds), so what a
+/// caller is answered is what a later read returns.
+pub fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
 /// An instant as stored in the database.
 pub fn to_millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()

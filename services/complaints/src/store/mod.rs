@@ -386,10 +386,7 @@ impl Complaints for Store {
     }
 }
 
-/// `at` to the millisecond.
-pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
-}
+pub(crate) use shequ_chassis::clock::whole_millis;
 
 /// A history entry to insert with its transition.
 #[derive(Debug, Clone)]

@@ -365,10 +365,7 @@ impl Alliance for Store {
     }
 }
 
-/// `at` to the millisecond.
-pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
-}
+pub(crate) use shequ_chassis::clock::whole_millis;
 
 /// A change of a registered merchant, applied by the domain inside the
 /// store's transaction.

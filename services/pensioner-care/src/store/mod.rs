@@ -521,10 +521,7 @@ impl Care for Store {
     }
 }
 
-/// `at` to the millisecond.
-pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
-}
+pub(crate) use shequ_chassis::clock::whole_millis;
 
 /// How many rows a page reads: one more than it shows, to know whether
 /// another page follows.
