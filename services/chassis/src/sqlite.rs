@@ -83,6 +83,9 @@ type Unit = Box<dyn FnOnce(&mut Writing) + Send>;
 pub struct Sqlite {
     units: mpsc::SyncSender<Unit>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One per reader: at most [`READERS`] reads at a time, so no more
+    /// connections (each with its own page cache) are ever open.
+    reading: Arc<tokio::sync::Semaphore>,
     path: Arc<PathBuf>,
     health: CommitHealth,
 }
@@ -121,6 +124,7 @@ impl Sqlite {
         Ok(Self {
             units,
             readers: Arc::default(),
+            reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
             path: Arc::new(path.to_owned()),
             health,
         })
@@ -158,8 +162,9 @@ impl Sqlite {
         answer.await.map_err(|_| UnitError::Stopped)?
     }
 
-    /// Runs `read` on a read-only connection (on a blocking thread): it sees
-    /// what was committed when its statement began.
+    /// Runs `read` on a read-only connection (on a blocking thread), waiting
+    /// for one while [`READERS`] reads run: it sees what was committed when
+    /// its statement began.
     pub async fn read<T, E, F>(&self, read: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -168,17 +173,20 @@ impl Sqlite {
     {
         let readers = Arc::clone(&self.readers);
         let path = Arc::clone(&self.path);
+        // Never closed, so acquiring only waits.
+        let permit = Arc::clone(&self.reading).acquire_owned().await;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let taken = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match taken {
                 Some(conn) => conn,
                 None => open_reader(&path)?,
             };
             let result = read(&conn);
-            let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < READERS {
-                idle.push(conn);
-            }
+            readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
             result
         })
         .await
