@@ -343,9 +343,9 @@ pub fn database_failed(error: &sqlx::Error) -> Status {
     }
 }
 
-/// The status for an error of a native store ([`crate::database::DbError`])
-/// or an older one (`sqlx::Error`): [`not_stored`] when the database was
-/// unavailable, else [`storage_failed`].
+/// The status for a storage error ([`crate::database::DbError`], or a bare
+/// `sqlx::Error`): [`not_stored`] when the database was unavailable, else
+/// [`storage_failed`].
 pub fn storage_error(error: &(dyn std::error::Error + 'static)) -> Status {
     let unavailable = match error.downcast_ref::<crate::database::DbError>() {
         Some(error) => error.is_unavailable(),
