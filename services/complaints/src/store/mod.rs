@@ -136,6 +136,16 @@ impl Scope {
             Scope::Grid(id) => format!("grid:{id}"),
         }
     }
+
+    /// The scope's condition on complaints (`AND …`), its value bound as
+    /// `$n` (by name on SQLite), and that value.
+    pub(crate) fn condition(&self, n: usize) -> (String, Option<&str>) {
+        match self {
+            Scope::District => (String::new(), None),
+            Scope::Community(id) => (format!(" AND community_id = ${n}"), Some(id)),
+            Scope::Grid(id) => (format!(" AND grid_id = ${n}"), Some(id)),
+        }
+    }
 }
 
 /// A transition's change, applied by the domain inside the store's
@@ -471,6 +481,30 @@ pub(crate) const COLUMNS: &str = "id, status, text, channel, category, classifie
     merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
     resolution_due_at, accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, \
     merchant_at_fault, satisfaction, reject_reason, merged_into, reopen_count";
+
+/// The columns a transition may change, in the order each backend binds
+/// their values.
+pub(crate) const CHANGEABLE: [&str; 19] = [
+    "status",
+    "category",
+    "classified_by",
+    "priority",
+    "level",
+    "assignee",
+    "cycle_started_at",
+    "response_due_at",
+    "resolution_due_at",
+    "accepted_at",
+    "resolved_at",
+    "follow_up_due_at",
+    "closed_at",
+    "resolution_note",
+    "merchant_at_fault",
+    "satisfaction",
+    "reject_reason",
+    "merged_into",
+    "reopen_count",
+];
 
 /// The open statuses, as `Status::is_open` has them, for SQL.
 pub(crate) const OPEN_STATUSES: &str = "('submitted', 'accepted', 'in_progress', 'reopened')";

@@ -13,33 +13,9 @@ use crate::domain::complaint::{Breach, Complaint};
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
 use crate::store::{
-    COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow, ListFilter,
-    OPEN_STATUSES, StoreError, history_entry, page,
+    CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
+    ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
 };
-
-/// The columns a transition may change, in the order [`bind_changeable`]
-/// binds them.
-const CHANGEABLE: [&str; 19] = [
-    "status",
-    "category",
-    "classified_by",
-    "priority",
-    "level",
-    "assignee",
-    "cycle_started_at",
-    "response_due_at",
-    "resolution_due_at",
-    "accepted_at",
-    "resolved_at",
-    "follow_up_due_at",
-    "closed_at",
-    "resolution_note",
-    "merchant_at_fault",
-    "satisfaction",
-    "reject_reason",
-    "merged_into",
-    "reopen_count",
-];
 
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 

@@ -9,15 +9,6 @@ use crate::domain::complaint::Complaint;
 use crate::domain::figures::{self, Backlog, Figures};
 use crate::store::{COLUMNS, ComplaintRow, OPEN_STATUSES, Scope, StoreError, count};
 
-/// The scope's condition, its value bound as `$n`.
-fn condition(scope: &Scope, n: usize) -> (String, Option<&str>) {
-    match scope {
-        Scope::District => (String::new(), None),
-        Scope::Community(id) => (format!(" AND community_id = ${n}"), Some(id)),
-        Scope::Grid(id) => (format!(" AND grid_id = ${n}"), Some(id)),
-    }
-}
-
 fn counted(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     Ok(count(column, row.try_get(column)?)?)
 }
@@ -29,14 +20,14 @@ pub(super) async fn figures(
     to: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Figures, StoreError> {
-    let (scoped, value) = condition(scope, 4);
+    let (scoped, value) = scope.condition(4);
     let sql = format!("{}{scoped}", figures::PERIOD_SQL);
     let mut query = sqlx::query(&sql).bind(from).bind(to).bind(now);
     if let Some(value) = value {
         query = query.bind(value);
     }
     let period = query.fetch_one(pool).await?;
-    let (scoped, value) = condition(scope, 2);
+    let (scoped, value) = scope.condition(2);
     let sql = format!("{}{scoped}", figures::BACKLOG_TIMESTAMPTZ_SQL);
     let mut query = sqlx::query(&sql).bind(now);
     if let Some(value) = value {
@@ -73,7 +64,7 @@ pub(super) async fn figures_input(
             .map(|row| Ok(row.into_complaint()?))
             .collect()
     };
-    let (scoped, value) = condition(scope, 3);
+    let (scoped, value) = scope.condition(3);
     let sql = format!(
         "SELECT {COLUMNS} FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2{scoped}"
     );
@@ -82,7 +73,7 @@ pub(super) async fn figures_input(
         query = query.bind(value);
     }
     let submitted = decode(query.fetch_all(pool).await?)?;
-    let (scoped, value) = condition(scope, 1);
+    let (scoped, value) = scope.condition(1);
     let sql = format!("SELECT {COLUMNS} FROM complaints WHERE status IN {OPEN_STATUSES}{scoped}");
     let mut query = sqlx::query_as::<_, ComplaintRow>(&sql);
     if let Some(value) = value {

@@ -12,8 +12,8 @@ use crate::domain::complaint::{Breach, Complaint};
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
 use crate::store::{
-    COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow, ListFilter,
-    OPEN_STATUSES, StoreError, history_entry, page,
+    CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
+    ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
 };
 
 fn text(value: &str) -> Value {
@@ -31,29 +31,6 @@ fn millis(at: DateTime<Utc>) -> Value {
 fn maybe_millis(at: Option<DateTime<Utc>>) -> Value {
     at.map_or(Value::Null, millis)
 }
-
-/// The columns a transition may change, in the order of [`changeable`].
-const CHANGEABLE: [&str; 19] = [
-    "status",
-    "category",
-    "classified_by",
-    "priority",
-    "level",
-    "assignee",
-    "cycle_started_at",
-    "response_due_at",
-    "resolution_due_at",
-    "accepted_at",
-    "resolved_at",
-    "follow_up_due_at",
-    "closed_at",
-    "resolution_note",
-    "merchant_at_fault",
-    "satisfaction",
-    "reject_reason",
-    "merged_into",
-    "reopen_count",
-];
 
 /// The values of [`CHANGEABLE`] for `c`.
 fn changeable(c: &Complaint) -> [Value; 19] {

@@ -11,23 +11,16 @@ use crate::domain::complaint::Complaint;
 use crate::domain::figures::{self, Backlog, Figures};
 use crate::store::{COLUMNS, OPEN_STATUSES, Scope, StoreError, count};
 
-/// The scope's condition, its value bound as `$n`.
-fn condition(scope: &Scope, n: usize) -> (String, Option<&str>) {
-    match scope {
-        Scope::District => (String::new(), None),
-        Scope::Community(id) => (format!(" AND community_id = ${n}"), Some(id)),
-        Scope::Grid(id) => (format!(" AND grid_id = ${n}"), Some(id)),
-    }
-}
-
-/// Binds `values` as `$1`, `$2`, … by name (SQLite numbers `$n` parameters in
-/// the order they first appear, not by `n`).
-fn named<'a>(values: &'a [&'a dyn ToSql]) -> Vec<(String, &'a dyn ToSql)> {
-    values
+/// Runs `run` with `values` as parameters named `$1`, `$2`, … (SQLite
+/// numbers `$n` parameters in the order they first appear, not by `n`).
+fn by_name<T>(values: &[&dyn ToSql], run: impl FnOnce(&[(&str, &dyn ToSql)]) -> T) -> T {
+    let names: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+    let params: Vec<(&str, &dyn ToSql)> = names
         .iter()
-        .enumerate()
-        .map(|(i, value)| (format!("${}", i + 1), *value))
-        .collect()
+        .map(String::as_str)
+        .zip(values.iter().copied())
+        .collect();
+    run(&params)
 }
 
 fn aggregate<T>(
@@ -37,9 +30,7 @@ fn aggregate<T>(
     read: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
-    let names = named(values);
-    let params: Vec<(&str, &dyn ToSql)> = names.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let mut rows = statement.query(params.as_slice())?;
+    let mut rows = by_name(values, |params| statement.query(params))?;
     let row = rows.next()?.ok_or_else(|| {
         StoreError::Database(shequ_chassis::database::DbError::Decode(
             "an aggregate returned no row".into(),
@@ -56,7 +47,7 @@ pub(super) fn figures(
     now: DateTime<Utc>,
 ) -> Result<Figures, StoreError> {
     let (from, to, now) = (to_millis(from), to_millis(to), to_millis(now));
-    let (scoped, value) = condition(scope, 4);
+    let (scoped, value) = scope.condition(4);
     let mut values: Vec<&dyn ToSql> = vec![&from, &to, &now];
     values.extend(value.as_ref().map(|value| value as &dyn ToSql));
     let period = format!("{}{scoped}", figures::PERIOD_SQL);
@@ -76,7 +67,7 @@ pub(super) fn figures(
             backlog: Backlog::default(),
         })
     })?;
-    let (scoped, value) = condition(scope, 2);
+    let (scoped, value) = scope.condition(2);
     let mut values: Vec<&dyn ToSql> = vec![&now];
     values.extend(value.as_ref().map(|value| value as &dyn ToSql));
     let backlog = format!("{}{scoped}", figures::BACKLOG_MILLIS_SQL);
@@ -100,24 +91,20 @@ pub(super) fn figures_input(
     to: DateTime<Utc>,
 ) -> Result<(Vec<Complaint>, Vec<Complaint>), StoreError> {
     let (from, to) = (to_millis(from), to_millis(to));
-    let (scoped, value) = condition(scope, 3);
+    let (scoped, value) = scope.condition(3);
     let in_period = format!(
         "SELECT {COLUMNS} FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2{scoped}"
     );
     let mut values: Vec<&dyn ToSql> = vec![&from, &to];
     values.extend(value.as_ref().map(|value| value as &dyn ToSql));
-    let names = named(&values);
-    let params: Vec<(&str, &dyn ToSql)> = names.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let submitted = complaints(conn, &in_period, params.as_slice())?;
-    let (scoped, value) = condition(scope, 1);
+    let submitted = by_name(&values, |params| complaints(conn, &in_period, params))?;
+    let (scoped, value) = scope.condition(1);
     let open = format!("SELECT {COLUMNS} FROM complaints WHERE status IN {OPEN_STATUSES}{scoped}");
     let values: Vec<&dyn ToSql> = value
         .as_ref()
         .map(|value| value as &dyn ToSql)
         .into_iter()
         .collect();
-    let names = named(&values);
-    let params: Vec<(&str, &dyn ToSql)> = names.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let open = complaints(conn, &open, params.as_slice())?;
+    let open = by_name(&values, |params| complaints(conn, &open, params))?;
     Ok((submitted, open))
 }
