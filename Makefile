@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt deps bench bench-nearby deploy-check
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby deploy-check
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -34,6 +34,12 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Rewrites proto/events/schemas/*.json from the event payload types
+## (shequ_proto::schemas), after a payload or a vocabulary enum changed; a test
+## fails while the committed files are stale.
+schemas:
+	$(CARGO) run -q -p shequ-proto --example write-schemas
 
 ## The system against this machine's ceilings, in one run (a release build; a few
 ## minutes; see docs/performance.md): a bare gRPC echo and a bare durable SQLite

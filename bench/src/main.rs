@@ -56,9 +56,9 @@ use shequ_chassis::config::CommonConfig;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
+use shequ_tests::service::TestService;
 use shequ_tests::{NatsServer, eventually, free_port};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
@@ -1069,7 +1069,8 @@ async fn rules_over_loaded_rows(
     to_ms: i64,
 ) -> anyhow::Result<(Duration, usize)> {
     use shequ_complaints::store::{Complaints, Scope, Store};
-    let db = shequ_chassis::database::Database::connect(url, &shequ_complaints::MIGRATIONS).await?;
+    let db = shequ_chassis::database::Database::connect(url, shequ_complaints::IDENTITY.migrations)
+        .await?;
     let store = Store::new(
         db.clone(),
         shequ_chassis::outbox::OutboxSignal::default(),
@@ -1086,11 +1087,9 @@ async fn rules_over_loaded_rows(
     Ok((took, in_period.len()))
 }
 
+/// A protobuf timestamp of an instant in milliseconds.
 fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    shequ_proto::time::timestamp(chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default())
 }
 
 /// (VmHWM, VmRSS) in MiB from a `/proc/<pid>/status` file.
@@ -1249,8 +1248,7 @@ impl Child {
 #[derive(Debug)]
 struct Alliance {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
+    service: TestService<shequ_merchant_alliance::Application>,
 }
 
 impl Alliance {
@@ -1263,23 +1261,16 @@ impl Alliance {
         let mut common = CommonConfig::new(nats_url, data);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.database_url = Some(url.into());
-        let app = shequ_merchant_alliance::Application::build(
-            shequ_merchant_alliance::Config::new(common),
-            clock,
-        )
-        .await?;
-        let addr = app.grpc_addr();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let service =
+            TestService::start(shequ_merchant_alliance::Config::new(common), clock).await?;
         Ok(Self {
-            addr,
-            shutdown,
-            task,
+            addr: service.grpc_addr(),
+            service,
         })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        stop(self.shutdown, self.task).await
+        stop(self.service).await
     }
 }
 
@@ -1297,7 +1288,7 @@ impl Clock for ShiftedClock {
 impl ShiftedClock {
     /// From now on, the district's (UTC+8) clock reads `hour`:00 today.
     fn move_to_district_hour(&self, hour: u32) {
-        let district = chrono::Utc::now().naive_utc() + chrono::Duration::hours(8);
+        let district = shequ_proto::time::district_time(chrono::Utc::now()).naive_local();
         let offset = district
             .date()
             .and_hms_opt(hour, 0, 0)
@@ -1314,8 +1305,7 @@ impl ShiftedClock {
 #[derive(Debug)]
 struct ComplaintsService {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
+    service: TestService<shequ_complaints::Application>,
 }
 
 impl ComplaintsService {
@@ -1330,31 +1320,23 @@ impl ComplaintsService {
         common.database_url = Some(url.into());
         let mut config = shequ_complaints::Config::new(common);
         config.alliance_url = alliance_url.into();
-        let app = shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
-        let addr = app.grpc_addr();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let service = TestService::start(config, Arc::new(SystemClock)).await?;
         Ok(Self {
-            addr,
-            shutdown,
-            task,
+            addr: service.grpc_addr(),
+            service,
         })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        stop(self.shutdown, self.task).await
+        stop(self.service).await
     }
 }
 
-async fn stop(
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
-) -> anyhow::Result<()> {
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
+/// Stops an in-process service, waiting at most 30 s.
+async fn stop<A: shequ_chassis::runtime::App>(mut service: TestService<A>) -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(30), service.stop())
         .await
-        .context("a service did not stop within 30 s")???;
-    Ok(())
+        .context("a service did not stop within 30 s")?
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -4,8 +4,18 @@
 //! - [`common`], [`complaints`], [`alliance`], [`care`], [`ops`]: gRPC messages and services generated from
 //!   `shequ/**/*.proto` (tonic + prost, compiled with protox: no system `protoc`).
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled descriptors, served by gRPC reflection.
+//! - [`codes`]: code names: `named_enum!` (an enum with code names, Chinese
+//!   labels, serde and JSON Schema by code name, and its proto enum mapped by
+//!   name), and the code names of every proto enum ([`codes::ProtoEnum`]).
+//! - [`kinds`]: the vocabulary enums whose values events carry (complaint
+//!   category, status, level…, merchant category, care service…), which the
+//!   services' domains re-export.
 //! - [`events`]: the CloudEvents envelope and the payload of every event type,
-//!   matching `events/asyncapi.yaml` and `events/schemas/*.json`.
+//!   described in `events/asyncapi.yaml`.
+//! - [`schemas`]: `events/schemas/*.json`, generated from the payload types
+//!   (`make schemas` rewrites them; a test fails when they are stale).
+//! - [`time`]: the district's clock (UTC+8), opening-hours clock times, and
+//!   protobuf timestamps.
 
 #![allow(unreachable_pub, missing_debug_implementations)]
 
@@ -49,7 +59,11 @@ pub mod ops {
     }
 }
 
+pub mod codes;
 pub mod events;
+pub mod kinds;
+pub mod schemas;
+pub mod time;
 
 /// Encoded `FileDescriptorSet` of every proto file, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -5,6 +5,11 @@
 //!
 //! Every check runs over the events of every producing service in [`SERVICES`]:
 //! complaints, merchant-alliance and pensioner-care.
+//!
+//! The schemas are generated from the Rust types (`shequ_proto::schemas`);
+//! [`the_committed_schemas_are_the_generated_ones`] fails when a committed file
+//! is stale. The other checks hold the contract to what it promises whichever
+//! way the files are made.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -16,18 +21,20 @@ use jsonschema::Validator;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shequ_proto::events::alliance::{
-    self, CreditChanged, MerchantRegistered, MerchantReinstated, MerchantState, MerchantSuspended,
-    MerchantUpdated, ModelMerchantAwarded,
+    self, CreditChanged, CreditReason, MerchantRegistered, MerchantReinstated, MerchantState,
+    MerchantStatus, MerchantSuspended, MerchantUpdated, ModelMerchantAwarded,
 };
 use shequ_proto::events::care::{
-    self, AlertRaised, ElderRegistered, PairingCreated, PairingEnded, ServiceBooked, VisitOverdue,
-    VisitRecorded,
+    self, AlertRaised, ElderRegistered, PairingCreated, PairingEnded, RiskLevel,
+    Service as CareService, ServiceBooked, VisitKind, VisitOverdue, VisitRecorded, Wellbeing,
 };
 use shequ_proto::events::complaints::{
-    self, Accepted, Closed, ComplaintState, Escalated, Merged, Reclassified, Rejected, Reopened,
-    Resolved, Started, Submitted,
+    self, Accepted, Breach, Category, Channel, Closed, ComplaintState, Escalated, Level,
+    MerchantCheck, Merged, Priority, Reclassified, Rejected, ReopenReason, Reopened, Resolved,
+    Started, Status, Submitted,
 };
 use shequ_proto::events::{CloudEvent, EventData};
+use shequ_proto::schemas;
 
 const EVENT_ID: &str = "01900c3e-7c4a-7d2b-9e10-3a5b6c7d8e9f";
 const CAUSING_EVENT_ID: &str = "01900c3e-6b1a-7c0d-8e2f-1a2b3c4d5e6f";
@@ -38,10 +45,6 @@ const ELDER_ID: &str = "elder-0345";
 const VOLUNTEER_ID: &str = "volunteer-0021";
 const PAIRING_ID: &str = "pairing-0088";
 const VISIT_ID: &str = "visit-20240611-0013";
-
-/// Fields with a serde default that the Rust types always write: optional in the
-/// schemas (a producer may leave them out), yet present in every sample.
-const DEFAULTED_FIELDS: [&str; 1] = ["discounted"];
 
 /// A service that publishes events, as the contract describes it.
 struct Service {
@@ -161,6 +164,23 @@ fn data_schema_fields(event_type: &str, key: &str) -> BTreeSet<String> {
     }
 }
 
+/// Fields with a serde default that the Rust types always write: optional in the
+/// schema (a producer may leave them out, with a `default`), yet present in every
+/// sample.
+fn defaulted_fields(event_type: &str) -> BTreeSet<String> {
+    let schema = read_schema(event_type);
+    schema["properties"]["data"]["properties"]
+        .as_object()
+        .map(|properties| {
+            properties
+                .iter()
+                .filter(|(_, property)| property.get("default").is_some())
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The schema of `event_type`, also asserting `format` (date-time, uuid), which
 /// draft 2020-12 only annotates by default.
 fn validator(event_type: &str) -> Validator {
@@ -223,21 +243,28 @@ where
     (T::TYPE, data)
 }
 
-fn state(status: &str, full: bool) -> ComplaintState {
+fn state(status: Status, full: bool) -> ComplaintState {
     ComplaintState {
         complaint_id: COMPLAINT_ID.to_owned(),
-        status: status.to_owned(),
+        status,
         category: if full {
-            "merchant_conduct"
+            Category::MerchantConduct
         } else {
-            "environment_sanitation"
-        }
-        .to_owned(),
-        priority: if full { "urgent" } else { "normal" }.to_owned(),
-        channel: if full { "care_visit" } else { "hotline" }.to_owned(),
+            Category::EnvironmentSanitation
+        },
+        priority: if full {
+            Priority::Urgent
+        } else {
+            Priority::Normal
+        },
+        channel: if full {
+            Channel::CareVisit
+        } else {
+            Channel::Hotline
+        },
         community_id: "community-xinyuan".to_owned(),
         grid_id: "grid-07".to_owned(),
-        level: "grid_worker".to_owned(),
+        level: Level::GridWorker,
         merchant_id: full.then(|| MERCHANT_ID.to_owned()),
         elder_id: full.then(|| ELDER_ID.to_owned()),
         actor: "staff-0101".to_owned(),
@@ -251,65 +278,73 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
     let t = |hour| at(hour, full);
     vec![
         sample(&Submitted {
-            complaint: state("submitted", full),
+            complaint: state(Status::Submitted, full),
             classified_by: if full { "rule:sanitation-01" } else { "caller" }.to_owned(),
             submitted_at: t(8),
             response_due_at: t(10),
             resolution_due_at: t(20),
             reporter_phone_masked: full.then(|| "138****5678".to_owned()),
-            merchant_check: full.then(|| "verified".to_owned()),
+            merchant_check: full.then_some(MerchantCheck::Verified),
         }),
         sample(&Accepted {
-            complaint: state("accepted", full),
+            complaint: state(Status::Accepted, full),
             assignee: "staff-0101".to_owned(),
             accepted_at: t(9),
             on_time: full,
         }),
         sample(&Started {
-            complaint: state("in_progress", full),
+            complaint: state(Status::InProgress, full),
         }),
         sample(&Escalated {
             complaint: ComplaintState {
-                level: "grid_branch".to_owned(),
-                ..state("accepted", full)
+                level: Level::GridBranch,
+                ..state(Status::Accepted, full)
             },
-            breach: if full { "resolution" } else { "response" }.to_owned(),
-            from_level: "grid_worker".to_owned(),
-            to_level: "grid_branch".to_owned(),
+            breach: if full {
+                Breach::Resolution
+            } else {
+                Breach::Response
+            },
+            from_level: Level::GridWorker,
+            to_level: Level::GridBranch,
             assignee: "staff-0202".to_owned(),
             due_at: t(12),
         }),
         sample(&Resolved {
-            complaint: state("resolved", full),
+            complaint: state(Status::Resolved, full),
             resolved_at: t(15),
             on_time: true,
             merchant_at_fault: full,
             follow_up_due_at: t(23),
         }),
         sample(&Closed {
-            complaint: state("closed", full),
+            complaint: state(Status::Closed, full),
             satisfaction: 5,
             closed_at: t(23),
         }),
         sample(&Reopened {
-            complaint: state("reopened", full),
-            reason: if full { "dissatisfied" } else { "recurred" }.to_owned(),
+            complaint: state(Status::Reopened, full),
+            reason: if full {
+                ReopenReason::Dissatisfied
+            } else {
+                ReopenReason::Recurred
+            },
             satisfaction: if full { 1 } else { 3 },
             reopen_count: if full { 2 } else { 0 },
             merchant_was_at_fault: full,
             resolution_due_at: t(22),
         }),
         sample(&Rejected {
-            complaint: state("rejected", full),
+            complaint: state(Status::Rejected, full),
         }),
         sample(&Merged {
-            complaint: state("merged", full),
+            complaint: state(Status::Merged, full),
             into_complaint_id: "cmp-20240611-0040".to_owned(),
         }),
         sample(&Reclassified {
-            complaint: state("submitted", full),
-            from_category: "other".to_owned(),
-            from_priority: "complex".to_owned(),
+            complaint: state(Status::Submitted, full),
+            from_category: Category::Other,
+            from_priority: Priority::Complex,
             response_due_at: t(11),
             resolution_due_at: t(21),
         }),
@@ -317,7 +352,7 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
 }
 
 /// A merchant; `full` gives it tags and a party-member owner, the other none.
-fn merchant(status: &str, full: bool) -> MerchantState {
+fn merchant(status: MerchantStatus, full: bool) -> MerchantState {
     MerchantState {
         merchant_id: MERCHANT_ID.to_owned(),
         name: if full {
@@ -326,7 +361,11 @@ fn merchant(status: &str, full: bool) -> MerchantState {
             "老街修车铺"
         }
         .to_owned(),
-        category: if full { "elderly_care" } else { "repair" }.to_owned(),
+        category: if full {
+            alliance::Category::ElderlyCare
+        } else {
+            alliance::Category::Repair
+        },
         service_tags: if full {
             vec!["elder_meals".to_owned(), "home_repair_2".to_owned()]
         } else {
@@ -334,7 +373,7 @@ fn merchant(status: &str, full: bool) -> MerchantState {
         },
         grid_id: "grid-07".to_owned(),
         party_member_owner: full,
-        status: status.to_owned(),
+        status,
         credit_score: if full { 105 } else { 60 },
         actor: "operator-0003".to_owned(),
     }
@@ -343,16 +382,16 @@ fn merchant(status: &str, full: bool) -> MerchantState {
 fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
     vec![
         sample(&MerchantRegistered {
-            merchant: merchant("active", full),
+            merchant: merchant(MerchantStatus::Active, full),
         }),
         sample(&MerchantUpdated {
-            merchant: merchant("active", full),
+            merchant: merchant(MerchantStatus::Active, full),
         }),
         sample(&MerchantSuspended {
-            merchant: merchant("suspended", full),
+            merchant: merchant(MerchantStatus::Suspended, full),
         }),
         sample(&MerchantReinstated {
-            merchant: merchant("active", full),
+            merchant: merchant(MerchantStatus::Active, full),
         }),
         sample(&CreditChanged {
             merchant_id: MERCHANT_ID.to_owned(),
@@ -360,11 +399,10 @@ fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
             delta: if full { 5 } else { -10 },
             score: if full { 105 } else { 90 },
             reason: if full {
-                "elder_meal_discount"
+                CreditReason::ElderMealDiscount
             } else {
-                "welfare_activity"
-            }
-            .to_owned(),
+                CreditReason::WelfareActivity
+            },
             reference: if full { BOOKING_ID } else { "activity-0031" }.to_owned(),
             source_event_id: full.then(|| CAUSING_EVENT_ID.to_owned()),
             actor: full.then(|| "operator-1".to_owned()),
@@ -387,7 +425,11 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
         sample(&ElderRegistered {
             elder_id: ELDER_ID.to_owned(),
             grid_id: "grid-07".to_owned(),
-            risk: if full { "high" } else { "low" }.to_owned(),
+            risk: if full {
+                RiskLevel::High
+            } else {
+                RiskLevel::Low
+            },
             visit_interval_days: if full { 7 } else { 30 },
             consents_to_visits: full,
         }),
@@ -407,8 +449,16 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             visit_id: VISIT_ID.to_owned(),
             elder_id: ELDER_ID.to_owned(),
             visitor: if full { VOLUNTEER_ID } else { "staff-0101" }.to_owned(),
-            kind: if full { "home_visit" } else { "phone_call" }.to_owned(),
-            wellbeing: if full { "urgent" } else { "good" }.to_owned(),
+            kind: if full {
+                VisitKind::HomeVisit
+            } else {
+                VisitKind::PhoneCall
+            },
+            wellbeing: if full {
+                Wellbeing::Urgent
+            } else {
+                Wellbeing::Good
+            },
             visited_at: t(10),
             needs_found: if full { 2 } else { 0 },
             files_complaint: full,
@@ -416,7 +466,11 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
         sample(&VisitOverdue {
             elder_id: ELDER_ID.to_owned(),
             grid_id: "grid-07".to_owned(),
-            risk: if full { "high" } else { "medium" }.to_owned(),
+            risk: if full {
+                RiskLevel::High
+            } else {
+                RiskLevel::Medium
+            },
             volunteer_id: full.then(|| VOLUNTEER_ID.to_owned()),
             period: if full { 2 } else { 1 },
             due_at: t(0),
@@ -432,11 +486,10 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             booking_id: BOOKING_ID.to_owned(),
             elder_id: ELDER_ID.to_owned(),
             service: if full {
-                "meal_assistance"
+                CareService::MealAssistance
             } else {
-                "health_check"
-            }
-            .to_owned(),
+                CareService::HealthCheck
+            },
             merchant_id: full.then(|| MERCHANT_ID.to_owned()),
             discounted: full,
             booked_for: t(11),
@@ -504,6 +557,49 @@ fn schema_file_stems() -> BTreeSet<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// The first line where `committed` and `generated` differ, both ways.
+fn first_difference(committed: &str, generated: &str) -> String {
+    let mut committed_lines = committed.lines();
+    let mut generated_lines = generated.lines();
+    for line in 1.. {
+        match (committed_lines.next(), generated_lines.next()) {
+            (None, None) => break,
+            (a, b) if a == b => continue,
+            (a, b) => {
+                return format!(
+                    "line {line}:\n  committed: {}\n  generated: {}",
+                    a.unwrap_or("(end of file)"),
+                    b.unwrap_or("(end of file)")
+                );
+            }
+        }
+    }
+    "only in line endings".to_owned()
+}
+
+#[test]
+fn the_committed_schemas_are_the_generated_ones() {
+    let mut stale = Vec::new();
+    for (name, generated) in schemas::schema_files() {
+        let path = events_dir().join("schemas").join(&name);
+        match fs::read_to_string(&path) {
+            Ok(committed) if committed == generated => {}
+            Ok(committed) => stale.push(format!(
+                "events/schemas/{name} differs at {}",
+                first_difference(&committed, &generated)
+            )),
+            Err(e) => stale.push(format!("events/schemas/{name}: {e}")),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the committed schemas are not what shequ_proto::schemas generates from the payload \
+         types:\n{}\nregenerate them with `make schemas` (cargo run -p shequ-proto --example \
+         write-schemas) and commit the result",
+        stale.join("\n")
+    );
 }
 
 #[test]
@@ -620,14 +716,8 @@ fn events_with_every_optional_field_match_their_schema() {
 #[test]
 fn events_without_optional_fields_match_their_schema() {
     for (_, event_type, event) in sample_events(false) {
-        let properties = data_schema_fields(event_type, "properties");
         let mut expected = data_schema_fields(event_type, "required");
-        expected.extend(
-            DEFAULTED_FIELDS
-                .iter()
-                .filter(|field| properties.contains(**field))
-                .map(|field| (*field).to_owned()),
-        );
+        expected.extend(defaulted_fields(event_type));
         assert_eq!(
             data_fields(&event),
             expected,
@@ -641,12 +731,9 @@ fn events_without_optional_fields_match_their_schema() {
 #[test]
 fn a_defaulted_field_may_be_left_out() {
     for (_, event_type, event) in sample_events(true) {
-        for field in DEFAULTED_FIELDS {
-            if event["data"].get(field).is_none() {
-                continue;
-            }
+        for field in defaulted_fields(event_type) {
             let mut without = event.clone();
-            data_mut(&mut without).remove(field);
+            data_mut(&mut without).remove(&field);
             assert_valid(event_type, &without);
         }
     }

@@ -13,6 +13,9 @@
 //! - [`fixtures`]: an organisation, complaints and merchants for the process tests.
 //! - [`SmallDisk`]: a small tmpfs of a test's own, to fill to the last byte.
 //! - [`free_port`], [`eventually`]: small helpers.
+//! - [`service`]: a service in the test's process: [`service::TestService`]
+//!   (one start), [`service::Harness`] (restartable on one database, NATS and
+//!   manual clock), [`service::run`] (a test on a fresh database of a backend).
 //! - [`system`]: NATS and the three service binaries as separate processes, for
 //!   the end-to-end and fault tests, and replicas of a service on one database.
 
@@ -32,6 +35,7 @@ use tokio::process::{Child, Command};
 pub mod db;
 pub mod disk;
 pub mod fixtures;
+pub mod service;
 pub mod system;
 
 pub use disk::SmallDisk;

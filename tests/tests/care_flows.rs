@@ -16,19 +16,13 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
+use shequ_tests::service::TestService;
 use shequ_tests::{NatsServer, eventually, free_port, stream_events};
-use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
 type Care = care::care_service_client::CareServiceClient<Channel>;
 type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
 type Complaints = complaints::complaint_service_client::ComplaintServiceClient<Channel>;
-
-async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?)
-}
 
 fn common(nats: &NatsServer, dir: &std::path::Path, addr: SocketAddr) -> CommonConfig {
     let mut common = CommonConfig::new(nats.url(), dir);
@@ -45,17 +39,14 @@ async fn start_complaints(
     nats: &NatsServer,
     dir: &std::path::Path,
     addr: SocketAddr,
-) -> anyhow::Result<(Complaints, DropGuard)> {
-    let app = shequ_complaints::Application::build(
+) -> anyhow::Result<(Complaints, TestService<shequ_complaints::Application>)> {
+    let service = TestService::start(
         shequ_complaints::Config::new(common(nats, &dir.join("complaints"), addr)),
         Arc::new(SystemClock),
     )
     .await?;
-    let addr = app.grpc_addr();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
     let mut organisation = complaints::organisation_service_client::OrganisationServiceClient::new(
-        channel(addr).await?,
+        service.channel().await?,
     );
     organisation
         .load_organisation(complaints::LoadOrganisationRequest {
@@ -76,26 +67,27 @@ async fn start_complaints(
             }),
         })
         .await?;
-    Ok((Complaints::new(channel(addr).await?), stop.drop_guard()))
+    Ok((Complaints::new(service.channel().await?), service))
 }
 
 /// Starts merchant-alliance on a free port.
 async fn start_alliance(
     nats: &NatsServer,
     dir: &std::path::Path,
-) -> anyhow::Result<(Merchants, SocketAddr, DropGuard)> {
-    let app = shequ_merchant_alliance::Application::build(
+) -> anyhow::Result<(
+    Merchants,
+    SocketAddr,
+    TestService<shequ_merchant_alliance::Application>,
+)> {
+    let service = TestService::start(
         shequ_merchant_alliance::Config::new(common(nats, &dir.join("alliance"), any_port())),
         Arc::new(SystemClock),
     )
     .await?;
-    let addr = app.grpc_addr();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
     Ok((
-        Merchants::new(channel(addr).await?),
-        addr,
-        stop.drop_guard(),
+        Merchants::new(service.channel().await?),
+        service.grpc_addr(),
+        service,
     ))
 }
 
@@ -108,19 +100,20 @@ async fn start_care(
     clock: Arc<ManualClock>,
 ) -> anyhow::Result<(
     Care,
-    shequ_pensioner_care::filing_worker::FilingWorker,
-    DropGuard,
+    shequ_pensioner_care::FilingWorker,
+    TestService<shequ_pensioner_care::Application>,
 )> {
     let mut config = shequ_pensioner_care::Config::new(common(nats, &dir.join("care"), any_port()));
     config.complaints_url = complaints_url;
     config.alliance_url = alliance_url;
     config.call_timeout_ms = 500;
-    let app = shequ_pensioner_care::Application::build(config, clock).await?;
-    let addr = app.grpc_addr();
-    let worker = app.filing_worker();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    Ok((Care::new(channel(addr).await?), worker, stop.drop_guard()))
+    let (service, worker) = TestService::start_with(
+        config,
+        clock,
+        shequ_pensioner_care::Application::filing_worker,
+    )
+    .await?;
+    Ok((Care::new(service.channel().await?), worker, service))
 }
 
 /// Lives 80 m south of the point the merchants are placed around (GCJ-02).
@@ -194,9 +187,9 @@ async fn a_concern_visit_files_exactly_one_complaint_across_a_complaints_outage(
         .visit
         .unwrap_or_default();
     assert_eq!(recorded.filing(), care::FilingStatus::Pending);
-    worker.file_due().await?;
+    worker.sweep_once().await?;
     clock.advance(chrono::Duration::minutes(10));
-    worker.file_due().await?;
+    worker.sweep_once().await?;
     let waiting = care.record_visit(visit.clone()).await?.into_inner();
     assert!(waiting.duplicate);
     let waiting = waiting.visit.unwrap_or_default();
@@ -215,7 +208,7 @@ async fn a_concern_visit_files_exactly_one_complaint_across_a_complaints_outage(
     let (mut complaints, _complaints_stop) =
         start_complaints(&nats, dir.path(), complaints_addr).await?;
     clock.advance(chrono::Duration::minutes(10));
-    let (first, second) = tokio::join!(worker.file_due(), worker.file_due());
+    let (first, second) = tokio::join!(worker.sweep_once(), worker.sweep_once());
     first?;
     second?;
     let filed = eventually(Duration::from_secs(20), || {

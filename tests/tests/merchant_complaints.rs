@@ -15,8 +15,8 @@ use shequ_chassis::trace::TraceContext;
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
+use shequ_tests::service::TestService;
 use shequ_tests::{NatsServer, eventually, stream_events};
-use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
 type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
@@ -27,15 +27,9 @@ struct District {
     nats: NatsServer,
     merchants: Merchants,
     complaints: Complaints,
-    alliance_stop: Option<DropGuard>,
-    _complaints_stop: DropGuard,
+    alliance: Option<TestService<shequ_merchant_alliance::Application>>,
+    _complaints: TestService<shequ_complaints::Application>,
     _data: tempfile::TempDir,
-}
-
-async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?)
 }
 
 impl District {
@@ -47,26 +41,21 @@ impl District {
             common.grpc_addr = Some(([127, 0, 0, 1], 0).into());
             common
         };
-        let alliance_app = shequ_merchant_alliance::Application::build(
+        let alliance = TestService::<shequ_merchant_alliance::Application>::start(
             shequ_merchant_alliance::Config::new(common("alliance")),
             Arc::new(SystemClock),
         )
         .await?;
-        let alliance_addr = alliance_app.grpc_addr();
-        let alliance_stop = CancellationToken::new();
-        tokio::spawn(alliance_app.run_until_stopped(alliance_stop.clone()));
 
         let mut config = shequ_complaints::Config::new(common("complaints"));
-        config.alliance_url = format!("http://{alliance_addr}");
-        let complaints_app =
-            shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
-        let complaints_addr = complaints_app.grpc_addr();
-        let complaints_stop = CancellationToken::new();
-        tokio::spawn(complaints_app.run_until_stopped(complaints_stop.clone()));
+        config.alliance_url = alliance.url();
+        let complaints =
+            TestService::<shequ_complaints::Application>::start(config, Arc::new(SystemClock))
+                .await?;
 
         let mut organisation =
             complaints::organisation_service_client::OrganisationServiceClient::new(
-                channel(complaints_addr).await?,
+                complaints.channel().await?,
             );
         organisation
             .load_organisation(complaints::LoadOrganisationRequest {
@@ -88,10 +77,10 @@ impl District {
             })
             .await?;
         Ok(Self {
-            merchants: Merchants::new(channel(alliance_addr).await?),
-            complaints: Complaints::new(channel(complaints_addr).await?),
-            alliance_stop: Some(alliance_stop.drop_guard()),
-            _complaints_stop: complaints_stop.drop_guard(),
+            merchants: Merchants::new(alliance.channel().await?),
+            complaints: Complaints::new(complaints.channel().await?),
+            alliance: Some(alliance),
+            _complaints: complaints,
             nats,
             _data: data,
         })
@@ -263,7 +252,7 @@ async fn the_merchant_check_reports_members_strangers_and_a_down_alliance() -> a
 
     let member = district.submit_about("c-1", &merchant).await?;
     let stranger = district.submit_about("c-2", "not-in-the-alliance").await?;
-    district.alliance_stop.take();
+    district.alliance.take();
     let unverified = eventually(Duration::from_secs(20), || {
         let mut complaints = district.complaints.clone();
         let merchant = merchant.clone();

@@ -21,6 +21,7 @@ use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as care;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as complaints;
+use shequ_proto::time::timestamp;
 use shequ_tests::fixtures::organisation;
 use shequ_tests::system::{AuthedChannel, Service, System};
 use shequ_tests::{StoredEvent, eventually, stream_events};
@@ -87,13 +88,6 @@ fn point(metres_north: f64) -> common::GeoPoint {
         latitude: 34.77 + metres_north / 111_195.0,
         longitude: 113.67,
         datum: common::Datum::Gcj02 as i32,
-    }
-}
-
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: 0,
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::auth::{Access, Guard, read_token_file};
+use crate::backoff::Backoff;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -86,14 +87,14 @@ impl Default for ConsumerRetry {
 impl ConsumerRetry {
     /// The delay before redelivering an event delivered `delivered` times
     /// (1 for the first delivery): `first` doubled per earlier delivery, at
-    /// most `max`.
+    /// most `max`, jittered ([`Backoff`]).
     pub fn delay(&self, delivered: i64) -> std::time::Duration {
-        let doublings = delivered.saturating_sub(1).clamp(0, 32) as u32;
-        let ms = self
-            .first_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_ms.max(self.first_ms));
-        std::time::Duration::from_millis(ms)
+        let attempt = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
+        Backoff::new(
+            std::time::Duration::from_millis(self.first_ms),
+            std::time::Duration::from_millis(self.max_ms),
+        )
+        .delay(attempt)
     }
 }
 
@@ -280,17 +281,19 @@ mod tests {
             first_ms: 500,
             max_ms: 60_000,
         };
-        let delays: Vec<u64> = (1..=10)
-            .map(|n| retry.delay(n).as_millis() as u64)
-            .collect();
-        assert_eq!(
-            delays,
-            [
-                500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000
-            ]
-        );
-        assert_eq!(retry.delay(1_000_000).as_millis(), 60_000);
-        assert_eq!(retry.delay(0).as_millis(), 500);
+        // Each delay lies in the upper half of its step (jitter).
+        let steps = [
+            500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000,
+        ];
+        for (delivered, step) in (1..=10).zip(steps) {
+            let delay = retry.delay(delivered).as_millis() as u64;
+            assert!(
+                (step / 2..=step).contains(&delay),
+                "delivery {delivered}: {delay} ms, step {step} ms"
+            );
+        }
+        assert!((30_000..=60_000).contains(&(retry.delay(1_000_000).as_millis() as u64)));
+        assert!(retry.delay(0).as_millis() <= 500);
     }
 
     #[test]

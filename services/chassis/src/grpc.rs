@@ -33,6 +33,7 @@ use crate::Error;
 use crate::auth::{AuthLayer, Guard};
 use crate::config::CommonConfig;
 use crate::metrics::{GrpcMetricsLayer, Metrics};
+use crate::storage::{Rule, StoreError};
 use crate::trace::{self, TraceContext};
 
 /// The largest request a service decodes (each service's server is built with
@@ -360,6 +361,24 @@ pub fn storage_error(error: &(dyn std::error::Error + 'static)) -> Status {
     }
 }
 
+/// A storage operation's failure as the caller hears it, for every service:
+/// `NotFound`, the rule's own status (`FailedPrecondition` unless it says
+/// otherwise), `InvalidArgument` naming the field, [`storage_error`] for the
+/// database, [`not_stored`] for a failed group commit, and [`storage_failed`]
+/// for a value that does not encode.
+impl<R: Rule> From<StoreError<R>> for Status {
+    fn from(error: StoreError<R>) -> Self {
+        match error {
+            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            StoreError::Rule(rule) => rule.status(),
+            StoreError::Field(error) => error.into(),
+            StoreError::Database(error) => storage_error(&error),
+            StoreError::Commit(error) => not_stored(&error),
+            StoreError::Encoding(error) => storage_failed(&error),
+        }
+    }
+}
+
 pub fn storage_failed(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "storage failed");
     Status::internal("storage failed; the request was not applied")
@@ -384,7 +403,8 @@ pub fn violated_field(status: &Status) -> Option<String> {
         .map(|violation| violation.field.clone())
 }
 
-/// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔ `other`).
+/// A proto enum value as a domain value, matched by name (`CATEGORY_OTHER` ↔
+/// `other`): `convert` is a `named_enum!`'s `from_proto_number`.
 pub fn optional_enum<T>(
     field: &str,
     value: i32,
@@ -401,49 +421,12 @@ pub fn required_enum<T>(
     optional_enum(field, value, convert)?.ok_or_else(|| invalid_argument(field, "is required"))
 }
 
-/// Declares the conversions between a proto enum and a `named_enum!` domain enum,
-/// matched by name (`CATEGORY_OTHER` ↔ `other`): `$from(i32)` gives `None` for an
-/// unknown number and `Some(None)` for UNSPECIFIED; `$to_proto(domain)` the number.
-/// `encode` or `decode` declares only one of them.
-#[macro_export]
-macro_rules! proto_enum_mapping {
-    (encode $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
-        fn $to_proto(value: $domain) -> i32 {
-            let name = format!("{}{}", $prefix, value.as_str().to_ascii_uppercase());
-            <$proto>::from_str_name(&name).map_or(0, |v| v as i32)
-        }
-    };
-    (decode $from:ident, $proto:ty, $domain:ty, $prefix:literal) => {
-        fn $from(value: i32) -> Option<Option<$domain>> {
-            let name = <$proto>::try_from(value).ok()?.as_str_name();
-            let code = name.strip_prefix($prefix)?.to_ascii_lowercase();
-            if code == "unspecified" {
-                return Some(None);
-            }
-            <$domain>::parse(&code).map(Some)
-        }
-    };
-    ($from:ident, $to_proto:ident, $proto:ty, $domain:ty, $prefix:literal) => {
-        $crate::proto_enum_mapping!(decode $from, $proto, $domain, $prefix);
-        $crate::proto_enum_mapping!(encode $to_proto, $proto, $domain, $prefix);
-    };
-}
-
-/// A protobuf timestamp.
-pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use shequ_proto::time::timestamp;
 
 /// A required timestamp field as a UTC instant.
 pub fn required_time(field: &str, at: Option<Timestamp>) -> Result<DateTime<Utc>, Status> {
     let at = at.ok_or_else(|| invalid_argument(field, "is required"))?;
-    u32::try_from(at.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
-        .ok_or_else(|| invalid_argument(field, "is not a valid time"))
+    shequ_proto::time::instant(&at).ok_or_else(|| invalid_argument(field, "is not a valid time"))
 }
 
 /// Page sizes of list calls: 0 means the default.

@@ -37,12 +37,14 @@ use shequ_proto::events::CloudEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::backoff;
 use crate::clock::{SharedClock, to_millis};
 pub use crate::config::ConsumerRetry;
 use crate::database::Database;
 use crate::metrics::{Consumed, Metrics};
 use crate::nats::{StreamSpec, ensure_stream};
 use crate::outbox::OutboxSignal;
+use crate::storage::StoreError;
 use crate::trace::{self, TraceContext};
 
 /// Why a handler did not apply an event.
@@ -60,6 +62,26 @@ impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
         Self::Transient(error.to_string())
     }
+}
+
+/// A storage failure is worth another try, whatever it was (an event is never
+/// set aside for the database's sake); a refusal of the request means the
+/// event can never apply.
+impl<R: std::error::Error> From<StoreError<R>> for HandlerError {
+    fn from(error: StoreError<R>) -> Self {
+        if error.is_storage() {
+            Self::Transient(error.to_string())
+        } else {
+            Self::Malformed(error.to_string())
+        }
+    }
+}
+
+/// The event's payload as `T`; one that does not read as `T` can never apply.
+pub fn payload<T: serde::de::DeserializeOwned>(event: &CloudEvent) -> Result<T, HandlerError> {
+    event
+        .data_as()
+        .map_err(|error| HandlerError::Malformed(format!("{}: {error}", event.event_type)))
 }
 
 /// A consumer's way of applying an event, on whichever database: it runs
@@ -406,17 +428,17 @@ impl<H: Apply> Inbox<H> {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut retries = backoff::RESUME.retries();
         while !shutdown.is_cancelled() {
             match self.consume(&shutdown).await {
-                Ok(()) => backoff = Duration::from_millis(200),
+                Ok(()) => retries.reset(),
                 Err(error) => {
-                    tracing::warn!(consumer = %self.spec.durable, %error, "consumer interrupted; will resume");
+                    let backoff = retries.next_delay();
+                    tracing::warn!(consumer = %self.spec.durable, %error, retry_in_ms = backoff.as_millis() as u64, "consumer interrupted; will resume");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(15));
                 }
             }
         }

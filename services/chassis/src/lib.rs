@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`admin`]: the admin HTTP port: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
-//! - [`codes`]: `named_enum!`, enums with code names and Chinese labels.
+//! - [`codes`]: `named_enum!` (enums with code names and Chinese labels),
+//!   forwarded from shequ-proto, where it lives beside the shared vocabulary.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
 //! - [`telemetry`]: `tracing` set-up, human-readable or JSON (a line written
 //!   during a call or an event's handling carries its span's `trace_id`).
@@ -55,6 +56,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backoff;
 pub mod clock;
 pub mod codes;
 pub mod config;
@@ -74,6 +76,7 @@ pub mod runtime;
 pub mod shutdown;
 pub mod sqlite;
 pub mod storage;
+pub mod sweeper;
 pub mod telemetry;
 pub mod trace;
 

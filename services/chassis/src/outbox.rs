@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::backoff;
 use crate::clock::{SharedClock, to_millis};
 use crate::database::{Database, PendingEvent};
 use crate::lease::{Lease, process_holder};
@@ -55,8 +56,6 @@ pub const LEASE: &str = "outbox-relay";
 /// How long the relay's lease outlives its last renewal: a standby takes over
 /// this long after the holder died.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// How long shutdown waits for the last pending rows to be published.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -219,7 +218,7 @@ impl Relay {
     /// Runs until `shutdown`, publishing while it holds the lease; then, if it
     /// holds it, tries for a few seconds to publish what is left and releases it.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = MIN_BACKOFF;
+        let mut retries = backoff::RESUME.retries();
         let mut stream_ready = false;
         // When the lease was last renewed, while this relay holds it.
         let mut renewed: Option<Instant> = None;
@@ -245,14 +244,14 @@ impl Relay {
             match pass {
                 // A standby: ask again at the poll interval; wake-ups are for the holder.
                 Ok(None) => {
-                    backoff = MIN_BACKOFF;
+                    retries.reset();
                     tokio::select! {
                         _ = tokio::time::sleep(POLL_INTERVAL) => {}
                         _ = shutdown.cancelled() => {}
                     }
                 }
                 Ok(Some(published)) => {
-                    backoff = MIN_BACKOFF;
+                    retries.reset();
                     if published < BATCH as usize {
                         tokio::select! {
                             _ = self.signal.0.notified() => {}
@@ -262,12 +261,12 @@ impl Relay {
                     }
                 }
                 Err(error) => {
+                    let backoff = retries.next_delay();
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "outbox relay cannot publish; will retry");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

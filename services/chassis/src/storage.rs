@@ -4,8 +4,10 @@
 //! `shequ_storage_commit_failures_total` follow, with the probe's
 //! [`PROBE_INTERVAL`]), which errors mean "cannot store just now"
 //! ([`is_unavailable`]), and the keyset paging of due work ([`Due`]) that lets
-//! a sweep get through a backlog of any size. The database itself, natively
-//! on each backend, is [`crate::database`].
+//! a sweep get through a backlog of any size; [`StoreError`], what every
+//! service's storage operations fail with (a caller hears it as a gRPC status,
+//! [`crate::grpc`], and a consumer as retry-or-park, [`crate::inbox`]). The
+//! database itself, natively on each backend, is [`crate::database`].
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use sqlx::migrate::Migrator;
 use tokio::sync::watch;
 
 use crate::Error;
+use crate::database::{CommitError, DbError};
+use crate::fields::FieldError;
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,72 @@ impl Backend {
                 "unsupported database URL scheme in {url:?}"
             )))
         }
+    }
+}
+
+/// What a service's storage operation fails with: the request's fault (what it
+/// names is not there, a rule of the domain `R` refuses it, a field is
+/// invalid) or the storage's (the database, encoding a stored value or an
+/// event, a group commit). Each service names its own as
+/// `StoreError<its rule error>`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError<R> {
+    /// What was not found, e.g. `complaint 0193…` or `grid xinyuan-g9`.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A rule of the domain refuses the change (a complaint that cannot be
+    /// accepted in its state, a volunteer with two elders).
+    #[error(transparent)]
+    Rule(R),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl<R> StoreError<R> {
+    /// Whether the database could not be used just now (a retry later may
+    /// succeed): a pass over due work stops at such an error and the next
+    /// pass retries, a consumer retries the event. Any other error concerns
+    /// the request or one stored item.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(error) => error.is_unavailable(),
+            Self::Commit(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the storage failed (whatever the cause), not the request: an
+    /// event that met such an error is worth another try, never parked for
+    /// the database's sake.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::Commit(_))
+    }
+}
+
+impl<R> From<sqlx::Error> for StoreError<R> {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl<R> From<rusqlite::Error> for StoreError<R> {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+/// A domain's refusal, as a caller hears it: `FailedPrecondition` with its
+/// message unless the rule says otherwise (a refusal that is really an
+/// invalid field).
+pub trait Rule: std::error::Error + Send + Sync + 'static {
+    fn status(&self) -> tonic::Status {
+        tonic::Status::failed_precondition(self.to_string())
     }
 }
 

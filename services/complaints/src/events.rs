@@ -8,6 +8,7 @@ use shequ_proto::events::complaints::{self as contract, ComplaintState};
 use shequ_proto::events::{CloudEvent, EventData};
 
 use crate::domain::complaint::{Action, Breach, Complaint, Detail, Transition};
+use crate::domain::kinds::ReopenReason;
 
 /// The event for `transition`, which has just been applied to `complaint` by `actor`.
 pub fn for_transition(
@@ -18,13 +19,13 @@ pub fn for_transition(
 ) -> Result<CloudEvent, serde_json::Error> {
     let state = ComplaintState {
         complaint_id: complaint.id.clone(),
-        status: complaint.status.as_str().into(),
-        category: complaint.category.as_str().into(),
-        priority: complaint.priority.as_str().into(),
-        channel: complaint.channel.as_str().into(),
+        status: complaint.status,
+        category: complaint.category,
+        priority: complaint.priority,
+        channel: complaint.channel,
         community_id: complaint.community_id.clone(),
         grid_id: complaint.grid_id.clone(),
-        level: complaint.level.as_str().into(),
+        level: complaint.level,
         merchant_id: complaint.merchant_id.clone(),
         elder_id: complaint.elder_id.clone(),
         actor: actor.into(),
@@ -42,7 +43,7 @@ pub fn for_transition(
                 .phone
                 .as_ref()
                 .map(|phone| phone.masked()),
-            merchant_check: complaint.merchant_check.map(|check| check.as_str().into()),
+            merchant_check: complaint.merchant_check,
         }),
         (Action::Accepted, _) => build(&contract::Accepted {
             complaint: state,
@@ -61,9 +62,9 @@ pub fn for_transition(
         ) => {
             let mut event = build(&contract::Escalated {
                 complaint: state,
-                breach: breach.as_str().into(),
-                from_level: from_level.as_str().into(),
-                to_level: complaint.level.as_str().into(),
+                breach: *breach,
+                from_level: *from_level,
+                to_level: complaint.level,
                 assignee: complaint.assignee.clone(),
                 due_at: *due_at,
             })?;
@@ -90,11 +91,10 @@ pub fn for_transition(
             build(&contract::Reopened {
                 complaint: state,
                 reason: if dissatisfied {
-                    "dissatisfied"
+                    ReopenReason::Dissatisfied
                 } else {
-                    "recurred"
-                }
-                .into(),
+                    ReopenReason::Recurred
+                },
                 satisfaction,
                 reopen_count: complaint.reopen_count,
                 merchant_was_at_fault: complaint.merchant_at_fault,
@@ -114,8 +114,8 @@ pub fn for_transition(
             },
         ) => build(&contract::Reclassified {
             complaint: state,
-            from_category: from_category.as_str().into(),
-            from_priority: from_priority.as_str().into(),
+            from_category: *from_category,
+            from_priority: *from_priority,
             response_due_at: complaint.response_due_at,
             resolution_due_at: complaint.resolution_due_at,
         }),

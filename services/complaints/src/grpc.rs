@@ -7,18 +7,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
-    storage_error, storage_failed, timestamp,
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
 };
+use shequ_chassis::storage::Rule;
 use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
 use crate::domain::figures::Figures;
-use crate::domain::kinds::{
-    Category, Channel, Level, MerchantCheck, Priority, Status as ComplaintStatus,
-};
+use crate::domain::kinds::{Category, Channel, MerchantCheck, Priority, Status as ComplaintStatus};
 use crate::domain::organisation::{Community, Grid, Organisation};
 use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
@@ -46,17 +44,13 @@ impl ComplaintsApi {
     }
 }
 
-impl From<StoreError> for Status {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            StoreError::Field(error) | StoreError::Transition(TransitionError::Field(error)) => {
-                error.into()
-            }
-            StoreError::Transition(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(error) => storage_error(&error),
-            StoreError::Commit(error) => not_stored(&error),
-            StoreError::Event(_) => storage_failed(&error),
+/// A transition the complaint's state refuses: `FailedPrecondition`, or
+/// `InvalidArgument` naming the field it is about.
+impl Rule for TransitionError {
+    fn status(&self) -> Status {
+        match self {
+            TransitionError::Field(error) => error.clone().into(),
+            error => Status::failed_precondition(error.to_string()),
         }
     }
 }
@@ -72,9 +66,9 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let reporter = request.reporter.unwrap_or_default();
         let intake = Intake {
             text: fields::required("text", &request.text, fields::LONG_TEXT)?,
-            channel: required_enum("channel", request.channel, channel)?,
-            category: optional_enum("category", request.category, category)?,
-            priority: optional_enum("priority", request.priority, priority)?
+            channel: required_enum("channel", request.channel, Channel::from_proto_number)?,
+            category: optional_enum("category", request.category, Category::from_proto_number)?,
+            priority: optional_enum("priority", request.priority, Priority::from_proto_number)?
                 .unwrap_or(Priority::Normal),
             reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
             building_id: fields::optional("building_id", &request.building_id, fields::ID)?,
@@ -122,10 +116,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
     ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
         let request = request.into_inner();
         let filter = ListFilter {
-            status: optional_enum("status", request.status, status)?,
+            status: optional_enum("status", request.status, ComplaintStatus::from_proto_number)?,
             grid_id: fields::optional("grid_id", &request.grid_id, fields::ID)?,
             community_id: fields::optional("community_id", &request.community_id, fields::ID)?,
-            category: optional_enum("category", request.category, category)?,
+            category: optional_enum("category", request.category, Category::from_proto_number)?,
             overdue_only: request.overdue_only,
         };
         let page = request.page.unwrap_or_default();
@@ -279,8 +273,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         request: Request<pb::ReclassifyComplaintRequest>,
     ) -> Result<Response<pb::ReclassifyComplaintResponse>, Status> {
         let r = request.into_inner();
-        let new_category = required_enum("category", r.category, category)?;
-        let new_priority = optional_enum("priority", r.priority, priority)?;
+        let new_category = required_enum("category", r.category, Category::from_proto_number)?;
+        let new_priority = optional_enum("priority", r.priority, Priority::from_proto_number)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
             .transition(
@@ -400,36 +394,6 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-shequ_chassis::proto_enum_mapping!(
-    category,
-    category_to_proto,
-    pb::Category,
-    Category,
-    "CATEGORY_"
-);
-shequ_chassis::proto_enum_mapping!(channel, channel_to_proto, pb::Channel, Channel, "CHANNEL_");
-shequ_chassis::proto_enum_mapping!(
-    priority,
-    priority_to_proto,
-    pb::Priority,
-    Priority,
-    "PRIORITY_"
-);
-shequ_chassis::proto_enum_mapping!(
-    status,
-    status_to_proto,
-    pb::Status,
-    ComplaintStatus,
-    "STATUS_"
-);
-shequ_chassis::proto_enum_mapping!(encode level_to_proto, pb::Level, Level, "LEVEL_");
-shequ_chassis::proto_enum_mapping!(
-    encode merchant_check_to_proto,
-    pb::MerchantCheck,
-    MerchantCheck,
-    "MERCHANT_CHECK_"
-);
-
 fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
     if token.is_empty() {
         return Ok(None);
@@ -459,12 +423,12 @@ fn to_proto(
         .unwrap_or_default();
     pb::Complaint {
         id: c.id.clone(),
-        status: status_to_proto(c.status),
+        status: c.status.proto_number(),
         text: c.text.clone(),
-        channel: channel_to_proto(c.channel),
-        category: category_to_proto(c.category),
+        channel: c.channel.proto_number(),
+        category: c.category.proto_number(),
         classified_by: c.classified_by.clone(),
-        priority: priority_to_proto(c.priority),
+        priority: c.priority.proto_number(),
         reporter: with_reporter.then(|| pb::Reporter {
             name: c.reporter.name.clone().unwrap_or_default(),
             phone: c
@@ -481,7 +445,7 @@ fn to_proto(
         location: c.location.clone().unwrap_or_default(),
         merchant_id: c.merchant_id.clone().unwrap_or_default(),
         elder_id: c.elder_id.clone().unwrap_or_default(),
-        level: level_to_proto(c.level),
+        level: c.level.proto_number(),
         assignee: c.assignee.clone(),
         submitted_at: Some(timestamp(c.submitted_at)),
         response_due_at: Some(timestamp(c.response_due_at)),
@@ -495,7 +459,7 @@ fn to_proto(
         satisfaction: c.satisfaction.map_or(0, |s| u32::from(s.get())),
         reject_reason: c.reject_reason.clone().unwrap_or_default(),
         merged_into: c.merged_into.clone().unwrap_or_default(),
-        merchant_check: c.merchant_check.map_or(0, merchant_check_to_proto),
+        merchant_check: c.merchant_check.map_or(0, MerchantCheck::proto_number),
         reopen_count: c.reopen_count,
         overdue: c.is_overdue(now),
         history: history
@@ -504,8 +468,8 @@ fn to_proto(
                 at: Some(timestamp(entry.at)),
                 actor: entry.actor.clone(),
                 action: entry.action.clone(),
-                from_status: status_to_proto(entry.from_status),
-                to_status: status_to_proto(entry.to_status),
+                from_status: entry.from_status.proto_number(),
+                to_status: entry.to_status.proto_number(),
                 note: entry.note.clone().unwrap_or_default(),
             })
             .collect(),

@@ -15,9 +15,11 @@
 //! - [`events`]: the event each transition publishes.
 //! - [`grpc`]: the `shequ.complaints.v1` adapter: validation and error mapping.
 //! - [`merchants`]: asking merchant-alliance about a complaint's merchant, with a deadline.
-//! - [`sweeper`]: escalation of complaints past their time limits.
-//! - [`Config`], [`Application`]: settings, and the service assembled from the
-//!   chassis; `main.rs` only parses the config and runs it.
+//! - `sweeper`: [`Escalations`] of complaints past their time limits, the
+//!   work of a chassis sweeper ([`Sweeper`]).
+//! - [`Config`], [`Application`]: settings, and the service assembled on the
+//!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
+//!   services and its sweeper; `main.rs` is the chassis's `main`.
 
 pub mod access;
 pub mod domain;
@@ -25,9 +27,10 @@ pub mod events;
 pub mod grpc;
 pub mod merchants;
 pub mod store;
-pub mod sweeper;
+mod sweeper;
 
-use std::net::SocketAddr;
+pub use sweeper::{Escalations, Sweeper};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,36 +40,31 @@ use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
-use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::runtime::{App, Identity, Runtime};
 use shequ_chassis::storage::Migrations;
 use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
 use shequ_proto::events::complaints as contract;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
 use crate::domain::time_limits::TimeLimits;
 use crate::grpc::ComplaintsApi;
 use crate::merchants::MerchantDirectory;
 use crate::store::Store;
-use crate::sweeper::Sweeper;
 
-/// Where the service listens unless told otherwise.
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
-
-/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9101";
-
-/// The stream this service publishes into.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: contract::STREAM,
-    subjects: contract::SUBJECTS,
-};
-
-/// The service's migrations, one directory per backend.
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("migrations/sqlite"),
-    postgres: &sqlx::migrate!("migrations/postgres"),
+/// The service as the chassis starts it: its name, default ports (gRPC on
+/// 50051, admin on 9101), migrations and stream.
+pub static IDENTITY: Identity = Identity {
+    name: "complaints",
+    grpc_addr: "127.0.0.1:50051",
+    admin_addr: "127.0.0.1:9101",
+    migrations: &Migrations {
+        sqlite: &sqlx::migrate!("migrations/sqlite"),
+        postgres: &sqlx::migrate!("migrations/postgres"),
+    },
+    stream: StreamSpec {
+        name: contract::STREAM,
+        subjects: contract::SUBJECTS,
+    },
 };
 
 /// The service's settings: the chassis's, and its own.
@@ -119,29 +117,31 @@ impl Config {
     }
 }
 
-/// The service, bound to its port and ready to run.
+/// The service, bound to its ports and ready to run.
 #[derive(Debug)]
 pub struct Application {
     runtime: Runtime,
     sweeper: Sweeper,
-    api: ComplaintsApi,
 }
 
 impl Application {
-    /// Opens the database (running migrations), connects to NATS in the
-    /// background, and binds the gRPC port (port 0 picks a free one).
-    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
+    /// The sweeper, for running a pass on demand (tests, operators' tools).
+    pub fn sweeper(&self) -> Sweeper {
+        self.sweeper.clone()
+    }
+}
+
+impl App for Application {
+    type Config = Config;
+
+    fn common(config: &Config) -> &CommonConfig {
+        &config.common
+    }
+
+    async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
-        let runtime: Runtime = Runtime::start(
-            "complaints",
-            &config.common,
-            DEFAULT_GRPC_ADDR,
-            DEFAULT_ADMIN_ADDR,
-            &MIGRATIONS,
-            access::access(),
-            clock,
-        )
-        .await?;
+        let mut runtime =
+            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
         let merchants = MerchantDirectory::new(
             &runtime.peers,
             &config.alliance_url,
@@ -152,55 +152,26 @@ impl Application {
             runtime.outbox.clone(),
             Arc::clone(&runtime.clock),
         );
-        Ok(Self {
-            sweeper: Sweeper::new(
-                store.clone(),
-                Duration::from_secs(config.sweep_interval_secs),
-                runtime.metrics.clone(),
-            ),
-            api: ComplaintsApi::new(store, limits, merchants),
-            runtime,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.runtime.grpc_addr()
-    }
-
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.runtime.admin_addr()
-    }
-
-    /// The sweeper, for running a pass on demand (tests, operators' tools).
-    pub fn sweeper(&self) -> Sweeper {
-        self.sweeper.clone()
-    }
-
-    /// Serves until `shutdown`; then stops taking requests, finishes those in
-    /// flight, stops the sweeper, flushes the outbox and the NATS connection.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let routes = Routes::new(
-            ComplaintServiceServer::new(self.api.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            OrganisationServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        let sweeper = runtime.sweeper(
+            Escalations::new(store.clone()),
+            Duration::from_secs(config.sweep_interval_secs),
         );
-        let sweeper = self.sweeper;
-        let tasks: Vec<Task> = vec![Box::new(move |stop| Box::pin(sweeper.run(stop)))];
+        let api = ComplaintsApi::new(store, limits, merchants);
+        runtime.serve(
+            ComplaintServiceServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
+        runtime.serve(
+            OrganisationServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
+        runtime.sweep(sweeper.clone());
+        Ok(Self { runtime, sweeper })
+    }
+
+    fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn into_runtime(self) -> Runtime {
         self.runtime
-            .run(
-                STREAM,
-                routes,
-                &[
-                    "shequ.complaints.v1.ComplaintService",
-                    "shequ.complaints.v1.OrganisationService",
-                ],
-                tasks,
-                shutdown,
-            )
-            .await?;
-        tracing::info!("complaints stopped");
-        Ok(())
     }
 }

@@ -1,151 +1,69 @@
-//! The sweeper: finds complaints past a time limit and escalates each one level,
-//! once per breach. Its state is the database (due times on the complaints, the
-//! `escalations` key), so a restart loses nothing and repeats nothing.
+//! The escalation sweeper's work: complaints past a time limit, each escalated
+//! one level, once per breach. Its state is the database (due times on the
+//! complaints, the `escalations` key), so a restart loses nothing and repeats
+//! nothing.
 //!
-//! A pass goes through every breach owed an escalation when it starts, however
-//! many: for each kind of breach it reads them [`BATCH`] at a time, each batch
-//! after the last, until none is left (an escalated breach is no longer owed,
-//! so the next pass does not read it again). A complaint that cannot be
-//! escalated (its row does not decode, say) is skipped with a warning, and the
-//! next pass tries again; only a database that cannot be used just now ends a
-//! pass early.
-//!
-//! With several replicas on one database, only the holder of the
-//! `escalation-sweeper` lease sweeps (it renews the lease before each pass and
-//! each escalation; a standby asks at every interval and takes over within the
-//! lease's time-to-live when the holder dies). The `escalations` key stays the
-//! second line of defence: a breach is escalated once even if two passes overlap.
+//! It runs as a chassis [`shequ_chassis::sweeper::Sweeper`]: a pass goes
+//! through the response breaches, then the resolution breaches, owed when it
+//! starts, in batches; only the holder of the `escalation-sweeper` lease
+//! sweeps. Each escalation is a transaction and a trace of its own, which its
+//! event carries on.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use shequ_chassis::lease::{Lease, ttl_for_interval};
-use shequ_chassis::metrics::Metrics;
+use chrono::{DateTime, Utc};
+use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Work;
 use shequ_chassis::trace::{self, TraceContext};
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::complaint::Breach;
-use shequ_chassis::storage::Due;
-
 use crate::store::{Complaints, Store, StoreError};
 
-/// The lease whose holder sweeps.
-pub const LEASE: &str = "escalation-sweeper";
+/// The sweeper of escalations.
+pub type Sweeper = shequ_chassis::sweeper::Sweeper<Escalations>;
 
-/// How many complaints owed an escalation a pass reads at a time.
-pub const BATCH: usize = 500;
-
+/// Escalating complaints past their time limits.
 #[derive(Debug, Clone)]
-pub struct Sweeper {
+pub struct Escalations {
     store: Store,
-    interval: Duration,
-    metrics: Metrics,
-    lease: Arc<Lease>,
-    batch: usize,
 }
 
-impl Sweeper {
-    pub fn new(store: Store, interval: Duration, metrics: Metrics) -> Self {
-        let lease = store
-            .lease(LEASE, ttl_for_interval(interval))
-            .with_metrics(metrics.clone());
-        Self {
-            store,
-            interval,
-            metrics,
-            lease: Arc::new(lease),
-            batch: BATCH,
-        }
+impl Escalations {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl Work for Escalations {
+    type Queue = Breach;
+    type Error = StoreError;
+    const NAME: &'static str = "escalation";
+    const LEASE: &'static str = "escalation-sweeper";
+    const QUEUES: &'static [Breach] = &[Breach::Response, Breach::Resolution];
+
+    async fn owed(
+        &self,
+        breach: Breach,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        self.store.escalations_owed(breach, now, after, limit).await
     }
 
-    /// This sweeper reading `batch` (at least 1) complaints at a time instead
-    /// of [`BATCH`]: tests make a backlog several batches long cheaply.
-    #[must_use]
-    pub fn with_batch(mut self, batch: usize) -> Self {
-        self.batch = batch.max(1);
-        self
-    }
-
-    /// One pass over the complaints owed an escalation, whoever holds the lease
-    /// (tests, operators' tools); returns how many escalated.
-    pub async fn sweep_once(&self) -> Result<usize, StoreError> {
-        self.sweep(None).await
-    }
-
-    /// One pass over the breaches owed when it starts, batch after batch until
-    /// none is left; with `lease`, it stops as soon as the lease is lost. Each
-    /// escalation starts a trace of its own, which its event carries on.
-    async fn sweep(&self, lease: Option<&Lease>) -> Result<usize, StoreError> {
-        let now = self.store.now();
-        let mut escalated = 0;
-        for breach in [Breach::Response, Breach::Resolution] {
-            let mut after: Option<Due> = None;
-            loop {
-                let owed = self
-                    .store
-                    .escalations_owed(breach, now, after.as_ref(), self.batch)
-                    .await?;
-                for complaint in &owed {
-                    if let Some(lease) = lease
-                        && !lease.hold().await?
-                    {
-                        tracing::info!("escalation lease lost; the holder finishes the pass");
-                        return Ok(escalated);
-                    }
-                    match self.escalate(complaint.id(), breach).await {
-                        Ok(done) => escalated += usize::from(done),
-                        Err(error) if error.is_unavailable() => return Err(error),
-                        Err(error) => {
-                            tracing::warn!(complaint_id = %complaint.id(), breach = breach.as_str(), %error, "complaint not escalated; the next pass tries again");
-                        }
-                    }
-                }
-                if owed.len() < self.batch {
-                    break;
-                }
-                after = owed.last().cloned();
-            }
-        }
-        Ok(escalated)
-    }
-
-    /// Escalates complaint `id` for `breach` in a trace of its own; whether it
-    /// did (it may have been escalated or have moved on meanwhile).
-    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+    async fn act(
+        &self,
+        breach: Breach,
+        item: &Due,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let id = item.id();
         let escalate = async {
+            // Not done when it was escalated or moved on meanwhile.
             let done = self.store.escalate(id, breach).await?;
             if done {
                 tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
             }
-            Ok(done)
+            Ok(done.then_some(1))
         };
         trace::job("escalation", TraceContext::new_root(), escalate).await
-    }
-
-    /// Sweeps every interval while this replica holds the lease, until
-    /// `shutdown`; then releases the lease.
-    pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            if self.lease.try_hold().await {
-                // A pass over a large backlog gives way to shutdown: each
-                // escalation is a transaction of its own, so one cut short
-                // is rolled back whole and the next run escalates it.
-                tokio::select! {
-                    swept = self.sweep(Some(&self.lease)) => {
-                        if let Err(error) = swept {
-                            tracing::warn!(%error, "sweep failed; next pass will retry");
-                        }
-                    }
-                    _ = shutdown.cancelled() => break,
-                }
-                // Counted once the pass is over (tests wait for the first).
-                self.metrics.sweeper_ran("escalation");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
-        self.lease.release_on_shutdown().await;
     }
 }

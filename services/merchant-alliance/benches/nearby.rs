@@ -24,8 +24,7 @@ use shequ_merchant_alliance::domain::cells;
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
 use shequ_tests::NatsServer;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use shequ_tests::service::TestService;
 use tonic::transport::Channel;
 
 /// The merchants and queries, shared with the load generator (`bench/`).
@@ -142,8 +141,7 @@ async fn bench() -> anyhow::Result<()> {
 #[derive(Debug)]
 struct Service {
     addr: std::net::SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
+    service: TestService<Application>,
 }
 
 impl Service {
@@ -151,23 +149,17 @@ impl Service {
         let mut common = CommonConfig::new(nats_url, data_dir);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.database_url = Some(format!("sqlite://{}?mode=rwc", db_path.display()));
-        let app = Application::build(Config::new(common), Arc::new(SystemClock)).await?;
-        let addr = app.grpc_addr();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let service = TestService::start(Config::new(common), Arc::new(SystemClock)).await?;
         Ok(Self {
-            addr,
-            shutdown,
-            task,
+            addr: service.grpc_addr(),
+            service,
         })
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
+    async fn stop(mut self) -> anyhow::Result<()> {
+        tokio::time::timeout(Duration::from_secs(30), self.service.stop())
             .await
-            .context("the service did not stop within 30 s")???;
-        Ok(())
+            .context("the service did not stop within 30 s")?
     }
 }
 

@@ -8,12 +8,12 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome};
+use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome, payload};
 use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::{CloudEvent, EventData, care, complaints};
 
 use crate::domain::credit::{ComplaintResolution, MealBooking};
-use crate::store::{Alliance, Store, StoreError};
+use crate::store::{Alliance, Store};
 
 /// The durable consumer of complaint events.
 pub fn complaint_events() -> ConsumerSpec {
@@ -37,26 +37,6 @@ pub fn care_bookings() -> ConsumerSpec {
         "merchant-alliance-care",
         care::ServiceBooked::TYPE,
     )
-}
-
-/// A storage failure that may pass (the database away, full or locked) is
-/// retried; any other can never apply (a stored value that does not decode).
-/// A storage failure is worth another try (whatever it was: an event is never
-/// set aside for the database's sake); anything else means the event can
-/// never apply.
-fn failed(error: StoreError) -> HandlerError {
-    match error {
-        StoreError::Database(_) | StoreError::Commit(_) => {
-            HandlerError::Transient(error.to_string())
-        }
-        other => HandlerError::Malformed(other.to_string()),
-    }
-}
-
-fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T, HandlerError> {
-    event
-        .data_as()
-        .map_err(|error| HandlerError::Malformed(format!("{}: {error}", event.event_type)))
 }
 
 /// Applies complaint outcomes to merchants' credit.
@@ -94,13 +74,12 @@ impl Apply for ComplaintOutcomes {
                 None
             };
             let Some(resolution) = resolution else {
-                return self.store.claim_only(once).await.map_err(failed);
+                return Ok(self.store.claim_only(once).await?);
             };
             let (outcome, entry) = self
                 .store
                 .resolve_complaint(once, &resolution, &event.id)
-                .await
-                .map_err(failed)?;
+                .await?;
             if let Some(entry) = entry {
                 tracing::info!(merchant_id = %resolution.merchant_id, complaint_id = %resolution.complaint_id, delta = entry.delta, score = entry.score_after, "credit moved by a complaint");
             }
@@ -128,21 +107,21 @@ impl Apply for MealDiscounts {
     ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
             let booked: care::ServiceBooked = payload(event)?;
-            let booking = match booked.merchant_id {
-                Some(merchant_id) if booked.service == "meal_assistance" && booked.discounted => {
+            // Only a discounted meal with a merchant is its welfare activity.
+            let booking = match (booked.service, booked.merchant_id) {
+                (care::Service::MealAssistance, Some(merchant_id)) if booked.discounted => {
                     MealBooking {
                         merchant_id,
                         booking_id: booked.booking_id,
                         booked_for: booked.booked_for,
                     }
                 }
-                _ => return self.store.claim_only(once).await.map_err(failed),
+                _ => return Ok(self.store.claim_only(once).await?),
             };
             let (outcome, _) = self
                 .store
                 .credit_meal_discount(once, &booking, &event.id)
-                .await
-                .map_err(failed)?;
+                .await?;
             Ok(outcome)
         }
         .boxed()

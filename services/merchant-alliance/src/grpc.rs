@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use chrono::Weekday;
 use shequ_chassis::grpc::{
-    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
-    storage_error, storage_failed, timestamp,
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
 };
+use shequ_chassis::storage::Rule;
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
@@ -17,12 +17,13 @@ use crate::domain::awards::{AwardRules, Period, evaluate};
 use crate::domain::credit::CreditEntry;
 use crate::domain::geo::{Datum, Point};
 use crate::domain::merchant::{
-    ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, parse_tags,
+    ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
+    parse_tags,
 };
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::opening_hours::OpeningHours;
 use crate::domain::{FieldError, fields};
-use crate::store::{Alliance, ListFilter, Store, StoreError};
+use crate::store::{Alliance, ListFilter, Store};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
 const MAX_NEARBY_LIMIT: u32 = 100;
@@ -44,18 +45,8 @@ impl AllianceApi {
     }
 }
 
-impl From<StoreError> for Status {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            StoreError::Field(error) => error.into(),
-            StoreError::Conflict(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(error) => storage_error(&error),
-            StoreError::Commit(error) => not_stored(&error),
-            StoreError::Event(_) => storage_failed(&error),
-        }
-    }
-}
+/// A status change the merchant's status refuses: `FailedPrecondition`.
+impl Rule for StatusConflict {}
 
 #[tonic::async_trait]
 impl pb::merchant_service_server::MerchantService for AllianceApi {
@@ -137,8 +128,8 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let r = request.into_inner();
         let filter = ListFilter {
             grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
-            category: optional_enum("category", r.category, category)?,
-            status: optional_enum("status", r.status, status)?,
+            category: optional_enum("category", r.category, Category::from_proto_number)?,
+            status: optional_enum("status", r.status, MerchantStatus::from_proto_number)?,
         };
         let page = r.page.unwrap_or_default();
         let size = page_size(&page)?;
@@ -161,7 +152,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     ) -> Result<Response<pb::FindNearbyResponse>, Status> {
         let r = request.into_inner();
         let (center, datum) = parse_point("point", r.point)?;
-        let category = required_enum("category", r.category, category)?;
+        let category = required_enum("category", r.category, Category::from_proto_number)?;
         let tag = match r.service_tag.trim() {
             "" => None,
             tag => Some(ServiceTag::parse("service_tag", tag)?),
@@ -217,7 +208,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let r = request.into_inner();
         let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
         let merchant_id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
-        let kind = required_enum("kind", r.kind, activity_kind)?;
+        let kind = required_enum("kind", r.kind, ActivityKind::from_proto_number)?;
         let description = fields::required("description", &r.description, fields::REASON)?;
         let now = self.store.now();
         let happened_at = match r.happened_at {
@@ -293,22 +284,6 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     }
 }
 
-shequ_chassis::proto_enum_mapping!(
-    category,
-    category_to_proto,
-    pb::Category,
-    Category,
-    "CATEGORY_"
-);
-shequ_chassis::proto_enum_mapping!(
-    status,
-    status_to_proto,
-    pb::MerchantStatus,
-    MerchantStatus,
-    "MERCHANT_STATUS_"
-);
-shequ_chassis::proto_enum_mapping!(decode activity_kind, pb::ActivityKind, ActivityKind, "ACTIVITY_KIND_");
-
 fn datum(value: i32) -> Option<Option<Datum>> {
     match common::Datum::try_from(value).ok()? {
         common::Datum::Unspecified => Some(None),
@@ -370,7 +345,7 @@ fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MerchantDetails {
         name: fields::required("details.name", &d.name, 100)?,
-        category: required_enum("details.category", d.category, category)?,
+        category: required_enum("details.category", d.category, Category::from_proto_number)?,
         service_tags: parse_tags("details.service_tags", &d.service_tags)?,
         location,
         address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
@@ -385,7 +360,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
     pb::Merchant {
         id: m.id.clone(),
         name: m.details.name.clone(),
-        category: category_to_proto(m.details.category),
+        category: m.details.category.proto_number(),
         service_tags: m
             .details
             .service_tags
@@ -414,7 +389,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
             })
             .collect(),
         party_member_owner: m.details.party_member_owner,
-        status: status_to_proto(m.status),
+        status: m.status.proto_number(),
         suspended_reason: m.suspended_reason.clone().unwrap_or_default(),
         credit_score: m.credit_score,
         registered_at: Some(timestamp(m.registered_at)),

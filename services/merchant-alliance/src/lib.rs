@@ -16,8 +16,9 @@
 //! - [`grpc`]: the `shequ.alliance.v1` adapter: validation and error mapping.
 //! - [`consumers`]: complaint outcomes and discounted elder meals, applied once
 //!   (each claimed in the transaction of its effect, on either backend).
-//! - [`Config`], [`Application`]: settings, and the service assembled from the
-//!   chassis; `main.rs` only parses the config and runs it.
+//! - [`Config`], [`Application`]: settings, and the service assembled on the
+//!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
+//!   service and its two consumers; `main.rs` is the chassis's `main`.
 
 pub mod access;
 pub mod consumers;
@@ -25,7 +26,6 @@ pub mod domain;
 pub mod grpc;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,12 +34,10 @@ use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
-use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::runtime::{App, Identity, Runtime};
 use shequ_chassis::storage::Migrations;
 use shequ_proto::alliance::v1::merchant_service_server::MerchantServiceServer;
 use shequ_proto::events::alliance as contract;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
 use crate::consumers::{ComplaintOutcomes, MealDiscounts};
 use crate::domain::awards::AwardRules;
@@ -48,22 +46,20 @@ use crate::domain::nearby::DEFAULT_METRES_PER_MINUTE;
 use crate::grpc::AllianceApi;
 use crate::store::Store;
 
-/// Where the service listens unless told otherwise.
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50052";
-
-/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9102";
-
-/// The stream this service publishes into.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: contract::STREAM,
-    subjects: contract::SUBJECTS,
-};
-
-/// The service's migrations, one directory per backend.
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("migrations/sqlite"),
-    postgres: &sqlx::migrate!("migrations/postgres"),
+/// The service as the chassis starts it: its name, default ports (gRPC on
+/// 50052, admin on 9102), migrations and stream.
+pub static IDENTITY: Identity = Identity {
+    name: "merchant-alliance",
+    grpc_addr: "127.0.0.1:50052",
+    admin_addr: "127.0.0.1:9102",
+    migrations: &Migrations {
+        sqlite: &sqlx::migrate!("migrations/sqlite"),
+        postgres: &sqlx::migrate!("migrations/postgres"),
+    },
+    stream: StreamSpec {
+        name: contract::STREAM,
+        subjects: contract::SUBJECTS,
+    },
 };
 
 /// The service's settings: the chassis's, and its own.
@@ -99,18 +95,20 @@ impl Config {
     }
 }
 
-/// The service, bound to its port and ready to run.
+/// The service, bound to its ports and ready to run.
 #[derive(Debug)]
 pub struct Application {
     runtime: Runtime,
-    api: AllianceApi,
-    store: Store,
 }
 
-impl Application {
-    /// Opens the database (running migrations), connects to NATS in the
-    /// background, and binds the gRPC port (port 0 picks a free one).
-    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
+impl App for Application {
+    type Config = Config;
+
+    fn common(config: &Config) -> &CommonConfig {
+        &config.common
+    }
+
+    async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let speed = config.walk_metres_per_minute;
         if !(speed.is_finite() && speed > 0.0) {
             return Err(Error::Config(format!(
@@ -127,70 +125,38 @@ impl Application {
             config.award_rules_file.as_deref(),
             AwardRules::from_json,
         )?);
-        let runtime: Runtime = Runtime::start(
-            "merchant-alliance",
-            &config.common,
-            DEFAULT_GRPC_ADDR,
-            DEFAULT_ADMIN_ADDR,
-            &MIGRATIONS,
-            access::access(),
-            clock,
-        )
-        .await?;
+        let mut runtime =
+            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
         let store = Store::new(
             runtime.db.clone(),
             runtime.outbox.clone(),
             Arc::clone(&runtime.clock),
             credit,
         );
-        Ok(Self {
-            api: AllianceApi::new(store.clone(), awards, speed),
-            store,
-            runtime,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.runtime.grpc_addr()
-    }
-
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.runtime.admin_addr()
-    }
-
-    /// Serves until `shutdown`, consuming complaint and care events meanwhile;
-    /// then stops in order (see the chassis runtime).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let rt = &self.runtime;
-        let complaints = rt.consumer(
+        runtime.consume(
             consumers::complaint_events(),
             ComplaintOutcomes {
-                store: self.store.clone(),
+                store: store.clone(),
             },
         );
-        let meals = rt.consumer(
+        runtime.consume(
             consumers::care_bookings(),
             MealDiscounts {
-                store: self.store.clone(),
+                store: store.clone(),
             },
         );
-        let tasks: Vec<Task> = vec![
-            Box::new(move |stop| Box::pin(complaints.run(stop))),
-            Box::new(move |stop| Box::pin(meals.run(stop))),
-        ];
-        let routes = Routes::new(
-            MerchantServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        runtime.serve(
+            MerchantServiceServer::new(AllianceApi::new(store, awards, speed))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
+        Ok(Self { runtime })
+    }
+
+    fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn into_runtime(self) -> Runtime {
         self.runtime
-            .run(
-                STREAM,
-                routes,
-                &["shequ.alliance.v1.MerchantService"],
-                tasks,
-                shutdown,
-            )
-            .await?;
-        tracing::info!("merchant-alliance stopped");
-        Ok(())
     }
 }

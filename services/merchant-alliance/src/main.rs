@@ -1,21 +1,6 @@
 //! The `merchant-alliance` binary: reads the configuration and runs the service.
 
-use std::sync::Arc;
-
-use anyhow::Context;
-use clap::Parser;
-use shequ_chassis::clock::SystemClock;
-use shequ_chassis::{shutdown, telemetry};
-use shequ_merchant_alliance::{Application, Config};
-
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    telemetry::init(config.common.log_format);
-    let app = Application::build(config, Arc::new(SystemClock))
-        .await
-        .context("merchant-alliance could not start")?;
-    tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "merchant-alliance listening");
-    app.run_until_stopped(shutdown::on_signal()).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    shequ_chassis::runtime::main::<shequ_merchant_alliance::Application>().await
 }

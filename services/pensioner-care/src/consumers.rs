@@ -4,13 +4,13 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use shequ_chassis::clock::to_millis;
-use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome};
+use shequ_chassis::inbox::{Apply, ConsumerSpec, HandlerError, Once, Outcome, payload};
 use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::complaints;
 use shequ_proto::events::{CloudEvent, EventData};
 
 use crate::domain::timeline::{self, Entry};
-use crate::store::{Care, Store, StoreError};
+use crate::store::{Care, Store};
 
 /// The durable consumer of complaint events.
 pub fn complaint_events() -> ConsumerSpec {
@@ -35,12 +35,6 @@ impl ComplaintOutcomes {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
-}
-
-fn payload<T: for<'de> serde::Deserialize<'de>>(event: &CloudEvent) -> Result<T, HandlerError> {
-    event
-        .data_as()
-        .map_err(|error| HandlerError::Malformed(format!("{}: {error}", event.event_type)))
 }
 
 /// The timeline entry `event` makes, if it is about an elder. Each outcome
@@ -68,7 +62,7 @@ fn outcome_entry(event: &CloudEvent) -> Result<Option<Entry>, HandlerError> {
             let data: complaints::Reopened = payload(event)?;
             (
                 "complaint_reopened",
-                format!("reopened ({})", data.reason),
+                format!("reopened ({})", data.reason.as_str()),
                 data.complaint,
                 data.reopen_count.to_string(),
             )
@@ -102,17 +96,8 @@ impl Apply for ComplaintOutcomes {
     ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
             let entry = outcome_entry(event)?;
-            self.store
-                .note_complaint_outcome(once, entry)
-                .await
-                .map_err(|error| match error {
-                    // The database (or its commit) failed: retried for as
-                    // long as that lasts.
-                    StoreError::Database(_) | StoreError::Commit(_) => {
-                        HandlerError::Transient(error.to_string())
-                    }
-                    other => HandlerError::Malformed(other.to_string()),
-                })
+            // A storage failure is retried for as long as it lasts.
+            Ok(self.store.note_complaint_outcome(once, entry).await?)
         }
         .boxed()
     }

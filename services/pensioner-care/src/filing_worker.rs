@@ -5,66 +5,52 @@
 //! trace of the request that recorded the visit (stored with the filing), or in
 //! a new one, and the call passes it on to the complaints service.
 //!
-//! With several replicas on one database, only the holder of the
-//! `filing-worker` lease files (it renews the lease before each pass and each
-//! filing; a standby asks at every poll and takes over within the lease's
-//! time-to-live when the holder dies). A filing stored on a standby is filed by
-//! the holder at its next poll. The `request_id` stays the second line of
-//! defence: the complaints service makes one complaint per visit whatever happens.
+//! It runs as a chassis [`shequ_chassis::sweeper::Sweeper`], woken by each
+//! new filing and polling every two seconds. With several replicas on one
+//! database, only the holder of the `filing-worker` lease files; a filing
+//! stored on a standby is filed by the holder at its next poll. The
+//! `request_id` stays the second line of defence: the complaints service makes
+//! one complaint per visit whatever happens.
 //!
-//! A pass tries every filing due when it starts, however many: it reads them
-//! [`BATCH`] at a time, each batch after the last, until none is left. A
-//! failed attempt puts its filing back by the backoff, behind the others, and
-//! a filing that cannot even be tried (its row does not decode, say) is
-//! skipped with a warning, so neither keeps the rest from being tried; only a
-//! database that cannot be used just now ends the pass early.
+//! A pass tries every filing due when it starts, however many, [`BATCH`] at a
+//! time. A failed attempt puts its filing back by the backoff, behind the
+//! others, and a filing that cannot even be tried (its row does not decode,
+//! say) is skipped with a warning, so neither keeps the rest from being tried;
+//! only a database that cannot be used just now ends the pass early.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{PeerChannel, Peers};
-use shequ_chassis::lease::{Lease, ttl_for_interval};
+use shequ_chassis::runtime::Runtime;
+use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Work;
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
-
-use shequ_chassis::storage::Due;
 
 use crate::domain::filing::{self, Filing};
 use crate::store::{Care, Store, StoreError};
 
 /// How often pending filings are looked at when nobody wakes the worker.
-const POLL: Duration = Duration::from_secs(2);
+pub(crate) const POLL: Duration = Duration::from_secs(2);
 
 /// How many due filings a pass reads at a time.
-pub const BATCH: usize = 50;
+pub(crate) const BATCH: usize = 50;
 
-/// The lease whose holder files.
-pub const LEASE: &str = "filing-worker";
+/// The filing worker.
+pub type FilingWorker = shequ_chassis::sweeper::Sweeper<Filings>;
 
+/// Filing complaints from visits in the complaints service.
 #[derive(Debug, Clone)]
-pub struct FilingWorker {
+pub struct Filings {
     store: Store,
     client: ComplaintServiceClient<PeerChannel>,
-    wake: Arc<Notify>,
-    lease: Arc<Lease>,
-    batch: usize,
+    timeout: Duration,
 }
 
-/// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pass {
-    /// Filings tried (filed or not).
-    pub attempted: usize,
-    /// Of those, the ones the complaints service took.
-    pub filed: usize,
-}
-
-impl FilingWorker {
+impl Filings {
     pub fn new(
         store: Store,
         peers: &Peers,
@@ -72,66 +58,18 @@ impl FilingWorker {
         timeout: Duration,
     ) -> Result<Self, shequ_chassis::Error> {
         let channel = peers.channel("SHEQU_COMPLAINTS_URL", complaints_url, timeout)?;
-        // Renewed at least every poll or call, whichever is longer.
-        let lease = store.lease(LEASE, ttl_for_interval(POLL.max(timeout)));
         Ok(Self {
-            wake: store.filings_waiting(),
             client: ComplaintServiceClient::new(channel),
-            lease: Arc::new(lease),
             store,
-            batch: BATCH,
+            timeout,
         })
     }
 
-    /// This worker reading `batch` (at least 1) due filings at a time instead
-    /// of [`BATCH`]: tests make a backlog several batches long cheaply.
-    #[must_use]
-    pub fn with_batch(mut self, batch: usize) -> Self {
-        self.batch = batch.max(1);
-        self
-    }
-
-    /// Tries every filing due now once, whoever holds the lease (tests,
-    /// operators' tools).
-    pub async fn file_due(&self) -> Result<Pass, StoreError> {
-        self.file_pass(None).await
-    }
-
-    /// One pass over the filings due when it starts, batch after batch until
-    /// none is left; with `lease`, it stops as soon as the lease is lost.
-    async fn file_pass(&self, lease: Option<&Lease>) -> Result<Pass, StoreError> {
-        let now = self.store.now();
-        let mut pass = Pass::default();
-        let mut after: Option<Due> = None;
-        loop {
-            let due = self
-                .store
-                .due_filings(now, after.as_ref(), self.batch)
-                .await?;
-            for item in &due {
-                if let Some(lease) = lease
-                    && !lease.hold().await?
-                {
-                    tracing::info!("filing lease lost; the holder files the rest");
-                    return Ok(pass);
-                }
-                match self.attempt(item, now).await {
-                    Ok(None) => {}
-                    Ok(Some(filed)) => {
-                        pass.attempted += 1;
-                        pass.filed += usize::from(filed);
-                    }
-                    Err(error) if error.is_unavailable() => return Err(error),
-                    Err(error) => {
-                        tracing::warn!(visit_id = %item.id(), %error, "filing not tried; the next pass tries again");
-                    }
-                }
-            }
-            if due.len() < self.batch {
-                return Ok(pass);
-            }
-            after = due.last().cloned();
-        }
+    /// The worker filing these on `runtime`, polling every [`POLL`] and woken
+    /// by each new filing.
+    pub fn worker(self, runtime: &Runtime) -> FilingWorker {
+        let wake = self.store.filings_waiting();
+        runtime.sweeper(self, POLL).woken_by(wake)
     }
 
     /// One attempt at the filing of `item` if it is still due by `now`, in the
@@ -198,30 +136,38 @@ impl FilingWorker {
                 tonic::Status::internal("the complaints service answered without a complaint")
             })
     }
+}
 
-    /// Files while this replica holds the lease, woken by new filings and
-    /// polling, until `shutdown`; then releases the lease.
-    pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            if self.lease.try_hold().await {
-                // A pass over a large backlog gives way to shutdown: a filing
-                // cut short is tried again by the next run (the complaints
-                // service takes its request id once).
-                tokio::select! {
-                    filed = self.file_pass(Some(&self.lease)) => {
-                        if let Err(error) = filed {
-                            tracing::warn!(%error, "filing pass failed; next pass will retry");
-                        }
-                    }
-                    _ = shutdown.cancelled() => break,
-                }
-            }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
-        self.lease.release_on_shutdown().await;
+impl Work for Filings {
+    type Queue = ();
+    type Error = StoreError;
+    const NAME: &'static str = "filing";
+    const LEASE: &'static str = "filing-worker";
+    const QUEUES: &'static [()] = &[()];
+    const BATCH: usize = BATCH;
+
+    /// A call to the complaints service.
+    fn longest_item(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn owed(
+        &self,
+        (): (),
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        self.store.due_filings(now, after, limit).await
+    }
+
+    async fn act(
+        &self,
+        (): (),
+        item: &Due,
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let filed = self.attempt(item, now).await?;
+        Ok(filed.map(usize::from))
     }
 }

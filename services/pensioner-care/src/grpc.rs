@@ -6,10 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, not_stored, optional_enum, page_size, required_enum, required_time,
-    storage_error, storage_failed, timestamp,
+    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
 };
 use shequ_chassis::personal::Phone;
+use shequ_chassis::storage::Rule;
 use shequ_proto::care::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
@@ -20,12 +20,12 @@ use crate::domain::elder::{
 };
 use crate::domain::fields;
 use crate::domain::filing::FilingStatus;
-use crate::domain::pairing::{Pairing, Volunteer};
+use crate::domain::pairing::{Pairing, PairingError, Volunteer};
 use crate::domain::risk::RiskLevel;
 use crate::domain::services::{Booking, BookingStatus, MEALS_ARE_DISCOUNTED, Service};
 use crate::domain::visits::{NewVisit, Visit, VisitKind, Wellbeing, parse_needs};
 use crate::meals::{MealFinder, NoMeal};
-use crate::store::{Care, ElderFilter, Store, StoreError};
+use crate::store::{Care, ElderFilter, Store};
 
 #[derive(Debug, Clone)]
 pub struct CareApi {
@@ -39,45 +39,8 @@ impl CareApi {
     }
 }
 
-impl From<StoreError> for Status {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            StoreError::Field(error) => error.into(),
-            StoreError::Pairing(error) => Status::failed_precondition(error.to_string()),
-            StoreError::Precondition(message) => Status::failed_precondition(message),
-            StoreError::Database(error) => storage_error(&error),
-            StoreError::Encoding(_) => storage_failed(&error),
-            StoreError::Commit(error) => not_stored(&error),
-        }
-    }
-}
-
-shequ_chassis::proto_enum_mapping!(gender, gender_to_proto, pb::Gender, Gender, "GENDER_");
-shequ_chassis::proto_enum_mapping!(
-    living,
-    living_to_proto,
-    pb::LivingSituation,
-    LivingSituation,
-    "LIVING_SITUATION_"
-);
-shequ_chassis::proto_enum_mapping!(risk, risk_to_proto, pb::RiskLevel, RiskLevel, "RISK_LEVEL_");
-shequ_chassis::proto_enum_mapping!(
-    visit_kind,
-    visit_kind_to_proto,
-    pb::VisitKind,
-    VisitKind,
-    "VISIT_KIND_"
-);
-shequ_chassis::proto_enum_mapping!(
-    wellbeing,
-    wellbeing_to_proto,
-    pb::Wellbeing,
-    Wellbeing,
-    "WELLBEING_"
-);
-shequ_chassis::proto_enum_mapping!(service, service_to_proto, pb::Service, Service, "SERVICE_");
-shequ_chassis::proto_enum_mapping!(encode booking_status_to_proto, pb::BookingStatus, BookingStatus, "BOOKING_STATUS_");
+/// A pairing the rules refuse: `FailedPrecondition`.
+impl Rule for PairingError {}
 
 fn offset_token(token: &str) -> Result<u64, Status> {
     match token {
@@ -136,12 +99,16 @@ fn parse_details(
     Ok(ElderDetails {
         name: fields::required("details.name", &d.name, fields::SHORT_TEXT)?,
         birth_date: BirthDate::parse("details.birth_date", &d.birth_date, district_today(now))?,
-        gender: required_enum("details.gender", d.gender, gender)?,
+        gender: required_enum("details.gender", d.gender, Gender::from_proto_number)?,
         grid_id: fields::required("details.grid_id", &d.grid_id, fields::ID)?,
         building_id: fields::optional("details.building_id", &d.building_id, fields::ID)?,
         address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
         location,
-        living: required_enum("details.living_situation", d.living_situation, living)?,
+        living: required_enum(
+            "details.living_situation",
+            d.living_situation,
+            LivingSituation::from_proto_number,
+        )?,
         has_disability: d.has_disability,
         has_chronic_illness: d.has_chronic_illness,
         health_notes: fields::optional("details.health_notes", &d.health_notes, fields::LONG_TEXT)?,
@@ -162,7 +129,7 @@ fn elder_to_proto(e: &Elder) -> pb::Elder {
         details: Some(pb::ElderDetails {
             name: d.name.clone(),
             birth_date: d.birth_date.date().to_string(),
-            gender: gender_to_proto(d.gender),
+            gender: d.gender.proto_number(),
             grid_id: d.grid_id.clone(),
             building_id: d.building_id.clone().unwrap_or_default(),
             address: d.address.clone().unwrap_or_default(),
@@ -175,7 +142,7 @@ fn elder_to_proto(e: &Elder) -> pb::Elder {
                     common::Datum::Wgs84
                 } as i32,
             }),
-            living_situation: living_to_proto(d.living),
+            living_situation: d.living.proto_number(),
             has_disability: d.has_disability,
             has_chronic_illness: d.has_chronic_illness,
             health_notes: d.health_notes.clone().unwrap_or_default(),
@@ -191,7 +158,7 @@ fn elder_to_proto(e: &Elder) -> pb::Elder {
                 .collect(),
             consents_to_visits: d.consents_to_visits,
         }),
-        risk: risk_to_proto(e.assessment.level),
+        risk: e.assessment.level.proto_number(),
         risk_reasons: e.assessment.reasons.clone(),
         visit_interval_days: e.visit_interval_days,
         last_visit_at: e.last_visit_at.map(timestamp),
@@ -207,7 +174,7 @@ fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
         name: e.details.name.clone(),
         age: e.age_on(district_today(now)),
         grid_id: e.details.grid_id.clone(),
-        risk: risk_to_proto(e.assessment.level),
+        risk: e.assessment.level.proto_number(),
         volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
         next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
         overdue: e.is_overdue(now),
@@ -242,22 +209,16 @@ fn pairing_to_proto(p: &Pairing) -> pb::Pairing {
 }
 
 fn visit_to_proto(v: &Visit) -> pb::Visit {
-    let filing = match v.filing {
-        Some(FilingStatus::Pending) => pb::FilingStatus::Pending,
-        Some(FilingStatus::Filed) => pb::FilingStatus::Filed,
-        Some(FilingStatus::Failed) => pb::FilingStatus::Failed,
-        None => pb::FilingStatus::Unspecified,
-    };
     pb::Visit {
         id: v.id.clone(),
         elder_id: v.elder_id.clone(),
         visitor: v.visitor.clone(),
-        kind: visit_kind_to_proto(v.kind),
+        kind: v.kind.proto_number(),
         visited_at: Some(timestamp(v.visited_at)),
-        wellbeing: wellbeing_to_proto(v.wellbeing),
+        wellbeing: v.wellbeing.proto_number(),
         needs: v.needs.clone(),
         notes: v.notes.clone().unwrap_or_default(),
-        filing: filing as i32,
+        filing: v.filing.map_or(0, FilingStatus::proto_number),
         complaint_id: v.complaint_id.clone().unwrap_or_default(),
         filing_error: v.filing_error.clone().unwrap_or_default(),
     }
@@ -267,9 +228,9 @@ fn booking_to_proto(b: &Booking) -> pb::Booking {
     pb::Booking {
         id: b.id.clone(),
         elder_id: b.elder_id.clone(),
-        service: service_to_proto(b.service),
+        service: b.service.proto_number(),
         scheduled_for: Some(timestamp(b.scheduled_for)),
-        status: booking_status_to_proto(b.status),
+        status: b.status.proto_number(),
         merchant_id: b.merchant_id.clone().unwrap_or_default(),
         merchant_name: b.merchant_name.clone().unwrap_or_default(),
         distance_metres: b.distance_metres.unwrap_or_default(),
@@ -329,7 +290,7 @@ impl pb::care_service_server::CareService for CareApi {
     ) -> Result<Response<pb::ListEldersResponse>, Status> {
         let r = request.into_inner();
         let filter = ElderFilter {
-            risk: optional_enum("risk", r.risk, risk)?,
+            risk: optional_enum("risk", r.risk, RiskLevel::from_proto_number)?,
             grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
             unpaired_only: r.unpaired_only,
             overdue_only: false,
@@ -449,9 +410,9 @@ impl pb::care_service_server::CareService for CareApi {
         let visit = NewVisit {
             elder_id: fields::required("elder_id", &r.elder_id, fields::ID)?,
             visitor: fields::required("visitor", &r.visitor, fields::ID)?,
-            kind: required_enum("kind", r.kind, visit_kind)?,
+            kind: required_enum("kind", r.kind, VisitKind::from_proto_number)?,
             visited_at,
-            wellbeing: required_enum("wellbeing", r.wellbeing, wellbeing)?,
+            wellbeing: required_enum("wellbeing", r.wellbeing, Wellbeing::from_proto_number)?,
             needs: parse_needs("needs", &r.needs)?,
             notes: fields::optional("notes", &r.notes, fields::LONG_TEXT)?,
         };
@@ -497,7 +458,7 @@ impl pb::care_service_server::CareService for CareApi {
         let r = request.into_inner();
         let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
         let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
-        let service = required_enum("service", r.service, service)?;
+        let service = required_enum("service", r.service, Service::from_proto_number)?;
         let scheduled_for = required_time("scheduled_for", r.scheduled_for)?;
         fields::required("actor", &r.actor, fields::ID)?;
         // A retried booking answers from what the first one stored, without

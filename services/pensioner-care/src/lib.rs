@@ -16,24 +16,28 @@
 //!   its timeline entries and outbox events.
 //! - [`grpc`]: the `shequ.care.v1` adapter: validation, error mapping, and
 //!   personal data only where it is needed.
-//! - [`filing_worker`]: files complaints from visits, retrying until the
+//! - `filing_worker`: [`Filings`] of complaints from visits, retried until the
 //!   complaints service answers.
 //! - [`meals`]: asks merchant-alliance for the nearest elder-meal merchant.
 //! - [`consumers`]: complaint outcomes into elders' timelines, applied once.
-//! - [`sweeper`]: one overdue event per missed visit period.
-//! - [`Config`], [`Application`]: settings, and the service assembled from the
-//!   chassis; `main.rs` only parses the config and runs it.
+//! - `sweeper`: [`OverdueNotices`], one overdue event per missed visit period.
+//! - [`Config`], [`Application`]: settings, and the service assembled on the
+//!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
+//!   service, its consumer, sweeper and filing worker; `main.rs` is the
+//!   chassis's `main`.
 
 pub mod access;
 pub mod consumers;
 pub mod domain;
-pub mod filing_worker;
+mod filing_worker;
 pub mod grpc;
 pub mod meals;
 pub mod store;
-pub mod sweeper;
+mod sweeper;
 
-use std::net::SocketAddr;
+pub use filing_worker::{FilingWorker, Filings};
+pub use sweeper::{OverdueNotices, Sweeper};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,37 +47,31 @@ use shequ_chassis::clock::SharedClock;
 use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
-use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::runtime::{App, Identity, Runtime};
 use shequ_chassis::storage::Migrations;
 use shequ_proto::care::v1::care_service_server::CareServiceServer;
 use shequ_proto::events::care as contract;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
 use crate::consumers::ComplaintOutcomes;
 use crate::domain::visits::VisitPolicy;
-use crate::filing_worker::FilingWorker;
 use crate::grpc::CareApi;
 use crate::meals::MealFinder;
 use crate::store::Store;
-use crate::sweeper::Sweeper;
 
-/// Where the service listens unless told otherwise.
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50053";
-
-/// Where the admin HTTP port (`/healthz`, `/readyz`, `/metrics`) listens unless told otherwise.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9103";
-
-/// The stream this service publishes into.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: contract::STREAM,
-    subjects: contract::SUBJECTS,
-};
-
-/// The service's migrations, per backend (the chassis's run first).
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("migrations/sqlite"),
-    postgres: &sqlx::migrate!("migrations/postgres"),
+/// The service as the chassis starts it: its name, default ports (gRPC on
+/// 50053, admin on 9103), migrations (the chassis's run first) and stream.
+pub static IDENTITY: Identity = Identity {
+    name: "pensioner-care",
+    grpc_addr: "127.0.0.1:50053",
+    admin_addr: "127.0.0.1:9103",
+    migrations: &Migrations {
+        sqlite: &sqlx::migrate!("migrations/sqlite"),
+        postgres: &sqlx::migrate!("migrations/postgres"),
+    },
+    stream: StreamSpec {
+        name: contract::STREAM,
+        subjects: contract::SUBJECTS,
+    },
 };
 
 /// The service's settings: the chassis's, and its own.
@@ -135,65 +133,15 @@ impl Config {
     }
 }
 
-/// The service, bound to its port and ready to run.
+/// The service, bound to its ports and ready to run.
 #[derive(Debug)]
 pub struct Application {
     runtime: Runtime,
-    api: CareApi,
-    outcomes: ComplaintOutcomes,
     sweeper: Sweeper,
     filings: FilingWorker,
 }
 
 impl Application {
-    /// Opens the database (running migrations), connects to NATS in the
-    /// background, and binds the gRPC port (port 0 picks a free one).
-    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
-        let policy = config.visit_policy()?;
-        let timeout = Duration::from_millis(config.call_timeout_ms);
-        let runtime: Runtime = Runtime::start(
-            "pensioner-care",
-            &config.common,
-            DEFAULT_GRPC_ADDR,
-            DEFAULT_ADMIN_ADDR,
-            &MIGRATIONS,
-            access::access(),
-            clock,
-        )
-        .await?;
-        let meals = MealFinder::new(&runtime.peers, &config.alliance_url, timeout)?;
-        let store = Store::new(
-            runtime.db.clone(),
-            runtime.outbox.clone(),
-            Arc::clone(&runtime.clock),
-            policy,
-        );
-        Ok(Self {
-            filings: FilingWorker::new(
-                store.clone(),
-                &runtime.peers,
-                &config.complaints_url,
-                timeout,
-            )?,
-            sweeper: Sweeper::new(
-                store.clone(),
-                Duration::from_secs(config.sweep_interval_secs),
-                runtime.metrics.clone(),
-            ),
-            outcomes: ComplaintOutcomes::new(store.clone()),
-            api: CareApi::new(store, meals),
-            runtime,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.runtime.grpc_addr()
-    }
-
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.runtime.admin_addr()
-    }
-
     /// The overdue sweeper, for running a pass on demand (tests, operators' tools).
     pub fn sweeper(&self) -> Sweeper {
         self.sweeper.clone()
@@ -203,31 +151,60 @@ impl Application {
     pub fn filing_worker(&self) -> FilingWorker {
         self.filings.clone()
     }
+}
 
-    /// Serves until `shutdown`, with the sweeper, the filing worker and the
-    /// complaint consumer running; then stops in order (see the chassis runtime).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let rt = &self.runtime;
-        let outcomes = rt.consumer(consumers::complaint_events(), self.outcomes);
-        let (sweeper, filings) = (self.sweeper, self.filings);
-        let tasks: Vec<Task> = vec![
-            Box::new(move |stop| Box::pin(sweeper.run(stop))),
-            Box::new(move |stop| Box::pin(filings.run(stop))),
-            Box::new(move |stop| Box::pin(outcomes.run(stop))),
-        ];
-        let routes = Routes::new(
-            CareServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+impl App for Application {
+    type Config = Config;
+
+    fn common(config: &Config) -> &CommonConfig {
+        &config.common
+    }
+
+    async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
+        let policy = config.visit_policy()?;
+        let timeout = Duration::from_millis(config.call_timeout_ms);
+        let mut runtime =
+            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
+        let meals = MealFinder::new(&runtime.peers, &config.alliance_url, timeout)?;
+        let store = Store::new(
+            runtime.db.clone(),
+            runtime.outbox.clone(),
+            Arc::clone(&runtime.clock),
+            policy,
         );
+        let filings = Filings::new(
+            store.clone(),
+            &runtime.peers,
+            &config.complaints_url,
+            timeout,
+        )?
+        .worker(&runtime);
+        let sweeper = runtime.sweeper(
+            OverdueNotices::new(store.clone()),
+            Duration::from_secs(config.sweep_interval_secs),
+        );
+        runtime.consume(
+            consumers::complaint_events(),
+            ComplaintOutcomes::new(store.clone()),
+        );
+        runtime.sweep(sweeper.clone());
+        runtime.sweep(filings.clone());
+        runtime.serve(
+            CareServiceServer::new(CareApi::new(store, meals))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
+        Ok(Self {
+            runtime,
+            sweeper,
+            filings,
+        })
+    }
+
+    fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn into_runtime(self) -> Runtime {
         self.runtime
-            .run(
-                STREAM,
-                routes,
-                &["shequ.care.v1.CareService"],
-                tasks,
-                shutdown,
-            )
-            .await?;
-        tracing::info!("pensioner-care stopped");
-        Ok(())
     }
 }

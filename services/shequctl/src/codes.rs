@@ -1,109 +1,44 @@
-//! Proto enum values as operators type and read them: the value's name without
-//! its prefix, in lower case (`CATEGORY_ENVIRONMENT_SANITATION` ↔
-//! `environment_sanitation`, `DATUM_GCJ02` ↔ `gcj02`, `LIVING_SITUATION_EMPTY_NEST`
-//! ↔ `empty_nest`), the code names the
-//! services store and publish.
-//! Dashes are taken for underscores (`mini-program`), so either spelling works.
+//! Proto enum values as operators type and read them: the code names the
+//! services store and publish, as shequ-proto has them for every proto enum
+//! ([`ProtoEnum`]: the value's name without its prefix, in lower case,
+//! `CATEGORY_ENVIRONMENT_SANITATION` ↔ `environment_sanitation`, `DATUM_GCJ02` ↔
+//! `gcj02`, `LIVING_SITUATION_EMPTY_NEST` ↔ `empty_nest`). Dashes are taken for
+//! underscores (`mini-program`), so either spelling works.
 
 use std::ffi::OsStr;
 use std::marker::PhantomData;
-use std::sync::OnceLock;
 
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
-use shequ_proto::alliance::v1 as alliance;
-use shequ_proto::care::v1 as care;
-use shequ_proto::common::v1 as common;
-use shequ_proto::complaints::v1 as pb;
+use shequ_proto::codes::ProtoEnum;
 
-/// A prost enum with code names.
-pub(crate) trait Code: Copy + std::fmt::Debug + Send + Sync + 'static {
-    /// `CATEGORY_` for `Category`.
-    const PREFIX: &'static str;
-    fn from_number(value: i32) -> Option<Self>;
-    fn from_proto_name(name: &str) -> Option<Self>;
-    fn proto_name(self) -> &'static str;
-    /// Every code name but `unspecified`, in proto order.
-    fn codes() -> &'static [String];
-}
-
-macro_rules! code {
-    ($proto:ty, $prefix:literal) => {
-        impl Code for $proto {
-            const PREFIX: &'static str = $prefix;
-
-            fn from_number(value: i32) -> Option<Self> {
-                <$proto>::try_from(value).ok()
-            }
-
-            fn from_proto_name(name: &str) -> Option<Self> {
-                <$proto>::from_str_name(name)
-            }
-
-            fn proto_name(self) -> &'static str {
-                self.as_str_name()
-            }
-
-            fn codes() -> &'static [String] {
-                static CODES: OnceLock<Vec<String>> = OnceLock::new();
-                CODES.get_or_init(all_codes::<$proto>)
-            }
-        }
-    };
-}
-
-code!(pb::Category, "CATEGORY_");
-code!(pb::Channel, "CHANNEL_");
-code!(pb::Priority, "PRIORITY_");
-code!(pb::Status, "STATUS_");
-code!(pb::Level, "LEVEL_");
-code!(alliance::Category, "CATEGORY_");
-code!(alliance::MerchantStatus, "MERCHANT_STATUS_");
-code!(alliance::ActivityKind, "ACTIVITY_KIND_");
-code!(alliance::Weekday, "WEEKDAY_");
-code!(common::Datum, "DATUM_");
-code!(care::Gender, "GENDER_");
-code!(care::LivingSituation, "LIVING_SITUATION_");
-code!(care::RiskLevel, "RISK_LEVEL_");
-code!(care::VisitKind, "VISIT_KIND_");
-code!(care::Wellbeing, "WELLBEING_");
-code!(care::Service, "SERVICE_");
-code!(care::BookingStatus, "BOOKING_STATUS_");
-code!(care::FilingStatus, "FILING_STATUS_");
-
-/// The code name of `value`: `environment_sanitation`.
-pub(crate) fn code<T: Code>(value: T) -> String {
-    let name = value.proto_name();
-    name.strip_prefix(T::PREFIX)
-        .unwrap_or(name)
-        .to_ascii_lowercase()
+/// The code name of `value`: `environment_sanitation`; `unspecified` for
+/// UNSPECIFIED.
+pub(crate) fn code<T: ProtoEnum>(value: T) -> &'static str {
+    value.code().unwrap_or("unspecified")
 }
 
 /// The code name of a number from a message; `unknown(9)` for a value this
 /// build of the command line does not know (a newer server).
-pub(crate) fn name_of<T: Code>(value: i32) -> String {
-    T::from_number(value).map_or_else(|| format!("unknown({value})"), code)
+pub(crate) fn name_of<T: ProtoEnum>(value: i32) -> String {
+    T::from_number(value).map_or_else(|| format!("unknown({value})"), |v| code(v).to_owned())
 }
 
-/// Parses a code name; `unspecified` is not a choice.
-pub(crate) fn parse<T: Code>(text: &str) -> Result<T, String> {
-    let upper = text.trim().replace('-', "_").to_ascii_uppercase();
-    if upper != "UNSPECIFIED"
-        && let Some(value) = T::from_proto_name(&format!("{}{upper}", T::PREFIX))
-    {
-        return Ok(value);
-    }
-    Err(format!(
-        "unknown value {text:?}; expected one of: {}",
-        T::codes().join(", ")
-    ))
+/// Parses a code name, in any case and with dashes for underscores;
+/// `unspecified` is not a choice.
+pub(crate) fn parse<T: ProtoEnum>(text: &str) -> Result<T, String> {
+    let code = text.trim().replace('-', "_").to_ascii_lowercase();
+    T::from_code(&code).ok_or_else(|| {
+        format!(
+            "unknown value {text:?}; expected one of: {}",
+            codes::<T>().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
-fn all_codes<T: Code>() -> Vec<String> {
-    (1..=i32::from(u8::MAX))
-        .filter_map(T::from_number)
-        .map(code)
-        .collect()
+/// Every code name but `unspecified`, in proto order.
+fn codes<T: ProtoEnum>() -> impl Iterator<Item = &'static str> {
+    T::CODES.iter().map(|(_, code)| *code)
 }
 
 /// A clap value parser for code names that lists them in `--help`.
@@ -116,7 +51,7 @@ impl<T> CodeParser<T> {
     }
 }
 
-impl<T: Code> TypedValueParser for CodeParser<T> {
+impl<T: ProtoEnum> TypedValueParser for CodeParser<T> {
     type Value = T;
 
     fn parse_ref(
@@ -136,17 +71,22 @@ impl<T: Code> TypedValueParser for CodeParser<T> {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            T::codes()
-                .iter()
-                .map(|code| PossibleValue::new(code.as_str())),
-        ))
+        Some(Box::new(codes::<T>().map(PossibleValue::new)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use shequ_proto::alliance::v1 as alliance;
+    use shequ_proto::care::v1 as care;
+    use shequ_proto::common::v1 as common;
+    use shequ_proto::complaints::v1 as pb;
+
     use super::*;
+
+    fn joined<T: ProtoEnum>() -> String {
+        codes::<T>().collect::<Vec<_>>().join(",")
+    }
 
     #[test]
     fn code_names_are_the_proto_names_without_prefix_in_lower_case() {
@@ -187,13 +127,10 @@ mod tests {
 
     #[test]
     fn every_value_but_unspecified_is_listed_and_parses_back() {
-        assert_eq!(pb::Channel::codes().len(), 6);
-        assert_eq!(pb::Status::codes().len(), 8);
-        for code in pb::Category::codes() {
-            assert_eq!(
-                parse::<pb::Category>(code).map(super::code),
-                Ok(code.clone())
-            );
+        assert_eq!(codes::<pb::Channel>().count(), 6);
+        assert_eq!(codes::<pb::Status>().count(), 8);
+        for code in codes::<pb::Category>() {
+            assert_eq!(parse::<pb::Category>(code).map(super::code), Ok(code));
         }
     }
 
@@ -208,7 +145,7 @@ mod tests {
             Ok(alliance::Category::Dining)
         );
         assert_eq!(
-            alliance::Category::codes().join(","),
+            joined::<alliance::Category>(),
             "dining,repair,elderly_care,grocery,housekeeping,health,other"
         );
         // Complaint categories are another enum: not taken for a merchant.
@@ -229,7 +166,7 @@ mod tests {
         assert_eq!(parse::<common::Datum>("gcj02"), Ok(common::Datum::Gcj02));
         assert_eq!(parse::<common::Datum>("WGS84"), Ok(common::Datum::Wgs84));
         assert_eq!(code(common::Datum::Gcj02), "gcj02");
-        assert_eq!(common::Datum::codes().join(","), "wgs84,gcj02");
+        assert_eq!(joined::<common::Datum>(), "wgs84,gcj02");
         let message = parse::<common::Datum>("bd09").err().unwrap_or_default();
         assert!(message.contains("wgs84, gcj02"), "{message}");
         assert!(parse::<common::Datum>("unspecified").is_err());
@@ -242,11 +179,11 @@ mod tests {
             Ok(care::LivingSituation::EmptyNest)
         );
         assert_eq!(
-            care::LivingSituation::codes().join(","),
+            joined::<care::LivingSituation>(),
             "alone,empty_nest,with_family"
         );
         assert_eq!(parse::<care::Gender>("Female"), Ok(care::Gender::Female));
-        assert_eq!(care::RiskLevel::codes().join(","), "low,medium,high");
+        assert_eq!(joined::<care::RiskLevel>(), "low,medium,high");
         assert_eq!(
             parse::<care::VisitKind>("home_visit"),
             Ok(care::VisitKind::HomeVisit)
@@ -256,7 +193,7 @@ mod tests {
             Ok(care::Wellbeing::Concern)
         );
         assert_eq!(
-            care::Service::codes().join(","),
+            joined::<care::Service>(),
             "day_care,meal_assistance,bathing,health_check"
         );
         assert_eq!(name_of::<care::BookingStatus>(3), "alliance_unavailable");

@@ -11,6 +11,7 @@
 //! message, refusing early what it could never take.
 
 use shequ_proto::alliance::v1::{OpeningHours, Weekday};
+use shequ_proto::time::{clock_time_text as time_text, parse_clock_time};
 
 /// Monday first, as the proto numbers them.
 const WEEK: [Weekday; 7] = [
@@ -134,25 +135,14 @@ fn day_index(name: &str) -> Result<usize, String> {
         })
 }
 
-/// `H:MM` or `HH:MM`, 00:00 to 24:00, as minutes after midnight.
+/// `H:MM` or `HH:MM`, 00:00 to 24:00, as minutes after midnight: the
+/// services' clock time (`HH:MM`), with a leading zero the operator may leave out.
 fn parse_time(text: &str) -> Option<u16> {
-    let (hours, minutes) = text.trim().split_once(':')?;
-    let digits = |part: &str, lengths: std::ops::RangeInclusive<usize>| {
-        if lengths.contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()) {
-            part.parse::<u16>().ok()
-        } else {
-            None
-        }
-    };
-    let (hours, minutes) = (digits(hours, 1..=2)?, digits(minutes, 2..=2)?);
-    if minutes >= 60 || hours > 24 || (hours == 24 && minutes > 0) {
-        return None;
+    let text = text.trim();
+    match text.split_once(':') {
+        Some((hour, _)) if hour.len() == 1 => parse_clock_time(&format!("0{text}")),
+        _ => parse_clock_time(text),
     }
-    Some(hours * 60 + minutes)
-}
-
-fn time_text(minutes: u16) -> String {
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// Days compressed into runs: `daily`, `mon-fri`, `sat-sun`, `mon,wed-fri`.

@@ -3,51 +3,31 @@
 //! half-open periods of whole district days, moments (`2026-11-02 17:30`)
 //! read in district time, and where `events tail --from` starts.
 
-use chrono::{
-    DateTime, Duration, DurationRound, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime,
-    SecondsFormat, TimeZone, Utc,
-};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use prost_types::Timestamp;
 
-/// Asia/Shanghai.
-pub(crate) const DISTRICT: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+8 is a valid offset"),
-};
+use shequ_proto::time::district_time;
+pub(crate) use shequ_proto::time::timestamp;
 
 /// How far back `figures` looks by default.
 pub(crate) const DEFAULT_FIGURES_DAYS: i64 = 30;
 
 /// A message's timestamp as an instant; `None` when absent or out of range.
 pub(crate) fn instant(at: Option<&Timestamp>) -> Option<DateTime<Utc>> {
-    let at = at?;
-    DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?)
-}
-
-pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+    shequ_proto::time::instant(at?)
 }
 
 /// `2026-11-02 17:00` in the district's time; `-` when absent.
 pub(crate) fn local(at: Option<&Timestamp>) -> String {
     instant(at).map_or_else(
         || "-".to_owned(),
-        |at| {
-            at.with_timezone(&DISTRICT)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        },
+        |at| district_time(at).format("%Y-%m-%d %H:%M").to_string(),
     )
 }
 
 /// `2026-11-02 17:00:03` in the district's time, to the second.
 pub(crate) fn local_second(at: DateTime<Utc>) -> String {
-    at.with_timezone(&DISTRICT)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    district_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// RFC 3339 in UTC (`2026-11-02T09:00:00Z`) for JSON; `null` when absent.
@@ -70,11 +50,7 @@ pub(crate) fn parse_minute(text: &str) -> Result<DateTime<Utc>, String> {
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
         .ok_or_else(|| "expected a district time (UTC+8) like \"2026-11-02 17:30\"".to_owned())?;
-    DISTRICT
-        .from_local_datetime(&local)
-        .single()
-        .map(|at| at.with_timezone(&Utc))
-        .ok_or_else(|| format!("{text} is not a time in UTC+8"))
+    shequ_proto::time::from_district(local).ok_or_else(|| format!("{text} is not a time in UTC+8"))
 }
 
 /// Where a tail of the event streams starts.
@@ -173,15 +149,14 @@ pub(crate) fn period(
 }
 
 fn start_of_day(day: NaiveDate) -> Result<DateTime<Utc>, String> {
-    DISTRICT
-        .from_local_datetime(&day.and_time(NaiveTime::MIN))
-        .single()
-        .map(|at| at.with_timezone(&Utc))
+    shequ_proto::time::district_midnight(day)
         .ok_or_else(|| format!("{day} has no start of day in UTC+8"))
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {

@@ -2,8 +2,6 @@
 //! complaints, merchant-alliance or pensioner-care service started in-process on
 //! port 0 with its own `nats-server` and SQLite file.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,94 +9,78 @@ use chrono::Datelike;
 use serde_json::Value;
 use shequ_chassis::clock::SystemClock;
 use shequ_chassis::config::CommonConfig;
+use shequ_chassis::runtime::App;
 use shequ_tests::NatsServer;
+use shequ_tests::service::TestService;
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const EXAMPLE_ORGANISATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../deploy/organisation.example.json"
 );
 
-type Served = JoinHandle<Result<(), shequ_chassis::Error>>;
-
 /// A service of the test's own.
-struct Service {
+struct Service<A> {
     /// The flag that points `shequctl` at it: `--complaints-url`, `--alliance-url`,
     /// `--care-url`.
     flag: &'static str,
     url: String,
-    shutdown: CancellationToken,
-    task: Served,
+    service: TestService<A>,
     nats: NatsServer,
     _data: TempDir,
 }
 
-impl Service {
+impl Service<shequ_complaints::Application> {
     /// The complaints service.
     async fn start() -> anyhow::Result<Self> {
-        Self::start_with("--complaints-url", |common, shutdown| async move {
-            let config = shequ_complaints::Config::new(common);
-            let app = shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
-            Ok((
-                app.grpc_addr(),
-                tokio::spawn(app.run_until_stopped(shutdown)),
-            ))
+        Self::start_with("--complaints-url", |common| {
+            Ok(shequ_complaints::Config::new(common))
         })
         .await
     }
+}
 
+impl Service<shequ_merchant_alliance::Application> {
     /// The merchant-alliance service.
     async fn start_alliance() -> anyhow::Result<Self> {
-        Self::start_with("--alliance-url", |common, shutdown| async move {
-            let config = shequ_merchant_alliance::Config::new(common);
-            let app =
-                shequ_merchant_alliance::Application::build(config, Arc::new(SystemClock)).await?;
-            Ok((
-                app.grpc_addr(),
-                tokio::spawn(app.run_until_stopped(shutdown)),
-            ))
+        Self::start_with("--alliance-url", |common| {
+            Ok(shequ_merchant_alliance::Config::new(common))
         })
         .await
     }
+}
 
+impl Service<shequ_pensioner_care::Application> {
     /// The pensioner-care service, its neighbours (complaints, merchant-alliance)
     /// down: ports nobody listens on, given up on quickly.
     async fn start_care() -> anyhow::Result<Self> {
-        Self::start_with("--care-url", |common, shutdown| async move {
+        Self::start_with("--care-url", |common| {
             let mut config = shequ_pensioner_care::Config::new(common);
             config.complaints_url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
             config.alliance_url = format!("http://127.0.0.1:{}", shequ_tests::free_port()?);
             config.call_timeout_ms = 300;
-            let app =
-                shequ_pensioner_care::Application::build(config, Arc::new(SystemClock)).await?;
-            Ok((
-                app.grpc_addr(),
-                tokio::spawn(app.run_until_stopped(shutdown)),
-            ))
+            Ok(config)
         })
         .await
     }
+}
 
-    /// A NATS server and data directory of its own, and the service `serve`
-    /// builds on them listening on a free port.
-    async fn start_with<F, Fut>(flag: &'static str, serve: F) -> anyhow::Result<Self>
-    where
-        F: FnOnce(CommonConfig, CancellationToken) -> Fut,
-        Fut: Future<Output = anyhow::Result<(SocketAddr, Served)>>,
-    {
+impl<A: App> Service<A> {
+    /// A NATS server and data directory of its own, and the service `config`
+    /// makes on them, listening on a free port.
+    async fn start_with(
+        flag: &'static str,
+        config: impl FnOnce(CommonConfig) -> anyhow::Result<A::Config>,
+    ) -> anyhow::Result<Self> {
         let nats = NatsServer::start().await?;
         let data = tempfile::tempdir()?;
         let mut common = CommonConfig::new(nats.url(), data.path());
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let shutdown = CancellationToken::new();
-        let (addr, task) = serve(common, shutdown.clone()).await?;
+        let service = TestService::start(config(common)?, Arc::new(SystemClock)).await?;
         Ok(Self {
             flag,
-            url: format!("http://{addr}"),
-            shutdown,
-            task,
+            url: service.url(),
+            service,
             nats,
             _data: data,
         })
@@ -141,10 +123,8 @@ impl Service {
         Ok(id)
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await??;
-        Ok(())
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.service.stop().await
     }
 }
 
@@ -469,17 +449,13 @@ async fn a_missing_unknown_or_unpermitted_token_exits_7_and_a_good_one_works() -
         token_file("unknown.token", "nobody-has-this")?,
     );
     let tokens_file = tokens.clone();
-    let service = Service::start_with("--complaints-url", |mut common, shutdown| async move {
-        common.auth.disabled = false;
-        common.auth.tokens_file = Some(tokens_file);
-        let config = shequ_complaints::Config::new(common);
-        let app = shequ_complaints::Application::build(config, Arc::new(SystemClock)).await?;
-        Ok((
-            app.grpc_addr(),
-            tokio::spawn(app.run_until_stopped(shutdown)),
-        ))
-    })
-    .await?;
+    let service =
+        Service::<shequ_complaints::Application>::start_with("--complaints-url", |mut common| {
+            common.auth.disabled = false;
+            common.auth.tokens_file = Some(tokens_file);
+            Ok(shequ_complaints::Config::new(common))
+        })
+        .await?;
 
     // Act and assert: who may list complaints.
     let list = |token: Option<String>| {
@@ -509,7 +485,7 @@ async fn a_missing_unknown_or_unpermitted_token_exits_7_and_a_good_one_works() -
 /// Registers a dining merchant near Jinshui (GCJ-02, as a map app reports it)
 /// through the command line; returns what `--json` printed.
 async fn register_dining(
-    alliance: &Service,
+    alliance: &Service<shequ_merchant_alliance::Application>,
     name: &str,
     (lat, lng): (&str, &str),
     extra: &[&str],
@@ -834,8 +810,7 @@ async fn an_operator_registers_merchants_finds_them_nearby_and_keeps_their_credi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_party_member_merchant_with_good_deeds_is_awarded_once() -> anyhow::Result<()> {
     // Arrange: the quarter it is now in the district, and this minute there.
-    let now = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8")?);
+    let now = shequ_proto::time::district_time(chrono::Utc::now());
     let quarter = format!("{}-Q{}", now.year(), now.month0() / 3 + 1);
     let earlier = now.format("%Y-%m-%d %H:%M").to_string();
     let alliance = Service::start_alliance().await?;
@@ -982,9 +957,7 @@ async fn merchant_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<
 
 /// A birth date `years` and a month ago, in the district's calendar.
 fn born_years_ago(years: u32) -> anyhow::Result<String> {
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8")?)
-        .date_naive();
+    let today = shequ_proto::time::district_today(chrono::Utc::now());
     let born = today
         .checked_sub_months(chrono::Months::new(years * 12 + 1))
         .context("a birth date in range")?;
@@ -994,7 +967,7 @@ fn born_years_ago(years: u32) -> anyhow::Result<String> {
 /// Registers an elder in grid xinyuan-1 who consents to visits; returns what
 /// `--json` printed.
 async fn register_elder(
-    care: &Service,
+    care: &Service<shequ_pensioner_care::Application>,
     name: &str,
     birth_date: &str,
     living: &str,
@@ -1424,7 +1397,7 @@ async fn care_refusals_exit_with_the_code_of_their_kind() -> anyhow::Result<()> 
 const NOT_A_CLOUDEVENT: &str = "resolved, honestly\n{\"complaint_id\": \"c-1\"}";
 
 /// `events parked --json` of `service`: its events.
-async fn parked(service: &Service, extra: &[&str]) -> anyhow::Result<Vec<Value>> {
+async fn parked<A: App>(service: &Service<A>, extra: &[&str]) -> anyhow::Result<Vec<Value>> {
     let args = [
         &[
             "--json",

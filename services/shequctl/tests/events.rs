@@ -9,18 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
-use chrono::{FixedOffset, SecondsFormat, Utc};
+use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use shequ_chassis::clock::SystemClock;
 use shequ_chassis::config::CommonConfig;
 use shequ_chassis::nats::{StreamSpec, ensure_stream};
 use shequ_proto::events::{CloudEvent, alliance, care, complaints};
+use shequ_tests::service::TestService;
 use shequ_tests::{NatsServer, StoredEvent, eventually, stream_events};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const EXAMPLE_ORGANISATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -50,8 +50,7 @@ const CARE: StreamSpec = StreamSpec {
 struct System {
     nats: NatsServer,
     complaints_url: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), shequ_chassis::Error>>,
+    complaints: TestService<shequ_complaints::Application>,
     _data: TempDir,
 }
 
@@ -61,19 +60,13 @@ impl System {
         let data = tempfile::tempdir()?;
         let mut common = CommonConfig::new(nats.url(), data.path());
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let app = shequ_complaints::Application::build(
-            shequ_complaints::Config::new(common),
-            Arc::new(SystemClock),
-        )
-        .await?;
-        let complaints_url = format!("http://{}", app.grpc_addr());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let complaints =
+            TestService::start(shequ_complaints::Config::new(common), Arc::new(SystemClock))
+                .await?;
         let system = Self {
             nats,
-            complaints_url,
-            shutdown,
-            task,
+            complaints_url: complaints.url(),
+            complaints,
             _data: data,
         };
         system
@@ -130,9 +123,8 @@ impl System {
         stored(&self.nats, complaints::STREAM, count).await
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await??;
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.complaints.stop().await?;
         Ok(())
     }
 }
@@ -404,9 +396,7 @@ async fn replaying_from_the_start_prints_exactly_the_events_the_service_publishe
     assert_eq!(human_lines.len(), 2, "{human:?}");
     for (line, stored) in human_lines.iter().zip(&stored) {
         let event = &stored.event;
-        let local = event
-            .time
-            .with_timezone(&FixedOffset::east_opt(8 * 3600).context("UTC+8")?)
+        let local = shequ_proto::time::district_time(event.time)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         let columns: Vec<&str> = line.split_whitespace().collect();

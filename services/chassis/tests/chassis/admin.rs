@@ -13,14 +13,13 @@ use shequ_chassis::config::CommonConfig;
 use shequ_chassis::database::Database;
 use shequ_chassis::inbox::{Apply, HandlerError, Once, Outcome};
 use shequ_chassis::outbox::OutboxSignal;
-use shequ_chassis::runtime::{Runtime, Task};
+use shequ_chassis::runtime::{Identity, Runtime};
 use shequ_proto::events::CloudEvent;
 use shequ_tests::{NatsServer, eventually};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
@@ -30,7 +29,16 @@ use crate::support::{
 
 const WITHIN: Duration = Duration::from_secs(30);
 const SERVICE: &str = "chassis-test";
-const GRPC_SERVICE: &str = "shequ.test.v1.Test";
+
+/// The tiny service: no gRPC service of its own (the chassis's
+/// parked-events service answers on its port), its one stream.
+static IDENTITY: Identity = Identity {
+    name: SERVICE,
+    grpc_addr: "127.0.0.1:0",
+    admin_addr: "127.0.0.1:0",
+    migrations: &MIGRATIONS,
+    stream: STREAM,
+};
 
 /// The tiny service, running: its ports, its database, and how to stop it.
 struct Running {
@@ -62,33 +70,22 @@ impl Running {
         common.database_url = database_url.map(str::to_owned);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.admin_addr = Some("127.0.0.1:0".parse()?);
-        let runtime: Runtime = Runtime::start(
-            SERVICE,
+        let mut runtime = Runtime::start(
+            &IDENTITY,
             &common,
-            "127.0.0.1:0",
-            "127.0.0.1:0",
-            &MIGRATIONS,
             shequ_chassis::auth::Access::new(),
             system_clock(),
         )
         .await?;
         let (release, released) = oneshot::channel::<()>();
-        let holder: Task = Box::new(move |stop| {
-            Box::pin(async move {
-                stop.cancelled().await;
-                let _ = tokio::time::timeout(WITHIN, released).await;
-            })
+        runtime.spawn(move |stop| async move {
+            stop.cancelled().await;
+            let _ = tokio::time::timeout(WITHIN, released).await;
         });
         let shutdown = CancellationToken::new();
         let (grpc_addr, admin_addr) = (runtime.grpc_addr(), runtime.admin_addr());
         let (db, outbox) = (runtime.db.clone(), runtime.outbox.clone());
-        let run = tokio::spawn(runtime.run(
-            STREAM,
-            Routes::default(),
-            &[GRPC_SERVICE],
-            vec![holder],
-            shutdown.clone(),
-        ));
+        let run = tokio::spawn(runtime.run(shutdown.clone()));
         Ok(Self {
             _dir: dir,
             _nats: nats,
@@ -327,7 +324,7 @@ async fn metrics_count_grpc_calls_and_published_events() -> anyhow::Result<()> {
     let mut health = HealthClient::new(channel);
     let serving = health
         .check(HealthCheckRequest {
-            service: GRPC_SERVICE.into(),
+            service: shequ_chassis::parked::SERVICE.into(),
         })
         .await?
         .into_inner();

@@ -13,3 +13,4 @@ mod outbox;
 mod sqlite_native;
 mod storage;
 mod support;
+mod sweeper;

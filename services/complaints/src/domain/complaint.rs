@@ -11,10 +11,14 @@
 //! transition changes nothing.
 
 use chrono::{DateTime, Duration, Utc};
+/// A time limit that has passed: response or resolution.
+pub use shequ_proto::kinds::complaints::Breach;
 
 use super::FieldError;
 use super::classification::classify;
-use super::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
+use super::kinds::{
+    Category, Channel, Level, LevelExt, MerchantCheck, Priority, Status, StatusExt,
+};
 use super::organisation::Chain;
 use super::reporter::Reporter;
 use super::time_limits::{Limit, TimeLimits};
@@ -130,24 +134,6 @@ impl Action {
             Action::Rejected => "rejected",
             Action::Merged => "merged",
             Action::Reclassified => "reclassified",
-        }
-    }
-}
-
-/// A time limit that has passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Breach {
-    /// Not acknowledged within the response limit.
-    Response,
-    /// Not resolved within the resolution limit.
-    Resolution,
-}
-
-impl Breach {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Breach::Response => "response",
-            Breach::Resolution => "resolution",
         }
     }
 }

@@ -20,7 +20,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::complaint::Complaint;
-use super::kinds::Status;
+use super::kinds::{Status, StatusExt};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {

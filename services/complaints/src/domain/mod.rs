@@ -1,6 +1,8 @@
 //! The complaint rules, as plain types and functions with no I/O.
 //!
-//! - [`kinds`]: the fixed lists: category, channel, priority, status, level.
+//! - [`kinds`]: the fixed lists (category, channel, priority, status, level),
+//!   shequ-proto's vocabulary re-exported, and the lifecycle's and escalation's
+//!   rules on them.
 //! - [`reporter`]: the reporter's personal data and its masking.
 //! - [`classification`]: Chinese keyword rules that propose a category.
 //! - [`time_limits`]: response and resolution limits per category × priority.

@@ -14,12 +14,10 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
-use shequ_chassis::database::{CommitError, Database, DbError};
-use shequ_chassis::lease::Lease;
+use shequ_chassis::database::{Database, DbError};
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace::TraceContext;
@@ -38,26 +36,16 @@ use crate::events;
 /// Who answers at the district level before an organisation is loaded.
 pub const DEFAULT_DISTRICT_HANDLER: &str = "district";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// What was not found, e.g. `complaint 0193…` or `grid xinyuan-g9`.
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-    #[error(transparent)]
-    Field(#[from] FieldError),
-    #[error("database: {0}")]
-    Database(#[from] DbError),
-    #[error("encoding an event: {0}")]
-    Event(#[from] serde_json::Error),
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-}
+/// What the complaints store fails with; a refusal of the domain is a
+/// [`TransitionError`].
+pub type StoreError = shequ_chassis::storage::StoreError<TransitionError>;
 
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Database(error.into())
+impl From<TransitionError> for StoreError {
+    fn from(error: TransitionError) -> Self {
+        match error {
+            TransitionError::Field(error) => Self::Field(error),
+            error => Self::Rule(error),
+        }
     }
 }
 
@@ -67,26 +55,6 @@ impl From<RouteError> for StoreError {
             RouteError::UnknownGrid(grid) => Self::NotFound(format!("grid {grid}")),
             RouteError::UnknownBuilding(building) => Self::NotFound(format!("building {building}")),
             RouteError::Field(error) => Self::Field(error),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error.into())
-    }
-}
-
-impl StoreError {
-    /// Whether the database could not be used just now: a pass over due work
-    /// stops at such an error and the next pass retries. Any other error
-    /// concerns one item (a row that does not decode, say), which the pass
-    /// skips so that the rest still get done.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(error) => error.is_unavailable(),
-            Self::Commit(_) => true,
-            _ => false,
         }
     }
 }
@@ -296,22 +264,6 @@ impl Store {
     pub fn now(&self) -> DateTime<Utc> {
         let clock = on_backend!(self, store => &store.clock);
         whole_millis(clock.now())
-    }
-
-    /// The lease `name` in this service's database, asked for by this process
-    /// for `ttl` at a time: a singleton job runs only while holding it.
-    pub fn lease(&self, name: &str, ttl: Duration) -> Lease {
-        let (db, clock) = match self {
-            Store::Sqlite(store) => (Database::Sqlite(store.db.clone()), &store.clock),
-            Store::Postgres(store) => (Database::Postgres(store.db.clone()), &store.clock),
-        };
-        Lease::new(
-            db,
-            name,
-            shequ_chassis::lease::process_holder(),
-            ttl,
-            clock.clone(),
-        )
     }
 }
 

@@ -32,10 +32,7 @@ shequ_tests::on_both_backends!(
 );
 
 fn ts(at: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: at.timestamp(),
-        nanos: 0,
-    })
+    Some(shequ_proto::time::timestamp(at))
 }
 
 fn accept(id: &str) -> pb::AcceptComplaintRequest {
@@ -791,16 +788,16 @@ async fn sweeper_escalates_once_per_breach_even_across_restarts(
 
     app.clock.advance(Duration::hours(23));
     assert_eq!(
-        app.sweeper.sweep_once().await?,
+        app.sweeper.sweep_once().await?.done,
         0,
         "within the response limit"
     );
     app.clock.advance(Duration::hours(2));
-    assert_eq!(app.sweeper.sweep_once().await?, 1);
-    assert_eq!(app.sweeper.sweep_once().await?, 0, "once per breach");
+    assert_eq!(app.sweeper.sweep_once().await?.done, 1);
+    assert_eq!(app.sweeper.sweep_once().await?.done, 0, "once per breach");
     app.restart().await?;
     assert_eq!(
-        app.sweeper.sweep_once().await?,
+        app.sweeper.sweep_once().await?.done,
         0,
         "a restart does not escalate again"
     );
@@ -812,7 +809,7 @@ async fn sweeper_escalates_once_per_breach_even_across_restarts(
     );
     app.clock.advance(Duration::days(2));
     assert_eq!(
-        app.sweeper.sweep_once().await?,
+        app.sweeper.sweep_once().await?.done,
         1,
         "the resolution limit is a second breach"
     );

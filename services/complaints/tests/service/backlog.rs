@@ -57,7 +57,7 @@ async fn escalated_breaches(
         breaches
             .entry(event.event.subject.clone())
             .or_default()
-            .push(data.breach);
+            .push(data.breach.as_str().to_owned());
     }
     Ok(breaches)
 }
@@ -71,8 +71,8 @@ async fn one_sweep_escalates_each_breach_of_a_backlog_several_batches_long_once(
 
     // Past both limits of every one: a response and a resolution breach each.
     app.clock.advance(Duration::days(4));
-    let first = sweeper.sweep_once().await?;
-    let again = sweeper.sweep_once().await?;
+    let first = sweeper.sweep_once().await?.done;
+    let again = sweeper.sweep_once().await?.done;
 
     assert_eq!(first, 2 * BACKLOG, "the whole backlog in one pass");
     assert_eq!(again, 0, "each breach once");
@@ -113,8 +113,8 @@ async fn a_batch_of_complaints_whose_rows_do_not_decode_does_not_keep_the_sweep_
 
     // Past the response limit of every one.
     app.clock.advance(Duration::hours(25));
-    let first = timeout(SWEEP_TIMEOUT, sweeper.sweep_once()).await??;
-    let again = timeout(SWEEP_TIMEOUT, sweeper.sweep_once()).await??;
+    let first = timeout(SWEEP_TIMEOUT, sweeper.sweep_once()).await??.done;
+    let again = timeout(SWEEP_TIMEOUT, sweeper.sweep_once()).await??.done;
 
     assert_eq!(first, others.len(), "every complaint but the broken ones");
     assert_eq!(

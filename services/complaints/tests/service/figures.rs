@@ -99,7 +99,7 @@ async fn figures_counted_in_sql_agree_with_the_rules_over_complaints_in_every_st
         .await?;
     }
 
-    let db = Database::connect(app.database_url(), &shequ_complaints::MIGRATIONS).await?;
+    let db = Database::connect(app.database_url(), shequ_complaints::IDENTITY.migrations).await?;
     let clock: SharedClock = app.clock.clone();
     let store = Store::new(db, OutboxSignal::default(), clock);
     let from = start + Duration::days(10);

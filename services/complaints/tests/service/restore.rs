@@ -41,13 +41,13 @@ async fn restored_from_before_an_escalation(mut app: TestApp) -> anyhow::Result<
 
     // The response limit passes: escalated once, published.
     app.clock.advance(Duration::hours(25));
-    assert_eq!(app.sweeper.sweep_once().await?, 1);
+    assert_eq!(app.sweeper.sweep_once().await?.done, 1);
     app.wait_for_events(2).await?;
 
     // The database is put back as it was before the escalation.
     app.restart_after(|data| copy_database(backup.path(), data))
         .await?;
-    let again = app.sweeper.sweep_once().await?;
+    let again = app.sweeper.sweep_once().await?.done;
     let complaint = app.get(&id).await?;
     assert_eq!(
         complaint.level,

@@ -1,24 +1,17 @@
-//! A whole complaints service per test: in-process on port 0, its own
-//! `nats-server`, its own SQLite file or PostgreSQL database, a manual clock.
+//! A whole complaints service per test ([`shequ_tests::service::Harness`]):
+//! in-process on port 0, its own `nats-server`, its own SQLite file or
+//! PostgreSQL database, a manual clock; the clients and the sweeper of the
+//! running start.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use shequ_chassis::clock::ManualClock;
-use shequ_chassis::config::CommonConfig;
-use shequ_complaints::sweeper::Sweeper;
-use shequ_complaints::{Application, Config};
+use shequ_complaints::{Application, Config, Sweeper};
 use shequ_proto::complaints::v1 as pb;
-use shequ_tests::{
-    Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
-};
-use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use shequ_tests::service::Harness;
+use shequ_tests::{Backend, StoredEvent, TestDatabase, free_port};
 use tonic::transport::Channel;
 
 pub(crate) type Complaints = pb::complaint_service_client::ComplaintServiceClient<Channel>;
@@ -32,19 +25,28 @@ pub(crate) fn start_of_test() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The service under test, and the clients and sweeper of its running start.
 #[derive(Debug)]
 pub(crate) struct TestApp {
+    harness: Harness<Application, Sweeper>,
     pub(crate) complaints: Complaints,
     pub(crate) organisation: OrganisationClient,
-    pub(crate) clock: Arc<ManualClock>,
-    pub(crate) nats: NatsServer,
     pub(crate) sweeper: Sweeper,
     pub(crate) addr: SocketAddr,
-    database_url: String,
-    data: TempDir,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), shequ_chassis::Error>>>,
-    _database: TestDatabase,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness<Application, Sweeper>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.harness
+    }
+}
+
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.harness
+    }
 }
 
 /// Runs `test` against a fresh service on `backend`; on PostgreSQL it is skipped
@@ -54,55 +56,62 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let Some(database) = TestDatabase::create(backend).await? else {
-        return Ok(());
-    };
-    let app = TestApp::start(database).await?;
-    test(app).await
+    shequ_tests::service::run(backend, TestApp::start, test).await
+}
+
+/// The config of each start.
+fn config(common: shequ_chassis::config::CommonConfig) -> anyhow::Result<Config> {
+    let mut config = Config::new(common);
+    // Nobody listens there: merchant checks find the alliance down.
+    config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
+    config.alliance_timeout_ms = 500;
+    // The background sweeper passes once at start (waited for), then not
+    // again during a test: the tests run passes themselves.
+    config.sweep_interval_secs = 3600;
+    Ok(config)
 }
 
 impl TestApp {
     async fn start(database: TestDatabase) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
-        let database_url = match database.url() {
-            Some(url) => url.to_owned(),
-            None => format!("sqlite://{}/complaints.db?mode=rwc", data.path().display()),
-        };
-        let nats = NatsServer::start().await?;
-        let clock = ManualClock::new(start_of_test());
-        let running = Running::boot(&nats, &data, &database_url, &clock).await?;
+        let (harness, sweeper) = Harness::start(
+            "complaints",
+            database,
+            start_of_test(),
+            config,
+            Application::sweeper,
+            Some("escalation"),
+        )
+        .await?;
+        Self::connect(harness, sweeper).await
+    }
+
+    async fn connect(
+        harness: Harness<Application, Sweeper>,
+        sweeper: Sweeper,
+    ) -> anyhow::Result<Self> {
+        let channel = harness.channel().await?;
         Ok(Self {
-            complaints: running.complaints,
-            organisation: running.organisation,
-            sweeper: running.sweeper,
-            addr: running.addr,
-            shutdown: running.shutdown,
-            task: Some(running.task),
-            clock,
-            nats,
-            database_url,
-            data,
-            _database: database,
+            complaints: Complaints::new(channel.clone()),
+            organisation: OrganisationClient::new(channel),
+            addr: harness.service()?.grpc_addr(),
+            sweeper,
+            harness,
         })
     }
 
-    async fn boot(&mut self) -> anyhow::Result<()> {
-        let running =
-            Running::boot(&self.nats, &self.data, &self.database_url, &self.clock).await?;
-        self.complaints = running.complaints;
-        self.organisation = running.organisation;
-        self.sweeper = running.sweeper;
-        self.addr = running.addr;
-        self.shutdown = running.shutdown;
-        self.task = Some(running.task);
+    async fn reconnect(&mut self, sweeper: Sweeper) -> anyhow::Result<()> {
+        let channel = self.harness.channel().await?;
+        self.complaints = Complaints::new(channel.clone());
+        self.organisation = OrganisationClient::new(channel);
+        self.addr = self.harness.service()?.grpc_addr();
+        self.sweeper = sweeper;
         Ok(())
     }
 
     /// Stops the service gracefully (as on SIGTERM) and starts it again on the
     /// same database and NATS.
     pub(crate) async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
-        self.boot().await
+        self.restart_after(|_| Ok(())).await
     }
 
     /// Stops the service gracefully, runs `meanwhile` on its data directory
@@ -111,17 +120,12 @@ impl TestApp {
         &mut self,
         meanwhile: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.stop().await?;
-        meanwhile(self.data.path())?;
-        self.boot().await
+        let sweeper = self.harness.restart_after(meanwhile).await?;
+        self.reconnect(sweeper).await
     }
 
     pub(crate) async fn stop(&mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
-        Ok(())
+        self.harness.stop().await
     }
 
     /// Loads the sample organisation: Xinyuan with two grids, Yaozhai with one.
@@ -161,88 +165,12 @@ impl TestApp {
             .context("no complaint in the response")
     }
 
-    /// Runs `sql` on the service's database behind its back, with `args` bound
-    /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
-    /// decode, a lease another replica holds). Returns the rows affected.
-    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        shequ_tests::db::execute(&self.database_url, sql, args).await
-    }
-
-    /// The service's database URL (for a second view of its store).
-    pub(crate) fn database_url(&self) -> &str {
-        &self.database_url
-    }
-
-    /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
-    /// database.
-    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        shequ_tests::db::count(&self.database_url, sql).await
-    }
-
     /// Every event in the COMPLAINTS stream once `expected` have arrived.
     pub(crate) async fn wait_for_events(
         &self,
         expected: usize,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let url = self.nats.url();
-        eventually(Duration::from_secs(20), || async {
-            let events = stream_events(&url, "COMPLAINTS").await?;
-            if events.len() >= expected {
-                Ok(events)
-            } else {
-                bail!("{} of {expected} events in the stream", events.len())
-            }
-        })
-        .await
-    }
-}
-
-/// One start of the service.
-struct Running {
-    complaints: Complaints,
-    organisation: OrganisationClient,
-    sweeper: Sweeper,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
-}
-
-impl Running {
-    async fn boot(
-        nats: &NatsServer,
-        data: &TempDir,
-        database_url: &str,
-        clock: &Arc<ManualClock>,
-    ) -> anyhow::Result<Self> {
-        let mut common = CommonConfig::new(nats.url(), data.path());
-        common.database_url = Some(database_url.to_owned());
-        common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let mut config = Config::new(common);
-        // Nobody listens there: merchant checks find the alliance down.
-        config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
-        config.alliance_timeout_ms = 500;
-        // The background sweeper passes once at start (waited for below), then
-        // not again during a test: the tests run passes themselves.
-        config.sweep_interval_secs = 3600;
-        let application = Application::build(config, clock.clone()).await?;
-        let addr = application.grpc_addr();
-        let sweeper = application.sweeper();
-        let admin_port = application.admin_addr().port();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-        // The pass at start is over before the test moves the clock.
-        shequ_tests::fixtures::first_sweep_done(admin_port, "escalation").await?;
-        let channel = Channel::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await?;
-        Ok(Self {
-            complaints: Complaints::new(channel.clone()),
-            organisation: OrganisationClient::new(channel),
-            sweeper,
-            addr,
-            shutdown,
-            task,
-        })
+        self.harness.wait_for_events("COMPLAINTS", expected).await
     }
 }
 

@@ -207,7 +207,7 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
     assert!(
         matches!(
             refused,
-            Err(StoreError::Transition(TransitionError::NotAllowed { .. }))
+            Err(StoreError::Rule(TransitionError::NotAllowed { .. }))
         ),
         "{refused:?}"
     );

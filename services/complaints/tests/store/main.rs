@@ -52,7 +52,7 @@ impl Harness {
                 (url, Some(dir))
             }
         };
-        let db = Database::connect(&url, &shequ_complaints::MIGRATIONS).await?;
+        let db = Database::connect(&url, shequ_complaints::IDENTITY.migrations).await?;
         let clock = ManualClock::new(start());
         let shared: SharedClock = clock.clone();
         Ok(Some(Self {

@@ -62,7 +62,7 @@ async fn opened(
     };
     let (url, dir) =
         shequ_tests::db::restore(&database, "complaints.db", SQLITE_DUMP, POSTGRES_DUMP).await?;
-    let db = Database::connect(&url, &shequ_complaints::MIGRATIONS).await?;
+    let db = Database::connect(&url, shequ_complaints::IDENTITY.migrations).await?;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
     Ok(Some((
         Store::new(db, OutboxSignal::default(), clock),

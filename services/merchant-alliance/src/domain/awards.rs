@@ -12,12 +12,11 @@
 //!   "max_at_fault_complaints": 0, "min_welfare_activities": 2 }
 //! ```
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::FieldError;
 use super::merchant::MerchantStatus;
-use super::opening_hours::DISTRICT_OFFSET;
 
 /// What a merchant must show in a period to be a model merchant.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -88,12 +87,12 @@ impl Period {
                     .ok_or_else(refused)?;
                 (format!("{year:04}-{month:02}"), month, 1)
             };
-        let from = district_midnight(year, first_month).ok_or_else(refused)?;
+        let from = month_start(year, first_month).ok_or_else(refused)?;
         let after = first_month + months;
         let to = if after > 12 {
-            district_midnight(year + 1, after - 12)
+            month_start(year + 1, after - 12)
         } else {
-            district_midnight(year, after)
+            month_start(year, after)
         }
         .ok_or_else(refused)?;
         Ok(Period { name, from, to })
@@ -115,12 +114,8 @@ fn digits(text: &str, count: usize) -> Option<u32> {
 }
 
 /// Midnight starting the first day of `month`, on district clocks.
-fn district_midnight(year: i32, month: u32) -> Option<DateTime<Utc>> {
-    let midnight = NaiveDate::from_ymd_opt(year, month, 1)?.and_hms_opt(0, 0, 0)?;
-    DISTRICT_OFFSET
-        .from_local_datetime(&midnight)
-        .single()
-        .map(|at| at.with_timezone(&Utc))
+fn month_start(year: i32, month: u32) -> Option<DateTime<Utc>> {
+    shequ_proto::time::district_midnight(NaiveDate::from_ymd_opt(year, month, 1)?)
 }
 
 /// What the evaluation needs to know about a merchant, counted within the period.

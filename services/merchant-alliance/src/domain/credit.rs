@@ -22,20 +22,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use shequ_chassis::named_enum;
+pub use shequ_proto::kinds::alliance::CreditReason;
 
 use super::merchant::ActivityKind;
-
-named_enum!(
-    /// Why a credit score changed, as recorded in the ledger.
-    CreditReason {
-        ComplaintAtFault = "complaint_at_fault" / "投诉属实",
-        ComplaintFaultReversed = "complaint_fault_reversed" / "投诉复核撤销",
-        WelfareActivity = "welfare_activity" / "公益活动",
-        EnvironmentActivity = "environment_activity" / "环境整治",
-        ElderMealDiscount = "elder_meal_discount" / "助老餐优惠",
-    }
-);
 
 /// One line of a merchant's credit ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,36 +5,16 @@
 //! takes it out of searches and awards until it is reinstated.
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::named_enum;
+pub use shequ_proto::kinds::alliance::{Category, MerchantStatus};
+use shequ_proto::named_enum;
 
 use super::FieldError;
 use super::geo::Point;
 use super::opening_hours::OpeningHours;
 
 named_enum!(
-    /// What a merchant does, as searched in the convenience circle.
-    Category {
-        Dining = "dining" / "餐饮",
-        Repair = "repair" / "维修",
-        ElderlyCare = "elderly_care" / "养老服务",
-        Grocery = "grocery" / "商超",
-        Housekeeping = "housekeeping" / "家政",
-        Health = "health" / "医疗健康",
-        Other = "other" / "其他",
-    }
-);
-
-named_enum!(
-    /// Whether a merchant is trading in the alliance.
-    MerchantStatus {
-        Active = "active" / "正常",
-        Suspended = "suspended" / "暂停",
-    }
-);
-
-named_enum!(
     /// A merchant's good deed that earns credit (公益活动).
-    ActivityKind {
+    ActivityKind in shequ_proto::alliance::v1::ActivityKind {
         Welfare = "welfare" / "公益活动",
         Environment = "environment" / "环境整治",
     }
@@ -178,6 +158,11 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn activity_kinds_are_the_proto_values_by_name() {
+        assert_eq!(shequ_proto::codes::check_mapping::<ActivityKind>(), Ok(()));
+    }
 
     fn tags(values: &[&str]) -> Vec<String> {
         values.iter().map(|value| (*value).to_owned()).collect()

@@ -5,8 +5,10 @@
 //! services store. A span whose closing time is before its opening time runs past
 //! midnight: "Fri 18:00-02:00" is a Friday evening that ends early on Saturday.
 
-use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use serde::Deserialize;
+pub use shequ_proto::time::district_time;
+use shequ_proto::time::{clock_time_text as time_text, parse_clock_time as parse_time};
 
 use super::FieldError;
 
@@ -94,42 +96,6 @@ impl OpeningHours {
                 || (self.days.contains(&day.pred()) && minute < self.closes)
         }
     }
-}
-
-/// "HH:MM" with two digits each, 00:00 to 24:00, as minutes after midnight.
-fn parse_time(text: &str) -> Option<u16> {
-    let (hours, minutes) = text.trim().split_once(':')?;
-    let two_digits = |part: &str| {
-        if part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()) {
-            part.parse::<u16>().ok()
-        } else {
-            None
-        }
-    };
-    let (hours, minutes) = (two_digits(hours)?, two_digits(minutes)?);
-    if minutes >= 60 || hours > 24 || (hours == 24 && minutes > 0) {
-        return None;
-    }
-    Some(hours * 60 + minutes)
-}
-
-fn time_text(minutes: u16) -> String {
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
-}
-
-/// The district's offset from UTC, in hours: Asia/Shanghai, no daylight saving.
-pub const DISTRICT_UTC_OFFSET_HOURS: i32 = 8;
-
-/// The district's offset, checked when compiling.
-pub(crate) const DISTRICT_OFFSET: FixedOffset =
-    match FixedOffset::east_opt(DISTRICT_UTC_OFFSET_HOURS * 3600) {
-        Some(offset) => offset,
-        None => panic!("the district offset is within a day"),
-    };
-
-/// `at` on the district's clocks.
-pub fn district_time(at: DateTime<Utc>) -> DateTime<FixedOffset> {
-    at.with_timezone(&DISTRICT_OFFSET)
 }
 
 /// Open at `at` by any of `hours`, in district time. Opening times are inclusive,
@@ -257,7 +223,7 @@ mod tests {
 
     /// A moment given in district time.
     fn district(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
-        DISTRICT_OFFSET
+        shequ_proto::time::DISTRICT
             .with_ymd_and_hms(year, month, day, hour, minute, 0)
             .unwrap()
             .with_timezone(&Utc)

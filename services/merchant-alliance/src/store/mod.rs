@@ -24,14 +24,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, to_millis};
-use shequ_chassis::database::{CommitError, Database, DbError};
+use shequ_chassis::database::{Database, DbError};
 use shequ_chassis::events::{derived_event, new_event};
 use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_proto::events::alliance as contract;
 use shequ_proto::events::{CloudEvent, EventData};
 
-use crate::domain::FieldError;
 use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::credit::{
     ComplaintResolution, CreditChange, CreditEntry, CreditReason, CreditRules, MealBooking,
@@ -44,44 +43,13 @@ use crate::domain::merchant::{
 use crate::domain::nearby::{BoundingBox, FlatDistance, Found, Search};
 use crate::domain::opening_hours::OpeningHours;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// What was not found, e.g. `merchant 0193…`.
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error(transparent)]
-    Conflict(#[from] StatusConflict),
-    #[error(transparent)]
-    Field(#[from] FieldError),
-    #[error("database: {0}")]
-    Database(#[from] DbError),
-    #[error("encoding an event: {0}")]
-    Event(#[from] serde_json::Error),
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-}
+/// What the alliance store fails with; a refusal of the domain is a
+/// [`StatusConflict`].
+pub type StoreError = shequ_chassis::storage::StoreError<StatusConflict>;
 
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Database(error.into())
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error.into())
-    }
-}
-
-impl StoreError {
-    /// Whether the database could not be used just now (a retry later may
-    /// succeed); any other error concerns the request or the stored data.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(error) => error.is_unavailable(),
-            Self::Commit(_) => true,
-            _ => false,
-        }
+impl From<StatusConflict> for StoreError {
+    fn from(error: StatusConflict) -> Self {
+        Self::Rule(error)
     }
 }
 
@@ -438,11 +406,11 @@ pub(crate) fn merchant_event(
     let state = contract::MerchantState {
         merchant_id: merchant.id.clone(),
         name: merchant.details.name.clone(),
-        category: merchant.details.category.as_str().into(),
+        category: merchant.details.category,
         service_tags: tag_names(&merchant.details.service_tags),
         grid_id: merchant.details.grid_id.clone(),
         party_member_owner: merchant.details.party_member_owner,
-        status: merchant.status.as_str().into(),
+        status: merchant.status,
         credit_score: merchant.credit_score,
         actor: actor.into(),
     };
@@ -541,7 +509,7 @@ pub(crate) fn credit_entry(
         entry: entry.seq,
         delta: entry.delta,
         score: entry.score_after,
-        reason: entry.reason.as_str().into(),
+        reason: entry.reason,
         reference: entry.reference.clone(),
         source_event_id: entry.source_event_id.clone(),
         actor: entry.actor.clone(),

@@ -2,7 +2,6 @@
 //! suspension, activities and the ledger, model-merchant awards.
 
 use chrono::Duration;
-use prost_types::Timestamp;
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::Code;
@@ -472,10 +471,7 @@ fn activity(
         merchant_id: merchant_id.into(),
         kind: kind as i32,
         description: "社区环境整治".into(),
-        happened_at: Some(Timestamp {
-            seconds: at.timestamp(),
-            nanos: 0,
-        }),
+        happened_at: Some(shequ_proto::time::timestamp(at)),
         actor: "operator-1".into(),
     }
 }

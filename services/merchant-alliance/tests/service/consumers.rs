@@ -46,13 +46,13 @@ fn resolved_at(
     let data = complaints::Resolved {
         complaint: complaints::ComplaintState {
             complaint_id: complaint_id.into(),
-            status: "resolved".into(),
-            category: "merchant_conduct".into(),
-            priority: "normal".into(),
-            channel: "hotline".into(),
+            status: complaints::Status::Resolved,
+            category: complaints::Category::MerchantConduct,
+            priority: complaints::Priority::Normal,
+            channel: complaints::Channel::Hotline,
             community_id: "xinyuan".into(),
             grid_id: "xinyuan-1".into(),
-            level: "grid_worker".into(),
+            level: complaints::Level::GridWorker,
             merchant_id: Some(merchant_id.into()),
             elder_id: None,
             actor: "worker-li".into(),
@@ -117,7 +117,7 @@ fn meal_booking(
     let data = care::ServiceBooked {
         booking_id: booking_id.into(),
         elder_id: "elder-1".into(),
-        service: "meal_assistance".into(),
+        service: care::Service::MealAssistance,
         merchant_id: Some(merchant_id.into()),
         discounted,
         booked_for: Utc::now(),

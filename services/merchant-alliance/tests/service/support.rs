@@ -1,21 +1,16 @@
-//! A whole merchant-alliance service per test: in-process on port 0, its own
-//! `nats-server`, its own SQLite file or PostgreSQL database, a manual clock.
+//! A whole merchant-alliance service per test ([`shequ_tests::service::Harness`]):
+//! in-process on port 0, its own `nats-server`, its own SQLite file or
+//! PostgreSQL database, a manual clock.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use shequ_chassis::clock::ManualClock;
-use shequ_chassis::config::CommonConfig;
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
-use shequ_tests::{Backend, NatsServer, StoredEvent, TestDatabase, eventually, stream_events};
-use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use shequ_tests::service::Harness;
+use shequ_tests::{Backend, StoredEvent, TestDatabase};
 use tonic::transport::Channel;
 
 pub(crate) type Merchants = pb::merchant_service_client::MerchantServiceClient<Channel>;
@@ -30,16 +25,25 @@ pub(crate) fn monday_ten() -> DateTime<Utc> {
 /// Jinshui District, in WGS-84.
 pub(crate) const JINSHUI: (f64, f64) = (34.80, 113.66);
 
+/// The service under test, and a client of its running start.
 #[derive(Debug)]
 pub(crate) struct TestApp {
+    harness: Harness<Application>,
     pub(crate) merchants: Merchants,
-    pub(crate) clock: Arc<ManualClock>,
-    pub(crate) nats: NatsServer,
-    /// Cancelled when the test ends, so the service stops with it.
-    _shutdown: tokio_util::sync::DropGuard,
-    _task: JoinHandle<Result<(), shequ_chassis::Error>>,
-    _data: TempDir,
-    _database: TestDatabase,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness<Application>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.harness
+    }
+}
+
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.harness
+    }
 }
 
 /// Runs `test` against a fresh service on `backend`; on PostgreSQL it is skipped
@@ -49,35 +53,26 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let Some(database) = TestDatabase::create(backend).await? else {
-        return Ok(());
-    };
-    let data = tempfile::tempdir()?;
-    let nats = NatsServer::start().await?;
-    let clock = ManualClock::new(monday_ten());
-    let mut common = CommonConfig::new(nats.url(), data.path());
-    common.database_url = database.url().map(str::to_owned);
-    common.grpc_addr = Some("127.0.0.1:0".parse()?);
-    let application = Application::build(Config::new(common), clock.clone()).await?;
-    let addr = application.grpc_addr();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let app = TestApp {
-        merchants: Merchants::new(channel),
-        clock,
-        nats,
-        _shutdown: shutdown.drop_guard(),
-        _task: task,
-        _data: data,
-        _database: database,
-    };
-    test(app).await
+    shequ_tests::service::run(backend, TestApp::start, test).await
 }
 
 impl TestApp {
+    async fn start(database: TestDatabase) -> anyhow::Result<Self> {
+        let (harness, ()) = Harness::start(
+            "merchant-alliance",
+            database,
+            monday_ten(),
+            |common| Ok(Config::new(common)),
+            |_| (),
+            None,
+        )
+        .await?;
+        Ok(Self {
+            merchants: Merchants::new(harness.channel().await?),
+            harness,
+        })
+    }
+
     pub(crate) async fn register(
         &mut self,
         request_id: &str,
@@ -100,16 +95,7 @@ impl TestApp {
         &self,
         expected: usize,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let url = self.nats.url();
-        eventually(Duration::from_secs(20), || async {
-            let events = stream_events(&url, "ALLIANCE").await?;
-            if events.len() >= expected {
-                Ok(events)
-            } else {
-                bail!("{} of {expected} events in the stream", events.len())
-            }
-        })
-        .await
+        self.harness.wait_for_events("ALLIANCE", expected).await
     }
 }
 

@@ -112,7 +112,7 @@ pub(crate) async fn update_suspend_and_reinstate_change_the_merchant_and_announc
         Some("卫生检查未通过")
     );
     let again = h.store.suspend(&id, "again".into(), "operator-1").await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(matches!(again, Err(StoreError::Rule(_))), "{again:?}");
     assert_eq!(
         h.store.get(&id).await?,
         suspended,
@@ -123,7 +123,7 @@ pub(crate) async fn update_suspend_and_reinstate_change_the_merchant_and_announc
     assert_eq!(reinstated.status, MerchantStatus::Active);
     assert_eq!(reinstated.suspended_reason, None);
     let again = h.store.reinstate(&id, "operator-1").await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(matches!(again, Err(StoreError::Rule(_))), "{again:?}");
     // registered, updated, suspended, reinstated.
     assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 4);
     let missing = h

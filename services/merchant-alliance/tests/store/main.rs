@@ -60,7 +60,7 @@ impl Harness {
                 (url, Some(dir))
             }
         };
-        let db = Database::connect(&url, &shequ_merchant_alliance::MIGRATIONS).await?;
+        let db = Database::connect(&url, shequ_merchant_alliance::IDENTITY.migrations).await?;
         let clock = ManualClock::new(start());
         let shared: SharedClock = clock.clone();
         Ok(Some(Self {

@@ -29,7 +29,7 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
         POSTGRES_DUMP,
     )
     .await?;
-    let db = Database::connect(&url, &shequ_merchant_alliance::MIGRATIONS).await?;
+    let db = Database::connect(&url, shequ_merchant_alliance::IDENTITY.migrations).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let store = Store::new(
         db,

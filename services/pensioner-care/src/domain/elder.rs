@@ -7,9 +7,10 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
-use shequ_chassis::named_enum;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 pub use shequ_chassis::personal::Phone;
+use shequ_proto::named_enum;
+pub use shequ_proto::time::district_today;
 
 use super::FieldError;
 use super::fields;
@@ -18,7 +19,7 @@ use super::visits::{self, VisitPolicy, missed_periods, next_due, next_period_due
 
 named_enum!(
     /// As registered; shown on the elder's card.
-    Gender {
+    Gender in shequ_proto::care::v1::Gender {
         Female = "female" / "女",
         Male = "male" / "男",
     }
@@ -27,7 +28,7 @@ named_enum!(
 named_enum!(
     /// Who the elder lives with; living alone or in an empty nest is what the
     /// pairing programme is for, and it weighs in the risk level.
-    LivingSituation {
+    LivingSituation in shequ_proto::care::v1::LivingSituation {
         Alone = "alone" / "独居",
         EmptyNest = "empty_nest" / "空巢",
         WithFamily = "with_family" / "与家人同住",
@@ -42,12 +43,6 @@ const RELATION: usize = 64;
 
 /// An elder may name this many emergency contacts; more are not called anyway.
 const MAX_CONTACTS: usize = 5;
-
-/// The district's offset from UTC: Asia/Shanghai, no daylight saving.
-const DISTRICT_OFFSET: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("the district offset is within a day"),
-};
 
 /// A birth date that is not in the future and not absurdly far in the past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,15 +148,9 @@ pub fn parse_contacts(
         .collect()
 }
 
-/// The district's "today" (UTC+8) for `now`: ages and visit dates follow the
-/// calendar on the district's walls, not UTC's.
-pub fn district_today(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&DISTRICT_OFFSET).date_naive()
-}
-
 /// An instant as people in the district read it: `2026-11-15 10:54 (UTC+8)`.
-pub fn district_time(at: DateTime<Utc>) -> String {
-    at.with_timezone(&DISTRICT_OFFSET)
+pub fn district_time_text(at: DateTime<Utc>) -> String {
+    shequ_proto::time::district_time(at)
         .format("%Y-%m-%d %H:%M (UTC+8)")
         .to_string()
 }
@@ -338,10 +327,19 @@ mod tests {
     #[test]
     fn district_time_is_utc_plus_eight() {
         let at = Utc.with_ymd_and_hms(2026, 11, 15, 2, 54, 0).unwrap();
-        assert_eq!(super::district_time(at), "2026-11-15 10:54 (UTC+8)");
+        assert_eq!(super::district_time_text(at), "2026-11-15 10:54 (UTC+8)");
     }
 
     use super::*;
+
+    #[test]
+    fn genders_and_living_situations_are_the_proto_values_by_name() {
+        assert_eq!(shequ_proto::codes::check_mapping::<Gender>(), Ok(()));
+        assert_eq!(
+            shequ_proto::codes::check_mapping::<LivingSituation>(),
+            Ok(())
+        );
+    }
 
     fn day(year: i32, month: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(year, month, day).unwrap()

@@ -6,15 +6,16 @@
 //! retry after a lost reply does not file the complaint twice.
 
 use chrono::Duration;
-use shequ_chassis::named_enum;
+use shequ_chassis::backoff::Backoff;
 use shequ_chassis::trace::TraceContext;
+use shequ_proto::named_enum;
 
 use super::fields;
-use super::visits::{NewVisit, VisitKind, Wellbeing};
+use super::visits::{NewVisit, VisitKind, Wellbeing, WellbeingExt};
 
 named_enum!(
     /// Where a visit's complaint filing stands.
-    FilingStatus {
+    FilingStatus in shequ_proto::care::v1::FilingStatus {
         Pending = "pending" / "待提交",
         Filed = "filed" / "已提交",
         Failed = "failed" / "提交失败",
@@ -98,29 +99,35 @@ fn truncate(text: String, max: usize) -> String {
     cut
 }
 
-/// The first retry's delay.
-const FIRST_DELAY_SECONDS: i64 = 5;
-/// The longest delay: the complaint should not wait longer than this once the
-/// complaints service is back.
-const MAX_DELAY_SECONDS: i64 = 5 * 60;
+/// The retries of a filing: 5 s after the first attempt, doubling, at most 5
+/// minutes (the complaint should not wait longer than this once the
+/// complaints service is back), jittered so filings that failed together are
+/// not retried together.
+const RETRIES: Backoff = Backoff::new(
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(5 * 60),
+);
 
 /// Delay before attempt `attempts + 1`, `attempts` being the attempts already
-/// made: 5 s after the first, doubling (10 s, 20 s, …), at most 5 minutes.
-/// Zero attempts is treated as one, so the delay is never zero.
+/// made: about 5 s after the first, doubling (10 s, 20 s, …), at most 5
+/// minutes. Zero attempts is treated as one, so the delay is never zero.
 pub fn backoff(attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1);
-    // 2^6 · 5 s = 320 s is past the cap already, so higher powers never matter.
-    let seconds = if doublings >= 6 {
-        MAX_DELAY_SECONDS
-    } else {
-        (FIRST_DELAY_SECONDS << doublings).min(MAX_DELAY_SECONDS)
-    };
-    Duration::seconds(seconds)
+    Duration::from_std(RETRIES.delay(attempts)).unwrap_or(Duration::MAX)
+}
+
+/// The longest [`backoff`] may be after `attempts` attempts.
+pub fn backoff_at_most(attempts: u32) -> Duration {
+    Duration::from_std(RETRIES.at_most(attempts)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filing_statuses_are_the_proto_values_by_name() {
+        assert_eq!(shequ_proto::codes::check_mapping::<FilingStatus>(), Ok(()));
+    }
 
     fn visit(wellbeing: Wellbeing) -> NewVisit {
         NewVisit {
@@ -192,16 +199,21 @@ mod tests {
 
     #[test]
     fn backoff_starts_at_five_seconds_and_doubles() {
-        assert_eq!(backoff(1), Duration::seconds(5));
-        assert_eq!(backoff(2), Duration::seconds(10));
-        assert_eq!(backoff(3), Duration::seconds(20));
-        assert_eq!(backoff(6), Duration::seconds(160));
+        // Each delay lies in the upper half of its step (jitter).
+        for (attempts, step) in [(1, 5), (2, 10), (3, 20), (6, 160)] {
+            let delay = backoff(attempts);
+            let step = Duration::seconds(step);
+            assert!(delay >= step / 2 && delay <= step, "{attempts}: {delay}");
+        }
     }
 
     #[test]
     fn backoff_is_never_zero_and_at_most_five_minutes() {
-        assert_eq!(backoff(0), Duration::seconds(5));
-        assert_eq!(backoff(7), Duration::minutes(5));
-        assert_eq!(backoff(u32::MAX), Duration::minutes(5));
+        assert!(backoff(0) >= Duration::milliseconds(2500));
+        assert!(backoff(0) <= Duration::seconds(5));
+        for attempts in [7, 100, u32::MAX] {
+            let delay = backoff(attempts);
+            assert!(delay >= Duration::seconds(150) && delay <= Duration::minutes(5));
+        }
     }
 }

@@ -51,6 +51,12 @@ pub enum PairingError {
     ElderAlreadyPaired(String),
     #[error("elder {0} has not consented to visits")]
     NoConsent(String),
+    /// Ending a pairing the elder does not have.
+    #[error("elder {0} has no volunteer")]
+    NoVolunteer(String),
+    /// Concurrent pairings kept taking the slot this one was to take.
+    #[error("the pairing collided with concurrent pairings; try again")]
+    Collided,
 }
 
 /// The slot (1..=MAX) the new pairing takes: the lowest one not in `occupied`

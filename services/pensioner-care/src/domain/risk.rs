@@ -6,22 +6,18 @@
 //! three medium, none or one low — so 80+ and living alone, the case the
 //! community names, is high on its own.
 
-use shequ_chassis::named_enum;
+pub use shequ_proto::kinds::care::RiskLevel;
 
 use super::elder::LivingSituation;
 
-named_enum!(
-    /// How closely an elder must be followed; it sets the visit interval.
-    RiskLevel {
-        Low = "low" / "低",
-        Medium = "medium" / "中",
-        High = "high" / "高",
-    }
-);
-
-impl RiskLevel {
+/// The order of the risk levels, for lists.
+pub trait RiskLevelExt {
     /// Low 1, medium 2, high 3: for sorting lists highest risk first.
-    pub fn rank(self) -> u8 {
+    fn rank(self) -> u8;
+}
+
+impl RiskLevelExt for RiskLevel {
+    fn rank(self) -> u8 {
         match self {
             RiskLevel::Low => 1,
             RiskLevel::Medium => 2,

@@ -3,22 +3,13 @@
 //! the merchant alliance near the elder's home; the others by the complex.
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::named_enum;
-
-named_enum!(
-    /// What the elderly-care complex offers.
-    Service {
-        DayCare = "day_care" / "日间照料",
-        MealAssistance = "meal_assistance" / "助餐",
-        Bathing = "bathing" / "助浴",
-        HealthCheck = "health_check" / "健康检查",
-    }
-);
+pub use shequ_proto::kinds::care::Service;
+use shequ_proto::named_enum;
 
 named_enum!(
     /// What a booking came to. A meal booking that finds no merchant is still
     /// recorded, so the operator sees the unmet need.
-    BookingStatus {
+    BookingStatus in shequ_proto::care::v1::BookingStatus {
         Booked = "booked" / "已预约",
         NoMerchantNearby = "no_merchant_nearby" / "附近无助餐商户",
         AllianceUnavailable = "alliance_unavailable" / "商户联盟暂不可用",
@@ -82,6 +73,11 @@ impl BookingStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booking_statuses_are_the_proto_values_by_name() {
+        assert_eq!(shequ_proto::codes::check_mapping::<BookingStatus>(), Ok(()));
+    }
 
     #[test]
     fn code_names_round_trip() {

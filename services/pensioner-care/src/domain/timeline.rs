@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::elder::{Elder, district_time};
+use super::elder::{Elder, district_time_text};
 use super::pairing::Pairing;
 use super::services::Booking;
 use super::visits::NewVisit;
@@ -118,7 +118,7 @@ pub fn alert(visit_id: &str, visit: &NewVisit, at: DateTime<Utc>) -> Entry {
 pub fn overdue(elder_id: &str, period: u32, due_at: DateTime<Utc>, at: DateTime<Utc>) -> Entry {
     let summary = format!(
         "visit overdue (period {period}, due {})",
-        district_time(due_at)
+        district_time_text(due_at)
     );
     Entry::new(elder_id, at, "visit_overdue", summary, elder_id)
 }

@@ -11,40 +11,29 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use shequ_chassis::named_enum;
+pub use shequ_proto::kinds::care::{VisitKind, Wellbeing};
 
 use super::FieldError;
 use super::fields;
 use super::filing::FilingStatus;
 use super::risk::RiskLevel;
 
-named_enum!(
-    /// How the elder was seen.
-    VisitKind {
-        HomeVisit = "home_visit" / "入户走访",
-        PhoneCall = "phone_call" / "电话问候",
-    }
-);
-
-named_enum!(
-    /// How the elder was found; anything but good needs someone to act.
-    Wellbeing {
-        Good = "good" / "良好",
-        Concern = "concern" / "需关注",
-        Urgent = "urgent" / "紧急",
-    }
-);
-
-impl Wellbeing {
+/// What a finding sets off.
+pub trait WellbeingExt {
     /// Concern and urgent file a complaint, so the finding is handled and
     /// tracked to its end like any resident's request.
-    pub fn files_complaint(self) -> bool {
+    fn files_complaint(self) -> bool;
+    /// Urgent only: an alert goes out at once rather than waiting for the
+    /// complaint to be routed.
+    fn raises_alert(self) -> bool;
+}
+
+impl WellbeingExt for Wellbeing {
+    fn files_complaint(self) -> bool {
         matches!(self, Wellbeing::Concern | Wellbeing::Urgent)
     }
 
-    /// Urgent only: an alert goes out at once rather than waiting for the
-    /// complaint to be routed.
-    pub fn raises_alert(self) -> bool {
+    fn raises_alert(self) -> bool {
         self == Wellbeing::Urgent
     }
 }

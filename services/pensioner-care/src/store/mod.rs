@@ -18,15 +18,13 @@ pub mod sqlite;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shequ_chassis::clock::{SharedClock, to_millis};
-use shequ_chassis::database::{CommitError, Database, DbError};
+use shequ_chassis::database::{Database, DbError};
 use shequ_chassis::events::{derived_event, new_event};
 use shequ_chassis::inbox::{Once, Outcome};
-use shequ_chassis::lease::Lease;
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Due;
@@ -35,7 +33,6 @@ use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
 use tokio::sync::Notify;
 
-use crate::domain::FieldError;
 use crate::domain::elder::{
     BirthDate, Elder, ElderDetails, EmergencyContact, Gender, LivingSituation, Location,
 };
@@ -44,50 +41,15 @@ use crate::domain::pairing::{self, Pairing, PairingError, Volunteer};
 use crate::domain::risk::{Assessment, RiskLevel};
 use crate::domain::services::{Booking, BookingStatus, Service};
 use crate::domain::timeline::{Entry, TimelineEntry};
-use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing};
+use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing, WellbeingExt};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// What was not found, e.g. `elder 0193…`.
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error(transparent)]
-    Pairing(#[from] PairingError),
-    #[error("{0}")]
-    Precondition(String),
-    #[error(transparent)]
-    Field(#[from] FieldError),
-    #[error("database: {0}")]
-    Database(#[from] DbError),
-    #[error("encoding: {0}")]
-    Encoding(#[from] serde_json::Error),
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-}
+/// What the care store fails with; a refusal of the domain is a
+/// [`PairingError`].
+pub type StoreError = shequ_chassis::storage::StoreError<PairingError>;
 
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Database(error.into())
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error.into())
-    }
-}
-
-impl StoreError {
-    /// Whether the database could not be used just now: a pass over due work
-    /// stops at such an error and the next pass retries. Any other error
-    /// concerns one item (a row that does not decode, say), which the pass
-    /// skips so that the rest still get done.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(error) => error.is_unavailable(),
-            Self::Commit(_) => true,
-            _ => false,
-        }
+impl From<PairingError> for StoreError {
+    fn from(error: PairingError) -> Self {
+        Self::Rule(error)
     }
 }
 
@@ -341,22 +303,6 @@ impl Store {
         self.context().now()
     }
 
-    /// The lease `name` in this service's database, asked for by this process
-    /// for `ttl` at a time: a singleton job runs only while holding it.
-    pub fn lease(&self, name: &str, ttl: Duration) -> Lease {
-        let db = match self {
-            Store::Sqlite(store) => Database::Sqlite(store.db.clone()),
-            Store::Postgres(store) => Database::Postgres(store.db.clone()),
-        };
-        Lease::new(
-            db,
-            name,
-            shequ_chassis::lease::process_holder(),
-            ttl,
-            Arc::clone(&self.context().clock),
-        )
-    }
-
     /// Notified when a visit stores a complaint to file.
     pub fn filings_waiting(&self) -> Arc<Notify> {
         Arc::clone(&self.context().filings)
@@ -562,7 +508,7 @@ pub(crate) fn elder_registered(
     let event = contract::ElderRegistered {
         elder_id: elder.id.clone(),
         grid_id: elder.details.grid_id.clone(),
-        risk: elder.assessment.level.as_str().into(),
+        risk: elder.assessment.level,
         visit_interval_days: elder.visit_interval_days,
         consents_to_visits: elder.details.consents_to_visits,
     };
@@ -612,8 +558,8 @@ pub(crate) fn visit_writes(
         visit_id: visit_id.to_owned(),
         elder_id: elder.id.clone(),
         visitor: visit.visitor.clone(),
-        kind: visit.kind.as_str().into(),
-        wellbeing: visit.wellbeing.as_str().into(),
+        kind: visit.kind,
+        wellbeing: visit.wellbeing,
         visited_at: visit.visited_at,
         needs_found: u32::try_from(visit.needs.len()).unwrap_or(u32::MAX),
         files_complaint,
@@ -647,7 +593,7 @@ pub(crate) fn overdue_writes(
     let event = contract::VisitOverdue {
         elder_id: elder.id.clone(),
         grid_id: elder.details.grid_id.clone(),
-        risk: elder.assessment.level.as_str().into(),
+        risk: elder.assessment.level,
         volunteer_id: elder.volunteer_id.clone(),
         period,
         due_at,
@@ -671,7 +617,7 @@ pub(crate) fn service_booked(
     let event = contract::ServiceBooked {
         booking_id: booking.id.clone(),
         elder_id: booking.elder_id.clone(),
-        service: booking.service.as_str().into(),
+        service: booking.service,
         merchant_id: booking.merchant_id.clone(),
         discounted: booking.discounted(discounted),
         booked_for: booking.scheduled_for,

@@ -568,7 +568,7 @@ async fn a_day_care_booking_is_booked_and_published(mut app: TestApp) -> anyhow:
     let data: ServiceBooked = published[0].event.data_as()?;
     assert_eq!(data.booking_id, booking.id);
     assert_eq!(data.elder_id, elder);
-    assert_eq!(data.service, "day_care");
+    assert_eq!(data.service, shequ_proto::events::care::Service::DayCare);
     assert_eq!(data.merchant_id, None);
     assert!(!data.discounted);
     assert_eq!(data.booked_for, booked_for);

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
-use shequ_pensioner_care::domain::filing::backoff;
-use shequ_pensioner_care::filing_worker::{self, Pass as FilingPass};
-use shequ_pensioner_care::sweeper::Pass as SweepPass;
+use shequ_chassis::sweeper::Pass;
+use shequ_chassis::sweeper::Work;
+use shequ_pensioner_care::Filings;
+use shequ_pensioner_care::domain::filing::backoff_at_most;
 use shequ_proto::care::v1 as pb;
 use shequ_proto::events::EventData;
 use shequ_proto::events::care::VisitOverdue;
@@ -82,19 +83,16 @@ async fn one_sweep_raises_one_overdue_event_for_each_elder_of_a_backlog_several_
     let second_period = sweeper.sweep_once().await?;
     let then = sweeper.sweep_once().await?;
 
-    let each_once = SweepPass {
+    let each_once = Pass {
         read: BACKLOG,
-        raised: BACKLOG,
+        tried: BACKLOG,
+        done: BACKLOG,
     };
     assert_eq!(first, each_once, "the whole backlog in one pass");
-    assert_eq!(
-        again,
-        SweepPass::default(),
-        "elders alerted are not read again"
-    );
+    assert_eq!(again, Pass::default(), "elders alerted are not read again");
     assert_eq!(listed.len(), BACKLOG, "though all are still listed overdue");
     assert_eq!(second_period, each_once, "each elder's next period");
-    assert_eq!(then, SweepPass::default());
+    assert_eq!(then, Pass::default());
     let periods = overdue_periods(&app, BACKLOG + 2 * BACKLOG).await?;
     assert_eq!(periods.keys().cloned().collect::<BTreeSet<_>>(), elders);
     for (elder, periods) in &periods {
@@ -124,17 +122,19 @@ async fn a_batch_of_elders_whose_rows_do_not_decode_does_not_keep_the_sweep_from
 
     assert_eq!(
         first,
-        SweepPass {
+        Pass {
             read: BATCH + others.len(),
-            raised: others.len()
+            tried: others.len(),
+            done: others.len()
         },
         "everyone but the broken elders"
     );
     assert_eq!(
         again,
-        SweepPass {
+        Pass {
             read: BATCH,
-            raised: 0
+            tried: 0,
+            done: 0
         },
         "the broken elders are tried again, the others were alerted once"
     );
@@ -151,7 +151,7 @@ async fn one_filing_pass_tries_each_filing_of_a_backlog_several_batches_long_onc
     mut app: TestApp,
 ) -> anyhow::Result<()> {
     // Only the test's passes file: the running worker stands by.
-    app.hold_lease_elsewhere(filing_worker::LEASE).await?;
+    app.hold_lease_elsewhere(Filings::LEASE).await?;
     let elder = app.register("r-wang", wang()).await?.id;
     let concern =
         |i: usize| crate::support::visit(&format!("visit-{i}"), &elder, pb::Wellbeing::Concern);
@@ -160,8 +160,8 @@ async fn one_filing_pass_tries_each_filing_of_a_backlog_several_batches_long_onc
     }
     let worker = app.filings.clone().with_batch(BATCH);
 
-    let first = worker.file_due().await?;
-    let again = worker.file_due().await?;
+    let first = worker.sweep_once().await?;
+    let again = worker.sweep_once().await?;
     let mut tried = 0;
     for i in 0..BACKLOG {
         let visit = app
@@ -175,19 +175,20 @@ async fn one_filing_pass_tries_each_filing_of_a_backlog_several_batches_long_onc
         tried += usize::from(!visit.filing_error.is_empty());
     }
     // Each failed attempt waits out the first backoff.
-    app.clock.advance(backoff(1));
-    let after_backoff = worker.file_due().await?;
+    app.clock.advance(backoff_at_most(1));
+    let after_backoff = worker.sweep_once().await?;
 
     assert_eq!(
         first,
-        FilingPass {
-            attempted: BACKLOG,
-            filed: 0
+        Pass {
+            read: BACKLOG,
+            tried: BACKLOG,
+            done: 0
         },
         "the whole backlog in one pass; complaints is down"
     );
     assert_eq!(tried, BACKLOG, "every filing was tried (so each once)");
-    assert_eq!(again.attempted, 0, "each waits out its backoff");
-    assert_eq!(after_backoff.attempted, BACKLOG, "then each is tried again");
+    assert_eq!(again.tried, 0, "each waits out its backoff");
+    assert_eq!(after_backoff.tried, BACKLOG, "then each is tried again");
     Ok(())
 }

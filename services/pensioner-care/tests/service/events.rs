@@ -34,7 +34,7 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
         })
         .await?; // pairing.ended
     app.clock.advance(Duration::days(8));
-    assert_eq!(app.sweeper.sweep_once().await?.raised, 1); // visit.overdue
+    assert_eq!(app.sweeper.sweep_once().await?.done, 1); // visit.overdue
     app.visit("visit-1", &elder, pb::Wellbeing::Urgent).await?; // visit.recorded, alert.raised
     app.book("b-day", &elder, pb::Service::DayCare).await?; // service.booked
 

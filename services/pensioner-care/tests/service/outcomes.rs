@@ -28,13 +28,13 @@ fn resolved(elder_id: &str, complaint_id: &str) -> anyhow::Result<CloudEvent> {
     let data = complaints::Resolved {
         complaint: complaints::ComplaintState {
             complaint_id: complaint_id.into(),
-            status: "resolved".into(),
-            category: "elderly_care".into(),
-            priority: "normal".into(),
-            channel: "care_visit".into(),
+            status: complaints::Status::Resolved,
+            category: complaints::Category::ElderlyDisabilityServices,
+            priority: complaints::Priority::Normal,
+            channel: complaints::Channel::CareVisit,
             community_id: "xinyuan".into(),
             grid_id: "xinyuan-1".into(),
-            level: "grid_worker".into(),
+            level: complaints::Level::GridWorker,
             merchant_id: None,
             elder_id: Some(elder_id.into()),
             actor: "worker-li".into(),
@@ -148,7 +148,7 @@ async fn an_overdue_notice_raised_again_after_a_restore_is_the_same_event(
     .await?;
     let raised_again = app.sweeper.sweep_once().await?;
     assert!(
-        raised_again.raised > 0,
+        raised_again.done > 0,
         "the restored database raises the notices again"
     );
 

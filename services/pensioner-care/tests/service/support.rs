@@ -1,26 +1,18 @@
-//! A whole pensioner-care service per test: in-process on port 0, its own
+//! A whole pensioner-care service per test ([`shequ_tests::service::Harness`]): in-process on port 0, its own
 //! `nats-server`, its own SQLite file or PostgreSQL database, a manual clock,
 //! and the complaints and alliance services pointed at ports nobody listens on.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use shequ_chassis::clock::{Clock, ManualClock};
+use shequ_chassis::clock::Clock;
 use shequ_chassis::config::CommonConfig;
-use shequ_pensioner_care::filing_worker::FilingWorker;
-use shequ_pensioner_care::sweeper::Sweeper;
-use shequ_pensioner_care::{Application, Config};
+use shequ_pensioner_care::{Application, Config, FilingWorker, Sweeper};
 use shequ_proto::care::v1 as pb;
 use shequ_proto::common::v1 as common;
-use shequ_tests::{
-    Backend, NatsServer, StoredEvent, TestDatabase, eventually, free_port, stream_events,
-};
-use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use shequ_tests::service::Harness;
+use shequ_tests::{Backend, StoredEvent, TestDatabase, free_port};
 use tonic::transport::Channel;
 
 pub(crate) type Care = pb::care_service_client::CareServiceClient<Channel>;
@@ -44,20 +36,30 @@ pub(crate) const CONTACT_NAME: &str = "李梅";
 pub(crate) const CONTACT_PHONE: &str = "13812345678";
 pub(crate) const VOLUNTEER_PHONE: &str = "13900001111";
 
+/// The service under test, and the client, sweeper and filing worker of its
+/// running start.
 #[derive(Debug)]
 pub(crate) struct TestApp {
+    harness: Harness<Application, (Sweeper, FilingWorker)>,
     pub(crate) care: Care,
-    pub(crate) clock: Arc<ManualClock>,
-    pub(crate) nats: NatsServer,
-    /// The running instance's overdue sweeper, for passes on demand.
+    /// The running start's overdue sweeper, for passes on demand.
     pub(crate) sweeper: Sweeper,
-    /// The running instance's complaint-filing worker, for passes on demand.
+    /// The running start's complaint-filing worker, for passes on demand.
     pub(crate) filings: FilingWorker,
-    database_url: String,
-    data: TempDir,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), shequ_chassis::Error>>>,
-    _database: TestDatabase,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness<Application, (Sweeper, FilingWorker)>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.harness
+    }
+}
+
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.harness
+    }
 }
 
 /// Runs `test` against a fresh service on `backend`; on PostgreSQL it is skipped
@@ -67,61 +69,52 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let Some(database) = TestDatabase::create(backend).await? else {
-        return Ok(());
-    };
-    let app = TestApp::start(database).await?;
-    test(app).await
+    shequ_tests::service::run(backend, TestApp::start, test).await
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // The service stops with the test.
-        self.shutdown.cancel();
-    }
+/// The config of each start.
+fn config(common: CommonConfig) -> anyhow::Result<Config> {
+    let mut config = Config::new(common);
+    // Nobody listens there: complaints and the alliance are down.
+    config.complaints_url = format!("http://127.0.0.1:{}", free_port()?);
+    config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
+    config.call_timeout_ms = 300;
+    // The background sweeper passes once at start (waited for), then not
+    // again during a test: the tests run passes themselves.
+    config.sweep_interval_secs = 3600;
+    Ok(config)
+}
+
+fn jobs(app: &Application) -> (Sweeper, FilingWorker) {
+    (app.sweeper(), app.filing_worker())
 }
 
 impl TestApp {
     async fn start(database: TestDatabase) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
-        let database_url = match database.url() {
-            Some(url) => url.to_owned(),
-            None => format!(
-                "sqlite://{}/pensioner-care.db?mode=rwc",
-                data.path().display()
-            ),
-        };
-        let nats = NatsServer::start().await?;
-        let clock = ManualClock::new(monday_ten());
-        let running = Running::boot(&nats, &data, &database_url, &clock).await?;
+        let (harness, (sweeper, filings)) = Harness::start(
+            "pensioner-care",
+            database,
+            monday_ten(),
+            config,
+            jobs,
+            Some("overdue"),
+        )
+        .await?;
         Ok(Self {
-            care: running.care,
-            sweeper: running.sweeper,
-            filings: running.filings,
-            shutdown: running.shutdown,
-            task: Some(running.task),
-            clock,
-            nats,
-            database_url,
-            data,
-            _database: database,
+            care: Care::new(harness.channel().await?),
+            sweeper,
+            filings,
+            harness,
         })
     }
 
     /// Stops the service gracefully (as on SIGTERM) and builds a new one on the
-    /// same database and NATS; the clients and handles are the new instance's.
+    /// same database and NATS; the client and jobs are the new start's.
     pub(crate) async fn restart(&mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
-        let running =
-            Running::boot(&self.nats, &self.data, &self.database_url, &self.clock).await?;
-        self.care = running.care;
-        self.sweeper = running.sweeper;
-        self.filings = running.filings;
-        self.shutdown = running.shutdown;
-        self.task = Some(running.task);
+        let (sweeper, filings) = self.harness.restart_after(|_| Ok(())).await?;
+        self.care = Care::new(self.harness.channel().await?);
+        self.sweeper = sweeper;
+        self.filings = filings;
         Ok(())
     }
 
@@ -259,100 +252,12 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    /// Runs `sql` on the service's database behind its back, with `args` bound
-    /// as text to `$1`, `$2`, …: for a state no RPC makes (a row that does not
-    /// decode, a lease another replica holds). Returns the rows affected.
-    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        shequ_tests::db::execute(&self.database_url, sql, args).await
-    }
-
-    /// The `n` that `sql` (`SELECT COUNT(*) AS n …`) answers on the service's
-    /// database.
-    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        shequ_tests::db::count(&self.database_url, sql).await
-    }
-
-    /// Another replica takes lease `name` for longer than any test runs, so
-    /// this instance's job of that name stands by and only the test's own
-    /// passes run.
-    pub(crate) async fn hold_lease_elsewhere(&self, name: &str) -> anyhow::Result<()> {
-        // 2100-01-01: far past anything the manual clock reaches.
-        let expires = shequ_tests::db::instant(&self.database_url, 4_102_444_800_000);
-        self.execute(
-            &format!(
-                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'another-replica', {expires}) \
-                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
-            ),
-            &[name],
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Every event in the CARE stream once `expected` have arrived.
     pub(crate) async fn wait_for_events(
         &self,
         expected: usize,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let url = self.nats.url();
-        eventually(Duration::from_secs(20), || async {
-            let events = stream_events(&url, "CARE").await?;
-            if events.len() >= expected {
-                Ok(events)
-            } else {
-                bail!("{} of {expected} events in the stream", events.len())
-            }
-        })
-        .await
-    }
-}
-
-/// One start of the service.
-struct Running {
-    care: Care,
-    sweeper: Sweeper,
-    filings: FilingWorker,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), shequ_chassis::Error>>,
-}
-
-impl Running {
-    async fn boot(
-        nats: &NatsServer,
-        data: &TempDir,
-        database_url: &str,
-        clock: &Arc<ManualClock>,
-    ) -> anyhow::Result<Self> {
-        let mut common = CommonConfig::new(nats.url(), data.path());
-        common.database_url = Some(database_url.to_owned());
-        common.grpc_addr = Some("127.0.0.1:0".parse()?);
-        let mut config = Config::new(common);
-        // Nobody listens there: complaints and the alliance are down.
-        config.complaints_url = format!("http://127.0.0.1:{}", free_port()?);
-        config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
-        config.call_timeout_ms = 300;
-        // The background sweeper passes once at start (waited for below), then
-        // not again during a test: the tests run passes themselves.
-        config.sweep_interval_secs = 3600;
-        let application = Application::build(config, clock.clone()).await?;
-        let addr = application.grpc_addr();
-        let sweeper = application.sweeper();
-        let filings = application.filing_worker();
-        let admin_port = application.admin_addr().port();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-        // The pass at start is over before the test moves the clock.
-        shequ_tests::fixtures::first_sweep_done(admin_port, "overdue").await?;
-        let channel = Channel::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await?;
-        Ok(Self {
-            care: Care::new(channel),
-            sweeper,
-            filings,
-            shutdown,
-            task,
-        })
+        self.harness.wait_for_events("CARE", expected).await
     }
 }
 

@@ -98,15 +98,15 @@ async fn the_sweeper_raises_one_overdue_event_per_missed_period_even_across_a_re
     let week = Duration::days(7);
 
     app.clock.advance(week * 5 / 2);
-    let first = app.sweeper.sweep_once().await?.raised;
-    let second = app.sweeper.sweep_once().await?.raised;
+    let first = app.sweeper.sweep_once().await?.done;
+    let second = app.sweeper.sweep_once().await?.done;
     let overdue = overdue_list(&mut app).await?;
     app.restart().await?;
-    let after_restart = app.sweeper.sweep_once().await?.raised;
+    let after_restart = app.sweeper.sweep_once().await?.done;
     app.clock.set(registered_at + week * 3);
-    let third_period = app.sweeper.sweep_once().await?.raised;
+    let third_period = app.sweeper.sweep_once().await?.done;
     app.visit("visit-1", &id, pb::Wellbeing::Good).await?;
-    let after_visit = app.sweeper.sweep_once().await?.raised;
+    let after_visit = app.sweeper.sweep_once().await?.done;
 
     assert_eq!(first, 2, "two and a half weeks: two missed periods");
     assert_eq!(second, 0, "each period once");
@@ -239,7 +239,7 @@ async fn a_concern_visit_keeps_its_filing_pending_while_complaints_is_down(
     let visit = recorded.visit.unwrap_or_default();
     // Past the retry backoff of any attempt the background worker made already.
     app.clock.advance(Duration::minutes(10));
-    let filed = app.filings.file_due().await?.filed;
+    let filed = app.filings.sweep_once().await?.done;
     let later = app.visit("visit-1", &id, pb::Wellbeing::Concern).await?;
 
     assert_eq!(
@@ -282,7 +282,10 @@ async fn a_concern_visit_keeps_its_filing_pending_while_complaints_is_down(
         .event
         .data_as()?;
     assert!(recorded.files_complaint);
-    assert_eq!(recorded.wellbeing, "concern");
+    assert_eq!(
+        recorded.wellbeing,
+        shequ_proto::events::care::Wellbeing::Concern
+    );
     assert!(of_type(&events, AlertRaised::TYPE).is_empty());
     Ok(())
 }

@@ -94,9 +94,7 @@ pub(crate) async fn a_volunteer_takes_at_most_two_elders_however_many_pairings_r
     for pairing in futures::future::join_all(pairings).await {
         match pairing? {
             Ok(_) => won += 1,
-            Err(
-                StoreError::Pairing(PairingError::VolunteerFull(_)) | StoreError::Precondition(_),
-            ) => {}
+            Err(StoreError::Rule(PairingError::VolunteerFull(_) | PairingError::Collided)) => {}
             Err(other) => anyhow::bail!("unexpected: {other}"),
         }
     }
@@ -184,7 +182,7 @@ pub(crate) async fn pair_and_unpair_keys_answer_a_retry_with_the_first_pairing(
         h.store
             .unpair(&elder, "搬家", "operator-1", Some("u-2"))
             .await,
-        Err(StoreError::Precondition(_))
+        Err(StoreError::Rule(PairingError::NoVolunteer(_)))
     ));
     // The slot is free again, and the elder too.
     h.store

@@ -51,7 +51,7 @@ impl Harness {
                 (url, Some(dir))
             }
         };
-        let db = Database::connect(&url, &shequ_pensioner_care::MIGRATIONS).await?;
+        let db = Database::connect(&url, shequ_pensioner_care::IDENTITY.migrations).await?;
         let clock = ManualClock::new(start());
         let shared: SharedClock = clock.clone();
         Ok(Some(Self {

@@ -24,7 +24,7 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     let (url, _dir) =
         shequ_tests::db::restore(&database, "pensioner-care.db", SQLITE_DUMP, POSTGRES_DUMP)
             .await?;
-    let db = Database::connect(&url, &shequ_pensioner_care::MIGRATIONS).await?;
+    let db = Database::connect(&url, shequ_pensioner_care::IDENTITY.migrations).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let store = Store::new(db, OutboxSignal::default(), clock, VisitPolicy::default());
 

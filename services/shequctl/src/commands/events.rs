@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{ConnectErrorKind, Event};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
@@ -38,8 +39,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long deleting the consumers on the way out may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(2);
-/// The longest wait between two tries at making a failed consumer again.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+/// The waits between tries at making a failed consumer again: from 0.25 s,
+/// doubling, at most 10 s, each drawn from the upper half of its step (the
+/// services' backoff, `shequ_chassis::backoff`, in the same shape).
+fn retry_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(125))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 /// Messages the stream tasks may hold ready before they wait for the printer.
 const CHANNEL_CAPACITY: usize = 64;
 /// What the consumers say they are, for an operator listing consumers.
@@ -249,7 +259,7 @@ impl Feed {
 
     /// A new consumer from the message after the last passed on, tried until one is made.
     async fn reopen(&mut self) -> consumer::pull::Ordered {
-        let mut delay = Duration::from_millis(250);
+        let mut delays = retry_delays();
         loop {
             let start_sequence = self.after + 1;
             match self
@@ -258,9 +268,9 @@ impl Feed {
             {
                 Ok(messages) => return messages,
                 Err(error) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(10));
                     self.warn(&format!("{error:#}; trying again in {delay:?}"));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
             }
         }

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::filing::{self, Filing, FilingStatus};
-use crate::domain::pairing::{self as pairing_rules, Pairing, Volunteer};
+use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
 use crate::domain::services::Booking;
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit};
@@ -243,9 +243,7 @@ impl Care for PgStore {
             }
         }
         tracing::warn!(%volunteer_id, %elder_id, error = ?last, "pairing kept colliding");
-        Err(StoreError::Precondition(
-            "the pairing collided with concurrent pairings; try again".into(),
-        ))
+        Err(PairingError::Collided.into())
     }
 
     async fn unpair(
@@ -270,9 +268,7 @@ impl Care for PgStore {
                 tx.rollback().await?;
                 return Ok(pairing);
             }
-            return Err(StoreError::Precondition(format!(
-                "elder {elder_id} has no volunteer"
-            )));
+            return Err(PairingError::NoVolunteer(elder_id.to_owned()).into());
         };
         pairing.ended_at = Some(now);
         pairings::end(&mut tx, &pairing, request_id).await?;

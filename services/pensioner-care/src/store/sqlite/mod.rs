@@ -30,7 +30,7 @@ use super::{
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::filing::{self, Filing, FilingStatus};
-use crate::domain::pairing::{self as pairing_rules, Pairing, Volunteer};
+use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
 use crate::domain::services::Booking;
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit};
@@ -251,9 +251,8 @@ impl Care for SqliteStore {
                 if !elders::exists(conn, &elder_id)? {
                     return Err(StoreError::NotFound(format!("elder {elder_id}")));
                 }
-                let mut pairing = pairings::active(conn, &elder_id)?.ok_or_else(|| {
-                    StoreError::Precondition(format!("elder {elder_id} has no volunteer"))
-                })?;
+                let mut pairing = pairings::active(conn, &elder_id)?
+                    .ok_or_else(|| PairingError::NoVolunteer(elder_id.clone()))?;
                 pairing.ended_at = Some(now);
                 pairings::end(conn, &pairing, request_id.as_deref())?;
                 timeline::add(conn, &entries::unpaired(&pairing, &actor, &reason, now))?;
