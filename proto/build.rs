@@ -8,6 +8,18 @@ use std::path::PathBuf;
 use prost::Message;
 use prost_types::{DescriptorProto, EnumDescriptorProto};
 
+/// The messages of the grid organisation, and their lists.
+const ORGANISATION: [&str; 3] = [
+    ".shequ.complaints.v1.Organisation",
+    ".shequ.complaints.v1.Community",
+    ".shequ.complaints.v1.Grid",
+];
+const ORGANISATION_LISTS: [&str; 3] = [
+    ".shequ.complaints.v1.Organisation.communities",
+    ".shequ.complaints.v1.Community.grids",
+    ".shequ.complaints.v1.Grid.building_ids",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "shequ/common/v1/common.proto",
@@ -43,7 +55,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::write(out_dir.join("proto_enums.rs"), enums)?;
 
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // The grid organisation is also a file operators keep (`shequctl org
+    // load`): the messages read and write JSON with their proto field names
+    // (the proto JSON mapping's `preserve_proto_field_names`), a misspelt
+    // field refused, a list left out empty.
+    let mut config = tonic_prost_build::configure();
+    for message in ORGANISATION {
+        config = config.message_attribute(
+            message,
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(deny_unknown_fields)]",
+        );
+    }
+    for list in ORGANISATION_LISTS {
+        config = config.field_attribute(list, "#[serde(default)]");
+    }
+    config.compile_fds(descriptors)?;
     Ok(())
 }
 

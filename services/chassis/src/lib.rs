@@ -2,7 +2,14 @@
 //! holds only its domain and its adapters.
 //!
 //! # Layout
+//! - [`runtime`]: how every service is built and run: its [`runtime::Identity`],
+//!   the [`runtime::Runtime`] (database, NATS, relay, gRPC and admin ports)
+//!   that its gRPC services, consumers, sweepers and tasks are added to, run
+//!   and shut down in order; the [`runtime::App`] trait and every binary's
+//!   [`runtime::main`].
 //! - [`admin`]: the admin HTTP port: `/healthz`, `/readyz`, `/metrics`.
+//! - [`auth`]: bearer tokens per caller and role, and which roles may call
+//!   each RPC ([`auth::Access`]), checked by a gRPC layer.
 //! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
 //! - [`codes`]: `named_enum!` (enums with code names and Chinese labels),
 //!   forwarded from shequ-proto, where it lives beside the shared vocabulary.
@@ -27,7 +34,13 @@
 //!   whole batch at once when the job can).
 //! - [`storage`]: what both backends share: the backend a URL names, a
 //!   service's migrations per backend, commit health, which errors mean "not
-//!   stored", the keyset paging of due work.
+//!   stored", the keyset paging of due work, and [`storage::StoreError`], what
+//!   every service's storage fails with (its domain's refusals a
+//!   [`storage::Rule`]), mapped once to a gRPC status and to retry-or-park.
+//! - [`sweeper`]: leased sweepers of due work (escalations, overdue notices,
+//!   filings): batches in due order, one item a transaction, only the lease
+//!   holder sweeping.
+//! - [`backoff`]: the one exponential backoff with jitter every retry uses.
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
@@ -49,8 +62,6 @@
 //!   shutdown and each call in its caller's trace; clients that pass the trace
 //!   on (`traced`); the `InvalidArgument` helpers.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
-//! - [`runtime`]: a service's database, NATS, relay, gRPC and admin ports, run
-//!   and shut down in order.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 

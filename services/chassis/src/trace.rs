@@ -6,7 +6,7 @@
 //! a malformed value, starts a new root. The context is a tokio task-local
 //! ([`scope`], [`current`]) set by the adapters that receive work: the gRPC
 //! layer ([`crate::grpc::TraceLayer`]) and the inbox; the adapters that send
-//! work on read it: gRPC clients ([`crate::grpc::PropagateTrace`]) and the
+//! work on read it: gRPC clients ([`crate::grpc::OutgoingCall`], on every [`crate::grpc::PeerChannel`]) and the
 //! outbox, whose relay sets the `traceparent` NATS header. Those adapters also
 //! open a `tracing` span with a `trace_id` field, so every log line of the work
 //! names its trace. Background work started by no request (sweeps, retries)

@@ -3,7 +3,7 @@
 use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, STAFF};
 
 /// The table the chassis checks every call against.
-pub fn access() -> Access {
+pub(crate) fn access() -> Access {
     Access::new()
         .service(
             "shequ.complaints.v1.ComplaintService",

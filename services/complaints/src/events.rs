@@ -11,7 +11,7 @@ use crate::domain::complaint::{Action, Breach, Complaint, Detail, Transition};
 use crate::domain::kinds::ReopenReason;
 
 /// The event for `transition`, which has just been applied to `complaint` by `actor`.
-pub fn for_transition(
+pub(crate) fn for_transition(
     complaint: &Complaint,
     transition: &Transition,
     actor: &str,
@@ -128,7 +128,7 @@ pub fn for_transition(
 /// The id of the `escalated` event of complaint `id`'s `breach` in the cycle
 /// after `reopen_count` reopenings: derived from that identity, so JetStream
 /// and every consumer drop a second one.
-pub fn escalation_event_id(id: &str, breach: Breach, reopen_count: u32) -> String {
+pub(crate) fn escalation_event_id(id: &str, breach: Breach, reopen_count: u32) -> String {
     derived_id(
         contract::Escalated::TYPE,
         &[id, breach.as_str(), &reopen_count.to_string()],

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, MerchantCheck, Priority, Status as ComplaintStatus};
-use crate::domain::organisation::{Community, Grid, Organisation};
+use crate::domain::organisation;
 use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
 use crate::domain::{FieldError, fields};
@@ -28,14 +28,14 @@ use crate::store::{
 
 /// Serves both the complaint and the organisation APIs.
 #[derive(Debug, Clone)]
-pub struct ComplaintsApi {
+pub(crate) struct ComplaintsApi {
     store: Store,
     limits: Arc<TimeLimits>,
     merchants: MerchantDirectory,
 }
 
 impl ComplaintsApi {
-    pub fn new(store: Store, limits: Arc<TimeLimits>, merchants: MerchantDirectory) -> Self {
+    pub(crate) fn new(store: Store, limits: Arc<TimeLimits>, merchants: MerchantDirectory) -> Self {
         Self {
             store,
             limits,
@@ -363,7 +363,7 @@ impl pb::organisation_service_server::OrganisationService for ComplaintsApi {
             .into_inner()
             .organisation
             .ok_or_else(|| invalid_argument("organisation", "is required"))?;
-        let organisation = organisation_from_proto(organisation).validate()?;
+        let organisation = organisation::validate(organisation)?;
         self.store.load_organisation(&organisation).await?;
         let grids = organisation.communities.iter().flat_map(|c| &c.grids);
         let response = pb::LoadOrganisationResponse {
@@ -385,7 +385,7 @@ impl pb::organisation_service_server::OrganisationService for ComplaintsApi {
     ) -> Result<Response<pb::GetOrganisationResponse>, Status> {
         let organisation = self.store.organisation().await?;
         Ok(Response::new(pb::GetOrganisationResponse {
-            organisation: Some(organisation_to_proto(organisation)),
+            organisation: Some(organisation),
         }))
     }
 }
@@ -509,57 +509,5 @@ fn figures_to_proto(
             from_3_to_7_days: f.backlog.from_3_to_7_days,
             over_7_days: f.backlog.over_7_days,
         }),
-    }
-}
-
-fn organisation_from_proto(o: pb::Organisation) -> Organisation {
-    Organisation {
-        district_handler: o.district_handler,
-        communities: o
-            .communities
-            .into_iter()
-            .map(|c| Community {
-                id: c.id,
-                name: c.name,
-                committee_handler: c.committee_handler,
-                grids: c
-                    .grids
-                    .into_iter()
-                    .map(|g| Grid {
-                        id: g.id,
-                        name: g.name,
-                        worker: g.worker,
-                        branch_handler: g.branch_handler,
-                        building_ids: g.building_ids,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
-fn organisation_to_proto(o: Organisation) -> pb::Organisation {
-    pb::Organisation {
-        district_handler: o.district_handler,
-        communities: o
-            .communities
-            .into_iter()
-            .map(|c| pb::Community {
-                id: c.id,
-                name: c.name,
-                committee_handler: c.committee_handler,
-                grids: c
-                    .grids
-                    .into_iter()
-                    .map(|g| pb::Grid {
-                        id: g.id,
-                        name: g.name,
-                        worker: g.worker,
-                        branch_handler: g.branch_handler,
-                        building_ids: g.building_ids,
-                    })
-                    .collect(),
-            })
-            .collect(),
     }
 }

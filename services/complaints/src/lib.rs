@@ -4,7 +4,7 @@
 //! and the district's figures. Every change is published as an event.
 //!
 //! # Layout
-//! - [`access`]: which roles may call each RPC.
+//! - `access`: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: kinds, reporter masking, classification, time
 //!   limits, the organisation, the complaint lifecycle, figures.
 //! - [`store`]: the service's storage, [`store::Complaints`] (its domain
@@ -12,20 +12,20 @@
 //!   (rusqlite on the writer thread; `complaints`, `figures`, `organisation`)
 //!   and [`store::postgres`] (`timestamptz`, `boolean`; the same split); each
 //!   change is one transaction with its history entry and outbox event.
-//! - [`events`]: the event each transition publishes.
-//! - [`grpc`]: the `shequ.complaints.v1` adapter: validation and error mapping.
-//! - [`merchants`]: asking merchant-alliance about a complaint's merchant, with a deadline.
+//! - `events`: the event each transition publishes.
+//! - `grpc`: the `shequ.complaints.v1` adapter: validation and error mapping.
+//! - `merchants`: asking merchant-alliance about a complaint's merchant, with a deadline.
 //! - `sweeper`: [`Escalations`] of complaints past their time limits, the
 //!   work of a chassis sweeper ([`Sweeper`]).
 //! - [`Config`], [`Application`]: settings, and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
 //!   services and its sweeper; `main.rs` is the chassis's `main`.
 
-pub mod access;
+mod access;
 pub mod domain;
-pub mod events;
-pub mod grpc;
-pub mod merchants;
+mod events;
+mod grpc;
+mod merchants;
 pub mod store;
 mod sweeper;
 

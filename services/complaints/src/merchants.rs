@@ -13,14 +13,18 @@ use crate::domain::kinds::MerchantCheck;
 
 /// The merchant-alliance service as the complaints service sees it.
 #[derive(Debug, Clone)]
-pub struct MerchantDirectory {
+pub(crate) struct MerchantDirectory {
     client: MerchantServiceClient<PeerChannel>,
     timeout: Duration,
 }
 
 impl MerchantDirectory {
     /// Connects lazily: the alliance need not be up when complaints starts.
-    pub fn new(peers: &Peers, url: &str, timeout: Duration) -> Result<Self, shequ_chassis::Error> {
+    pub(crate) fn new(
+        peers: &Peers,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Self, shequ_chassis::Error> {
         let channel = peers.channel("SHEQU_ALLIANCE_URL", url, timeout)?;
         Ok(Self {
             client: MerchantServiceClient::new(channel),
@@ -30,7 +34,7 @@ impl MerchantDirectory {
 
     /// Whether `merchant_id` is a member, or `Unverified` when the alliance does
     /// not answer within the deadline.
-    pub async fn check(&self, merchant_id: &str) -> MerchantCheck {
+    pub(crate) async fn check(&self, merchant_id: &str) -> MerchantCheck {
         let request = GetMerchantRequest {
             merchant_id: merchant_id.into(),
             ..Default::default()

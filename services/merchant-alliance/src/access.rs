@@ -3,7 +3,7 @@
 use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, STAFF, STAFF_AND_SERVICES};
 
 /// The table the chassis checks every call against.
-pub fn access() -> Access {
+pub(crate) fn access() -> Access {
     Access::new().service(
         "shequ.alliance.v1.MerchantService",
         &[

@@ -16,7 +16,7 @@ use crate::domain::credit::{ComplaintResolution, MealBooking};
 use crate::store::{Alliance, Store};
 
 /// The durable consumer of complaint events.
-pub fn complaint_events() -> ConsumerSpec {
+pub(crate) fn complaint_events() -> ConsumerSpec {
     ConsumerSpec::new(
         StreamSpec {
             name: complaints::STREAM,
@@ -28,7 +28,7 @@ pub fn complaint_events() -> ConsumerSpec {
 }
 
 /// The durable consumer of care bookings.
-pub fn care_bookings() -> ConsumerSpec {
+pub(crate) fn care_bookings() -> ConsumerSpec {
     ConsumerSpec::new(
         StreamSpec {
             name: care::STREAM,
@@ -41,7 +41,7 @@ pub fn care_bookings() -> ConsumerSpec {
 
 /// Applies complaint outcomes to merchants' credit.
 #[derive(Debug, Clone)]
-pub struct ComplaintOutcomes {
+pub(crate) struct ComplaintOutcomes {
     pub store: Store,
 }
 
@@ -91,7 +91,7 @@ impl Apply for ComplaintOutcomes {
 
 /// Credits merchants for discounted elder meals.
 #[derive(Debug, Clone)]
-pub struct MealDiscounts {
+pub(crate) struct MealDiscounts {
     pub store: Store,
 }
 

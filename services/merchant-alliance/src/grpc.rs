@@ -29,14 +29,14 @@ const DEFAULT_NEARBY_LIMIT: u32 = 20;
 const MAX_NEARBY_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone)]
-pub struct AllianceApi {
+pub(crate) struct AllianceApi {
     store: Store,
     awards: Arc<AwardRules>,
     metres_per_minute: f64,
 }
 
 impl AllianceApi {
-    pub fn new(store: Store, awards: Arc<AwardRules>, metres_per_minute: f64) -> Self {
+    pub(crate) fn new(store: Store, awards: Arc<AwardRules>, metres_per_minute: f64) -> Self {
         Self {
             store,
             awards,

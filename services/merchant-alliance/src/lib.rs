@@ -3,7 +3,7 @@
 //! outcomes and good deeds, and model-merchant awards (党员示范商户).
 //!
 //! # Layout
-//! - [`access`]: which roles may call each RPC.
+//! - `access`: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: merchants, coordinates and datums, geohash
 //!   cells, opening hours, the circle, credit rules, award rules.
 //! - [`store`]: the storage, as the domain asks for it ([`store::Alliance`]),
@@ -13,17 +13,17 @@
 //!   `ledger` (credit entries, activities, complaint deductions, meal
 //!   discounts) and `awards`; [`store::Store`] is whichever the URL chose. Each
 //!   change is one transaction with its outbox events.
-//! - [`grpc`]: the `shequ.alliance.v1` adapter: validation and error mapping.
-//! - [`consumers`]: complaint outcomes and discounted elder meals, applied once
+//! - `grpc`: the `shequ.alliance.v1` adapter: validation and error mapping.
+//! - `consumers`: complaint outcomes and discounted elder meals, applied once
 //!   (each claimed in the transaction of its effect, on either backend).
 //! - [`Config`], [`Application`]: settings, and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
 //!   service and its two consumers; `main.rs` is the chassis's `main`.
 
-pub mod access;
-pub mod consumers;
+mod access;
+mod consumers;
 pub mod domain;
-pub mod grpc;
+mod grpc;
 pub mod store;
 
 use std::path::PathBuf;

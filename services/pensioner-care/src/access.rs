@@ -4,7 +4,7 @@
 use shequ_chassis::auth::{Access, STAFF};
 
 /// The table the chassis checks every call against.
-pub fn access() -> Access {
+pub(crate) fn access() -> Access {
     Access::new().service(
         "shequ.care.v1.CareService",
         &[

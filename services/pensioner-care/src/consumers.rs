@@ -13,7 +13,7 @@ use crate::domain::timeline::{self, Entry};
 use crate::store::{Care, Store};
 
 /// The durable consumer of complaint events.
-pub fn complaint_events() -> ConsumerSpec {
+pub(crate) fn complaint_events() -> ConsumerSpec {
     ConsumerSpec::new(
         StreamSpec {
             name: complaints::STREAM,
@@ -27,12 +27,12 @@ pub fn complaint_events() -> ConsumerSpec {
 /// Writes resolved, closed and reopened complaints into elders' timelines,
 /// each event in one transaction with its claim ([`Care::note_complaint_outcome`]).
 #[derive(Debug, Clone)]
-pub struct ComplaintOutcomes {
+pub(crate) struct ComplaintOutcomes {
     store: Store,
 }
 
 impl ComplaintOutcomes {
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         Self { store }
     }
 }

@@ -28,13 +28,13 @@ use crate::meals::{MealFinder, NoMeal};
 use crate::store::{Care, ElderFilter, Store};
 
 #[derive(Debug, Clone)]
-pub struct CareApi {
+pub(crate) struct CareApi {
     store: Store,
     meals: MealFinder,
 }
 
 impl CareApi {
-    pub fn new(store: Store, meals: MealFinder) -> Self {
+    pub(crate) fn new(store: Store, meals: MealFinder) -> Self {
         Self { store, meals }
     }
 }

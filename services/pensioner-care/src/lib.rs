@@ -4,7 +4,7 @@
 //! filed from visits, and each elder's timeline.
 //!
 //! # Layout
-//! - [`access`]: which roles may call each RPC.
+//! - `access`: which roles may call each RPC.
 //! - [`domain`]: the entities and rules, pure: elders and their details,
 //!   risk, visit policy, "overdue" and the overdue periods, volunteers and
 //!   the pairing cap, bookings, complaint filing, the timeline's entries.
@@ -14,24 +14,24 @@
 //!   `bookings`, `timeline`) and [`store::postgres`] (`timestamptz`,
 //!   `boolean`, `jsonb`; the same split); each change is one transaction with
 //!   its timeline entries and outbox events.
-//! - [`grpc`]: the `shequ.care.v1` adapter: validation, error mapping, and
+//! - `grpc`: the `shequ.care.v1` adapter: validation, error mapping, and
 //!   personal data only where it is needed.
 //! - `filing_worker`: [`Filings`] of complaints from visits, retried until the
 //!   complaints service answers.
-//! - [`meals`]: asks merchant-alliance for the nearest elder-meal merchant.
-//! - [`consumers`]: complaint outcomes into elders' timelines, applied once.
+//! - `meals`: asks merchant-alliance for the nearest elder-meal merchant.
+//! - `consumers`: complaint outcomes into elders' timelines, applied once.
 //! - `sweeper`: [`OverdueNotices`], one overdue event per missed visit period.
 //! - [`Config`], [`Application`]: settings, and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
 //!   service, its consumer, sweeper and filing worker; `main.rs` is the
 //!   chassis's `main`.
 
-pub mod access;
-pub mod consumers;
+mod access;
+mod consumers;
 pub mod domain;
 mod filing_worker;
-pub mod grpc;
-pub mod meals;
+mod grpc;
+mod meals;
 pub mod store;
 mod sweeper;
 

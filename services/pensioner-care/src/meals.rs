@@ -13,7 +13,7 @@ use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 
 /// The merchant a meal is booked with.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MealMerchant {
+pub(crate) struct MealMerchant {
     pub id: String,
     pub name: String,
     pub distance_metres: f64,
@@ -21,7 +21,7 @@ pub struct MealMerchant {
 
 /// Why no merchant was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoMeal {
+pub(crate) enum NoMeal {
     /// None within the circle.
     NoneNearby,
     /// The alliance did not answer in time.
@@ -29,13 +29,13 @@ pub enum NoMeal {
 }
 
 #[derive(Debug, Clone)]
-pub struct MealFinder {
+pub(crate) struct MealFinder {
     client: MerchantServiceClient<PeerChannel>,
     timeout: Duration,
 }
 
 impl MealFinder {
-    pub fn new(
+    pub(crate) fn new(
         peers: &Peers,
         alliance_url: &str,
         timeout: Duration,
@@ -48,7 +48,7 @@ impl MealFinder {
     }
 
     /// The nearest dining merchant offering elder meals within the walk.
-    pub async fn nearest(&self, home: Location) -> Result<MealMerchant, NoMeal> {
+    pub(crate) async fn nearest(&self, home: Location) -> Result<MealMerchant, NoMeal> {
         let request = alliance::FindNearbyRequest {
             point: Some(common::GeoPoint {
                 latitude: home.latitude,

@@ -8,75 +8,52 @@ use super::FieldError;
 use super::fields;
 use super::kinds::Level;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Organisation {
-    /// Who answers at the district level.
-    pub district_handler: String,
-    pub communities: Vec<Community>,
-}
+/// The organisation is the contract's message itself (`shequ.complaints.v1`):
+/// the district's handler and its communities; each community's grids with
+/// their worker (网格员), branch handler (网格党支部) and buildings. It is not
+/// mirrored here; the rules over it are.
+pub use shequ_proto::complaints::v1::{Community, Grid, Organisation};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Community {
-    pub id: String,
-    pub name: String,
-    /// Who answers for the community party committee (社区党委).
-    pub committee_handler: String,
-    pub grids: Vec<Grid>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grid {
-    pub id: String,
-    pub name: String,
-    /// The grid worker (网格员).
-    pub worker: String,
-    /// Who answers for the grid party branch (网格党支部).
-    pub branch_handler: String,
-    pub building_ids: Vec<String>,
-}
-
-impl Organisation {
-    /// Checks every id and handler and that no id is used twice; errors name the
-    /// field as `communities[0].grids[1].worker`.
-    pub fn validate(self) -> Result<Self, FieldError> {
+/// Checks every id and handler of `organisation` and that no id is used
+/// twice; errors name the field as `communities[0].grids[1].worker`.
+pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> {
+    fields::required(
+        "organisation.district_handler",
+        &organisation.district_handler,
+        fields::ID,
+    )?;
+    let mut community_ids = HashSet::new();
+    let mut grid_ids = HashSet::new();
+    let mut building_ids = HashSet::new();
+    for (c, community) in organisation.communities.iter().enumerate() {
+        let at = format!("organisation.communities[{c}]");
+        unique(&mut community_ids, &format!("{at}.id"), &community.id)?;
+        fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
         fields::required(
-            "organisation.district_handler",
-            &self.district_handler,
+            &format!("{at}.committee_handler"),
+            &community.committee_handler,
             fields::ID,
         )?;
-        let mut community_ids = HashSet::new();
-        let mut grid_ids = HashSet::new();
-        let mut building_ids = HashSet::new();
-        for (c, community) in self.communities.iter().enumerate() {
-            let at = format!("organisation.communities[{c}]");
-            unique(&mut community_ids, &format!("{at}.id"), &community.id)?;
-            fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
+        for (g, grid) in community.grids.iter().enumerate() {
+            let at = format!("{at}.grids[{g}]");
+            unique(&mut grid_ids, &format!("{at}.id"), &grid.id)?;
+            fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
+            fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
             fields::required(
-                &format!("{at}.committee_handler"),
-                &community.committee_handler,
+                &format!("{at}.branch_handler"),
+                &grid.branch_handler,
                 fields::ID,
             )?;
-            for (g, grid) in community.grids.iter().enumerate() {
-                let at = format!("{at}.grids[{g}]");
-                unique(&mut grid_ids, &format!("{at}.id"), &grid.id)?;
-                fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
-                fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
-                fields::required(
-                    &format!("{at}.branch_handler"),
-                    &grid.branch_handler,
-                    fields::ID,
+            for (b, building) in grid.building_ids.iter().enumerate() {
+                unique(
+                    &mut building_ids,
+                    &format!("{at}.building_ids[{b}]"),
+                    building,
                 )?;
-                for (b, building) in grid.building_ids.iter().enumerate() {
-                    unique(
-                        &mut building_ids,
-                        &format!("{at}.building_ids[{b}]"),
-                        building,
-                    )?;
-                }
             }
         }
-        Ok(self)
     }
+    Ok(organisation)
 }
 
 fn unique(seen: &mut HashSet<String>, field: &str, id: &str) -> Result<(), FieldError> {
@@ -247,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_well_formed_organisation_is_accepted() {
-        assert!(organisation().validate().is_ok());
+        assert!(validate(organisation()).is_ok());
     }
 
     #[test]
@@ -257,7 +234,7 @@ mod tests {
         second.id = "xinyuan-g2".into();
         second.building_ids = vec!["b2".into()];
         org.communities[0].grids.push(second);
-        let error = org.validate().unwrap_err();
+        let error = validate(org).unwrap_err();
         assert_eq!(
             error.field,
             "organisation.communities[0].grids[1].building_ids[0]"
@@ -269,7 +246,7 @@ mod tests {
         let mut org = organisation();
         org.communities[0].id = " xinyuan".into();
         assert_eq!(
-            org.validate().unwrap_err().field,
+            validate(org).unwrap_err().field,
             "organisation.communities[0].id"
         );
     }
@@ -279,7 +256,7 @@ mod tests {
         let mut org = organisation();
         org.communities[0].grids[0].worker = " ".into();
         assert_eq!(
-            org.validate().unwrap_err().field,
+            validate(org).unwrap_err().field,
             "organisation.communities[0].grids[0].worker"
         );
     }

@@ -9,7 +9,7 @@ use shequ_proto::complaints::v1::organisation_service_client::OrganisationServic
 
 use super::{Connection, Target, connect};
 use crate::cli::OrgCommand;
-use crate::organisation::OrganisationFile;
+use crate::organisation;
 use crate::output::{Output, print_json, write_stdout};
 use crate::table::Table;
 
@@ -27,11 +27,11 @@ pub(super) async fn run(
 }
 
 async fn load(target: &Target, path: &Path, output: Output) -> anyhow::Result<()> {
-    let file = OrganisationFile::read(path)?;
+    let organisation = organisation::read(path)?;
     let mut client = Client::new(connect(target).await?);
     let loaded = client
         .load_organisation(pb::LoadOrganisationRequest {
-            organisation: Some(file.into()),
+            organisation: Some(organisation),
         })
         .await
         .context("loading the organisation")?
@@ -65,7 +65,7 @@ async fn show(target: &Target, output: Output) -> anyhow::Result<()> {
         .organisation
         .unwrap_or_default();
     if output.is_json() {
-        return print_json(&OrganisationFile::from(organisation));
+        return print_json(&organisation);
     }
     write_stdout(&tree(&organisation))
 }
