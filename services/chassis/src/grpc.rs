@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
+use shequ_proto::common::v1::GeoPoint;
 use tokio::net::TcpListener;
 use tokio::task::futures::TaskLocalFuture;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ use tracing::instrument::Instrumented;
 use crate::Error;
 use crate::auth::{AuthLayer, Guard};
 use crate::config::CommonConfig;
+use crate::geo::{Datum, Location, Point};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::storage::{Rule, StoreError};
 use crate::trace::{self, TraceContext};
@@ -422,6 +424,31 @@ pub fn required_enum<T>(
 }
 
 pub use shequ_proto::time::timestamp;
+
+/// A required `GeoPoint` field as a [`Location`]: a datum named and
+/// coordinates in range; errors name `{field}`, `{field}.datum`,
+/// `{field}.latitude` or `{field}.longitude`.
+pub fn location(field: &str, point: Option<GeoPoint>) -> Result<Location, Status> {
+    let point = point.ok_or_else(|| invalid_argument(field, "is required"))?;
+    let datum = required_enum(
+        &format!("{field}.datum"),
+        point.datum,
+        Datum::from_proto_number,
+    )?;
+    Ok(Location {
+        point: Point::parse(field, point.latitude, point.longitude)?,
+        datum,
+    })
+}
+
+/// A [`Location`] as a `GeoPoint`, in its own datum.
+pub fn geo_point(location: Location) -> GeoPoint {
+    GeoPoint {
+        latitude: location.point.latitude,
+        longitude: location.point.longitude,
+        datum: location.datum.proto_number(),
+    }
+}
 
 /// A required timestamp field as a UTC instant.
 pub fn required_time(field: &str, at: Option<Timestamp>) -> Result<DateTime<Utc>, Status> {

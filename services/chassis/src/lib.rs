@@ -62,6 +62,8 @@
 //!   shutdown and each call in its caller's trace; clients that pass the trace
 //!   on (`traced`); the `InvalidArgument` helpers.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
+//! - [`geo`]: points, datums (WGS-84, GCJ-02) and the conversion between
+//!   them, a point with its datum ([`geo::Location`]), distances.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
 //! - [`Error`]: what can go wrong while starting or running the chassis's parts.
 
@@ -74,6 +76,7 @@ pub mod config;
 pub mod database;
 pub mod events;
 pub mod fields;
+pub mod geo;
 pub mod grpc;
 pub mod inbox;
 pub mod lease;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::Weekday;
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    geo_point, invalid_argument, location, optional_enum, page_size, required_enum, required_time,
+    timestamp,
 };
 use shequ_chassis::storage::Rule;
 use shequ_proto::alliance::v1 as pb;
@@ -15,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::awards::{AwardRules, Period, evaluate};
 use crate::domain::credit::CreditEntry;
-use crate::domain::geo::{Datum, Point};
+use crate::domain::geo::{Datum, Location, Point};
 use crate::domain::merchant::{
     ActivityKind, Category, Merchant, MerchantDetails, MerchantStatus, ServiceTag, StatusConflict,
     parse_tags,
@@ -114,7 +115,8 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     ) -> Result<Response<pb::GetMerchantResponse>, Status> {
         let r = request.into_inner();
         let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
-        let datum = optional_enum("datum", r.datum, datum)?.unwrap_or(Datum::Wgs84);
+        let datum =
+            optional_enum("datum", r.datum, Datum::from_proto_number)?.unwrap_or(Datum::Wgs84);
         let merchant = self.store.get(&id).await?;
         Ok(Response::new(pb::GetMerchantResponse {
             merchant: Some(to_proto(&merchant, datum)),
@@ -284,21 +286,6 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     }
 }
 
-fn datum(value: i32) -> Option<Option<Datum>> {
-    match common::Datum::try_from(value).ok()? {
-        common::Datum::Unspecified => Some(None),
-        common::Datum::Wgs84 => Some(Some(Datum::Wgs84)),
-        common::Datum::Gcj02 => Some(Some(Datum::Gcj02)),
-    }
-}
-
-fn datum_to_proto(datum: Datum) -> i32 {
-    match datum {
-        Datum::Wgs84 => common::Datum::Wgs84 as i32,
-        Datum::Gcj02 => common::Datum::Gcj02 as i32,
-    }
-}
-
 fn weekday(field: &str, value: i32) -> Result<Weekday, FieldError> {
     let day = match pb::Weekday::try_from(value) {
         Ok(pb::Weekday::Monday) => Weekday::Mon,
@@ -320,10 +307,8 @@ fn weekday_to_proto(day: Weekday) -> i32 {
 
 /// A point and the datum it came in; the point converted to WGS-84.
 fn parse_point(field: &str, point: Option<common::GeoPoint>) -> Result<(Point, Datum), Status> {
-    let point = point.ok_or_else(|| invalid_argument(field, "is required"))?;
-    let datum = required_enum(&format!("{field}.datum"), point.datum, datum)?;
-    let parsed = Point::parse(field, point.latitude, point.longitude)?;
-    Ok((parsed.to_wgs84(datum), datum))
+    let location = location(field, point)?;
+    Ok((location.to_wgs84(), location.datum))
 }
 
 fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails, Status> {
@@ -356,7 +341,10 @@ fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails
 }
 
 fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
-    let location = m.details.location.from_wgs84(datum);
+    let location = Location {
+        point: m.details.location.from_wgs84(datum),
+        datum,
+    };
     pb::Merchant {
         id: m.id.clone(),
         name: m.details.name.clone(),
@@ -367,11 +355,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
             .iter()
             .map(|t| t.as_str().to_owned())
             .collect(),
-        location: Some(common::GeoPoint {
-            latitude: location.latitude,
-            longitude: location.longitude,
-            datum: datum_to_proto(datum),
-        }),
+        location: Some(geo_point(location)),
         address: m.details.address.clone().unwrap_or_default(),
         grid_id: m.details.grid_id.clone(),
         opening_hours: m

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    geo_point, invalid_argument, location, optional_enum, page_size, required_enum, required_time,
+    timestamp,
 };
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Rule;
@@ -15,8 +16,7 @@ use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
 use crate::domain::elder::{
-    BirthDate, Elder, ElderDetails, Gender, LivingSituation, Location, district_today,
-    parse_contacts,
+    BirthDate, Elder, ElderDetails, Gender, LivingSituation, district_today, parse_contacts,
 };
 use crate::domain::fields;
 use crate::domain::filing::FilingStatus;
@@ -64,32 +64,7 @@ fn parse_details(
     let d = details.ok_or_else(|| invalid_argument("details", "is required"))?;
     let location = match d.location {
         None => None,
-        Some(point) => {
-            let datum = required_enum("details.location.datum", point.datum, |v| {
-                match common::Datum::try_from(v).ok()? {
-                    common::Datum::Unspecified => Some(None),
-                    common::Datum::Wgs84 => Some(Some(false)),
-                    common::Datum::Gcj02 => Some(Some(true)),
-                }
-            })?;
-            if !(point.latitude.is_finite() && (-90.0..=90.0).contains(&point.latitude)) {
-                return Err(invalid_argument(
-                    "details.location.latitude",
-                    "must be -90 to 90",
-                ));
-            }
-            if !(point.longitude.is_finite() && (-180.0..=180.0).contains(&point.longitude)) {
-                return Err(invalid_argument(
-                    "details.location.longitude",
-                    "must be -180 to 180",
-                ));
-            }
-            Some(Location {
-                latitude: point.latitude,
-                longitude: point.longitude,
-                gcj02: datum,
-            })
-        }
+        point => Some(location("details.location", point)?),
     };
     let contacts: Vec<(String, String, String)> = d
         .emergency_contacts
@@ -133,15 +108,7 @@ fn elder_to_proto(e: &Elder) -> pb::Elder {
             grid_id: d.grid_id.clone(),
             building_id: d.building_id.clone().unwrap_or_default(),
             address: d.address.clone().unwrap_or_default(),
-            location: d.location.map(|l| common::GeoPoint {
-                latitude: l.latitude,
-                longitude: l.longitude,
-                datum: if l.gcj02 {
-                    common::Datum::Gcj02
-                } else {
-                    common::Datum::Wgs84
-                } as i32,
-            }),
+            location: d.location.map(geo_point),
             living_situation: d.living.proto_number(),
             has_disability: d.has_disability,
             has_chronic_illness: d.has_chronic_illness,

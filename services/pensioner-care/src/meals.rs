@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use shequ_chassis::grpc::{PeerChannel, Peers};
+use shequ_chassis::grpc::{PeerChannel, Peers, geo_point};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
-use shequ_proto::common::v1 as common;
 
 use crate::domain::elder::Location;
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
@@ -50,15 +49,7 @@ impl MealFinder {
     /// The nearest dining merchant offering elder meals within the walk.
     pub(crate) async fn nearest(&self, home: Location) -> Result<MealMerchant, NoMeal> {
         let request = alliance::FindNearbyRequest {
-            point: Some(common::GeoPoint {
-                latitude: home.latitude,
-                longitude: home.longitude,
-                datum: if home.gcj02 {
-                    common::Datum::Gcj02
-                } else {
-                    common::Datum::Wgs84
-                } as i32,
-            }),
+            point: Some(geo_point(home)),
             category: alliance::Category::Dining as i32,
             service_tag: MEAL_TAG.into(),
             walk_minutes: MEAL_WALK_MINUTES,

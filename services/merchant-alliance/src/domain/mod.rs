@@ -1,7 +1,7 @@
 //! The merchant-alliance rules, as plain types and functions with no I/O.
 //!
 //! - [`merchant`]: the merchant, its category, status, service tags and details.
-//! - [`geo`]: points, the WGS-84 ↔ GCJ-02 conversion, distances.
+//! - [`geo`]: points, the WGS-84 ↔ GCJ-02 conversion, distances (the chassis's).
 //! - [`cells`]: the geohash cells that index merchants and cover a search circle.
 //! - [`nearby`]: the convenience circle: exact distance, tag, open now, nearest first.
 //! - [`opening_hours`]: weekly opening hours and whether a merchant is open now.
@@ -12,9 +12,9 @@
 pub mod awards;
 pub mod cells;
 pub mod credit;
-pub mod geo;
 pub mod merchant;
 pub mod nearby;
 pub mod opening_hours;
 
 pub use shequ_chassis::fields::{self, FieldError};
+pub use shequ_chassis::geo;

@@ -155,45 +155,7 @@ pub fn district_time_text(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// A point as given, with its datum ("wgs84" or "gcj02").
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Location {
-    pub latitude: f64,
-    pub longitude: f64,
-    pub gcj02: bool,
-}
-
-impl Location {
-    /// The datum's code name, as stored.
-    pub fn datum(self) -> &'static str {
-        if self.gcj02 { "gcj02" } else { "wgs84" }
-    }
-
-    /// The point from its stored parts: both coordinates and a known datum,
-    /// or none of them; anything else is `Err` (naming what is wrong).
-    pub fn from_parts(
-        latitude: Option<f64>,
-        longitude: Option<f64>,
-        datum: Option<&str>,
-    ) -> Result<Option<Self>, String> {
-        match (latitude, longitude, datum) {
-            (None, None, None) => Ok(None),
-            (Some(latitude), Some(longitude), Some(datum)) => {
-                let gcj02 = match datum {
-                    "gcj02" => true,
-                    "wgs84" => false,
-                    other => return Err(format!("unknown datum {other:?}")),
-                };
-                Ok(Some(Self {
-                    latitude,
-                    longitude,
-                    gcj02,
-                }))
-            }
-            _ => Err("a location needs a latitude, a longitude and a datum".into()),
-        }
-    }
-}
+pub use shequ_chassis::geo::Location;
 
 /// What staff record about an elder. Personal data throughout.
 #[derive(Debug, Clone, PartialEq)]
@@ -485,15 +447,6 @@ mod tests {
         assert!(elder.is_overdue(now + Duration::days(10)));
         elder.details.consents_to_visits = false;
         assert!(!elder.is_overdue(now + Duration::days(20)));
-    }
-
-    #[test]
-    fn a_location_is_whole_or_absent() {
-        assert_eq!(Location::from_parts(None, None, None), Ok(None));
-        let point = Location::from_parts(Some(34.7), Some(113.6), Some("gcj02")).unwrap();
-        assert!(point.is_some_and(|p| p.gcj02));
-        assert!(Location::from_parts(Some(34.7), None, Some("wgs84")).is_err());
-        assert!(Location::from_parts(Some(34.7), Some(113.6), Some("bd09")).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use shequ_chassis::clock::{ManualClock, SharedClock};
 use shequ_chassis::database::Database;
+use shequ_chassis::geo::{Datum, Point};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_pensioner_care::domain::elder::{
     BirthDate, ElderDetails, Gender, LivingSituation, Location, district_today, parse_contacts,
@@ -123,9 +124,11 @@ pub(crate) fn details(
         building_id: Some("b-1".into()),
         address: Some("3 号楼 2 单元 401".into()),
         location: Some(Location {
-            latitude: 34.7786,
-            longitude: 113.6812,
-            gcj02: true,
+            point: Point {
+                latitude: 34.7786,
+                longitude: 113.6812,
+            },
+            datum: Datum::Gcj02,
         }),
         living,
         has_disability: false,

@@ -1,11 +1,12 @@
-//! Points on the Earth, the two datums they arrive in, and distances.
+//! Points on the Earth, the two datums they arrive in, a point with its datum
+//! ([`Location`]), and distances: one geography for every service.
 //!
 //! Merchants are stored in WGS-84 (GPS). Maps and mini-programs in China show and
 //! report GCJ-02, the officially obfuscated datum that is shifted a few hundred
 //! metres from WGS-84, so a point from a map is converted on the way in and back on
 //! the way out; mixing the two would put merchants on the wrong street.
 
-use super::FieldError;
+use crate::fields::FieldError;
 
 /// A latitude/longitude in degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,13 +15,52 @@ pub struct Point {
     pub longitude: f64,
 }
 
-/// The coordinate system a point is expressed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Datum {
-    /// GPS, and what is stored.
-    Wgs84,
-    /// Chinese web maps (高德, 腾讯) and WeChat's `gcj02` locations.
-    Gcj02,
+crate::named_enum!(
+    /// The coordinate system a point is expressed in.
+    Datum in shequ_proto::common::v1::Datum {
+        /// GPS, and what merchants are stored in.
+        Wgs84 = "wgs84" / "WGS-84",
+        /// Chinese web maps (高德, 腾讯) and WeChat's `gcj02` locations.
+        Gcj02 = "gcj02" / "GCJ-02",
+    }
+);
+
+/// A point as it was given, with the datum it was given in (an elder's home).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Location {
+    pub point: Point,
+    pub datum: Datum,
+}
+
+impl Location {
+    /// The location from its stored parts: both coordinates and a known
+    /// datum, or none of them; anything else is `Err` (naming what is wrong).
+    pub fn from_parts(
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+        datum: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        match (latitude, longitude, datum) {
+            (None, None, None) => Ok(None),
+            (Some(latitude), Some(longitude), Some(datum)) => {
+                let datum =
+                    Datum::parse(datum).ok_or_else(|| format!("unknown datum {datum:?}"))?;
+                Ok(Some(Self {
+                    point: Point {
+                        latitude,
+                        longitude,
+                    },
+                    datum,
+                }))
+            }
+            _ => Err("a location needs a latitude, a longitude and a datum".into()),
+        }
+    }
+
+    /// The point in WGS-84.
+    pub fn to_wgs84(self) -> Point {
+        self.point.to_wgs84(self.datum)
+    }
 }
 
 impl Point {
@@ -150,7 +190,7 @@ fn gcj02_offset(p: Point) -> (f64, f64) {
 }
 
 /// Mean Earth radius (IUGG), in metres.
-pub(crate) const EARTH_RADIUS_METRES: f64 = 6_371_008.8;
+pub const EARTH_RADIUS_METRES: f64 = 6_371_008.8;
 
 /// Great-circle (haversine) distance in metres: at walking range the error of a
 /// sphere is far below the width of a street.
@@ -200,6 +240,15 @@ mod tests {
         };
         assert_eq!(wgs84_to_gcj02(london), london);
         assert_eq!(gcj02_to_wgs84(london), london);
+    }
+
+    #[test]
+    fn a_location_is_whole_or_absent() {
+        assert_eq!(Location::from_parts(None, None, None), Ok(None));
+        let home = Location::from_parts(Some(34.7), Some(113.6), Some("gcj02"));
+        assert_eq!(home.ok().flatten().map(|l| l.datum), Some(Datum::Gcj02));
+        assert!(Location::from_parts(Some(34.7), None, Some("wgs84")).is_err());
+        assert!(Location::from_parts(Some(34.7), Some(113.6), Some("bd09")).is_err());
     }
 
     #[test]
