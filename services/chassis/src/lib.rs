@@ -43,6 +43,8 @@
 //! - [`backoff`]: the one exponential backoff with jitter every retry uses.
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
+//! - [`ids`]: the entities' ids as types (`ComplaintId`, `GridId`, `ElderId`,
+//!   …), parsed once where they come in; [`id!`] declares one.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
 //! - [`outbox`]: events written in the state change's transaction, with the
 //!   current trace, and the relay that publishes them to JetStream (with
@@ -78,6 +80,7 @@ pub mod events;
 pub mod fields;
 pub mod geo;
 pub mod grpc;
+pub mod ids;
 pub mod inbox;
 pub mod lease;
 pub mod metrics;
