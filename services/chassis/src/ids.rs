@@ -7,7 +7,8 @@
 //! [`id!`] declares one; the ids the services share are declared here, once.
 
 /// Declares an id type: `parse` (a request field, trimmed, required, at most
-/// [`crate::fields::ID`] characters, errors naming the field), `from_stored`
+/// [`crate::fields::ID`] characters, errors naming the field),
+/// `parse_optional` (the same, `None` when blank), `from_stored`
 /// (a value the service wrote itself), `generate` (a new UUIDv7), `as_str`,
 /// `Display`, and conversions to text.
 #[macro_export]
@@ -21,6 +22,18 @@ macro_rules! id {
             /// The id in request field `field`.
             pub fn parse(field: &str, raw: &str) -> Result<Self, $crate::fields::FieldError> {
                 $crate::fields::required(field, raw, $crate::fields::ID).map(Self)
+            }
+
+            /// The id in optional request field `field`: `None` when it is
+            /// empty or blank, else [`Self::parse`]d.
+            pub fn parse_optional(
+                field: &str,
+                raw: &str,
+            ) -> Result<Option<Self>, $crate::fields::FieldError> {
+                if raw.trim().is_empty() {
+                    return Ok(None);
+                }
+                Self::parse(field, raw).map(Some)
             }
 
             /// An id as the service stored or published it.
@@ -134,6 +147,17 @@ mod tests {
         assert_eq!(empty, Err("grid_id".into()));
         let long = ElderId::parse("elder_id", &"x".repeat(65)).map_err(|e| e.field);
         assert_eq!(long, Err("elder_id".into()));
+    }
+
+    #[test]
+    fn an_optional_id_is_absent_when_blank_and_parsed_otherwise() {
+        assert_eq!(GridId::parse_optional("grid_id", "  "), Ok(None));
+        assert_eq!(
+            GridId::parse_optional("grid_id", "g-1").map(|g| g.map(String::from)),
+            Ok(Some("g-1".into()))
+        );
+        let long = GridId::parse_optional("grid_id", &"x".repeat(65)).map_err(|e| e.field);
+        assert_eq!(long, Err("grid_id".into()));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The event each transition publishes (`shequ.complaints.complaint.<verb>.v1`),
 //! built from the complaint as it stands after the change. Events carry ids and
 //! the masked phone only: never the text, the reporter's name or phone, or notes.
+//! The contract's payloads hold ids as text: the complaint's typed ids are
+//! written into them here.
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::events::{derived_id, new_event};
 use shequ_proto::events::complaints::{self as contract, ComplaintState};
 use shequ_proto::events::{CloudEvent, EventData};
 
+use crate::domain::ComplaintId;
 use crate::domain::complaint::{Action, Breach, Complaint, Detail, Transition};
 use crate::domain::kinds::ReopenReason;
 
@@ -18,19 +21,19 @@ pub(crate) fn for_transition(
     now: DateTime<Utc>,
 ) -> Result<CloudEvent, serde_json::Error> {
     let state = ComplaintState {
-        complaint_id: complaint.id.clone(),
+        complaint_id: complaint.id.to_string(),
         status: complaint.status,
         category: complaint.category,
         priority: complaint.priority,
         channel: complaint.channel,
-        community_id: complaint.community_id.clone(),
-        grid_id: complaint.grid_id.clone(),
+        community_id: complaint.community_id.to_string(),
+        grid_id: complaint.grid_id.to_string(),
         level: complaint.level,
-        merchant_id: complaint.merchant_id.clone(),
-        elder_id: complaint.elder_id.clone(),
+        merchant_id: complaint.merchant_id.clone().map(String::from),
+        elder_id: complaint.elder_id.clone().map(String::from),
         actor: actor.into(),
     };
-    let build = |data: &dyn ErasedData| data.build(&complaint.id, now);
+    let build = |data: &dyn ErasedData| data.build(complaint.id.as_str(), now);
     match (transition.action, &transition.detail) {
         (Action::Submitted, _) => build(&contract::Submitted {
             complaint: state,
@@ -104,7 +107,11 @@ pub(crate) fn for_transition(
         (Action::Rejected, _) => build(&contract::Rejected { complaint: state }),
         (Action::Merged, _) => build(&contract::Merged {
             complaint: state,
-            into_complaint_id: complaint.merged_into.clone().unwrap_or_default(),
+            into_complaint_id: complaint
+                .merged_into
+                .clone()
+                .map(String::from)
+                .unwrap_or_default(),
         }),
         (
             Action::Reclassified,
@@ -128,10 +135,10 @@ pub(crate) fn for_transition(
 /// The id of the `escalated` event of complaint `id`'s `breach` in the cycle
 /// after `reopen_count` reopenings: derived from that identity, so JetStream
 /// and every consumer drop a second one.
-pub(crate) fn escalation_event_id(id: &str, breach: Breach, reopen_count: u32) -> String {
+pub(crate) fn escalation_event_id(id: &ComplaintId, breach: Breach, reopen_count: u32) -> String {
     derived_id(
         contract::Escalated::TYPE,
-        &[id, breach.as_str(), &reopen_count.to_string()],
+        &[id.as_str(), breach.as_str(), &reopen_count.to_string()],
     )
 }
 

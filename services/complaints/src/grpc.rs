@@ -1,7 +1,7 @@
 //! The gRPC adapter: `shequ.complaints.v1` requests parsed into domain values
 //! (bad input is `InvalidArgument` naming the field, before anything is
-//! written), store errors mapped to status codes in one place, domain values
-//! mapped back to messages.
+//! written; each id field parsed once into its id type), store errors mapped
+//! to status codes in one place, domain values mapped back to messages.
 
 use std::sync::Arc;
 
@@ -20,7 +20,9 @@ use crate::domain::kinds::{Category, Channel, MerchantCheck, Priority, Status as
 use crate::domain::organisation;
 use crate::domain::reporter::Reporter;
 use crate::domain::time_limits::TimeLimits;
-use crate::domain::{FieldError, fields};
+use crate::domain::{
+    BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId, fields,
+};
 use crate::merchants::MerchantDirectory;
 use crate::store::{
     Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError,
@@ -71,13 +73,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
             priority: optional_enum("priority", request.priority, Priority::from_proto_number)?
                 .unwrap_or(Priority::Normal),
             reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
-            building_id: fields::optional("building_id", &request.building_id, fields::ID)?,
+            building_id: BuildingId::parse_optional("building_id", &request.building_id)?,
             location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
-            merchant_id: fields::optional("merchant_id", &request.merchant_id, fields::ID)?,
+            merchant_id: MerchantId::parse_optional("merchant_id", &request.merchant_id)?,
             merchant_check: None,
-            elder_id: fields::optional("elder_id", &request.elder_id, fields::ID)?,
+            elder_id: ElderId::parse_optional("elder_id", &request.elder_id)?,
         };
-        let grid_id = fields::optional("grid_id", &request.grid_id, fields::ID)?;
+        let grid_id = GridId::parse_optional("grid_id", &request.grid_id)?;
         if grid_id.is_none() && intake.building_id.is_none() {
             return Err(invalid_argument(
                 "grid_id",
@@ -90,7 +92,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         }
         let (complaint, duplicate) = self
             .store
-            .submit(&request_id, intake, grid_id.as_deref(), &self.limits)
+            .submit(&request_id, intake, grid_id.as_ref(), &self.limits)
             .await?;
         tracing::info!(complaint_id = %complaint.id, category = complaint.category.as_str(), duplicate, "complaint submitted");
         Ok(Response::new(pb::SubmitComplaintResponse {
@@ -103,7 +105,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::GetComplaintResponse>, Status> {
-        let id = fields::required("complaint_id", &request.get_ref().complaint_id, fields::ID)?;
+        let id = ComplaintId::parse("complaint_id", &request.get_ref().complaint_id)?;
         let (complaint, history) = self.store.get(&id).await?;
         Ok(Response::new(pb::GetComplaintResponse {
             complaint: Some(to_proto(&complaint, &history, self.store.now(), true)),
@@ -117,8 +119,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let request = request.into_inner();
         let filter = ListFilter {
             status: optional_enum("status", request.status, ComplaintStatus::from_proto_number)?,
-            grid_id: fields::optional("grid_id", &request.grid_id, fields::ID)?,
-            community_id: fields::optional("community_id", &request.community_id, fields::ID)?,
+            grid_id: GridId::parse_optional("grid_id", &request.grid_id)?,
+            community_id: CommunityId::parse_optional("community_id", &request.community_id)?,
             category: optional_enum("category", request.category, Category::from_proto_number)?,
             overdue_only: request.overdue_only,
         };
@@ -250,7 +252,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         request: Request<pb::MergeComplaintRequest>,
     ) -> Result<Response<pb::MergeComplaintResponse>, Status> {
         let r = request.into_inner();
-        let into = fields::required("into_complaint_id", &r.into_complaint_id, fields::ID)?;
+        let into = ComplaintId::parse("into_complaint_id", &r.into_complaint_id)?;
         let complaint = self
             .transition(
                 &r.complaint_id,
@@ -295,8 +297,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         request: Request<pb::GetFiguresRequest>,
     ) -> Result<Response<pb::GetFiguresResponse>, Status> {
         let r = request.into_inner();
-        let community = fields::optional("community_id", &r.community_id, fields::ID)?;
-        let grid = fields::optional("grid_id", &r.grid_id, fields::ID)?;
+        let community = CommunityId::parse_optional("community_id", &r.community_id)?;
+        let grid = GridId::parse_optional("grid_id", &r.grid_id)?;
         let scope = match (community, grid) {
             (Some(_), Some(_)) => {
                 return Err(invalid_argument(
@@ -326,16 +328,16 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
 }
 
 impl ComplaintsApi {
-    /// Checks the fields every transition has, then applies `change` in the store.
+    /// Parses the fields every transition has, then applies `change` in the store.
     async fn transition(
         &self,
         complaint_id: &str,
         request_id: &str,
         actor: &str,
-        related: Option<&str>,
+        related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<pb::Complaint, Status> {
-        let complaint_id = fields::required("complaint_id", complaint_id, fields::ID)?;
+        let complaint_id = ComplaintId::parse("complaint_id", complaint_id)?;
         let actor = fields::required("actor", actor, fields::ID)?;
         let request_id = fields::optional("request_id", request_id, fields::REQUEST_ID)?;
         let complaint = self
@@ -402,7 +404,7 @@ fn parse_page_token(token: &str) -> Result<Option<Cursor>, Status> {
     let (at, id) = token.split_once(':').ok_or_else(invalid)?;
     Ok(Some(Cursor {
         submitted_at: at.parse().map_err(|_| invalid())?,
-        id: fields::required("page.page_token", id, fields::ID).map_err(|_| invalid())?,
+        id: ComplaintId::parse("page.page_token", id).map_err(|_| invalid())?,
     }))
 }
 
@@ -422,7 +424,7 @@ fn to_proto(
         .map(|phone| phone.masked())
         .unwrap_or_default();
     pb::Complaint {
-        id: c.id.clone(),
+        id: c.id.to_string(),
         status: c.status.proto_number(),
         text: c.text.clone(),
         channel: c.channel.proto_number(),
@@ -439,12 +441,12 @@ fn to_proto(
                 .unwrap_or_default(),
         }),
         reporter_phone_masked: masked,
-        community_id: c.community_id.clone(),
-        grid_id: c.grid_id.clone(),
-        building_id: c.building_id.clone().unwrap_or_default(),
+        community_id: c.community_id.to_string(),
+        grid_id: c.grid_id.to_string(),
+        building_id: c.building_id.clone().map(String::from).unwrap_or_default(),
         location: c.location.clone().unwrap_or_default(),
-        merchant_id: c.merchant_id.clone().unwrap_or_default(),
-        elder_id: c.elder_id.clone().unwrap_or_default(),
+        merchant_id: c.merchant_id.clone().map(String::from).unwrap_or_default(),
+        elder_id: c.elder_id.clone().map(String::from).unwrap_or_default(),
         level: c.level.proto_number(),
         assignee: c.assignee.clone(),
         submitted_at: Some(timestamp(c.submitted_at)),
@@ -458,7 +460,7 @@ fn to_proto(
         merchant_at_fault: c.merchant_at_fault,
         satisfaction: c.satisfaction.map_or(0, |s| u32::from(s.get())),
         reject_reason: c.reject_reason.clone().unwrap_or_default(),
-        merged_into: c.merged_into.clone().unwrap_or_default(),
+        merged_into: c.merged_into.clone().map(String::from).unwrap_or_default(),
         merchant_check: c.merchant_check.map_or(0, MerchantCheck::proto_number),
         reopen_count: c.reopen_count,
         overdue: c.is_overdue(now),

@@ -9,6 +9,7 @@ use shequ_proto::alliance::v1::GetMerchantRequest;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use tonic::Code;
 
+use crate::domain::MerchantId;
 use crate::domain::kinds::MerchantCheck;
 
 /// The merchant-alliance service as the complaints service sees it.
@@ -34,9 +35,9 @@ impl MerchantDirectory {
 
     /// Whether `merchant_id` is a member, or `Unverified` when the alliance does
     /// not answer within the deadline.
-    pub(crate) async fn check(&self, merchant_id: &str) -> MerchantCheck {
+    pub(crate) async fn check(&self, merchant_id: &MerchantId) -> MerchantCheck {
         let request = GetMerchantRequest {
-            merchant_id: merchant_id.into(),
+            merchant_id: merchant_id.to_string(),
             ..Default::default()
         };
         let mut client = self.client.clone();

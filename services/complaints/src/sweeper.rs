@@ -14,6 +14,7 @@ use shequ_chassis::storage::Due;
 use shequ_chassis::sweeper::Work;
 use shequ_chassis::trace::{self, TraceContext};
 
+use crate::domain::ComplaintId;
 use crate::domain::complaint::Breach;
 use crate::store::{Complaints, Store, StoreError};
 
@@ -55,10 +56,11 @@ impl Work for Escalations {
         item: &Due,
         _now: DateTime<Utc>,
     ) -> Result<Option<usize>, StoreError> {
-        let id = item.id();
+        // The sweep's items are the ids it read from the complaints.
+        let id = ComplaintId::from_stored(item.id());
         let escalate = async {
             // Not done when it was escalated or moved on meanwhile.
-            let done = self.store.escalate(id, breach).await?;
+            let done = self.store.escalate(&id, breach).await?;
             if done {
                 tracing::info!(complaint_id = %id, breach = breach.as_str(), "complaint escalated");
             }

@@ -5,6 +5,10 @@
 //!   its score once; a later resolution finding no fault gives it back; a reopened
 //!   complaint changes nothing until it is resolved again;
 //! - care events: a discounted meal booked for an elder counts as a welfare activity.
+//!
+//! The ids an event names are parsed as they come in (`data.merchant_id`,
+//! `data.complaint_id`, `data.booking_id`): one that does not parse makes the
+//! event malformed, so it is set aside rather than applied.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -13,7 +17,8 @@ use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::{CloudEvent, EventData, care, complaints};
 
 use crate::domain::credit::{ComplaintResolution, MealBooking};
-use crate::store::{Alliance, Store};
+use crate::domain::{BookingId, ComplaintId, FieldError, MerchantId};
+use crate::store::{Alliance, Store, StoreError};
 
 /// The durable consumer of complaint events.
 pub(crate) fn complaint_events() -> ConsumerSpec {
@@ -59,17 +64,7 @@ impl Apply for ComplaintOutcomes {
         async move {
             // Each event is claimed, also one that changes nothing here.
             let resolution = if self.wants(&event.event_type) {
-                let resolved: complaints::Resolved = payload(event)?;
-                resolved
-                    .complaint
-                    .merchant_id
-                    .clone()
-                    .map(|merchant_id| ComplaintResolution {
-                        merchant_id,
-                        complaint_id: resolved.complaint.complaint_id.clone(),
-                        resolved_at: resolved.resolved_at,
-                        at_fault: resolved.merchant_at_fault,
-                    })
+                resolution(&payload(event)?).map_err(StoreError::Field)?
             } else {
                 None
             };
@@ -106,17 +101,8 @@ impl Apply for MealDiscounts {
         once: Once,
     ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
-            let booked: care::ServiceBooked = payload(event)?;
-            // Only a discounted meal with a merchant is its welfare activity.
-            let booking = match (booked.service, booked.merchant_id) {
-                (care::Service::MealAssistance, Some(merchant_id)) if booked.discounted => {
-                    MealBooking {
-                        merchant_id,
-                        booking_id: booked.booking_id,
-                        booked_for: booked.booked_for,
-                    }
-                }
-                _ => return Ok(self.store.claim_only(once).await?),
+            let Some(booking) = meal_booking(&payload(event)?).map_err(StoreError::Field)? else {
+                return Ok(self.store.claim_only(once).await?);
             };
             let (outcome, _) = self
                 .store
@@ -125,5 +111,134 @@ impl Apply for MealDiscounts {
             Ok(outcome)
         }
         .boxed()
+    }
+}
+
+/// The resolution `resolved` announces of a complaint about a merchant;
+/// `None` for a complaint about no merchant.
+fn resolution(resolved: &complaints::Resolved) -> Result<Option<ComplaintResolution>, FieldError> {
+    let Some(merchant_id) = &resolved.complaint.merchant_id else {
+        return Ok(None);
+    };
+    Ok(Some(ComplaintResolution {
+        merchant_id: MerchantId::parse("data.merchant_id", merchant_id)?,
+        complaint_id: ComplaintId::parse("data.complaint_id", &resolved.complaint.complaint_id)?,
+        resolved_at: resolved.resolved_at,
+        at_fault: resolved.merchant_at_fault,
+    }))
+}
+
+/// The discounted meal with a merchant `booked` is, the merchant's welfare
+/// activity; `None` for any other booking.
+fn meal_booking(booked: &care::ServiceBooked) -> Result<Option<MealBooking>, FieldError> {
+    let merchant_id = match (booked.service, &booked.merchant_id) {
+        (care::Service::MealAssistance, Some(merchant_id)) if booked.discounted => merchant_id,
+        _ => return Ok(None),
+    };
+    Ok(Some(MealBooking {
+        merchant_id: MerchantId::parse("data.merchant_id", merchant_id)?,
+        booking_id: BookingId::parse("data.booking_id", &booked.booking_id)?,
+        booked_for: booked.booked_for,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use shequ_chassis::inbox::HandlerError;
+    use shequ_proto::events::{care, complaints};
+
+    use super::*;
+
+    fn resolved(merchant_id: Option<&str>, complaint_id: &str) -> complaints::Resolved {
+        let now = Utc::now();
+        complaints::Resolved {
+            complaint: complaints::ComplaintState {
+                complaint_id: complaint_id.into(),
+                status: complaints::Status::Resolved,
+                category: complaints::Category::MerchantConduct,
+                priority: complaints::Priority::Normal,
+                channel: complaints::Channel::Hotline,
+                community_id: "xinyuan".into(),
+                grid_id: "xinyuan-1".into(),
+                level: complaints::Level::GridWorker,
+                merchant_id: merchant_id.map(str::to_owned),
+                elder_id: None,
+                actor: "worker-li".into(),
+            },
+            resolved_at: now,
+            on_time: true,
+            merchant_at_fault: true,
+            follow_up_due_at: now,
+        }
+    }
+
+    fn booked(
+        merchant_id: Option<&str>,
+        booking_id: &str,
+        discounted: bool,
+    ) -> care::ServiceBooked {
+        care::ServiceBooked {
+            booking_id: booking_id.into(),
+            elder_id: "elder-1".into(),
+            service: care::Service::MealAssistance,
+            merchant_id: merchant_id.map(str::to_owned),
+            discounted,
+            booked_for: Utc::now(),
+        }
+    }
+
+    fn refused_field<T: std::fmt::Debug>(parsed: Result<T, FieldError>) -> String {
+        parsed.unwrap_err().field
+    }
+
+    #[test]
+    fn a_resolution_names_the_merchant_and_the_complaint_as_ids() {
+        let parsed = resolution(&resolved(Some(" m-1 "), "c-1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.merchant_id, "m-1");
+        assert_eq!(parsed.complaint_id, "c-1");
+        assert_eq!(resolution(&resolved(None, "c-1")), Ok(None));
+    }
+
+    #[test]
+    fn an_id_in_a_complaint_event_that_does_not_parse_names_its_field() {
+        assert_eq!(
+            refused_field(resolution(&resolved(Some(""), "c-1"))),
+            "data.merchant_id"
+        );
+        let long = "c".repeat(65);
+        assert_eq!(
+            refused_field(resolution(&resolved(Some("m-1"), &long))),
+            "data.complaint_id"
+        );
+    }
+
+    #[test]
+    fn only_a_discounted_meal_with_a_merchant_is_a_meal_booking() {
+        let booking = meal_booking(&booked(Some("m-1"), "b-1", true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (booking.merchant_id.as_str(), booking.booking_id.as_str()),
+            ("m-1", "b-1")
+        );
+        assert_eq!(meal_booking(&booked(Some("m-1"), "b-1", false)), Ok(None));
+        assert_eq!(meal_booking(&booked(None, "b-1", true)), Ok(None));
+        // Ids of a booking that is no discounted meal are never looked at.
+        assert_eq!(meal_booking(&booked(Some(""), "", false)), Ok(None));
+    }
+
+    #[test]
+    fn an_id_in_a_booking_event_that_does_not_parse_makes_it_malformed() {
+        let refused = meal_booking(&booked(Some("m-1"), " ", true)).unwrap_err();
+        assert_eq!(refused.field, "data.booking_id");
+        let error = HandlerError::from(StoreError::Field(refused));
+        assert!(matches!(error, HandlerError::Malformed(_)), "{error:?}");
+        assert_eq!(
+            refused_field(meal_booking(&booked(Some(" "), "b-1", true))),
+            "data.merchant_id"
+        );
     }
 }

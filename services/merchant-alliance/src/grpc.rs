@@ -1,6 +1,7 @@
 //! The gRPC adapter: `shequ.alliance.v1` requests parsed into domain values (bad
-//! input is `InvalidArgument` naming the field, before anything is written),
-//! store errors mapped to status codes in one place, domain values mapped back.
+//! input is `InvalidArgument` naming the field, before anything is written;
+//! each id field is parsed once into its id type), store errors mapped to
+//! status codes in one place, domain values mapped back.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use crate::domain::merchant::{
 };
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::opening_hours::OpeningHours;
-use crate::domain::{FieldError, fields};
+use crate::domain::{FieldError, GridId, MerchantId, fields};
 use crate::store::{Alliance, ListFilter, Store};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
@@ -72,7 +73,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         request: Request<pb::UpdateMerchantRequest>,
     ) -> Result<Response<pb::UpdateMerchantResponse>, Status> {
         let r = request.into_inner();
-        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let details = parse_details(r.details)?;
         let merchant = self.store.update(&id, details, &actor).await?;
@@ -86,7 +87,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         request: Request<pb::SuspendMerchantRequest>,
     ) -> Result<Response<pb::SuspendMerchantResponse>, Status> {
         let r = request.into_inner();
-        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let merchant = self.store.suspend(&id, reason, &actor).await?;
@@ -101,7 +102,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         request: Request<pb::ReinstateMerchantRequest>,
     ) -> Result<Response<pb::ReinstateMerchantResponse>, Status> {
         let r = request.into_inner();
-        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let merchant = self.store.reinstate(&id, &actor).await?;
         Ok(Response::new(pb::ReinstateMerchantResponse {
@@ -114,7 +115,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         request: Request<pb::GetMerchantRequest>,
     ) -> Result<Response<pb::GetMerchantResponse>, Status> {
         let r = request.into_inner();
-        let id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let datum =
             optional_enum("datum", r.datum, Datum::from_proto_number)?.unwrap_or(Datum::Wgs84);
         let merchant = self.store.get(&id).await?;
@@ -129,21 +130,21 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     ) -> Result<Response<pb::ListMerchantsResponse>, Status> {
         let r = request.into_inner();
         let filter = ListFilter {
-            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            grid_id: GridId::parse_optional("grid_id", &r.grid_id)?,
             category: optional_enum("category", r.category, Category::from_proto_number)?,
             status: optional_enum("status", r.status, MerchantStatus::from_proto_number)?,
         };
         let page = r.page.unwrap_or_default();
         let size = page_size(&page)?;
-        let after = fields::optional("page.page_token", &page.page_token, fields::ID)?;
-        let (merchants, next) = self.store.list(&filter, size, after.as_deref()).await?;
+        let after = MerchantId::parse_optional("page.page_token", &page.page_token)?;
+        let (merchants, next) = self.store.list(&filter, size, after.as_ref()).await?;
         Ok(Response::new(pb::ListMerchantsResponse {
             merchants: merchants
                 .iter()
                 .map(|m| to_proto(m, Datum::Wgs84))
                 .collect(),
             page: Some(common::PageResponse {
-                next_page_token: next.unwrap_or_default(),
+                next_page_token: next.map(String::from).unwrap_or_default(),
             }),
         }))
     }
@@ -209,7 +210,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     ) -> Result<Response<pb::RecordActivityResponse>, Status> {
         let r = request.into_inner();
         let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
-        let merchant_id = fields::required("merchant_id", &r.merchant_id, fields::ID)?;
+        let merchant_id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let kind = required_enum("kind", r.kind, ActivityKind::from_proto_number)?;
         let description = fields::required("description", &r.description, fields::REASON)?;
         let now = self.store.now();
@@ -242,7 +243,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::GetCreditLedgerRequest>,
     ) -> Result<Response<pb::GetCreditLedgerResponse>, Status> {
-        let id = fields::required("merchant_id", &request.get_ref().merchant_id, fields::ID)?;
+        let id = MerchantId::parse("merchant_id", &request.get_ref().merchant_id)?;
         let (score, entries) = self.store.ledger(&id).await?;
         Ok(Response::new(pb::GetCreditLedgerResponse {
             score,
@@ -272,7 +273,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
                 _ => already,
             };
             evaluations.push(pb::Evaluation {
-                merchant_id: merchant.id.clone(),
+                merchant_id: merchant.id.to_string(),
                 merchant_name: merchant.details.name.clone(),
                 qualified,
                 reasons,
@@ -334,7 +335,7 @@ fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails
         service_tags: parse_tags("details.service_tags", &d.service_tags)?,
         location,
         address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
-        grid_id: fields::required("details.grid_id", &d.grid_id, fields::ID)?,
+        grid_id: GridId::parse("details.grid_id", &d.grid_id)?,
         opening_hours,
         party_member_owner: d.party_member_owner,
     })
@@ -346,7 +347,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
         datum,
     };
     pb::Merchant {
-        id: m.id.clone(),
+        id: m.id.to_string(),
         name: m.details.name.clone(),
         category: m.details.category.proto_number(),
         service_tags: m
@@ -357,7 +358,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
             .collect(),
         location: Some(geo_point(location)),
         address: m.details.address.clone().unwrap_or_default(),
-        grid_id: m.details.grid_id.clone(),
+        grid_id: m.details.grid_id.to_string(),
         opening_hours: m
             .details
             .opening_hours

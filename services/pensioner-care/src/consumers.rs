@@ -1,5 +1,7 @@
 //! Complaint outcomes for elder-linked complaints, learned from complaint events
-//! (applied once through the chassis inbox) into the elder's timeline.
+//! (applied once through the chassis inbox) into the elder's timeline. The
+//! ids an event carries are parsed (`data.elder_id`, `data.complaint_id`):
+//! one that does not parse makes the event malformed.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -10,7 +12,8 @@ use shequ_proto::events::complaints;
 use shequ_proto::events::{CloudEvent, EventData};
 
 use crate::domain::timeline::{self, Entry};
-use crate::store::{Care, Store};
+use crate::domain::{ComplaintId, ElderId};
+use crate::store::{Care, Store, StoreError};
 
 /// The durable consumer of complaint events.
 pub(crate) fn complaint_events() -> ConsumerSpec {
@@ -69,16 +72,20 @@ fn outcome_entry(event: &CloudEvent) -> Result<Option<Entry>, HandlerError> {
         }
         _ => return Ok(None),
     };
-    Ok(complaint.elder_id.as_deref().map(|elder_id| {
-        timeline::complaint_outcome(
-            elder_id,
-            event.time,
-            kind,
-            &complaint.complaint_id,
-            &outcome,
-            &fact,
-        )
-    }))
+    let Some(elder_id) = complaint.elder_id else {
+        return Ok(None);
+    };
+    let elder_id = ElderId::parse("data.elder_id", &elder_id).map_err(StoreError::from)?;
+    let complaint_id = ComplaintId::parse("data.complaint_id", &complaint.complaint_id)
+        .map_err(StoreError::from)?;
+    Ok(Some(timeline::complaint_outcome(
+        &elder_id,
+        event.time,
+        kind,
+        &complaint_id,
+        &outcome,
+        &fact,
+    )))
 }
 
 impl Apply for ComplaintOutcomes {
@@ -100,5 +107,63 @@ impl Apply for ComplaintOutcomes {
             Ok(self.store.note_complaint_outcome(once, entry).await?)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use shequ_chassis::events::new_event;
+
+    use super::*;
+
+    fn resolved(elder_id: Option<&str>, complaint_id: &str) -> CloudEvent {
+        let now = Utc::now();
+        let data = complaints::Resolved {
+            complaint: complaints::ComplaintState {
+                complaint_id: complaint_id.into(),
+                status: complaints::Status::Resolved,
+                category: complaints::Category::ElderlyDisabilityServices,
+                priority: complaints::Priority::Normal,
+                channel: complaints::Channel::CareVisit,
+                community_id: "xinyuan".into(),
+                grid_id: "xinyuan-1".into(),
+                level: complaints::Level::GridWorker,
+                merchant_id: None,
+                elder_id: elder_id.map(Into::into),
+                actor: "worker-li".into(),
+            },
+            resolved_at: now,
+            on_time: true,
+            merchant_at_fault: false,
+            follow_up_due_at: now,
+        };
+        new_event(complaints::SOURCE, complaint_id, now, &data).unwrap()
+    }
+
+    #[test]
+    fn an_outcome_is_noted_for_the_elder_the_complaint_names() {
+        let entry = outcome_entry(&resolved(Some(" e-1 "), "c-1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.elder_id, "e-1");
+        assert_eq!(entry.reference, "c-1");
+        assert!(outcome_entry(&resolved(None, "c-1")).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_event_whose_ids_do_not_parse_is_malformed_naming_the_field() {
+        for (event, field) in [
+            (resolved(Some(""), "c-1"), "data.elder_id"),
+            (resolved(Some(&"e".repeat(65)), "c-1"), "data.elder_id"),
+            (resolved(Some("e-1"), " "), "data.complaint_id"),
+        ] {
+            match outcome_entry(&event) {
+                Err(HandlerError::Malformed(reason)) => {
+                    assert!(reason.starts_with(field), "{reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
     }
 }

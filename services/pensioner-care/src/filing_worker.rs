@@ -31,6 +31,7 @@ use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClien
 use tonic::Code;
 
 use crate::domain::filing::{self, Filing};
+use crate::domain::{ComplaintId, VisitId};
 use crate::store::{Care, Store, StoreError};
 
 /// How often pending filings are looked at when nobody wakes the worker.
@@ -75,7 +76,8 @@ impl Filings {
     /// One attempt at the filing of `item` if it is still due by `now`, in the
     /// trace of its visit; whether it was filed, `None` when it was not tried.
     async fn attempt(&self, item: &Due, now: DateTime<Utc>) -> Result<Option<bool>, StoreError> {
-        let Some(filing) = self.store.due_filing(item.id(), now).await? else {
+        let visit_id = VisitId::from_stored(item.id());
+        let Some(filing) = self.store.due_filing(&visit_id, now).await? else {
             return Ok(None);
         };
         let context = filing
@@ -107,7 +109,9 @@ impl Filings {
         }
     }
 
-    async fn submit(&self, filing: &Filing) -> Result<String, tonic::Status> {
+    /// The complaint filed, its id parsed: an answer without one is an
+    /// internal error of the complaints service.
+    async fn submit(&self, filing: &Filing) -> Result<ComplaintId, tonic::Status> {
         let priority = if filing.urgent {
             complaints::Priority::Urgent
         } else {
@@ -119,8 +123,8 @@ impl Filings {
             channel: complaints::Channel::CareVisit as i32,
             category: complaints::Category::ElderlyDisabilityServices as i32,
             priority: priority as i32,
-            grid_id: filing.grid_id.clone(),
-            elder_id: filing.elder_id.clone(),
+            grid_id: filing.grid_id.to_string(),
+            elder_id: filing.elder_id.to_string(),
             ..Default::default()
         };
         let response = self
@@ -129,12 +133,12 @@ impl Filings {
             .submit_complaint(request)
             .await?
             .into_inner();
-        response
-            .complaint
-            .map(|complaint| complaint.id)
-            .ok_or_else(|| {
-                tonic::Status::internal("the complaints service answered without a complaint")
-            })
+        let complaint = response.complaint.ok_or_else(|| {
+            tonic::Status::internal("the complaints service answered without a complaint")
+        })?;
+        ComplaintId::parse("complaint.id", &complaint.id).map_err(|error| {
+            tonic::Status::internal(format!("the complaints service answered {error}"))
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The gRPC adapter: `shequ.care.v1` requests parsed into domain values (bad
 //! input is `InvalidArgument` naming the field, before anything is written),
 //! store errors mapped to status codes in one place, values mapped back.
+//! Each id in a request is parsed once here into its type (`ElderId::parse`
+//! and the rest, errors naming the field) and written back as text.
 //! Personal data (health, whereabouts, contacts) only leaves through the elder
 //! RPCs that need it; lists carry summaries.
 
@@ -18,12 +20,14 @@ use tonic::{Request, Response, Status};
 use crate::domain::elder::{
     BirthDate, Elder, ElderDetails, Gender, LivingSituation, district_today, parse_contacts,
 };
-use crate::domain::fields;
 use crate::domain::filing::FilingStatus;
 use crate::domain::pairing::{Pairing, PairingError, Volunteer};
 use crate::domain::risk::RiskLevel;
 use crate::domain::services::{Booking, BookingStatus, MEALS_ARE_DISCOUNTED, Service};
 use crate::domain::visits::{NewVisit, Visit, VisitKind, Wellbeing, parse_needs};
+use crate::domain::{
+    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, VolunteerId, fields,
+};
 use crate::meals::{MealFinder, NoMeal};
 use crate::store::{Care, ElderFilter, Store};
 
@@ -75,8 +79,8 @@ fn parse_details(
         name: fields::required("details.name", &d.name, fields::SHORT_TEXT)?,
         birth_date: BirthDate::parse("details.birth_date", &d.birth_date, district_today(now))?,
         gender: required_enum("details.gender", d.gender, Gender::from_proto_number)?,
-        grid_id: fields::required("details.grid_id", &d.grid_id, fields::ID)?,
-        building_id: fields::optional("details.building_id", &d.building_id, fields::ID)?,
+        grid_id: GridId::parse("details.grid_id", &d.grid_id)?,
+        building_id: BuildingId::parse_optional("details.building_id", &d.building_id)?,
         address: fields::optional("details.address", &d.address, fields::SHORT_TEXT)?,
         location,
         living: required_enum(
@@ -100,13 +104,17 @@ fn parse_details(
 fn elder_to_proto(e: &Elder) -> pb::Elder {
     let d = &e.details;
     pb::Elder {
-        id: e.id.clone(),
+        id: e.id.to_string(),
         details: Some(pb::ElderDetails {
             name: d.name.clone(),
             birth_date: d.birth_date.date().to_string(),
             gender: d.gender.proto_number(),
-            grid_id: d.grid_id.clone(),
-            building_id: d.building_id.clone().unwrap_or_default(),
+            grid_id: d.grid_id.to_string(),
+            building_id: d
+                .building_id
+                .as_ref()
+                .map(BuildingId::to_string)
+                .unwrap_or_default(),
             address: d.address.clone().unwrap_or_default(),
             location: d.location.map(geo_point),
             living_situation: d.living.proto_number(),
@@ -130,19 +138,27 @@ fn elder_to_proto(e: &Elder) -> pb::Elder {
         visit_interval_days: e.visit_interval_days,
         last_visit_at: e.last_visit_at.map(timestamp),
         next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
-        volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
+        volunteer_id: volunteer_text(e),
         registered_at: Some(timestamp(e.registered_at)),
     }
 }
 
+/// The elder's volunteer as the API writes it: empty when there is none.
+fn volunteer_text(e: &Elder) -> String {
+    e.volunteer_id
+        .as_ref()
+        .map(VolunteerId::to_string)
+        .unwrap_or_default()
+}
+
 fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
     pb::ElderSummary {
-        id: e.id.clone(),
+        id: e.id.to_string(),
         name: e.details.name.clone(),
         age: e.age_on(district_today(now)),
-        grid_id: e.details.grid_id.clone(),
+        grid_id: e.details.grid_id.to_string(),
         risk: e.assessment.level.proto_number(),
-        volunteer_id: e.volunteer_id.clone().unwrap_or_default(),
+        volunteer_id: volunteer_text(e),
         next_visit_due_at: Some(timestamp(e.next_visit_due_at)),
         overdue: e.is_overdue(now),
     }
@@ -152,24 +168,24 @@ fn summary(e: &Elder, now: DateTime<Utc>) -> pb::ElderSummary {
 /// masked in lists.
 fn volunteer_to_proto(v: &Volunteer, with_phone: bool) -> pb::Volunteer {
     pb::Volunteer {
-        id: v.id.clone(),
+        id: v.id.to_string(),
         name: v.name.clone(),
         phone: if with_phone {
             v.phone.as_str().into()
         } else {
             v.phone.masked()
         },
-        grid_id: v.grid_id.clone(),
+        grid_id: v.grid_id.to_string(),
         party_member: v.party_member,
-        elder_ids: v.elder_ids.clone(),
+        elder_ids: v.elder_ids.iter().map(ElderId::to_string).collect(),
     }
 }
 
 fn pairing_to_proto(p: &Pairing) -> pb::Pairing {
     pb::Pairing {
-        id: p.id.clone(),
-        volunteer_id: p.volunteer_id.clone(),
-        elder_id: p.elder_id.clone(),
+        id: p.id.to_string(),
+        volunteer_id: p.volunteer_id.to_string(),
+        elder_id: p.elder_id.to_string(),
         started_at: Some(timestamp(p.started_at)),
         ended_at: p.ended_at.map(timestamp),
     }
@@ -177,8 +193,8 @@ fn pairing_to_proto(p: &Pairing) -> pb::Pairing {
 
 fn visit_to_proto(v: &Visit) -> pb::Visit {
     pb::Visit {
-        id: v.id.clone(),
-        elder_id: v.elder_id.clone(),
+        id: v.id.to_string(),
+        elder_id: v.elder_id.to_string(),
         visitor: v.visitor.clone(),
         kind: v.kind.proto_number(),
         visited_at: Some(timestamp(v.visited_at)),
@@ -186,19 +202,27 @@ fn visit_to_proto(v: &Visit) -> pb::Visit {
         needs: v.needs.clone(),
         notes: v.notes.clone().unwrap_or_default(),
         filing: v.filing.map_or(0, FilingStatus::proto_number),
-        complaint_id: v.complaint_id.clone().unwrap_or_default(),
+        complaint_id: v
+            .complaint_id
+            .as_ref()
+            .map(ComplaintId::to_string)
+            .unwrap_or_default(),
         filing_error: v.filing_error.clone().unwrap_or_default(),
     }
 }
 
 fn booking_to_proto(b: &Booking) -> pb::Booking {
     pb::Booking {
-        id: b.id.clone(),
-        elder_id: b.elder_id.clone(),
+        id: b.id.to_string(),
+        elder_id: b.elder_id.to_string(),
         service: b.service.proto_number(),
         scheduled_for: Some(timestamp(b.scheduled_for)),
         status: b.status.proto_number(),
-        merchant_id: b.merchant_id.clone().unwrap_or_default(),
+        merchant_id: b
+            .merchant_id
+            .as_ref()
+            .map(MerchantId::to_string)
+            .unwrap_or_default(),
         merchant_name: b.merchant_name.clone().unwrap_or_default(),
         distance_metres: b.distance_metres.unwrap_or_default(),
         note: b.status.note().into(),
@@ -231,7 +255,7 @@ impl pb::care_service_server::CareService for CareApi {
         request: Request<pb::UpdateElderRequest>,
     ) -> Result<Response<pb::UpdateElderResponse>, Status> {
         let r = request.into_inner();
-        let id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let id = ElderId::parse("elder_id", &r.elder_id)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let details = parse_details(r.details, self.store.now())?;
         let elder = self.store.update_elder(&id, details, &actor).await?;
@@ -244,7 +268,7 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::GetElderRequest>,
     ) -> Result<Response<pb::GetElderResponse>, Status> {
-        let id = fields::required("elder_id", &request.get_ref().elder_id, fields::ID)?;
+        let id = ElderId::parse("elder_id", &request.get_ref().elder_id)?;
         let elder = self.store.elder(&id).await?;
         Ok(Response::new(pb::GetElderResponse {
             elder: Some(elder_to_proto(&elder)),
@@ -258,7 +282,7 @@ impl pb::care_service_server::CareService for CareApi {
         let r = request.into_inner();
         let filter = ElderFilter {
             risk: optional_enum("risk", r.risk, RiskLevel::from_proto_number)?,
-            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            grid_id: GridId::parse_optional("grid_id", &r.grid_id)?,
             unpaired_only: r.unpaired_only,
             overdue_only: false,
         };
@@ -287,7 +311,7 @@ impl pb::care_service_server::CareService for CareApi {
         let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
         let name = fields::required("name", &r.name, fields::SHORT_TEXT)?;
         let phone = Phone::parse("phone", &r.phone)?;
-        let grid_id = fields::required("grid_id", &r.grid_id, fields::ID)?;
+        let grid_id = GridId::parse("grid_id", &r.grid_id)?;
         fields::required("actor", &r.actor, fields::ID)?;
         let (volunteer, duplicate) = self
             .store
@@ -304,12 +328,12 @@ impl pb::care_service_server::CareService for CareApi {
         request: Request<pb::ListVolunteersRequest>,
     ) -> Result<Response<pb::ListVolunteersResponse>, Status> {
         let r = request.into_inner();
-        let grid = fields::optional("grid_id", &r.grid_id, fields::ID)?;
+        let grid = GridId::parse_optional("grid_id", &r.grid_id)?;
         let page = r.page.unwrap_or_default();
         let (volunteers, next) = self
             .store
             .volunteers(
-                grid.as_deref(),
+                grid.as_ref(),
                 page_size(&page)?,
                 offset_token(&page.page_token)?,
             )
@@ -328,8 +352,8 @@ impl pb::care_service_server::CareService for CareApi {
         request: Request<pb::PairRequest>,
     ) -> Result<Response<pb::PairResponse>, Status> {
         let r = request.into_inner();
-        let volunteer_id = fields::required("volunteer_id", &r.volunteer_id, fields::ID)?;
-        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let volunteer_id = VolunteerId::parse("volunteer_id", &r.volunteer_id)?;
+        let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
         let pairing = self
@@ -347,7 +371,7 @@ impl pb::care_service_server::CareService for CareApi {
         request: Request<pb::UnpairRequest>,
     ) -> Result<Response<pb::UnpairResponse>, Status> {
         let r = request.into_inner();
-        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let actor = fields::required("actor", &r.actor, fields::ID)?;
         let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
@@ -375,7 +399,7 @@ impl pb::care_service_server::CareService for CareApi {
             return Err(invalid_argument("visited_at", "must not be in the future"));
         }
         let visit = NewVisit {
-            elder_id: fields::required("elder_id", &r.elder_id, fields::ID)?,
+            elder_id: ElderId::parse("elder_id", &r.elder_id)?,
             visitor: fields::required("visitor", &r.visitor, fields::ID)?,
             kind: required_enum("kind", r.kind, VisitKind::from_proto_number)?,
             visited_at,
@@ -397,7 +421,7 @@ impl pb::care_service_server::CareService for CareApi {
     ) -> Result<Response<pb::ListOverdueVisitsResponse>, Status> {
         let r = request.into_inner();
         let filter = ElderFilter {
-            grid_id: fields::optional("grid_id", &r.grid_id, fields::ID)?,
+            grid_id: GridId::parse_optional("grid_id", &r.grid_id)?,
             overdue_only: true,
             ..ElderFilter::default()
         };
@@ -424,7 +448,7 @@ impl pb::care_service_server::CareService for CareApi {
     ) -> Result<Response<pb::BookServiceResponse>, Status> {
         let r = request.into_inner();
         let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
-        let elder_id = fields::required("elder_id", &r.elder_id, fields::ID)?;
+        let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
         let service = required_enum("service", r.service, Service::from_proto_number)?;
         let scheduled_for = required_time("scheduled_for", r.scheduled_for)?;
         fields::required("actor", &r.actor, fields::ID)?;
@@ -438,7 +462,7 @@ impl pb::care_service_server::CareService for CareApi {
         }
         let elder = self.store.elder(&elder_id).await?;
         let mut booking = Booking {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: BookingId::generate(),
             elder_id,
             service,
             scheduled_for,
@@ -481,7 +505,7 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
-        let id = fields::required("elder_id", &request.get_ref().elder_id, fields::ID)?;
+        let id = ElderId::parse("elder_id", &request.get_ref().elder_id)?;
         let entries = self.store.timeline(&id).await?;
         Ok(Response::new(pb::GetTimelineResponse {
             entries: entries

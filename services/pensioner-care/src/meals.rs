@@ -7,13 +7,14 @@ use shequ_chassis::grpc::{PeerChannel, Peers, geo_point};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 
+use crate::domain::MerchantId;
 use crate::domain::elder::Location;
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 
 /// The merchant a meal is booked with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MealMerchant {
-    pub id: String,
+    pub id: MerchantId,
     pub name: String,
     pub distance_metres: f64,
 }
@@ -46,7 +47,8 @@ impl MealFinder {
         })
     }
 
-    /// The nearest dining merchant offering elder meals within the walk.
+    /// The nearest dining merchant offering elder meals within the walk; an
+    /// answer whose merchant has no id is the alliance unavailable.
     pub(crate) async fn nearest(&self, home: Location) -> Result<MealMerchant, NoMeal> {
         let request = alliance::FindNearbyRequest {
             point: Some(geo_point(home)),
@@ -74,8 +76,10 @@ impl MealFinder {
             .next()
             .ok_or(NoMeal::NoneNearby)?;
         let merchant = nearest.merchant.unwrap_or_default();
+        let id = MerchantId::parse("merchant.id", &merchant.id)
+            .map_err(|error| NoMeal::Unavailable(format!("the alliance answered {error}")))?;
         Ok(MealMerchant {
-            id: merchant.id,
+            id,
             name: merchant.name,
             distance_metres: nearest.distance_metres,
         })

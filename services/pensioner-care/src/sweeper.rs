@@ -15,6 +15,7 @@ use shequ_chassis::storage::Due;
 use shequ_chassis::sweeper::Work;
 use shequ_chassis::trace::{self, TraceContext};
 
+use crate::domain::ElderId;
 use crate::store::{Care, Store, StoreError};
 
 /// The sweeper of overdue visits.
@@ -52,13 +53,14 @@ impl Work for OverdueNotices {
     async fn act(
         &self,
         (): (),
-        elder: &Due,
+        due: &Due,
         now: DateTime<Utc>,
     ) -> Result<Option<usize>, StoreError> {
+        let elder = ElderId::from_stored(due.id());
         let raise = async {
-            let raised = self.store.raise_overdue(elder.id(), now).await?;
+            let raised = self.store.raise_overdue(&elder, now).await?;
             if raised > 0 {
-                tracing::info!(elder_id = %elder.id(), raised, "overdue visits raised");
+                tracing::info!(elder_id = %elder, raised, "overdue visits raised");
             }
             Ok(Some(raised))
         };

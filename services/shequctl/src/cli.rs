@@ -319,12 +319,8 @@ pub(crate) struct ListArgs {
     /// Only complaints past a time limit now.
     #[arg(long)]
     pub(crate) overdue: bool,
-    /// At most this many (1-200); default: the service's, 50.
-    #[arg(long)]
-    pub(crate) page_size: Option<u32>,
-    /// The token the previous page printed.
-    #[arg(long)]
-    pub(crate) page_token: Option<String>,
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -463,12 +459,8 @@ pub(crate) struct MerchantListArgs {
     pub(crate) category: Option<alliance::Category>,
     #[arg(long, value_parser = CodeParser::<alliance::MerchantStatus>::new())]
     pub(crate) status: Option<alliance::MerchantStatus>,
-    /// At most this many (1-200); default: the service's, 50.
-    #[arg(long)]
-    pub(crate) page_size: Option<u32>,
-    /// The token the previous page printed.
-    #[arg(long)]
-    pub(crate) page_token: Option<String>,
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
 }
 
 #[derive(Debug, Args)]

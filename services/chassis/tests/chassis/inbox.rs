@@ -397,14 +397,7 @@ async fn inbox_applies_a_redelivered_event_once_and_parks_a_malformed_one_withou
     let shutdown = CancellationToken::new();
 
     // Act
-    let inbox = Inbox::new(
-        db.clone(),
-        js.clone(),
-        ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
-        system_clock(),
-        OutboxSignal::default(),
-    );
+    let inbox = test_inbox(&db, &js, handler.clone(), spec());
     let task = tokio::spawn(inbox.run(shutdown.clone()));
 
     // Assert
@@ -469,14 +462,7 @@ async fn inbox_redelivers_a_transiently_failing_event_and_applies_it_once() -> a
     let handler = CountEffect::failing_first(&db, 1);
     let shutdown = CancellationToken::new();
 
-    let inbox = Inbox::new(
-        db.clone(),
-        js.clone(),
-        ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
-        system_clock(),
-        OutboxSignal::default(),
-    );
+    let inbox = test_inbox(&db, &js, handler.clone(), spec());
     let task = tokio::spawn(inbox.run(shutdown.clone()));
 
     let info = consumer_settled(&js, last).await?;
@@ -620,14 +606,7 @@ async fn inbox_handles_each_message_in_the_trace_its_traceparent_header_names(
     let shutdown = CancellationToken::new();
 
     // Act
-    let inbox = Inbox::new(
-        db.clone(),
-        js.clone(),
-        ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>"),
-        handler.clone(),
-        system_clock(),
-        OutboxSignal::default(),
-    );
+    let inbox = test_inbox(db, &js, handler.clone(), spec());
     let task = tokio::spawn(inbox.run(shutdown.clone()));
     consumer_settled(&js, last).await?;
 
@@ -671,8 +650,23 @@ fn fast_inbox(
     handler: CountEffect,
     consumers: &Consumers,
 ) -> Inbox<CountEffect> {
-    let mut spec = ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>");
+    let mut spec = spec();
     spec.retry = FAST_RETRY;
+    test_inbox(db, js, handler, spec).registered_in(consumers)
+}
+
+/// The test consumer: [`CONSUMER`] of the whole test stream.
+fn spec() -> ConsumerSpec {
+    ConsumerSpec::new(STREAM, CONSUMER, "shequ.test.>")
+}
+
+/// An inbox of `handler` on `db` as `spec` says, on the system clock.
+fn test_inbox<H: Apply>(
+    db: &Database,
+    js: &async_nats::jetstream::Context,
+    handler: H,
+    spec: ConsumerSpec,
+) -> Inbox<H> {
     Inbox::new(
         db.clone(),
         js.clone(),
@@ -681,7 +675,6 @@ fn fast_inbox(
         system_clock(),
         OutboxSignal::default(),
     )
-    .registered_in(consumers)
 }
 
 /// Publishes `events` and returns the last stream sequence.

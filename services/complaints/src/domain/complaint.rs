@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, Utc};
 /// A time limit that has passed: response or resolution.
 pub use shequ_proto::kinds::complaints::Breach;
 
-use super::FieldError;
 use super::classification::classify;
 use super::kinds::{
     Category, Channel, Level, LevelExt, MerchantCheck, Priority, Status, StatusExt,
@@ -22,10 +21,11 @@ use super::kinds::{
 use super::organisation::Chain;
 use super::reporter::Reporter;
 use super::time_limits::{Limit, TimeLimits};
+use super::{BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Complaint {
-    pub id: String,
+    pub id: ComplaintId,
     pub status: Status,
     pub text: String,
     pub channel: Channel,
@@ -34,14 +34,14 @@ pub struct Complaint {
     pub classified_by: String,
     pub priority: Priority,
     pub reporter: Reporter,
-    pub community_id: String,
-    pub grid_id: String,
-    pub building_id: Option<String>,
+    pub community_id: CommunityId,
+    pub grid_id: GridId,
+    pub building_id: Option<BuildingId>,
     pub location: Option<String>,
-    pub merchant_id: Option<String>,
+    pub merchant_id: Option<MerchantId>,
     /// What the alliance said of `merchant_id`; `None` without a merchant.
     pub merchant_check: Option<MerchantCheck>,
-    pub elder_id: Option<String>,
+    pub elder_id: Option<ElderId>,
     pub level: Level,
     pub assignee: String,
     pub submitted_at: DateTime<Utc>,
@@ -57,7 +57,7 @@ pub struct Complaint {
     pub merchant_at_fault: bool,
     pub satisfaction: Option<Satisfaction>,
     pub reject_reason: Option<String>,
-    pub merged_into: Option<String>,
+    pub merged_into: Option<ComplaintId>,
     pub reopen_count: u32,
 }
 
@@ -69,11 +69,11 @@ pub struct Intake {
     pub category: Option<Category>,
     pub priority: Priority,
     pub reporter: Reporter,
-    pub building_id: Option<String>,
+    pub building_id: Option<BuildingId>,
     pub location: Option<String>,
-    pub merchant_id: Option<String>,
+    pub merchant_id: Option<MerchantId>,
     pub merchant_check: Option<MerchantCheck>,
-    pub elder_id: Option<String>,
+    pub elder_id: Option<ElderId>,
 }
 
 /// A follow-up score, 1 to 5.
@@ -181,7 +181,7 @@ impl Complaint {
     /// Takes in a complaint: classifies it when the caller gave no category,
     /// routes it to the grid worker of `chain`, and sets its time limits.
     pub fn submit(
-        id: String,
+        id: ComplaintId,
         intake: Intake,
         chain: &Chain,
         limits: &TimeLimits,
@@ -499,8 +499,8 @@ mod tests {
 
     fn chain() -> Chain {
         Chain {
-            community_id: "xinyuan".into(),
-            grid_id: "g1".into(),
+            community_id: CommunityId::from_stored("xinyuan"),
+            grid_id: GridId::from_stored("g1"),
             worker: "worker-li".into(),
             branch_handler: "branch-wang".into(),
             committee_handler: "committee".into(),
@@ -517,7 +517,7 @@ mod tests {
             reporter: Reporter::default(),
             building_id: None,
             location: None,
-            merchant_id: Some("m-1".into()),
+            merchant_id: Some(MerchantId::from_stored("m-1")),
             merchant_check: Some(MerchantCheck::Verified),
             elder_id: None,
         }
@@ -525,7 +525,7 @@ mod tests {
 
     fn submitted() -> Complaint {
         Complaint::submit(
-            "c-1".into(),
+            ComplaintId::from_stored("c-1"),
             intake("垃圾没人清运", None),
             &chain(),
             &TimeLimits::default(),
@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn category_given_by_the_caller_is_kept() {
         let (complaint, _) = Complaint::submit(
-            "c".into(),
+            ComplaintId::from_stored("c"),
             intake("垃圾", Some(Category::Other)),
             &chain(),
             &TimeLimits::default(),
@@ -672,7 +672,7 @@ mod tests {
     fn merge_needs_an_open_target_of_the_same_category() {
         let mut duplicate = submitted();
         let mut target = submitted();
-        target.id = "c-2".into();
+        target.id = ComplaintId::from_stored("c-2");
         target.category = Category::PublicSafety;
         assert!(matches!(
             duplicate.merge_into(&target),
@@ -681,7 +681,7 @@ mod tests {
         target.category = duplicate.category;
         let merged = duplicate.merge_into(&target).unwrap();
         assert_eq!(merged.to, Status::Merged);
-        assert_eq!(duplicate.merged_into.as_deref(), Some("c-2"));
+        assert_eq!(duplicate.merged_into, Some(target.id.clone()));
         let itself = duplicate.clone();
         assert!(
             submitted().merge_into(&submitted()).is_err(),

@@ -176,6 +176,7 @@ mod tests {
     use crate::domain::organisation::Chain;
     use crate::domain::reporter::Reporter;
     use crate::domain::time_limits::TimeLimits;
+    use crate::domain::{CommunityId, ComplaintId, GridId};
 
     fn start() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
@@ -183,8 +184,8 @@ mod tests {
 
     fn complaint(id: &str, at: DateTime<Utc>) -> Complaint {
         let chain = Chain {
-            community_id: "c".into(),
-            grid_id: "g".into(),
+            community_id: CommunityId::from_stored("c"),
+            grid_id: GridId::from_stored("g"),
             worker: "w".into(),
             branch_handler: "b".into(),
             committee_handler: "cc".into(),
@@ -202,7 +203,8 @@ mod tests {
             merchant_check: None,
             elder_id: None,
         };
-        Complaint::submit(id.into(), intake, &chain, &TimeLimits::default(), at).0
+        let id = ComplaintId::from_stored(id);
+        Complaint::submit(id, intake, &chain, &TimeLimits::default(), at).0
     }
 
     #[test]

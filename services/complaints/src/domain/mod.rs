@@ -10,6 +10,10 @@
 //! - [`complaint`]: the complaint and its lifecycle transitions, escalation included.
 //! - [`figures`]: the district's rates and the open backlog.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
+//! - [`ComplaintId`], [`CommunityId`], [`GridId`], [`BuildingId`],
+//!   [`MerchantId`], [`ElderId`]: the ids the complaints service holds, the
+//!   chassis's types re-exported: parsed once where they come in, typed from
+//!   then on.
 
 pub mod classification;
 pub mod complaint;
@@ -20,3 +24,4 @@ pub mod reporter;
 pub mod time_limits;
 
 pub use shequ_chassis::fields::{self, FieldError};
+pub use shequ_chassis::ids::{BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId};

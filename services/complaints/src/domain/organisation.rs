@@ -3,15 +3,16 @@
 //! the operator loads and replaces, never code.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
-use super::FieldError;
-use super::fields;
 use super::kinds::Level;
+use super::{BuildingId, CommunityId, FieldError, GridId, fields};
 
 /// The organisation is the contract's message itself (`shequ.complaints.v1`):
 /// the district's handler and its communities; each community's grids with
 /// their worker (网格员), branch handler (网格党支部) and buildings. It is not
-/// mirrored here; the rules over it are.
+/// mirrored here (its ids are the message's text); the rules over it are,
+/// and what they hand on ([`Chain`]) holds typed ids.
 pub use shequ_proto::complaints::v1::{Community, Grid, Organisation};
 
 /// Checks every id and handler of `organisation` and that no id is used
@@ -27,7 +28,12 @@ pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> 
     let mut building_ids = HashSet::new();
     for (c, community) in organisation.communities.iter().enumerate() {
         let at = format!("organisation.communities[{c}]");
-        unique(&mut community_ids, &format!("{at}.id"), &community.id)?;
+        unique(
+            &mut community_ids,
+            &format!("{at}.id"),
+            &community.id,
+            CommunityId::parse,
+        )?;
         fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
         fields::required(
             &format!("{at}.committee_handler"),
@@ -36,7 +42,7 @@ pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> 
         )?;
         for (g, grid) in community.grids.iter().enumerate() {
             let at = format!("{at}.grids[{g}]");
-            unique(&mut grid_ids, &format!("{at}.id"), &grid.id)?;
+            unique(&mut grid_ids, &format!("{at}.id"), &grid.id, GridId::parse)?;
             fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
             fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
             fields::required(
@@ -49,6 +55,7 @@ pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> 
                     &mut building_ids,
                     &format!("{at}.building_ids[{b}]"),
                     building,
+                    BuildingId::parse,
                 )?;
             }
         }
@@ -56,13 +63,20 @@ pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> 
     Ok(organisation)
 }
 
-fn unique(seen: &mut HashSet<String>, field: &str, id: &str) -> Result<(), FieldError> {
-    let trimmed = fields::required(field, id, fields::ID)?;
-    if trimmed != id {
+/// Parses `raw` in `field` as an id (`parse`), which must be as written (not
+/// trimmed) and not in `seen` yet.
+fn unique<Id: Eq + Hash + AsRef<str>>(
+    seen: &mut HashSet<Id>,
+    field: &str,
+    raw: &str,
+    parse: fn(&str, &str) -> Result<Id, FieldError>,
+) -> Result<(), FieldError> {
+    let id = parse(field, raw)?;
+    if id.as_ref() != raw {
         return Err(FieldError::new(field, "must not start or end with spaces"));
     }
-    if !seen.insert(trimmed) {
-        return Err(FieldError::new(field, format!("id {id:?} is used twice")));
+    if !seen.insert(id) {
+        return Err(FieldError::new(field, format!("id {raw:?} is used twice")));
     }
     Ok(())
 }
@@ -70,8 +84,8 @@ fn unique(seen: &mut HashSet<String>, field: &str, id: &str) -> Result<(), Field
 /// Who answers for one grid at each level, as the organisation stands now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    pub community_id: String,
-    pub grid_id: String,
+    pub community_id: CommunityId,
+    pub grid_id: GridId,
     pub worker: String,
     pub branch_handler: String,
     pub committee_handler: String,
@@ -90,21 +104,22 @@ impl Chain {
     }
 }
 
-/// Where complaints go, from the organisation as it stands: each grid's
-/// [`Chain`], and the grid of each building.
+/// Where complaints go, from the organisation as it stands (as stored,
+/// validated when it was loaded): each grid's [`Chain`], and the grid of each
+/// building.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routing {
-    chains: HashMap<String, Chain>,
-    buildings: HashMap<String, String>,
+    chains: HashMap<GridId, Chain>,
+    buildings: HashMap<BuildingId, GridId>,
 }
 
 /// Why a complaint could not be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     #[error("grid {0} not found")]
-    UnknownGrid(String),
+    UnknownGrid(GridId),
     #[error("building {0} not found")]
-    UnknownBuilding(String),
+    UnknownBuilding(BuildingId),
     #[error(transparent)]
     Field(#[from] FieldError),
 }
@@ -114,18 +129,21 @@ impl Routing {
         let mut routing = Self::default();
         for community in &organisation.communities {
             for grid in &community.grids {
+                let grid_id = GridId::from_stored(grid.id.clone());
                 for building in &grid.building_ids {
-                    routing.buildings.insert(building.clone(), grid.id.clone());
+                    routing
+                        .buildings
+                        .insert(BuildingId::from_stored(building.clone()), grid_id.clone());
                 }
                 let chain = Chain {
-                    community_id: community.id.clone(),
-                    grid_id: grid.id.clone(),
+                    community_id: CommunityId::from_stored(community.id.clone()),
+                    grid_id: grid_id.clone(),
                     worker: grid.worker.clone(),
                     branch_handler: grid.branch_handler.clone(),
                     committee_handler: community.committee_handler.clone(),
                     district_handler: organisation.district_handler.clone(),
                 };
-                routing.chains.insert(grid.id.clone(), chain);
+                routing.chains.insert(grid_id, chain);
             }
         }
         routing
@@ -135,15 +153,15 @@ impl Routing {
     /// grid) or by grid; both given must agree.
     pub fn route(
         &self,
-        grid_id: Option<&str>,
-        building_id: Option<&str>,
+        grid_id: Option<&GridId>,
+        building_id: Option<&BuildingId>,
     ) -> Result<&Chain, RouteError> {
         let grid = match (building_id, grid_id) {
             (Some(building), asked) => {
                 let grid = self
                     .buildings
                     .get(building)
-                    .ok_or_else(|| RouteError::UnknownBuilding(building.to_owned()))?;
+                    .ok_or_else(|| RouteError::UnknownBuilding(building.clone()))?;
                 if let Some(asked) = asked
                     && asked != grid
                 {
@@ -153,7 +171,7 @@ impl Routing {
                     )
                     .into());
                 }
-                grid.as_str()
+                grid
             }
             (None, Some(grid)) => grid,
             (None, None) => {
@@ -164,7 +182,7 @@ impl Routing {
         };
         self.chains
             .get(grid)
-            .ok_or_else(|| RouteError::UnknownGrid(grid.to_owned()))
+            .ok_or_else(|| RouteError::UnknownGrid(grid.clone()))
     }
 }
 
@@ -172,31 +190,41 @@ impl Routing {
 mod tests {
     use super::*;
 
+    fn grid(id: &str) -> GridId {
+        GridId::from_stored(id)
+    }
+
+    fn building(id: &str) -> BuildingId {
+        BuildingId::from_stored(id)
+    }
+
     #[test]
     fn routing_goes_by_building_or_grid_and_both_must_agree() {
         let routing = Routing::new(&organisation());
         let by_grid = routing
-            .route(Some("xinyuan-g1"), None)
+            .route(Some(&grid("xinyuan-g1")), None)
             .map(|c| c.worker.clone());
         assert_eq!(by_grid, Ok("worker-li".to_owned()));
-        let by_building = routing.route(None, Some("b1")).map(|c| c.grid_id.clone());
-        assert_eq!(by_building, Ok("xinyuan-g1".to_owned()));
-        let chain = routing.route(Some("xinyuan-g1"), Some("b1"));
+        let by_building = routing
+            .route(None, Some(&building("b1")))
+            .map(|c| c.grid_id.clone());
+        assert_eq!(by_building, Ok(grid("xinyuan-g1")));
+        let chain = routing.route(Some(&grid("xinyuan-g1")), Some(&building("b1")));
         assert_eq!(
             chain.map(|c| c.district_handler.as_str()),
             Ok("jinshui-office")
         );
         assert!(matches!(
-            routing.route(Some("xinyuan-g9"), Some("b1")),
+            routing.route(Some(&grid("xinyuan-g9")), Some(&building("b1"))),
             Err(RouteError::Field(error)) if error.field == "building_id"
         ));
         assert_eq!(
-            routing.route(None, Some("nowhere")),
-            Err(RouteError::UnknownBuilding("nowhere".into()))
+            routing.route(None, Some(&building("nowhere"))),
+            Err(RouteError::UnknownBuilding(building("nowhere")))
         );
         assert_eq!(
-            routing.route(Some("nowhere"), None),
-            Err(RouteError::UnknownGrid("nowhere".into()))
+            routing.route(Some(&grid("nowhere")), None),
+            Err(RouteError::UnknownGrid(grid("nowhere")))
         );
         assert!(matches!(
             routing.route(None, None),
@@ -264,8 +292,8 @@ mod tests {
     #[test]
     fn each_level_has_its_own_handler() {
         let chain = Chain {
-            community_id: "c".into(),
-            grid_id: "g".into(),
+            community_id: CommunityId::from_stored("c"),
+            grid_id: grid("g"),
             worker: "w".into(),
             branch_handler: "b".into(),
             committee_handler: "c".into(),

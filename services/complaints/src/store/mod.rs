@@ -9,6 +9,10 @@
 //! UPDATE`), and [`Store`] is whichever the database URL chose. The rules stay
 //! in `domain`: a store loads a complaint, lets the domain change it, and
 //! writes it back with what the change recorded ([`record`]).
+//!
+//! Ids are the domain's types: the methods take them, values bind them as
+//! text, and rows read them back with `from_stored` (what was written was
+//! parsed when it came in, so reading it is not a second check).
 
 pub mod postgres;
 pub mod sqlite;
@@ -22,7 +26,6 @@ use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace::TraceContext;
 
-use crate::domain::FieldError;
 use crate::domain::complaint::{
     Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
 };
@@ -31,6 +34,9 @@ use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, St
 use crate::domain::organisation::{Community, Grid, Organisation, RouteError};
 use crate::domain::reporter::{Phone, Reporter};
 use crate::domain::time_limits::TimeLimits;
+use crate::domain::{
+    BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId,
+};
 use crate::events;
 
 /// Who answers at the district level before an organisation is loaded.
@@ -74,8 +80,8 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<Status>,
-    pub grid_id: Option<String>,
-    pub community_id: Option<String>,
+    pub grid_id: Option<GridId>,
+    pub community_id: Option<CommunityId>,
     pub category: Option<Category>,
     pub overdue_only: bool,
 }
@@ -85,15 +91,15 @@ pub struct ListFilter {
 pub struct Cursor {
     /// Epoch milliseconds (every stored instant is whole milliseconds).
     pub submitted_at: i64,
-    pub id: String,
+    pub id: ComplaintId,
 }
 
 /// Which complaints the figures are about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     District,
-    Community(String),
-    Grid(String),
+    Community(CommunityId),
+    Grid(GridId),
 }
 
 impl Scope {
@@ -110,8 +116,8 @@ impl Scope {
     pub(crate) fn condition(&self, n: usize) -> (String, Option<&str>) {
         match self {
             Scope::District => (String::new(), None),
-            Scope::Community(id) => (format!(" AND community_id = ${n}"), Some(id)),
-            Scope::Grid(id) => (format!(" AND grid_id = ${n}"), Some(id)),
+            Scope::Community(id) => (format!(" AND community_id = ${n}"), Some(id.as_str())),
+            Scope::Grid(id) => (format!(" AND grid_id = ${n}"), Some(id.as_str())),
         }
     }
 }
@@ -149,7 +155,7 @@ pub trait Complaints: Send + Sync {
         &self,
         request_id: &str,
         intake: Intake,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         limits: &TimeLimits,
     ) -> impl Future<Output = Result<(Complaint, bool), StoreError>> + Send;
 
@@ -158,10 +164,10 @@ pub trait Complaints: Send + Sync {
     /// before returns the complaint as it is and changes nothing.
     fn transition(
         &self,
-        id: &str,
+        id: &ComplaintId,
         request_id: Option<&str>,
         actor: &str,
-        related: Option<&str>,
+        related: Option<&ComplaintId>,
         change: impl Change,
     ) -> impl Future<Output = Result<Complaint, StoreError>> + Send;
 
@@ -170,7 +176,7 @@ pub trait Complaints: Send + Sync {
     /// whether it escalated.
     fn escalate(
         &self,
-        id: &str,
+        id: &ComplaintId,
         breach: Breach,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -188,7 +194,7 @@ pub trait Complaints: Send + Sync {
     /// A complaint and its history, oldest entry first.
     fn get(
         &self,
-        id: &str,
+        id: &ComplaintId,
     ) -> impl Future<Output = Result<(Complaint, Vec<HistoryEntry>), StoreError>> + Send;
 
     /// A page of complaints, newest first, and the cursor of the next page.
@@ -272,7 +278,7 @@ impl Complaints for Store {
         &self,
         request_id: &str,
         intake: Intake,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         limits: &TimeLimits,
     ) -> Result<(Complaint, bool), StoreError> {
         on_backend!(self, store => store.submit(request_id, intake, grid_id, limits).await)
@@ -280,16 +286,16 @@ impl Complaints for Store {
 
     async fn transition(
         &self,
-        id: &str,
+        id: &ComplaintId,
         request_id: Option<&str>,
         actor: &str,
-        related: Option<&str>,
+        related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<Complaint, StoreError> {
         on_backend!(self, store => store.transition(id, request_id, actor, related, change).await)
     }
 
-    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+    async fn escalate(&self, id: &ComplaintId, breach: Breach) -> Result<bool, StoreError> {
         on_backend!(self, store => store.escalate(id, breach).await)
     }
 
@@ -303,7 +309,7 @@ impl Complaints for Store {
         on_backend!(self, store => store.escalations_owed(breach, now, after, limit).await)
     }
 
-    async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
+    async fn get(&self, id: &ComplaintId) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
         on_backend!(self, store => store.get(id).await)
     }
 
@@ -353,7 +359,7 @@ pub(crate) use shequ_chassis::clock::whole_millis;
 /// A history entry to insert with its transition.
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryRow {
-    pub complaint_id: String,
+    pub complaint_id: ComplaintId,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: &'static str,
@@ -390,7 +396,7 @@ pub(crate) fn record(
 /// A complaint's columns as stored, before they are checked: each backend
 /// reads its own types into this, and [`ComplaintRow::into_complaint`] checks
 /// every coded value (a value that does not decode is an error, never a
-/// default).
+/// default) and takes the ids as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ComplaintRow {
     pub id: String,
@@ -497,15 +503,15 @@ impl ComplaintRow {
             reopen_count: u32::try_from(self.reopen_count)
                 .map_err(|_| DbError::Decode(format!("reopen_count {}", self.reopen_count)))?,
             satisfaction,
-            id: self.id,
+            id: ComplaintId::from_stored(self.id),
             text: self.text,
             classified_by: self.classified_by,
-            community_id: self.community_id,
-            grid_id: self.grid_id,
-            building_id: self.building_id,
+            community_id: CommunityId::from_stored(self.community_id),
+            grid_id: GridId::from_stored(self.grid_id),
+            building_id: self.building_id.map(BuildingId::from_stored),
             location: self.location,
-            merchant_id: self.merchant_id,
-            elder_id: self.elder_id,
+            merchant_id: self.merchant_id.map(MerchantId::from_stored),
+            elder_id: self.elder_id.map(ElderId::from_stored),
             assignee: self.assignee,
             submitted_at: self.submitted_at,
             cycle_started_at: self.cycle_started_at,
@@ -518,7 +524,7 @@ impl ComplaintRow {
             resolution_note: self.resolution_note,
             merchant_at_fault: self.merchant_at_fault,
             reject_reason: self.reject_reason,
-            merged_into: self.merged_into,
+            merged_into: self.merged_into.map(ComplaintId::from_stored),
         })
     }
 }

@@ -8,6 +8,7 @@ use shequ_chassis::clock::{SharedClock, to_millis};
 use shequ_chassis::database::Database;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_complaints::domain::figures::Figures;
+use shequ_complaints::domain::{CommunityId, GridId};
 use shequ_complaints::store::{Complaints, Scope, Store};
 
 use crate::support::{TestApp, start_of_test};
@@ -106,8 +107,8 @@ async fn figures_counted_in_sql_agree_with_the_rules_over_complaints_in_every_st
     let to = start + Duration::days(30);
     let scopes = [
         Scope::District,
-        Scope::Community("xinyuan".into()),
-        Scope::Grid("yaozhai-1".into()),
+        Scope::Community(CommunityId::from_stored("xinyuan")),
+        Scope::Grid(GridId::from_stored("yaozhai-1")),
     ];
     for now in [start + Duration::days(20), start + Duration::days(45)] {
         for scope in &scopes {

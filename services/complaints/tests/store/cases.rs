@@ -7,11 +7,12 @@ use shequ_complaints::domain::complaint::Breach;
 use shequ_complaints::domain::complaint::TransitionError;
 use shequ_complaints::domain::figures::Figures;
 use shequ_complaints::domain::kinds::{Category, Status};
+use shequ_complaints::domain::{CommunityId, ComplaintId, GridId};
 use shequ_complaints::store::{Complaints, ListFilter, Scope, StoreError};
 
 use crate::{Harness, hours, intake, organisation, satisfaction, start};
 
-async fn submitted(h: &Harness, key: &str, building: Option<&str>) -> anyhow::Result<String> {
+async fn submitted(h: &Harness, key: &str, building: Option<&str>) -> anyhow::Result<ComplaintId> {
     let (complaint, duplicate) = h
         .store
         .submit(key, intake("路灯不亮", building), None, &h.limits)
@@ -114,7 +115,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
         .submit(
             "r-2",
             intake("路灯不亮", None),
-            Some("nowhere-9"),
+            Some(&GridId::from_stored("nowhere-9")),
             &h.limits,
         )
         .await;
@@ -127,7 +128,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
         .submit(
             "r-3",
             intake("路灯不亮", Some("b-1")),
-            Some("yaozhai-1"),
+            Some(&GridId::from_stored("yaozhai-1")),
             &h.limits,
         )
         .await;
@@ -213,9 +214,13 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
     );
     let missing = h
         .store
-        .transition("c-404", None, "worker-li", None, |c, _, now| {
-            c.accept(None, now)
-        })
+        .transition(
+            &ComplaintId::from_stored("c-404"),
+            None,
+            "worker-li",
+            None,
+            |c, _, now| c.accept(None, now),
+        )
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
@@ -256,14 +261,14 @@ pub(crate) async fn a_merge_reads_its_target_in_the_same_transaction(
         )
         .await?;
     assert_eq!(merged.status, Status::Merged);
-    assert_eq!(merged.merged_into.as_deref(), Some(target.as_str()));
+    assert_eq!(merged.merged_into.as_ref(), Some(&target));
     let missing_target = h
         .store
         .transition(
             &target,
             None,
             "worker-li",
-            Some("c-404"),
+            Some(&ComplaintId::from_stored("c-404")),
             |c, target, _| match target {
                 Some(target) => c.merge_into(target),
                 None => Err(TransitionError::Precondition("no target read".into())),
@@ -295,7 +300,7 @@ pub(crate) async fn escalations_are_owed_once_per_breach_and_cycle_and_paged_in_
             .store
             .escalations_owed(Breach::Response, now, after.as_ref(), 2)
             .await?;
-        owed.extend(page.iter().map(|due| due.id().to_owned()));
+        owed.extend(page.iter().map(|due| ComplaintId::from_stored(due.id())));
         if page.len() < 2 {
             break;
         }
@@ -313,7 +318,7 @@ pub(crate) async fn escalations_are_owed_once_per_breach_and_cycle_and_paged_in_
         .escalations_owed(Breach::Response, now, None, 10)
         .await?;
     assert_eq!(still_owed.len(), 4);
-    assert!(still_owed.iter().all(|due| due.id() != ids[0]));
+    assert!(still_owed.iter().all(|due| ids[0] != due.id()));
     // Not owed at all before its limit.
     let early = h
         .store
@@ -365,7 +370,7 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     assert_eq!(seen, newest_first, "every complaint once, newest first");
 
     let in_grid = ListFilter {
-        grid_id: Some("xinyuan-2".into()),
+        grid_id: Some(GridId::from_stored("xinyuan-2")),
         ..ListFilter::default()
     };
     let (page, _) = h.store.list(&in_grid, 50, None).await?;
@@ -373,7 +378,7 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     assert!(page.iter().all(|c| c.grid_id == "xinyuan-2"));
     let accepted_only = ListFilter {
         status: Some(Status::Accepted),
-        community_id: Some("xinyuan".into()),
+        community_id: Some(CommunityId::from_stored("xinyuan")),
         category: Some(page_category(&h, accepted).await?),
         ..ListFilter::default()
     };
@@ -397,7 +402,7 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     Ok(())
 }
 
-async fn page_category(h: &Harness, id: &str) -> anyhow::Result<Category> {
+async fn page_category(h: &Harness, id: &ComplaintId) -> anyhow::Result<Category> {
     Ok(h.store.get(id).await?.0.category)
 }
 
@@ -437,8 +442,8 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
     for now in [h.clock.now(), h.clock.now() + hours(24 * 9)] {
         for scope in [
             Scope::District,
-            Scope::Community("xinyuan".into()),
-            Scope::Grid("xinyuan-2".into()),
+            Scope::Community(CommunityId::from_stored("xinyuan")),
+            Scope::Grid(GridId::from_stored("xinyuan-2")),
         ] {
             let counted = h.store.figures(&scope, from, to, now).await?;
             let (in_period, open) = h.store.figures_input(&scope, from, to).await?;
@@ -458,12 +463,12 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
     assert_eq!(district.followed_up, 3);
     assert!(
         h.store
-            .scope_exists(&Scope::Grid("yaozhai-1".into()))
+            .scope_exists(&Scope::Grid(GridId::from_stored("yaozhai-1")))
             .await?
     );
     assert!(
         !h.store
-            .scope_exists(&Scope::Community("nowhere".into()))
+            .scope_exists(&Scope::Community(CommunityId::from_stored("nowhere")))
             .await?
     );
     Ok(())
@@ -499,7 +504,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     shequ_tests::db::execute(
         &h.url,
         "UPDATE complaints SET satisfaction = 9 WHERE id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     let broken = h.store.get(&id).await;
@@ -510,7 +515,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     shequ_tests::db::execute(
         &h.url,
         "UPDATE complaints SET priority = 'whenever' WHERE id = $1",
-        &[&other],
+        &[other.as_str()],
     )
     .await?;
     let listed = h.store.list(&ListFilter::default(), 10, None).await;

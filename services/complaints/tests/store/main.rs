@@ -14,6 +14,7 @@ use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
 use shequ_complaints::domain::organisation::{Community, Grid, Organisation};
 use shequ_complaints::domain::reporter::Reporter;
 use shequ_complaints::domain::time_limits::TimeLimits;
+use shequ_complaints::domain::{BuildingId, MerchantId};
 use shequ_complaints::store::Store;
 use shequ_tests::{Backend, TestDatabase};
 
@@ -138,9 +139,9 @@ pub(crate) fn intake(text: &str, building: Option<&str>) -> Intake {
         priority: Priority::Normal,
         reporter: Reporter::parse("张阿姨", "13800138000")
             .unwrap_or_else(|error| panic!("{error}")),
-        building_id: building.map(str::to_owned),
+        building_id: building.map(BuildingId::from_stored),
         location: Some("3 号楼东侧".into()),
-        merchant_id: Some("m-1".into()),
+        merchant_id: Some(MerchantId::from_stored("m-1")),
         merchant_check: Some(MerchantCheck::Verified),
         elder_id: None,
     }

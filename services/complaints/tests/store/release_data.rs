@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use shequ_chassis::clock::{SharedClock, SystemClock};
 use shequ_chassis::database::Database;
 use shequ_chassis::outbox::OutboxSignal;
+use shequ_complaints::domain::GridId;
 use shequ_complaints::domain::kinds::Status;
 use shequ_complaints::store::{Complaints, ListFilter, Store};
 use shequ_tests::{Backend, TestDatabase};
@@ -149,7 +150,7 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
         .submit(
             "fixture-1",
             crate::intake("路灯不亮 1", None),
-            Some("xinyuan-1"),
+            Some(&GridId::from_stored("xinyuan-1")),
             &limits,
         )
         .await?;

@@ -25,17 +25,19 @@ use serde::Deserialize;
 pub use shequ_proto::kinds::alliance::CreditReason;
 
 use super::merchant::ActivityKind;
+use super::{BookingId, ComplaintId, MerchantId};
 
 /// One line of a merchant's credit ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditEntry {
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     /// 1, 2, … per merchant, in the order the changes were made.
     pub seq: i64,
     pub delta: i32,
     pub score_after: i32,
     pub reason: CreditReason,
-    /// The complaint, activity or booking it is about.
+    /// The id of the complaint, activity or booking it is about, as text:
+    /// which of them it names, the reason says.
     pub reference: String,
     pub source_event_id: Option<String>,
     pub actor: Option<String>,
@@ -47,8 +49,8 @@ pub struct CreditEntry {
 /// `resolved_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComplaintResolution {
-    pub merchant_id: String,
-    pub complaint_id: String,
+    pub merchant_id: MerchantId,
+    pub complaint_id: ComplaintId,
     pub resolved_at: DateTime<Utc>,
     pub at_fault: bool,
 }
@@ -57,8 +59,8 @@ pub struct ComplaintResolution {
 /// pensioner-care: a welfare activity, once per booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MealBooking {
-    pub merchant_id: String,
-    pub booking_id: String,
+    pub merchant_id: MerchantId,
+    pub booking_id: BookingId,
     pub booked_for: DateTime<Utc>,
 }
 

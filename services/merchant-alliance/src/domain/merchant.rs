@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 pub use shequ_proto::kinds::alliance::{Category, MerchantStatus};
 use shequ_proto::named_enum;
 
-use super::FieldError;
 use super::geo::Point;
 use super::opening_hours::OpeningHours;
+use super::{FieldError, GridId, MerchantId};
 
 named_enum!(
     /// A merchant's good deed that earns credit (公益活动).
@@ -88,7 +88,7 @@ pub struct MerchantDetails {
     /// WGS-84, whatever datum the caller used.
     pub location: Point,
     pub address: Option<String>,
-    pub grid_id: String,
+    pub grid_id: GridId,
     pub opening_hours: Vec<OpeningHours>,
     /// Run by a party member: required for the model-merchant award.
     pub party_member_owner: bool,
@@ -96,7 +96,7 @@ pub struct MerchantDetails {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Merchant {
-    pub id: String,
+    pub id: MerchantId,
     pub details: MerchantDetails,
     pub status: MerchantStatus,
     /// Why it is suspended; `None` while active.
@@ -171,7 +171,7 @@ mod tests {
     fn merchant() -> Merchant {
         let registered_at = Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).unwrap();
         Merchant {
-            id: "m-1".into(),
+            id: MerchantId::from_stored("m-1"),
             details: MerchantDetails {
                 name: "老张家常菜".into(),
                 category: Category::Dining,
@@ -181,7 +181,7 @@ mod tests {
                     longitude: 113.66,
                 },
                 address: None,
-                grid_id: "grid-1".into(),
+                grid_id: GridId::from_stored("grid-1"),
                 opening_hours: vec![],
                 party_member_owner: true,
             },

@@ -8,6 +8,9 @@
 //! - [`credit`]: the credit score rules and the complaint-fault state.
 //! - [`awards`]: the model-merchant rules and evaluation periods.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
+//! - The ids, parsed once where they come in and typed from then on: the
+//!   chassis's [`MerchantId`], [`GridId`], [`ComplaintId`] and [`BookingId`],
+//!   and the service's own [`ActivityId`].
 
 pub mod awards;
 pub mod cells;
@@ -18,3 +21,10 @@ pub mod opening_hours;
 
 pub use shequ_chassis::fields::{self, FieldError};
 pub use shequ_chassis::geo;
+pub use shequ_chassis::ids::{BookingId, ComplaintId, GridId, MerchantId};
+
+shequ_chassis::id!(
+    /// A merchant's welfare or environment activity (公益活动), or the
+    /// discounted elder meal that counts as one: what its credit entry refers to.
+    ActivityId
+);

@@ -144,6 +144,7 @@ mod tests {
     use super::*;
     use crate::domain::merchant::{Category, MerchantDetails, MerchantStatus};
     use crate::domain::opening_hours::OpeningHours;
+    use crate::domain::{GridId, MerchantId};
 
     const CENTER: Point = Point {
         latitude: 34.8,
@@ -153,7 +154,7 @@ mod tests {
     fn merchant(id: &str, metres_north: f64, tags: &[&str], hours: Vec<OpeningHours>) -> Merchant {
         let now = Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).unwrap();
         Merchant {
-            id: id.into(),
+            id: MerchantId::from_stored(id),
             details: MerchantDetails {
                 name: id.into(),
                 category: Category::Dining,
@@ -166,7 +167,7 @@ mod tests {
                     longitude: CENTER.longitude,
                 },
                 address: None,
-                grid_id: "g".into(),
+                grid_id: GridId::from_stored("g"),
                 opening_hours: hours,
                 party_member_owner: false,
             },

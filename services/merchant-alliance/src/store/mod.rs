@@ -12,6 +12,10 @@
 //! change it or compute a credit change, and writes back what came of it. The
 //! events of a change are made here, once for both backends.
 //!
+//! Ids are the domain's types ([`MerchantId`] and the rest), bound as their
+//! text and read back with `from_stored`: only parsed or generated ids are
+//! ever written, so a stored id is not checked again.
+//!
 //! - [`sqlite`], [`postgres`]: each split by aggregate — `merchants` (register,
 //!   change, read, list), `nearby` (the convenience circle), `ledger` (credit
 //!   entries, activities, complaint deductions, meal discounts), `awards`.
@@ -42,6 +46,7 @@ use crate::domain::merchant::{
 };
 use crate::domain::nearby::{BoundingBox, FlatDistance, Found, Search};
 use crate::domain::opening_hours::OpeningHours;
+use crate::domain::{ActivityId, GridId, MerchantId};
 
 /// What the alliance store fails with; a refusal of the domain is a
 /// [`StatusConflict`].
@@ -56,7 +61,7 @@ impl From<StatusConflict> for StoreError {
 /// Filters of the merchant list; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub grid_id: Option<String>,
+    pub grid_id: Option<GridId>,
     pub category: Option<Category>,
     pub status: Option<MerchantStatus>,
 }
@@ -76,7 +81,7 @@ pub trait Alliance: Send + Sync {
     /// Replaces the merchant's description (`merchant.updated`).
     fn update(
         &self,
-        id: &str,
+        id: &MerchantId,
         details: MerchantDetails,
         actor: &str,
     ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
@@ -85,7 +90,7 @@ pub trait Alliance: Send + Sync {
     /// a [`StatusConflict`] and changes nothing.
     fn suspend(
         &self,
-        id: &str,
+        id: &MerchantId,
         reason: String,
         actor: &str,
     ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
@@ -93,19 +98,19 @@ pub trait Alliance: Send + Sync {
     /// Reinstates a suspended merchant (`merchant.reinstated`).
     fn reinstate(
         &self,
-        id: &str,
+        id: &MerchantId,
         actor: &str,
     ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
 
-    fn get(&self, id: &str) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
+    fn get(&self, id: &MerchantId) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
 
     /// A page of merchants in id order, and the id the next page starts after.
     fn list(
         &self,
         filter: &ListFilter,
         page_size: u32,
-        after: Option<&str>,
-    ) -> impl Future<Output = Result<(Vec<Merchant>, Option<String>), StoreError>> + Send;
+        after: Option<&MerchantId>,
+    ) -> impl Future<Output = Result<(Vec<Merchant>, Option<MerchantId>), StoreError>> + Send;
 
     /// The convenience circle: active merchants of `category` within the
     /// search's walk (`radius_metres`, its covering `cells`), offering its
@@ -126,7 +131,7 @@ pub trait Alliance: Send + Sync {
     fn record_activity(
         &self,
         request_id: &str,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
         happened_at: DateTime<Utc>,
@@ -136,7 +141,7 @@ pub trait Alliance: Send + Sync {
     /// The merchant's score and its whole ledger, oldest first, read together.
     fn ledger(
         &self,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
     ) -> impl Future<Output = Result<(i32, Vec<CreditEntry>), StoreError>> + Send;
 
     /// Every merchant with what the award rules look at in `period`, and
@@ -241,22 +246,27 @@ impl Alliance for Store {
 
     async fn update(
         &self,
-        id: &str,
+        id: &MerchantId,
         details: MerchantDetails,
         actor: &str,
     ) -> Result<Merchant, StoreError> {
         on_backend!(self, store => store.update(id, details, actor).await)
     }
 
-    async fn suspend(&self, id: &str, reason: String, actor: &str) -> Result<Merchant, StoreError> {
+    async fn suspend(
+        &self,
+        id: &MerchantId,
+        reason: String,
+        actor: &str,
+    ) -> Result<Merchant, StoreError> {
         on_backend!(self, store => store.suspend(id, reason, actor).await)
     }
 
-    async fn reinstate(&self, id: &str, actor: &str) -> Result<Merchant, StoreError> {
+    async fn reinstate(&self, id: &MerchantId, actor: &str) -> Result<Merchant, StoreError> {
         on_backend!(self, store => store.reinstate(id, actor).await)
     }
 
-    async fn get(&self, id: &str) -> Result<Merchant, StoreError> {
+    async fn get(&self, id: &MerchantId) -> Result<Merchant, StoreError> {
         on_backend!(self, store => store.get(id).await)
     }
 
@@ -264,8 +274,8 @@ impl Alliance for Store {
         &self,
         filter: &ListFilter,
         page_size: u32,
-        after: Option<&str>,
-    ) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+        after: Option<&MerchantId>,
+    ) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
         on_backend!(self, store => store.list(filter, page_size, after).await)
     }
 
@@ -282,7 +292,7 @@ impl Alliance for Store {
     async fn record_activity(
         &self,
         request_id: &str,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
         happened_at: DateTime<Utc>,
@@ -293,7 +303,10 @@ impl Alliance for Store {
             .await)
     }
 
-    async fn ledger(&self, merchant_id: &str) -> Result<(i32, Vec<CreditEntry>), StoreError> {
+    async fn ledger(
+        &self,
+        merchant_id: &MerchantId,
+    ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
         on_backend!(self, store => store.ledger(merchant_id).await)
     }
 
@@ -377,7 +390,7 @@ pub(crate) fn registered(
     now: DateTime<Utc>,
 ) -> Merchant {
     Merchant {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: MerchantId::generate(),
         details,
         status: MerchantStatus::Active,
         suspended_reason: None,
@@ -404,11 +417,11 @@ pub(crate) fn merchant_event(
     now: DateTime<Utc>,
 ) -> Result<CloudEvent, serde_json::Error> {
     let state = contract::MerchantState {
-        merchant_id: merchant.id.clone(),
+        merchant_id: merchant.id.to_string(),
         name: merchant.details.name.clone(),
         category: merchant.details.category,
         service_tags: tag_names(&merchant.details.service_tags),
-        grid_id: merchant.details.grid_id.clone(),
+        grid_id: merchant.details.grid_id.to_string(),
         party_member_owner: merchant.details.party_member_owner,
         status: merchant.status,
         credit_score: merchant.credit_score,
@@ -443,7 +456,7 @@ fn event<T: EventData>(
     now: DateTime<Utc>,
     data: &T,
 ) -> Result<CloudEvent, serde_json::Error> {
-    new_event(contract::SOURCE, &merchant.id, now, data)
+    new_event(contract::SOURCE, merchant.id.as_str(), now, data)
 }
 
 /// The `model_merchant.awarded` event of an award.
@@ -455,7 +468,7 @@ pub(crate) fn award_event(
     now: DateTime<Utc>,
 ) -> Result<CloudEvent, serde_json::Error> {
     let data = contract::ModelMerchantAwarded {
-        merchant_id: merchant.id.clone(),
+        merchant_id: merchant.id.to_string(),
         name: merchant.details.name.clone(),
         period: period.name.clone(),
         credit_score: merchant.credit_score,
@@ -486,7 +499,7 @@ pub(crate) struct Cause {
 /// The ledger entry number `seq` of `change` to `score`, and its
 /// `credit.changed` event.
 pub(crate) fn credit_entry(
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     score: i32,
     seq: i64,
     change: CreditChange,
@@ -494,7 +507,7 @@ pub(crate) fn credit_entry(
     now: DateTime<Utc>,
 ) -> Result<(CreditEntry, CloudEvent), serde_json::Error> {
     let entry = CreditEntry {
-        merchant_id: merchant_id.to_owned(),
+        merchant_id: merchant_id.clone(),
         seq,
         delta: change.delta,
         score_after: score + change.delta,
@@ -505,7 +518,7 @@ pub(crate) fn credit_entry(
         at: now,
     };
     let data = contract::CreditChanged {
-        merchant_id: entry.merchant_id.clone(),
+        merchant_id: entry.merchant_id.to_string(),
         entry: entry.seq,
         delta: entry.delta,
         score: entry.score_after,
@@ -516,10 +529,16 @@ pub(crate) fn credit_entry(
         at: now,
     };
     let event = if cause.identity.is_empty() {
-        new_event(contract::SOURCE, merchant_id, now, &data)?
+        new_event(contract::SOURCE, merchant_id.as_str(), now, &data)?
     } else {
         let identity: Vec<&str> = cause.identity.iter().map(String::as_str).collect();
-        derived_event(contract::SOURCE, merchant_id, now, &data, &identity)?
+        derived_event(
+            contract::SOURCE,
+            merchant_id.as_str(),
+            now,
+            &data,
+            &identity,
+        )?
     };
     Ok((entry, event))
 }
@@ -572,12 +591,12 @@ pub(crate) fn plan_resolution(
         deducted_at: deducted.then_some(now),
         change,
         cause: Cause {
-            reference: resolution.complaint_id.clone(),
+            reference: resolution.complaint_id.to_string(),
             source_event_id: Some(source_event_id.to_owned()),
             actor: None,
             identity: vec![
-                resolution.merchant_id.clone(),
-                resolution.complaint_id.clone(),
+                resolution.merchant_id.to_string(),
+                resolution.complaint_id.to_string(),
                 resolved_at.to_string(),
                 change.reason.as_str().to_owned(),
             ],
@@ -589,19 +608,22 @@ pub(crate) fn plan_resolution(
 pub(crate) fn meal_activity(
     booking: &MealBooking,
     source_event_id: &str,
-) -> (String, String, Cause) {
+) -> (ActivityId, String, Cause) {
     // One activity per booking, whatever event brings it (its id is the
     // booking's): a booking announced again under a new event id credits nothing.
     let reason = CreditReason::ElderMealDiscount.as_str();
-    let id = shequ_chassis::events::derived_id(reason, &[&booking.booking_id]);
+    let id = ActivityId::from_stored(shequ_chassis::events::derived_id(
+        reason,
+        &[booking.booking_id.as_str()],
+    ));
     let description = format!("elder meal discount, booking {}", booking.booking_id);
     let cause = Cause {
-        reference: booking.booking_id.clone(),
+        reference: booking.booking_id.to_string(),
         source_event_id: Some(source_event_id.to_owned()),
         actor: None,
         identity: vec![
-            booking.merchant_id.clone(),
-            booking.booking_id.clone(),
+            booking.merchant_id.to_string(),
+            booking.booking_id.to_string(),
             reason.to_owned(),
         ],
     };
@@ -676,13 +698,13 @@ impl MerchantRow {
                     longitude: self.longitude,
                 },
                 address: self.address,
-                grid_id: self.grid_id,
+                grid_id: GridId::from_stored(self.grid_id),
                 opening_hours: self.opening_hours,
                 party_member_owner: self.party_member_owner,
             },
             status: coded("status", &self.status, MerchantStatus::parse)?,
             credit_score: points("credit_score", self.credit_score)?,
-            id: self.id,
+            id: MerchantId::from_stored(self.id),
             suspended_reason: self.suspended_reason,
             registered_at: self.registered_at,
             updated_at: self.updated_at,
@@ -714,7 +736,7 @@ impl EntryRow {
             delta: points("delta", self.delta)?,
             score_after: points("score_after", self.score_after)?,
             reason: coded("reason", &self.reason, CreditReason::parse)?,
-            merchant_id: self.merchant_id,
+            merchant_id: MerchantId::from_stored(self.merchant_id),
             seq: self.seq,
             reference: self.reference,
             source_event_id: self.source_event_id,
@@ -728,7 +750,7 @@ impl EntryRow {
 pub(crate) fn page(
     mut merchants: Vec<Merchant>,
     page_size: u32,
-) -> (Vec<Merchant>, Option<String>) {
+) -> (Vec<Merchant>, Option<MerchantId>) {
     if merchants.len() <= page_size as usize {
         return (merchants, None);
     }

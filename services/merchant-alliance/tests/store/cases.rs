@@ -12,6 +12,7 @@ use shequ_merchant_alliance::domain::cells;
 use shequ_merchant_alliance::domain::credit::{ComplaintResolution, CreditReason, MealBooking};
 use shequ_merchant_alliance::domain::merchant::{ActivityKind, Category, MerchantStatus};
 use shequ_merchant_alliance::domain::nearby::{Search, select};
+use shequ_merchant_alliance::domain::{BookingId, ComplaintId, GridId, MerchantId};
 use shequ_merchant_alliance::store::{Alliance, ListFilter, StoreError};
 
 use crate::{Harness, JINSHUI, dining, hours, north, start, tag};
@@ -23,10 +24,15 @@ async fn registered(
     h: &Harness,
     key: &str,
     details: shequ_merchant_alliance::domain::merchant::MerchantDetails,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<MerchantId> {
     let (merchant, duplicate) = h.store.register(key, details, "operator-1").await?;
     ensure!(!duplicate, "{key} is new");
     Ok(merchant.id)
+}
+
+/// No merchant of the alliance.
+fn stranger() -> MerchantId {
+    MerchantId::from_stored("not-in-the-alliance")
 }
 
 /// A search of the 15-minute circle (1,200 m) around the reference point.
@@ -35,7 +41,7 @@ async fn nearby(
     category: Category,
     tag_asked: Option<&str>,
     open_now: bool,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<MerchantId>> {
     let search = Search {
         center: JINSHUI,
         tag: tag_asked.map(tag),
@@ -81,7 +87,7 @@ pub(crate) async fn a_registration_is_once_per_request_id_and_reads_back_as_answ
     assert_eq!(again, answered, "the first registration");
     assert_eq!(h.count("SELECT COUNT(*) FROM merchants").await?, 1);
     assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
-    let missing = h.store.get("no-such-merchant").await;
+    let missing = h.store.get(&stranger()).await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "{missing:?}"
@@ -128,7 +134,7 @@ pub(crate) async fn update_suspend_and_reinstate_change_the_merchant_and_announc
     assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 4);
     let missing = h
         .store
-        .update("no-such-merchant", dining("x", 0.0, &[]), "operator-1")
+        .update(&stranger(), dining("x", 0.0, &[]), "operator-1")
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
@@ -144,7 +150,7 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     for i in 0..7 {
         let mut details = dining(&format!("商户 {i}"), f64::from(i) * 10.0, &[]);
         if i % 2 == 1 {
-            details.grid_id = "xinyuan-2".into();
+            details.grid_id = GridId::from_stored("xinyuan-2");
             details.category = Category::Repair;
         }
         ids.push(registered(&h, &format!("r-{i}"), details).await?);
@@ -153,11 +159,11 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
         .suspend(&ids[2], "closed".into(), "operator-1")
         .await?;
     let mut seen = Vec::new();
-    let mut after: Option<String> = None;
+    let mut after: Option<MerchantId> = None;
     loop {
         let (page, next) = h
             .store
-            .list(&ListFilter::default(), 3, after.as_deref())
+            .list(&ListFilter::default(), 3, after.as_ref())
             .await?;
         ensure!(page.len() <= 3, "a page of at most 3");
         seen.extend(page.into_iter().map(|m| m.id));
@@ -170,7 +176,7 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
     sorted.sort();
     assert_eq!(seen, sorted, "every merchant once, in id order");
     let grid = ListFilter {
-        grid_id: Some("xinyuan-2".into()),
+        grid_id: Some(GridId::from_stored("xinyuan-2")),
         ..ListFilter::default()
     };
     let (in_grid, next) = h.store.list(&grid, 10, None).await?;
@@ -182,8 +188,8 @@ pub(crate) async fn the_list_filters_and_pages_without_gaps_or_repeats(
         ..ListFilter::default()
     };
     let (found, _) = h.store.list(&active_dining, 10, None).await?;
-    let found: BTreeSet<String> = found.into_iter().map(|m| m.id).collect();
-    let expected: BTreeSet<String> = [0, 4, 6].iter().map(|i| ids[*i].clone()).collect();
+    let found: BTreeSet<MerchantId> = found.into_iter().map(|m| m.id).collect();
+    let expected: BTreeSet<MerchantId> = [0, 4, 6].iter().map(|i| ids[*i].clone()).collect();
     assert_eq!(found, expected);
     Ok(())
 }
@@ -246,7 +252,7 @@ pub(crate) async fn nearby_by_tag_agrees_with_what_each_merchant_offers(
             open_now: false,
             limit: 20,
         };
-        let expected: Vec<String> = select(&search, 1_200.0, all.clone(), h.clock.now())
+        let expected: Vec<MerchantId> = select(&search, 1_200.0, all.clone(), h.clock.now())
             .into_iter()
             .map(|f| f.merchant.id)
             .collect();
@@ -352,7 +358,7 @@ pub(crate) async fn an_activity_credits_once_per_request_id_and_the_ledger_adds_
         .store
         .record_activity(
             "a-3",
-            "no-such-merchant",
+            &stranger(),
             ActivityKind::Welfare,
             "x",
             at,
@@ -364,7 +370,7 @@ pub(crate) async fn an_activity_credits_once_per_request_id_and_the_ledger_adds_
         "{missing:?}"
     );
     assert!(matches!(
-        h.store.ledger("no-such-merchant").await,
+        h.store.ledger(&stranger()).await,
         Err(StoreError::NotFound(_))
     ));
     // registered twice, two credit changes.
@@ -379,7 +385,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let first_resolution = start() + Duration::milliseconds(1_500);
     let resolution = |at, at_fault| ComplaintResolution {
         merchant_id: id.clone(),
-        complaint_id: "c-1".into(),
+        complaint_id: ComplaintId::from_stored("c-1"),
         resolved_at: at,
         at_fault,
     };
@@ -441,7 +447,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     assert_eq!(entry, None);
     // A complaint about a merchant not in the alliance changes nothing.
     let stranger = ComplaintResolution {
-        merchant_id: "not-in-the-alliance".into(),
+        merchant_id: stranger(),
         ..resolution(first_resolution, true)
     };
     let (outcome, entry) = h
@@ -462,7 +468,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
     let id = registered(&h, "r-1", dining("老王面馆", 100.0, &["elder_meals"])).await?;
     let booking = MealBooking {
         merchant_id: id.clone(),
-        booking_id: "b-1".into(),
+        booking_id: BookingId::from_stored("b-1"),
         booked_for: start() + Duration::hours(2),
     };
     let (outcome, entry) = h
@@ -486,7 +492,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
         .await?;
     assert_eq!((outcome, entry), (Outcome::Applied, None));
     let other = MealBooking {
-        booking_id: "b-2".into(),
+        booking_id: BookingId::from_stored("b-2"),
         ..booking.clone()
     };
     let (_, entry) = h
@@ -495,7 +501,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
         .await?;
     assert_eq!(entry.map(|e| e.score_after), Some(102));
     let unknown = MealBooking {
-        merchant_id: "not-in-the-alliance".into(),
+        merchant_id: stranger(),
         ..booking
     };
     let (outcome, entry) = h
@@ -537,7 +543,7 @@ pub(crate) async fn awards_are_once_per_merchant_and_period_with_the_records_the
             h.once(COMPLAINTS, "e-1"),
             &ComplaintResolution {
                 merchant_id: plain.clone(),
-                complaint_id: "c-1".into(),
+                complaint_id: ComplaintId::from_stored("c-1"),
                 resolved_at: now,
                 at_fault: true,
             },
@@ -546,10 +552,10 @@ pub(crate) async fn awards_are_once_per_merchant_and_period_with_the_records_the
         .await?;
     let period = Period::parse("period", "2026-Q4")?;
     let records = h.store.award_records(&period).await?;
-    let record = |id: &str| {
+    let record = |id: &MerchantId| {
         records
             .iter()
-            .find(|(merchant, _, _)| merchant.id == id)
+            .find(|(merchant, _, _)| merchant.id == *id)
             .map(|(_, record, already)| (record.clone(), *already))
             .ok_or_else(|| anyhow::anyhow!("no record of {id}"))
     };
@@ -639,7 +645,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     // A score out of range is not 0.
     h.execute(
         "UPDATE merchants SET credit_score = 99999999999 WHERE id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     undecodable(h.store.get(&id).await)?;
@@ -647,26 +653,26 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     undecodable(h.store.list(&ListFilter::default(), 10, None).await)?;
     h.execute(
         "UPDATE merchants SET credit_score = 102, category = 'bakery' WHERE id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     undecodable(h.store.get(&id).await)?;
     h.execute(
         "UPDATE merchants SET category = 'dining', status = 'closed' WHERE id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     undecodable(h.store.get(&id).await)?;
     h.execute(
         "UPDATE merchants SET status = 'active' WHERE id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     assert_eq!(h.store.get(&id).await?.credit_score, 102, "readable again");
     // A ledger entry with a reason no rule gives.
     h.execute(
         "UPDATE credit_ledger SET reason = 'bribe' WHERE merchant_id = $1",
-        &[&id],
+        &[id.as_str()],
     )
     .await?;
     undecodable(h.store.ledger(&id).await)?;
@@ -676,7 +682,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     } else {
         "UPDATE merchants SET service_tags = ARRAY['Elder Meals'] WHERE id = $1"
     };
-    h.execute(bad_tags, &[&id]).await?;
+    h.execute(bad_tags, &[id.as_str()]).await?;
     let search = Search {
         center: north(0.0),
         tag: None,
@@ -696,7 +702,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     } else {
         "UPDATE merchants SET service_tags = '{}', opening_hours = '[{\"days\":[\"mon\"],\"opens\":\"25:00\",\"closes\":\"26:00\"}]'::jsonb WHERE id = $1"
     };
-    h.execute(bad_hours, &[&id]).await?;
+    h.execute(bad_hours, &[id.as_str()]).await?;
     undecodable(h.store.get(&id).await)?;
     let open_now = Search {
         open_now: true,
@@ -711,13 +717,13 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
         // SQLite's own encodings: a flag is 0 or 1, an instant milliseconds.
         h.execute(
             "UPDATE merchants SET opening_hours = '[]', party_member_owner = 2 WHERE id = $1",
-            &[&id],
+            &[id.as_str()],
         )
         .await?;
         undecodable(h.store.get(&id).await)?;
         h.execute(
             "UPDATE merchants SET party_member_owner = 1, registered_at = 9223372036854775807 WHERE id = $1",
-            &[&id],
+            &[id.as_str()],
         )
         .await?;
         undecodable(h.store.get(&id).await)?;

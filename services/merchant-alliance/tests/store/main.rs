@@ -11,6 +11,7 @@ use shequ_chassis::clock::{ManualClock, SharedClock};
 use shequ_chassis::database::Database;
 use shequ_chassis::inbox::Once;
 use shequ_chassis::outbox::OutboxSignal;
+use shequ_merchant_alliance::domain::GridId;
 use shequ_merchant_alliance::domain::credit::CreditRules;
 use shequ_merchant_alliance::domain::geo::Point;
 use shequ_merchant_alliance::domain::merchant::{Category, MerchantDetails, ServiceTag};
@@ -173,7 +174,7 @@ pub(crate) fn dining(name: &str, metres_north: f64, tags: &[&str]) -> MerchantDe
         service_tags: tags.iter().map(|t| tag(t)).collect(),
         location: north(metres_north),
         address: Some("金水区某路1号".into()),
-        grid_id: "xinyuan-1".into(),
+        grid_id: GridId::from_stored("xinyuan-1"),
         opening_hours: vec![hours("08:00", "20:00")],
         party_member_owner: true,
     }

@@ -12,10 +12,10 @@ pub use shequ_chassis::personal::Phone;
 use shequ_proto::named_enum;
 pub use shequ_proto::time::district_today;
 
-use super::FieldError;
 use super::fields;
 use super::risk::{Assessment, RiskFactors, assess};
 use super::visits::{self, VisitPolicy, missed_periods, next_due, next_period_due};
+use super::{BuildingId, ElderId, FieldError, GridId, VolunteerId};
 
 named_enum!(
     /// As registered; shown on the elder's card.
@@ -163,8 +163,8 @@ pub struct ElderDetails {
     pub name: String,
     pub birth_date: BirthDate,
     pub gender: Gender,
-    pub grid_id: String,
-    pub building_id: Option<String>,
+    pub grid_id: GridId,
+    pub building_id: Option<BuildingId>,
     pub address: Option<String>,
     pub location: Option<Location>,
     pub living: LivingSituation,
@@ -195,14 +195,14 @@ impl ElderDetails {
 /// schedule counts from the anchor (the last visit, or registration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Elder {
-    pub id: String,
+    pub id: ElderId,
     pub details: ElderDetails,
     pub assessment: Assessment,
     pub visit_interval_days: u32,
     pub last_visit_at: Option<DateTime<Utc>>,
     pub visit_anchor_at: DateTime<Utc>,
     pub next_visit_due_at: DateTime<Utc>,
-    pub volunteer_id: Option<String>,
+    pub volunteer_id: Option<VolunteerId>,
     pub registered_at: DateTime<Utc>,
 }
 
@@ -210,7 +210,7 @@ impl Elder {
     /// A newly registered elder: assessed, with the first visit due one
     /// interval after registration.
     pub fn register(
-        id: String,
+        id: ElderId,
         details: ElderDetails,
         policy: &VisitPolicy,
         now: DateTime<Utc>,
@@ -418,7 +418,7 @@ mod tests {
             name: "王秀英".into(),
             birth_date: BirthDate::parse("birth_date", "1941-05-03", today()).unwrap(),
             gender: Gender::Female,
-            grid_id: "g-1".into(),
+            grid_id: GridId::from_stored("g-1"),
             building_id: None,
             address: None,
             location: None,
@@ -430,7 +430,12 @@ mod tests {
             contacts: Vec::new(),
             consents_to_visits: true,
         };
-        Elder::register("e-1".into(), details, &VisitPolicy::default(), now)
+        Elder::register(
+            ElderId::from_stored("e-1"),
+            details,
+            &VisitPolicy::default(),
+            now,
+        )
     }
 
     #[test]

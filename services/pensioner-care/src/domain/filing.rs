@@ -12,6 +12,7 @@ use shequ_proto::named_enum;
 
 use super::fields;
 use super::visits::{NewVisit, VisitKind, Wellbeing, WellbeingExt};
+use super::{ElderId, GridId, VisitId};
 
 named_enum!(
     /// Where a visit's complaint filing stands.
@@ -25,9 +26,9 @@ named_enum!(
 /// A complaint to file from a visit, as the visit stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFiling {
-    pub visit_id: String,
-    pub elder_id: String,
-    pub grid_id: String,
+    pub visit_id: VisitId,
+    pub elder_id: ElderId,
+    pub grid_id: GridId,
     pub text: String,
     pub urgent: bool,
 }
@@ -36,15 +37,15 @@ pub struct NewFiling {
 /// files: a visit that found a concern (or an urgent need) files one, in
 /// the complaints service on the elder's grid; a good one files none.
 pub fn for_visit(
-    visit_id: &str,
-    elder_id: &str,
-    grid_id: &str,
+    visit_id: &VisitId,
+    elder_id: &ElderId,
+    grid_id: &GridId,
     visit: &NewVisit,
 ) -> Option<NewFiling> {
     visit.wellbeing.files_complaint().then(|| NewFiling {
-        visit_id: visit_id.to_owned(),
-        elder_id: elder_id.to_owned(),
-        grid_id: grid_id.to_owned(),
+        visit_id: visit_id.clone(),
+        elder_id: elder_id.clone(),
+        grid_id: grid_id.clone(),
         text: complaint_text(visit.wellbeing, visit.kind, &visit.needs),
         urgent: visit.wellbeing.raises_alert(),
     })
@@ -53,9 +54,9 @@ pub fn for_visit(
 /// A complaint waiting to be filed from a visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filing {
-    pub visit_id: String,
-    pub elder_id: String,
-    pub grid_id: String,
+    pub visit_id: VisitId,
+    pub elder_id: ElderId,
+    pub grid_id: GridId,
     pub text: String,
     pub urgent: bool,
     /// Attempts made so far.
@@ -66,7 +67,7 @@ pub struct Filing {
 
 /// The idempotency key of the complaint filed from a visit: the same on every
 /// retry, so the complaint appears once.
-pub fn request_id(visit_id: &str) -> String {
+pub fn request_id(visit_id: &VisitId) -> String {
     format!("care-visit-{visit_id}")
 }
 
@@ -131,7 +132,7 @@ mod tests {
 
     fn visit(wellbeing: Wellbeing) -> NewVisit {
         NewVisit {
-            elder_id: "e-1".into(),
+            elder_id: ElderId::from_stored("e-1"),
             visitor: "v-1".into(),
             kind: VisitKind::HomeVisit,
             visited_at: chrono::DateTime::UNIX_EPOCH,
@@ -143,25 +144,25 @@ mod tests {
 
     #[test]
     fn a_concern_visit_files_a_complaint_and_a_good_one_does_not() {
-        let filing = for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Concern)).unwrap();
+        let (visit_id, elder_id, grid_id) = (
+            VisitId::from_stored("v-9"),
+            ElderId::from_stored("e-1"),
+            GridId::from_stored("g-1"),
+        );
+        let filed = |wellbeing| for_visit(&visit_id, &elder_id, &grid_id, &visit(wellbeing));
+        let filing = filed(Wellbeing::Concern).unwrap();
         assert_eq!(filing.text, "助老走访发现需求(需关注): 需要送餐");
         assert_eq!((filing.grid_id.as_str(), filing.urgent), ("g-1", false));
-        assert!(
-            for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Urgent))
-                .unwrap()
-                .urgent
-        );
-        assert_eq!(
-            for_visit("v-9", "e-1", "g-1", &visit(Wellbeing::Good)),
-            None
-        );
+        assert!(filed(Wellbeing::Urgent).unwrap().urgent);
+        assert_eq!(filed(Wellbeing::Good), None);
     }
 
     #[test]
     fn request_id_is_the_same_for_every_retry_of_a_visit() {
-        assert_eq!(request_id("v-42"), "care-visit-v-42");
-        assert_eq!(request_id("v-42"), request_id("v-42"));
-        assert_ne!(request_id("v-42"), request_id("v-43"));
+        let (visit, other) = (VisitId::from_stored("v-42"), VisitId::from_stored("v-43"));
+        assert_eq!(request_id(&visit), "care-visit-v-42");
+        assert_eq!(request_id(&visit), request_id(&visit));
+        assert_ne!(request_id(&visit), request_id(&other));
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //!   text, key and retry backoff.
 //! - [`timeline`]: the entries of an elder's timeline.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
+//! - The ids of the entities the service holds or refers to, as types
+//!   ([`ElderId`], [`VolunteerId`], [`PairingId`], [`VisitId`],
+//!   [`BookingId`], [`GridId`], [`BuildingId`], [`MerchantId`],
+//!   [`ComplaintId`]), the chassis's ([`shequ_chassis::ids`]), re-exported:
+//!   parsed once where they come in, typed from then on.
 
 pub mod elder;
 pub mod filing;
@@ -24,3 +29,7 @@ pub mod timeline;
 pub mod visits;
 
 pub use shequ_chassis::fields::{self, FieldError};
+pub use shequ_chassis::ids::{
+    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, PairingId, VisitId,
+    VolunteerId,
+};

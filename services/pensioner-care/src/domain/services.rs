@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 pub use shequ_proto::kinds::care::Service;
 use shequ_proto::named_enum;
 
+use super::{BookingId, ElderId, MerchantId};
+
 named_enum!(
     /// What a booking came to. A meal booking that finds no merchant is still
     /// recorded, so the operator sees the unmet need.
@@ -28,12 +30,12 @@ pub const MEALS_ARE_DISCOUNTED: bool = true;
 /// A service booked for an elder, with the merchant that serves it (meals).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Booking {
-    pub id: String,
-    pub elder_id: String,
+    pub id: BookingId,
+    pub elder_id: ElderId,
     pub service: Service,
     pub scheduled_for: DateTime<Utc>,
     pub status: BookingStatus,
-    pub merchant_id: Option<String>,
+    pub merchant_id: Option<MerchantId>,
     pub merchant_name: Option<String>,
     pub distance_metres: Option<f64>,
 }

@@ -9,8 +9,11 @@ use super::elder::{Elder, district_time_text};
 use super::pairing::Pairing;
 use super::services::Booking;
 use super::visits::NewVisit;
+use super::{ComplaintId, ElderId, VisitId};
 
-/// One line of an elder's timeline, as read back.
+/// One line of an elder's timeline, as read back. `reference` is the id of
+/// what the line is about (the elder, a pairing, a visit, a booking, a
+/// complaint), whichever kind it is, so it stays text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
@@ -24,7 +27,7 @@ pub struct TimelineEntry {
 /// timeline holds one entry per fact, however many events announce it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub elder_id: String,
+    pub elder_id: ElderId,
     pub at: DateTime<Utc>,
     pub kind: &'static str,
     pub summary: String,
@@ -33,19 +36,20 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `reference`: the id of what the entry is about.
     fn new(
-        elder_id: &str,
+        elder_id: &ElderId,
         at: DateTime<Utc>,
         kind: &'static str,
         summary: String,
-        reference: &str,
+        reference: impl AsRef<str>,
     ) -> Self {
         Self {
-            elder_id: elder_id.to_owned(),
+            elder_id: elder_id.clone(),
             at,
             kind,
             summary,
-            reference: reference.to_owned(),
+            reference: reference.as_ref().to_owned(),
             fact: None,
         }
     }
@@ -93,7 +97,7 @@ pub fn unpaired(pairing: &Pairing, actor: &str, reason: &str, at: DateTime<Utc>)
 }
 
 /// The visit itself, at the time it took place.
-pub fn visited(visit_id: &str, visit: &NewVisit) -> Entry {
+pub fn visited(visit_id: &VisitId, visit: &NewVisit) -> Entry {
     let summary = format!(
         "{} by {}: {}",
         visit.kind.as_str(),
@@ -110,12 +114,12 @@ pub fn visited(visit_id: &str, visit: &NewVisit) -> Entry {
 }
 
 /// The alert an urgent visit raises, when it is recorded.
-pub fn alert(visit_id: &str, visit: &NewVisit, at: DateTime<Utc>) -> Entry {
+pub fn alert(visit_id: &VisitId, visit: &NewVisit, at: DateTime<Utc>) -> Entry {
     let summary = format!("urgent: alert raised by {}", visit.visitor);
     Entry::new(&visit.elder_id, at, "alert", summary, visit_id)
 }
 
-pub fn overdue(elder_id: &str, period: u32, due_at: DateTime<Utc>, at: DateTime<Utc>) -> Entry {
+pub fn overdue(elder_id: &ElderId, period: u32, due_at: DateTime<Utc>, at: DateTime<Utc>) -> Entry {
     let summary = format!(
         "visit overdue (period {period}, due {})",
         district_time_text(due_at)
@@ -135,7 +139,7 @@ pub fn booked(booking: &Booking, at: DateTime<Utc>) -> Entry {
     Entry::new(&booking.elder_id, at, "booking", summary, &booking.id)
 }
 
-pub fn complaint_filed(elder_id: &str, complaint_id: &str, at: DateTime<Utc>) -> Entry {
+pub fn complaint_filed(elder_id: &ElderId, complaint_id: &ComplaintId, at: DateTime<Utc>) -> Entry {
     let summary = format!("complaint {complaint_id} filed from the visit");
     Entry::new(elder_id, at, "complaint_filed", summary, complaint_id)
 }
@@ -144,10 +148,10 @@ pub fn complaint_filed(elder_id: &str, complaint_id: &str, at: DateTime<Utc>) ->
 /// (`kind` e.g. `complaint_resolved`, `outcome` e.g. "resolved"), once per
 /// `fact` of that complaint (e.g. its resolution instant).
 pub fn complaint_outcome(
-    elder_id: &str,
+    elder_id: &ElderId,
     at: DateTime<Utc>,
     kind: &'static str,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
     outcome: &str,
     fact: &str,
 ) -> Entry {

@@ -13,10 +13,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 pub use shequ_proto::kinds::care::{VisitKind, Wellbeing};
 
-use super::FieldError;
 use super::fields;
 use super::filing::FilingStatus;
 use super::risk::RiskLevel;
+use super::{ComplaintId, ElderId, FieldError, VisitId};
 
 /// What a finding sets off.
 pub trait WellbeingExt {
@@ -181,7 +181,7 @@ pub fn next_due(anchor: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
 /// A new visit, parsed.
 #[derive(Debug, Clone)]
 pub struct NewVisit {
-    pub elder_id: String,
+    pub elder_id: ElderId,
     pub visitor: String,
     pub kind: VisitKind,
     pub visited_at: DateTime<Utc>,
@@ -193,8 +193,8 @@ pub struct NewVisit {
 /// A visit as recorded, with what became of its complaint filing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visit {
-    pub id: String,
-    pub elder_id: String,
+    pub id: VisitId,
+    pub elder_id: ElderId,
     pub visitor: String,
     pub kind: VisitKind,
     pub visited_at: DateTime<Utc>,
@@ -203,7 +203,7 @@ pub struct Visit {
     pub notes: Option<String>,
     /// `None` when the visit files nothing.
     pub filing: Option<FilingStatus>,
-    pub complaint_id: Option<String>,
+    pub complaint_id: Option<ComplaintId>,
     pub filing_error: Option<String>,
 }
 

@@ -12,6 +12,11 @@
 //! loads an elder, lets the domain move it (registration, new details, a
 //! visit, the periods missed), and writes back what that made, with the
 //! timeline entries (`domain::timeline`) and events (here) it causes.
+//!
+//! Ids are typed throughout ([`crate::domain::ElderId`] and the rest): the
+//! trait takes them parsed, a store binds them as text (`as_str`) and reads
+//! them back with `from_stored` (they were parsed when written, so reading
+//! them is not a second validation), and new ones are `generate`d (UUIDv7).
 
 pub mod postgres;
 pub mod sqlite;
@@ -42,6 +47,9 @@ use crate::domain::risk::{Assessment, RiskLevel};
 use crate::domain::services::{Booking, BookingStatus, Service};
 use crate::domain::timeline::{Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing, WellbeingExt};
+use crate::domain::{
+    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, VisitId, VolunteerId,
+};
 
 /// What the care store fails with; a refusal of the domain is a
 /// [`PairingError`].
@@ -57,7 +65,7 @@ impl From<PairingError> for StoreError {
 #[derive(Debug, Clone, Default)]
 pub struct ElderFilter {
     pub risk: Option<RiskLevel>,
-    pub grid_id: Option<String>,
+    pub grid_id: Option<GridId>,
     pub unpaired_only: bool,
     /// Only elders overdue for a visit ([`crate::domain::visits::is_overdue`]),
     /// longest overdue first.
@@ -81,12 +89,12 @@ pub trait Care: Send + Sync {
     /// raised before are not raised again.
     fn update_elder(
         &self,
-        id: &str,
+        id: &ElderId,
         details: ElderDetails,
         actor: &str,
     ) -> impl Future<Output = Result<Elder, StoreError>> + Send;
 
-    fn elder(&self, id: &str) -> impl Future<Output = Result<Elder, StoreError>> + Send;
+    fn elder(&self, id: &ElderId) -> impl Future<Output = Result<Elder, StoreError>> + Send;
 
     /// Elders by filter, highest risk and earliest due first (overdue only:
     /// longest overdue first, as of `now`); a page after `offset`, and the
@@ -105,16 +113,19 @@ pub trait Care: Send + Sync {
         request_id: &str,
         name: &str,
         phone: &Phone,
-        grid_id: &str,
+        grid_id: &GridId,
         party_member: bool,
     ) -> impl Future<Output = Result<(Volunteer, bool), StoreError>> + Send;
 
-    fn volunteer(&self, id: &str) -> impl Future<Output = Result<Volunteer, StoreError>> + Send;
+    fn volunteer(
+        &self,
+        id: &VolunteerId,
+    ) -> impl Future<Output = Result<Volunteer, StoreError>> + Send;
 
     /// Volunteers (of a grid), by id; a page after `offset`.
     fn volunteers(
         &self,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         page_size: u32,
         offset: u64,
     ) -> impl Future<Output = Result<(Vec<Volunteer>, Option<u64>), StoreError>> + Send;
@@ -124,8 +135,8 @@ pub trait Care: Send + Sync {
     /// requests. A `request_id` seen before returns the pairing it made.
     fn pair(
         &self,
-        volunteer_id: &str,
-        elder_id: &str,
+        volunteer_id: &VolunteerId,
+        elder_id: &ElderId,
         actor: &str,
         request_id: Option<&str>,
     ) -> impl Future<Output = Result<Pairing, StoreError>> + Send;
@@ -134,7 +145,7 @@ pub trait Care: Send + Sync {
     /// the pairing it ended.
     fn unpair(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
         reason: &str,
         actor: &str,
         request_id: Option<&str>,
@@ -150,7 +161,7 @@ pub trait Care: Send + Sync {
         visit: NewVisit,
     ) -> impl Future<Output = Result<(Visit, bool), StoreError>> + Send;
 
-    fn visit(&self, id: &str) -> impl Future<Output = Result<Visit, StoreError>> + Send;
+    fn visit(&self, id: &VisitId) -> impl Future<Output = Result<Visit, StoreError>> + Send;
 
     /// Pending filings whose next attempt is due by `now`, after `after`, at
     /// most `limit`, in (next attempt, visit) order. A failed attempt moves
@@ -167,7 +178,7 @@ pub trait Care: Send + Sync {
     /// (another pass may have tried or filed it since it was listed).
     fn due_filing(
         &self,
-        visit_id: &str,
+        visit_id: &VisitId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Filing>, StoreError>> + Send;
 
@@ -175,7 +186,7 @@ pub trait Care: Send + Sync {
     fn filing_done(
         &self,
         filing: &Filing,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The attempt failed: try again after a backoff, or give up when `permanent`.
@@ -203,7 +214,7 @@ pub trait Care: Send + Sync {
     /// transaction. Returns how many were raised.
     fn raise_overdue(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
@@ -225,7 +236,7 @@ pub trait Care: Send + Sync {
     /// The elder's timeline, in order.
     fn timeline(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
     ) -> impl Future<Output = Result<Vec<TimelineEntry>, StoreError>> + Send;
 
     /// Applies a complaint event once (`once`, claimed in the same
@@ -321,14 +332,14 @@ impl Care for Store {
 
     async fn update_elder(
         &self,
-        id: &str,
+        id: &ElderId,
         details: ElderDetails,
         actor: &str,
     ) -> Result<Elder, StoreError> {
         on_backend!(self, store => store.update_elder(id, details, actor).await)
     }
 
-    async fn elder(&self, id: &str) -> Result<Elder, StoreError> {
+    async fn elder(&self, id: &ElderId) -> Result<Elder, StoreError> {
         on_backend!(self, store => store.elder(id).await)
     }
 
@@ -347,19 +358,19 @@ impl Care for Store {
         request_id: &str,
         name: &str,
         phone: &Phone,
-        grid_id: &str,
+        grid_id: &GridId,
         party_member: bool,
     ) -> Result<(Volunteer, bool), StoreError> {
         on_backend!(self, store => store.register_volunteer(request_id, name, phone, grid_id, party_member).await)
     }
 
-    async fn volunteer(&self, id: &str) -> Result<Volunteer, StoreError> {
+    async fn volunteer(&self, id: &VolunteerId) -> Result<Volunteer, StoreError> {
         on_backend!(self, store => store.volunteer(id).await)
     }
 
     async fn volunteers(
         &self,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         page_size: u32,
         offset: u64,
     ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
@@ -368,8 +379,8 @@ impl Care for Store {
 
     async fn pair(
         &self,
-        volunteer_id: &str,
-        elder_id: &str,
+        volunteer_id: &VolunteerId,
+        elder_id: &ElderId,
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
@@ -378,7 +389,7 @@ impl Care for Store {
 
     async fn unpair(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
         reason: &str,
         actor: &str,
         request_id: Option<&str>,
@@ -394,7 +405,7 @@ impl Care for Store {
         on_backend!(self, store => store.record_visit(request_id, visit).await)
     }
 
-    async fn visit(&self, id: &str) -> Result<Visit, StoreError> {
+    async fn visit(&self, id: &VisitId) -> Result<Visit, StoreError> {
         on_backend!(self, store => store.visit(id).await)
     }
 
@@ -409,13 +420,17 @@ impl Care for Store {
 
     async fn due_filing(
         &self,
-        visit_id: &str,
+        visit_id: &VisitId,
         now: DateTime<Utc>,
     ) -> Result<Option<Filing>, StoreError> {
         on_backend!(self, store => store.due_filing(visit_id, now).await)
     }
 
-    async fn filing_done(&self, filing: &Filing, complaint_id: &str) -> Result<(), StoreError> {
+    async fn filing_done(
+        &self,
+        filing: &Filing,
+        complaint_id: &ComplaintId,
+    ) -> Result<(), StoreError> {
         on_backend!(self, store => store.filing_done(filing, complaint_id).await)
     }
 
@@ -437,7 +452,11 @@ impl Care for Store {
         on_backend!(self, store => store.overdue_owed(now, after, limit).await)
     }
 
-    async fn raise_overdue(&self, elder_id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn raise_overdue(
+        &self,
+        elder_id: &ElderId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         on_backend!(self, store => store.raise_overdue(elder_id, now).await)
     }
 
@@ -454,7 +473,7 @@ impl Care for Store {
         on_backend!(self, store => store.booking_by_request(request_id).await)
     }
 
-    async fn timeline(&self, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+    async fn timeline(&self, elder_id: &ElderId) -> Result<Vec<TimelineEntry>, StoreError> {
         on_backend!(self, store => store.timeline(elder_id).await)
     }
 
@@ -506,13 +525,13 @@ pub(crate) fn elder_registered(
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
     let event = contract::ElderRegistered {
-        elder_id: elder.id.clone(),
-        grid_id: elder.details.grid_id.clone(),
+        elder_id: elder.id.to_string(),
+        grid_id: elder.details.grid_id.to_string(),
         risk: elder.assessment.level,
         visit_interval_days: elder.visit_interval_days,
         consents_to_visits: elder.details.consents_to_visits,
     };
-    event_row(&elder.id, &event, elder.registered_at, context)
+    event_row(elder.id.as_str(), &event, elder.registered_at, context)
 }
 
 pub(crate) fn pairing_created(
@@ -520,12 +539,12 @@ pub(crate) fn pairing_created(
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
     let event = contract::PairingCreated {
-        pairing_id: pairing.id.clone(),
-        volunteer_id: pairing.volunteer_id.clone(),
-        elder_id: pairing.elder_id.clone(),
+        pairing_id: pairing.id.to_string(),
+        volunteer_id: pairing.volunteer_id.to_string(),
+        elder_id: pairing.elder_id.to_string(),
         started_at: pairing.started_at,
     };
-    event_row(&pairing.id, &event, pairing.started_at, context)
+    event_row(pairing.id.as_str(), &event, pairing.started_at, context)
 }
 
 pub(crate) fn pairing_ended(
@@ -534,18 +553,18 @@ pub(crate) fn pairing_ended(
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
     let event = contract::PairingEnded {
-        pairing_id: pairing.id.clone(),
-        volunteer_id: pairing.volunteer_id.clone(),
-        elder_id: pairing.elder_id.clone(),
+        pairing_id: pairing.id.to_string(),
+        volunteer_id: pairing.volunteer_id.to_string(),
+        elder_id: pairing.elder_id.to_string(),
         ended_at: now,
     };
-    event_row(&pairing.id, &event, now, context)
+    event_row(pairing.id.as_str(), &event, now, context)
 }
 
 /// The writes of a new visit besides the visit itself: the timeline
 /// entries and the events (recorded; an alert for an urgent one).
 pub(crate) fn visit_writes(
-    visit_id: &str,
+    visit_id: &VisitId,
     elder: &Elder,
     visit: &NewVisit,
     files_complaint: bool,
@@ -555,8 +574,8 @@ pub(crate) fn visit_writes(
     use crate::domain::timeline;
     let mut entries = vec![timeline::visited(visit_id, visit)];
     let recorded = contract::VisitRecorded {
-        visit_id: visit_id.to_owned(),
-        elder_id: elder.id.clone(),
+        visit_id: visit_id.to_string(),
+        elder_id: elder.id.to_string(),
         visitor: visit.visitor.clone(),
         kind: visit.kind,
         wellbeing: visit.wellbeing,
@@ -564,17 +583,17 @@ pub(crate) fn visit_writes(
         needs_found: u32::try_from(visit.needs.len()).unwrap_or(u32::MAX),
         files_complaint,
     };
-    let mut events = vec![event_row(visit_id, &recorded, now, context)?];
+    let mut events = vec![event_row(visit_id.as_str(), &recorded, now, context)?];
     if visit.wellbeing.raises_alert() {
         entries.push(timeline::alert(visit_id, visit, now));
         let alert = contract::AlertRaised {
-            elder_id: elder.id.clone(),
-            grid_id: elder.details.grid_id.clone(),
-            visit_id: visit_id.to_owned(),
+            elder_id: elder.id.to_string(),
+            grid_id: elder.details.grid_id.to_string(),
+            visit_id: visit_id.to_string(),
             raised_by: visit.visitor.clone(),
             raised_at: now,
         };
-        events.push(event_row(&elder.id, &alert, now, context)?);
+        events.push(event_row(elder.id.as_str(), &alert, now, context)?);
     }
     Ok((entries, events))
 }
@@ -591,16 +610,16 @@ pub(crate) fn overdue_writes(
 ) -> Result<(Entry, OutboxRow), StoreError> {
     let entry = crate::domain::timeline::overdue(&elder.id, period, due_at, now);
     let event = contract::VisitOverdue {
-        elder_id: elder.id.clone(),
-        grid_id: elder.details.grid_id.clone(),
+        elder_id: elder.id.to_string(),
+        grid_id: elder.details.grid_id.to_string(),
         risk: elder.assessment.level,
-        volunteer_id: elder.volunteer_id.clone(),
+        volunteer_id: elder.volunteer_id.as_ref().map(VolunteerId::to_string),
         period,
         due_at,
     };
     let anchor = to_millis(elder.visit_anchor_at).to_string();
     let identity = [elder.id.as_str(), &anchor, &period.to_string()];
-    let event = derived_event(contract::SOURCE, &elder.id, now, &event, &identity)?;
+    let event = derived_event(contract::SOURCE, elder.id.as_str(), now, &event, &identity)?;
     Ok((entry, OutboxRow::traced(&event, context)?))
 }
 
@@ -615,19 +634,19 @@ pub(crate) fn service_booked(
         return Ok(None);
     }
     let event = contract::ServiceBooked {
-        booking_id: booking.id.clone(),
-        elder_id: booking.elder_id.clone(),
+        booking_id: booking.id.to_string(),
+        elder_id: booking.elder_id.to_string(),
         service: booking.service,
-        merchant_id: booking.merchant_id.clone(),
+        merchant_id: booking.merchant_id.as_ref().map(MerchantId::to_string),
         discounted: booking.discounted(discounted),
         booked_for: booking.scheduled_for,
     };
-    event_row(&booking.id, &event, now, context).map(Some)
+    event_row(booking.id.as_str(), &event, now, context).map(Some)
 }
 
 // Rows as stored, decoded strictly: each backend reads its own types into
 // these, and `into_*` checks every coded value (a value that does not decode
-// is an error, never a default).
+// is an error, never a default) and types the ids (`from_stored`).
 
 fn decode(what: impl std::fmt::Display) -> DbError {
     DbError::Decode(what.to_string())
@@ -732,8 +751,8 @@ impl ElderRow {
                 name: self.name,
                 birth_date,
                 gender: coded("gender", &self.gender, Gender::parse)?,
-                grid_id: self.grid_id,
-                building_id: self.building_id,
+                grid_id: GridId::from_stored(self.grid_id),
+                building_id: self.building_id.map(BuildingId::from_stored),
                 address: self.address,
                 location,
                 living: coded(
@@ -752,12 +771,12 @@ impl ElderRow {
                 level: coded("risk", &self.risk, RiskLevel::parse)?,
                 reasons,
             },
-            id: self.id,
+            id: ElderId::from_stored(self.id),
             visit_interval_days,
             last_visit_at: self.last_visit_at,
             visit_anchor_at: self.visit_anchor_at,
             next_visit_due_at: self.next_visit_due_at,
-            volunteer_id: self.volunteer_id,
+            volunteer_id: self.volunteer_id.map(VolunteerId::from_stored),
             registered_at: self.registered_at,
         })
     }
@@ -780,11 +799,15 @@ impl VolunteerRow {
     pub(crate) fn into_volunteer(self) -> Result<Volunteer, DbError> {
         Ok(Volunteer {
             phone: Phone::parse("phone", &self.phone).map_err(decode)?,
-            id: self.id,
+            id: VolunteerId::from_stored(self.id),
             name: self.name,
-            grid_id: self.grid_id,
+            grid_id: GridId::from_stored(self.grid_id),
             party_member: self.party_member,
-            elder_ids: self.elder_ids,
+            elder_ids: self
+                .elder_ids
+                .into_iter()
+                .map(ElderId::from_stored)
+                .collect(),
         })
     }
 }
@@ -827,12 +850,12 @@ impl VisitRow {
                 .filing
                 .map(|status| coded("filing status", &status, FilingStatus::parse))
                 .transpose()?,
-            id: self.id,
-            elder_id: self.elder_id,
+            id: VisitId::from_stored(self.id),
+            elder_id: ElderId::from_stored(self.elder_id),
             visitor: self.visitor,
             visited_at: self.visited_at,
             notes: self.notes,
-            complaint_id: self.complaint_id,
+            complaint_id: self.complaint_id.map(ComplaintId::from_stored),
             filing_error: self.last_error,
         })
     }
@@ -859,10 +882,10 @@ impl BookingRow {
         Ok(Booking {
             service: coded("service", &self.service, Service::parse)?,
             status: coded("booking status", &self.status, BookingStatus::parse)?,
-            id: self.id,
-            elder_id: self.elder_id,
+            id: BookingId::from_stored(self.id),
+            elder_id: ElderId::from_stored(self.elder_id),
             scheduled_for: self.scheduled_for,
-            merchant_id: self.merchant_id,
+            merchant_id: self.merchant_id.map(MerchantId::from_stored),
             merchant_name: self.merchant_name,
             distance_metres: self.distance_metres,
         })
@@ -896,9 +919,9 @@ impl FilingRow {
                         .ok_or_else(|| decode(format!("traceparent {header:?}")))
                 })
                 .transpose()?,
-            visit_id: self.visit_id,
-            elder_id: self.elder_id,
-            grid_id: self.grid_id,
+            visit_id: VisitId::from_stored(self.visit_id),
+            elder_id: ElderId::from_stored(self.elder_id),
+            grid_id: GridId::from_stored(self.grid_id),
             text: self.text,
             urgent: self.urgent,
         })

@@ -291,6 +291,10 @@ async fn invalid_elder_details_are_refused_naming_the_field_and_write_nothing(
         ),
         ("details.grid_id", with(|d| d.grid_id = String::new())),
         (
+            "details.building_id",
+            with(|d| d.building_id = "b".repeat(65)),
+        ),
+        (
             "details.emergency_contacts[0].phone",
             with(|d| d.emergency_contacts[0].phone = "call my daughter".into()),
         ),
@@ -402,6 +406,13 @@ async fn invalid_visits_are_refused_naming_the_field_and_write_nothing(
             pb::RecordVisitRequest {
                 request_id: String::new(),
                 ..visit("", &id, pb::Wellbeing::Good)
+            },
+        ),
+        (
+            "elder_id",
+            pb::RecordVisitRequest {
+                elder_id: "  ".into(),
+                ..visit("v-8", &id, pb::Wellbeing::Good)
             },
         ),
     ];

@@ -15,22 +15,29 @@ use shequ_pensioner_care::domain::risk::RiskLevel;
 use shequ_pensioner_care::domain::services::{Booking, BookingStatus, Service};
 use shequ_pensioner_care::domain::timeline;
 use shequ_pensioner_care::domain::visits::Wellbeing;
+use shequ_pensioner_care::domain::{
+    BookingId, ComplaintId, ElderId, GridId, MerchantId, VisitId, VolunteerId,
+};
 use shequ_pensioner_care::store::{Care, ElderFilter, StoreError};
 use shequ_proto::events::CloudEvent;
 
 use crate::{Harness, days, details, start, visit, wang};
 
-async fn registered(h: &Harness, key: &str) -> anyhow::Result<String> {
+async fn registered(h: &Harness, key: &str) -> anyhow::Result<ElderId> {
     let (elder, duplicate) = h.store.register_elder(key, wang(), "operator-1").await?;
     ensure!(!duplicate, "{key} is new");
     Ok(elder.id)
 }
 
-async fn volunteer(h: &Harness, key: &str) -> anyhow::Result<String> {
+fn grid(id: &str) -> GridId {
+    GridId::from_stored(id)
+}
+
+async fn volunteer(h: &Harness, key: &str) -> anyhow::Result<VolunteerId> {
     let phone = Phone::parse("phone", "13900001111")?;
     let (volunteer, _) = h
         .store
-        .register_volunteer(key, "张党员", &phone, "xinyuan-1", true)
+        .register_volunteer(key, "张党员", &phone, &grid("xinyuan-1"), true)
         .await?;
     Ok(volunteer.id)
 }
@@ -65,12 +72,12 @@ pub(crate) async fn a_registration_reads_back_as_answered_and_happens_once_per_r
     let phone = Phone::parse("phone", "13900001111")?;
     let (first, duplicate) = h
         .store
-        .register_volunteer("v-1", "张党员", &phone, "xinyuan-1", true)
+        .register_volunteer("v-1", "张党员", &phone, &grid("xinyuan-1"), true)
         .await?;
     assert!(!duplicate);
     let (again, duplicate) = h
         .store
-        .register_volunteer("v-1", "李党员", &phone, "xinyuan-2", false)
+        .register_volunteer("v-1", "李党员", &phone, &grid("xinyuan-2"), false)
         .await?;
     assert!(duplicate);
     assert_eq!(again, first);
@@ -163,8 +170,8 @@ pub(crate) async fn pair_and_unpair_keys_answer_a_retry_with_the_first_pairing(
     }
     assert_eq!(ids.len(), 1, "one pairing for one key");
     assert_eq!(
-        h.store.elder(&elder).await?.volunteer_id.as_deref(),
-        Some(volunteer.as_str())
+        h.store.elder(&elder).await?.volunteer_id.as_ref(),
+        Some(&volunteer)
     );
 
     h.clock.advance(days(1));
@@ -247,10 +254,10 @@ pub(crate) async fn overdue_notices_are_raised_once_per_missed_period(
     let owed = h.store.overdue_owed(now, None, 1).await?;
     assert_eq!(owed.len(), 1, "a page of one");
     let rest = h.store.overdue_owed(now, owed.last(), 10).await?;
-    let listed: BTreeSet<String> = owed
+    let listed: BTreeSet<ElderId> = owed
         .iter()
         .chain(&rest)
-        .map(|due| due.id().to_owned())
+        .map(|due| ElderId::from_stored(due.id()))
         .collect();
     assert_eq!(listed, BTreeSet::from([elder.clone(), other.clone()]));
 
@@ -262,7 +269,7 @@ pub(crate) async fn overdue_notices_are_raised_once_per_missed_period(
     assert_eq!(h.store.raise_overdue(&elder, now).await?, 0, "raised once");
     let owed = h.store.overdue_owed(now, None, 10).await?;
     assert_eq!(owed.len(), 1, "only the other elder is still owed");
-    assert_eq!(owed[0].id(), other);
+    assert_eq!(other, owed[0].id());
     assert_eq!(h.count("SELECT COUNT(*) FROM overdue_notices").await?, 2);
     assert_eq!(
         h.count("SELECT COUNT(*) FROM outbox WHERE subject = 'shequ.care.visit.overdue.v1'")
@@ -280,12 +287,12 @@ pub(crate) async fn overdue_notices_are_raised_once_per_missed_period(
 pub(crate) async fn a_booking_is_recorded_once_per_request_id(h: Harness) -> anyhow::Result<()> {
     let elder = registered(&h, "r-1").await?;
     let booking = |status| Booking {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: BookingId::generate(),
         elder_id: elder.clone(),
         service: Service::MealAssistance,
         scheduled_for: start() + days(1),
         status,
-        merchant_id: Some("m-1".into()),
+        merchant_id: Some(MerchantId::from_stored("m-1")),
         merchant_name: Some("老街饺子馆".into()),
         distance_metres: Some(420.5),
     };
@@ -335,7 +342,7 @@ pub(crate) async fn a_concern_visit_files_a_complaint_until_it_is_filed(
     assert_eq!(due.len(), 1, "only the concern files");
     let filing = h
         .store
-        .due_filing(due[0].id(), now)
+        .due_filing(&VisitId::from_stored(due[0].id()), now)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the filing is due"))?;
     assert_eq!(filing.visit_id, recorded.id);
@@ -357,11 +364,12 @@ pub(crate) async fn a_concern_visit_files_a_complaint_until_it_is_filed(
         .await?
         .ok_or_else(|| anyhow::anyhow!("due again"))?;
     assert_eq!(filing.attempts, 1);
-    h.store.filing_done(&filing, "complaint-9").await?;
-    h.store.filing_done(&filing, "complaint-9").await?;
+    let complaint = ComplaintId::from_stored("complaint-9");
+    h.store.filing_done(&filing, &complaint).await?;
+    h.store.filing_done(&filing, &complaint).await?;
     let filed = h.store.visit(&recorded.id).await?;
     assert_eq!(filed.filing, Some(FilingStatus::Filed));
-    assert_eq!(filed.complaint_id.as_deref(), Some("complaint-9"));
+    assert_eq!(filed.complaint_id, Some(complaint));
     assert!(h.store.due_filings(now, None, 10).await?.is_empty());
     let timeline = h.store.timeline(&elder).await?;
     let filed_entries = timeline
@@ -389,12 +397,13 @@ pub(crate) async fn a_complaint_outcome_is_noted_once_per_event_and_per_fact(
     h: Harness,
 ) -> anyhow::Result<()> {
     let elder = registered(&h, "r-1").await?;
-    let entry = |elder: &str| {
+    let complaint = ComplaintId::from_stored("complaint-9");
+    let entry = |elder: &ElderId| {
         Some(timeline::complaint_outcome(
             elder,
             start(),
             "complaint_resolved",
-            "complaint-9",
+            &complaint,
             "resolved",
             &to_millis(start()).to_string(),
         ))
@@ -422,7 +431,7 @@ pub(crate) async fn a_complaint_outcome_is_noted_once_per_event_and_per_fact(
     // An elder this service does not know, or none.
     assert_eq!(
         h.store
-            .note_complaint_outcome(once("e-3"), entry("elder-x"))
+            .note_complaint_outcome(once("e-3"), entry(&ElderId::from_stored("elder-x")))
             .await?,
         Outcome::Applied
     );
@@ -451,7 +460,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     ];
     for (i, sql) in broken.iter().enumerate() {
         let elder = registered(&h, &format!("r-{i}")).await?;
-        assert_eq!(h.execute(sql, &[&elder]).await?, 1);
+        assert_eq!(h.execute(sql, &[elder.as_str()]).await?, 1);
         match h.store.elder(&elder).await {
             Err(StoreError::Database(DbError::Decode(_))) => {}
             other => anyhow::bail!("{sql}: {other:?}"),
@@ -464,7 +473,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
         .await?;
     h.execute(
         "UPDATE complaint_filings SET status = 'lost' WHERE visit_id = $1",
-        &[&recorded.id],
+        &[recorded.id.as_str()],
     )
     .await?;
     assert!(matches!(
@@ -519,13 +528,13 @@ pub(crate) async fn the_overdue_sql_agrees_with_the_overdue_predicate(
         let now = start() + days(offset);
         let (elders, _) = h.store.elders(&all, now, 200, 0).await?;
         assert_eq!(elders.len(), 12);
-        let ruled: Vec<String> = {
+        let ruled: Vec<ElderId> = {
             let mut ruled: Vec<_> = elders.iter().filter(|e| e.is_overdue(now)).collect();
             ruled.sort_by_key(|e| (e.next_visit_due_at, e.id.clone()));
             ruled.into_iter().map(|e| e.id.clone()).collect()
         };
         let (listed, _) = h.store.elders(&overdue, now, 200, 0).await?;
-        let listed: Vec<String> = listed.into_iter().map(|e| e.id).collect();
+        let listed: Vec<ElderId> = listed.into_iter().map(|e| e.id).collect();
         assert_eq!(listed, ruled, "as of {now}");
         seen_both.0 |= !listed.is_empty();
         seen_both.1 |= listed.len() < 12;

@@ -14,6 +14,7 @@ use shequ_pensioner_care::domain::elder::{
     BirthDate, ElderDetails, Gender, LivingSituation, Location, district_today, parse_contacts,
 };
 use shequ_pensioner_care::domain::visits::{NewVisit, VisitKind, VisitPolicy, Wellbeing};
+use shequ_pensioner_care::domain::{BuildingId, ElderId, GridId};
 use shequ_pensioner_care::store::Store;
 use shequ_tests::{Backend, TestDatabase};
 
@@ -120,8 +121,8 @@ pub(crate) fn details(
         name: name.into(),
         birth_date: BirthDate::parse("birth_date", birth, today).unwrap_or_else(|e| panic!("{e}")),
         gender: Gender::Female,
-        grid_id: "xinyuan-1".into(),
-        building_id: Some("b-1".into()),
+        grid_id: GridId::from_stored("xinyuan-1"),
+        building_id: Some(BuildingId::from_stored("b-1")),
         address: Some("3 号楼 2 单元 401".into()),
         location: Some(Location {
             point: Point {
@@ -145,9 +146,9 @@ pub(crate) fn wang() -> ElderDetails {
     details("王秀英", "1941-05-03", LivingSituation::Alone, true)
 }
 
-pub(crate) fn visit(elder_id: &str, at: DateTime<Utc>, wellbeing: Wellbeing) -> NewVisit {
+pub(crate) fn visit(elder_id: &ElderId, at: DateTime<Utc>, wellbeing: Wellbeing) -> NewVisit {
     NewVisit {
-        elder_id: elder_id.into(),
+        elder_id: elder_id.clone(),
         visitor: "volunteer-1".into(),
         kind: VisitKind::HomeVisit,
         visited_at: at,

@@ -47,7 +47,10 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     );
     assert!(wang.last_visit_at.is_some(), "the release's home visit");
     assert_eq!(wang.visit_anchor_at, wang.last_visit_at.unwrap_or_default());
-    let volunteer = wang.volunteer_id.clone().unwrap_or_default();
+    let volunteer = wang
+        .volunteer_id
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the release's pairing"))?;
     assert_eq!(li.details.name, "李大爷");
     assert!(li.last_visit_at.is_none());
     assert!(li.volunteer_id.is_none());

@@ -10,8 +10,8 @@ use shequ_proto::care::v1::care_service_client::CareServiceClient;
 use shequ_proto::common::v1 as common;
 
 use super::{
-    Connection, DUPLICATE, Target, answered, connect, location, location_json, non_empty,
-    request_id, text, yes_no,
+    Connection, DUPLICATE, Listing, Target, answered, connect, location, location_json, non_empty,
+    page_request, request_id, text, yes_no,
 };
 use crate::cli::{
     BookArgs, CareCommand, ElderArgs, ElderListArgs, EldersCommand, PageArgs, VisitArgs,
@@ -214,43 +214,36 @@ fn print_summaries(
     none: &str,
     output: Output,
 ) -> anyhow::Result<()> {
-    let next = page.map(|page| page.next_page_token).unwrap_or_default();
-    output.print(
-        || {
-            json!({
-                "elders": elders.iter().map(summary_json).collect::<Vec<_>>(),
-                "next_page_token": non_empty(&next),
-            })
+    Listing {
+        key: "elders",
+        items: elders,
+        page,
+        none,
+        json: summary_json,
+        header: [
+            "name",
+            "age",
+            "risk",
+            "grid",
+            "volunteer",
+            "visit due",
+            "overdue",
+            "id",
+        ],
+        row: |e| {
+            [
+                e.name.clone(),
+                e.age.to_string(),
+                name_of::<pb::RiskLevel>(e.risk),
+                e.grid_id.clone(),
+                or_dash(&e.volunteer_id),
+                time::local(e.next_visit_due_at.as_ref()),
+                if e.overdue { "overdue" } else { "" }.to_owned(),
+                e.id.clone(),
+            ]
         },
-        || {
-            if elders.is_empty() {
-                return format!("{none}\n");
-            }
-            let mut table = Table::new([
-                "name",
-                "age",
-                "risk",
-                "grid",
-                "volunteer",
-                "visit due",
-                "overdue",
-                "id",
-            ]);
-            for e in elders {
-                table.row([
-                    e.name.clone(),
-                    e.age.to_string(),
-                    name_of::<pb::RiskLevel>(e.risk),
-                    e.grid_id.clone(),
-                    or_dash(&e.volunteer_id),
-                    time::local(e.next_visit_due_at.as_ref()),
-                    if e.overdue { "overdue" } else { "" }.to_owned(),
-                    e.id.clone(),
-                ]);
-            }
-            with_next_page(table.to_string(), &next)
-        },
-    )
+    }
+    .print(output)
 }
 
 async fn list_volunteers(
@@ -268,35 +261,25 @@ async fn list_volunteers(
         .await
         .context("listing volunteers")?
         .into_inner();
-    let next = response
-        .page
-        .map(|page| page.next_page_token)
-        .unwrap_or_default();
-    output.print(
-        || {
-            json!({
-                "volunteers": response.volunteers.iter().map(volunteer_json).collect::<Vec<_>>(),
-                "next_page_token": non_empty(&next),
-            })
+    Listing {
+        key: "volunteers",
+        items: &response.volunteers,
+        page: response.page,
+        none: "no volunteers",
+        json: volunteer_json,
+        header: ["id", "name", "phone", "grid", "party member", "elders"],
+        row: |v| {
+            [
+                v.id.clone(),
+                v.name.clone(),
+                v.phone.clone(),
+                v.grid_id.clone(),
+                yes_no(v.party_member),
+                v.elder_ids.join(", "),
+            ]
         },
-        || {
-            if response.volunteers.is_empty() {
-                return "no volunteers\n".to_owned();
-            }
-            let mut table = Table::new(["id", "name", "phone", "grid", "party member", "elders"]);
-            for v in &response.volunteers {
-                table.row([
-                    v.id.clone(),
-                    v.name.clone(),
-                    v.phone.clone(),
-                    v.grid_id.clone(),
-                    yes_no(v.party_member),
-                    v.elder_ids.join(", "),
-                ]);
-            }
-            with_next_page(table.to_string(), &next)
-        },
-    )
+    }
+    .print(output)
 }
 
 /// After pairing or unpairing: who with whom, since and until when.
@@ -479,21 +462,6 @@ async fn timeline(client: &mut Client, elder: &str, output: Output) -> anyhow::R
             table.to_string()
         },
     )
-}
-
-fn page_request(page: &PageArgs) -> common::PageRequest {
-    common::PageRequest {
-        page_size: page.page_size.unwrap_or(0),
-        page_token: text(&page.page_token),
-    }
-}
-
-/// A list, and how to ask for the next page when there is one.
-fn with_next_page(mut text: String, next: &str) -> String {
-    if !next.is_empty() {
-        text.push_str(&format!("\nnext page: --page-token {next}\n"));
-    }
-    text
 }
 
 fn or_dash(text: &str) -> String {

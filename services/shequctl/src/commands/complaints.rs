@@ -7,7 +7,9 @@ use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 
-use super::{Connection, DUPLICATE, Target, connect, non_empty, request_id, text};
+use super::{
+    Connection, DUPLICATE, Listing, Target, connect, non_empty, page_request, request_id, text,
+};
 use crate::cli::{Change, ComplaintsCommand, FiguresArgs, ListArgs, SubmitArgs};
 use crate::codes::name_of;
 use crate::failure::Usage;
@@ -136,58 +138,41 @@ async fn list(client: &mut Client, args: &ListArgs, output: Output) -> anyhow::R
         community_id: text(&args.community),
         category: args.category.map_or(0, Into::into),
         overdue_only: args.overdue,
-        page: Some(common::PageRequest {
-            page_size: args.page_size.unwrap_or(0),
-            page_token: text(&args.page_token),
-        }),
+        page: Some(page_request(&args.page)),
     };
     let response = client
         .list_complaints(request)
         .await
         .context("listing complaints")?
         .into_inner();
-    let next = response
-        .page
-        .map(|page| page.next_page_token)
-        .unwrap_or_default();
-    output.print(
-        || {
-            json!({
-                "complaints": response.complaints.iter().map(complaint_json).collect::<Vec<_>>(),
-                "next_page_token": (!next.is_empty()).then_some(next.as_str()),
-            })
+    Listing {
+        key: "complaints",
+        items: &response.complaints,
+        page: response.page,
+        none: "no complaints",
+        json: complaint_json,
+        header: [
+            "id",
+            "status",
+            "category",
+            "grid",
+            "assignee",
+            "submitted",
+            "overdue",
+        ],
+        row: |c| {
+            [
+                c.id.clone(),
+                name_of::<pb::Status>(c.status),
+                name_of::<pb::Category>(c.category),
+                c.grid_id.clone(),
+                c.assignee.clone(),
+                time::local(c.submitted_at.as_ref()),
+                if c.overdue { "overdue" } else { "" }.to_owned(),
+            ]
         },
-        || {
-            if response.complaints.is_empty() {
-                return "no complaints\n".to_owned();
-            }
-            let mut table = Table::new([
-                "id",
-                "status",
-                "category",
-                "grid",
-                "assignee",
-                "submitted",
-                "overdue",
-            ]);
-            for c in &response.complaints {
-                table.row([
-                    c.id.clone(),
-                    name_of::<pb::Status>(c.status),
-                    name_of::<pb::Category>(c.category),
-                    c.grid_id.clone(),
-                    c.assignee.clone(),
-                    time::local(c.submitted_at.as_ref()),
-                    if c.overdue { "overdue" } else { "" }.to_owned(),
-                ]);
-            }
-            let mut text = table.to_string();
-            if !next.is_empty() {
-                text.push_str(&format!("\nnext page: --page-token {next}\n"));
-            }
-            text
-        },
-    )
+    }
+    .print(output)
 }
 
 /// Performs one lifecycle transition; returns the complaint as it now stands.

@@ -10,8 +10,8 @@ use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 use shequ_proto::common::v1 as common;
 
 use super::{
-    Connection, DUPLICATE, Target, answered, connect, location, location_json, non_empty,
-    request_id, text, yes_no,
+    Connection, DUPLICATE, Listing, Target, answered, connect, location, location_json, non_empty,
+    page_request, request_id, text, yes_no,
 };
 use crate::cli::{ActivityArgs, DetailsArgs, MerchantListArgs, MerchantsCommand, NearbyArgs};
 use crate::codes::{code, name_of};
@@ -134,51 +134,33 @@ async fn list(client: &mut Client, args: &MerchantListArgs, output: Output) -> a
         grid_id: text(&args.grid),
         category: args.category.map_or(0, Into::into),
         status: args.status.map_or(0, Into::into),
-        page: Some(common::PageRequest {
-            page_size: args.page_size.unwrap_or(0),
-            page_token: text(&args.page_token),
-        }),
+        page: Some(page_request(&args.page)),
     };
     let response = client
         .list_merchants(request)
         .await
         .context("listing merchants")?
         .into_inner();
-    let next = response
-        .page
-        .map(|page| page.next_page_token)
-        .unwrap_or_default();
-    output.print(
-        || {
-            json!({
-                "merchants": response.merchants.iter().map(merchant_json).collect::<Vec<_>>(),
-                "next_page_token": non_empty(&next),
-            })
+    Listing {
+        key: "merchants",
+        items: &response.merchants,
+        page: response.page,
+        none: "no merchants",
+        json: merchant_json,
+        header: ["id", "name", "category", "grid", "status", "score", "tags"],
+        row: |m| {
+            [
+                m.id.clone(),
+                m.name.clone(),
+                name_of::<pb::Category>(m.category),
+                m.grid_id.clone(),
+                name_of::<pb::MerchantStatus>(m.status),
+                m.credit_score.to_string(),
+                m.service_tags.join(", "),
+            ]
         },
-        || {
-            if response.merchants.is_empty() {
-                return "no merchants\n".to_owned();
-            }
-            let mut table =
-                Table::new(["id", "name", "category", "grid", "status", "score", "tags"]);
-            for m in &response.merchants {
-                table.row([
-                    m.id.clone(),
-                    m.name.clone(),
-                    name_of::<pb::Category>(m.category),
-                    m.grid_id.clone(),
-                    name_of::<pb::MerchantStatus>(m.status),
-                    m.credit_score.to_string(),
-                    m.service_tags.join(", "),
-                ]);
-            }
-            let mut text = table.to_string();
-            if !next.is_empty() {
-                text.push_str(&format!("\nnext page: --page-token {next}\n"));
-            }
-            text
-        },
-    )
+    }
+    .print(output)
 }
 
 async fn update(

@@ -20,10 +20,11 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::cli::{Cli, Command, EventsCommand};
+use crate::cli::{Cli, Command, EventsCommand, PageArgs};
 use crate::codes::name_of;
 use crate::failure::Unreachable;
 use crate::output::Output;
+use crate::table::Table;
 
 /// How long to wait for the service to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +134,60 @@ async fn connect(target: &Target) -> anyhow::Result<Connection> {
 /// An optional flag as the proto's string (empty when absent).
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
+}
+
+/// The page a list command asks for.
+fn page_request(page: &PageArgs) -> common::PageRequest {
+    common::PageRequest {
+        page_size: page.page_size.unwrap_or(0),
+        page_token: text(&page.page_token),
+    }
+}
+
+/// One page of a list as a list command prints it.
+struct Listing<'a, T, const N: usize> {
+    /// The list's name in JSON (`complaints`).
+    key: &'static str,
+    items: &'a [T],
+    page: Option<common::PageResponse>,
+    /// What a person reads when the page is empty (`no complaints`).
+    none: &'a str,
+    json: fn(&T) -> Value,
+    header: [&'static str; N],
+    row: fn(&T) -> [String; N],
+}
+
+impl<T, const N: usize> Listing<'_, T, N> {
+    /// JSON `{key: [...], "next_page_token": …}`, or a table (or `none`)
+    /// followed by how to ask for the next page when there is one.
+    fn print(self, output: Output) -> anyhow::Result<()> {
+        let next = self
+            .page
+            .map(|page| page.next_page_token)
+            .unwrap_or_default();
+        output.print(
+            || {
+                json!({
+                    self.key: self.items.iter().map(self.json).collect::<Vec<_>>(),
+                    "next_page_token": non_empty(&next),
+                })
+            },
+            || {
+                if self.items.is_empty() {
+                    return format!("{}\n", self.none);
+                }
+                let mut table = Table::new(self.header);
+                for item in self.items {
+                    table.row((self.row)(item));
+                }
+                let mut text = table.to_string();
+                if !next.is_empty() {
+                    text.push_str(&format!("\nnext page: --page-token {next}\n"));
+                }
+                text
+            },
+        )
+    }
 }
 
 /// An empty string from a message as JSON `null`.

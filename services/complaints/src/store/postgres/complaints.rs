@@ -8,10 +8,12 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Arguments, FromRow, PgConnection, PgPool, Postgres, Row};
 
-use crate::domain::FieldError;
 use crate::domain::complaint::{Breach, Complaint};
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
+use crate::domain::{
+    BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId,
+};
 use crate::store::{
     CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
     ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
@@ -38,7 +40,7 @@ fn bind_changeable<'q>(query: PgQuery<'q>, c: &'q Complaint) -> PgQuery<'q> {
         .bind(c.merchant_at_fault)
         .bind(c.satisfaction.map(|s| i64::from(s.get())))
         .bind(c.reject_reason.as_deref())
-        .bind(c.merged_into.as_deref())
+        .bind(c.merged_into.as_ref().map(ComplaintId::as_str))
         .bind(i64::from(c.reopen_count))
 }
 
@@ -64,18 +66,18 @@ pub(super) async fn insert(
     );
     let query = sqlx::query(&sql)
         .bind(request_id)
-        .bind(&c.id)
+        .bind(c.id.as_str())
         .bind(&c.text)
         .bind(c.channel.as_str())
         .bind(c.reporter.name.as_deref())
         .bind(c.reporter.phone.as_ref().map(|phone| phone.as_str()))
-        .bind(&c.community_id)
-        .bind(&c.grid_id)
-        .bind(c.building_id.as_deref())
+        .bind(c.community_id.as_str())
+        .bind(c.grid_id.as_str())
+        .bind(c.building_id.as_ref().map(BuildingId::as_str))
         .bind(c.location.as_deref())
-        .bind(c.merchant_id.as_deref())
+        .bind(c.merchant_id.as_ref().map(MerchantId::as_str))
         .bind(c.merchant_check.map(MerchantCheck::as_str))
-        .bind(c.elder_id.as_deref())
+        .bind(c.elder_id.as_ref().map(ElderId::as_str))
         .bind(c.submitted_at);
     let done = bind_changeable(query, c).execute(conn).await?;
     Ok(done.rows_affected() == 1)
@@ -112,13 +114,19 @@ pub(super) async fn insert_all(
         }))
         .bind(texts(submissions, |c| Some(c.community_id.as_str())))
         .bind(texts(submissions, |c| Some(c.grid_id.as_str())))
-        .bind(texts(submissions, |c| c.building_id.as_deref()))
+        .bind(texts(submissions, |c| {
+            c.building_id.as_ref().map(BuildingId::as_str)
+        }))
         .bind(texts(submissions, |c| c.location.as_deref()))
-        .bind(texts(submissions, |c| c.merchant_id.as_deref()))
+        .bind(texts(submissions, |c| {
+            c.merchant_id.as_ref().map(MerchantId::as_str)
+        }))
         .bind(texts(submissions, |c| {
             c.merchant_check.map(MerchantCheck::as_str)
         }))
-        .bind(texts(submissions, |c| c.elder_id.as_deref()))
+        .bind(texts(submissions, |c| {
+            c.elder_id.as_ref().map(ElderId::as_str)
+        }))
         .bind(times(submissions, |c| Some(c.submitted_at)))
         .bind(texts(submissions, |c| Some(c.status.as_str())))
         .bind(texts(submissions, |c| Some(c.category.as_str())))
@@ -164,7 +172,7 @@ pub(super) async fn update(conn: &mut PgConnection, c: &Complaint) -> Result<(),
         "UPDATE complaints SET {} WHERE id = $1",
         assignments.join(", ")
     );
-    bind_changeable(sqlx::query(&sql).bind(&c.id), c)
+    bind_changeable(sqlx::query(&sql).bind(c.id.as_str()), c)
         .execute(conn)
         .await?;
     Ok(())
@@ -231,30 +239,31 @@ pub(super) async fn by_request_id(
 /// Complaint `id`, locked for this transaction when `for_update`.
 pub(super) async fn load(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ComplaintId,
     for_update: bool,
 ) -> Result<Complaint, StoreError> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM complaints WHERE id = $1{lock}"
     ))
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(conn)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))?;
     complaint(&row)
 }
 
+/// The complaint a transition with `request_id` was made to, if any.
 pub(super) async fn transition_by_request_id(
     conn: &mut PgConnection,
     request_id: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(
+) -> Result<Option<ComplaintId>, StoreError> {
+    let id: Option<String> =
         sqlx::query_scalar("SELECT complaint_id FROM complaint_history WHERE request_id = $1")
             .bind(request_id)
             .fetch_optional(conn)
-            .await?,
-    )
+            .await?;
+    Ok(id.map(ComplaintId::from_stored))
 }
 
 /// A history entry as PostgreSQL holds it.
@@ -270,13 +279,13 @@ struct HistoryRecord {
 
 pub(super) async fn history(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ComplaintId,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows: Vec<HistoryRecord> = sqlx::query_as(
         "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
          WHERE complaint_id = $1 ORDER BY seq",
     )
-    .bind(id)
+    .bind(id.as_str())
     .fetch_all(conn)
     .await?;
     rows.into_iter()
@@ -313,7 +322,7 @@ pub(super) async fn owe_escalation(
         "INSERT INTO escalations (complaint_id, breach, cycle, escalated_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (complaint_id, breach, cycle) DO NOTHING",
     )
-    .bind(&complaint.id)
+    .bind(complaint.id.as_str())
     .bind(breach.as_str())
     .bind(i64::from(complaint.reopen_count))
     .bind(now)
@@ -446,8 +455,8 @@ const CHAIN: &str = "g.id AS chain_grid, g.community_id, g.worker, g.branch_hand
 /// grid) or by grid; both given must agree. One statement either way.
 pub(super) async fn route(
     conn: &mut PgConnection,
-    grid_id: Option<&str>,
-    building_id: Option<&str>,
+    grid_id: Option<&GridId>,
+    building_id: Option<&BuildingId>,
 ) -> Result<Chain, StoreError> {
     let Some(building) = building_id else {
         let grid_id = grid_id
@@ -461,13 +470,13 @@ pub(super) async fn route(
          LEFT JOIN grids g ON g.id = b.grid_id LEFT JOIN communities c ON c.id = g.community_id \
          WHERE b.id = $1"
     ))
-    .bind(building)
+    .bind(building.as_str())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("building {building}")))?;
-    let building_grid: String = row.try_get("building_grid")?;
+    let building_grid = GridId::from_stored(row.try_get::<String, _>("building_grid")?);
     if let Some(grid_id) = grid_id
-        && grid_id != building_grid
+        && *grid_id != building_grid
     {
         return Err(FieldError::new(
             "building_id",
@@ -480,12 +489,12 @@ pub(super) async fn route(
 
 pub(super) async fn chain_of_grid(
     conn: &mut PgConnection,
-    grid_id: &str,
+    grid_id: &GridId,
 ) -> Result<Option<Chain>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {CHAIN} FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.id = $1"
     ))
-    .bind(grid_id)
+    .bind(grid_id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.as_ref().map(chain_row).transpose()?.flatten())
@@ -498,8 +507,8 @@ fn chain_row(row: &PgRow) -> Result<Option<Chain>, sqlx::Error> {
     };
     let district_handler: Option<String> = row.try_get("district_handler")?;
     Ok(Some(Chain {
-        community_id: row.try_get("community_id")?,
-        grid_id,
+        community_id: CommunityId::from_stored(row.try_get::<String, _>("community_id")?),
+        grid_id: GridId::from_stored(grid_id),
         worker: row.try_get("worker")?,
         branch_handler: row.try_get("branch_handler")?,
         committee_handler: row.try_get("committee_handler")?,

@@ -23,11 +23,11 @@ use sqlx::PgConnection;
 use super::{
     Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, StoreError, record, whole_millis,
 };
-use crate::domain::FieldError;
 use crate::domain::complaint::{Breach, Complaint, Intake};
 use crate::domain::figures::Figures;
 use crate::domain::organisation::Organisation;
 use crate::domain::time_limits::TimeLimits;
+use crate::domain::{ComplaintId, FieldError, GridId};
 
 /// The complaints store on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -127,12 +127,11 @@ impl Complaints for PgStore {
         &self,
         request_id: &str,
         intake: Intake,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         limits: &TimeLimits,
     ) -> Result<(Complaint, bool), StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        let chain = match complaints::route(&mut conn, grid_id, intake.building_id.as_deref()).await
-        {
+        let chain = match complaints::route(&mut conn, grid_id, intake.building_id.as_ref()).await {
             Ok(chain) => chain,
             // A retry of a submission taken before its building moved or went
             // is still answered as the duplicate it is.
@@ -145,8 +144,8 @@ impl Complaints for PgStore {
         };
         drop(conn);
         let now = self.now();
-        let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) = Complaint::submit(id, intake, &chain, limits, now);
+        let (complaint, transition) =
+            Complaint::submit(ComplaintId::generate(), intake, &chain, limits, now);
         let actor = format!("channel:{}", complaint.channel.as_str());
         let (history, event) = record(
             &complaint,
@@ -170,10 +169,10 @@ impl Complaints for PgStore {
 
     async fn transition(
         &self,
-        id: &str,
+        id: &ComplaintId,
         request_id: Option<&str>,
         actor: &str,
-        related: Option<&str>,
+        related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<Complaint, StoreError> {
         let now = self.now();
@@ -183,7 +182,7 @@ impl Complaints for PgStore {
             && let Some(previous) = complaints::transition_by_request_id(&mut tx, key).await?
         {
             tx.rollback().await?;
-            if previous != id {
+            if previous != *id {
                 return Err(FieldError::new(
                     "request_id",
                     "was already used for another complaint",
@@ -213,7 +212,7 @@ impl Complaints for PgStore {
         Ok(complaint)
     }
 
-    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+    async fn escalate(&self, id: &ComplaintId, breach: Breach) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let mut complaint = complaints::load(&mut tx, id, true).await?;
@@ -252,7 +251,7 @@ impl Complaints for PgStore {
         complaints::escalations_owed(self.db.pool(), breach, now, after, limit).await
     }
 
-    async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
+    async fn get(&self, id: &ComplaintId) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         let complaint = complaints::load(&mut conn, id, false).await?;
         let history = complaints::history(&mut conn, id).await?;

@@ -11,9 +11,12 @@ pub(super) async fn scope_exists(pool: &PgPool, scope: &Scope) -> Result<bool, S
         Scope::District => return Ok(true),
         Scope::Community(id) => (
             "SELECT EXISTS (SELECT 1 FROM communities WHERE id = $1)",
-            id,
+            id.as_str(),
         ),
-        Scope::Grid(id) => ("SELECT EXISTS (SELECT 1 FROM grids WHERE id = $1)", id),
+        Scope::Grid(id) => (
+            "SELECT EXISTS (SELECT 1 FROM grids WHERE id = $1)",
+            id.as_str(),
+        ),
     };
     Ok(sqlx::query_scalar(sql).bind(id).fetch_one(pool).await?)
 }

@@ -11,6 +11,7 @@ use shequ_chassis::storage::Due;
 use crate::domain::complaint::{Breach, Complaint};
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
+use crate::domain::{BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId};
 use crate::store::{
     CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
     ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
@@ -53,7 +54,7 @@ fn changeable(c: &Complaint) -> [Value; 19] {
         c.satisfaction
             .map_or(Value::Null, |s| Value::Integer(i64::from(s.get()))),
         maybe_text(c.reject_reason.as_deref()),
-        maybe_text(c.merged_into.as_deref()),
+        maybe_text(c.merged_into.as_ref().map(ComplaintId::as_str)),
         Value::Integer(i64::from(c.reopen_count)),
     ]
 }
@@ -76,18 +77,18 @@ pub(super) fn insert(
     );
     let fixed = [
         text(request_id),
-        text(&c.id),
+        text(c.id.as_str()),
         text(&c.text),
         text(c.channel.as_str()),
         maybe_text(c.reporter.name.as_deref()),
         maybe_text(c.reporter.phone.as_ref().map(|phone| phone.as_str())),
-        text(&c.community_id),
-        text(&c.grid_id),
-        maybe_text(c.building_id.as_deref()),
+        text(c.community_id.as_str()),
+        text(c.grid_id.as_str()),
+        maybe_text(c.building_id.as_ref().map(BuildingId::as_str)),
         maybe_text(c.location.as_deref()),
-        maybe_text(c.merchant_id.as_deref()),
+        maybe_text(c.merchant_id.as_ref().map(MerchantId::as_str)),
         maybe_text(c.merchant_check.map(MerchantCheck::as_str)),
-        maybe_text(c.elder_id.as_deref()),
+        maybe_text(c.elder_id.as_ref().map(ElderId::as_str)),
         millis(c.submitted_at),
     ];
     let inserted = conn
@@ -108,7 +109,7 @@ pub(super) fn update(conn: &Connection, c: &Complaint) -> Result<(), StoreError>
         assignments.join(", ")
     );
     conn.prepare_cached(&sql)?.execute(params_from_iter(
-        std::iter::once(text(&c.id)).chain(changeable(c)),
+        std::iter::once(text(c.id.as_str())).chain(changeable(c)),
     ))?;
     Ok(())
 }
@@ -120,7 +121,7 @@ pub(super) fn insert_history(conn: &Connection, entry: &HistoryRow) -> Result<()
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute((
-        &entry.complaint_id,
+        entry.complaint_id.as_str(),
         to_millis(entry.at),
         &entry.actor,
         entry.action,
@@ -197,29 +198,34 @@ pub(super) fn by_request_id(
     Ok(complaints(conn, &sql, [request_id])?.pop())
 }
 
-pub(super) fn load(conn: &Connection, id: &str) -> Result<Complaint, StoreError> {
+pub(super) fn load(conn: &Connection, id: &ComplaintId) -> Result<Complaint, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM complaints WHERE id = ?1");
-    complaints(conn, &sql, [id])?
+    complaints(conn, &sql, [id.as_str()])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))
 }
 
+/// The complaint a transition with `request_id` was made to, if any.
 pub(super) fn transition_by_request_id(
     conn: &Connection,
     request_id: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(conn
+) -> Result<Option<ComplaintId>, StoreError> {
+    let id: Option<String> = conn
         .prepare_cached("SELECT complaint_id FROM complaint_history WHERE request_id = ?1")?
         .query_row([request_id], |row| row.get(0))
-        .optional()?)
+        .optional()?;
+    Ok(id.map(ComplaintId::from_stored))
 }
 
-pub(super) fn history(conn: &Connection, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+pub(super) fn history(
+    conn: &Connection,
+    id: &ComplaintId,
+) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
          WHERE complaint_id = ?1 ORDER BY seq",
     )?;
-    let mut rows = statement.query([id])?;
+    let mut rows = statement.query([id.as_str()])?;
     let mut history = Vec::new();
     while let Some(row) = rows.next()? {
         let from: String = row.get(3)?;
@@ -250,7 +256,7 @@ pub(super) fn owe_escalation(
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (complaint_id, breach, cycle) DO NOTHING",
         )?
         .execute((
-            &complaint.id,
+            complaint.id.as_str(),
             breach.as_str(),
             i64::from(complaint.reopen_count),
             to_millis(now),
@@ -318,17 +324,17 @@ pub(super) fn list(
         conditions.push(format!("status = {}", bind(text(status.as_str()))));
     }
     if let Some(grid) = &filter.grid_id {
-        conditions.push(format!("grid_id = {}", bind(text(grid))));
+        conditions.push(format!("grid_id = {}", bind(text(grid.as_str()))));
     }
     if let Some(community) = &filter.community_id {
-        conditions.push(format!("community_id = {}", bind(text(community))));
+        conditions.push(format!("community_id = {}", bind(text(community.as_str()))));
     }
     if let Some(category) = filter.category {
         conditions.push(format!("category = {}", bind(text(category.as_str()))));
     }
     if let Some(cursor) = after {
         let at = bind(Value::Integer(cursor.submitted_at));
-        let id = bind(text(&cursor.id));
+        let id = bind(text(cursor.id.as_str()));
         conditions.push(format!(
             "(submitted_at < {at} OR (submitted_at = {at} AND id < {id}))"
         ));
@@ -357,13 +363,16 @@ pub(super) fn list(
 const CHAIN: &str = "g.id, g.community_id, g.worker, g.branch_handler, c.committee_handler, \
      (SELECT value FROM organisation_settings WHERE name = 'district_handler')";
 
-pub(super) fn chain_of_grid(conn: &Connection, grid_id: &str) -> Result<Option<Chain>, StoreError> {
+pub(super) fn chain_of_grid(
+    conn: &Connection,
+    grid_id: &GridId,
+) -> Result<Option<Chain>, StoreError> {
     let sql = format!(
         "SELECT {CHAIN} FROM grids g JOIN communities c ON c.id = g.community_id WHERE g.id = ?1"
     );
     let found = conn
         .prepare_cached(&sql)?
-        .query_row([grid_id], |row| Ok(chain_row(row)))
+        .query_row([grid_id.as_str()], |row| Ok(chain_row(row)))
         .optional()?;
     Ok(found.transpose()?.flatten())
 }
@@ -375,8 +384,8 @@ fn chain_row(row: &Row<'_>) -> Result<Option<Chain>, rusqlite::Error> {
     };
     let district_handler: Option<String> = row.get(5)?;
     Ok(Some(Chain {
-        grid_id,
-        community_id: row.get(1)?,
+        grid_id: GridId::from_stored(grid_id),
+        community_id: CommunityId::from_stored(row.get::<_, String>(1)?),
         worker: row.get(2)?,
         branch_handler: row.get(3)?,
         committee_handler: row.get(4)?,

@@ -30,11 +30,11 @@ use super::{
     Change, Complaints, Cursor, HistoryEntry, HistoryRow, ListFilter, Scope, StoreError, record,
     whole_millis,
 };
-use crate::domain::FieldError;
 use crate::domain::complaint::{Breach, Complaint, Intake};
 use crate::domain::figures::Figures;
 use crate::domain::organisation::{Organisation, Routing};
 use crate::domain::time_limits::TimeLimits;
+use crate::domain::{ComplaintId, FieldError, GridId};
 
 /// Submissions one unit takes at most.
 const MAX_BATCH: usize = 256;
@@ -145,11 +145,11 @@ impl Complaints for SqliteStore {
         &self,
         request_id: &str,
         intake: Intake,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         limits: &TimeLimits,
     ) -> Result<(Complaint, bool), StoreError> {
         let routing = self.routing().await?;
-        let chain = match routing.route(grid_id, intake.building_id.as_deref()) {
+        let chain = match routing.route(grid_id, intake.building_id.as_ref()) {
             Ok(chain) => chain,
             // A retry of a submission taken before its building moved or
             // went is still answered as the duplicate it is.
@@ -166,8 +166,8 @@ impl Complaints for SqliteStore {
             }
         };
         let now = self.now();
-        let id = uuid::Uuid::now_v7().to_string();
-        let (complaint, transition) = Complaint::submit(id, intake, chain, limits, now);
+        let (complaint, transition) =
+            Complaint::submit(ComplaintId::generate(), intake, chain, limits, now);
         let actor = format!("channel:{}", complaint.channel.as_str());
         let context = trace::current();
         let (history, event) =
@@ -184,20 +184,16 @@ impl Complaints for SqliteStore {
 
     async fn transition(
         &self,
-        id: &str,
+        id: &ComplaintId,
         request_id: Option<&str>,
         actor: &str,
-        related: Option<&str>,
+        related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<Complaint, StoreError> {
         let now = self.now();
         let context = trace::current();
-        let (id, request_id, actor) = (
-            id.to_owned(),
-            request_id.map(str::to_owned),
-            actor.to_owned(),
-        );
-        let related = related.map(str::to_owned);
+        let (id, request_id, actor) = (id.clone(), request_id.map(str::to_owned), actor.to_owned());
+        let related = related.cloned();
         self.change(move |conn| {
             let mut complaint = complaints::load(conn, &id)?;
             if let Some(key) = &request_id
@@ -232,10 +228,10 @@ impl Complaints for SqliteStore {
         .await
     }
 
-    async fn escalate(&self, id: &str, breach: Breach) -> Result<bool, StoreError> {
+    async fn escalate(&self, id: &ComplaintId, breach: Breach) -> Result<bool, StoreError> {
         let now = self.now();
         let context = trace::current();
-        let id = id.to_owned();
+        let id = id.clone();
         self.change(move |conn| {
             let mut complaint = complaints::load(conn, &id)?;
             if !complaint.breaches(now).contains(&breach)
@@ -277,8 +273,8 @@ impl Complaints for SqliteStore {
             .await
     }
 
-    async fn get(&self, id: &str) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
-        let id = id.to_owned();
+    async fn get(&self, id: &ComplaintId) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
+        let id = id.clone();
         self.db
             .read(move |conn| {
                 let complaint = complaints::load(conn, &id)?;

@@ -11,9 +11,12 @@ pub(super) fn scope_exists(conn: &Connection, scope: &Scope) -> Result<bool, Sto
         Scope::District => return Ok(true),
         Scope::Community(id) => (
             "SELECT EXISTS (SELECT 1 FROM communities WHERE id = ?1)",
-            id,
+            id.as_str(),
         ),
-        Scope::Grid(id) => ("SELECT EXISTS (SELECT 1 FROM grids WHERE id = ?1)", id),
+        Scope::Grid(id) => (
+            "SELECT EXISTS (SELECT 1 FROM grids WHERE id = ?1)",
+            id.as_str(),
+        ),
     };
     let exists: bool = conn
         .prepare_cached(sql)?

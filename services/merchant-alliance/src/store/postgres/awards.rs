@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::merchants::merchant;
+use crate::domain::MerchantId;
 use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::merchant::Merchant;
 use crate::store::{COLUMNS, StoreError, count};
@@ -17,14 +18,14 @@ async fn counts(
     sql: &str,
     column: &str,
     period: &Period,
-) -> Result<HashMap<String, u32>, StoreError> {
+) -> Result<HashMap<MerchantId, u32>, StoreError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(sql)
         .bind(period.from)
         .bind(period.to)
         .fetch_all(pool)
         .await?;
     rows.into_iter()
-        .map(|(id, n)| Ok((id, count(column, n)?)))
+        .map(|(id, n)| Ok((MerchantId::from_stored(id), count(column, n)?)))
         .collect()
 }
 
@@ -55,12 +56,13 @@ pub(super) async fn records(
         period,
     )
     .await?;
-    let awarded: HashSet<String> =
-        sqlx::query_scalar("SELECT merchant_id FROM awards WHERE period = $1")
+    let awarded: HashSet<MerchantId> =
+        sqlx::query_scalar::<_, String>("SELECT merchant_id FROM awards WHERE period = $1")
             .bind(&period.name)
             .fetch_all(pool)
             .await?
             .into_iter()
+            .map(MerchantId::from_stored)
             .collect();
     Ok(all
         .into_iter()
@@ -81,7 +83,7 @@ pub(super) async fn records(
 /// Records the award; `false` when the merchant already held it.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     period: &str,
     now: DateTime<Utc>,
     actor: &str,
@@ -90,7 +92,7 @@ pub(super) async fn insert(
         "INSERT INTO awards (merchant_id, period, awarded_at, actor) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (merchant_id, period) DO NOTHING",
     )
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .bind(period)
     .bind(now)
     .bind(actor)

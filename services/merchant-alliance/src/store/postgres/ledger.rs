@@ -11,6 +11,7 @@ use crate::domain::credit::{
     ComplaintResolution, CreditChange, CreditEntry, CreditReason, CreditRules, MealBooking,
 };
 use crate::domain::merchant::ActivityKind;
+use crate::domain::{ActivityId, ComplaintId, MerchantId};
 use crate::store::{
     Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, StoreError, StoredDeduction, credit_entry,
     meal_activity, plan_resolution, points, whole_millis,
@@ -19,9 +20,9 @@ use crate::store::{
 /// An activity to record.
 #[derive(Debug, Clone)]
 pub(super) struct Activity {
-    pub id: String,
+    pub id: ActivityId,
     pub request_id: Option<String>,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub kind: &'static str,
     pub description: String,
     pub happened_at: DateTime<Utc>,
@@ -33,11 +34,11 @@ pub(super) struct Activity {
 /// merchant.
 async fn locked_score(
     conn: &mut PgConnection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
 ) -> Result<Option<i32>, StoreError> {
     let score: Option<i64> =
         sqlx::query_scalar("SELECT credit_score FROM merchants WHERE id = $1 FOR UPDATE")
-            .bind(merchant_id)
+            .bind(merchant_id.as_str())
             .fetch_optional(conn)
             .await?;
     Ok(score
@@ -48,7 +49,7 @@ async fn locked_score(
 /// Appends a ledger entry, moves the score and writes `credit.changed`.
 async fn apply_credit(
     conn: &mut PgConnection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     score: i32,
     change: CreditChange,
     cause: &Cause,
@@ -57,7 +58,7 @@ async fn apply_credit(
     let seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM credit_ledger WHERE merchant_id = $1",
     )
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .fetch_one(&mut *conn)
     .await?;
     let (entry, event) = credit_entry(merchant_id, score, seq, change, cause, now)?;
@@ -65,7 +66,7 @@ async fn apply_credit(
         "INSERT INTO credit_ledger (merchant_id, seq, delta, score_after, reason, reference, \
          source_event_id, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(&entry.merchant_id)
+    .bind(entry.merchant_id.as_str())
     .bind(entry.seq)
     .bind(i64::from(entry.delta))
     .bind(i64::from(entry.score_after))
@@ -77,7 +78,7 @@ async fn apply_credit(
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE merchants SET credit_score = $2 WHERE id = $1")
-        .bind(merchant_id)
+        .bind(merchant_id.as_str())
         .bind(i64::from(entry.score_after))
         .execute(&mut *conn)
         .await?;
@@ -91,9 +92,9 @@ async fn insert_activity(conn: &mut PgConnection, activity: &Activity) -> Result
         "INSERT INTO activities (id, request_id, merchant_id, kind, description, happened_at, \
          source_event_id, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
-    .bind(&activity.id)
+    .bind(activity.id.as_str())
     .bind(activity.request_id.as_deref())
-    .bind(&activity.merchant_id)
+    .bind(activity.merchant_id.as_str())
     .bind(activity.kind)
     .bind(&activity.description)
     .bind(activity.happened_at)
@@ -136,7 +137,7 @@ pub(super) async fn record_activity(
     }
     let change = rules.for_activity(kind, score);
     let cause = Cause {
-        reference: activity.id.clone(),
+        reference: activity.id.to_string(),
         source_event_id: None,
         actor: activity.actor.clone(),
         identity: Vec::new(),
@@ -149,7 +150,7 @@ pub(super) async fn record_activity(
 /// The merchant's score and its whole ledger, oldest first, in one statement.
 pub(super) async fn ledger(
     pool: &PgPool,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
 ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
     #[derive(FromRow)]
     struct Line {
@@ -160,7 +161,7 @@ pub(super) async fn ledger(
         "SELECT m.credit_score, {ENTRY_COLUMNS} FROM merchants m \
          LEFT JOIN credit_ledger l ON l.merchant_id = m.id WHERE m.id = $1 ORDER BY l.seq"
     ))
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .fetch_all(pool)
     .await?;
     let mut score = None;
@@ -179,8 +180,8 @@ pub(super) async fn ledger(
 /// The deduction row of a complaint about a merchant.
 async fn deduction(
     conn: &mut PgConnection,
-    merchant_id: &str,
-    complaint_id: &str,
+    merchant_id: &MerchantId,
+    complaint_id: &ComplaintId,
 ) -> Result<Option<StoredDeduction>, StoreError> {
     #[derive(FromRow)]
     struct Stored {
@@ -192,8 +193,8 @@ async fn deduction(
         "SELECT held, deducted_at, resolved_at FROM complaint_deductions \
          WHERE merchant_id = $1 AND complaint_id = $2",
     )
-    .bind(merchant_id)
-    .bind(complaint_id)
+    .bind(merchant_id.as_str())
+    .bind(complaint_id.as_str())
     .fetch_optional(conn)
     .await?;
     let Some(Stored {
@@ -239,8 +240,8 @@ pub(super) async fn resolve_complaint(
                  VALUES ($1, $2, 0, NULL, $3) \
                  ON CONFLICT (merchant_id, complaint_id) DO UPDATE SET resolved_at = $3",
             )
-            .bind(merchant_id)
-            .bind(complaint_id)
+            .bind(merchant_id.as_str())
+            .bind(complaint_id.as_str())
             .bind(resolved_at)
             .execute(&mut *conn)
             .await?;
@@ -257,8 +258,8 @@ pub(super) async fn resolve_complaint(
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, complaint_id) \
                  DO UPDATE SET held = $3, deducted_at = $4, resolved_at = $5",
             )
-            .bind(merchant_id)
-            .bind(complaint_id)
+            .bind(merchant_id.as_str())
+            .bind(complaint_id.as_str())
             .bind(i64::from(held))
             .bind(deducted_at)
             .bind(resolved_at)

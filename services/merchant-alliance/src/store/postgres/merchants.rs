@@ -3,9 +3,9 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::domain::cells;
 use crate::domain::merchant::Merchant;
 use crate::domain::opening_hours;
+use crate::domain::{MerchantId, cells};
 use crate::store::{COLUMNS, ListFilter, MerchantRow, StoreError, hours_decoded, page, tag_names};
 
 /// Inserts a newly registered merchant; `false` when `request_id` is taken.
@@ -23,7 +23,7 @@ pub(super) async fn insert(
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(request_id)
-    .bind(&merchant.id)
+    .bind(merchant.id.as_str())
     .bind(&d.name)
     .bind(d.category.as_str())
     .bind(tag_names(&d.service_tags))
@@ -31,7 +31,7 @@ pub(super) async fn insert(
     .bind(d.location.longitude)
     .bind(cells::cell_of(d.location))
     .bind(d.address.as_deref())
-    .bind(&d.grid_id)
+    .bind(d.grid_id.as_str())
     .bind(opening_hours::to_value(&d.opening_hours))
     .bind(d.party_member_owner)
     .bind(merchant.status.as_str())
@@ -53,7 +53,7 @@ pub(super) async fn update(conn: &mut PgConnection, merchant: &Merchant) -> Resu
          party_member_owner = $11, status = $12, suspended_reason = $13, updated_at = $14 \
          WHERE id = $1",
     )
-    .bind(&merchant.id)
+    .bind(merchant.id.as_str())
     .bind(&d.name)
     .bind(d.category.as_str())
     .bind(tag_names(&d.service_tags))
@@ -61,7 +61,7 @@ pub(super) async fn update(conn: &mut PgConnection, merchant: &Merchant) -> Resu
     .bind(d.location.longitude)
     .bind(cells::cell_of(d.location))
     .bind(d.address.as_deref())
-    .bind(&d.grid_id)
+    .bind(d.grid_id.as_str())
     .bind(opening_hours::to_value(&d.opening_hours))
     .bind(d.party_member_owner)
     .bind(merchant.status.as_str())
@@ -98,7 +98,7 @@ pub(super) fn merchant(row: &PgRow) -> Result<Merchant, StoreError> {
 /// Merchant `id`, locked for this transaction when `for_update`.
 pub(super) async fn load(
     conn: &mut PgConnection,
-    id: &str,
+    id: &MerchantId,
     for_update: bool,
 ) -> Result<Merchant, StoreError> {
     let sql = if for_update {
@@ -107,7 +107,7 @@ pub(super) async fn load(
         format!("SELECT {COLUMNS} FROM merchants WHERE id = $1")
     };
     let row = sqlx::query(&sql)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("merchant {id}")))?;
@@ -132,8 +132,8 @@ pub(super) async fn list(
     pool: &PgPool,
     filter: &ListFilter,
     page_size: u32,
-    after: Option<&str>,
-) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+    after: Option<&MerchantId>,
+) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
     let mut conditions: Vec<String> = Vec::new();
     let mut values: Vec<String> = Vec::new();
     let mut condition = |column: &str, operator: &str, value: &str| {
@@ -141,7 +141,7 @@ pub(super) async fn list(
         conditions.push(format!("{column} {operator} ${}", values.len()));
     };
     if let Some(grid) = &filter.grid_id {
-        condition("grid_id", "=", grid);
+        condition("grid_id", "=", grid.as_str());
     }
     if let Some(category) = filter.category {
         condition("category", "=", category.as_str());
@@ -150,7 +150,7 @@ pub(super) async fn list(
         condition("status", "=", status.as_str());
     }
     if let Some(after) = after {
-        condition("id", ">", after);
+        condition("id", ">", after.as_str());
     }
     let limit = values.len() + 1;
     let filter = if conditions.is_empty() {

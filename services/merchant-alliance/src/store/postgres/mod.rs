@@ -31,6 +31,7 @@ use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::credit::{ComplaintResolution, CreditEntry, CreditRules, MealBooking};
 use crate::domain::merchant::{ActivityKind, Category, Merchant, MerchantDetails};
 use crate::domain::nearby::{Found, Search};
+use crate::domain::{ActivityId, MerchantId};
 
 /// The merchant-alliance store on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ impl PgStore {
 
     async fn change_merchant(
         &self,
-        id: &str,
+        id: &MerchantId,
         change: MerchantChange,
         actor: &str,
     ) -> Result<Merchant, StoreError> {
@@ -131,7 +132,7 @@ impl Alliance for PgStore {
 
     async fn update(
         &self,
-        id: &str,
+        id: &MerchantId,
         details: MerchantDetails,
         actor: &str,
     ) -> Result<Merchant, StoreError> {
@@ -139,17 +140,22 @@ impl Alliance for PgStore {
             .await
     }
 
-    async fn suspend(&self, id: &str, reason: String, actor: &str) -> Result<Merchant, StoreError> {
+    async fn suspend(
+        &self,
+        id: &MerchantId,
+        reason: String,
+        actor: &str,
+    ) -> Result<Merchant, StoreError> {
         self.change_merchant(id, MerchantChange::Suspend(reason), actor)
             .await
     }
 
-    async fn reinstate(&self, id: &str, actor: &str) -> Result<Merchant, StoreError> {
+    async fn reinstate(&self, id: &MerchantId, actor: &str) -> Result<Merchant, StoreError> {
         self.change_merchant(id, MerchantChange::Reinstate, actor)
             .await
     }
 
-    async fn get(&self, id: &str) -> Result<Merchant, StoreError> {
+    async fn get(&self, id: &MerchantId) -> Result<Merchant, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         merchants::load(&mut conn, id, false).await
     }
@@ -158,8 +164,8 @@ impl Alliance for PgStore {
         &self,
         filter: &ListFilter,
         page_size: u32,
-        after: Option<&str>,
-    ) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+        after: Option<&MerchantId>,
+    ) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
         merchants::list(self.db.pool(), filter, page_size, after).await
     }
 
@@ -187,7 +193,7 @@ impl Alliance for PgStore {
     async fn record_activity(
         &self,
         request_id: &str,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
         happened_at: DateTime<Utc>,
@@ -199,9 +205,9 @@ impl Alliance for PgStore {
         }
         drop(conn);
         let activity = ledger::Activity {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: ActivityId::generate(),
             request_id: Some(request_id.to_owned()),
-            merchant_id: merchant_id.to_owned(),
+            merchant_id: merchant_id.clone(),
             kind: kind.as_str(),
             description: description.to_owned(),
             happened_at: whole_millis(happened_at),
@@ -229,7 +235,10 @@ impl Alliance for PgStore {
         }
     }
 
-    async fn ledger(&self, merchant_id: &str) -> Result<(i32, Vec<CreditEntry>), StoreError> {
+    async fn ledger(
+        &self,
+        merchant_id: &MerchantId,
+    ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
         ledger::ledger(self.db.pool(), merchant_id).await
     }
 

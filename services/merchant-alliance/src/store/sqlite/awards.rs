@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use shequ_chassis::clock::to_millis;
 
 use super::merchants::merchants;
+use crate::domain::MerchantId;
 use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::merchant::Merchant;
 use crate::store::{COLUMNS, StoreError, count};
@@ -18,12 +19,15 @@ fn counts(
     sql: &str,
     column: &str,
     period: &Period,
-) -> Result<HashMap<String, u32>, StoreError> {
+) -> Result<HashMap<MerchantId, u32>, StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query([to_millis(period.from), to_millis(period.to)])?;
     let mut counts = HashMap::new();
     while let Some(row) = rows.next()? {
-        counts.insert(row.get::<_, String>(0)?, count(column, row.get(1)?)?);
+        counts.insert(
+            MerchantId::from_stored(row.get::<_, String>(0)?),
+            count(column, row.get(1)?)?,
+        );
     }
     Ok(counts)
 }
@@ -54,7 +58,9 @@ pub(super) fn records(
     )?;
     let mut statement = conn.prepare_cached("SELECT merchant_id FROM awards WHERE period = ?1")?;
     let awarded = statement
-        .query_map([&period.name], |row| row.get::<_, String>(0))?
+        .query_map([&period.name], |row| {
+            row.get::<_, String>(0).map(MerchantId::from_stored)
+        })?
         .collect::<Result<HashSet<_>, _>>()?;
     Ok(all
         .into_iter()
@@ -75,7 +81,7 @@ pub(super) fn records(
 /// Records the award; `false` when the merchant already held it.
 pub(super) fn insert(
     conn: &Connection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     period: &str,
     now: DateTime<Utc>,
     actor: &str,
@@ -86,7 +92,7 @@ pub(super) fn insert(
              ON CONFLICT (merchant_id, period) DO NOTHING",
         )?
         .execute(rusqlite::params![
-            merchant_id,
+            merchant_id.as_str(),
             period,
             to_millis(now),
             actor

@@ -12,6 +12,7 @@ use crate::domain::credit::{
     ComplaintResolution, CreditChange, CreditEntry, CreditRules, MealBooking,
 };
 use crate::domain::merchant::ActivityKind;
+use crate::domain::{ActivityId, ComplaintId, MerchantId};
 use crate::store::{
     Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, StoreError, StoredDeduction, credit_entry,
     meal_activity, plan_resolution, points,
@@ -20,9 +21,9 @@ use crate::store::{
 /// An activity to record.
 #[derive(Debug, Clone)]
 pub(super) struct Activity {
-    pub id: String,
+    pub id: ActivityId,
     pub request_id: Option<String>,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub kind: &'static str,
     pub description: String,
     pub happened_at: DateTime<Utc>,
@@ -45,10 +46,10 @@ fn entry_row(row: &Row<'_>) -> Result<EntryRow, DbError> {
 }
 
 /// The merchant's score; `None` for an unknown merchant.
-fn score(conn: &Connection, merchant_id: &str) -> Result<Option<i32>, StoreError> {
+fn score(conn: &Connection, merchant_id: &MerchantId) -> Result<Option<i32>, StoreError> {
     let score: Option<i64> = conn
         .prepare_cached("SELECT credit_score FROM merchants WHERE id = ?1")?
-        .query_row([merchant_id], |row| row.get(0))
+        .query_row([merchant_id.as_str()], |row| row.get(0))
         .optional()?;
     Ok(score
         .map(|score| points("credit_score", score))
@@ -58,7 +59,7 @@ fn score(conn: &Connection, merchant_id: &str) -> Result<Option<i32>, StoreError
 /// Appends a ledger entry, moves the score and writes `credit.changed`.
 fn apply_credit(
     conn: &Connection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     score: i32,
     change: CreditChange,
     cause: &Cause,
@@ -69,14 +70,14 @@ fn apply_credit(
         .prepare_cached(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM credit_ledger WHERE merchant_id = ?1",
         )?
-        .query_row([merchant_id], |row| row.get(0))?;
+        .query_row([merchant_id.as_str()], |row| row.get(0))?;
     let (entry, event) = credit_entry(merchant_id, score, seq, change, cause, now)?;
     conn.prepare_cached(
         "INSERT INTO credit_ledger (merchant_id, seq, delta, score_after, reason, reference, \
          source_event_id, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(rusqlite::params![
-        entry.merchant_id,
+        entry.merchant_id.as_str(),
         entry.seq,
         i64::from(entry.delta),
         i64::from(entry.score_after),
@@ -87,7 +88,10 @@ fn apply_credit(
         to_millis(entry.at),
     ])?;
     conn.prepare_cached("UPDATE merchants SET credit_score = ?2 WHERE id = ?1")?
-        .execute(rusqlite::params![merchant_id, i64::from(entry.score_after)])?;
+        .execute(rusqlite::params![
+            merchant_id.as_str(),
+            i64::from(entry.score_after)
+        ])?;
     OutboxRow::traced(&event, context)?.insert_sqlite(conn)?;
     Ok(entry)
 }
@@ -100,9 +104,9 @@ fn insert_activity(conn: &Connection, activity: &Activity) -> Result<bool, Store
              source_event_id, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         )?
         .execute(rusqlite::params![
-            activity.id,
+            activity.id.as_str(),
             activity.request_id,
-            activity.merchant_id,
+            activity.merchant_id.as_str(),
             activity.kind,
             activity.description,
             to_millis(activity.happened_at),
@@ -148,7 +152,7 @@ pub(super) fn record_activity(
     }
     let change = rules.for_activity(kind, score);
     let cause = Cause {
-        reference: activity.id.clone(),
+        reference: activity.id.to_string(),
         source_event_id: None,
         actor: activity.actor.clone(),
         identity: Vec::new(),
@@ -168,14 +172,14 @@ pub(super) fn record_activity(
 /// The merchant's score and its whole ledger, oldest first, in one statement.
 pub(super) fn ledger(
     conn: &Connection,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
 ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
     let sql = format!(
         "SELECT m.credit_score, {ENTRY_COLUMNS} FROM merchants m \
          LEFT JOIN credit_ledger l ON l.merchant_id = m.id WHERE m.id = ?1 ORDER BY l.seq"
     );
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut rows = statement.query([merchant_id])?;
+    let mut rows = statement.query([merchant_id.as_str()])?;
     let mut score = None;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
@@ -202,15 +206,15 @@ pub(super) fn ledger(
 /// The deduction row of a complaint about a merchant.
 fn deduction(
     conn: &Connection,
-    merchant_id: &str,
-    complaint_id: &str,
+    merchant_id: &MerchantId,
+    complaint_id: &ComplaintId,
 ) -> Result<Option<StoredDeduction>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT held, deducted_at, resolved_at FROM complaint_deductions \
              WHERE merchant_id = ?1 AND complaint_id = ?2",
         )?
-        .query_row([merchant_id, complaint_id], |row| {
+        .query_row([merchant_id.as_str(), complaint_id.as_str()], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, Option<i64>>(1)?,
@@ -260,7 +264,11 @@ pub(super) fn resolve_complaint(
                  VALUES (?1, ?2, 0, NULL, ?3) \
                  ON CONFLICT (merchant_id, complaint_id) DO UPDATE SET resolved_at = ?3",
             )?
-            .execute(rusqlite::params![merchant_id, complaint_id, resolved_at])?;
+            .execute(rusqlite::params![
+                merchant_id.as_str(),
+                complaint_id.as_str(),
+                resolved_at
+            ])?;
             Ok(None)
         }
         Some(DeductionWrite::Changed {
@@ -275,8 +283,8 @@ pub(super) fn resolve_complaint(
                  DO UPDATE SET held = ?3, deducted_at = ?4, resolved_at = ?5",
             )?
             .execute(rusqlite::params![
-                merchant_id,
-                complaint_id,
+                merchant_id.as_str(),
+                complaint_id.as_str(),
                 i64::from(held),
                 deducted_at.map(to_millis),
                 resolved_at,

@@ -5,9 +5,9 @@ use rusqlite::{Connection, Row, params_from_iter};
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 
-use crate::domain::cells;
 use crate::domain::merchant::Merchant;
 use crate::domain::opening_hours;
+use crate::domain::{MerchantId, cells};
 use crate::store::{COLUMNS, ListFilter, MerchantRow, StoreError, hours_decoded, page, tag_names};
 
 /// The stored form of the tags: a JSON array of strings.
@@ -32,7 +32,7 @@ pub(super) fn insert(
         )?
         .execute(rusqlite::params![
             request_id,
-            merchant.id,
+            merchant.id.as_str(),
             d.name,
             d.category.as_str(),
             tags_json(merchant)?,
@@ -40,7 +40,7 @@ pub(super) fn insert(
             d.location.longitude,
             cells::cell_of(d.location),
             d.address,
-            d.grid_id,
+            d.grid_id.as_str(),
             opening_hours::to_json(&d.opening_hours),
             i64::from(d.party_member_owner),
             merchant.status.as_str(),
@@ -62,7 +62,7 @@ pub(super) fn update(conn: &Connection, merchant: &Merchant) -> Result<(), Store
          WHERE id = ?1",
     )?
     .execute(rusqlite::params![
-        merchant.id,
+        merchant.id.as_str(),
         d.name,
         d.category.as_str(),
         tags_json(merchant)?,
@@ -70,7 +70,7 @@ pub(super) fn update(conn: &Connection, merchant: &Merchant) -> Result<(), Store
         d.location.longitude,
         cells::cell_of(d.location),
         d.address,
-        d.grid_id,
+        d.grid_id.as_str(),
         opening_hours::to_json(&d.opening_hours),
         i64::from(d.party_member_owner),
         merchant.status.as_str(),
@@ -120,9 +120,9 @@ pub(super) fn merchants(
     Ok(merchants)
 }
 
-pub(super) fn load(conn: &Connection, id: &str) -> Result<Merchant, StoreError> {
+pub(super) fn load(conn: &Connection, id: &MerchantId) -> Result<Merchant, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM merchants WHERE id = ?1");
-    merchants(conn, &sql, [id])?
+    merchants(conn, &sql, [id.as_str()])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("merchant {id}")))
 }
@@ -140,8 +140,8 @@ pub(super) fn list(
     conn: &Connection,
     filter: &ListFilter,
     page_size: u32,
-    after: Option<&str>,
-) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+    after: Option<&MerchantId>,
+) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
     let mut conditions: Vec<String> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     let mut condition = |column: &str, operator: &str, value: &str| {
@@ -149,7 +149,7 @@ pub(super) fn list(
         conditions.push(format!("{column} {operator} ?{}", values.len()));
     };
     if let Some(grid) = &filter.grid_id {
-        condition("grid_id", "=", grid);
+        condition("grid_id", "=", grid.as_str());
     }
     if let Some(category) = filter.category {
         condition("category", "=", category.as_str());
@@ -158,7 +158,7 @@ pub(super) fn list(
         condition("status", "=", status.as_str());
     }
     if let Some(after) = after {
-        condition("id", ">", after);
+        condition("id", ">", after.as_str());
     }
     values.push(Value::Integer(i64::from(page_size) + 1));
     let limit = values.len();

@@ -32,6 +32,7 @@ use crate::domain::awards::{MerchantRecord, Period};
 use crate::domain::credit::{ComplaintResolution, CreditEntry, CreditRules, MealBooking};
 use crate::domain::merchant::{ActivityKind, Category, Merchant, MerchantDetails};
 use crate::domain::nearby::{Found, Search};
+use crate::domain::{ActivityId, MerchantId};
 
 /// The merchant-alliance store on a SQLite file.
 #[derive(Debug, Clone)]
@@ -88,13 +89,13 @@ impl SqliteStore {
 
     async fn change_merchant(
         &self,
-        id: &str,
+        id: &MerchantId,
         change: MerchantChange,
         actor: &str,
     ) -> Result<Merchant, StoreError> {
         let now = self.now();
         let context = trace::current();
-        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let (id, actor) = (id.clone(), actor.to_owned());
         self.change(move |conn| {
             let mut merchant = merchants::load(conn, &id)?;
             let announce = change.announce();
@@ -143,7 +144,7 @@ impl Alliance for SqliteStore {
 
     async fn update(
         &self,
-        id: &str,
+        id: &MerchantId,
         details: MerchantDetails,
         actor: &str,
     ) -> Result<Merchant, StoreError> {
@@ -151,18 +152,23 @@ impl Alliance for SqliteStore {
             .await
     }
 
-    async fn suspend(&self, id: &str, reason: String, actor: &str) -> Result<Merchant, StoreError> {
+    async fn suspend(
+        &self,
+        id: &MerchantId,
+        reason: String,
+        actor: &str,
+    ) -> Result<Merchant, StoreError> {
         self.change_merchant(id, MerchantChange::Suspend(reason), actor)
             .await
     }
 
-    async fn reinstate(&self, id: &str, actor: &str) -> Result<Merchant, StoreError> {
+    async fn reinstate(&self, id: &MerchantId, actor: &str) -> Result<Merchant, StoreError> {
         self.change_merchant(id, MerchantChange::Reinstate, actor)
             .await
     }
 
-    async fn get(&self, id: &str) -> Result<Merchant, StoreError> {
-        let id = id.to_owned();
+    async fn get(&self, id: &MerchantId) -> Result<Merchant, StoreError> {
+        let id = id.clone();
         self.db.read(move |conn| merchants::load(conn, &id)).await
     }
 
@@ -170,12 +176,12 @@ impl Alliance for SqliteStore {
         &self,
         filter: &ListFilter,
         page_size: u32,
-        after: Option<&str>,
-    ) -> Result<(Vec<Merchant>, Option<String>), StoreError> {
+        after: Option<&MerchantId>,
+    ) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
         let filter = filter.clone();
-        let after = after.map(str::to_owned);
+        let after = after.cloned();
         self.db
-            .read(move |conn| merchants::list(conn, &filter, page_size, after.as_deref()))
+            .read(move |conn| merchants::list(conn, &filter, page_size, after.as_ref()))
             .await
     }
 
@@ -200,7 +206,7 @@ impl Alliance for SqliteStore {
     async fn record_activity(
         &self,
         request_id: &str,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
         happened_at: DateTime<Utc>,
@@ -215,9 +221,9 @@ impl Alliance for SqliteStore {
             return Ok((entry, true));
         }
         let activity = ledger::Activity {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: ActivityId::generate(),
             request_id: Some(request_id.to_owned()),
-            merchant_id: merchant_id.to_owned(),
+            merchant_id: merchant_id.clone(),
             kind: kind.as_str(),
             description: description.to_owned(),
             happened_at: whole_millis(happened_at),
@@ -233,8 +239,11 @@ impl Alliance for SqliteStore {
         .await
     }
 
-    async fn ledger(&self, merchant_id: &str) -> Result<(i32, Vec<CreditEntry>), StoreError> {
-        let id = merchant_id.to_owned();
+    async fn ledger(
+        &self,
+        merchant_id: &MerchantId,
+    ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
+        let id = merchant_id.clone();
         self.db.read(move |conn| ledger::ledger(conn, &id)).await
     }
 

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use crate::domain::MerchantId;
 use crate::domain::services::Booking;
 use crate::store::{BOOKING_COLUMNS, BookingRow, StoreError};
 
@@ -20,13 +21,13 @@ pub(super) async fn insert(
          merchant_name, distance_metres, booked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(&b.id)
+    .bind(b.id.as_str())
     .bind(request_id)
-    .bind(&b.elder_id)
+    .bind(b.elder_id.as_str())
     .bind(b.service.as_str())
     .bind(b.scheduled_for)
     .bind(b.status.as_str())
-    .bind(b.merchant_id.as_deref())
+    .bind(b.merchant_id.as_ref().map(MerchantId::as_str))
     .bind(b.merchant_name.as_deref())
     .bind(b.distance_metres)
     .bind(now)

@@ -12,6 +12,7 @@ use sqlx::types::Json;
 
 use crate::domain::elder::Elder;
 use crate::domain::visits::OVERDUE_POSTGRES;
+use crate::domain::{BuildingId, ElderId, GridId};
 use crate::store::{
     ELDER_COLUMNS, ElderFilter, ElderRow, StoreError, contacts_json, offset_value, page, page_limit,
 };
@@ -27,12 +28,12 @@ static BY_REQUEST: LazyLock<String> =
 /// Elder `id`; with `lock`, locked until the transaction ends.
 pub(super) async fn load(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ElderId,
     lock: bool,
 ) -> Result<Elder, StoreError> {
     let sql = if lock { &*BY_ID_FOR_UPDATE } else { &*BY_ID };
     sqlx::query_as::<_, ElderRow>(sql)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("elder {id}")))?
@@ -51,9 +52,9 @@ pub(super) async fn by_request(
     Ok(row.map(ElderRow::into_elder).transpose()?)
 }
 
-pub(super) async fn exists(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+pub(super) async fn exists(conn: &mut PgConnection, id: &ElderId) -> Result<bool, StoreError> {
     Ok(sqlx::query("SELECT 1 FROM elders WHERE id = $1")
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(conn)
         .await?
         .is_some())
@@ -75,13 +76,13 @@ pub(super) async fn insert(
          $14, $15, $16, $17, $18, $19, $20, $21, NULL, $22, $23, $23, $24, $24) \
          ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(&e.id)
+    .bind(e.id.as_str())
     .bind(request_id)
     .bind(&d.name)
     .bind(d.birth_date.date().to_string())
     .bind(d.gender.as_str())
-    .bind(&d.grid_id)
-    .bind(d.building_id.as_deref())
+    .bind(d.grid_id.as_str())
+    .bind(d.building_id.as_ref().map(BuildingId::as_str))
     .bind(d.address.as_deref())
     .bind(d.location.map(|l| l.point.latitude))
     .bind(d.location.map(|l| l.point.longitude))
@@ -120,12 +121,12 @@ pub(super) async fn update_details(
          visit_interval_days = $20, next_visit_due_at = $21, next_notice_at = $21, updated_at = $22 \
          WHERE id = $1",
     )
-    .bind(&e.id)
+    .bind(e.id.as_str())
     .bind(&d.name)
     .bind(d.birth_date.date().to_string())
     .bind(d.gender.as_str())
-    .bind(&d.grid_id)
-    .bind(d.building_id.as_deref())
+    .bind(d.grid_id.as_str())
+    .bind(d.building_id.as_ref().map(BuildingId::as_str))
     .bind(d.address.as_deref())
     .bind(d.location.map(|l| l.point.latitude))
     .bind(d.location.map(|l| l.point.longitude))
@@ -154,7 +155,7 @@ pub(super) async fn update_schedule(conn: &mut PgConnection, e: &Elder) -> Resul
         "UPDATE elders SET last_visit_at = $2, visit_anchor_at = $3, next_visit_due_at = $4, \
          next_notice_at = $4 WHERE id = $1",
     )
-    .bind(&e.id)
+    .bind(e.id.as_str())
     .bind(e.last_visit_at)
     .bind(e.visit_anchor_at)
     .bind(e.next_visit_due_at)
@@ -203,7 +204,7 @@ pub(super) async fn list(
     };
     let rows = query
         .bind(risk)
-        .bind(filter.grid_id.as_deref())
+        .bind(filter.grid_id.as_ref().map(GridId::as_str))
         .bind(filter.unpaired_only)
         .bind(page_limit(page_size))
         .bind(offset_value(offset))
@@ -268,7 +269,7 @@ pub(super) async fn insert_notice(
         "INSERT INTO overdue_notices (elder_id, anchor_at, period, raised_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (elder_id, anchor_at, period) DO NOTHING",
     )
-    .bind(&e.id)
+    .bind(e.id.as_str())
     .bind(e.visit_anchor_at)
     .bind(i64::from(period))
     .bind(now)
@@ -285,7 +286,7 @@ pub(super) async fn set_next_notice(
     next: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE elders SET next_notice_at = $2 WHERE id = $1")
-        .bind(&e.id)
+        .bind(e.id.as_str())
         .bind(next)
         .execute(conn)
         .await?;

@@ -34,6 +34,7 @@ use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volun
 use crate::domain::services::Booking;
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit};
+use crate::domain::{ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
 
 /// How many times a pairing is tried when concurrent ones collide on a key.
 const PAIR_ATTEMPTS: usize = 3;
@@ -62,8 +63,8 @@ impl PgStore {
 
     async fn try_pair(
         &self,
-        volunteer_id: &str,
-        elder_id: &str,
+        volunteer_id: &VolunteerId,
+        elder_id: &ElderId,
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<(Pairing, bool), StoreError> {
@@ -87,9 +88,9 @@ impl PgStore {
             &slots,
         )?;
         let pairing = Pairing {
-            id: uuid::Uuid::now_v7().to_string(),
-            volunteer_id: volunteer_id.to_owned(),
-            elder_id: elder_id.to_owned(),
+            id: PairingId::generate(),
+            volunteer_id: volunteer_id.clone(),
+            elder_id: elder_id.clone(),
             started_at: now,
             ended_at: None,
         };
@@ -111,7 +112,7 @@ impl Care for PgStore {
         actor: &str,
     ) -> Result<(Elder, bool), StoreError> {
         let elder = Elder::register(
-            uuid::Uuid::now_v7().to_string(),
+            ElderId::generate(),
             details,
             &self.context.policy,
             self.context.now(),
@@ -136,7 +137,7 @@ impl Care for PgStore {
 
     async fn update_elder(
         &self,
-        id: &str,
+        id: &ElderId,
         details: ElderDetails,
         actor: &str,
     ) -> Result<Elder, StoreError> {
@@ -150,7 +151,7 @@ impl Care for PgStore {
         Ok(elder)
     }
 
-    async fn elder(&self, id: &str) -> Result<Elder, StoreError> {
+    async fn elder(&self, id: &ElderId) -> Result<Elder, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         elders::load(&mut conn, id, false).await
     }
@@ -171,14 +172,14 @@ impl Care for PgStore {
         request_id: &str,
         name: &str,
         phone: &Phone,
-        grid_id: &str,
+        grid_id: &GridId,
         party_member: bool,
     ) -> Result<(Volunteer, bool), StoreError> {
         let volunteer = Volunteer {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: VolunteerId::generate(),
             name: name.to_owned(),
             phone: phone.clone(),
-            grid_id: grid_id.to_owned(),
+            grid_id: grid_id.clone(),
             party_member,
             elder_ids: Vec::new(),
         };
@@ -196,14 +197,14 @@ impl Care for PgStore {
         Ok((first, true))
     }
 
-    async fn volunteer(&self, id: &str) -> Result<Volunteer, StoreError> {
+    async fn volunteer(&self, id: &VolunteerId) -> Result<Volunteer, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         pairings::volunteer(&mut conn, id).await
     }
 
     async fn volunteers(
         &self,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         page_size: u32,
         offset: u64,
     ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
@@ -213,8 +214,8 @@ impl Care for PgStore {
 
     async fn pair(
         &self,
-        volunteer_id: &str,
-        elder_id: &str,
+        volunteer_id: &VolunteerId,
+        elder_id: &ElderId,
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
@@ -248,7 +249,7 @@ impl Care for PgStore {
 
     async fn unpair(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
         reason: &str,
         actor: &str,
         request_id: Option<&str>,
@@ -268,7 +269,7 @@ impl Care for PgStore {
                 tx.rollback().await?;
                 return Ok(pairing);
             }
-            return Err(PairingError::NoVolunteer(elder_id.to_owned()).into());
+            return Err(PairingError::NoVolunteer(elder_id.clone()).into());
         };
         pairing.ended_at = Some(now);
         pairings::end(&mut tx, &pairing, request_id).await?;
@@ -295,7 +296,7 @@ impl Care for PgStore {
             return Ok((first, true));
         }
         let mut elder = elders::load(&mut tx, &visit.elder_id, true).await?;
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = VisitId::generate();
         if !visits::insert(&mut tx, &id, request_id, &visit, now).await? {
             // A twin of this request recorded it meanwhile.
             tx.rollback().await?;
@@ -327,7 +328,7 @@ impl Care for PgStore {
         Ok((recorded, false))
     }
 
-    async fn visit(&self, id: &str) -> Result<Visit, StoreError> {
+    async fn visit(&self, id: &VisitId) -> Result<Visit, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         visits::load(&mut conn, id).await
     }
@@ -344,14 +345,18 @@ impl Care for PgStore {
 
     async fn due_filing(
         &self,
-        visit_id: &str,
+        visit_id: &VisitId,
         now: DateTime<Utc>,
     ) -> Result<Option<Filing>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         visits::due_filing(&mut conn, visit_id, now).await
     }
 
-    async fn filing_done(&self, filing: &Filing, complaint_id: &str) -> Result<(), StoreError> {
+    async fn filing_done(
+        &self,
+        filing: &Filing,
+        complaint_id: &ComplaintId,
+    ) -> Result<(), StoreError> {
         let now = self.context.now();
         let mut tx = self.db.begin().await?;
         if visits::filed(&mut tx, &filing.visit_id, complaint_id).await? {
@@ -391,7 +396,11 @@ impl Care for PgStore {
         elders::overdue_owed(&mut conn, now, after, limit).await
     }
 
-    async fn raise_overdue(&self, elder_id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn raise_overdue(
+        &self,
+        elder_id: &ElderId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let now = whole_millis(now);
         let context = trace::current();
         let mut tx = self.db.begin().await?;
@@ -451,7 +460,7 @@ impl Care for PgStore {
         bookings::by_request(&mut conn, request_id).await
     }
 
-    async fn timeline(&self, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+    async fn timeline(&self, elder_id: &ElderId) -> Result<Vec<TimelineEntry>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         if !elders::exists(&mut conn, elder_id).await? {
             return Err(StoreError::NotFound(format!("elder {elder_id}")));

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection};
 
 use crate::domain::pairing::{Pairing, Volunteer};
+use crate::domain::{ElderId, GridId, PairingId, VolunteerId};
 use crate::store::{
     PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
     slot,
@@ -25,11 +26,11 @@ pub(super) async fn insert_volunteer(
         "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(&volunteer.id)
+    .bind(volunteer.id.as_str())
     .bind(request_id)
     .bind(&volunteer.name)
     .bind(volunteer.phone.as_str())
-    .bind(&volunteer.grid_id)
+    .bind(volunteer.grid_id.as_str())
     .bind(volunteer.party_member)
     .bind(now)
     .execute(conn)
@@ -80,9 +81,12 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(super) async fn volunteer(conn: &mut PgConnection, id: &str) -> Result<Volunteer, StoreError> {
+pub(super) async fn volunteer(
+    conn: &mut PgConnection,
+    id: &VolunteerId,
+) -> Result<Volunteer, StoreError> {
     sqlx::query_as::<_, StoredVolunteer>(&BY_ID)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("volunteer {id}")))?
@@ -103,12 +107,12 @@ pub(super) async fn volunteer_by_request(
 
 pub(super) async fn list(
     conn: &mut PgConnection,
-    grid_id: Option<&str>,
+    grid_id: Option<&GridId>,
     page_size: u32,
     offset: u64,
 ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
     let found = sqlx::query_as::<_, StoredVolunteer>(&LIST)
-        .bind(grid_id)
+        .bind(grid_id.map(GridId::as_str))
         .bind(page_limit(page_size))
         .bind(offset_value(offset))
         .fetch_all(conn)
@@ -120,10 +124,13 @@ pub(super) async fn list(
 }
 
 /// Locks volunteer `id` until the transaction ends; `false` when there is none.
-pub(super) async fn lock_volunteer(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+pub(super) async fn lock_volunteer(
+    conn: &mut PgConnection,
+    id: &VolunteerId,
+) -> Result<bool, StoreError> {
     Ok(
         sqlx::query("SELECT id FROM volunteers WHERE id = $1 FOR UPDATE")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(conn)
             .await?
             .is_some(),
@@ -133,12 +140,12 @@ pub(super) async fn lock_volunteer(conn: &mut PgConnection, id: &str) -> Result<
 /// The slots of the volunteer's active pairings.
 pub(super) async fn occupied(
     conn: &mut PgConnection,
-    volunteer_id: &str,
+    volunteer_id: &VolunteerId,
 ) -> Result<Vec<u8>, StoreError> {
     let slots: Vec<i64> = sqlx::query_scalar(
         "SELECT slot FROM pairings WHERE volunteer_id = $1 AND ended_at IS NULL",
     )
-    .bind(volunteer_id)
+    .bind(volunteer_id.as_str())
     .fetch_all(conn)
     .await?;
     Ok(slots.into_iter().map(slot).collect::<Result<_, _>>()?)
@@ -156,9 +163,9 @@ struct PairingRow {
 impl From<PairingRow> for Pairing {
     fn from(row: PairingRow) -> Self {
         Self {
-            id: row.id,
-            volunteer_id: row.volunteer_id,
-            elder_id: row.elder_id,
+            id: PairingId::from_stored(row.id),
+            volunteer_id: VolunteerId::from_stored(row.volunteer_id),
+            elder_id: ElderId::from_stored(row.elder_id),
             started_at: row.started_at,
             ended_at: row.ended_at,
         }
@@ -212,9 +219,9 @@ pub(super) async fn ended_by(
 /// The elder's active pairing, locked until the transaction ends.
 pub(super) async fn active(
     conn: &mut PgConnection,
-    elder_id: &str,
+    elder_id: &ElderId,
 ) -> Result<Option<Pairing>, StoreError> {
-    pairing(conn, &ACTIVE_FOR_UPDATE, elder_id).await
+    pairing(conn, &ACTIVE_FOR_UPDATE, elder_id.as_str()).await
 }
 
 pub(super) async fn insert(
@@ -227,9 +234,9 @@ pub(super) async fn insert(
         "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(&pairing.id)
-    .bind(&pairing.volunteer_id)
-    .bind(&pairing.elder_id)
+    .bind(pairing.id.as_str())
+    .bind(pairing.volunteer_id.as_str())
+    .bind(pairing.elder_id.as_str())
     .bind(i64::from(slot))
     .bind(pairing.started_at)
     .bind(request_id)
@@ -244,7 +251,7 @@ pub(super) async fn end(
     request_id: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE pairings SET ended_at = $2, end_request_id = $3 WHERE id = $1")
-        .bind(&pairing.id)
+        .bind(pairing.id.as_str())
         .bind(pairing.ended_at)
         .bind(request_id)
         .execute(conn)

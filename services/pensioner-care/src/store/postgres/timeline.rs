@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use crate::domain::ElderId;
 use crate::domain::timeline::{Entry, TimelineEntry};
 use crate::store::{StoreError, timeline_entry};
 
@@ -13,7 +14,7 @@ pub(super) async fn add(conn: &mut PgConnection, entry: &Entry) -> Result<bool, 
         "INSERT INTO timeline (elder_id, at, kind, summary, reference, fact) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
-    .bind(&entry.elder_id)
+    .bind(entry.elder_id.as_str())
     .bind(entry.at)
     .bind(entry.kind)
     .bind(&entry.summary)
@@ -33,12 +34,12 @@ pub(super) async fn add_all(conn: &mut PgConnection, entries: &[Entry]) -> Resul
 
 pub(super) async fn read(
     conn: &mut PgConnection,
-    elder_id: &str,
+    elder_id: &ElderId,
 ) -> Result<Vec<TimelineEntry>, StoreError> {
     let rows: Vec<(DateTime<Utc>, String, String, String)> = sqlx::query_as(
         "SELECT at, kind, summary, reference FROM timeline WHERE elder_id = $1 ORDER BY at, seq",
     )
-    .bind(elder_id)
+    .bind(elder_id.as_str())
     .fetch_all(conn)
     .await?;
     Ok(rows

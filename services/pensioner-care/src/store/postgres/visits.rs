@@ -14,12 +14,13 @@ use sqlx::types::Json;
 
 use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
+use crate::domain::{ComplaintId, VisitId};
 use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow};
 
 /// Inserts a visit; `false` when `request_id` is taken.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    id: &str,
+    id: &VisitId,
     request_id: &str,
     visit: &NewVisit,
     now: DateTime<Utc>,
@@ -28,9 +29,9 @@ pub(super) async fn insert(
         "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, recorded_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(id)
+    .bind(id.as_str())
     .bind(request_id)
-    .bind(&visit.elder_id)
+    .bind(visit.elder_id.as_str())
     .bind(&visit.visitor)
     .bind(visit.kind.as_str())
     .bind(visit.visited_at)
@@ -63,8 +64,8 @@ async fn visit(conn: &mut PgConnection, sql: &str, key: &str) -> Result<Option<V
     Ok(row.map(VisitRow::into_visit).transpose()?)
 }
 
-pub(super) async fn load(conn: &mut PgConnection, id: &str) -> Result<Visit, StoreError> {
-    visit(conn, &BY_ID, id)
+pub(super) async fn load(conn: &mut PgConnection, id: &VisitId) -> Result<Visit, StoreError> {
+    visit(conn, &BY_ID, id.as_str())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
 }
@@ -87,9 +88,9 @@ pub(super) async fn insert_filing(
         "INSERT INTO complaint_filings (visit_id, elder_id, grid_id, text, urgent, status, attempts, \
          next_attempt_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
     )
-    .bind(&filing.visit_id)
-    .bind(&filing.elder_id)
-    .bind(&filing.grid_id)
+    .bind(filing.visit_id.as_str())
+    .bind(filing.elder_id.as_str())
+    .bind(filing.grid_id.as_str())
     .bind(&filing.text)
     .bind(filing.urgent)
     .bind(FilingStatus::Pending.as_str())
@@ -149,11 +150,11 @@ static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
 
 pub(super) async fn due_filing(
     conn: &mut PgConnection,
-    visit_id: &str,
+    visit_id: &VisitId,
     now: DateTime<Utc>,
 ) -> Result<Option<Filing>, StoreError> {
     let row = sqlx::query_as::<_, FilingRow>(&DUE_FILING)
-        .bind(visit_id)
+        .bind(visit_id.as_str())
         .bind(now)
         .fetch_optional(conn)
         .await?;
@@ -163,15 +164,15 @@ pub(super) async fn due_filing(
 /// Marks the filing filed; `false` when it was no longer pending.
 pub(super) async fn filed(
     conn: &mut PgConnection,
-    visit_id: &str,
-    complaint_id: &str,
+    visit_id: &VisitId,
+    complaint_id: &ComplaintId,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
         "UPDATE complaint_filings SET status = 'filed', complaint_id = $2, attempts = attempts + 1, \
          last_error = NULL WHERE visit_id = $1 AND status = 'pending'",
     )
-    .bind(visit_id)
-    .bind(complaint_id)
+    .bind(visit_id.as_str())
+    .bind(complaint_id.as_str())
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -179,7 +180,7 @@ pub(super) async fn filed(
 
 pub(super) async fn failed(
     conn: &mut PgConnection,
-    visit_id: &str,
+    visit_id: &VisitId,
     status: FilingStatus,
     next_attempt_at: DateTime<Utc>,
     error: &str,
@@ -188,7 +189,7 @@ pub(super) async fn failed(
         "UPDATE complaint_filings SET status = $2, attempts = attempts + 1, next_attempt_at = $3, \
          last_error = $4 WHERE visit_id = $1 AND status = 'pending'",
     )
-    .bind(visit_id)
+    .bind(visit_id.as_str())
     .bind(status.as_str())
     .bind(next_attempt_at)
     .bind(error)

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::instant;
 
+use crate::domain::MerchantId;
 use crate::domain::services::Booking;
 use crate::store::{BOOKING_COLUMNS, BookingRow, StoreError};
 
@@ -24,13 +25,13 @@ pub(super) fn insert(
              ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
-            &b.id,
+            b.id.as_str(),
             request_id,
-            &b.elder_id,
+            b.elder_id.as_str(),
             b.service.as_str(),
             to_millis(b.scheduled_for),
             b.status.as_str(),
-            &b.merchant_id,
+            b.merchant_id.as_ref().map(MerchantId::as_str),
             &b.merchant_name,
             b.distance_metres,
             to_millis(now),

@@ -11,6 +11,7 @@ use shequ_chassis::storage::Due;
 
 use crate::domain::elder::Elder;
 use crate::domain::visits::OVERDUE_SQLITE;
+use crate::domain::{BuildingId, ElderId, GridId};
 use crate::store::{
     ELDER_COLUMNS, ElderFilter, ElderRow, StoreError, contacts_json, json_text, offset_value, page,
     page_limit,
@@ -68,8 +69,8 @@ static BY_ID: LazyLock<String> =
 static BY_REQUEST: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {ELDER_COLUMNS} FROM elders e WHERE e.request_id = ?1"));
 
-pub(super) fn load(conn: &Connection, id: &str) -> Result<Elder, StoreError> {
-    elders(conn, &BY_ID, [id])?
+pub(super) fn load(conn: &Connection, id: &ElderId) -> Result<Elder, StoreError> {
+    elders(conn, &BY_ID, [id.as_str()])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("elder {id}")))
 }
@@ -78,10 +79,10 @@ pub(super) fn by_request(conn: &Connection, request_id: &str) -> Result<Option<E
     Ok(elders(conn, &BY_REQUEST, [request_id])?.pop())
 }
 
-pub(super) fn exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+pub(super) fn exists(conn: &Connection, id: &ElderId) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM elders WHERE id = ?1")?
-        .query_row([id], |_| Ok(()))
+        .query_row([id.as_str()], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -100,13 +101,13 @@ pub(super) fn insert(conn: &Connection, request_id: &str, e: &Elder) -> Result<b
              ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute(params![
-            e.id,
+            e.id.as_str(),
             request_id,
             d.name,
             d.birth_date.date().to_string(),
             d.gender.as_str(),
-            d.grid_id,
-            d.building_id,
+            d.grid_id.as_str(),
+            d.building_id.as_ref().map(BuildingId::as_str),
             d.address,
             d.location.map(|l| l.point.latitude),
             d.location.map(|l| l.point.longitude),
@@ -145,12 +146,12 @@ pub(super) fn update_details(
          WHERE id = ?1",
     )?
     .execute(params![
-        e.id,
+        e.id.as_str(),
         d.name,
         d.birth_date.date().to_string(),
         d.gender.as_str(),
-        d.grid_id,
-        d.building_id,
+        d.grid_id.as_str(),
+        d.building_id.as_ref().map(BuildingId::as_str),
         d.address,
         d.location.map(|l| l.point.latitude),
         d.location.map(|l| l.point.longitude),
@@ -179,7 +180,7 @@ pub(super) fn update_schedule(conn: &Connection, e: &Elder) -> Result<(), StoreE
          next_notice_at = ?4 WHERE id = ?1",
     )?
     .execute((
-        &e.id,
+        e.id.as_str(),
         e.last_visit_at.map(to_millis),
         to_millis(e.visit_anchor_at),
         to_millis(e.next_visit_due_at),
@@ -216,6 +217,7 @@ pub(super) fn list(
     offset: u64,
 ) -> Result<(Vec<Elder>, Option<u64>), StoreError> {
     let risk = filter.risk.map(|risk| risk.as_str());
+    let grid = filter.grid_id.as_ref().map(GridId::as_str);
     let unpaired = i64::from(filter.unpaired_only);
     let (limit, offset_at) = (page_limit(page_size), offset_value(offset));
     let found = if filter.overdue_only {
@@ -223,7 +225,7 @@ pub(super) fn list(
             conn,
             &OVERDUE_LIST,
             named_params! {
-                ":now": to_millis(now), ":risk": risk, ":grid": filter.grid_id,
+                ":now": to_millis(now), ":risk": risk, ":grid": grid,
                 ":unpaired": unpaired, ":limit": limit, ":offset": offset_at,
             },
         )?
@@ -232,7 +234,7 @@ pub(super) fn list(
             conn,
             &LIST,
             named_params! {
-                ":risk": risk, ":grid": filter.grid_id,
+                ":risk": risk, ":grid": grid,
                 ":unpaired": unpaired, ":limit": limit, ":offset": offset_at,
             },
         )?
@@ -278,7 +280,12 @@ pub(super) fn insert_notice(
             "INSERT INTO overdue_notices (elder_id, anchor_at, period, raised_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (elder_id, anchor_at, period) DO NOTHING",
         )?
-        .execute((&e.id, to_millis(e.visit_anchor_at), i64::from(period), to_millis(now)))?;
+        .execute((
+            e.id.as_str(),
+            to_millis(e.visit_anchor_at),
+            i64::from(period),
+            to_millis(now),
+        ))?;
     Ok(inserted == 1)
 }
 
@@ -294,7 +301,7 @@ pub(super) fn set_next_notice(
          WHERE id = ?1 AND visit_anchor_at = ?3 AND visit_interval_days = ?4",
     )?
     .execute((
-        &e.id,
+        e.id.as_str(),
         next.map(to_millis),
         to_millis(e.visit_anchor_at),
         i64::from(e.visit_interval_days),

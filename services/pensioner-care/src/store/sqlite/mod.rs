@@ -34,6 +34,7 @@ use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volun
 use crate::domain::services::Booking;
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit};
+use crate::domain::{ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
 
 /// The pensioner-care store on a SQLite file.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ impl Care for SqliteStore {
         actor: &str,
     ) -> Result<(Elder, bool), StoreError> {
         let elder = Elder::register(
-            uuid::Uuid::now_v7().to_string(),
+            ElderId::generate(),
             details,
             &self.context.policy,
             self.context.now(),
@@ -101,13 +102,13 @@ impl Care for SqliteStore {
 
     async fn update_elder(
         &self,
-        id: &str,
+        id: &ElderId,
         details: ElderDetails,
         actor: &str,
     ) -> Result<Elder, StoreError> {
         let now = self.context.now();
         let policy = self.context.policy.clone();
-        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let (id, actor) = (id.clone(), actor.to_owned());
         self.unit(move |conn| {
             let mut elder = elders::load(conn, &id)?;
             elder.change_details(details, &policy, now);
@@ -118,8 +119,8 @@ impl Care for SqliteStore {
         .await
     }
 
-    async fn elder(&self, id: &str) -> Result<Elder, StoreError> {
-        let id = id.to_owned();
+    async fn elder(&self, id: &ElderId) -> Result<Elder, StoreError> {
+        let id = id.clone();
         self.read(move |conn| elders::load(conn, &id)).await
     }
 
@@ -140,21 +141,21 @@ impl Care for SqliteStore {
         request_id: &str,
         name: &str,
         phone: &Phone,
-        grid_id: &str,
+        grid_id: &GridId,
         party_member: bool,
     ) -> Result<(Volunteer, bool), StoreError> {
         let now = self.context.now();
         let volunteer = Volunteer {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: VolunteerId::generate(),
             name: name.to_owned(),
             phone: phone.clone(),
-            grid_id: grid_id.to_owned(),
+            grid_id: grid_id.clone(),
             party_member,
             elder_ids: Vec::new(),
         };
         let key = request_id.to_owned();
         self.unit(move |conn| {
-            if pairings::insert_volunteer(conn, &volunteer.id, &key, &volunteer, now)? {
+            if pairings::insert_volunteer(conn, &key, &volunteer, now)? {
                 return Ok((volunteer, false));
             }
             let first = pairings::volunteer_by_request(conn, &key)?
@@ -164,36 +165,33 @@ impl Care for SqliteStore {
         .await
     }
 
-    async fn volunteer(&self, id: &str) -> Result<Volunteer, StoreError> {
-        let id = id.to_owned();
+    async fn volunteer(&self, id: &VolunteerId) -> Result<Volunteer, StoreError> {
+        let id = id.clone();
         self.read(move |conn| pairings::volunteer(conn, &id)).await
     }
 
     async fn volunteers(
         &self,
-        grid_id: Option<&str>,
+        grid_id: Option<&GridId>,
         page_size: u32,
         offset: u64,
     ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
-        let grid_id = grid_id.map(str::to_owned);
-        self.read(move |conn| pairings::list(conn, grid_id.as_deref(), page_size, offset))
+        let grid_id = grid_id.cloned();
+        self.read(move |conn| pairings::list(conn, grid_id.as_ref(), page_size, offset))
             .await
     }
 
     async fn pair(
         &self,
-        volunteer_id: &str,
-        elder_id: &str,
+        volunteer_id: &VolunteerId,
+        elder_id: &ElderId,
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
         let now = self.context.now();
         let context = trace::current();
-        let (volunteer_id, elder_id, actor) = (
-            volunteer_id.to_owned(),
-            elder_id.to_owned(),
-            actor.to_owned(),
-        );
+        let (volunteer_id, elder_id, actor) =
+            (volunteer_id.clone(), elder_id.clone(), actor.to_owned());
         let request_id = request_id.map(str::to_owned);
         let (pairing, new) = self
             .unit(move |conn| {
@@ -214,7 +212,7 @@ impl Care for SqliteStore {
                     &slots,
                 )?;
                 let pairing = Pairing {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id: PairingId::generate(),
                     volunteer_id,
                     elder_id,
                     started_at: now,
@@ -234,14 +232,14 @@ impl Care for SqliteStore {
 
     async fn unpair(
         &self,
-        elder_id: &str,
+        elder_id: &ElderId,
         reason: &str,
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<Pairing, StoreError> {
         let now = self.context.now();
         let context = trace::current();
-        let (elder_id, reason, actor) = (elder_id.to_owned(), reason.to_owned(), actor.to_owned());
+        let (elder_id, reason, actor) = (elder_id.clone(), reason.to_owned(), actor.to_owned());
         let request_id = request_id.map(str::to_owned);
         let (pairing, new) = self
             .unit(move |conn| {
@@ -281,7 +279,7 @@ impl Care for SqliteStore {
                     return Ok((first, true, false));
                 }
                 let mut elder = elders::load(conn, &visit.elder_id)?;
-                let id = uuid::Uuid::now_v7().to_string();
+                let id = VisitId::generate();
                 if !visits::insert(conn, &id, &key, &visit, now)? {
                     let first = visits::by_request(conn, &key)?
                         .ok_or_else(|| StoreError::NotFound(format!("visit {key}")))?;
@@ -312,8 +310,8 @@ impl Care for SqliteStore {
         Ok((recorded, duplicate))
     }
 
-    async fn visit(&self, id: &str) -> Result<Visit, StoreError> {
-        let id = id.to_owned();
+    async fn visit(&self, id: &VisitId) -> Result<Visit, StoreError> {
+        let id = id.clone();
         self.read(move |conn| visits::load(conn, &id)).await
     }
 
@@ -330,18 +328,22 @@ impl Care for SqliteStore {
 
     async fn due_filing(
         &self,
-        visit_id: &str,
+        visit_id: &VisitId,
         now: DateTime<Utc>,
     ) -> Result<Option<Filing>, StoreError> {
-        let visit_id = visit_id.to_owned();
+        let visit_id = visit_id.clone();
         self.read(move |conn| visits::due_filing(conn, &visit_id, now))
             .await
     }
 
-    async fn filing_done(&self, filing: &Filing, complaint_id: &str) -> Result<(), StoreError> {
+    async fn filing_done(
+        &self,
+        filing: &Filing,
+        complaint_id: &ComplaintId,
+    ) -> Result<(), StoreError> {
         let now = self.context.now();
         let (visit_id, elder_id) = (filing.visit_id.clone(), filing.elder_id.clone());
-        let complaint_id = complaint_id.to_owned();
+        let complaint_id = complaint_id.clone();
         self.unit(move |conn| {
             if visits::filed(conn, &visit_id, &complaint_id)? {
                 timeline::add(
@@ -383,10 +385,14 @@ impl Care for SqliteStore {
             .await
     }
 
-    async fn raise_overdue(&self, elder_id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn raise_overdue(
+        &self,
+        elder_id: &ElderId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let now = whole_millis(now);
         let context = trace::current();
-        let elder_id = elder_id.to_owned();
+        let elder_id = elder_id.clone();
         let raised = self
             .unit(move |conn| {
                 let elder = elders::load(conn, &elder_id)?;
@@ -453,8 +459,8 @@ impl Care for SqliteStore {
             .await
     }
 
-    async fn timeline(&self, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
-        let elder_id = elder_id.to_owned();
+    async fn timeline(&self, elder_id: &ElderId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let elder_id = elder_id.clone();
         self.read(move |conn| {
             if !elders::exists(conn, &elder_id)? {
                 return Err(StoreError::NotFound(format!("elder {elder_id}")));

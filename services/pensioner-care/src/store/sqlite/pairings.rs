@@ -10,6 +10,7 @@ use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 
 use crate::domain::pairing::{Pairing, Volunteer};
+use crate::domain::{ElderId, GridId, PairingId, VolunteerId};
 use crate::store::{
     PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
     slot,
@@ -18,7 +19,6 @@ use crate::store::{
 /// Inserts a volunteer; `false` when `request_id` is taken.
 pub(super) fn insert_volunteer(
     conn: &Connection,
-    id: &str,
     request_id: &str,
     volunteer: &Volunteer,
     now: DateTime<Utc>,
@@ -29,11 +29,11 @@ pub(super) fn insert_volunteer(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
-            id,
+            volunteer.id.as_str(),
             request_id,
             &volunteer.name,
             volunteer.phone.as_str(),
-            &volunteer.grid_id,
+            volunteer.grid_id.as_str(),
             i64::from(volunteer.party_member),
             to_millis(now),
         ))?;
@@ -91,8 +91,8 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(super) fn volunteer(conn: &Connection, id: &str) -> Result<Volunteer, StoreError> {
-    volunteers(conn, &BY_ID, [id])?
+pub(super) fn volunteer(conn: &Connection, id: &VolunteerId) -> Result<Volunteer, StoreError> {
+    volunteers(conn, &BY_ID, [id.as_str()])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("volunteer {id}")))
 }
@@ -106,7 +106,7 @@ pub(super) fn volunteer_by_request(
 
 pub(super) fn list(
     conn: &Connection,
-    grid_id: Option<&str>,
+    grid_id: Option<&GridId>,
     page_size: u32,
     offset: u64,
 ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
@@ -114,25 +114,28 @@ pub(super) fn list(
         conn,
         &LIST,
         named_params! {
-            ":grid": grid_id, ":limit": page_limit(page_size), ":offset": offset_value(offset),
+            ":grid": grid_id.map(GridId::as_str), ":limit": page_limit(page_size), ":offset": offset_value(offset),
         },
     )?;
     Ok(page(found, page_size, offset))
 }
 
-pub(super) fn volunteer_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+pub(super) fn volunteer_exists(conn: &Connection, id: &VolunteerId) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM volunteers WHERE id = ?1")?
-        .query_row([id], |_| Ok(()))
+        .query_row([id.as_str()], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// The slots of the volunteer's active pairings.
-pub(super) fn occupied(conn: &Connection, volunteer_id: &str) -> Result<Vec<u8>, StoreError> {
+pub(super) fn occupied(
+    conn: &Connection,
+    volunteer_id: &VolunteerId,
+) -> Result<Vec<u8>, StoreError> {
     let mut statement = conn
         .prepare_cached("SELECT slot FROM pairings WHERE volunteer_id = ?1 AND ended_at IS NULL")?;
-    let mut rows = statement.query([volunteer_id])?;
+    let mut rows = statement.query([volunteer_id.as_str()])?;
     let mut slots = Vec::new();
     while let Some(row) = rows.next()? {
         slots.push(slot(row.get(0)?)?);
@@ -142,9 +145,9 @@ pub(super) fn occupied(conn: &Connection, volunteer_id: &str) -> Result<Vec<u8>,
 
 fn pairing_row(row: &Row<'_>) -> Result<Pairing, DbError> {
     Ok(Pairing {
-        id: row.get(0)?,
-        volunteer_id: row.get(1)?,
-        elder_id: row.get(2)?,
+        id: PairingId::from_stored(row.get::<_, String>(0)?),
+        volunteer_id: VolunteerId::from_stored(row.get::<_, String>(1)?),
+        elder_id: ElderId::from_stored(row.get::<_, String>(2)?),
         started_at: instant(row.get(3)?)?,
         ended_at: row.get::<_, Option<i64>>(4)?.map(instant).transpose()?,
     })
@@ -183,8 +186,8 @@ pub(super) fn ended_by(
     request_id.map_or(Ok(None), |key| pairing(conn, &BY_END_REQUEST, key))
 }
 
-pub(super) fn active(conn: &Connection, elder_id: &str) -> Result<Option<Pairing>, StoreError> {
-    pairing(conn, &ACTIVE, elder_id)
+pub(super) fn active(conn: &Connection, elder_id: &ElderId) -> Result<Option<Pairing>, StoreError> {
+    pairing(conn, &ACTIVE, elder_id.as_str())
 }
 
 pub(super) fn insert(
@@ -198,9 +201,9 @@ pub(super) fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute((
-        &pairing.id,
-        &pairing.volunteer_id,
-        &pairing.elder_id,
+        pairing.id.as_str(),
+        pairing.volunteer_id.as_str(),
+        pairing.elder_id.as_str(),
         i64::from(slot),
         to_millis(pairing.started_at),
         request_id,
@@ -214,6 +217,10 @@ pub(super) fn end(
     request_id: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE pairings SET ended_at = ?2, end_request_id = ?3 WHERE id = ?1")?
-        .execute((&pairing.id, pairing.ended_at.map(to_millis), request_id))?;
+        .execute((
+            pairing.id.as_str(),
+            pairing.ended_at.map(to_millis),
+            request_id,
+        ))?;
     Ok(())
 }

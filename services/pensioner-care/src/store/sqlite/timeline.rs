@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::instant;
 
+use crate::domain::ElderId;
 use crate::domain::timeline::{Entry, TimelineEntry};
 use crate::store::{StoreError, timeline_entry};
 
@@ -16,7 +17,7 @@ pub(super) fn add(conn: &Connection, entry: &Entry) -> Result<bool, StoreError> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?
         .execute((
-            &entry.elder_id,
+            entry.elder_id.as_str(),
             to_millis(entry.at),
             entry.kind,
             &entry.summary,
@@ -33,11 +34,14 @@ pub(super) fn add_all(conn: &Connection, entries: &[Entry]) -> Result<(), StoreE
     Ok(())
 }
 
-pub(super) fn read(conn: &Connection, elder_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+pub(super) fn read(
+    conn: &Connection,
+    elder_id: &ElderId,
+) -> Result<Vec<TimelineEntry>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT at, kind, summary, reference FROM timeline WHERE elder_id = ?1 ORDER BY at, seq",
     )?;
-    let mut rows = statement.query([elder_id])?;
+    let mut rows = statement.query([elder_id.as_str()])?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
         entries.push(timeline_entry(

@@ -12,12 +12,13 @@ use shequ_chassis::trace::TraceContext;
 
 use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
+use crate::domain::{ComplaintId, VisitId};
 use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow, json_text};
 
 /// Inserts a visit; `false` when `request_id` is taken.
 pub(super) fn insert(
     conn: &Connection,
-    id: &str,
+    id: &VisitId,
     request_id: &str,
     visit: &NewVisit,
     now: DateTime<Utc>,
@@ -28,9 +29,9 @@ pub(super) fn insert(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
-            id,
+            id.as_str(),
             request_id,
-            &visit.elder_id,
+            visit.elder_id.as_str(),
             &visit.visitor,
             visit.kind.as_str(),
             to_millis(visit.visited_at),
@@ -79,8 +80,8 @@ fn visit(conn: &Connection, sql: &str, key: &str) -> Result<Option<Visit>, Store
     }
 }
 
-pub(super) fn load(conn: &Connection, id: &str) -> Result<Visit, StoreError> {
-    visit(conn, &BY_ID, id)?.ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
+pub(super) fn load(conn: &Connection, id: &VisitId) -> Result<Visit, StoreError> {
+    visit(conn, &BY_ID, id.as_str())?.ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
 }
 
 pub(super) fn by_request(conn: &Connection, request_id: &str) -> Result<Option<Visit>, StoreError> {
@@ -99,9 +100,9 @@ pub(super) fn insert_filing(
          next_attempt_at, traceparent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
     )?
     .execute((
-        &filing.visit_id,
-        &filing.elder_id,
-        &filing.grid_id,
+        filing.visit_id.as_str(),
+        filing.elder_id.as_str(),
+        filing.grid_id.as_str(),
         &filing.text,
         i64::from(filing.urgent),
         FilingStatus::Pending.as_str(),
@@ -144,11 +145,11 @@ static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
 
 pub(super) fn due_filing(
     conn: &Connection,
-    visit_id: &str,
+    visit_id: &VisitId,
     now: DateTime<Utc>,
 ) -> Result<Option<Filing>, StoreError> {
     let mut statement = conn.prepare_cached(&DUE_FILING)?;
-    let mut rows = statement.query((visit_id, to_millis(now)))?;
+    let mut rows = statement.query((visit_id.as_str(), to_millis(now)))?;
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
@@ -167,21 +168,21 @@ pub(super) fn due_filing(
 /// Marks the filing filed; `false` when it was no longer pending.
 pub(super) fn filed(
     conn: &Connection,
-    visit_id: &str,
-    complaint_id: &str,
+    visit_id: &VisitId,
+    complaint_id: &ComplaintId,
 ) -> Result<bool, StoreError> {
     let updated = conn
         .prepare_cached(
             "UPDATE complaint_filings SET status = 'filed', complaint_id = ?2, attempts = attempts + 1, \
              last_error = NULL WHERE visit_id = ?1 AND status = 'pending'",
         )?
-        .execute((visit_id, complaint_id))?;
+        .execute((visit_id.as_str(), complaint_id.as_str()))?;
     Ok(updated == 1)
 }
 
 pub(super) fn failed(
     conn: &Connection,
-    visit_id: &str,
+    visit_id: &VisitId,
     status: FilingStatus,
     next_attempt_at: DateTime<Utc>,
     error: &str,
@@ -190,6 +191,11 @@ pub(super) fn failed(
         "UPDATE complaint_filings SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, \
          last_error = ?4 WHERE visit_id = ?1 AND status = 'pending'",
     )?
-    .execute((visit_id, status.as_str(), to_millis(next_attempt_at), error))?;
+    .execute((
+        visit_id.as_str(),
+        status.as_str(),
+        to_millis(next_attempt_at),
+        error,
+    ))?;
     Ok(())
 }
