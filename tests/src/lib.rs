@@ -255,6 +255,34 @@ impl TestDatabase {
             Self::Postgres(db) => Some(db.url()),
         }
     }
+
+    /// Its URL: the PostgreSQL database's, or that of a SQLite file
+    /// `<name>.db` in `dir`.
+    pub fn url_in(&self, dir: &Path, name: &str) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}/{name}.db?mode=rwc", dir.display()),
+            Self::Postgres(db) => db.url().to_owned(),
+        }
+    }
+}
+
+/// Runs `test` on what `open` makes of a fresh database of `backend`; on
+/// PostgreSQL it is skipped (with a note) when no server answers.
+pub async fn on_fresh_database<T, O, OFut, F, Fut>(
+    backend: Backend,
+    open: O,
+    test: F,
+) -> anyhow::Result<()>
+where
+    O: FnOnce(TestDatabase) -> OFut,
+    OFut: std::future::Future<Output = anyhow::Result<T>>,
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let Some(database) = TestDatabase::create(backend).await? else {
+        return Ok(());
+    };
+    test(open(database).await?).await
 }
 
 /// A database of its own for one test, dropped with it (best effort).

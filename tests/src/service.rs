@@ -3,7 +3,6 @@
 //! [`Harness`] keeps one database, NATS server, data directory and manual
 //! clock across restarts, for a service's own tests.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -147,10 +146,7 @@ impl<A: App, H> Harness<A, H> {
         first_sweep: Option<&'static str>,
     ) -> anyhow::Result<(Self, H)> {
         let data = tempfile::tempdir()?;
-        let database_url = match database.url() {
-            Some(url) => url.to_owned(),
-            None => format!("sqlite://{}/{name}.db?mode=rwc", data.path().display()),
-        };
+        let database_url = database.url_in(data.path(), name);
         let mut harness = Self {
             clock: ManualClock::new(now),
             nats: NatsServer::start().await?,
@@ -265,23 +261,4 @@ impl<A: App, H> Harness<A, H> {
         })
         .await
     }
-}
-
-/// Runs `test` against what `start` makes on a fresh database of `backend`;
-/// on PostgreSQL it is skipped (with a note) when no server answers.
-pub async fn run<T, S, SFut, F, Fut>(
-    backend: crate::Backend,
-    start: S,
-    test: F,
-) -> anyhow::Result<()>
-where
-    S: FnOnce(TestDatabase) -> SFut,
-    SFut: Future<Output = anyhow::Result<T>>,
-    F: FnOnce(T) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let Some(database) = TestDatabase::create(backend).await? else {
-        return Ok(());
-    };
-    test(start(database).await?).await
 }

@@ -108,6 +108,19 @@ pub trait Rule: std::error::Error + Send + Sync + 'static {
     }
 }
 
+/// The calling crate's migrations, `migrations/sqlite` and
+/// `migrations/postgres`, as a `&'static Migrations` (for a service's
+/// [`crate::runtime::Identity`]).
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        &$crate::storage::Migrations {
+            sqlite: &::sqlx::migrate!("migrations/sqlite"),
+            postgres: &::sqlx::migrate!("migrations/postgres"),
+        }
+    };
+}
+
 /// A service's migrations, one directory per backend (`sqlx::migrate!`).
 #[derive(Debug)]
 pub struct Migrations {

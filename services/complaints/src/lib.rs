@@ -41,7 +41,6 @@ use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{App, Identity, Runtime};
-use shequ_chassis::storage::Migrations;
 use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
 use shequ_proto::events::complaints as contract;
@@ -57,10 +56,7 @@ pub static IDENTITY: Identity = Identity {
     name: "complaints",
     grpc_addr: "127.0.0.1:50051",
     admin_addr: "127.0.0.1:9101",
-    migrations: &Migrations {
-        sqlite: &sqlx::migrate!("migrations/sqlite"),
-        postgres: &sqlx::migrate!("migrations/postgres"),
-    },
+    migrations: shequ_chassis::migrations!(),
     stream: StreamSpec {
         name: contract::STREAM,
         subjects: contract::SUBJECTS,

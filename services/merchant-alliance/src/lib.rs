@@ -35,7 +35,6 @@ use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{App, Identity, Runtime};
-use shequ_chassis::storage::Migrations;
 use shequ_proto::alliance::v1::merchant_service_server::MerchantServiceServer;
 use shequ_proto::events::alliance as contract;
 
@@ -52,10 +51,7 @@ pub static IDENTITY: Identity = Identity {
     name: "merchant-alliance",
     grpc_addr: "127.0.0.1:50052",
     admin_addr: "127.0.0.1:9102",
-    migrations: &Migrations {
-        sqlite: &sqlx::migrate!("migrations/sqlite"),
-        postgres: &sqlx::migrate!("migrations/postgres"),
-    },
+    migrations: shequ_chassis::migrations!(),
     stream: StreamSpec {
         name: contract::STREAM,
         subjects: contract::SUBJECTS,

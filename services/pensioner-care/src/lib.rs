@@ -48,7 +48,6 @@ use shequ_chassis::config::{CommonConfig, rules_file};
 use shequ_chassis::grpc::MAX_MESSAGE_BYTES;
 use shequ_chassis::nats::StreamSpec;
 use shequ_chassis::runtime::{App, Identity, Runtime};
-use shequ_chassis::storage::Migrations;
 use shequ_proto::care::v1::care_service_server::CareServiceServer;
 use shequ_proto::events::care as contract;
 
@@ -64,10 +63,7 @@ pub static IDENTITY: Identity = Identity {
     name: "pensioner-care",
     grpc_addr: "127.0.0.1:50053",
     admin_addr: "127.0.0.1:9103",
-    migrations: &Migrations {
-        sqlite: &sqlx::migrate!("migrations/sqlite"),
-        postgres: &sqlx::migrate!("migrations/postgres"),
-    },
+    migrations: shequ_chassis::migrations!(),
     stream: StreamSpec {
         name: contract::STREAM,
         subjects: contract::SUBJECTS,

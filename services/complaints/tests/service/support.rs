@@ -56,7 +56,7 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    shequ_tests::service::run(backend, TestApp::start, test).await
+    shequ_tests::on_fresh_database(backend, TestApp::start, test).await
 }
 
 /// The config of each start.

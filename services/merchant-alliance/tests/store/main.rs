@@ -28,8 +28,8 @@ pub(crate) struct Harness {
     pub store: Store,
     pub clock: Arc<ManualClock>,
     pub url: String,
-    _sqlite: Option<tempfile::TempDir>,
-    _postgres: TestDatabase,
+    _dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
 /// Monday 2 November 2026, 10:00 in the district (02:00 UTC).
@@ -46,25 +46,13 @@ pub(crate) const JINSHUI: Point = Point {
 };
 
 impl Harness {
-    async fn open(backend: Backend) -> anyhow::Result<Option<Self>> {
-        let Some(database) = TestDatabase::create(backend).await? else {
-            return Ok(None);
-        };
-        let (url, dir) = match database.url() {
-            Some(url) => (url.to_owned(), None),
-            None => {
-                let dir = tempfile::tempdir()?;
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("merchant-alliance.db").display()
-                );
-                (url, Some(dir))
-            }
-        };
+    async fn open(database: TestDatabase) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = database.url_in(dir.path(), "merchant-alliance");
         let db = Database::connect(&url, shequ_merchant_alliance::IDENTITY.migrations).await?;
         let clock = ManualClock::new(start());
         let shared: SharedClock = clock.clone();
-        Ok(Some(Self {
+        Ok(Self {
             store: Store::new(
                 db,
                 OutboxSignal::default(),
@@ -73,9 +61,9 @@ impl Harness {
             ),
             clock,
             url,
-            _sqlite: dir,
-            _postgres: database,
-        }))
+            _dir: dir,
+            _database: database,
+        })
     }
 
     /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
@@ -114,10 +102,7 @@ where
     F: FnOnce(Harness) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    match Harness::open(backend).await? {
-        Some(harness) => case(harness).await,
-        None => Ok(()),
-    }
+    shequ_tests::on_fresh_database(backend, Harness::open, case).await
 }
 
 shequ_tests::conformance!(

@@ -26,8 +26,8 @@ pub(crate) struct Harness {
     pub store: Store,
     pub clock: Arc<ManualClock>,
     pub url: String,
-    _sqlite: Option<tempfile::TempDir>,
-    _postgres: TestDatabase,
+    _dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
 /// Monday 2026-11-02, 10:00 in the district.
@@ -38,31 +38,19 @@ pub(crate) fn start() -> DateTime<Utc> {
 }
 
 impl Harness {
-    async fn open(backend: Backend) -> anyhow::Result<Option<Self>> {
-        let Some(database) = TestDatabase::create(backend).await? else {
-            return Ok(None);
-        };
-        let (url, dir) = match database.url() {
-            Some(url) => (url.to_owned(), None),
-            None => {
-                let dir = tempfile::tempdir()?;
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("pensioner-care.db").display()
-                );
-                (url, Some(dir))
-            }
-        };
+    async fn open(database: TestDatabase) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = database.url_in(dir.path(), "pensioner-care");
         let db = Database::connect(&url, shequ_pensioner_care::IDENTITY.migrations).await?;
         let clock = ManualClock::new(start());
         let shared: SharedClock = clock.clone();
-        Ok(Some(Self {
+        Ok(Self {
             store: Store::new(db, OutboxSignal::default(), shared, VisitPolicy::default()),
             clock,
             url,
-            _sqlite: dir,
-            _postgres: database,
-        }))
+            _dir: dir,
+            _database: database,
+        })
     }
 
     /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
@@ -82,10 +70,7 @@ where
     F: FnOnce(Harness) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    match Harness::open(backend).await? {
-        Some(harness) => case(harness).await,
-        None => Ok(()),
-    }
+    shequ_tests::on_fresh_database(backend, Harness::open, case).await
 }
 
 shequ_tests::conformance!(
