@@ -1,6 +1,7 @@
 //! What the process-level tests share: a one-grid organisation, a complaint
 //! and a merchant to register, a complaint resolved at the merchant's fault
-//! and the deductions it made, and reading a service's metrics.
+//! and the deductions it made, a `complaint.resolved` payload for consumers'
+//! tests, and reading a service's metrics.
 
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::common::v1 as common;
@@ -166,4 +167,36 @@ pub async fn first_sweep_done(admin_port: u16, sweeper: &str) -> anyhow::Result<
         Ok(())
     })
     .await
+}
+
+/// The `complaint.resolved` payload of complaint `complaint_id` about
+/// `category`, come in by `channel`, in grid xinyuan-1 of Xinyuan, resolved
+/// by worker-li at `at`: on time, about no merchant or elder, no one at fault.
+/// Consumers' tests set what they are about (a merchant, an elder, the fault).
+pub fn resolved(
+    complaint_id: &str,
+    category: shequ_proto::events::complaints::Category,
+    channel: shequ_proto::events::complaints::Channel,
+    at: chrono::DateTime<chrono::Utc>,
+) -> shequ_proto::events::complaints::Resolved {
+    use shequ_proto::events::complaints::{ComplaintState, Level, Priority, Resolved, Status};
+    Resolved {
+        complaint: ComplaintState {
+            complaint_id: complaint_id.into(),
+            status: Status::Resolved,
+            category,
+            priority: Priority::Normal,
+            channel,
+            community_id: "xinyuan".into(),
+            grid_id: "xinyuan-1".into(),
+            level: Level::GridWorker,
+            merchant_id: None,
+            elder_id: None,
+            actor: "worker-li".into(),
+        },
+        resolved_at: at,
+        on_time: true,
+        merchant_at_fault: false,
+        follow_up_due_at: at,
+    }
 }

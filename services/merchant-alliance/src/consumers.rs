@@ -152,25 +152,15 @@ mod tests {
 
     fn resolved(merchant_id: Option<&str>, complaint_id: &str) -> complaints::Resolved {
         let now = Utc::now();
-        complaints::Resolved {
-            complaint: complaints::ComplaintState {
-                complaint_id: complaint_id.into(),
-                status: complaints::Status::Resolved,
-                category: complaints::Category::MerchantConduct,
-                priority: complaints::Priority::Normal,
-                channel: complaints::Channel::Hotline,
-                community_id: "xinyuan".into(),
-                grid_id: "xinyuan-1".into(),
-                level: complaints::Level::GridWorker,
-                merchant_id: merchant_id.map(str::to_owned),
-                elder_id: None,
-                actor: "worker-li".into(),
-            },
-            resolved_at: now,
-            on_time: true,
-            merchant_at_fault: true,
-            follow_up_due_at: now,
-        }
+        let mut resolved = shequ_tests::fixtures::resolved(
+            complaint_id,
+            complaints::Category::MerchantConduct,
+            complaints::Channel::Hotline,
+            now,
+        );
+        resolved.complaint.merchant_id = merchant_id.map(str::to_owned);
+        resolved.merchant_at_fault = true;
+        resolved
     }
 
     fn booked(

@@ -119,25 +119,13 @@ mod tests {
 
     fn resolved(elder_id: Option<&str>, complaint_id: &str) -> CloudEvent {
         let now = Utc::now();
-        let data = complaints::Resolved {
-            complaint: complaints::ComplaintState {
-                complaint_id: complaint_id.into(),
-                status: complaints::Status::Resolved,
-                category: complaints::Category::ElderlyDisabilityServices,
-                priority: complaints::Priority::Normal,
-                channel: complaints::Channel::CareVisit,
-                community_id: "xinyuan".into(),
-                grid_id: "xinyuan-1".into(),
-                level: complaints::Level::GridWorker,
-                merchant_id: None,
-                elder_id: elder_id.map(Into::into),
-                actor: "worker-li".into(),
-            },
-            resolved_at: now,
-            on_time: true,
-            merchant_at_fault: false,
-            follow_up_due_at: now,
-        };
+        let mut data = shequ_tests::fixtures::resolved(
+            complaint_id,
+            complaints::Category::ElderlyDisabilityServices,
+            complaints::Channel::CareVisit,
+            now,
+        );
+        data.complaint.elder_id = elder_id.map(Into::into);
         new_event(complaints::SOURCE, complaint_id, now, &data).unwrap()
     }
 

@@ -43,25 +43,14 @@ fn resolved_at(
     at_fault: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<CloudEvent> {
-    let data = complaints::Resolved {
-        complaint: complaints::ComplaintState {
-            complaint_id: complaint_id.into(),
-            status: complaints::Status::Resolved,
-            category: complaints::Category::MerchantConduct,
-            priority: complaints::Priority::Normal,
-            channel: complaints::Channel::Hotline,
-            community_id: "xinyuan".into(),
-            grid_id: "xinyuan-1".into(),
-            level: complaints::Level::GridWorker,
-            merchant_id: Some(merchant_id.into()),
-            elder_id: None,
-            actor: "worker-li".into(),
-        },
-        resolved_at: now,
-        on_time: true,
-        merchant_at_fault: at_fault,
-        follow_up_due_at: now,
-    };
+    let mut data = shequ_tests::fixtures::resolved(
+        complaint_id,
+        complaints::Category::MerchantConduct,
+        complaints::Channel::Hotline,
+        now,
+    );
+    data.complaint.merchant_id = Some(merchant_id.into());
+    data.merchant_at_fault = at_fault;
     Ok(new_event(complaints::SOURCE, complaint_id, now, &data)?)
 }
 

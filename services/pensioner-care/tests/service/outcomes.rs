@@ -25,25 +25,13 @@ const COMPLAINTS: StreamSpec = StreamSpec {
 
 fn resolved(elder_id: &str, complaint_id: &str) -> anyhow::Result<CloudEvent> {
     let now = Utc::now();
-    let data = complaints::Resolved {
-        complaint: complaints::ComplaintState {
-            complaint_id: complaint_id.into(),
-            status: complaints::Status::Resolved,
-            category: complaints::Category::ElderlyDisabilityServices,
-            priority: complaints::Priority::Normal,
-            channel: complaints::Channel::CareVisit,
-            community_id: "xinyuan".into(),
-            grid_id: "xinyuan-1".into(),
-            level: complaints::Level::GridWorker,
-            merchant_id: None,
-            elder_id: Some(elder_id.into()),
-            actor: "worker-li".into(),
-        },
-        resolved_at: now,
-        on_time: true,
-        merchant_at_fault: false,
-        follow_up_due_at: now,
-    };
+    let mut data = shequ_tests::fixtures::resolved(
+        complaint_id,
+        complaints::Category::ElderlyDisabilityServices,
+        complaints::Channel::CareVisit,
+        now,
+    );
+    data.complaint.elder_id = Some(elder_id.into());
     Ok(new_event(complaints::SOURCE, complaint_id, now, &data)?)
 }
 
