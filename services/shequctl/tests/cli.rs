@@ -1430,14 +1430,22 @@ async fn an_operator_lists_a_parked_event_and_replays_it() -> anyhow::Result<()>
         subjects: complaints::SUBJECTS,
     };
     ensure_stream(&js, spec).await?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Shequ-Test", "parked-1");
-    js.publish_with_headers(
-        "shequ.complaints.complaint.resolved.v1",
-        headers,
-        NOT_A_CLOUDEVENT.into(),
-    )
-    .await?
+    // Published until JetStream acknowledges it (right after the stream is
+    // made, a loaded server may answer "no stream found" for a moment), once:
+    // a retry after a lost ack is dropped as a duplicate.
+    shequ_tests::eventually(std::time::Duration::from_secs(10), || async {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Shequ-Test", "parked-1");
+        headers.insert("Nats-Msg-Id", "parked-1");
+        js.publish_with_headers(
+            "shequ.complaints.complaint.resolved.v1",
+            headers,
+            NOT_A_CLOUDEVENT.into(),
+        )
+        .await?
+        .await?;
+        Ok(())
+    })
     .await?;
 
     // Act: wait until the consumer has parked it.
