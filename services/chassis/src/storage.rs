@@ -108,6 +108,44 @@ pub trait Rule: std::error::Error + Send + Sync + 'static {
     }
 }
 
+/// Declares a service's storage trait — its domain operations, each
+/// `fn name(&self, args…) -> Result<…>;`, a future that is `Send` — and
+/// implements it for the service's `Store`, the enum of its backends
+/// (`Sqlite(…)`, `Postgres(…)`), by handing each call to the backend the URL
+/// chose. An operation is written in the trait and in each backend's
+/// implementation, never again for the dispatch.
+#[macro_export]
+macro_rules! storage_trait {
+    (
+        $(#[$meta:meta])*
+        pub trait $trait:ident for $store:ident {
+            $(
+                $(#[$fmeta:meta])*
+                fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub trait $trait: Send + Sync {
+            $(
+                $(#[$fmeta])*
+                fn $name(&self $(, $arg: $ty)*) -> impl ::std::future::Future<Output = $ret> + Send;
+            )*
+        }
+
+        impl $trait for $store {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        $store::Sqlite(store) => store.$name($($arg),*).await,
+                        $store::Postgres(store) => store.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// The calling crate's migrations, `migrations/sqlite` and
 /// `migrations/postgres`, as a `&'static Migrations` (for a service's
 /// [`crate::runtime::Identity`]).

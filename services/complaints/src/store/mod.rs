@@ -17,8 +17,6 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::future::Future;
-
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::database::{Database, DbError};
@@ -143,98 +141,100 @@ impl<F> Change for F where
 {
 }
 
-/// What the complaints service asks of its storage.
-pub trait Complaints: Send + Sync {
-    /// Takes in a complaint, once per `request_id`: a repeated key returns the
-    /// complaint it made the first time and `true`. The complaint, its history
-    /// entry and its outbox event are committed before this returns, in a
-    /// transaction shared with the submissions arriving meanwhile (group
-    /// commit: one commit for many); a submission that fails fails alone. The
-    /// complaint is routed by the organisation as it stands when it arrives.
-    fn submit(
-        &self,
-        request_id: &str,
-        intake: Intake,
-        grid_id: Option<&GridId>,
-        limits: &TimeLimits,
-    ) -> impl Future<Output = Result<(Complaint, bool), StoreError>> + Send;
+shequ_chassis::storage_trait! {
+    /// What the complaints service asks of its storage.
+    pub trait Complaints for Store {
+        /// Takes in a complaint, once per `request_id`: a repeated key returns the
+        /// complaint it made the first time and `true`. The complaint, its history
+        /// entry and its outbox event are committed before this returns, in a
+        /// transaction shared with the submissions arriving meanwhile (group
+        /// commit: one commit for many); a submission that fails fails alone. The
+        /// complaint is routed by the organisation as it stands when it arrives.
+        fn submit(
+            &self,
+            request_id: &str,
+            intake: Intake,
+            grid_id: Option<&GridId>,
+            limits: &TimeLimits,
+        ) -> Result<(Complaint, bool), StoreError>;
 
-    /// Applies `change` to complaint `id` (given `related`, for a merge) in one
-    /// transaction with its history entry and event. A `request_id` seen
-    /// before returns the complaint as it is and changes nothing.
-    fn transition(
-        &self,
-        id: &ComplaintId,
-        request_id: Option<&str>,
-        actor: &str,
-        related: Option<&ComplaintId>,
-        change: impl Change,
-    ) -> impl Future<Output = Result<Complaint, StoreError>> + Send;
+        /// Applies `change` to complaint `id` (given `related`, for a merge) in one
+        /// transaction with its history entry and event. A `request_id` seen
+        /// before returns the complaint as it is and changes nothing.
+        fn transition(
+            &self,
+            id: &ComplaintId,
+            request_id: Option<&str>,
+            actor: &str,
+            related: Option<&ComplaintId>,
+            change: impl Change,
+        ) -> Result<Complaint, StoreError>;
 
-    /// Escalates complaint `id` for `breach` if that is still owed, once per
-    /// breach and resolution cycle whichever sweeper gets there first;
-    /// whether it escalated.
-    fn escalate(
-        &self,
-        id: &ComplaintId,
-        breach: Breach,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        /// Escalates complaint `id` for `breach` if that is still owed, once per
+        /// breach and resolution cycle whichever sweeper gets there first;
+        /// whether it escalated.
+        fn escalate(
+            &self,
+            id: &ComplaintId,
+            breach: Breach,
+        ) -> Result<bool, StoreError>;
 
-    /// Complaints whose `breach` limit passed by `now` with no escalation
-    /// recorded for it in their current cycle, after `after`, at most
-    /// `limit`, in (limit passed, id) order.
-    fn escalations_owed(
-        &self,
-        breach: Breach,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+        /// Complaints whose `breach` limit passed by `now` with no escalation
+        /// recorded for it in their current cycle, after `after`, at most
+        /// `limit`, in (limit passed, id) order.
+        fn escalations_owed(
+            &self,
+            breach: Breach,
+            now: DateTime<Utc>,
+            after: Option<&Due>,
+            limit: usize,
+        ) -> Result<Vec<Due>, StoreError>;
 
-    /// A complaint and its history, oldest entry first.
-    fn get(
-        &self,
-        id: &ComplaintId,
-    ) -> impl Future<Output = Result<(Complaint, Vec<HistoryEntry>), StoreError>> + Send;
+        /// A complaint and its history, oldest entry first.
+        fn get(
+            &self,
+            id: &ComplaintId,
+        ) -> Result<(Complaint, Vec<HistoryEntry>), StoreError>;
 
-    /// A page of complaints, newest first, and the cursor of the next page.
-    fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: u32,
-        after: Option<Cursor>,
-    ) -> impl Future<Output = Result<(Vec<Complaint>, Option<Cursor>), StoreError>> + Send;
+        /// A page of complaints, newest first, and the cursor of the next page.
+        fn list(
+            &self,
+            filter: &ListFilter,
+            page_size: u32,
+            after: Option<Cursor>,
+        ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError>;
 
-    /// The scope's figures for complaints submitted in [from, to), with the
-    /// open backlog as of `now`, counted by the database.
-    fn figures(
-        &self,
-        scope: &Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Figures, StoreError>> + Send;
+        /// The scope's figures for complaints submitted in [from, to), with the
+        /// open backlog as of `now`, counted by the database.
+        fn figures(
+            &self,
+            scope: &Scope,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<Figures, StoreError>;
 
-    /// The scope's complaints submitted in [from, to), and its open ones: the
-    /// input of [`Figures::compute`], the rules [`Complaints::figures`]
-    /// counts in SQL (tests hold the two against each other).
-    fn figures_input(
-        &self,
-        scope: &Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(Vec<Complaint>, Vec<Complaint>), StoreError>> + Send;
+        /// The scope's complaints submitted in [from, to), and its open ones: the
+        /// input of [`Figures::compute`], the rules [`Complaints::figures`]
+        /// counts in SQL (tests hold the two against each other).
+        fn figures_input(
+            &self,
+            scope: &Scope,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<(Vec<Complaint>, Vec<Complaint>), StoreError>;
 
-    /// Whether a community or grid is known (for the figures' scope).
-    fn scope_exists(&self, scope: &Scope) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        /// Whether a community or grid is known (for the figures' scope).
+        fn scope_exists(&self, scope: &Scope) -> Result<bool, StoreError>;
 
-    /// Replaces the whole organisation in one transaction.
-    fn load_organisation(
-        &self,
-        organisation: &Organisation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        /// Replaces the whole organisation in one transaction.
+        fn load_organisation(
+            &self,
+            organisation: &Organisation,
+        ) -> Result<(), StoreError>;
 
-    fn organisation(&self) -> impl Future<Output = Result<Organisation, StoreError>> + Send;
+        fn organisation(&self) -> Result<Organisation, StoreError>;
+    }
 }
 
 /// The complaints database on whichever backend the URL chose.
@@ -270,87 +270,6 @@ impl Store {
     pub fn now(&self) -> DateTime<Utc> {
         let clock = on_backend!(self, store => &store.clock);
         whole_millis(clock.now())
-    }
-}
-
-impl Complaints for Store {
-    async fn submit(
-        &self,
-        request_id: &str,
-        intake: Intake,
-        grid_id: Option<&GridId>,
-        limits: &TimeLimits,
-    ) -> Result<(Complaint, bool), StoreError> {
-        on_backend!(self, store => store.submit(request_id, intake, grid_id, limits).await)
-    }
-
-    async fn transition(
-        &self,
-        id: &ComplaintId,
-        request_id: Option<&str>,
-        actor: &str,
-        related: Option<&ComplaintId>,
-        change: impl Change,
-    ) -> Result<Complaint, StoreError> {
-        on_backend!(self, store => store.transition(id, request_id, actor, related, change).await)
-    }
-
-    async fn escalate(&self, id: &ComplaintId, breach: Breach) -> Result<bool, StoreError> {
-        on_backend!(self, store => store.escalate(id, breach).await)
-    }
-
-    async fn escalations_owed(
-        &self,
-        breach: Breach,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> Result<Vec<Due>, StoreError> {
-        on_backend!(self, store => store.escalations_owed(breach, now, after, limit).await)
-    }
-
-    async fn get(&self, id: &ComplaintId) -> Result<(Complaint, Vec<HistoryEntry>), StoreError> {
-        on_backend!(self, store => store.get(id).await)
-    }
-
-    async fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: u32,
-        after: Option<Cursor>,
-    ) -> Result<(Vec<Complaint>, Option<Cursor>), StoreError> {
-        on_backend!(self, store => store.list(filter, page_size, after).await)
-    }
-
-    async fn figures(
-        &self,
-        scope: &Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Figures, StoreError> {
-        on_backend!(self, store => store.figures(scope, from, to, now).await)
-    }
-
-    async fn figures_input(
-        &self,
-        scope: &Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<(Vec<Complaint>, Vec<Complaint>), StoreError> {
-        on_backend!(self, store => store.figures_input(scope, from, to).await)
-    }
-
-    async fn scope_exists(&self, scope: &Scope) -> Result<bool, StoreError> {
-        on_backend!(self, store => store.scope_exists(scope).await)
-    }
-
-    async fn load_organisation(&self, organisation: &Organisation) -> Result<(), StoreError> {
-        on_backend!(self, store => store.load_organisation(organisation).await)
-    }
-
-    async fn organisation(&self) -> Result<Organisation, StoreError> {
-        on_backend!(self, store => store.organisation().await)
     }
 }
 

@@ -23,7 +23,6 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -66,122 +65,124 @@ pub struct ListFilter {
     pub status: Option<MerchantStatus>,
 }
 
-/// What the merchant-alliance service (商户联盟) asks of its storage.
-pub trait Alliance: Send + Sync {
-    /// Registers a merchant, once per `request_id`; a repeated key returns the
-    /// merchant it made the first time and `true`. The merchant and its
-    /// `merchant.registered` event commit together.
-    fn register(
-        &self,
-        request_id: &str,
-        details: MerchantDetails,
-        actor: &str,
-    ) -> impl Future<Output = Result<(Merchant, bool), StoreError>> + Send;
+shequ_chassis::storage_trait! {
+    /// What the merchant-alliance service (商户联盟) asks of its storage.
+    pub trait Alliance for Store {
+        /// Registers a merchant, once per `request_id`; a repeated key returns the
+        /// merchant it made the first time and `true`. The merchant and its
+        /// `merchant.registered` event commit together.
+        fn register(
+            &self,
+            request_id: &str,
+            details: MerchantDetails,
+            actor: &str,
+        ) -> Result<(Merchant, bool), StoreError>;
 
-    /// Replaces the merchant's description (`merchant.updated`).
-    fn update(
-        &self,
-        id: &MerchantId,
-        details: MerchantDetails,
-        actor: &str,
-    ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
+        /// Replaces the merchant's description (`merchant.updated`).
+        fn update(
+            &self,
+            id: &MerchantId,
+            details: MerchantDetails,
+            actor: &str,
+        ) -> Result<Merchant, StoreError>;
 
-    /// Suspends an active merchant (`merchant.suspended`); a suspended one is
-    /// a [`StatusConflict`] and changes nothing.
-    fn suspend(
-        &self,
-        id: &MerchantId,
-        reason: String,
-        actor: &str,
-    ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
+        /// Suspends an active merchant (`merchant.suspended`); a suspended one is
+        /// a [`StatusConflict`] and changes nothing.
+        fn suspend(
+            &self,
+            id: &MerchantId,
+            reason: String,
+            actor: &str,
+        ) -> Result<Merchant, StoreError>;
 
-    /// Reinstates a suspended merchant (`merchant.reinstated`).
-    fn reinstate(
-        &self,
-        id: &MerchantId,
-        actor: &str,
-    ) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
+        /// Reinstates a suspended merchant (`merchant.reinstated`).
+        fn reinstate(
+            &self,
+            id: &MerchantId,
+            actor: &str,
+        ) -> Result<Merchant, StoreError>;
 
-    fn get(&self, id: &MerchantId) -> impl Future<Output = Result<Merchant, StoreError>> + Send;
+        fn get(&self, id: &MerchantId) -> Result<Merchant, StoreError>;
 
-    /// A page of merchants in id order, and the id the next page starts after.
-    fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: u32,
-        after: Option<&MerchantId>,
-    ) -> impl Future<Output = Result<(Vec<Merchant>, Option<MerchantId>), StoreError>> + Send;
+        /// A page of merchants in id order, and the id the next page starts after.
+        fn list(
+            &self,
+            filter: &ListFilter,
+            page_size: u32,
+            after: Option<&MerchantId>,
+        ) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError>;
 
-    /// The convenience circle: active merchants of `category` within the
-    /// search's walk (`radius_metres`, its covering `cells`), offering its
-    /// tag and open now if asked, nearest first, at most `search.limit`. The
-    /// database narrows the candidates ([`Circle`]) and hands them over
-    /// nearest first a page at a time until enough pass the domain's
-    /// [`select`](crate::domain::nearby::select).
-    fn nearby(
-        &self,
-        search: &Search,
-        category: Category,
-        cells: &[String],
-        radius_metres: f64,
-    ) -> impl Future<Output = Result<Vec<Found>, StoreError>> + Send;
+        /// The convenience circle: active merchants of `category` within the
+        /// search's walk (`radius_metres`, its covering `cells`), offering its
+        /// tag and open now if asked, nearest first, at most `search.limit`. The
+        /// database narrows the candidates ([`Circle`]) and hands them over
+        /// nearest first a page at a time until enough pass the domain's
+        /// [`select`](crate::domain::nearby::select).
+        fn nearby(
+            &self,
+            search: &Search,
+            category: Category,
+            cells: &[String],
+            radius_metres: f64,
+        ) -> Result<Vec<Found>, StoreError>;
 
-    /// Records an activity and its credit (`credit.changed`), once per
-    /// `request_id`: a repeated key returns the first entry and `true`.
-    fn record_activity(
-        &self,
-        request_id: &str,
-        merchant_id: &MerchantId,
-        kind: ActivityKind,
-        description: &str,
-        happened_at: DateTime<Utc>,
-        actor: &str,
-    ) -> impl Future<Output = Result<(CreditEntry, bool), StoreError>> + Send;
+        /// Records an activity and its credit (`credit.changed`), once per
+        /// `request_id`: a repeated key returns the first entry and `true`.
+        fn record_activity(
+            &self,
+            request_id: &str,
+            merchant_id: &MerchantId,
+            kind: ActivityKind,
+            description: &str,
+            happened_at: DateTime<Utc>,
+            actor: &str,
+        ) -> Result<(CreditEntry, bool), StoreError>;
 
-    /// The merchant's score and its whole ledger, oldest first, read together.
-    fn ledger(
-        &self,
-        merchant_id: &MerchantId,
-    ) -> impl Future<Output = Result<(i32, Vec<CreditEntry>), StoreError>> + Send;
+        /// The merchant's score and its whole ledger, oldest first, read together.
+        fn ledger(
+            &self,
+            merchant_id: &MerchantId,
+        ) -> Result<(i32, Vec<CreditEntry>), StoreError>;
 
-    /// Every merchant with what the award rules look at in `period`, and
-    /// whether it already holds the award for it.
-    fn award_records(
-        &self,
-        period: &Period,
-    ) -> impl Future<Output = Result<Vec<(Merchant, MerchantRecord, bool)>, StoreError>> + Send;
+        /// Every merchant with what the award rules look at in `period`, and
+        /// whether it already holds the award for it.
+        fn award_records(
+            &self,
+            period: &Period,
+        ) -> Result<Vec<(Merchant, MerchantRecord, bool)>, StoreError>;
 
-    /// Awards `merchant` for `period` (`model_merchant.awarded`); `false`
-    /// when it already held that award.
-    fn award(
-        &self,
-        merchant: &Merchant,
-        record: &MerchantRecord,
-        period: &Period,
-        actor: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        /// Awards `merchant` for `period` (`model_merchant.awarded`); `false`
+        /// when it already held that award.
+        fn award(
+            &self,
+            merchant: &Merchant,
+            record: &MerchantRecord,
+            period: &Period,
+            actor: &str,
+        ) -> Result<bool, StoreError>;
 
-    /// Applies a complaint's resolution (event `source_event_id`, claimed by
-    /// `once` in the same transaction): deducts once when at fault, gives the
-    /// deduction back when a later resolution finds no fault; a resolution no
-    /// newer than the last one applied to the complaint, or about an unknown
-    /// merchant, changes nothing. The ledger entry made, if any.
-    fn resolve_complaint(
-        &self,
-        once: Once,
-        resolution: &ComplaintResolution,
-        source_event_id: &str,
-    ) -> impl Future<Output = Result<(Outcome, Option<CreditEntry>), StoreError>> + Send;
+        /// Applies a complaint's resolution (event `source_event_id`, claimed by
+        /// `once` in the same transaction): deducts once when at fault, gives the
+        /// deduction back when a later resolution finds no fault; a resolution no
+        /// newer than the last one applied to the complaint, or about an unknown
+        /// merchant, changes nothing. The ledger entry made, if any.
+        fn resolve_complaint(
+            &self,
+            once: Once,
+            resolution: &ComplaintResolution,
+            source_event_id: &str,
+        ) -> Result<(Outcome, Option<CreditEntry>), StoreError>;
 
-    /// Credits a discounted elder meal (event `source_event_id`, claimed by
-    /// `once`) as a welfare activity, once per booking whatever event brings
-    /// it; an unknown merchant changes nothing.
-    fn credit_meal_discount(
-        &self,
-        once: Once,
-        booking: &MealBooking,
-        source_event_id: &str,
-    ) -> impl Future<Output = Result<(Outcome, Option<CreditEntry>), StoreError>> + Send;
+        /// Credits a discounted elder meal (event `source_event_id`, claimed by
+        /// `once`) as a welfare activity, once per booking whatever event brings
+        /// it; an unknown merchant changes nothing.
+        fn credit_meal_discount(
+            &self,
+            once: Once,
+            booking: &MealBooking,
+            source_event_id: &str,
+        ) -> Result<(Outcome, Option<CreditEntry>), StoreError>;
+    }
 }
 
 /// The merchant-alliance database on whichever backend the URL chose.
@@ -231,118 +232,6 @@ impl Store {
     /// so a redelivery is answered as processed like any other.
     pub async fn claim_only(&self, once: Once) -> Result<Outcome, StoreError> {
         on_backend!(self, store => store.claim_only(once).await)
-    }
-}
-
-impl Alliance for Store {
-    async fn register(
-        &self,
-        request_id: &str,
-        details: MerchantDetails,
-        actor: &str,
-    ) -> Result<(Merchant, bool), StoreError> {
-        on_backend!(self, store => store.register(request_id, details, actor).await)
-    }
-
-    async fn update(
-        &self,
-        id: &MerchantId,
-        details: MerchantDetails,
-        actor: &str,
-    ) -> Result<Merchant, StoreError> {
-        on_backend!(self, store => store.update(id, details, actor).await)
-    }
-
-    async fn suspend(
-        &self,
-        id: &MerchantId,
-        reason: String,
-        actor: &str,
-    ) -> Result<Merchant, StoreError> {
-        on_backend!(self, store => store.suspend(id, reason, actor).await)
-    }
-
-    async fn reinstate(&self, id: &MerchantId, actor: &str) -> Result<Merchant, StoreError> {
-        on_backend!(self, store => store.reinstate(id, actor).await)
-    }
-
-    async fn get(&self, id: &MerchantId) -> Result<Merchant, StoreError> {
-        on_backend!(self, store => store.get(id).await)
-    }
-
-    async fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: u32,
-        after: Option<&MerchantId>,
-    ) -> Result<(Vec<Merchant>, Option<MerchantId>), StoreError> {
-        on_backend!(self, store => store.list(filter, page_size, after).await)
-    }
-
-    async fn nearby(
-        &self,
-        search: &Search,
-        category: Category,
-        cells: &[String],
-        radius_metres: f64,
-    ) -> Result<Vec<Found>, StoreError> {
-        on_backend!(self, store => store.nearby(search, category, cells, radius_metres).await)
-    }
-
-    async fn record_activity(
-        &self,
-        request_id: &str,
-        merchant_id: &MerchantId,
-        kind: ActivityKind,
-        description: &str,
-        happened_at: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<(CreditEntry, bool), StoreError> {
-        on_backend!(self, store => store
-            .record_activity(request_id, merchant_id, kind, description, happened_at, actor)
-            .await)
-    }
-
-    async fn ledger(
-        &self,
-        merchant_id: &MerchantId,
-    ) -> Result<(i32, Vec<CreditEntry>), StoreError> {
-        on_backend!(self, store => store.ledger(merchant_id).await)
-    }
-
-    async fn award_records(
-        &self,
-        period: &Period,
-    ) -> Result<Vec<(Merchant, MerchantRecord, bool)>, StoreError> {
-        on_backend!(self, store => store.award_records(period).await)
-    }
-
-    async fn award(
-        &self,
-        merchant: &Merchant,
-        record: &MerchantRecord,
-        period: &Period,
-        actor: &str,
-    ) -> Result<bool, StoreError> {
-        on_backend!(self, store => store.award(merchant, record, period, actor).await)
-    }
-
-    async fn resolve_complaint(
-        &self,
-        once: Once,
-        resolution: &ComplaintResolution,
-        source_event_id: &str,
-    ) -> Result<(Outcome, Option<CreditEntry>), StoreError> {
-        on_backend!(self, store => store.resolve_complaint(once, resolution, source_event_id).await)
-    }
-
-    async fn credit_meal_discount(
-        &self,
-        once: Once,
-        booking: &MealBooking,
-        source_event_id: &str,
-    ) -> Result<(Outcome, Option<CreditEntry>), StoreError> {
-        on_backend!(self, store => store.credit_meal_discount(once, booking, source_event_id).await)
     }
 }
 

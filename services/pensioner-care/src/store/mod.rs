@@ -21,7 +21,6 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -72,182 +71,184 @@ pub struct ElderFilter {
     pub overdue_only: bool,
 }
 
-/// What the pensioner-care service asks of its storage.
-pub trait Care: Send + Sync {
-    /// Registers an elder, once per `request_id`: a repeated key returns the
-    /// elder it registered and `true`.
-    fn register_elder(
-        &self,
-        request_id: &str,
-        details: ElderDetails,
-        actor: &str,
-    ) -> impl Future<Output = Result<(Elder, bool), StoreError>> + Send;
+shequ_chassis::storage_trait! {
+    /// What the pensioner-care service asks of its storage.
+    pub trait Care for Store {
+        /// Registers an elder, once per `request_id`: a repeated key returns the
+        /// elder it registered and `true`.
+        fn register_elder(
+            &self,
+            request_id: &str,
+            details: ElderDetails,
+            actor: &str,
+        ) -> Result<(Elder, bool), StoreError>;
 
-    /// Replaces an elder's details; the risk and visit interval follow them.
-    /// The overdue sweeper looks at the elder again from the (new) next due
-    /// date: the periods the interval now makes missed are raised, those
-    /// raised before are not raised again.
-    fn update_elder(
-        &self,
-        id: &ElderId,
-        details: ElderDetails,
-        actor: &str,
-    ) -> impl Future<Output = Result<Elder, StoreError>> + Send;
+        /// Replaces an elder's details; the risk and visit interval follow them.
+        /// The overdue sweeper looks at the elder again from the (new) next due
+        /// date: the periods the interval now makes missed are raised, those
+        /// raised before are not raised again.
+        fn update_elder(
+            &self,
+            id: &ElderId,
+            details: ElderDetails,
+            actor: &str,
+        ) -> Result<Elder, StoreError>;
 
-    fn elder(&self, id: &ElderId) -> impl Future<Output = Result<Elder, StoreError>> + Send;
+        fn elder(&self, id: &ElderId) -> Result<Elder, StoreError>;
 
-    /// Elders by filter, highest risk and earliest due first (overdue only:
-    /// longest overdue first, as of `now`); a page after `offset`, and the
-    /// offset of the next page.
-    fn elders(
-        &self,
-        filter: &ElderFilter,
-        now: DateTime<Utc>,
-        page_size: u32,
-        offset: u64,
-    ) -> impl Future<Output = Result<(Vec<Elder>, Option<u64>), StoreError>> + Send;
+        /// Elders by filter, highest risk and earliest due first (overdue only:
+        /// longest overdue first, as of `now`); a page after `offset`, and the
+        /// offset of the next page.
+        fn elders(
+            &self,
+            filter: &ElderFilter,
+            now: DateTime<Utc>,
+            page_size: u32,
+            offset: u64,
+        ) -> Result<(Vec<Elder>, Option<u64>), StoreError>;
 
-    /// Registers a volunteer, once per `request_id` (`true`: a repeated key).
-    fn register_volunteer(
-        &self,
-        request_id: &str,
-        name: &str,
-        phone: &Phone,
-        grid_id: &GridId,
-        party_member: bool,
-    ) -> impl Future<Output = Result<(Volunteer, bool), StoreError>> + Send;
+        /// Registers a volunteer, once per `request_id` (`true`: a repeated key).
+        fn register_volunteer(
+            &self,
+            request_id: &str,
+            name: &str,
+            phone: &Phone,
+            grid_id: &GridId,
+            party_member: bool,
+        ) -> Result<(Volunteer, bool), StoreError>;
 
-    fn volunteer(
-        &self,
-        id: &VolunteerId,
-    ) -> impl Future<Output = Result<Volunteer, StoreError>> + Send;
+        fn volunteer(
+            &self,
+            id: &VolunteerId,
+        ) -> Result<Volunteer, StoreError>;
 
-    /// Volunteers (of a grid), by id; a page after `offset`.
-    fn volunteers(
-        &self,
-        grid_id: Option<&GridId>,
-        page_size: u32,
-        offset: u64,
-    ) -> impl Future<Output = Result<(Vec<Volunteer>, Option<u64>), StoreError>> + Send;
+        /// Volunteers (of a grid), by id; a page after `offset`.
+        fn volunteers(
+            &self,
+            grid_id: Option<&GridId>,
+            page_size: u32,
+            offset: u64,
+        ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError>;
 
-    /// Pairs a volunteer with an elder, taking the volunteer's lowest free
-    /// slot ([`pairing::check`]); the cap of two holds under concurrent
-    /// requests. A `request_id` seen before returns the pairing it made.
-    fn pair(
-        &self,
-        volunteer_id: &VolunteerId,
-        elder_id: &ElderId,
-        actor: &str,
-        request_id: Option<&str>,
-    ) -> impl Future<Output = Result<Pairing, StoreError>> + Send;
+        /// Pairs a volunteer with an elder, taking the volunteer's lowest free
+        /// slot ([`pairing::check`]); the cap of two holds under concurrent
+        /// requests. A `request_id` seen before returns the pairing it made.
+        fn pair(
+            &self,
+            volunteer_id: &VolunteerId,
+            elder_id: &ElderId,
+            actor: &str,
+            request_id: Option<&str>,
+        ) -> Result<Pairing, StoreError>;
 
-    /// Ends the elder's active pairing. A `request_id` seen before returns
-    /// the pairing it ended.
-    fn unpair(
-        &self,
-        elder_id: &ElderId,
-        reason: &str,
-        actor: &str,
-        request_id: Option<&str>,
-    ) -> impl Future<Output = Result<Pairing, StoreError>> + Send;
+        /// Ends the elder's active pairing. A `request_id` seen before returns
+        /// the pairing it ended.
+        fn unpair(
+            &self,
+            elder_id: &ElderId,
+            reason: &str,
+            actor: &str,
+            request_id: Option<&str>,
+        ) -> Result<Pairing, StoreError>;
 
-    /// Records a visit, once per `request_id` (`true`: a repeated key): moves
-    /// the elder's anchor ([`Elder::visited`]), stores the complaint a
-    /// concern files ([`crate::domain::filing::for_visit`]), raises an alert
-    /// for an urgent one.
-    fn record_visit(
-        &self,
-        request_id: &str,
-        visit: NewVisit,
-    ) -> impl Future<Output = Result<(Visit, bool), StoreError>> + Send;
+        /// Records a visit, once per `request_id` (`true`: a repeated key): moves
+        /// the elder's anchor ([`Elder::visited`]), stores the complaint a
+        /// concern files ([`crate::domain::filing::for_visit`]), raises an alert
+        /// for an urgent one.
+        fn record_visit(
+            &self,
+            request_id: &str,
+            visit: NewVisit,
+        ) -> Result<(Visit, bool), StoreError>;
 
-    fn visit(&self, id: &VisitId) -> impl Future<Output = Result<Visit, StoreError>> + Send;
+        fn visit(&self, id: &VisitId) -> Result<Visit, StoreError>;
 
-    /// Pending filings whose next attempt is due by `now`, after `after`, at
-    /// most `limit`, in (next attempt, visit) order. A failed attempt moves
-    /// its filing's next attempt past `now` (the backoff), so a filing that
-    /// keeps failing goes behind the others rather than in front of them.
-    fn due_filings(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+        /// Pending filings whose next attempt is due by `now`, after `after`, at
+        /// most `limit`, in (next attempt, visit) order. A failed attempt moves
+        /// its filing's next attempt past `now` (the backoff), so a filing that
+        /// keeps failing goes behind the others rather than in front of them.
+        fn due_filings(
+            &self,
+            now: DateTime<Utc>,
+            after: Option<&Due>,
+            limit: usize,
+        ) -> Result<Vec<Due>, StoreError>;
 
-    /// The filing of visit `visit_id` if it is still pending and due by `now`
-    /// (another pass may have tried or filed it since it was listed).
-    fn due_filing(
-        &self,
-        visit_id: &VisitId,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Filing>, StoreError>> + Send;
+        /// The filing of visit `visit_id` if it is still pending and due by `now`
+        /// (another pass may have tried or filed it since it was listed).
+        fn due_filing(
+            &self,
+            visit_id: &VisitId,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Filing>, StoreError>;
 
-    /// The complaint was filed: the visit keeps its id.
-    fn filing_done(
-        &self,
-        filing: &Filing,
-        complaint_id: &ComplaintId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        /// The complaint was filed: the visit keeps its id.
+        fn filing_done(
+            &self,
+            filing: &Filing,
+            complaint_id: &ComplaintId,
+        ) -> Result<(), StoreError>;
 
-    /// The attempt failed: try again after a backoff, or give up when `permanent`.
-    fn filing_failed(
-        &self,
-        filing: &Filing,
-        error: &str,
-        permanent: bool,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        /// The attempt failed: try again after a backoff, or give up when `permanent`.
+        fn filing_failed(
+            &self,
+            filing: &Filing,
+            error: &str,
+            permanent: bool,
+        ) -> Result<(), StoreError>;
 
-    /// Consenting elders with an overdue notice to raise by `now` (their next
-    /// notice is due: see [`Care::raise_overdue`]), after `after`, at most
-    /// `limit`, in (next notice, elder) order. Elders alerted for every
-    /// period missed so far are not among them.
-    fn overdue_owed(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+        /// Consenting elders with an overdue notice to raise by `now` (their next
+        /// notice is due: see [`Care::raise_overdue`]), after `after`, at most
+        /// `limit`, in (next notice, elder) order. Elders alerted for every
+        /// period missed so far are not among them.
+        fn overdue_owed(
+            &self,
+            now: DateTime<Utc>,
+            after: Option<&Due>,
+            limit: usize,
+        ) -> Result<Vec<Due>, StoreError>;
 
-    /// Raises one overdue notice per period elder `elder_id` has missed by
-    /// `now` (once each: the `overdue_notices` key), with its timeline entry
-    /// and event, and sets when the elder's next notice falls due, all in one
-    /// transaction. Returns how many were raised.
-    fn raise_overdue(
-        &self,
-        elder_id: &ElderId,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+        /// Raises one overdue notice per period elder `elder_id` has missed by
+        /// `now` (once each: the `overdue_notices` key), with its timeline entry
+        /// and event, and sets when the elder's next notice falls due, all in one
+        /// transaction. Returns how many were raised.
+        fn raise_overdue(
+            &self,
+            elder_id: &ElderId,
+            now: DateTime<Utc>,
+        ) -> Result<usize, StoreError>;
 
-    /// Records a booking, once per `request_id` (`true`: a repeated key);
-    /// only a booked one is published.
-    fn book(
-        &self,
-        request_id: &str,
-        booking: Booking,
-        discounted: bool,
-    ) -> impl Future<Output = Result<(Booking, bool), StoreError>> + Send;
+        /// Records a booking, once per `request_id` (`true`: a repeated key);
+        /// only a booked one is published.
+        fn book(
+            &self,
+            request_id: &str,
+            booking: Booking,
+            discounted: bool,
+        ) -> Result<(Booking, bool), StoreError>;
 
-    /// The booking a `request_id` already made, if any.
-    fn booking_by_request(
-        &self,
-        request_id: &str,
-    ) -> impl Future<Output = Result<Option<Booking>, StoreError>> + Send;
+        /// The booking a `request_id` already made, if any.
+        fn booking_by_request(
+            &self,
+            request_id: &str,
+        ) -> Result<Option<Booking>, StoreError>;
 
-    /// The elder's timeline, in order.
-    fn timeline(
-        &self,
-        elder_id: &ElderId,
-    ) -> impl Future<Output = Result<Vec<TimelineEntry>, StoreError>> + Send;
+        /// The elder's timeline, in order.
+        fn timeline(
+            &self,
+            elder_id: &ElderId,
+        ) -> Result<Vec<TimelineEntry>, StoreError>;
 
-    /// Applies a complaint event once (`once`, claimed in the same
-    /// transaction): adds `entry` (what became of an elder's complaint) to
-    /// the timeline, only for an elder this service knows and once per the
-    /// entry's fact, however many events announce it.
-    fn note_complaint_outcome(
-        &self,
-        once: Once,
-        entry: Option<Entry>,
-    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+        /// Applies a complaint event once (`once`, claimed in the same
+        /// transaction): adds `entry` (what became of an elder's complaint) to
+        /// the timeline, only for an elder this service knows and once per the
+        /// entry's fact, however many events announce it.
+        fn note_complaint_outcome(
+            &self,
+            once: Once,
+            entry: Option<Entry>,
+        ) -> Result<Outcome, StoreError>;
+    }
 }
 
 /// The pensioner-care database on whichever backend the URL chose.
@@ -317,172 +318,6 @@ impl Store {
     /// Notified when a visit stores a complaint to file.
     pub fn filings_waiting(&self) -> Arc<Notify> {
         Arc::clone(&self.context().filings)
-    }
-}
-
-impl Care for Store {
-    async fn register_elder(
-        &self,
-        request_id: &str,
-        details: ElderDetails,
-        actor: &str,
-    ) -> Result<(Elder, bool), StoreError> {
-        on_backend!(self, store => store.register_elder(request_id, details, actor).await)
-    }
-
-    async fn update_elder(
-        &self,
-        id: &ElderId,
-        details: ElderDetails,
-        actor: &str,
-    ) -> Result<Elder, StoreError> {
-        on_backend!(self, store => store.update_elder(id, details, actor).await)
-    }
-
-    async fn elder(&self, id: &ElderId) -> Result<Elder, StoreError> {
-        on_backend!(self, store => store.elder(id).await)
-    }
-
-    async fn elders(
-        &self,
-        filter: &ElderFilter,
-        now: DateTime<Utc>,
-        page_size: u32,
-        offset: u64,
-    ) -> Result<(Vec<Elder>, Option<u64>), StoreError> {
-        on_backend!(self, store => store.elders(filter, now, page_size, offset).await)
-    }
-
-    async fn register_volunteer(
-        &self,
-        request_id: &str,
-        name: &str,
-        phone: &Phone,
-        grid_id: &GridId,
-        party_member: bool,
-    ) -> Result<(Volunteer, bool), StoreError> {
-        on_backend!(self, store => store.register_volunteer(request_id, name, phone, grid_id, party_member).await)
-    }
-
-    async fn volunteer(&self, id: &VolunteerId) -> Result<Volunteer, StoreError> {
-        on_backend!(self, store => store.volunteer(id).await)
-    }
-
-    async fn volunteers(
-        &self,
-        grid_id: Option<&GridId>,
-        page_size: u32,
-        offset: u64,
-    ) -> Result<(Vec<Volunteer>, Option<u64>), StoreError> {
-        on_backend!(self, store => store.volunteers(grid_id, page_size, offset).await)
-    }
-
-    async fn pair(
-        &self,
-        volunteer_id: &VolunteerId,
-        elder_id: &ElderId,
-        actor: &str,
-        request_id: Option<&str>,
-    ) -> Result<Pairing, StoreError> {
-        on_backend!(self, store => store.pair(volunteer_id, elder_id, actor, request_id).await)
-    }
-
-    async fn unpair(
-        &self,
-        elder_id: &ElderId,
-        reason: &str,
-        actor: &str,
-        request_id: Option<&str>,
-    ) -> Result<Pairing, StoreError> {
-        on_backend!(self, store => store.unpair(elder_id, reason, actor, request_id).await)
-    }
-
-    async fn record_visit(
-        &self,
-        request_id: &str,
-        visit: NewVisit,
-    ) -> Result<(Visit, bool), StoreError> {
-        on_backend!(self, store => store.record_visit(request_id, visit).await)
-    }
-
-    async fn visit(&self, id: &VisitId) -> Result<Visit, StoreError> {
-        on_backend!(self, store => store.visit(id).await)
-    }
-
-    async fn due_filings(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> Result<Vec<Due>, StoreError> {
-        on_backend!(self, store => store.due_filings(now, after, limit).await)
-    }
-
-    async fn due_filing(
-        &self,
-        visit_id: &VisitId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Filing>, StoreError> {
-        on_backend!(self, store => store.due_filing(visit_id, now).await)
-    }
-
-    async fn filing_done(
-        &self,
-        filing: &Filing,
-        complaint_id: &ComplaintId,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, store => store.filing_done(filing, complaint_id).await)
-    }
-
-    async fn filing_failed(
-        &self,
-        filing: &Filing,
-        error: &str,
-        permanent: bool,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, store => store.filing_failed(filing, error, permanent).await)
-    }
-
-    async fn overdue_owed(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&Due>,
-        limit: usize,
-    ) -> Result<Vec<Due>, StoreError> {
-        on_backend!(self, store => store.overdue_owed(now, after, limit).await)
-    }
-
-    async fn raise_overdue(
-        &self,
-        elder_id: &ElderId,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        on_backend!(self, store => store.raise_overdue(elder_id, now).await)
-    }
-
-    async fn book(
-        &self,
-        request_id: &str,
-        booking: Booking,
-        discounted: bool,
-    ) -> Result<(Booking, bool), StoreError> {
-        on_backend!(self, store => store.book(request_id, booking, discounted).await)
-    }
-
-    async fn booking_by_request(&self, request_id: &str) -> Result<Option<Booking>, StoreError> {
-        on_backend!(self, store => store.booking_by_request(request_id).await)
-    }
-
-    async fn timeline(&self, elder_id: &ElderId) -> Result<Vec<TimelineEntry>, StoreError> {
-        on_backend!(self, store => store.timeline(elder_id).await)
-    }
-
-    async fn note_complaint_outcome(
-        &self,
-        once: Once,
-        entry: Option<Entry>,
-    ) -> Result<Outcome, StoreError> {
-        on_backend!(self, store => store.note_complaint_outcome(once, entry).await)
     }
 }
 
