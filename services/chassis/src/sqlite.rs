@@ -135,6 +135,30 @@ impl Sqlite {
         &self.health
     }
 
+    /// [`Sqlite::unit`], a unit not stored reported as the work's own error
+    /// ([`UnitError::flatten`]).
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<crate::database::DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.unit(work).await.map_err(UnitError::flatten)
+    }
+
+    /// [`Sqlite::write`] of a state change and the events it put in the
+    /// outbox: `outbox` is woken once it has committed.
+    pub async fn change<T, E, F>(&self, outbox: &OutboxSignal, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<crate::database::DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let done = self.write(work).await?;
+        outbox.wake();
+        Ok(done)
+    }
+
     /// Runs `work` in one transaction on the writer thread and commits it;
     /// its output once committed (see the module doc for the failures).
     pub async fn unit<T, E, F>(&self, work: F) -> Result<T, UnitError<E>>

@@ -108,6 +108,18 @@ pub trait Rule: std::error::Error + Send + Sync + 'static {
     }
 }
 
+/// `$call` on whichever backend `$value`, a service's `$store` enum
+/// (`Sqlite(…)` or `Postgres(…)`), holds, bound to `$backend`.
+#[macro_export]
+macro_rules! on_backend {
+    ($store:ident, $value:expr, $backend:ident => $call:expr) => {
+        match $value {
+            $store::Sqlite($backend) => $call,
+            $store::Postgres($backend) => $call,
+        }
+    };
+}
+
 /// Declares a service's storage trait — its domain operations, each
 /// `fn name(&self, args…) -> Result<…>;`, a future that is `Send` — and
 /// implements it for the service's `Store`, the enum of its backends
@@ -136,10 +148,7 @@ macro_rules! storage_trait {
         impl $trait for $store {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
-                        $store::Sqlite(store) => store.$name($($arg),*).await,
-                        $store::Postgres(store) => store.$name($($arg),*).await,
-                    }
+                    $crate::on_backend!($store, self, store => store.$name($($arg),*).await)
                 }
             )*
         }

@@ -244,16 +244,6 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
-/// Calls the same method on whichever store this is.
-macro_rules! on_backend {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
-}
-
 impl Store {
     /// The store on `db`, and its writer of submissions (a task on the
     /// current runtime).
@@ -268,7 +258,7 @@ impl Store {
     /// whole milliseconds on either backend, so what a caller is answered is
     /// what a later read returns.
     pub fn now(&self) -> DateTime<Utc> {
-        let clock = on_backend!(self, store => &store.clock);
+        let clock = shequ_chassis::on_backend!(Store, self, store => &store.clock);
         whole_millis(clock.now())
     }
 }

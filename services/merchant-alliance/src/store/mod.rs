@@ -192,16 +192,6 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
-/// Calls the same method on whichever store this is.
-macro_rules! on_backend {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
-}
-
 impl Store {
     pub fn new(
         db: Database,
@@ -223,7 +213,7 @@ impl Store {
     /// milliseconds on either backend, so what a caller is answered is what a
     /// later read returns.
     pub fn now(&self) -> DateTime<Utc> {
-        let clock = on_backend!(self, store => &store.clock);
+        let clock = shequ_chassis::on_backend!(Store, self, store => &store.clock);
         whole_millis(clock.now())
     }
 
@@ -231,7 +221,7 @@ impl Store {
     /// complaint about no merchant, a booking that is no discounted meal),
     /// so a redelivery is answered as processed like any other.
     pub async fn claim_only(&self, once: Once) -> Result<Outcome, StoreError> {
-        on_backend!(self, store => store.claim_only(once).await)
+        shequ_chassis::on_backend!(Store, self, store => store.claim_only(once).await)
     }
 }
 

@@ -258,16 +258,6 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
-/// Calls the same method on whichever store this is.
-macro_rules! on_backend {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
-}
-
 /// What both backends' stores hold besides their database.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
@@ -305,7 +295,7 @@ impl Store {
     }
 
     fn context(&self) -> &Context {
-        on_backend!(self, store => &store.context)
+        shequ_chassis::on_backend!(Store, self, store => &store.context)
     }
 
     /// The time, to the millisecond: every instant the store writes is whole

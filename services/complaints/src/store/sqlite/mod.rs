@@ -99,18 +99,6 @@ impl SqliteStore {
     fn now(&self) -> DateTime<Utc> {
         whole_millis(self.clock.now())
     }
-
-    /// Runs `work` as one unit on the writer thread and wakes the relay once
-    /// it has committed.
-    async fn change<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let done = self.db.unit(work).await.map_err(UnitError::flatten)?;
-        self.outbox.wake();
-        Ok(done)
-    }
 }
 
 /// A complaint ready to insert, with its history entry and event (made in the
@@ -194,68 +182,70 @@ impl Complaints for SqliteStore {
         let context = trace::current();
         let (id, request_id, actor) = (id.clone(), request_id.map(str::to_owned), actor.to_owned());
         let related = related.cloned();
-        self.change(move |conn| {
-            let mut complaint = complaints::load(conn, &id)?;
-            if let Some(key) = &request_id
-                && let Some(previous) = complaints::transition_by_request_id(conn, key)?
-            {
-                if previous != id {
-                    return Err(FieldError::new(
-                        "request_id",
-                        "was already used for another complaint",
-                    )
-                    .into());
+        self.db
+            .change(&self.outbox, move |conn| {
+                let mut complaint = complaints::load(conn, &id)?;
+                if let Some(key) = &request_id
+                    && let Some(previous) = complaints::transition_by_request_id(conn, key)?
+                {
+                    if previous != id {
+                        return Err(FieldError::new(
+                            "request_id",
+                            "was already used for another complaint",
+                        )
+                        .into());
+                    }
+                    return Ok(complaint);
                 }
-                return Ok(complaint);
-            }
-            let related = related
-                .map(|related| complaints::load(conn, &related))
-                .transpose()?;
-            let transition = change(&mut complaint, related.as_ref(), now)?;
-            complaints::update(conn, &complaint)?;
-            let (history, event) = record(
-                &complaint,
-                &transition,
-                &actor,
-                request_id.as_deref(),
-                now,
-                context.as_ref(),
-            )?;
-            complaints::insert_history(conn, &history)?;
-            event.insert_sqlite(conn)?;
-            Ok(complaint)
-        })
-        .await
+                let related = related
+                    .map(|related| complaints::load(conn, &related))
+                    .transpose()?;
+                let transition = change(&mut complaint, related.as_ref(), now)?;
+                complaints::update(conn, &complaint)?;
+                let (history, event) = record(
+                    &complaint,
+                    &transition,
+                    &actor,
+                    request_id.as_deref(),
+                    now,
+                    context.as_ref(),
+                )?;
+                complaints::insert_history(conn, &history)?;
+                event.insert_sqlite(conn)?;
+                Ok(complaint)
+            })
+            .await
     }
 
     async fn escalate(&self, id: &ComplaintId, breach: Breach) -> Result<bool, StoreError> {
         let now = self.now();
         let context = trace::current();
         let id = id.clone();
-        self.change(move |conn| {
-            let mut complaint = complaints::load(conn, &id)?;
-            if !complaint.breaches(now).contains(&breach)
-                || !complaints::owe_escalation(conn, &complaint, breach, now)?
-            {
-                return Ok(false);
-            }
-            let chain = complaints::chain_of_grid(conn, &complaint.grid_id)?;
-            let district = complaints::district_handler(conn)?;
-            let transition = complaint.escalate(breach, chain.as_ref(), &district);
-            complaints::update(conn, &complaint)?;
-            let (history, event) = record(
-                &complaint,
-                &transition,
-                "sweeper",
-                None,
-                now,
-                context.as_ref(),
-            )?;
-            complaints::insert_history(conn, &history)?;
-            event.insert_sqlite(conn)?;
-            Ok(true)
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                let mut complaint = complaints::load(conn, &id)?;
+                if !complaint.breaches(now).contains(&breach)
+                    || !complaints::owe_escalation(conn, &complaint, breach, now)?
+                {
+                    return Ok(false);
+                }
+                let chain = complaints::chain_of_grid(conn, &complaint.grid_id)?;
+                let district = complaints::district_handler(conn)?;
+                let transition = complaint.escalate(breach, chain.as_ref(), &district);
+                complaints::update(conn, &complaint)?;
+                let (history, event) = record(
+                    &complaint,
+                    &transition,
+                    "sweeper",
+                    None,
+                    now,
+                    context.as_ref(),
+                )?;
+                complaints::insert_history(conn, &history)?;
+                event.insert_sqlite(conn)?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn escalations_owed(

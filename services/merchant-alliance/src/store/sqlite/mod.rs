@@ -17,7 +17,6 @@ mod nearby;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
@@ -62,18 +61,6 @@ impl SqliteStore {
         whole_millis(self.clock.now())
     }
 
-    /// Runs `work` as one unit on the writer thread and wakes the relay once
-    /// it has committed.
-    async fn change<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let done = self.db.unit(work).await.map_err(UnitError::flatten)?;
-        self.outbox.wake();
-        Ok(done)
-    }
-
     pub(super) async fn claim_only(&self, once: Once) -> Result<Outcome, StoreError> {
         self.db
             .unit(move |conn| {
@@ -96,16 +83,17 @@ impl SqliteStore {
         let now = self.now();
         let context = trace::current();
         let (id, actor) = (id.clone(), actor.to_owned());
-        self.change(move |conn| {
-            let mut merchant = merchants::load(conn, &id)?;
-            let announce = change.announce();
-            change.apply(&mut merchant, now)?;
-            merchants::update(conn, &merchant)?;
-            let event = merchant_event(&merchant, &actor, announce, now)?;
-            OutboxRow::traced(&event, context.as_ref())?.insert_sqlite(conn)?;
-            Ok(merchant)
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                let mut merchant = merchants::load(conn, &id)?;
+                let announce = change.announce();
+                change.apply(&mut merchant, now)?;
+                merchants::update(conn, &merchant)?;
+                let event = merchant_event(&merchant, &actor, announce, now)?;
+                OutboxRow::traced(&event, context.as_ref())?.insert_sqlite(conn)?;
+                Ok(merchant)
+            })
+            .await
     }
 }
 
@@ -129,17 +117,18 @@ impl Alliance for SqliteStore {
         let event = merchant_event(&merchant, actor, Announce::Registered, now)?;
         let event = OutboxRow::traced(&event, trace::current().as_ref())?;
         let request_id = request_id.to_owned();
-        self.change(move |conn| {
-            if !merchants::insert(conn, &request_id, &merchant)? {
-                // Registered meanwhile under the same key: that one is the answer.
-                return merchants::by_request_id(conn, &request_id)?
-                    .map(|merchant| (merchant, true))
-                    .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
-            }
-            event.insert_sqlite(conn)?;
-            Ok((merchant, false))
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                if !merchants::insert(conn, &request_id, &merchant)? {
+                    // Registered meanwhile under the same key: that one is the answer.
+                    return merchants::by_request_id(conn, &request_id)?
+                        .map(|merchant| (merchant, true))
+                        .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
+                }
+                event.insert_sqlite(conn)?;
+                Ok((merchant, false))
+            })
+            .await
     }
 
     async fn update(
@@ -233,10 +222,11 @@ impl Alliance for SqliteStore {
         let now = self.now();
         let context = trace::current();
         let rules = Arc::clone(&self.rules);
-        self.change(move |conn| {
-            ledger::record_activity(conn, &rules, kind, &activity, now, context.as_ref())
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                ledger::record_activity(conn, &rules, kind, &activity, now, context.as_ref())
+            })
+            .await
     }
 
     async fn ledger(
@@ -269,14 +259,15 @@ impl Alliance for SqliteStore {
         let event = OutboxRow::traced(&event, trace::current().as_ref())?;
         let (merchant_id, period, actor) =
             (merchant.id.clone(), period.name.clone(), actor.to_owned());
-        self.change(move |conn| {
-            if !awards::insert(conn, &merchant_id, &period, now, &actor)? {
-                return Ok(false);
-            }
-            event.insert_sqlite(conn)?;
-            Ok(true)
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                if !awards::insert(conn, &merchant_id, &period, now, &actor)? {
+                    return Ok(false);
+                }
+                event.insert_sqlite(conn)?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn resolve_complaint(
@@ -290,21 +281,22 @@ impl Alliance for SqliteStore {
         let rules = Arc::clone(&self.rules);
         let resolution = resolution.clone();
         let source = source_event_id.to_owned();
-        self.change(move |conn| {
-            if !once.claim_sqlite(conn)? {
-                return Ok((Outcome::AlreadyProcessed, None));
-            }
-            let entry = ledger::resolve_complaint(
-                conn,
-                &rules,
-                &resolution,
-                &source,
-                now,
-                context.as_ref(),
-            )?;
-            Ok((Outcome::Applied, entry))
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                if !once.claim_sqlite(conn)? {
+                    return Ok((Outcome::AlreadyProcessed, None));
+                }
+                let entry = ledger::resolve_complaint(
+                    conn,
+                    &rules,
+                    &resolution,
+                    &source,
+                    now,
+                    context.as_ref(),
+                )?;
+                Ok((Outcome::Applied, entry))
+            })
+            .await
     }
 
     async fn credit_meal_discount(
@@ -318,14 +310,15 @@ impl Alliance for SqliteStore {
         let rules = Arc::clone(&self.rules);
         let booking = booking.clone();
         let source = source_event_id.to_owned();
-        self.change(move |conn| {
-            if !once.claim_sqlite(conn)? {
-                return Ok((Outcome::AlreadyProcessed, None));
-            }
-            let entry =
-                ledger::meal_discount(conn, &rules, &booking, &source, now, context.as_ref())?;
-            Ok((Outcome::Applied, entry))
-        })
-        .await
+        self.db
+            .change(&self.outbox, move |conn| {
+                if !once.claim_sqlite(conn)? {
+                    return Ok((Outcome::AlreadyProcessed, None));
+                }
+                let entry =
+                    ledger::meal_discount(conn, &rules, &booking, &source, now, context.as_ref())?;
+                Ok((Outcome::Applied, entry))
+            })
+            .await
     }
 }

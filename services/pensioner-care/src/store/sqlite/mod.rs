@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::personal::Phone;
-use shequ_chassis::sqlite::{Sqlite, UnitError};
+use shequ_chassis::sqlite::Sqlite;
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 
@@ -54,7 +54,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.db.unit(work).await.map_err(UnitError::flatten)
+        self.db.write(work).await
     }
 
     async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
