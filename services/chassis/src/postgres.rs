@@ -513,3 +513,35 @@ async fn run_batch<J: Job>(
     }
     Pass::Done
 }
+
+/// A page of due work ([`crate::storage::Due`]): `sql` selects `(id, due)`,
+/// due a `timestamptz`, owed at `$1` (now), after `($2, $3)` (the last item's
+/// due and id), `LIMIT $4`, in (due, id) order.
+pub async fn due_page<'c>(
+    conn: impl Executor<'c, Database = sqlx::Postgres>,
+    sql: &str,
+    now: DateTime<Utc>,
+    after: Option<&crate::storage::Due>,
+    limit: usize,
+) -> Result<Vec<crate::storage::Due>, crate::database::DbError> {
+    let (at, id) = match after {
+        Some(due) => (crate::database::instant(due.at_millis())?, due.id()),
+        // Before any instant a row has (0001-01-01; chrono's earliest is
+        // beyond PostgreSQL's range).
+        None => (
+            DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
+            "",
+        ),
+    };
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(sql)
+        .bind(now)
+        .bind(at)
+        .bind(id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, due)| crate::storage::Due::new(due.timestamp_millis(), id))
+        .collect())
+}

@@ -426,3 +426,27 @@ fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
 fn sqlite_error(what: &str, path: &Path, error: rusqlite::Error) -> Error {
     Error::Sqlite(format!("{what} {}: {error}", path.display()))
 }
+
+/// A page of due work ([`crate::storage::Due`]): `sql` selects `(id, due)`,
+/// due in epoch milliseconds, owed at `?1` (now), after `(?2, ?3)` (the last
+/// item's due and id), `LIMIT ?4`, in (due, id) order.
+pub fn due_page(
+    conn: &Connection,
+    sql: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    after: Option<&crate::storage::Due>,
+    limit: usize,
+) -> rusqlite::Result<Vec<crate::storage::Due>> {
+    let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement.query_map(
+        (
+            crate::clock::to_millis(now),
+            at,
+            id,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ),
+        |row| Ok(crate::storage::Due::new(row.get(1)?, row.get(0)?)),
+    )?;
+    rows.collect()
+}

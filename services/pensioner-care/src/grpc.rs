@@ -41,6 +41,27 @@ impl CareApi {
     pub(crate) fn new(store: Store, meals: MealFinder) -> Self {
         Self { store, meals }
     }
+
+    /// The page of elders `filter` selects, as summaries ("overdue" as of now).
+    async fn elder_page(
+        &self,
+        filter: &ElderFilter,
+        page: Option<common::PageRequest>,
+    ) -> Result<(Vec<pb::ElderSummary>, Option<common::PageResponse>), Status> {
+        let page = page.unwrap_or_default();
+        let now = self.store.now();
+        let (elders, next) = self
+            .store
+            .elders(
+                filter,
+                now,
+                page_size(&page)?,
+                offset_token(&page.page_token)?,
+            )
+            .await?;
+        let summaries = elders.iter().map(|e| summary(e, now)).collect();
+        Ok((summaries, next_token(next)))
+    }
 }
 
 /// A pairing the rules refuse: `FailedPrecondition`.
@@ -286,21 +307,8 @@ impl pb::care_service_server::CareService for CareApi {
             unpaired_only: r.unpaired_only,
             overdue_only: false,
         };
-        let page = r.page.unwrap_or_default();
-        let now = self.store.now();
-        let (elders, next) = self
-            .store
-            .elders(
-                &filter,
-                now,
-                page_size(&page)?,
-                offset_token(&page.page_token)?,
-            )
-            .await?;
-        Ok(Response::new(pb::ListEldersResponse {
-            elders: elders.iter().map(|e| summary(e, now)).collect(),
-            page: next_token(next),
-        }))
+        let (elders, page) = self.elder_page(&filter, r.page).await?;
+        Ok(Response::new(pb::ListEldersResponse { elders, page }))
     }
 
     async fn register_volunteer(
@@ -425,20 +433,10 @@ impl pb::care_service_server::CareService for CareApi {
             overdue_only: true,
             ..ElderFilter::default()
         };
-        let page = r.page.unwrap_or_default();
-        let now = self.store.now();
-        let (elders, next) = self
-            .store
-            .elders(
-                &filter,
-                now,
-                page_size(&page)?,
-                offset_token(&page.page_token)?,
-            )
-            .await?;
+        let (elders, page) = self.elder_page(&filter, r.page).await?;
         Ok(Response::new(pb::ListOverdueVisitsResponse {
-            elders: elders.iter().map(|e| summary(e, now)).collect(),
-            page: next_token(next),
+            elders,
+            page,
         }))
     }
 

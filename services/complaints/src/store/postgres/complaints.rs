@@ -2,6 +2,7 @@
 //! escalations it was owed, and its routing by the organisation.
 
 use chrono::{DateTime, Utc};
+use shequ_chassis::postgres::due_page;
 use shequ_chassis::postgres::{Rows, Table};
 use shequ_chassis::storage::Due;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -359,26 +360,7 @@ pub(super) async fn escalations_owed(
         Breach::Response => RESPONSE_OWED,
         Breach::Resolution => RESOLUTION_OWED,
     };
-    let (at, id) = match after {
-        Some(due) => (shequ_chassis::database::instant(due.at_millis())?, due.id()),
-        // Before any instant a complaint has (0001-01-01; chrono's earliest is
-        // beyond PostgreSQL's range).
-        None => (
-            DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
-            "",
-        ),
-    };
-    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(sql)
-        .bind(now)
-        .bind(at)
-        .bind(id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, due)| Due::new(due.timestamp_millis(), id))
-        .collect())
+    Ok(due_page(pool, sql, now, after, limit).await?)
 }
 
 /// A page of complaints, newest first; "overdue" as of `now`.

@@ -6,6 +6,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
+use shequ_chassis::sqlite::due_page;
 use shequ_chassis::storage::Due;
 
 use crate::domain::complaint::{Breach, Complaint};
@@ -292,18 +293,7 @@ pub(super) fn escalations_owed(
         Breach::Response => RESPONSE_OWED,
         Breach::Resolution => RESOLUTION_OWED,
     };
-    let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
-    let mut statement = conn.prepare_cached(sql)?;
-    let rows = statement.query_map(
-        (
-            to_millis(now),
-            at,
-            id,
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        ),
-        |row| Ok(Due::new(row.get(1)?, row.get(0)?)),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(due_page(conn, sql, now, after, limit)?)
 }
 
 /// A page of complaints, newest first; "overdue" as of `now`.

@@ -1,11 +1,10 @@
 //! Elders' rows on PostgreSQL: registration, details, the schedule a visit
 //! moves, the lists, and the overdue notices owed and raised.
 
+use shequ_chassis::postgres::due_page;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::clock::to_millis;
-use shequ_chassis::database::instant;
 use shequ_chassis::storage::Due;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -224,37 +223,16 @@ pub(super) async fn overdue_owed(
     after: Option<&Due>,
     limit: usize,
 ) -> Result<Vec<Due>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows: Vec<(String, DateTime<Utc>)> = match after {
-        None => {
-            sqlx::query_as(
-                "SELECT id, next_notice_at FROM elders \
-                 WHERE consents_to_visits AND next_notice_at <= $1 \
-                 ORDER BY next_notice_at, id LIMIT $2",
-            )
-            .bind(now)
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
-        }
-        Some(after) => {
-            sqlx::query_as(
-                "SELECT id, next_notice_at FROM elders \
-                 WHERE consents_to_visits AND next_notice_at <= $1 AND (next_notice_at, id) > ($2, $3) \
-                 ORDER BY next_notice_at, id LIMIT $4",
-            )
-            .bind(now)
-            .bind(instant(after.at_millis())?)
-            .bind(after.id())
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
-        }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|(id, at)| Due::new(to_millis(at), id))
-        .collect())
+    Ok(due_page(
+        conn,
+        "SELECT id, next_notice_at FROM elders \
+         WHERE consents_to_visits AND next_notice_at <= $1 AND (next_notice_at, id) > ($2, $3) \
+         ORDER BY next_notice_at, id LIMIT $4",
+        now,
+        after,
+        limit,
+    )
+    .await?)
 }
 
 /// Records the notice of `period` since the elder's anchor; `false` when it

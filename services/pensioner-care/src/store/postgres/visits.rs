@@ -2,11 +2,10 @@
 //! filing (pending until the worker files it), the filings due, and their
 //! outcome.
 
+use shequ_chassis::postgres::due_page;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::clock::to_millis;
-use shequ_chassis::database::instant;
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace::TraceContext;
 use sqlx::PgConnection;
@@ -107,38 +106,17 @@ pub(super) async fn due_filings(
     after: Option<&Due>,
     limit: usize,
 ) -> Result<Vec<Due>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows: Vec<(String, DateTime<Utc>)> = match after {
-        None => {
-            sqlx::query_as(
-                "SELECT visit_id, next_attempt_at FROM complaint_filings \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 \
-                 ORDER BY next_attempt_at, visit_id LIMIT $2",
-            )
-            .bind(now)
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
-        }
-        Some(after) => {
-            sqlx::query_as(
-                "SELECT visit_id, next_attempt_at FROM complaint_filings \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 \
-                 AND (next_attempt_at, visit_id) > ($2, $3) \
-                 ORDER BY next_attempt_at, visit_id LIMIT $4",
-            )
-            .bind(now)
-            .bind(instant(after.at_millis())?)
-            .bind(after.id())
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
-        }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|(id, at)| Due::new(to_millis(at), id))
-        .collect())
+    Ok(due_page(
+        conn,
+        "SELECT visit_id, next_attempt_at FROM complaint_filings \
+         WHERE status = 'pending' AND next_attempt_at <= $1 \
+         AND (next_attempt_at, visit_id) > ($2, $3) \
+         ORDER BY next_attempt_at, visit_id LIMIT $4",
+        now,
+        after,
+        limit,
+    )
+    .await?)
 }
 
 static DUE_FILING: LazyLock<String> = LazyLock::new(|| {

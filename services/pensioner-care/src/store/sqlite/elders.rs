@@ -1,6 +1,7 @@
 //! Elders' rows on SQLite: registration, details, the schedule a visit
 //! moves, the lists, and the overdue notices owed and raised.
 
+use shequ_chassis::sqlite::due_page;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -249,22 +250,15 @@ pub(super) fn overdue_owed(
     after: Option<&Due>,
     limit: usize,
 ) -> Result<Vec<Due>, StoreError> {
-    let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
-    let mut statement = conn.prepare_cached(
+    Ok(due_page(
+        conn,
         "SELECT id, next_notice_at FROM elders \
          WHERE consents_to_visits = 1 AND next_notice_at <= ?1 AND (next_notice_at, id) > (?2, ?3) \
          ORDER BY next_notice_at, id LIMIT ?4",
-    )?;
-    let rows = statement.query_map(
-        (
-            to_millis(now),
-            at,
-            id,
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        ),
-        |row| Ok(Due::new(row.get(1)?, row.get(0)?)),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        now,
+        after,
+        limit,
+    )?)
 }
 
 /// Records the notice of `period` since the elder's anchor; `false` when it

@@ -1,6 +1,7 @@
 //! Visits and the complaints they file, on SQLite: a visit with its filing
 //! (pending until the worker files it), the filings due, and their outcome.
 
+use shequ_chassis::sqlite::due_page;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -118,22 +119,15 @@ pub(super) fn due_filings(
     after: Option<&Due>,
     limit: usize,
 ) -> Result<Vec<Due>, StoreError> {
-    let (at, id) = after.map_or((i64::MIN, ""), |due| (due.at_millis(), due.id()));
-    let mut statement = conn.prepare_cached(
+    Ok(due_page(
+        conn,
         "SELECT visit_id, next_attempt_at FROM complaint_filings \
          WHERE status = 'pending' AND next_attempt_at <= ?1 AND (next_attempt_at, visit_id) > (?2, ?3) \
          ORDER BY next_attempt_at, visit_id LIMIT ?4",
-    )?;
-    let rows = statement.query_map(
-        (
-            to_millis(now),
-            at,
-            id,
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        ),
-        |row| Ok(Due::new(row.get(1)?, row.get(0)?)),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        now,
+        after,
+        limit,
+    )?)
 }
 
 static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
