@@ -66,6 +66,9 @@ pub trait App: Sized + Send + 'static {
     /// The service's settings: [`CommonConfig`] and its own.
     type Config: clap::Parser + Send + 'static;
 
+    /// Its name, default ports, migrations and stream.
+    fn identity() -> &'static Identity;
+
     /// Opens the database (running migrations), connects to NATS in the
     /// background, and binds the ports (port 0 picks a free one).
     fn build(
@@ -105,15 +108,14 @@ pub trait App: Sized + Send + 'static {
 pub async fn main<A: App>() -> ExitCode {
     let config = <A::Config as clap::Parser>::parse();
     crate::telemetry::init(A::common(&config).log_format);
+    let name = A::identity().name;
     let app = match A::build(config, Arc::new(crate::clock::SystemClock)).await {
         Ok(app) => app,
         Err(error) => {
-            let name = std::env::args().next().unwrap_or_default();
             eprintln!("Error: {name} could not start: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let name = app.runtime().identity.name;
     tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "{name} listening");
     match app.run_until_stopped(crate::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -130,6 +130,10 @@ impl Application {
 impl App for Application {
     type Config = Config;
 
+    fn identity() -> &'static Identity {
+        &IDENTITY
+    }
+
     fn common(config: &Config) -> &CommonConfig {
         &config.common
     }
@@ -137,7 +141,7 @@ impl App for Application {
     async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
         let mut runtime =
-            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
+            Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let merchants = MerchantDirectory::new(
             &runtime.peers,
             &config.alliance_url,

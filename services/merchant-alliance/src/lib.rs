@@ -100,6 +100,10 @@ pub struct Application {
 impl App for Application {
     type Config = Config;
 
+    fn identity() -> &'static Identity {
+        &IDENTITY
+    }
+
     fn common(config: &Config) -> &CommonConfig {
         &config.common
     }
@@ -122,7 +126,7 @@ impl App for Application {
             AwardRules::from_json,
         )?);
         let mut runtime =
-            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
+            Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let store = Store::new(
             runtime.db.clone(),
             runtime.outbox.clone(),

@@ -152,6 +152,10 @@ impl Application {
 impl App for Application {
     type Config = Config;
 
+    fn identity() -> &'static Identity {
+        &IDENTITY
+    }
+
     fn common(config: &Config) -> &CommonConfig {
         &config.common
     }
@@ -160,7 +164,7 @@ impl App for Application {
         let policy = config.visit_policy()?;
         let timeout = Duration::from_millis(config.call_timeout_ms);
         let mut runtime =
-            Runtime::start(&IDENTITY, &config.common, access::access(), clock).await?;
+            Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let meals = MealFinder::new(&runtime.peers, &config.alliance_url, timeout)?;
         let store = Store::new(
             runtime.db.clone(),
