@@ -103,3 +103,48 @@ pub async fn restore(
     conn.execute_batch(sqlite_dump)?;
     Ok((format!("sqlite://{}?mode=rwc", file.display()), Some(dir)))
 }
+
+/// One store conformance case: the store `S` on a fresh database of its
+/// own, its URL (to look behind its back), and the manual clock it runs on.
+#[derive(Debug)]
+pub struct StoreCase<S> {
+    pub store: S,
+    pub clock: std::sync::Arc<shequ_chassis::clock::ManualClock>,
+    pub url: String,
+    _dir: tempfile::TempDir,
+    _database: crate::TestDatabase,
+}
+
+impl<S> StoreCase<S> {
+    /// The store `make` builds on `database` (a SQLite file `<name>.db` when
+    /// it is not PostgreSQL) migrated with `migrations`, its clock at `now`.
+    pub async fn open(
+        database: crate::TestDatabase,
+        name: &str,
+        migrations: &'static shequ_chassis::storage::Migrations,
+        now: chrono::DateTime<chrono::Utc>,
+        make: impl FnOnce(shequ_chassis::database::Database, shequ_chassis::clock::SharedClock) -> S,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = database.url_in(dir.path(), name);
+        let db = shequ_chassis::database::Database::connect(&url, migrations).await?;
+        let clock = shequ_chassis::clock::ManualClock::new(now);
+        Ok(Self {
+            store: make(db, clock.clone()),
+            clock,
+            url,
+            _dir: dir,
+            _database: database,
+        })
+    }
+
+    /// The `n` of `sql` (`SELECT COUNT(*) AS n …`) on the store's database.
+    pub async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        count(&self.url, sql).await
+    }
+
+    /// Runs `sql` on the store's database behind its back (`$1`, … bound as text).
+    pub async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
+        execute(&self.url, sql, args).await
+    }
+}

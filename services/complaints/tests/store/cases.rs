@@ -10,12 +10,12 @@ use shequ_complaints::domain::kinds::{Category, Status};
 use shequ_complaints::domain::{CommunityId, ComplaintId, GridId};
 use shequ_complaints::store::{Complaints, ListFilter, Scope, StoreError};
 
-use crate::{Harness, hours, intake, organisation, satisfaction, start};
+use crate::{Harness, hours, intake, organisation, satisfaction, standard_limits, start};
 
 async fn submitted(h: &Harness, key: &str, building: Option<&str>) -> anyhow::Result<ComplaintId> {
     let (complaint, duplicate) = h
         .store
-        .submit(key, intake("路灯不亮", building), None, &h.limits)
+        .submit(key, intake("路灯不亮", building), None, &standard_limits())
         .await?;
     ensure!(!duplicate, "{key} is new");
     Ok(complaint.id)
@@ -27,7 +27,12 @@ pub(crate) async fn a_submission_reads_back_as_it_was_answered(h: Harness) -> an
     h.clock.advance(chrono::Duration::nanoseconds(123_456_789));
     let (answered, duplicate) = h
         .store
-        .submit("r-1", intake("楼道灯坏了", Some("b-3")), None, &h.limits)
+        .submit(
+            "r-1",
+            intake("楼道灯坏了", Some("b-3")),
+            None,
+            &standard_limits(),
+        )
         .await?;
     assert!(!duplicate);
     assert_eq!(answered.grid_id, "xinyuan-2", "routed by its building");
@@ -54,7 +59,12 @@ pub(crate) async fn a_repeated_request_id_returns_the_first_complaint(
     h.clock.advance(hours(1));
     let (again, duplicate) = h
         .store
-        .submit("r-1", intake("另一件事", Some("b-3")), None, &h.limits)
+        .submit(
+            "r-1",
+            intake("另一件事", Some("b-3")),
+            None,
+            &standard_limits(),
+        )
         .await?;
     assert!(duplicate);
     assert_eq!(again.id, first);
@@ -73,7 +83,7 @@ pub(crate) async fn concurrent_submissions_are_each_stored_once_with_their_histo
     // key repeated within one batch is answered as the duplicate it is.
     let submissions = (0..60).map(|i| {
         let store = h.store.clone();
-        let limits = h.limits.clone();
+        let limits = standard_limits();
         async move {
             let key = format!("r-{}", i % 40);
             store
@@ -104,7 +114,12 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     h.store.load_organisation(&organisation()).await?;
     let unknown_building = h
         .store
-        .submit("r-1", intake("路灯不亮", Some("b-404")), None, &h.limits)
+        .submit(
+            "r-1",
+            intake("路灯不亮", Some("b-404")),
+            None,
+            &standard_limits(),
+        )
         .await;
     assert!(
         matches!(&unknown_building, Err(StoreError::NotFound(what)) if what == "building b-404"),
@@ -116,7 +131,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
             "r-2",
             intake("路灯不亮", None),
             Some(&GridId::from_stored("nowhere-9")),
-            &h.limits,
+            &standard_limits(),
         )
         .await;
     assert!(
@@ -129,7 +144,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
             "r-3",
             intake("路灯不亮", Some("b-1")),
             Some(&GridId::from_stored("yaozhai-1")),
-            &h.limits,
+            &standard_limits(),
         )
         .await;
     assert!(
@@ -155,7 +170,7 @@ pub(crate) async fn a_transition_is_stored_with_its_history_and_event_and_its_re
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     h.clock.advance(hours(1));
-    let follow_up = h.limits.follow_up();
+    let follow_up = standard_limits().follow_up();
     let resolved = h
         .store
         .transition(&id, Some("t-2"), "worker-li", None, move |c, _, now| {
@@ -410,7 +425,7 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
     h: Harness,
 ) -> anyhow::Result<()> {
     h.store.load_organisation(&organisation()).await?;
-    let follow_up = h.limits.follow_up();
+    let follow_up = standard_limits().follow_up();
     for i in 0..12 {
         let building = ["b-1", "b-3", "b-2"][i % 3];
         let id = submitted(&h, &format!("r-{i}"), Some(building)).await?;
@@ -428,7 +443,7 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
                 .await?;
         }
         if i % 4 == 3 {
-            let limits = h.limits.clone();
+            let limits = standard_limits();
             let score = satisfaction(if i % 8 == 3 { 5 } else { 2 });
             h.store
                 .transition(&id, None, "visitor", None, move |c, _, now| {
@@ -532,7 +547,12 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     h.store.load_organisation(&organisation()).await?;
     let (before, _) = h
         .store
-        .submit("r-1", intake("路灯不亮", Some("b-1")), None, &h.limits)
+        .submit(
+            "r-1",
+            intake("路灯不亮", Some("b-1")),
+            None,
+            &standard_limits(),
+        )
         .await?;
     assert_eq!(before.grid_id, "xinyuan-1");
     // Building b-1 moves to yaozhai-1, b-2 goes.
@@ -542,13 +562,23 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     h.store.load_organisation(&moved).await?;
     let (after, _) = h
         .store
-        .submit("r-2", intake("路灯不亮", Some("b-1")), None, &h.limits)
+        .submit(
+            "r-2",
+            intake("路灯不亮", Some("b-1")),
+            None,
+            &standard_limits(),
+        )
         .await?;
     assert_eq!(after.grid_id, "yaozhai-1");
     assert_eq!(after.assignee, "worker-sun");
     let gone = h
         .store
-        .submit("r-3", intake("路灯不亮", Some("b-2")), None, &h.limits)
+        .submit(
+            "r-3",
+            intake("路灯不亮", Some("b-2")),
+            None,
+            &standard_limits(),
+        )
         .await;
     assert!(
         matches!(&gone, Err(StoreError::NotFound(what)) if what == "building b-2"),
@@ -557,7 +587,12 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     // A retry of the first is still its duplicate, though its building moved.
     let (again, duplicate) = h
         .store
-        .submit("r-1", intake("路灯不亮", Some("b-2")), None, &h.limits)
+        .submit(
+            "r-1",
+            intake("路灯不亮", Some("b-2")),
+            None,
+            &standard_limits(),
+        )
         .await?;
     assert!(duplicate);
     assert_eq!(again.id, before.id);

@@ -3,11 +3,7 @@
 //! own) and PostgreSQL (a database of its own; a failure, not a skip, under
 //! `CI=true` when no server answers).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use shequ_chassis::clock::{ManualClock, SharedClock};
-use shequ_chassis::database::Database;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_complaints::domain::complaint::{Intake, Satisfaction};
 use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
@@ -22,14 +18,7 @@ mod cases;
 mod release_data;
 
 /// One case's store, on a fresh database.
-pub(crate) struct Harness {
-    pub store: Store,
-    pub clock: Arc<ManualClock>,
-    pub url: String,
-    pub limits: TimeLimits,
-    _dir: tempfile::TempDir,
-    _database: TestDatabase,
-}
+pub(crate) type Harness = shequ_tests::db::StoreCase<Store>;
 
 pub(crate) fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
@@ -37,27 +26,21 @@ pub(crate) fn start() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-impl Harness {
-    async fn open(database: TestDatabase) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let url = database.url_in(dir.path(), "complaints");
-        let db = Database::connect(&url, shequ_complaints::IDENTITY.migrations).await?;
-        let clock = ManualClock::new(start());
-        let shared: SharedClock = clock.clone();
-        Ok(Self {
-            store: Store::new(db, OutboxSignal::default(), shared),
-            clock,
-            url,
-            limits: TimeLimits::default(),
-            _dir: dir,
-            _database: database,
-        })
-    }
+/// The district's standard time limits, which the cases submit under.
+pub(crate) fn standard_limits() -> TimeLimits {
+    TimeLimits::default()
+}
 
-    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
-    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        shequ_tests::db::count(&self.url, sql).await
-    }
+/// The store on `database`, its clock at [`start`].
+async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+    Harness::open(
+        database,
+        "complaints",
+        shequ_complaints::IDENTITY.migrations,
+        start(),
+        |db, clock| Store::new(db, OutboxSignal::default(), clock),
+    )
+    .await
 }
 
 /// Runs `case` on a fresh store on `backend`.
@@ -66,7 +49,7 @@ where
     F: FnOnce(Harness) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    shequ_tests::on_fresh_database(backend, Harness::open, case).await
+    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(

@@ -392,7 +392,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let (outcome, entry) = h
         .store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-1"),
+            crate::once(COMPLAINTS, "e-1"),
             &resolution(first_resolution, true),
             "e-1",
         )
@@ -406,7 +406,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let (outcome, entry) = h
         .store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-1"),
+            crate::once(COMPLAINTS, "e-1"),
             &resolution(first_resolution, true),
             "e-1",
         )
@@ -416,7 +416,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let (outcome, entry) = h
         .store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-2"),
+            crate::once(COMPLAINTS, "e-2"),
             &resolution(first_resolution, true),
             "e-2",
         )
@@ -427,7 +427,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let (_, entry) = h
         .store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-3"),
+            crate::once(COMPLAINTS, "e-3"),
             &resolution(first_resolution + Duration::hours(2), false),
             "e-3",
         )
@@ -439,7 +439,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     let (_, entry) = h
         .store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-4"),
+            crate::once(COMPLAINTS, "e-4"),
             &resolution(first_resolution + Duration::hours(1), true),
             "e-4",
         )
@@ -452,7 +452,7 @@ pub(crate) async fn a_deduction_is_applied_once_per_resolution_and_given_back_by
     };
     let (outcome, entry) = h
         .store
-        .resolve_complaint(h.once(COMPLAINTS, "e-5"), &stranger, "e-5")
+        .resolve_complaint(crate::once(COMPLAINTS, "e-5"), &stranger, "e-5")
         .await?;
     assert_eq!((outcome, entry), (Outcome::Applied, None));
     let (score, entries) = h.store.ledger(&id).await?;
@@ -473,7 +473,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
     };
     let (outcome, entry) = h
         .store
-        .credit_meal_discount(h.once(CARE, "e-1"), &booking, "e-1")
+        .credit_meal_discount(crate::once(CARE, "e-1"), &booking, "e-1")
         .await?;
     assert_eq!(outcome, Outcome::Applied);
     let entry = entry.ok_or_else(|| anyhow::anyhow!("no credit"))?;
@@ -482,13 +482,13 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
     assert_eq!(entry.reference, "b-1");
     let (outcome, _) = h
         .store
-        .credit_meal_discount(h.once(CARE, "e-1"), &booking, "e-1")
+        .credit_meal_discount(crate::once(CARE, "e-1"), &booking, "e-1")
         .await?;
     assert_eq!(outcome, Outcome::AlreadyProcessed);
     // The booking announced again under a new event id credits nothing.
     let (outcome, entry) = h
         .store
-        .credit_meal_discount(h.once(CARE, "e-2"), &booking, "e-2")
+        .credit_meal_discount(crate::once(CARE, "e-2"), &booking, "e-2")
         .await?;
     assert_eq!((outcome, entry), (Outcome::Applied, None));
     let other = MealBooking {
@@ -497,7 +497,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
     };
     let (_, entry) = h
         .store
-        .credit_meal_discount(h.once(CARE, "e-3"), &other, "e-3")
+        .credit_meal_discount(crate::once(CARE, "e-3"), &other, "e-3")
         .await?;
     assert_eq!(entry.map(|e| e.score_after), Some(102));
     let unknown = MealBooking {
@@ -506,7 +506,7 @@ pub(crate) async fn a_meal_discount_credits_once_per_booking(h: Harness) -> anyh
     };
     let (outcome, entry) = h
         .store
-        .credit_meal_discount(h.once(CARE, "e-4"), &unknown, "e-4")
+        .credit_meal_discount(crate::once(CARE, "e-4"), &unknown, "e-4")
         .await?;
     assert_eq!((outcome, entry), (Outcome::Applied, None));
     assert_eq!(h.count("SELECT COUNT(*) FROM activities").await?, 2);
@@ -540,7 +540,7 @@ pub(crate) async fn awards_are_once_per_merchant_and_period_with_the_records_the
     }
     h.store
         .resolve_complaint(
-            h.once(COMPLAINTS, "e-1"),
+            crate::once(COMPLAINTS, "e-1"),
             &ComplaintResolution {
                 merchant_id: plain.clone(),
                 complaint_id: ComplaintId::from_stored("c-1"),

@@ -7,8 +7,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc, Weekday};
-use shequ_chassis::clock::{ManualClock, SharedClock};
-use shequ_chassis::database::Database;
 use shequ_chassis::inbox::Once;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_merchant_alliance::domain::GridId;
@@ -24,13 +22,7 @@ mod cases;
 mod release_data;
 
 /// One case's store, on a fresh database.
-pub(crate) struct Harness {
-    pub store: Store,
-    pub clock: Arc<ManualClock>,
-    pub url: String,
-    _dir: tempfile::TempDir,
-    _database: TestDatabase,
-}
+pub(crate) type Harness = shequ_tests::db::StoreCase<Store>;
 
 /// Monday 2 November 2026, 10:00 in the district (02:00 UTC).
 pub(crate) fn start() -> DateTime<Utc> {
@@ -45,41 +37,28 @@ pub(crate) const JINSHUI: Point = Point {
     longitude: 113.66,
 };
 
-impl Harness {
-    async fn open(database: TestDatabase) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let url = database.url_in(dir.path(), "merchant-alliance");
-        let db = Database::connect(&url, shequ_merchant_alliance::IDENTITY.migrations).await?;
-        let clock = ManualClock::new(start());
-        let shared: SharedClock = clock.clone();
-        Ok(Self {
-            store: Store::new(
+/// The store on `database`, its clock at [`start`].
+async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+    Harness::open(
+        database,
+        "merchant-alliance",
+        shequ_merchant_alliance::IDENTITY.migrations,
+        start(),
+        |db, clock| {
+            Store::new(
                 db,
                 OutboxSignal::default(),
-                shared,
+                clock,
                 Arc::new(CreditRules::default()),
-            ),
-            clock,
-            url,
-            _dir: dir,
-            _database: database,
-        })
-    }
+            )
+        },
+    )
+    .await
+}
 
-    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
-    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        shequ_tests::db::count(&self.url, sql).await
-    }
-
-    /// Runs `sql` on the store's database, behind its back.
-    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        shequ_tests::db::execute(&self.url, sql, args).await
-    }
-
-    /// The claim of event `id` by `consumer`.
-    pub(crate) fn once(&self, consumer: &str, id: &str) -> Once {
-        Once::new(consumer, &event(id), start())
-    }
+/// The claim of event `id` by `consumer`.
+pub(crate) fn once(consumer: &str, id: &str) -> Once {
+    Once::new(consumer, &event(id), start())
 }
 
 /// An event with id `id` (only its id matters to a claim).
@@ -102,7 +81,7 @@ where
     F: FnOnce(Harness) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    shequ_tests::on_fresh_database(backend, Harness::open, case).await
+    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(

@@ -3,11 +3,7 @@
 //! implementations, SQLite (a file of its own) and PostgreSQL (a database of
 //! its own; a failure, not a skip, under `CI=true` when no server answers).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use shequ_chassis::clock::{ManualClock, SharedClock};
-use shequ_chassis::database::Database;
 use shequ_chassis::geo::{Datum, Point};
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_pensioner_care::domain::elder::{
@@ -22,13 +18,7 @@ mod cases;
 mod release_data;
 
 /// One case's store, on a fresh database.
-pub(crate) struct Harness {
-    pub store: Store,
-    pub clock: Arc<ManualClock>,
-    pub url: String,
-    _dir: tempfile::TempDir,
-    _database: TestDatabase,
-}
+pub(crate) type Harness = shequ_tests::db::StoreCase<Store>;
 
 /// Monday 2026-11-02, 10:00 in the district.
 pub(crate) fn start() -> DateTime<Utc> {
@@ -37,31 +27,16 @@ pub(crate) fn start() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-impl Harness {
-    async fn open(database: TestDatabase) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let url = database.url_in(dir.path(), "pensioner-care");
-        let db = Database::connect(&url, shequ_pensioner_care::IDENTITY.migrations).await?;
-        let clock = ManualClock::new(start());
-        let shared: SharedClock = clock.clone();
-        Ok(Self {
-            store: Store::new(db, OutboxSignal::default(), shared, VisitPolicy::default()),
-            clock,
-            url,
-            _dir: dir,
-            _database: database,
-        })
-    }
-
-    /// The `n` of `sql` (`SELECT COUNT(*) …`) on the store's database.
-    pub(crate) async fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        shequ_tests::db::count(&self.url, sql).await
-    }
-
-    /// Runs `sql` behind the store's back (`$1`, … bound as text).
-    pub(crate) async fn execute(&self, sql: &str, args: &[&str]) -> anyhow::Result<u64> {
-        shequ_tests::db::execute(&self.url, sql, args).await
-    }
+/// The store on `database`, its clock at [`start`].
+async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+    Harness::open(
+        database,
+        "pensioner-care",
+        shequ_pensioner_care::IDENTITY.migrations,
+        start(),
+        |db, clock| Store::new(db, OutboxSignal::default(), clock, VisitPolicy::default()),
+    )
+    .await
 }
 
 /// Runs `case` on a fresh store on `backend`.
@@ -70,7 +45,7 @@ where
     F: FnOnce(Harness) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    shequ_tests::on_fresh_database(backend, Harness::open, case).await
+    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(
