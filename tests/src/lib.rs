@@ -575,7 +575,8 @@ macro_rules! on_both_backends {
 
 /// A store's conformance suite: each case (`crate::cases::<case>`, an async
 /// fn of the calling test crate's harness) once on SQLite and once on
-/// PostgreSQL, through `crate::run(Backend, case)` of the calling crate.
+/// PostgreSQL, each on the fresh store `crate::open(TestDatabase)` of the
+/// calling crate makes ([`on_fresh_database`]).
 #[macro_export]
 #[allow(clippy::crate_in_macro_def)] // `crate` is the calling test crate, on purpose.
 macro_rules! conformance {
@@ -584,7 +585,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() -> anyhow::Result<()> {
-                    crate::run($crate::Backend::Sqlite, crate::cases::$case).await
+                    $crate::on_fresh_database($crate::Backend::Sqlite, crate::open, crate::cases::$case).await
                 }
             )*
         }
@@ -592,7 +593,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() -> anyhow::Result<()> {
-                    crate::run($crate::Backend::Postgres, crate::cases::$case).await
+                    $crate::on_fresh_database($crate::Backend::Postgres, crate::open, crate::cases::$case).await
                 }
             )*
         }

@@ -12,7 +12,7 @@ use shequ_complaints::domain::reporter::Reporter;
 use shequ_complaints::domain::time_limits::TimeLimits;
 use shequ_complaints::domain::{BuildingId, MerchantId};
 use shequ_complaints::store::Store;
-use shequ_tests::{Backend, TestDatabase};
+use shequ_tests::TestDatabase;
 
 mod cases;
 mod release_data;
@@ -32,7 +32,7 @@ pub(crate) fn standard_limits() -> TimeLimits {
 }
 
 /// The store on `database`, its clock at [`start`].
-async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+pub(crate) async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
     Harness::open(
         database,
         "complaints",
@@ -41,15 +41,6 @@ async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
         |db, clock| Store::new(db, OutboxSignal::default(), clock),
     )
     .await
-}
-
-/// Runs `case` on a fresh store on `backend`.
-pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Harness) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(

@@ -16,7 +16,7 @@ use shequ_merchant_alliance::domain::merchant::{Category, MerchantDetails, Servi
 use shequ_merchant_alliance::domain::opening_hours::OpeningHours;
 use shequ_merchant_alliance::store::Store;
 use shequ_proto::events::CloudEvent;
-use shequ_tests::{Backend, TestDatabase};
+use shequ_tests::TestDatabase;
 
 mod cases;
 mod release_data;
@@ -38,7 +38,7 @@ pub(crate) const JINSHUI: Point = Point {
 };
 
 /// The store on `database`, its clock at [`start`].
-async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+pub(crate) async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
     Harness::open(
         database,
         "merchant-alliance",
@@ -73,15 +73,6 @@ pub(crate) fn event(id: &str) -> CloudEvent {
         datacontenttype: "application/json".into(),
         data: serde_json::Value::Null,
     }
-}
-
-/// Runs `case` on a fresh store on `backend`.
-pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Harness) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(

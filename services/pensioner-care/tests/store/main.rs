@@ -12,7 +12,7 @@ use shequ_pensioner_care::domain::elder::{
 use shequ_pensioner_care::domain::visits::{NewVisit, VisitKind, VisitPolicy, Wellbeing};
 use shequ_pensioner_care::domain::{BuildingId, ElderId, GridId};
 use shequ_pensioner_care::store::Store;
-use shequ_tests::{Backend, TestDatabase};
+use shequ_tests::TestDatabase;
 
 mod cases;
 mod release_data;
@@ -28,7 +28,7 @@ pub(crate) fn start() -> DateTime<Utc> {
 }
 
 /// The store on `database`, its clock at [`start`].
-async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
+pub(crate) async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
     Harness::open(
         database,
         "pensioner-care",
@@ -37,15 +37,6 @@ async fn open(database: TestDatabase) -> anyhow::Result<Harness> {
         |db, clock| Store::new(db, OutboxSignal::default(), clock, VisitPolicy::default()),
     )
     .await
-}
-
-/// Runs `case` on a fresh store on `backend`.
-pub(crate) async fn run<F, Fut>(backend: Backend, case: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Harness) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    shequ_tests::on_fresh_database(backend, open, case).await
 }
 
 shequ_tests::conformance!(
