@@ -33,7 +33,7 @@ use tonic::codegen::http;
 
 use crate::Error;
 
-crate::named_enum! {
+shequ_proto::named_enum! {
     /// What a caller is allowed to be.
     Role {
         Operator = "operator" / "运维",

@@ -15,7 +15,7 @@ pub struct Point {
     pub longitude: f64,
 }
 
-crate::named_enum!(
+shequ_proto::named_enum!(
     /// The coordinate system a point is expressed in.
     Datum in shequ_proto::common::v1::Datum {
         /// GPS, and what merchants are stored in.

@@ -50,9 +50,6 @@ macro_rules! id {
                 &self.0
             }
 
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
         impl ::std::fmt::Display for $name {
@@ -67,21 +64,16 @@ macro_rules! id {
             }
         }
 
-        impl ::std::convert::From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl ::std::cmp::PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
+        /// Tests and logs compare an id with the text it should be.
         impl ::std::cmp::PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
                 self.0 == *other
+            }
+        }
+
+        impl ::std::convert::From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
             }
         }
     };

@@ -11,8 +11,6 @@
 //! - [`auth`]: bearer tokens per caller and role, and which roles may call
 //!   each RPC ([`auth::Access`]), checked by a gRPC layer.
 //! - [`metrics`]: the service's Prometheus metrics, and the gRPC layer recording calls.
-//! - [`codes`]: `named_enum!` (enums with code names and Chinese labels),
-//!   forwarded from shequ-proto, where it lives beside the shared vocabulary.
 //! - [`config`]: settings shared by every service (env vars and flags), checked at start.
 //! - [`telemetry`]: `tracing` set-up, human-readable or JSON (a line written
 //!   during a call or an event's handling carries its span's `trace_id`).
@@ -73,7 +71,6 @@ pub mod admin;
 pub mod auth;
 pub mod backoff;
 pub mod clock;
-pub mod codes;
 pub mod config;
 pub mod database;
 pub mod events;

@@ -43,7 +43,7 @@ use crate::sweeper::{Sweeper, Work};
 const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A background task: runs until the token is cancelled.
-pub type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 /// What makes a service itself, for the chassis to start and run it.
 #[derive(Debug)]

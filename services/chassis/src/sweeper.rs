@@ -88,12 +88,6 @@ pub trait Unavailable {
     fn is_unavailable(&self) -> bool;
 }
 
-impl Unavailable for DbError {
-    fn is_unavailable(&self) -> bool {
-        DbError::is_unavailable(self)
-    }
-}
-
 impl<R> Unavailable for crate::storage::StoreError<R> {
     fn is_unavailable(&self) -> bool {
         crate::storage::StoreError::is_unavailable(self)

@@ -191,7 +191,7 @@ async fn an_unavailable_database_ends_the_pass_early() -> anyhow::Result<()> {
 async fn only_the_lease_holder_sweeps_and_it_gives_the_lease_up_when_it_stops() -> anyhow::Result<()>
 {
     let toy = Toy::with_items(2);
-    let (dir, db) = sqlite_db().await?;
+    let (_dir, db) = sqlite_db().await?;
     let other = Lease::new(
         db.clone(),
         Toy::LEASE,
@@ -232,6 +232,5 @@ async fn only_the_lease_holder_sweeps_and_it_gives_the_lease_up_when_it_stops() 
         after.hold().await?,
         "released at shutdown: another takes it at once"
     );
-    drop(dir);
     Ok(())
 }

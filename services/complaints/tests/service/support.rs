@@ -221,6 +221,4 @@ pub(crate) fn sample_organisation() -> pb::Organisation {
 }
 
 /// The field named in an `InvalidArgument`'s BadRequest detail.
-pub(crate) fn violated_field(status: &tonic::Status) -> Option<String> {
-    shequ_chassis::grpc::violated_field(status)
-}
+pub(crate) use shequ_chassis::grpc::violated_field;

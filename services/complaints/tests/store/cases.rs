@@ -10,12 +10,19 @@ use shequ_complaints::domain::kinds::{Category, Status};
 use shequ_complaints::domain::{CommunityId, ComplaintId, GridId};
 use shequ_complaints::store::{Complaints, ListFilter, Scope, StoreError};
 
-use crate::{Harness, hours, intake, organisation, satisfaction, standard_limits, start};
+use shequ_complaints::domain::time_limits::TimeLimits;
+
+use crate::{Harness, hours, intake, organisation, satisfaction, start};
 
 async fn submitted(h: &Harness, key: &str, building: Option<&str>) -> anyhow::Result<ComplaintId> {
     let (complaint, duplicate) = h
         .store
-        .submit(key, intake("路灯不亮", building), None, &standard_limits())
+        .submit(
+            key,
+            intake("路灯不亮", building),
+            None,
+            &TimeLimits::default(),
+        )
         .await?;
     ensure!(!duplicate, "{key} is new");
     Ok(complaint.id)
@@ -31,7 +38,7 @@ pub(crate) async fn a_submission_reads_back_as_it_was_answered(h: Harness) -> an
             "r-1",
             intake("楼道灯坏了", Some("b-3")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await?;
     assert!(!duplicate);
@@ -63,7 +70,7 @@ pub(crate) async fn a_repeated_request_id_returns_the_first_complaint(
             "r-1",
             intake("另一件事", Some("b-3")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await?;
     assert!(duplicate);
@@ -83,7 +90,7 @@ pub(crate) async fn concurrent_submissions_are_each_stored_once_with_their_histo
     // key repeated within one batch is answered as the duplicate it is.
     let submissions = (0..60).map(|i| {
         let store = h.store.clone();
-        let limits = standard_limits();
+        let limits = TimeLimits::default();
         async move {
             let key = format!("r-{}", i % 40);
             store
@@ -118,7 +125,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
             "r-1",
             intake("路灯不亮", Some("b-404")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await;
     assert!(
@@ -131,7 +138,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
             "r-2",
             intake("路灯不亮", None),
             Some(&GridId::from_stored("nowhere-9")),
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await;
     assert!(
@@ -144,7 +151,7 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
             "r-3",
             intake("路灯不亮", Some("b-1")),
             Some(&GridId::from_stored("yaozhai-1")),
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await;
     assert!(
@@ -170,7 +177,7 @@ pub(crate) async fn a_transition_is_stored_with_its_history_and_event_and_its_re
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     h.clock.advance(hours(1));
-    let follow_up = standard_limits().follow_up();
+    let follow_up = TimeLimits::default().follow_up();
     let resolved = h
         .store
         .transition(&id, Some("t-2"), "worker-li", None, move |c, _, now| {
@@ -425,7 +432,7 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
     h: Harness,
 ) -> anyhow::Result<()> {
     h.store.load_organisation(&organisation()).await?;
-    let follow_up = standard_limits().follow_up();
+    let follow_up = TimeLimits::default().follow_up();
     for i in 0..12 {
         let building = ["b-1", "b-3", "b-2"][i % 3];
         let id = submitted(&h, &format!("r-{i}"), Some(building)).await?;
@@ -443,7 +450,7 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
                 .await?;
         }
         if i % 4 == 3 {
-            let limits = standard_limits();
+            let limits = TimeLimits::default();
             let score = satisfaction(if i % 8 == 3 { 5 } else { 2 });
             h.store
                 .transition(&id, None, "visitor", None, move |c, _, now| {
@@ -551,7 +558,7 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
             "r-1",
             intake("路灯不亮", Some("b-1")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await?;
     assert_eq!(before.grid_id, "xinyuan-1");
@@ -566,7 +573,7 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
             "r-2",
             intake("路灯不亮", Some("b-1")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await?;
     assert_eq!(after.grid_id, "yaozhai-1");
@@ -577,7 +584,7 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
             "r-3",
             intake("路灯不亮", Some("b-2")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await;
     assert!(
@@ -591,7 +598,7 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
             "r-1",
             intake("路灯不亮", Some("b-2")),
             None,
-            &standard_limits(),
+            &TimeLimits::default(),
         )
         .await?;
     assert!(duplicate);

@@ -9,7 +9,6 @@ use shequ_complaints::domain::complaint::{Intake, Satisfaction};
 use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
 use shequ_complaints::domain::organisation::{Community, Grid, Organisation};
 use shequ_complaints::domain::reporter::Reporter;
-use shequ_complaints::domain::time_limits::TimeLimits;
 use shequ_complaints::domain::{BuildingId, MerchantId};
 use shequ_complaints::store::Store;
 use shequ_tests::TestDatabase;
@@ -24,11 +23,6 @@ pub(crate) fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
         .single()
         .unwrap_or_default()
-}
-
-/// The district's standard time limits, which the cases submit under.
-pub(crate) fn standard_limits() -> TimeLimits {
-    TimeLimits::default()
 }
 
 /// The store on `database`, its clock at [`start`].

@@ -127,6 +127,4 @@ pub(crate) fn dining(name: &str, metres_north: f64, tags: &[&str]) -> pb::Mercha
 }
 
 /// The field named in an `InvalidArgument`'s BadRequest detail.
-pub(crate) fn violated_field(status: &tonic::Status) -> Option<String> {
-    shequ_chassis::grpc::violated_field(status)
-}
+pub(crate) use shequ_chassis::grpc::violated_field;

@@ -349,16 +349,11 @@ pub(crate) fn liu() -> pb::ElderDetails {
 }
 
 /// The field named in an `InvalidArgument`'s BadRequest detail.
-pub(crate) fn violated_field(status: &tonic::Status) -> Option<String> {
-    shequ_chassis::grpc::violated_field(status)
-}
+pub(crate) use shequ_chassis::grpc::violated_field;
 
 /// A timestamp as a UTC instant (the epoch when absent).
 pub(crate) fn instant(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    at.and_then(|at| {
-        DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or_default())
-    })
-    .unwrap_or_default()
+    at.and_then(shequ_proto::time::instant).unwrap_or_default()
 }
 
 /// The events of `event_type` in `events`.
