@@ -141,8 +141,8 @@ sq org load deploy/organisation.example.json
 # --- 2. merchants --------------------------------------------------------------------
 section "2. merchants join the alliance (stable request ids: a second run finds them)"
 capture M_CANTEEN merchant merchants register --name 幸福助老食堂 --category dining --tag elder_meals \
-  --lat 34.7810 --lng 113.6880 --grid xililu-1 --hours "daily 07:00-20:00" --party-member-owner \
-  --actor operator-1 --request-id demo-merchant-canteen
+  --lat 34.7810 --lng 113.6880 --grid xililu-1 --hours "daily 00:00-24:00" --party-member-owner \
+  --actor operator-1 --request-id demo-merchant-canteen-24h
 capture M_NOODLES merchant merchants register --name 老王面馆 --category dining \
   --lat 34.7795 --lng 113.6902 --grid xililu-1 --hours "mon-sat 10:00-21:30" \
   --actor operator-1 --request-id demo-merchant-noodles
@@ -221,13 +221,16 @@ sq care timeline "$E_LI"
 sq complaints show "$C_FILED"
 
 # --- 7. a meal booking -------------------------------------------------------------
-section "7. a meal is booked; the alliance finds the elder-meals merchant and credits it"
+section "7. a meal is booked with the nearest open elder-meals merchant; served, it is credited"
+echo "# (the canteen here is open round the clock, so the demo books a meal half an hour from now)"
 capture BOOKING booking care book --elder "$E_LI" --service meal_assistance \
-  --at "$(district_time 'tomorrow 11:30')" --actor staff-1
+  --at "$(district_time '30 minutes')" --actor staff-1
 json_merchant=$(json_get merchant_id)
 json_merchant_name=$(json_get merchant_name)
 [ -n "$json_merchant" ] || die "the meal booking found no merchant: $(json_get note)"
 echo "→ booked with $json_merchant_name ($json_merchant), $(json_get distance_metres) m away"
+echo "# booking credits nothing; the meal served does, once"
+sq care settle "$BOOKING" served --actor staff-1
 poll 30 "the elder-meal credit for booking $BOOKING" ledger_has "$json_merchant" "$BOOKING"
 sq merchants ledger "$json_merchant"
 

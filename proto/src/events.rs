@@ -179,7 +179,8 @@ pub mod complaints {
         Started, "shequ.complaints.complaint.started.v1", "Complaint started" {}
     );
     complaint_event!(
-        /// A time limit passed, so the complaint went one level up (逐级上报).
+        /// A time limit passed (response, resolution or follow-up visit), so
+        /// the complaint went one level up (逐级上报).
         Escalated, "shequ.complaints.complaint.escalated.v1", "Complaint escalated" {
             /// Which limit was missed.
             pub breach: Breach,
@@ -189,8 +190,19 @@ pub mod complaints {
             pub to_level: Level,
             /// The handler now assigned (a staff id).
             pub assignee: String,
-            /// The time limit now in force at the new level.
+            /// The limit that was missed (as `breached_due_at`; the name v1
+            /// subscribers read).
             pub due_at: DateTime<Utc>,
+            /// The limit that was missed: the response, resolution or follow-up
+            /// limit named by `breach`, already past. Always set by this
+            /// producer; optional in the schema so v1 subscribers are unaffected.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub breached_due_at: Option<DateTime<Utc>>,
+            /// The resolution limit in force after the escalation (an
+            /// escalation moves the complaint up, it does not set a new limit).
+            /// Always set by this producer; optional in the schema.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub resolution_due_at: Option<DateTime<Utc>>,
         }
     );
     complaint_event!(
@@ -524,6 +536,42 @@ pub mod care {
         pub visit_interval_days: u32,
         /// The elder consented to visits.
         pub consents_to_visits: bool,
+        /// Who registered the elder: the staff member's account id (the
+        /// authenticated caller), never a person's name. Always set by this
+        /// producer; optional in the schema so v1 subscribers are unaffected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub actor: Option<String>,
+    }
+
+    /// An elder's details changed (an update by staff): what the care
+    /// programme follows of the elder after the change. The details
+    /// themselves (name, birth date, address, location, phone, contacts,
+    /// health) stay in the service. Published by pensioner-care; district
+    /// systems consume it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct ElderUpdated {
+        /// The elder's id; the envelope's `subject` carries the same value. Never
+        /// the elder's name.
+        pub elder_id: String,
+        /// The grid (网格) the elder lives in after the change.
+        pub grid_id: String,
+        /// The elder's risk level after the change, which sets how often the
+        /// elder is visited.
+        pub risk: RiskLevel,
+        /// How many days may pass between two visits after the change, set by
+        /// the risk level.
+        #[schemars(range(min = 1))]
+        pub visit_interval_days: u32,
+        /// The elder consents to visits after the change.
+        pub consents_to_visits: bool,
+        /// When the next visit is due after the change (one interval after
+        /// the last visit, or registration when none).
+        pub next_visit_due_at: DateTime<Utc>,
+        /// Who changed the details: the staff member's account id (the
+        /// authenticated caller), never a person's name.
+        #[schemars(length(min = 1))]
+        pub actor: String,
     }
 
     /// A volunteer took on an elder (结对帮扶). Published by pensioner-care;
@@ -538,6 +586,12 @@ pub mod care {
         pub elder_id: String,
         /// When the pairing started.
         pub started_at: DateTime<Utc>,
+        /// Who made the pairing: the staff member's account id (the
+        /// authenticated caller), never a person's name. Always set by this
+        /// producer; optional in the schema so v1 subscribers are unaffected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub actor: Option<String>,
     }
 
     /// A volunteer's pairing with an elder (结对) ended. Published by
@@ -552,6 +606,12 @@ pub mod care {
         pub elder_id: String,
         /// When the pairing ended.
         pub ended_at: DateTime<Utc>,
+        /// Who ended the pairing: the staff member's account id (the
+        /// authenticated caller), never a person's name. Always set by this
+        /// producer; optional in the schema so v1 subscribers are unaffected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub actor: Option<String>,
     }
 
     /// A home visit (入户走访) or phone call (电话问候) to an elder was recorded;
@@ -563,7 +623,9 @@ pub mod care {
         pub visit_id: String,
         /// The elder's id in pensioner-care; never the elder's name.
         pub elder_id: String,
-        /// Who visited or called: a volunteer or staff id, never a person's name.
+        /// Who visited or called: a registered volunteer's id, or the account
+        /// id of the staff member who did (then equal to `actor`); never a
+        /// person's name.
         pub visitor: String,
         /// A home visit or a phone call.
         pub kind: VisitKind,
@@ -576,6 +638,12 @@ pub mod care {
         pub needs_found: u32,
         /// A complaint is being filed with the complaints service from this visit.
         pub files_complaint: bool,
+        /// Who recorded the visit: the staff member's account id (the
+        /// authenticated caller), never a person's name. Always set by this
+        /// producer; optional in the schema so v1 subscribers are unaffected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub actor: Option<String>,
     }
 
     /// An elder's visit interval passed without a visit; one event per missed
@@ -611,15 +679,17 @@ pub mod care {
         pub grid_id: String,
         /// The visit that found the elder in an urgent state.
         pub visit_id: String,
-        /// Who raised the alert: a volunteer or staff id, never a person's name.
+        /// Who raised the alert: the visit's visitor, a registered volunteer's
+        /// id or a staff member's account id; never a person's name.
         pub raised_by: String,
         /// When the alert was raised.
         pub raised_at: DateTime<Utc>,
     }
 
-    /// A care service (养老服务) was booked for an elder. Published by
-    /// pensioner-care; merchant-alliance consumes it to credit a merchant that
-    /// gives the elder a discount.
+    /// A care service (养老服务) was booked for an elder, for a time to come.
+    /// Published by pensioner-care; district systems consume it. A booking
+    /// credits no merchant: a discounted meal counts for its merchant once
+    /// it is served (`shequ.care.booking.served.v1`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct ServiceBooked {
         /// The booking's id; the envelope's `subject` carries the same value.
@@ -637,6 +707,89 @@ pub mod care {
         pub discounted: bool,
         /// When the service is to be given.
         pub booked_for: DateTime<Utc>,
+        /// Who made the booking: the staff member's account id (the
+        /// authenticated caller), never a person's name. Always set by this
+        /// producer; optional in the schema so v1 subscribers are unaffected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub actor: Option<String>,
+    }
+
+    /// A booked care service (养老服务) was given to the elder: booked ->
+    /// served. Published by pensioner-care; merchant-alliance consumes it to
+    /// credit, once per booking, a merchant that gave the elder a discounted
+    /// meal.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct BookingServed {
+        /// The booking's id; the envelope's `subject` carries the same value.
+        pub booking_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The service given.
+        pub service: Service,
+        /// The merchant that gave the service, when one did (meals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub merchant_id: Option<String>,
+        /// The merchant gave the elder a discount, which counts as a welfare
+        /// activity for it; absent means false.
+        #[serde(default)]
+        pub discounted: bool,
+        /// When the service was booked for.
+        pub scheduled_for: DateTime<Utc>,
+        /// When it was recorded as given.
+        pub served_at: DateTime<Utc>,
+        /// Who recorded it: the staff member's account id (the authenticated
+        /// caller), never a person's name.
+        #[schemars(length(min = 1))]
+        pub actor: String,
+    }
+
+    /// A booked care service (养老服务) was cancelled before it was given:
+    /// booked -> cancelled. Published by pensioner-care; district systems
+    /// consume it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct BookingCancelled {
+        /// The booking's id; the envelope's `subject` carries the same value.
+        pub booking_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The service that was booked.
+        pub service: Service,
+        /// The merchant that was to give the service, when one was (meals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub merchant_id: Option<String>,
+        /// When the service was booked for.
+        pub scheduled_for: DateTime<Utc>,
+        /// When the booking was cancelled.
+        pub cancelled_at: DateTime<Utc>,
+        /// Who cancelled it: the staff member's account id (the authenticated
+        /// caller), never a person's name.
+        #[schemars(length(min = 1))]
+        pub actor: String,
+    }
+
+    /// The elder did not come to, or was not there for, a booked care service
+    /// (养老服务): booked -> no_show. Published by pensioner-care; district
+    /// systems consume it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct BookingNoShow {
+        /// The booking's id; the envelope's `subject` carries the same value.
+        pub booking_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The service that was booked.
+        pub service: Service,
+        /// The merchant that was to give the service, when one was (meals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub merchant_id: Option<String>,
+        /// When the service was booked for.
+        pub scheduled_for: DateTime<Utc>,
+        /// When the no-show was recorded.
+        pub recorded_at: DateTime<Utc>,
+        /// Who recorded it: the staff member's account id (the authenticated
+        /// caller), never a person's name.
+        #[schemars(length(min = 1))]
+        pub actor: String,
     }
 
     care_event!(
@@ -646,6 +799,14 @@ pub mod care {
         "elder_id",
         "When the elder was registered.",
         never!("The elder as registered: ids, grid, risk and visiting terms")
+    );
+    care_event!(
+        ElderUpdated,
+        "shequ.care.elder.updated.v1",
+        "Elder updated",
+        "elder_id",
+        "When the details were changed.",
+        never!("The elder after the change: ids, grid, risk and visiting terms")
     );
     care_event!(
         PairingCreated,
@@ -700,18 +861,46 @@ pub mod care {
         "When the booking was made.",
         never!("The booking: ids")
     );
+    care_event!(
+        BookingServed,
+        "shequ.care.booking.served.v1",
+        "Care booking served",
+        "booking_id",
+        "When the service was recorded as given.",
+        never!("The booking served: ids")
+    );
+    care_event!(
+        BookingCancelled,
+        "shequ.care.booking.cancelled.v1",
+        "Care booking cancelled",
+        "booking_id",
+        "When the booking was cancelled.",
+        never!("The booking cancelled: ids")
+    );
+    care_event!(
+        BookingNoShow,
+        "shequ.care.booking.no_show.v1",
+        "Care booking no-show",
+        "booking_id",
+        "When the no-show was recorded.",
+        never!("The booking the elder missed: ids")
+    );
 
     /// Every pensioner-care event type, with its schema.
-    pub const EVENTS: [EventType; 7] = [
+    pub const EVENTS: [EventType; 11] = [
         EventType::of::<ElderRegistered>(),
+        EventType::of::<ElderUpdated>(),
         EventType::of::<PairingCreated>(),
         EventType::of::<PairingEnded>(),
         EventType::of::<VisitRecorded>(),
         EventType::of::<VisitOverdue>(),
         EventType::of::<AlertRaised>(),
         EventType::of::<ServiceBooked>(),
+        EventType::of::<BookingServed>(),
+        EventType::of::<BookingCancelled>(),
+        EventType::of::<BookingNoShow>(),
     ];
 
     /// Every pensioner-care event type.
-    pub const ALL_TYPES: [&str; 7] = EventType::names(&EVENTS);
+    pub const ALL_TYPES: [&str; 11] = EventType::names(&EVENTS);
 }

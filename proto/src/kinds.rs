@@ -88,6 +88,8 @@ pub mod complaints {
             Response = "response" / "超时未签收",
             /// Not resolved within the resolution limit.
             Resolution = "resolution" / "超时未办结",
+            /// Resolved, but the follow-up visit (回访) was not made in time.
+            FollowUp = "follow_up" / "超时未回访",
         }
     );
 

@@ -25,8 +25,9 @@ use shequ_proto::events::alliance::{
     MerchantStatus, MerchantSuspended, MerchantUpdated, ModelMerchantAwarded,
 };
 use shequ_proto::events::care::{
-    self, AlertRaised, ElderRegistered, PairingCreated, PairingEnded, RiskLevel,
-    Service as CareService, ServiceBooked, VisitKind, VisitOverdue, VisitRecorded, Wellbeing,
+    self, AlertRaised, BookingCancelled, BookingNoShow, BookingServed, ElderRegistered,
+    ElderUpdated, PairingCreated, PairingEnded, RiskLevel, Service as CareService, ServiceBooked,
+    VisitKind, VisitOverdue, VisitRecorded, Wellbeing,
 };
 use shequ_proto::events::complaints::{
     self, Accepted, Breach, Category, Channel, Closed, ComplaintState, Escalated, Level,
@@ -45,6 +46,7 @@ const ELDER_ID: &str = "elder-0345";
 const VOLUNTEER_ID: &str = "volunteer-0021";
 const PAIRING_ID: &str = "pairing-0088";
 const VISIT_ID: &str = "visit-20240611-0013";
+const STAFF_ID: &str = "staff-0101";
 
 /// A service that publishes events, as the contract describes it.
 struct Service {
@@ -111,10 +113,15 @@ static SERVICES: [Service; 3] = [
 /// The entity a care event is about: the elder, a pairing, a visit or a booking.
 fn care_id_field(event_type: &str) -> &'static str {
     match event_type {
-        ElderRegistered::TYPE | VisitOverdue::TYPE | AlertRaised::TYPE => "elder_id",
+        ElderRegistered::TYPE | ElderUpdated::TYPE | VisitOverdue::TYPE | AlertRaised::TYPE => {
+            "elder_id"
+        }
         PairingCreated::TYPE | PairingEnded::TYPE => "pairing_id",
         VisitRecorded::TYPE => "visit_id",
-        ServiceBooked::TYPE => "booking_id",
+        ServiceBooked::TYPE
+        | BookingServed::TYPE
+        | BookingCancelled::TYPE
+        | BookingNoShow::TYPE => "booking_id",
         _ => panic!("{event_type}: no entity id field for this care type"),
     }
 }
@@ -309,6 +316,8 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
             to_level: Level::GridBranch,
             assignee: "staff-0202".to_owned(),
             due_at: t(12),
+            breached_due_at: full.then(|| t(12)),
+            resolution_due_at: full.then(|| t(20)),
         }),
         sample(&Resolved {
             complaint: state(Status::Resolved, full),
@@ -421,6 +430,8 @@ fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
 
 fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
     let t = |hour| at(hour, full);
+    // Who acted, where the field is optional (added to a v1 type).
+    let staff = || full.then(|| STAFF_ID.to_owned());
     vec![
         sample(&ElderRegistered {
             elder_id: ELDER_ID.to_owned(),
@@ -432,23 +443,39 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             },
             visit_interval_days: if full { 7 } else { 30 },
             consents_to_visits: full,
+            actor: staff(),
+        }),
+        sample(&ElderUpdated {
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            risk: if full {
+                RiskLevel::Medium
+            } else {
+                RiskLevel::Low
+            },
+            visit_interval_days: if full { 14 } else { 30 },
+            consents_to_visits: !full,
+            next_visit_due_at: t(12),
+            actor: STAFF_ID.to_owned(),
         }),
         sample(&PairingCreated {
             pairing_id: PAIRING_ID.to_owned(),
             volunteer_id: VOLUNTEER_ID.to_owned(),
             elder_id: ELDER_ID.to_owned(),
             started_at: t(8),
+            actor: staff(),
         }),
         sample(&PairingEnded {
             pairing_id: PAIRING_ID.to_owned(),
             volunteer_id: VOLUNTEER_ID.to_owned(),
             elder_id: ELDER_ID.to_owned(),
             ended_at: t(18),
+            actor: staff(),
         }),
         sample(&VisitRecorded {
             visit_id: VISIT_ID.to_owned(),
             elder_id: ELDER_ID.to_owned(),
-            visitor: if full { VOLUNTEER_ID } else { "staff-0101" }.to_owned(),
+            visitor: if full { VOLUNTEER_ID } else { STAFF_ID }.to_owned(),
             kind: if full {
                 VisitKind::HomeVisit
             } else {
@@ -462,6 +489,7 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             visited_at: t(10),
             needs_found: if full { 2 } else { 0 },
             files_complaint: full,
+            actor: staff(),
         }),
         sample(&VisitOverdue {
             elder_id: ELDER_ID.to_owned(),
@@ -493,6 +521,47 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             merchant_id: full.then(|| MERCHANT_ID.to_owned()),
             discounted: full,
             booked_for: t(11),
+            actor: staff(),
+        }),
+        sample(&BookingServed {
+            booking_id: BOOKING_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            service: if full {
+                CareService::MealAssistance
+            } else {
+                CareService::Bathing
+            },
+            merchant_id: full.then(|| MERCHANT_ID.to_owned()),
+            discounted: full,
+            scheduled_for: t(11),
+            served_at: t(12),
+            actor: STAFF_ID.to_owned(),
+        }),
+        sample(&BookingCancelled {
+            booking_id: BOOKING_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            service: if full {
+                CareService::MealAssistance
+            } else {
+                CareService::DayCare
+            },
+            merchant_id: full.then(|| MERCHANT_ID.to_owned()),
+            scheduled_for: t(11),
+            cancelled_at: t(9),
+            actor: STAFF_ID.to_owned(),
+        }),
+        sample(&BookingNoShow {
+            booking_id: BOOKING_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            service: if full {
+                CareService::MealAssistance
+            } else {
+                CareService::HealthCheck
+            },
+            merchant_id: full.then(|| MERCHANT_ID.to_owned()),
+            scheduled_for: t(11),
+            recorded_at: t(13),
+            actor: STAFF_ID.to_owned(),
         }),
     ]
 }

@@ -32,6 +32,7 @@ use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+pub mod auth;
 pub mod db;
 pub mod disk;
 pub mod fixtures;

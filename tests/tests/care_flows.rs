@@ -171,7 +171,8 @@ async fn a_concern_visit_files_exactly_one_complaint_across_a_complaints_outage(
     let visit = care::RecordVisitRequest {
         request_id: "visit-1".into(),
         elder_id: elder_id.clone(),
-        visitor: "volunteer-wang".into(),
+        // Left out: the staff member recording it is the visitor.
+        visitor: String::new(),
         kind: care::VisitKind::HomeVisit as i32,
         wellbeing: care::Wellbeing::Concern as i32,
         needs: vec!["屋顶漏水".into(), "需要助餐".into()],
@@ -340,7 +341,8 @@ async fn the_complaint_filed_from_a_visit_continues_the_visits_trace() -> anyhow
     let mut visit = tonic::Request::new(care::RecordVisitRequest {
         request_id: "visit-1".into(),
         elder_id,
-        visitor: "volunteer-wang".into(),
+        // Left out: the staff member recording it is the visitor.
+        visitor: String::new(),
         kind: care::VisitKind::HomeVisit as i32,
         wellbeing: care::Wellbeing::Concern as i32,
         needs: vec!["屋顶漏水".into()],
@@ -384,6 +386,12 @@ async fn register_merchant(
                 service_tags: tags.iter().map(|t| t.to_string()).collect(),
                 location: Some(point(metres_north)),
                 grid_id: "tongxin-1".into(),
+                // Open round the clock: the booking below is an hour from now.
+                opening_hours: vec![alliance::OpeningHours {
+                    days: (1..=7).collect(),
+                    opens: "00:00".into(),
+                    closes: "24:00".into(),
+                }],
                 ..Default::default()
             }),
             actor: "operator-1".into(),
@@ -393,7 +401,7 @@ async fn register_merchant(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_meal_booking_picks_the_nearest_elder_meal_merchant_and_credits_it_once()
+async fn a_meal_booking_picks_the_nearest_elder_meal_merchant_and_credits_it_once_served()
 -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let dir = tempfile::tempdir()?;
@@ -450,6 +458,14 @@ async fn a_meal_booking_picks_the_nearest_elder_meal_merchant_and_credits_it_onc
         booked.distance_metres
     );
     assert!(again.duplicate);
+    for key in ["served-1", "served-1"] {
+        care.mark_booking_served(care::MarkBookingServedRequest {
+            request_id: key.into(),
+            booking_id: booked.id.clone(),
+            ..Default::default()
+        })
+        .await?;
+    }
     let ledger = eventually(Duration::from_secs(20), || {
         let mut merchants = merchants.clone();
         let canteen = canteen.clone();

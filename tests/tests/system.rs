@@ -122,6 +122,12 @@ impl District {
                         service_tags: tags,
                         location: Some(point(metres_north)),
                         grid_id: "xinyuan-1".into(),
+                        // Open round the clock: meals are booked half an hour ahead.
+                        opening_hours: vec![alliance::OpeningHours {
+                            days: (1..=7).collect(),
+                            opens: "00:00".into(),
+                            closes: "24:00".into(),
+                        }],
                         ..Default::default()
                     }),
                     actor: "operator-1".into(),
@@ -182,7 +188,8 @@ fn concern_visit(request_id: &str, elder: &str) -> care::RecordVisitRequest {
     care::RecordVisitRequest {
         request_id: request_id.into(),
         elder_id: elder.into(),
-        visitor: "volunteer-wang".into(),
+        // Left out: the staff member recording it is the visitor.
+        visitor: String::new(),
         kind: care::VisitKind::HomeVisit as i32,
         wellbeing: care::Wellbeing::Concern as i32,
         needs: vec!["屋顶漏水".into()],
@@ -195,9 +202,26 @@ fn meal_for(request_id: &str, elder: &str) -> care::BookServiceRequest {
         request_id: request_id.into(),
         elder_id: elder.into(),
         service: care::Service::MealAssistance as i32,
-        scheduled_for: Some(timestamp(chrono::Utc::now() + chrono::Duration::hours(20))),
+        scheduled_for: Some(timestamp(
+            chrono::Utc::now() + chrono::Duration::minutes(30),
+        )),
         actor: "staff-1".into(),
     }
+}
+
+/// Marks `booking` served (what credits its merchant), retried until answered.
+async fn serve(attempts: &Attempts, client: &Care, booking: &str) -> anyhow::Result<()> {
+    let request = care::MarkBookingServedRequest {
+        request_id: format!("served-{booking}"),
+        booking_id: booking.into(),
+        ..Default::default()
+    };
+    until_answered(attempts, || {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.mark_booking_served(request).await }
+    })
+    .await?;
+    Ok(())
 }
 
 /// Accepts and resolves a complaint, the merchant at fault or not.
@@ -394,6 +418,7 @@ async fn every_cross_service_flow_works_between_separate_processes() -> anyhow::
         booking.note
     );
     assert_eq!(booking.merchant_id, district.canteen);
+    serve(&Attempts::default(), &clients.care, &booking.id).await?;
     let credited = eventually(Duration::from_secs(20), || async {
         let ledger = ledger(&clients.merchants, &district.canteen).await?;
         anyhow::ensure!(!ledger.entries.is_empty(), "not credited yet");
@@ -521,7 +546,11 @@ async fn generate_load(
             async move { client.book_service(request).await }
         })
         .await?;
-        outcomes.bookings.push(booked.booking.unwrap_or_default());
+        let booking = booked.booking.unwrap_or_default();
+        if booking.status() == care::BookingStatus::Booked {
+            serve(&attempts, &clients.care, &booking.id).await?;
+        }
+        outcomes.bookings.push(booking);
         n += 1;
     }
     let residents = residents.await??;
@@ -833,6 +862,7 @@ async fn the_services_work_under_their_own_nats_users() -> anyhow::Result<()> {
         .into_inner()
         .booking
         .unwrap_or_default();
+    serve(&attempts, &clients.care, &booking.id).await?;
     eventually(Duration::from_secs(20), || async {
         let entries = ledger(&clients.merchants, &district.canteen).await?.entries;
         anyhow::ensure!(

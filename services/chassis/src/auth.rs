@@ -201,8 +201,7 @@ impl Access {
             return Ok(None);
         }
         let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
                 Status::unauthenticated("a bearer token is required (authorization: Bearer …)")
@@ -219,6 +218,13 @@ impl Access {
         }
         Ok(Some(caller.clone()))
     }
+}
+
+/// The token of an `authorization` value: the `Bearer` scheme is
+/// case-insensitive (RFC 7235), the token is what follows it.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// What the chassis checks calls against: the tokens and the service's table,
@@ -380,6 +386,18 @@ mod tests {
                 role: Role::Operator
             }))
         );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            let caller = check("/x.v1.S/Read", Some(&format!("{scheme} {TOKEN}")));
+            assert_eq!(
+                caller.map(|c| c.map(|c| c.name)),
+                Ok(Some("ops".into())),
+                "{scheme}"
+            );
+        }
     }
 
     #[test]

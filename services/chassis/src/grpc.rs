@@ -31,7 +31,7 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::Error;
-use crate::auth::{AuthLayer, Guard};
+use crate::auth::{AuthLayer, Caller, Guard};
 use crate::config::CommonConfig;
 use crate::geo::{Datum, Location, Point};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
@@ -42,8 +42,14 @@ use crate::trace::{self, TraceContext};
 /// it); larger ones are refused with `OutOfRange` before any handler runs.
 /// The largest legitimate request, a whole district's organisation, is far below.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
-/// The most metadata a call may carry.
-const MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// The most metadata a call may carry (counted as HTTP/2 counts a header
+/// list: each name and value plus 32 bytes); more is refused with
+/// `ResourceExhausted` by [`MetadataLimitLayer`].
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The header list HTTP/2 itself takes: beyond it the connection answers
+/// HTTP 431 before any gRPC code runs (so no gRPC status can be given), which
+/// is why it is well above [`MAX_METADATA_BYTES`].
+const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
 /// How long a call may run before it is cancelled with `Cancelled`.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Calls one connection may have in flight; more wait.
@@ -108,7 +114,8 @@ pub async fn serve(
     server
         .timeout(CALL_TIMEOUT)
         .concurrency_limit_per_connection(CONCURRENT_CALLS_PER_CONNECTION)
-        .http2_max_header_list_size(MAX_HEADER_BYTES)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .layer(MetadataLimitLayer)
         .layer(TraceLayer)
         .layer(GrpcMetricsLayer::new(options.metrics))
         .layer(AuthLayer::new(options.guard))
@@ -143,6 +150,56 @@ async fn follow_storage(
             changed = state.changed() => if changed.is_err() { return },
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// The first tower layer of every call: metadata over [`MAX_METADATA_BYTES`]
+/// is answered `ResourceExhausted` (a gRPC status clients can read, where the
+/// HTTP/2 limit's 431 reaches them as `Unknown`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetadataLimitLayer;
+
+impl<S> tower::Layer<S> for MetadataLimitLayer {
+    type Service = MetadataLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetadataLimit { inner }
+    }
+}
+
+/// See [`MetadataLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct MetadataLimit<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for MetadataLimit<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let size: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum();
+        if size > MAX_METADATA_BYTES {
+            let status = Status::resource_exhausted(format!(
+                "the call's metadata is {size} bytes, more than the {MAX_METADATA_BYTES} a call may carry"
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        Box::pin(self.inner.call(request))
     }
 }
 
@@ -384,6 +441,34 @@ impl<R: Rule> From<StoreError<R>> for Status {
 pub fn storage_failed(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "storage failed");
     Status::internal("storage failed; the request was not applied")
+}
+
+/// The authenticated caller of `request`; `None` only when authentication is
+/// disabled (development).
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
+/// The actor recorded when authentication is off and the request names none.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Who makes the change `request` asks for, as history and events record it:
+/// the authenticated caller's token name, an audit trail rather than a claim
+/// (a request's own `actor` field is then ignored). With authentication
+/// disabled (development only) it is the request's `claimed` actor, which must
+/// be an account id rather than a person's name, or [`ANONYMOUS`].
+pub fn actor<T>(
+    request: &tonic::Request<T>,
+    claimed: impl FnOnce(&T) -> &str,
+) -> Result<String, Status> {
+    if let Some(caller) = caller(request) {
+        return Ok(caller.name.clone());
+    }
+    let claimed = claimed(request.get_ref());
+    if claimed.trim().is_empty() {
+        return Ok(ANONYMOUS.to_owned());
+    }
+    Ok(crate::fields::account("actor", claimed)?)
 }
 
 /// `InvalidArgument` naming the offending field, with a `BadRequest` detail.

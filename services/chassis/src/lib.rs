@@ -41,6 +41,8 @@
 //! - [`backoff`]: the one exponential backoff with jitter every retry uses.
 //! - [`events`]: building CloudEvents for the outbox.
 //! - [`fields`]: parsing request fields, errors naming the field.
+//! - [`idempotency`]: idempotency keys with the digest of the request each was
+//!   first used with, so a key reused for a different request is refused.
 //! - [`ids`]: the entities' ids as types (`ComplaintId`, `GridId`, `ElderId`,
 //!   …), parsed once where they come in; [`id!`] declares one.
 //! - [`nats`]: connecting to NATS and creating streams idempotently.
@@ -77,6 +79,7 @@ pub mod events;
 pub mod fields;
 pub mod geo;
 pub mod grpc;
+pub mod idempotency;
 pub mod ids;
 pub mod inbox;
 pub mod lease;

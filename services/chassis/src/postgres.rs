@@ -175,6 +175,7 @@ pub enum Together<O, E> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Int(i64),
+    MaybeInt(Option<i64>),
     Text(Option<String>),
     Time(Option<DateTime<Utc>>),
     Bool(bool),
@@ -183,6 +184,12 @@ pub enum Value {
 impl From<i64> for Value {
     fn from(value: i64) -> Self {
         Self::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(value: Option<i64>) -> Self {
+        Self::MaybeInt(value)
     }
 }
 
@@ -289,6 +296,7 @@ async fn insert_rows(
     for value in rows.into_iter().flatten() {
         match value {
             Value::Int(value) => arguments.add(value),
+            Value::MaybeInt(value) => arguments.add(value),
             Value::Text(value) => arguments.add(value),
             Value::Time(value) => arguments.add(value),
             Value::Bool(value) => arguments.add(value),

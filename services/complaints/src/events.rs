@@ -70,6 +70,8 @@ pub(crate) fn for_transition(
                 to_level: complaint.level,
                 assignee: complaint.assignee.clone(),
                 due_at: *due_at,
+                breached_due_at: Some(*due_at),
+                resolution_due_at: Some(complaint.resolution_due_at),
             })?;
             // One escalation per breach and cycle: raised again (from a
             // database restored to before it, say), it is the same event.

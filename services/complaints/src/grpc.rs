@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use shequ_chassis::auth::STAFF;
 use shequ_chassis::grpc::{
-    invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    self, invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
 };
 use shequ_chassis::storage::Rule;
 use shequ_proto::common::v1 as common;
@@ -25,7 +26,7 @@ use crate::domain::{
 };
 use crate::merchants::MerchantDirectory;
 use crate::store::{
-    Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, Store, StoreError,
+    Change, Complaints, Cursor, HistoryEntry, ListFilter, RequestKey, Scope, Store, StoreError,
 };
 
 /// Serves both the complaint and the organisation APIs.
@@ -63,8 +64,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::SubmitComplaintRequest>,
     ) -> Result<Response<pb::SubmitComplaintResponse>, Status> {
+        let actor = grpc::actor(&request, |_| "")?;
+        // What the asking role may read: the reporter of its own submission,
+        // but of a duplicate (a key someone else may have used) only when it
+        // may read complaints.
+        let may_read = grpc::caller(&request).is_none_or(|caller| STAFF.contains(&caller.role));
         let request = request.into_inner();
-        let request_id = fields::required("request_id", &request.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::required("SubmitComplaint", &request.request_id, &request)?;
         let reporter = request.reporter.unwrap_or_default();
         let intake = Intake {
             text: fields::required("text", &request.text, fields::LONG_TEXT)?,
@@ -92,11 +98,12 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         }
         let (complaint, duplicate) = self
             .store
-            .submit(&request_id, intake, grid_id.as_ref(), &self.limits)
+            .submit(&key, &actor, intake, grid_id.as_ref(), &self.limits)
             .await?;
-        tracing::info!(complaint_id = %complaint.id, category = complaint.category.as_str(), duplicate, "complaint submitted");
+        tracing::info!(complaint_id = %complaint.id, category = complaint.category.as_str(), duplicate, %actor, "complaint submitted");
+        let with_reporter = !duplicate || may_read;
         Ok(Response::new(pb::SubmitComplaintResponse {
-            complaint: Some(to_proto(&complaint, &[], self.store.now(), true)),
+            complaint: Some(to_proto(&complaint, &[], self.store.now(), with_reporter)),
             duplicate,
         }))
     }
@@ -146,16 +153,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::AcceptComplaintRequest>,
     ) -> Result<Response<pb::AcceptComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let assignee = fields::optional("assignee", &r.assignee, fields::ID)?;
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, now| c.accept(assignee, now),
-            )
+            .transition(common, None, move |c, _, now| c.accept(assignee, now))
             .await?;
         Ok(Response::new(pb::AcceptComplaintResponse {
             complaint: Some(complaint),
@@ -166,15 +167,9 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::StartComplaintRequest>,
     ) -> Result<Response<pb::StartComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, _) = Common::of(request)?;
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, _| c.start(),
-            )
+            .transition(common, None, move |c, _, _| c.start())
             .await?;
         Ok(Response::new(pb::StartComplaintResponse {
             complaint: Some(complaint),
@@ -185,17 +180,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::ResolveComplaintRequest>,
     ) -> Result<Response<pb::ResolveComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let note = fields::required("note", &r.note, fields::LONG_TEXT)?;
         let follow_up = self.limits.follow_up();
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, now| c.resolve(note, r.merchant_at_fault, follow_up, now),
-            )
+            .transition(common, None, move |c, _, now| {
+                c.resolve(note, r.merchant_at_fault, follow_up, now)
+            })
             .await?;
         Ok(Response::new(pb::ResolveComplaintResponse {
             complaint: Some(complaint),
@@ -206,21 +197,15 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::RecordFollowUpRequest>,
     ) -> Result<Response<pb::RecordFollowUpResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let satisfaction = Satisfaction::parse("satisfaction", r.satisfaction)?;
         let comment = fields::optional("comment", &r.comment, fields::REASON)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, now| {
-                    let limit = limits.limit(c.category, c.priority);
-                    c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
-                },
-            )
+            .transition(common, None, move |c, _, now| {
+                let limit = limits.limit(c.category, c.priority);
+                c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
+            })
             .await?;
         Ok(Response::new(pb::RecordFollowUpResponse {
             complaint: Some(complaint),
@@ -231,16 +216,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::RejectComplaintRequest>,
     ) -> Result<Response<pb::RejectComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, _| c.reject(reason),
-            )
+            .transition(common, None, move |c, _, _| c.reject(reason))
             .await?;
         Ok(Response::new(pb::RejectComplaintResponse {
             complaint: Some(complaint),
@@ -251,19 +230,13 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::MergeComplaintRequest>,
     ) -> Result<Response<pb::MergeComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let into = ComplaintId::parse("into_complaint_id", &r.into_complaint_id)?;
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                Some(&into),
-                move |c, target, _| match target {
-                    Some(target) => c.merge_into(target),
-                    None => Err(FieldError::new("into_complaint_id", "is required").into()),
-                },
-            )
+            .transition(common, Some(&into), move |c, target, _| match target {
+                Some(target) => c.merge_into(target),
+                None => Err(FieldError::new("into_complaint_id", "is required").into()),
+            })
             .await?;
         Ok(Response::new(pb::MergeComplaintResponse {
             complaint: Some(complaint),
@@ -274,18 +247,14 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         &self,
         request: Request<pb::ReclassifyComplaintRequest>,
     ) -> Result<Response<pb::ReclassifyComplaintResponse>, Status> {
-        let r = request.into_inner();
+        let (common, r) = Common::of(request)?;
         let new_category = required_enum("category", r.category, Category::from_proto_number)?;
         let new_priority = optional_enum("priority", r.priority, Priority::from_proto_number)?;
         let limits = Arc::clone(&self.limits);
         let complaint = self
-            .transition(
-                &r.complaint_id,
-                &r.request_id,
-                &r.actor,
-                None,
-                move |c, _, _| c.reclassify(new_category, new_priority, &limits),
-            )
+            .transition(common, None, move |c, _, _| {
+                c.reclassify(new_category, new_priority, &limits)
+            })
             .await?;
         Ok(Response::new(pb::ReclassifyComplaintResponse {
             complaint: Some(complaint),
@@ -328,30 +297,82 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
 }
 
 impl ComplaintsApi {
-    /// Parses the fields every transition has, then applies `change` in the store.
+    /// Applies `change` in the store to the complaint `common` names.
     async fn transition(
         &self,
-        complaint_id: &str,
-        request_id: &str,
-        actor: &str,
+        common: Common,
         related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<pb::Complaint, Status> {
-        let complaint_id = ComplaintId::parse("complaint_id", complaint_id)?;
-        let actor = fields::required("actor", actor, fields::ID)?;
-        let request_id = fields::optional("request_id", request_id, fields::REQUEST_ID)?;
+        let Common {
+            complaint_id,
+            request,
+            actor,
+        } = common;
         let complaint = self
             .store
-            .transition(
-                &complaint_id,
-                request_id.as_deref(),
-                &actor,
-                related,
-                change,
-            )
+            .transition(&complaint_id, request.as_ref(), &actor, related, change)
             .await?;
         tracing::info!(%complaint_id, status = complaint.status.as_str(), %actor, "complaint changed");
         Ok(to_proto(&complaint, &[], self.store.now(), false))
+    }
+}
+
+/// What every transition request carries, parsed: the complaint, the
+/// idempotency key with the request's digest, and the actor (the
+/// authenticated caller).
+struct Common {
+    complaint_id: ComplaintId,
+    request: Option<RequestKey>,
+    actor: String,
+}
+
+/// A transition request: its RPC's name and the fields every one has.
+trait TransitionRequest: prost::Message {
+    const METHOD: &'static str;
+    fn complaint_id(&self) -> &str;
+    fn request_id(&self) -> &str;
+    fn actor(&self) -> &str;
+}
+
+macro_rules! transition_requests {
+    ($($message:ident => $method:literal),* $(,)?) => {$(
+        impl TransitionRequest for pb::$message {
+            const METHOD: &'static str = $method;
+            fn complaint_id(&self) -> &str {
+                &self.complaint_id
+            }
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn actor(&self) -> &str {
+                &self.actor
+            }
+        }
+    )*};
+}
+
+transition_requests!(
+    AcceptComplaintRequest => "AcceptComplaint",
+    StartComplaintRequest => "StartComplaint",
+    ResolveComplaintRequest => "ResolveComplaint",
+    RecordFollowUpRequest => "RecordFollowUp",
+    RejectComplaintRequest => "RejectComplaint",
+    MergeComplaintRequest => "MergeComplaint",
+    ReclassifyComplaintRequest => "ReclassifyComplaint",
+);
+
+impl Common {
+    /// The common fields of `request`, and the request itself.
+    fn of<M: TransitionRequest>(request: Request<M>) -> Result<(Self, M), Status> {
+        let actor = grpc::actor(&request, M::actor)?;
+        let r = request.into_inner();
+        let common = Self {
+            complaint_id: ComplaintId::parse("complaint_id", r.complaint_id())?,
+            request: RequestKey::optional(M::METHOD, r.request_id(), &r)?,
+            actor,
+        };
+        Ok((common, r))
     }
 }
 
@@ -473,6 +494,7 @@ fn to_proto(
                 from_status: entry.from_status.proto_number(),
                 to_status: entry.to_status.proto_number(),
                 note: entry.note.clone().unwrap_or_default(),
+                satisfaction: entry.satisfaction.map_or(0, |s| u32::from(s.get())),
             })
             .collect(),
     }
@@ -505,6 +527,9 @@ fn figures_to_proto(
         reopened: f.reopened,
         resolved: f.resolved,
         reopen_rate: f.reopen_rate(),
+        followed_up_on_time: f.followed_up_on_time,
+        follow_up_counted: f.follow_up_counted,
+        follow_up_rate: f.follow_up_rate(),
         backlog: Some(pb::Backlog {
             under_1_day: f.backlog.under_1_day,
             from_1_to_3_days: f.backlog.from_1_to_3_days,

@@ -38,7 +38,7 @@ impl Work for Escalations {
     type Error = StoreError;
     const NAME: &'static str = "escalation";
     const LEASE: &'static str = "escalation-sweeper";
-    const QUEUES: &'static [Breach] = &[Breach::Response, Breach::Resolution];
+    const QUEUES: &'static [Breach] = &[Breach::Response, Breach::Resolution, Breach::FollowUp];
 
     async fn owed(
         &self,

@@ -4,7 +4,9 @@
 //! - complaint events: a resolved complaint about a merchant found at fault lowers
 //!   its score once; a later resolution finding no fault gives it back; a reopened
 //!   complaint changes nothing until it is resolved again;
-//! - care events: a discounted meal booked for an elder counts as a welfare activity.
+//! - care events: a discounted meal served to an elder (`booking.served`, not
+//!   the booking itself, which could be made and never served) counts as a
+//!   welfare activity, once per booking however often it is delivered.
 //!
 //! The ids an event names are parsed as they come in (`data.merchant_id`,
 //! `data.complaint_id`, `data.booking_id`): one that does not parse makes the
@@ -32,15 +34,18 @@ pub(crate) fn complaint_events() -> ConsumerSpec {
     )
 }
 
-/// The durable consumer of care bookings.
+/// The durable consumer of served care bookings. A durable name of its own
+/// (not the `merchant-alliance-care` that read `service.booked`): a NATS
+/// server before 2.10 cannot move an existing consumer to another subject,
+/// and a new one starts from the stream's first served booking.
 pub(crate) fn care_bookings() -> ConsumerSpec {
     ConsumerSpec::new(
         StreamSpec {
             name: care::STREAM,
             subjects: care::SUBJECTS,
         },
-        "merchant-alliance-care",
-        care::ServiceBooked::TYPE,
+        "merchant-alliance-care-served",
+        care::BookingServed::TYPE,
     )
 }
 
@@ -84,7 +89,7 @@ impl Apply for ComplaintOutcomes {
     }
 }
 
-/// Credits merchants for discounted elder meals.
+/// Credits merchants for discounted elder meals, when served.
 #[derive(Debug, Clone)]
 pub(crate) struct MealDiscounts {
     pub store: Store,
@@ -92,7 +97,7 @@ pub(crate) struct MealDiscounts {
 
 impl Apply for MealDiscounts {
     fn wants(&self, event_type: &str) -> bool {
-        event_type == care::ServiceBooked::TYPE
+        event_type == care::BookingServed::TYPE
     }
 
     fn apply<'a>(
@@ -128,17 +133,17 @@ fn resolution(resolved: &complaints::Resolved) -> Result<Option<ComplaintResolut
     }))
 }
 
-/// The discounted meal with a merchant `booked` is, the merchant's welfare
-/// activity; `None` for any other booking.
-fn meal_booking(booked: &care::ServiceBooked) -> Result<Option<MealBooking>, FieldError> {
-    let merchant_id = match (booked.service, &booked.merchant_id) {
-        (care::Service::MealAssistance, Some(merchant_id)) if booked.discounted => merchant_id,
+/// The discounted meal with a merchant `served` is, the merchant's welfare
+/// activity (on the day it was served); `None` for any other service.
+fn meal_booking(served: &care::BookingServed) -> Result<Option<MealBooking>, FieldError> {
+    let merchant_id = match (served.service, &served.merchant_id) {
+        (care::Service::MealAssistance, Some(merchant_id)) if served.discounted => merchant_id,
         _ => return Ok(None),
     };
     Ok(Some(MealBooking {
         merchant_id: MerchantId::parse("data.merchant_id", merchant_id)?,
-        booking_id: BookingId::parse("data.booking_id", &booked.booking_id)?,
-        booked_for: booked.booked_for,
+        booking_id: BookingId::parse("data.booking_id", &served.booking_id)?,
+        booked_for: served.served_at,
     }))
 }
 
@@ -167,14 +172,17 @@ mod tests {
         merchant_id: Option<&str>,
         booking_id: &str,
         discounted: bool,
-    ) -> care::ServiceBooked {
-        care::ServiceBooked {
+    ) -> care::BookingServed {
+        let now = Utc::now();
+        care::BookingServed {
             booking_id: booking_id.into(),
             elder_id: "elder-1".into(),
             service: care::Service::MealAssistance,
             merchant_id: merchant_id.map(str::to_owned),
             discounted,
-            booked_for: Utc::now(),
+            scheduled_for: now,
+            served_at: now,
+            actor: "worker-li".into(),
         }
     }
 
@@ -202,6 +210,16 @@ mod tests {
         assert_eq!(
             refused_field(resolution(&resolved(Some("m-1"), &long))),
             "data.complaint_id"
+        );
+    }
+
+    #[test]
+    fn the_welfare_credit_waits_for_the_meal_to_be_served() {
+        let spec = care_bookings();
+        assert_eq!(spec.filter_subject, care::BookingServed::TYPE);
+        assert_ne!(
+            spec.durable, "merchant-alliance-care",
+            "not the consumer that read service.booked"
         );
     }
 

@@ -1,14 +1,20 @@
 //! The gRPC adapter: `shequ.alliance.v1` requests parsed into domain values (bad
 //! input is `InvalidArgument` naming the field, before anything is written;
-//! each id field is parsed once into its id type), store errors mapped to
-//! status codes in one place, domain values mapped back.
+//! each id field is parsed once into its id type; a place outside the
+//! service area is refused before the store is asked), store errors mapped to
+//! status codes in one place, domain values mapped back. A keyed write's
+//! [`RequestKey`] is its `request_id` with the digest of the whole request:
+//! the same request again is answered as the first time, a different one
+//! under the key refused naming `request_id`. The actor of every
+//! change is the authenticated caller ([`grpc::actor`]), never a name the
+//! request claims.
 
 use std::sync::Arc;
 
 use chrono::Weekday;
 use shequ_chassis::grpc::{
-    geo_point, invalid_argument, location, optional_enum, page_size, required_enum, required_time,
-    timestamp,
+    self, geo_point, invalid_argument, location, optional_enum, page_size, required_enum,
+    required_time, timestamp,
 };
 use shequ_chassis::storage::Rule;
 use shequ_proto::alliance::v1 as pb;
@@ -24,8 +30,9 @@ use crate::domain::merchant::{
 };
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::opening_hours::OpeningHours;
+use crate::domain::service_area::ServiceArea;
 use crate::domain::{FieldError, GridId, MerchantId, fields};
-use crate::store::{Alliance, ListFilter, Store};
+use crate::store::{Alliance, ListFilter, RequestKey, Store};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
 const MAX_NEARBY_LIMIT: u32 = 100;
@@ -35,14 +42,23 @@ pub(crate) struct AllianceApi {
     store: Store,
     awards: Arc<AwardRules>,
     metres_per_minute: f64,
+    area: ServiceArea,
 }
 
 impl AllianceApi {
-    pub(crate) fn new(store: Store, awards: Arc<AwardRules>, metres_per_minute: f64) -> Self {
+    /// `area` must serve an hour's walk at `metres_per_minute`
+    /// ([`ServiceArea::serves`]), as the service checks at start.
+    pub(crate) fn new(
+        store: Store,
+        awards: Arc<AwardRules>,
+        metres_per_minute: f64,
+        area: ServiceArea,
+    ) -> Self {
         Self {
             store,
             awards,
             metres_per_minute,
+            area,
         }
     }
 }
@@ -56,11 +72,11 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::RegisterMerchantRequest>,
     ) -> Result<Response<pb::RegisterMerchantResponse>, Status> {
+        let actor = grpc::actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let details = parse_details(r.details)?;
-        let (merchant, duplicate) = self.store.register(&request_id, details, &actor).await?;
+        let key = RequestKey::required("RegisterMerchant", &r.request_id, &r)?;
+        let details = parse_details(&self.area, r.details)?;
+        let (merchant, duplicate) = self.store.register(&key, details, &actor).await?;
         tracing::info!(merchant_id = %merchant.id, duplicate, "merchant registered");
         Ok(Response::new(pb::RegisterMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
@@ -72,10 +88,10 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::UpdateMerchantRequest>,
     ) -> Result<Response<pb::UpdateMerchantResponse>, Status> {
+        let actor = grpc::actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let details = parse_details(r.details)?;
+        let details = parse_details(&self.area, r.details)?;
         let merchant = self.store.update(&id, details, &actor).await?;
         Ok(Response::new(pb::UpdateMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
@@ -86,10 +102,10 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::SuspendMerchantRequest>,
     ) -> Result<Response<pb::SuspendMerchantResponse>, Status> {
+        let actor = grpc::actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
         let merchant = self.store.suspend(&id, reason, &actor).await?;
         tracing::info!(merchant_id = %id, %actor, "merchant suspended");
         Ok(Response::new(pb::SuspendMerchantResponse {
@@ -101,9 +117,9 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::ReinstateMerchantRequest>,
     ) -> Result<Response<pb::ReinstateMerchantResponse>, Status> {
+        let actor = grpc::actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
         let merchant = self.store.reinstate(&id, &actor).await?;
         Ok(Response::new(pb::ReinstateMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
@@ -155,6 +171,8 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     ) -> Result<Response<pb::FindNearbyResponse>, Status> {
         let r = request.into_inner();
         let (center, datum) = parse_point("point", r.point)?;
+        // Before any work: the circle's cells are bounded only inside the area.
+        let center = self.area.check("point", center)?;
         let category = required_enum("category", r.category, Category::from_proto_number)?;
         let tag = match r.service_tag.trim() {
             "" => None,
@@ -208,8 +226,9 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::RecordActivityRequest>,
     ) -> Result<Response<pb::RecordActivityResponse>, Status> {
+        let actor = grpc::actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::required("RecordActivity", &r.request_id, &r)?;
         let merchant_id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let kind = required_enum("kind", r.kind, ActivityKind::from_proto_number)?;
         let description = fields::required("description", &r.description, fields::REASON)?;
@@ -221,17 +240,9 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         if happened_at > now {
             return Err(invalid_argument("happened_at", "must not be in the future"));
         }
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
         let (entry, duplicate) = self
             .store
-            .record_activity(
-                &request_id,
-                &merchant_id,
-                kind,
-                &description,
-                happened_at,
-                &actor,
-            )
+            .record_activity(&key, &merchant_id, kind, &description, happened_at, &actor)
             .await?;
         Ok(Response::new(pb::RecordActivityResponse {
             entry: Some(entry_to_proto(&entry)),
@@ -255,12 +266,13 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         &self,
         request: Request<pb::EvaluateModelMerchantsRequest>,
     ) -> Result<Response<pb::EvaluateModelMerchantsResponse>, Status> {
-        let r = request.into_inner();
-        let period = Period::parse("period", &r.period)?;
-        let actor = match r.award {
-            true => Some(fields::required("actor", &r.actor, fields::ID)?),
+        // Only an award is a change, with an actor to record.
+        let actor = match request.get_ref().award {
+            true => Some(grpc::actor(&request, |r| &r.actor)?),
             false => None,
         };
+        let r = request.into_inner();
+        let period = Period::parse("period", &r.period)?;
         let mut evaluations = Vec::new();
         for (merchant, record, already) in self.store.award_records(&period).await? {
             let reasons = evaluate(&self.awards, &record);
@@ -312,9 +324,14 @@ fn parse_point(field: &str, point: Option<common::GeoPoint>) -> Result<(Point, D
     Ok((location.to_wgs84(), location.datum))
 }
 
-fn parse_details(details: Option<pb::MerchantDetails>) -> Result<MerchantDetails, Status> {
+/// The merchant's description; its place must lie in `area`.
+fn parse_details(
+    area: &ServiceArea,
+    details: Option<pb::MerchantDetails>,
+) -> Result<MerchantDetails, Status> {
     let d = details.ok_or_else(|| invalid_argument("details", "is required"))?;
     let (location, _) = parse_point("details.location", d.location)?;
+    let location = area.check("details.location", location)?;
     let opening_hours = d
         .opening_hours
         .iter()

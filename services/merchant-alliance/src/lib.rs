@@ -5,7 +5,8 @@
 //! # Layout
 //! - `access`: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: merchants, coordinates and datums, geohash
-//!   cells, opening hours, the circle, credit rules, award rules.
+//!   cells, opening hours, the circle and the service area it is searched
+//!   in, credit rules, award rules.
 //! - [`store`]: the storage, as the domain asks for it ([`store::Alliance`]),
 //!   with one native implementation per backend: [`store::sqlite`] (rusqlite on
 //!   the writer thread) and [`store::postgres`] (sqlx's PostgreSQL driver), each
@@ -16,7 +17,8 @@
 //! - `grpc`: the `shequ.alliance.v1` adapter: validation and error mapping.
 //! - `consumers`: complaint outcomes and discounted elder meals, applied once
 //!   (each claimed in the transaction of its effect, on either backend).
-//! - [`Config`], [`Application`]: settings, and the service assembled on the
+//! - [`Config`], [`Application`]: settings (the service area among them,
+//!   checked at start), and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
 //!   service and its two consumers; `main.rs` is the chassis's `main`.
 
@@ -41,7 +43,8 @@ use shequ_proto::events::alliance as contract;
 use crate::consumers::{ComplaintOutcomes, MealDiscounts};
 use crate::domain::awards::AwardRules;
 use crate::domain::credit::CreditRules;
-use crate::domain::nearby::DEFAULT_METRES_PER_MINUTE;
+use crate::domain::nearby::{DEFAULT_METRES_PER_MINUTE, MAX_WALK_MINUTES};
+use crate::domain::service_area::ServiceArea;
 use crate::grpc::AllianceApi;
 use crate::store::Store;
 
@@ -71,6 +74,12 @@ pub struct Config {
     /// Walking speed for the convenience circle, metres per minute.
     #[arg(long, env = "SHEQU_WALK_METRES_PER_MINUTE", default_value_t = DEFAULT_METRES_PER_MINUTE)]
     pub walk_metres_per_minute: f64,
+    /// The district served, `minlat,minlon,maxlat,maxlon` in WGS-84 degrees:
+    /// merchants are placed and the circle searched only inside it; default
+    /// Jinshui District. Refused at start when an hour's walk about its edge
+    /// would reach a pole or the ±180° meridian or need too many index cells.
+    #[arg(long, env = "SHEQU_SERVICE_AREA", default_value_t = ServiceArea::JINSHUI)]
+    pub service_area: ServiceArea,
     /// JSON credit rules (see `domain::credit`); default: start 100, at fault -10, activity +2.
     #[arg(long, env = "SHEQU_CREDIT_RULES_FILE")]
     pub credit_rules_file: Option<PathBuf>,
@@ -85,6 +94,7 @@ impl Config {
         Self {
             common,
             walk_metres_per_minute: DEFAULT_METRES_PER_MINUTE,
+            service_area: ServiceArea::JINSHUI,
             credit_rules_file: None,
             award_rules_file: None,
         }
@@ -115,6 +125,14 @@ impl App for Application {
                 "SHEQU_WALK_METRES_PER_MINUTE must be a positive number, got {speed}"
             )));
         }
+        let area = config.service_area;
+        let widest = speed * f64::from(MAX_WALK_MINUTES);
+        area.serves(widest).map_err(|why| {
+            Error::Config(format!(
+                "SHEQU_SERVICE_AREA {area} with SHEQU_WALK_METRES_PER_MINUTE {speed} \
+                 (a {MAX_WALK_MINUTES}-minute walk: {widest} m) cannot be served: {why}"
+            ))
+        })?;
         let credit = Arc::new(rules_file(
             "SHEQU_CREDIT_RULES_FILE",
             config.credit_rules_file.as_deref(),
@@ -146,7 +164,7 @@ impl App for Application {
             },
         );
         runtime.serve(
-            MerchantServiceServer::new(AllianceApi::new(store, awards, speed))
+            MerchantServiceServer::new(AllianceApi::new(store, awards, speed, area))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
         Ok(Self { runtime })

@@ -19,6 +19,9 @@ pub(crate) fn access() -> Access {
             ("RecordVisit", STAFF),
             ("ListOverdueVisits", STAFF),
             ("BookService", STAFF),
+            ("MarkBookingServed", STAFF),
+            ("CancelBooking", STAFF),
+            ("MarkBookingNoShow", STAFF),
             ("GetTimeline", STAFF),
         ],
     )

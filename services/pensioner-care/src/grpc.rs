@@ -5,11 +5,22 @@
 //! and the rest, errors naming the field) and written back as text.
 //! Personal data (health, whereabouts, contacts) only leaves through the elder
 //! RPCs that need it; lists carry summaries.
+//!
+//! Every keyed write takes its `request_id` with the digest of the whole
+//! request as it came in ([`RequestKey`], named for its RPC): the same key
+//! with the same request is answered as the first time, with a different
+//! request (another RPC, or another body) it is refused, InvalidArgument
+//! naming `request_id`, and nothing changes.
+//!
+//! The actor of every change is the caller ([`actor`]): the authenticated
+//! token's name, the request's `actor` field only with authentication off
+//! (an account id, never a name). It is what the timeline and the events
+//! record; a visit by staff has it as its visitor.
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    geo_point, invalid_argument, location, optional_enum, page_size, required_enum, required_time,
-    timestamp,
+    actor, geo_point, invalid_argument, location, optional_enum, page_size, required_enum,
+    required_time, timestamp,
 };
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Rule;
@@ -21,15 +32,18 @@ use crate::domain::elder::{
     BirthDate, Elder, ElderDetails, Gender, LivingSituation, district_today, parse_contacts,
 };
 use crate::domain::filing::FilingStatus;
-use crate::domain::pairing::{Pairing, PairingError, Volunteer};
+use crate::domain::pairing::{Pairing, Volunteer};
 use crate::domain::risk::RiskLevel;
-use crate::domain::services::{Booking, BookingStatus, MEALS_ARE_DISCOUNTED, Service};
-use crate::domain::visits::{NewVisit, Visit, VisitKind, Wellbeing, parse_needs};
+use crate::domain::services::{
+    Booking, BookingError, BookingStatus, MEALS_ARE_DISCOUNTED, Service, Settlement,
+    check_scheduled,
+};
+use crate::domain::visits::{NewVisit, Visit, VisitKind, Visitor, Wellbeing, parse_needs};
 use crate::domain::{
-    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, VolunteerId, fields,
+    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, Refusal, VolunteerId, fields,
 };
 use crate::meals::{MealFinder, NoMeal};
-use crate::store::{Care, ElderFilter, Store};
+use crate::store::{Care, ElderFilter, RequestKey, Store};
 
 #[derive(Debug, Clone)]
 pub(crate) struct CareApi {
@@ -62,10 +76,59 @@ impl CareApi {
         let summaries = elders.iter().map(|e| summary(e, now)).collect();
         Ok((summaries, next_token(next)))
     }
+
+    /// `booking` with the merchant that serves it: a meal asks the alliance
+    /// for the nearest merchant with elder meals open at its time, and comes
+    /// to no merchant nearby or open, or the alliance unavailable, when there
+    /// is none; the complex gives the other services.
+    async fn find_merchant(&self, elder: &Elder, mut booking: Booking) -> Result<Booking, Status> {
+        if booking.service != Service::MealAssistance {
+            return Ok(booking);
+        }
+        let home = elder.details.location.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "elder {} has no location: the meal circle needs one",
+                elder.id
+            ))
+        })?;
+        booking.status = BookingStatus::Booked;
+        match self.meals.nearest_open(home, booking.scheduled_for).await {
+            Ok(merchant) => {
+                booking.merchant_id = Some(merchant.id);
+                booking.merchant_name = Some(merchant.name);
+                booking.distance_metres = Some(merchant.distance_metres);
+            }
+            Err(NoMeal::NoneNearby) => booking.status = BookingStatus::NoMerchantNearby,
+            Err(NoMeal::NoneOpen) => booking.status = BookingStatus::NoMerchantOpen,
+            Err(NoMeal::Unavailable(reason)) => {
+                tracing::warn!(elder_id = %elder.id, %reason, "merchant alliance unavailable for a meal booking");
+                booking.status = BookingStatus::AllianceUnavailable;
+            }
+        }
+        Ok(booking)
+    }
+
+    /// Settles booking `booking_id` as `to` for `actor`, once per `request`'s
+    /// key (the request's RPC and body in its digest).
+    async fn settle(
+        &self,
+        request: &RequestKey,
+        booking_id: &str,
+        to: Settlement,
+        actor: &str,
+    ) -> Result<(pb::Booking, bool), Status> {
+        let booking_id = BookingId::parse("booking_id", booking_id)?;
+        let (booking, duplicate) = self
+            .store
+            .settle(request, &booking_id, to, actor, MEALS_ARE_DISCOUNTED)
+            .await?;
+        tracing::info!(booking_id = %booking.id, status = booking.status.as_str(), duplicate, %actor, "booking settled");
+        Ok((booking_to_proto(&booking), duplicate))
+    }
 }
 
-/// A pairing the rules refuse: `FailedPrecondition`.
-impl Rule for PairingError {}
+/// A pairing or a booking's settlement the rules refuse: `FailedPrecondition`.
+impl Rule for Refusal {}
 
 fn offset_token(token: &str) -> Result<u64, Status> {
     match token {
@@ -256,14 +319,11 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::RegisterElderRequest>,
     ) -> Result<Response<pb::RegisterElderResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
+        let key = RequestKey::required("RegisterElder", &r.request_id, &r)?;
         let details = parse_details(r.details, self.store.now())?;
-        let (elder, duplicate) = self
-            .store
-            .register_elder(&request_id, details, &actor)
-            .await?;
+        let (elder, duplicate) = self.store.register_elder(&key, details, &actor).await?;
         tracing::info!(elder_id = %elder.id, risk = elder.assessment.level.as_str(), duplicate, "elder registered");
         Ok(Response::new(pb::RegisterElderResponse {
             elder: Some(elder_to_proto(&elder)),
@@ -275,11 +335,12 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::UpdateElderRequest>,
     ) -> Result<Response<pb::UpdateElderResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let id = ElderId::parse("elder_id", &r.elder_id)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
         let details = parse_details(r.details, self.store.now())?;
         let elder = self.store.update_elder(&id, details, &actor).await?;
+        tracing::info!(elder_id = %elder.id, risk = elder.assessment.level.as_str(), %actor, "elder updated");
         Ok(Response::new(pb::UpdateElderResponse {
             elder: Some(elder_to_proto(&elder)),
         }))
@@ -315,16 +376,17 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::RegisterVolunteerRequest>,
     ) -> Result<Response<pb::RegisterVolunteerResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::required("RegisterVolunteer", &r.request_id, &r)?;
         let name = fields::required("name", &r.name, fields::SHORT_TEXT)?;
         let phone = Phone::parse("phone", &r.phone)?;
         let grid_id = GridId::parse("grid_id", &r.grid_id)?;
-        fields::required("actor", &r.actor, fields::ID)?;
         let (volunteer, duplicate) = self
             .store
-            .register_volunteer(&request_id, &name, &phone, &grid_id, r.party_member)
+            .register_volunteer(&key, &name, &phone, &grid_id, r.party_member)
             .await?;
+        tracing::info!(volunteer_id = %volunteer.id, %actor, duplicate, "volunteer registered");
         Ok(Response::new(pb::RegisterVolunteerResponse {
             volunteer: Some(volunteer_to_proto(&volunteer, true)),
             duplicate,
@@ -359,14 +421,14 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::PairRequest>,
     ) -> Result<Response<pb::PairResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let volunteer_id = VolunteerId::parse("volunteer_id", &r.volunteer_id)?;
         let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::optional("Pair", &r.request_id, &r)?;
         let pairing = self
             .store
-            .pair(&volunteer_id, &elder_id, &actor, request_id.as_deref())
+            .pair(&volunteer_id, &elder_id, &actor, key.as_ref())
             .await?;
         tracing::info!(%volunteer_id, %elder_id, "paired");
         Ok(Response::new(pb::PairResponse {
@@ -378,14 +440,14 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::UnpairRequest>,
     ) -> Result<Response<pb::UnpairResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
         let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
-        let actor = fields::required("actor", &r.actor, fields::ID)?;
-        let request_id = fields::optional("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::optional("Unpair", &r.request_id, &r)?;
         let pairing = self
             .store
-            .unpair(&elder_id, &reason, &actor, request_id.as_deref())
+            .unpair(&elder_id, &reason, &actor, key.as_ref())
             .await?;
         Ok(Response::new(pb::UnpairResponse {
             pairing: Some(pairing_to_proto(&pairing)),
@@ -396,8 +458,13 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::RecordVisitResponse>, Status> {
+        // The request names no actor of its own: with authentication off a
+        // visit by staff is the anonymous one's.
+        let actor = actor(&request, |_| "")?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        // The digest is of the request as sent: a visit sent without a time
+        // is the same request on a retry, whenever that comes.
+        let key = RequestKey::required("RecordVisit", &r.request_id, &r)?;
         let now = self.store.now();
         let visited_at = match r.visited_at {
             Some(_) => required_time("visited_at", r.visited_at)?,
@@ -408,14 +475,15 @@ impl pb::care_service_server::CareService for CareApi {
         }
         let visit = NewVisit {
             elder_id: ElderId::parse("elder_id", &r.elder_id)?,
-            visitor: fields::required("visitor", &r.visitor, fields::ID)?,
+            visitor: Visitor::parse("visitor", &r.visitor, &actor)?,
+            actor,
             kind: required_enum("kind", r.kind, VisitKind::from_proto_number)?,
             visited_at,
             wellbeing: required_enum("wellbeing", r.wellbeing, Wellbeing::from_proto_number)?,
             needs: parse_needs("needs", &r.needs)?,
             notes: fields::optional("notes", &r.notes, fields::LONG_TEXT)?,
         };
-        let (visit, duplicate) = self.store.record_visit(&request_id, visit).await?;
+        let (visit, duplicate) = self.store.record_visit(&key, visit).await?;
         tracing::info!(visit_id = %visit.id, elder_id = %visit.elder_id, wellbeing = visit.wellbeing.as_str(), duplicate, "visit recorded");
         Ok(Response::new(pb::RecordVisitResponse {
             visit: Some(visit_to_proto(&visit)),
@@ -444,57 +512,106 @@ impl pb::care_service_server::CareService for CareApi {
         &self,
         request: Request<pb::BookServiceRequest>,
     ) -> Result<Response<pb::BookServiceResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
         let r = request.into_inner();
-        let request_id = fields::required("request_id", &r.request_id, fields::REQUEST_ID)?;
+        let key = RequestKey::required("BookService", &r.request_id, &r)?;
         let elder_id = ElderId::parse("elder_id", &r.elder_id)?;
         let service = required_enum("service", r.service, Service::from_proto_number)?;
         let scheduled_for = required_time("scheduled_for", r.scheduled_for)?;
-        fields::required("actor", &r.actor, fields::ID)?;
+        let now = self.store.now();
         // A retried booking answers from what the first one stored, without
-        // asking the alliance again.
-        if let Some(booking) = self.store.booking_by_request(&request_id).await? {
-            return Ok(Response::new(pb::BookServiceResponse {
-                booking: Some(booking_to_proto(&booking)),
-                duplicate: true,
-            }));
-        }
-        let elder = self.store.elder(&elder_id).await?;
-        let mut booking = Booking {
-            id: BookingId::generate(),
-            elder_id,
-            service,
-            scheduled_for,
-            status: BookingStatus::Booked,
-            merchant_id: None,
-            merchant_name: None,
-            distance_metres: None,
-        };
-        if service == Service::MealAssistance {
-            let home = elder.details.location.ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "elder {} has no location: the meal circle needs one",
-                    elder.id
-                ))
-            })?;
-            match self.meals.nearest(home).await {
-                Ok(merchant) => {
-                    booking.merchant_id = Some(merchant.id);
-                    booking.merchant_name = Some(merchant.name);
-                    booking.distance_metres = Some(merchant.distance_metres);
-                }
-                Err(NoMeal::NoneNearby) => booking.status = BookingStatus::NoMerchantNearby,
-                Err(NoMeal::Unavailable(reason)) => {
-                    tracing::warn!(elder_id = %elder.id, %reason, "merchant alliance unavailable for a meal booking");
-                    booking.status = BookingStatus::AllianceUnavailable;
-                }
+        // asking the alliance again — unless the alliance could not be asked
+        // then: that decided nothing, so the stored booking (its id, elder,
+        // service and time) is searched for again. Only for the same request:
+        // a different one under the key is refused here, before the alliance
+        // is asked.
+        let stored = self.store.booking_by_request(&key).await?;
+        let booking = match stored {
+            Some(booking) if booking.status.is_decided() => {
+                return Ok(Response::new(pb::BookServiceResponse {
+                    booking: Some(booking_to_proto(&booking)),
+                    duplicate: true,
+                }));
             }
-        }
+            Some(booking) => {
+                if booking.scheduled_for <= now {
+                    return Err(Status::from(crate::store::StoreError::from(
+                        BookingError::Passed {
+                            id: booking.id,
+                            at: booking.scheduled_for,
+                        },
+                    )));
+                }
+                booking
+            }
+            None => Booking {
+                id: BookingId::generate(),
+                elder_id,
+                service,
+                scheduled_for: check_scheduled("scheduled_for", scheduled_for, now)?,
+                status: BookingStatus::Booked,
+                merchant_id: None,
+                merchant_name: None,
+                distance_metres: None,
+            },
+        };
+        let elder = self.store.elder(&booking.elder_id).await?;
+        let booking = self.find_merchant(&elder, booking).await?;
         let (booking, duplicate) = self
             .store
-            .book(&request_id, booking, MEALS_ARE_DISCOUNTED)
+            .book(&key, booking, MEALS_ARE_DISCOUNTED, &actor)
             .await?;
+        tracing::info!(booking_id = %booking.id, status = booking.status.as_str(), duplicate, %actor, "service booked");
         Ok(Response::new(pb::BookServiceResponse {
             booking: Some(booking_to_proto(&booking)),
+            duplicate,
+        }))
+    }
+
+    async fn mark_booking_served(
+        &self,
+        request: Request<pb::MarkBookingServedRequest>,
+    ) -> Result<Response<pb::MarkBookingServedResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
+        let r = request.into_inner();
+        let key = RequestKey::required("MarkBookingServed", &r.request_id, &r)?;
+        let (booking, duplicate) = self
+            .settle(&key, &r.booking_id, Settlement::Served, &actor)
+            .await?;
+        Ok(Response::new(pb::MarkBookingServedResponse {
+            booking: Some(booking),
+            duplicate,
+        }))
+    }
+
+    async fn cancel_booking(
+        &self,
+        request: Request<pb::CancelBookingRequest>,
+    ) -> Result<Response<pb::CancelBookingResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
+        let r = request.into_inner();
+        let key = RequestKey::required("CancelBooking", &r.request_id, &r)?;
+        let (booking, duplicate) = self
+            .settle(&key, &r.booking_id, Settlement::Cancelled, &actor)
+            .await?;
+        Ok(Response::new(pb::CancelBookingResponse {
+            booking: Some(booking),
+            duplicate,
+        }))
+    }
+
+    async fn mark_booking_no_show(
+        &self,
+        request: Request<pb::MarkBookingNoShowRequest>,
+    ) -> Result<Response<pb::MarkBookingNoShowResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
+        let r = request.into_inner();
+        let key = RequestKey::required("MarkBookingNoShow", &r.request_id, &r)?;
+        let (booking, duplicate) = self
+            .settle(&key, &r.booking_id, Settlement::NoShow, &actor)
+            .await?;
+        Ok(Response::new(pb::MarkBookingNoShowResponse {
+            booking: Some(booking),
             duplicate,
         }))
     }

@@ -7,7 +7,9 @@
 //! - `access`: which roles may call each RPC.
 //! - [`domain`]: the entities and rules, pure: elders and their details,
 //!   risk, visit policy, "overdue" and the overdue periods, volunteers and
-//!   the pairing cap, bookings, complaint filing, the timeline's entries.
+//!   the pairing cap, bookings (the horizon, booked → served | cancelled |
+//!   no_show) and the meal merchant open at the meal's time, complaint
+//!   filing, the timeline's entries.
 //! - [`store`]: the service's storage, [`store::Care`] (its domain
 //!   operations), implemented natively per backend: [`store::sqlite`]
 //!   (rusqlite on the writer thread; `elders`, `pairings`, `visits`,
@@ -18,7 +20,8 @@
 //!   personal data only where it is needed.
 //! - `filing_worker`: [`Filings`] of complaints from visits, retried until the
 //!   complaints service answers.
-//! - `meals`: asks merchant-alliance for the nearest elder-meal merchant.
+//! - `meals`: asks merchant-alliance for the elder-meal merchants of the
+//!   circle and takes the nearest open at the meal's time.
 //! - `consumers`: complaint outcomes into elders' timelines, applied once.
 //! - `sweeper`: [`OverdueNotices`], one overdue event per missed visit period.
 //! - [`Config`], [`Application`]: settings, and the service assembled on the

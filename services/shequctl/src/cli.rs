@@ -258,8 +258,9 @@ pub(crate) enum ComplaintsCommand {
 pub(crate) struct Change {
     /// The complaint id.
     pub(crate) id: String,
-    /// Who does it (1-64 characters).
-    #[arg(long, env = "SHEQU_ACTOR")]
+    /// Who does it: an account id, counted only by a service without
+    /// authentication (with a token, the token's account is the actor).
+    #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
     pub(crate) actor: String,
     /// Idempotency key: a retry with the same key changes nothing.
     #[arg(long)]
@@ -348,8 +349,9 @@ pub(crate) enum MerchantsCommand {
         /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
         #[arg(long)]
         request_id: Option<String>,
-        /// Who registers it (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who registers it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
     },
     /// Show one merchant.
@@ -368,8 +370,9 @@ pub(crate) enum MerchantsCommand {
         id: String,
         #[command(flatten)]
         details: DetailsArgs,
-        /// Who changes it (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who changes it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
     },
     /// Take an active merchant out of searches and awards.
@@ -379,16 +382,18 @@ pub(crate) enum MerchantsCommand {
         /// Why (1-500 characters).
         #[arg(long)]
         reason: String,
-        /// Who suspends it (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who suspends it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
     },
     /// Bring a suspended merchant back.
     Reinstate {
         /// The merchant id.
         id: String,
-        /// Who reinstates it (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who reinstates it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
     },
     /// The convenience circle (便民服务圈): active merchants of a category within a walk, nearest first.
@@ -507,8 +512,9 @@ pub(crate) struct ActivityArgs {
     /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
     #[arg(long)]
     pub(crate) request_id: Option<String>,
-    /// Who records it (1-64 characters).
-    #[arg(long, env = "SHEQU_ACTOR")]
+    /// Who records it: an account id, counted only by a service without
+    /// authentication (with a token, the token's account is the actor).
+    #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
     pub(crate) actor: String,
 }
 
@@ -529,8 +535,9 @@ pub(crate) enum CareCommand {
         /// The elder id.
         #[arg(long)]
         elder: String,
-        /// Who pairs them (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who pairs them: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
         /// Idempotency key: a retry with the same key returns the first pairing.
         #[arg(long)]
@@ -544,8 +551,9 @@ pub(crate) enum CareCommand {
         /// Why (1-500 characters).
         #[arg(long)]
         reason: String,
-        /// Who ends it (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who ends it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
         /// Idempotency key: a retry with the same key returns the ended pairing.
         #[arg(long)]
@@ -565,12 +573,36 @@ pub(crate) enum CareCommand {
     /// Book a service at the elderly-care complex; meal assistance (助餐) finds the
     /// nearest alliance merchant serving elder meals within a 15-minute walk.
     Book(BookArgs),
+    /// Settle a booking: served (a served meal credits its merchant in the
+    /// alliance), cancelled, or no-show (the elder did not come).
+    Settle {
+        /// The booking id.
+        booking: String,
+        /// What became of it.
+        #[arg(value_enum)]
+        outcome: Settlement,
+        /// Who settles it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
+        actor: String,
+        /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// What happened to an elder, oldest first: registration, pairings, visits,
     /// bookings, complaints and their outcome, alerts.
     Timeline {
         /// The elder id.
         elder: String,
     },
+}
+
+/// What became of a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Settlement {
+    Served,
+    Cancelled,
+    NoShow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -649,8 +681,9 @@ pub(crate) struct ElderArgs {
     /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
     #[arg(long)]
     pub(crate) request_id: Option<String>,
-    /// Who registers the elder (1-64 characters).
-    #[arg(long, env = "SHEQU_ACTOR")]
+    /// Who registers the elder: an account id, counted only by a service without
+    /// authentication (with a token, the token's account is the actor).
+    #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
     pub(crate) actor: String,
 }
 
@@ -699,8 +732,9 @@ pub(crate) enum VolunteersCommand {
         /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
         #[arg(long)]
         request_id: Option<String>,
-        /// Who registers the volunteer (1-64 characters).
-        #[arg(long, env = "SHEQU_ACTOR")]
+        /// Who registers the volunteer: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
         actor: String,
     },
     /// List volunteers with the elders they look after.
@@ -756,8 +790,9 @@ pub(crate) struct BookArgs {
     /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
     #[arg(long)]
     pub(crate) request_id: Option<String>,
-    /// Who books (1-64 characters).
-    #[arg(long, env = "SHEQU_ACTOR")]
+    /// Who books: an account id, counted only by a service without
+    /// authentication (with a token, the token's account is the actor).
+    #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
     pub(crate) actor: String,
 }
 

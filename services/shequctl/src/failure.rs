@@ -10,7 +10,7 @@
 //! | 4 | `InvalidArgument`, with the fields the `BadRequest` detail names |
 //! | 5 | `NotFound` (and, for `events tail`, a pattern no stream holds) |
 //! | 6 | `FailedPrecondition` |
-//! | 7 | `Unauthenticated` (no token, or one the service does not know) or `PermissionDenied` (the token's role may not) |
+//! | 7 | without a token: `Unauthenticated` (no token, or one the service does not know), a token file that is missing, unreadable or empty, or `PermissionDenied` (the token's role may not) |
 
 use std::fmt;
 use std::io::Write;
@@ -86,6 +86,18 @@ impl fmt::Display for Usage {
 }
 
 impl std::error::Error for Usage {}
+
+/// The token file could not give a token: missing, unreadable or empty.
+#[derive(Debug)]
+pub(crate) struct NoToken(pub(crate) String);
+
+impl fmt::Display for NoToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoToken {}
 
 /// What went wrong, ready to report.
 #[derive(Debug, PartialEq)]
@@ -166,6 +178,9 @@ fn classify(error: &anyhow::Error, service: Service<'_>) -> Failure {
     }
     if let Some(Usage(message)) = error.downcast_ref::<Usage>() {
         return Failure::new(2, "usage", message.clone());
+    }
+    if let Some(NoToken(message)) = error.downcast_ref::<NoToken>() {
+        return Failure::new(7, "unauthenticated", message.clone());
     }
     if let Some(NotFound(message)) = error.downcast_ref::<NotFound>() {
         return Failure::new(5, "not_found", message.clone());

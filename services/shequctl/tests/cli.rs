@@ -199,7 +199,7 @@ async fn an_operator_loads_the_organisation_and_works_a_complaint() -> anyhow::R
         "{tree:?}"
     );
 
-    // Act: submit; the same request id again is a duplicate of the first.
+    // Act: submit; the same request again is a duplicate of the first.
     let submitted = service
         .shequctl(&[
             "--json",
@@ -220,8 +220,8 @@ async fn an_operator_loads_the_organisation_and_works_a_complaint() -> anyhow::R
         ])
         .await?
         .json()?;
-    let again = service
-        .shequctl(&[
+    let submission = |text: &'static str| {
+        [
             "complaints",
             "submit",
             "--channel",
@@ -229,12 +229,23 @@ async fn an_operator_loads_the_organisation_and_works_a_complaint() -> anyhow::R
             "--building",
             "xinyuan-b2",
             "--text",
-            "小区门口垃圾堆积很久没人清理",
+            text,
+            "--reporter-name",
+            "张三",
+            "--reporter-phone",
+            "13812345678",
             "--request-id",
             "cli-test-1",
-        ])
+        ]
+    };
+    let again = service
+        .shequctl(&submission("小区门口垃圾堆积很久没人清理"))
         .await?
         .success()?;
+    // The same key for another complaint: refused, naming the key.
+    let reused = service.shequctl(&submission("楼上噪音太大")).await?;
+    assert_eq!(reused.code, Some(4), "{reused:?}");
+    assert!(reused.stderr.contains("request_id"), "{reused:?}");
 
     // Assert
     let complaint = &submitted["complaint"];
@@ -424,8 +435,8 @@ async fn an_unreachable_service_exits_3_naming_it_and_its_url() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_unknown_or_unpermitted_token_exits_7_and_a_good_one_works() -> anyhow::Result<()>
-{
+async fn a_missing_unknown_unpermitted_or_unreadable_token_exits_7_and_a_good_one_works()
+-> anyhow::Result<()> {
     use shequ_chassis::auth::token_hash;
     // Arrange: complaints checking tokens; an operator's and a resident app's.
     let dir = tempfile::tempdir()?;
@@ -477,6 +488,16 @@ async fn a_missing_unknown_or_unpermitted_token_exits_7_and_a_good_one_works() -
     let resident = list(Some(app)).await?;
     assert_eq!(resident.code, Some(7), "{resident:?}");
     assert!(resident.stderr.contains("resident_app"), "{resident:?}");
+    let missing_file = dir.path().join("no-such.token");
+    let missing = list(Some(missing_file.display().to_string())).await?;
+    assert_eq!(missing.code, Some(7), "a missing token file: {missing:?}");
+    assert!(missing.stderr.contains("no-such.token"), "{missing:?}");
+    let empty = list(Some(token_file("empty.token", "")?)).await?;
+    assert_eq!(empty.code, Some(7), "an empty token file: {empty:?}");
+    assert!(
+        empty.stderr.contains("empty.token") && empty.stderr.contains("empty"),
+        "names the file: {empty:?}"
+    );
     let allowed = list(Some(operator)).await?;
     assert_eq!(allowed.code, Some(0), "{allowed:?}");
     service.stop().await
@@ -549,13 +570,21 @@ async fn an_operator_registers_merchants_finds_them_nearby_and_keeps_their_credi
             "--category",
             "dining",
             "--lat",
-            "34.8",
+            "34.800000",
             "--lng",
-            "113.66",
+            "113.660000",
             "--grid",
             "xinyuan-1",
             "--actor",
             "op-zhang",
+            "--tag",
+            "elder_meals",
+            "--hours",
+            "mon-fri 08:00-20:00",
+            "--hours",
+            "sat-sun 09:00-21:00",
+            "--address",
+            "西里路 12 号",
             "--request-id",
             "cli-merchant-1",
         ])
@@ -1051,8 +1080,22 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
             "xinyuan-1",
             "--living",
             "alone",
+            "--consent",
             "--actor",
             "op-wang",
+            "--building",
+            "xinyuan-b2",
+            "--address",
+            "西里路 12 号 3 单元 401",
+            "--lat",
+            "34.800000",
+            "--lng",
+            "113.660000",
+            "--chronic-illness",
+            "--health-notes",
+            "高血压, 每日服药",
+            "--contact",
+            "李梅,13812345678,女儿",
             "--request-id",
             "cli-elder-1",
         ])
@@ -1220,6 +1263,13 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
         .await?
         .success()?;
     let overdue = care.shequctl(&["care", "overdue"]).await?.success()?;
+    // Tomorrow in district time: a booking is for a time to come, within 30 days.
+    let tomorrow = shequ_proto::time::district_today(chrono::Utc::now())
+        .succ_opt()
+        .context("a day after today")?
+        .format("%Y-%m-%d")
+        .to_string();
+    let (nine, half_past_eleven) = (format!("{tomorrow} 09:00"), format!("{tomorrow} 11:30"));
     let day_care = care
         .shequctl(&[
             "care",
@@ -1229,7 +1279,7 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
             "--service",
             "day_care",
             "--at",
-            "2030-01-07 09:00",
+            &nine,
             "--actor",
             "op-wang",
         ])
@@ -1245,14 +1295,42 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
             "--service",
             "meal_assistance",
             "--at",
-            "2030-01-07 11:30",
+            &half_past_eleven,
             "--actor",
             "op-wang",
         ])
         .await?
         .json()?;
+    let check = care
+        .shequctl(&[
+            "--json",
+            "care",
+            "book",
+            "--elder",
+            &id,
+            "--service",
+            "health_check",
+            "--at",
+            &nine,
+        ])
+        .await?
+        .json()?;
+    let check_id = check["booking"]["id"].as_str().context("no booking id")?;
+    let cancelled = care
+        .shequctl(&["--json", "care", "settle", check_id, "cancelled"])
+        .await?
+        .json()?;
+    let served_after = care
+        .shequctl(&["care", "settle", check_id, "served"])
+        .await?;
 
     // Assert
+    assert_eq!(cancelled["booking"]["status"], "cancelled", "{cancelled}");
+    assert_eq!(
+        served_after.code,
+        Some(6),
+        "a cancelled booking is not served: {served_after:?}"
+    );
     let elders = listed_json["elders"].as_array().context("no elders")?;
     assert_eq!(elders.len(), 3, "{listed_json}");
     assert_eq!(
@@ -1284,7 +1362,7 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
     );
     assert_eq!(overdue.stdout, "no overdue visits\n", "{overdue:?}");
     assert!(
-        day_care.stdout.contains("booked") && day_care.stdout.contains("2030-01-07 09:00"),
+        day_care.stdout.contains("booked") && day_care.stdout.contains(&nine),
         "{day_care:?}"
     );
     let booking = &meal["booking"];
@@ -1492,7 +1570,7 @@ async fn an_operator_lists_a_parked_event_and_replays_it() -> anyhow::Result<()>
         ])
         .await?
         .success()?;
-    let other = parked(&alliance, &["--consumer", "merchant-alliance-care"]).await?;
+    let other = parked(&alliance, &["--consumer", "merchant-alliance-care-served"]).await?;
 
     // Assert
     let header = table.stdout.lines().next().unwrap_or_default();

@@ -304,13 +304,13 @@ impl Complaint {
             self.reopen_count += 1;
             self.cycle_started_at = now;
             self.resolution_due_at = now + limit.resolution();
-            // The new cycle is unresolved; the last resolution stays in the history.
+            // The new cycle is unresolved; the last resolution stays in the
+            // history. The follow-up limit met (or missed) stays until the
+            // next resolution sets a new one.
             self.resolved_at = None;
-            self.follow_up_due_at = None;
             return Ok(self.move_to(Action::Reopened, Status::Reopened, comment));
         }
         self.closed_at = Some(now);
-        self.follow_up_due_at = None;
         Ok(self.move_to(Action::Closed, Status::Closed, comment))
     }
 
@@ -321,7 +321,7 @@ impl Complaint {
     }
 
     /// Marks this complaint a duplicate of `target`, another open complaint of
-    /// the same category.
+    /// the same category in the same community.
     pub fn merge_into(&mut self, target: &Complaint) -> Result<Transition, TransitionError> {
         self.require_open(Action::Merged)?;
         if target.id == self.id {
@@ -336,6 +336,13 @@ impl Complaint {
                 "complaint {} is {}, not open",
                 target.id,
                 target.status.as_str()
+            )));
+        }
+        if target.community_id != self.community_id {
+            return Err(TransitionError::Precondition(format!(
+                "complaint {} is in community {}, not {}: only a complaint of the same \
+                 community can be a duplicate",
+                target.id, target.community_id, self.community_id
             )));
         }
         if target.category != self.category {
@@ -355,7 +362,10 @@ impl Complaint {
     }
 
     /// An operator changes the category (and optionally the priority); the time
-    /// limits of the current cycle are recomputed for the new class.
+    /// limits of the current cycle still running are recomputed for the new
+    /// class. A limit already met or missed stays the one in force then: an
+    /// acknowledgement keeps its response limit, a resolution its resolution
+    /// limit, so events and figures judge "on time" by one limit.
     pub fn reclassify(
         &mut self,
         category: Category,
@@ -383,8 +393,12 @@ impl Complaint {
         self.priority = priority.unwrap_or(self.priority);
         self.classified_by = "operator".into();
         let limit = limits.limit(self.category, self.priority);
-        self.response_due_at = self.submitted_at + limit.response();
-        self.resolution_due_at = self.cycle_started_at + limit.resolution();
+        if self.accepted_at.is_none() {
+            self.response_due_at = self.submitted_at + limit.response();
+        }
+        if self.resolved_at.is_none() {
+            self.resolution_due_at = self.cycle_started_at + limit.resolution();
+        }
         let mut transition = self.move_to(Action::Reclassified, self.status, Some(note));
         transition.detail = detail;
         Ok(transition)
@@ -398,6 +412,9 @@ impl Complaint {
         }
         if self.status.is_open() && now >= self.resolution_due_at {
             breaches.push(Breach::Resolution);
+        }
+        if self.status == Status::Resolved && self.follow_up_due_at.is_some_and(|due| now >= due) {
+            breaches.push(Breach::FollowUp);
         }
         breaches
     }
@@ -420,6 +437,7 @@ impl Complaint {
         let due_at = match breach {
             Breach::Response => self.response_due_at,
             Breach::Resolution => self.resolution_due_at,
+            Breach::FollowUp => self.follow_up_due_at.unwrap_or(self.resolution_due_at),
         };
         self.level = from.next();
         self.assignee = chain
@@ -445,6 +463,15 @@ impl Complaint {
     pub fn accepted_on_time(&self) -> bool {
         self.accepted_at
             .is_some_and(|at| at <= self.response_due_at)
+    }
+
+    /// When the last resolution's follow-up visit was made: at closing, or at
+    /// the reopening it caused (until the complaint is resolved again).
+    pub fn followed_up_at(&self) -> Option<DateTime<Utc>> {
+        self.follow_up_due_at?;
+        self.closed_at.or_else(|| {
+            (self.resolved_at.is_none() && self.reopen_count > 0).then_some(self.cycle_started_at)
+        })
     }
 
     pub fn resolved_on_time(&self) -> bool {
@@ -705,7 +732,18 @@ mod tests {
             complaint.breaches(now() + Duration::days(3)),
             [Breach::Response, Breach::Resolution]
         );
-        assert!(resolved().breaches(now() + Duration::days(30)).is_empty());
+        let resolved = resolved();
+        let follow_up_due = resolved.follow_up_due_at.expect("due at resolution");
+        assert!(
+            resolved
+                .breaches(follow_up_due - Duration::seconds(1))
+                .is_empty()
+        );
+        assert_eq!(
+            resolved.breaches(follow_up_due),
+            [Breach::FollowUp],
+            "a missed follow-up visit"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   complaints resolved or already past that limit;
 //! - satisfaction rate: 4-5 of 5 among complaints with a follow-up visit;
 //! - reopen rate: reopened at least once, among complaints resolved at least once;
+//! - follow-up rate: the follow-up visit (回访) made within its limit, among
+//!   complaints whose visit was made or is already past its limit;
 //! - the open backlog now, by age.
 //!
 //! Rejected and merged complaints count as submitted but not in the rates: they
@@ -33,6 +35,8 @@ pub struct Figures {
     pub followed_up: u32,
     pub reopened: u32,
     pub resolved: u32,
+    pub followed_up_on_time: u32,
+    pub follow_up_counted: u32,
     pub backlog: Backlog,
 }
 
@@ -66,7 +70,13 @@ pub const PERIOD_SQL: &str = "SELECT COUNT(*) AS submitted, \
     COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND reopen_count > 0 \
         THEN 1 ELSE 0 END), 0) AS reopened, \
     COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') \
-        AND (resolved_at IS NOT NULL OR reopen_count > 0) THEN 1 ELSE 0 END), 0) AS resolved \
+        AND (resolved_at IS NOT NULL OR reopen_count > 0) THEN 1 ELSE 0 END), 0) AS resolved, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND follow_up_due_at IS NOT NULL \
+        AND COALESCE(closed_at, CASE WHEN resolved_at IS NULL AND reopen_count > 0 \
+        THEN cycle_started_at END) <= follow_up_due_at THEN 1 ELSE 0 END), 0) AS followed_up_on_time, \
+    COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND follow_up_due_at IS NOT NULL \
+        AND (closed_at IS NOT NULL OR (resolved_at IS NULL AND reopen_count > 0) \
+        OR follow_up_due_at <= $3) THEN 1 ELSE 0 END), 0) AS follow_up_counted \
     FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2";
 
 /// The open backlog by age as of `$1`, where instants are epoch milliseconds
@@ -119,6 +129,13 @@ impl Figures {
                 figures.followed_up += 1;
                 figures.satisfied += u32::from(satisfaction.is_satisfied());
             }
+            if let Some(due) = complaint.follow_up_due_at {
+                let made = complaint.followed_up_at();
+                if made.is_some() || now >= due {
+                    figures.follow_up_counted += 1;
+                    figures.followed_up_on_time += u32::from(made.is_some_and(|at| at <= due));
+                }
+            }
             if complaint.resolved_at.is_some() || complaint.reopen_count > 0 {
                 figures.resolved += 1;
                 figures.reopened += u32::from(complaint.reopen_count > 0);
@@ -154,6 +171,10 @@ impl Figures {
 
     pub fn reopen_rate(&self) -> Option<f64> {
         rate(self.reopened, self.resolved)
+    }
+
+    pub fn follow_up_rate(&self) -> Option<f64> {
+        rate(self.followed_up_on_time, self.follow_up_counted)
     }
 }
 

@@ -15,14 +15,21 @@ use super::{BuildingId, CommunityId, FieldError, GridId, fields};
 /// and what they hand on ([`Chain`]) holds typed ids.
 pub use shequ_proto::complaints::v1::{Community, Grid, Organisation};
 
-/// Checks every id and handler of `organisation` and that no id is used
-/// twice; errors name the field as `communities[0].grids[1].worker`.
+/// Checks every id and handler of `organisation` (handlers are account ids,
+/// never a person's name), that no id is used twice and that every part of
+/// the district stays routable: at least one community, and a grid (with its
+/// worker) in each. Errors name the field as `communities[0].grids[1].worker`.
 pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> {
-    fields::required(
+    fields::account(
         "organisation.district_handler",
         &organisation.district_handler,
-        fields::ID,
     )?;
+    if organisation.communities.is_empty() {
+        return Err(FieldError::new(
+            "organisation.communities",
+            "must hold at least one community: without one no complaint can be routed",
+        ));
+    }
     let mut community_ids = HashSet::new();
     let mut grid_ids = HashSet::new();
     let mut building_ids = HashSet::new();
@@ -35,21 +42,22 @@ pub fn validate(organisation: Organisation) -> Result<Organisation, FieldError> 
             CommunityId::parse,
         )?;
         fields::required(&format!("{at}.name"), &community.name, fields::SHORT_TEXT)?;
-        fields::required(
+        fields::account(
             &format!("{at}.committee_handler"),
             &community.committee_handler,
-            fields::ID,
         )?;
+        if community.grids.is_empty() {
+            return Err(FieldError::new(
+                format!("{at}.grids"),
+                "must hold at least one grid: without one the community's complaints cannot be routed",
+            ));
+        }
         for (g, grid) in community.grids.iter().enumerate() {
             let at = format!("{at}.grids[{g}]");
             unique(&mut grid_ids, &format!("{at}.id"), &grid.id, GridId::parse)?;
             fields::required(&format!("{at}.name"), &grid.name, fields::SHORT_TEXT)?;
-            fields::required(&format!("{at}.worker"), &grid.worker, fields::ID)?;
-            fields::required(
-                &format!("{at}.branch_handler"),
-                &grid.branch_handler,
-                fields::ID,
-            )?;
+            fields::account(&format!("{at}.worker"), &grid.worker)?;
+            fields::account(&format!("{at}.branch_handler"), &grid.branch_handler)?;
             for (b, building) in grid.building_ids.iter().enumerate() {
                 unique(
                     &mut building_ids,
@@ -283,6 +291,33 @@ mod tests {
     fn a_grid_without_a_worker_is_refused() {
         let mut org = organisation();
         org.communities[0].grids[0].worker = " ".into();
+        assert_eq!(
+            validate(org).unwrap_err().field,
+            "organisation.communities[0].grids[0].worker"
+        );
+    }
+
+    #[test]
+    fn an_organisation_that_leaves_the_district_unroutable_is_refused() {
+        let mut none = organisation();
+        none.communities.clear();
+        assert_eq!(
+            validate(none).unwrap_err().field,
+            "organisation.communities"
+        );
+
+        let mut gridless = organisation();
+        gridless.communities[0].grids.clear();
+        assert_eq!(
+            validate(gridless).unwrap_err().field,
+            "organisation.communities[0].grids"
+        );
+    }
+
+    #[test]
+    fn a_handler_is_an_account_id_not_a_name() {
+        let mut org = organisation();
+        org.communities[0].grids[0].worker = "李四".into();
         assert_eq!(
             validate(org).unwrap_err().field,
             "organisation.communities[0].grids[0].worker"

@@ -20,12 +20,13 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::database::{Database, DbError};
+pub use shequ_chassis::idempotency::RequestKey;
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace::TraceContext;
 
 use crate::domain::complaint::{
-    Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
+    Action, Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
 };
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
@@ -72,6 +73,8 @@ pub struct HistoryEntry {
     pub from_status: Status,
     pub to_status: Status,
     pub note: Option<String>,
+    /// The follow-up visit's score, on the entry it closed or reopened.
+    pub satisfaction: Option<Satisfaction>,
 }
 
 /// Filters of the complaint list; all optional.
@@ -145,14 +148,17 @@ shequ_chassis::storage_trait! {
     /// What the complaints service asks of its storage.
     pub trait Complaints for Store {
         /// Takes in a complaint, once per `request_id`: a repeated key returns the
-        /// complaint it made the first time and `true`. The complaint, its history
+        /// complaint it made the first time and `true` (a key first used with a
+        /// different request is refused, naming `request_id`). `actor` is who
+        /// submitted it (the authenticated caller). The complaint, its history
         /// entry and its outbox event are committed before this returns, in a
         /// transaction shared with the submissions arriving meanwhile (group
         /// commit: one commit for many); a submission that fails fails alone. The
         /// complaint is routed by the organisation as it stands when it arrives.
         fn submit(
             &self,
-            request_id: &str,
+            request: &RequestKey,
+            actor: &str,
             intake: Intake,
             grid_id: Option<&GridId>,
             limits: &TimeLimits,
@@ -160,11 +166,12 @@ shequ_chassis::storage_trait! {
 
         /// Applies `change` to complaint `id` (given `related`, for a merge) in one
         /// transaction with its history entry and event. A `request_id` seen
-        /// before returns the complaint as it is and changes nothing.
+        /// before with the same request returns the complaint as it is and
+        /// changes nothing; with a different request (or complaint) it is refused.
         fn transition(
             &self,
             id: &ComplaintId,
-            request_id: Option<&str>,
+            request: Option<&RequestKey>,
             actor: &str,
             related: Option<&ComplaintId>,
             change: impl Change,
@@ -275,7 +282,25 @@ pub(crate) struct HistoryRow {
     pub from_status: &'static str,
     pub to_status: &'static str,
     pub note: Option<String>,
-    pub request_id: Option<String>,
+    /// The follow-up visit's score (1-5), when the entry records one.
+    pub satisfaction: Option<u8>,
+    pub request: Option<RequestKey>,
+}
+
+/// A transition's key found taken by its first use (`previous`: the complaint
+/// and the digest of the request): the same request to the same complaint is
+/// answered as the complaint stands; anything else is refused naming
+/// `request_id`.
+pub(crate) fn repeated(
+    key: &RequestKey,
+    previous: (ComplaintId, Option<String>),
+    id: &ComplaintId,
+) -> Result<(), StoreError> {
+    let (complaint, digest) = previous;
+    if &complaint != id {
+        return Err(FieldError::new("request_id", "was already used for another complaint").into());
+    }
+    Ok(key.same_request(digest.as_deref())?)
 }
 
 /// The history entry and the outbox event of one transition (the event in
@@ -284,7 +309,7 @@ pub(crate) fn record(
     complaint: &Complaint,
     transition: &Transition,
     actor: &str,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
     now: DateTime<Utc>,
     context: Option<&TraceContext>,
 ) -> Result<(HistoryRow, OutboxRow), StoreError> {
@@ -296,7 +321,10 @@ pub(crate) fn record(
         from_status: transition.from.as_str(),
         to_status: transition.to.as_str(),
         note: transition.note.clone(),
-        request_id: request_id.map(str::to_owned),
+        satisfaction: matches!(transition.action, Action::Closed | Action::Reopened)
+            .then(|| complaint.satisfaction.map(Satisfaction::get))
+            .flatten(),
+        request: request.cloned(),
     };
     let event = events::for_transition(complaint, transition, actor, now)?;
     Ok((history, OutboxRow::traced(&event, context)?))
@@ -446,7 +474,16 @@ pub(crate) fn history_entry(
     from_status: &str,
     to_status: &str,
     note: Option<String>,
+    satisfaction: Option<i64>,
 ) -> Result<HistoryEntry, DbError> {
+    let satisfaction = satisfaction
+        .map(|score| {
+            u32::try_from(score)
+                .ok()
+                .and_then(|score| Satisfaction::parse("satisfaction", score).ok())
+                .ok_or_else(|| DbError::Decode(format!("history satisfaction {score}")))
+        })
+        .transpose()?;
     Ok(HistoryEntry {
         at,
         actor,
@@ -454,6 +491,7 @@ pub(crate) fn history_entry(
         from_status: coded("from_status", from_status, Status::parse)?,
         to_status: coded("to_status", to_status, Status::parse)?,
         note,
+        satisfaction,
     })
 }
 

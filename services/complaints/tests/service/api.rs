@@ -112,6 +112,8 @@ async fn same_request_id_returns_the_first_complaint_and_changes_nothing(
     mut app: TestApp,
 ) -> anyhow::Result<()> {
     app.load_organisation().await?;
+    // A clock reading with nanoseconds: every answer is whole milliseconds.
+    app.clock.advance(Duration::nanoseconds(123_456_789));
 
     let first = app
         .complaints
@@ -124,15 +126,25 @@ async fn same_request_id_returns_the_first_complaint_and_changes_nothing(
         .await?
         .into_inner();
 
-    let (first, again_complaint) = (
-        first.complaint.unwrap_or_default(),
-        again.complaint.unwrap_or_default(),
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(
+        again.complaint, first.complaint,
+        "every field, every instant"
     );
-    assert!(again.duplicate);
-    assert_eq!(first.id, again_complaint.id);
+    let submitted_at = first.complaint.unwrap_or_default().submitted_at;
+    assert_eq!(submitted_at.unwrap_or_default().nanos % 1_000_000, 0);
     assert_eq!(list(&mut app, Default::default()).await?.len(), 1);
     let events = app.wait_for_events(1).await?;
     assert_eq!(events.len(), 1, "one submission, one event");
+    let published = events[0].event.data["submitted_at"]
+        .as_str()
+        .map(str::to_owned);
+    let answered = submitted_at.map(|at| shequ_proto::time::instant(&at));
+    assert_eq!(
+        published.and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()),
+        answered.flatten().map(|at| at.fixed_offset()),
+        "the event's instant is the answer's"
+    );
     Ok(())
 }
 
@@ -188,7 +200,8 @@ async fn complaint_goes_from_submission_to_closure_with_every_step_in_its_histor
                 "submitted",
                 pb::Status::Submitted,
                 pb::Status::Submitted,
-                "channel:mini_program"
+                // No authentication here: nobody to name.
+                shequ_chassis::grpc::ANONYMOUS
             ),
             (
                 "accepted",
@@ -386,15 +399,17 @@ async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(
         .await
         .expect_err("satisfaction 9");
     assert_eq!(violated_field(&nine).as_deref(), Some("satisfaction"));
-    let no_actor = app
+    // Without authentication (development) an actor may be claimed, as an
+    // account id: never a person's name.
+    let a_name = app
         .complaints
         .record_follow_up(pb::RecordFollowUpRequest {
-            actor: String::new(),
+            actor: "张三".into(),
             ..follow_up(&id, 4)
         })
         .await
-        .expect_err("no actor");
-    assert_eq!(violated_field(&no_actor).as_deref(), Some("actor"));
+        .expect_err("a name as actor");
+    assert_eq!(violated_field(&a_name).as_deref(), Some("actor"));
     let page = app
         .complaints
         .list_complaints(pb::ListComplaintsRequest {

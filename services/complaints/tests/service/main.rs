@@ -4,6 +4,8 @@
 
 mod api;
 mod backlog;
+mod callers;
+mod edges;
 mod events;
 mod faults;
 mod figures;

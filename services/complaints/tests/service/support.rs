@@ -33,6 +33,8 @@ pub(crate) struct TestApp {
     pub(crate) organisation: OrganisationClient,
     pub(crate) sweeper: Sweeper,
     pub(crate) addr: SocketAddr,
+    /// The token file of a service checking tokens.
+    _tokens: Option<tempfile::TempDir>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -82,12 +84,34 @@ impl TestApp {
             Some("escalation"),
         )
         .await?;
-        Self::connect(harness, sweeper).await
+        Self::connect(harness, sweeper, None).await
+    }
+
+    /// A service on SQLite checking bearer tokens, as in production: one
+    /// `(account, role, token)` per caller.
+    pub(crate) async fn checking_tokens(callers: &[(&str, &str, &str)]) -> anyhow::Result<Self> {
+        let tokens = tempfile::tempdir()?;
+        let file = shequ_tests::auth::token_file(tokens.path(), callers)?;
+        let (harness, sweeper) = Harness::start(
+            "complaints",
+            TestDatabase::Sqlite,
+            start_of_test(),
+            move |mut common| {
+                common.auth.disabled = false;
+                common.auth.tokens_file = Some(file.clone());
+                config(common)
+            },
+            Application::sweeper,
+            Some("escalation"),
+        )
+        .await?;
+        Self::connect(harness, sweeper, Some(tokens)).await
     }
 
     async fn connect(
         harness: Harness<Application, Sweeper>,
         sweeper: Sweeper,
+        tokens: Option<tempfile::TempDir>,
     ) -> anyhow::Result<Self> {
         let channel = harness.channel().await?;
         Ok(Self {
@@ -96,6 +120,7 @@ impl TestApp {
             addr: harness.service()?.grpc_addr(),
             sweeper,
             harness,
+            _tokens: tokens,
         })
     }
 

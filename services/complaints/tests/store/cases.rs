@@ -12,13 +12,14 @@ use shequ_complaints::store::{Complaints, ListFilter, Scope, StoreError};
 
 use shequ_complaints::domain::time_limits::TimeLimits;
 
-use crate::{Harness, hours, intake, organisation, satisfaction, start};
+use crate::{CLERK, Harness, hours, intake, organisation, request, satisfaction, start};
 
 async fn submitted(h: &Harness, key: &str, building: Option<&str>) -> anyhow::Result<ComplaintId> {
     let (complaint, duplicate) = h
         .store
         .submit(
-            key,
+            &request(key),
+            CLERK,
             intake("路灯不亮", building),
             None,
             &TimeLimits::default(),
@@ -35,7 +36,8 @@ pub(crate) async fn a_submission_reads_back_as_it_was_answered(h: Harness) -> an
     let (answered, duplicate) = h
         .store
         .submit(
-            "r-1",
+            &request("r-1"),
+            CLERK,
             intake("楼道灯坏了", Some("b-3")),
             None,
             &TimeLimits::default(),
@@ -52,7 +54,7 @@ pub(crate) async fn a_submission_reads_back_as_it_was_answered(h: Harness) -> an
     assert_eq!(stored, answered, "every field as answered");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].to_status, Status::Submitted);
-    assert_eq!(history[0].actor, "channel:hotline");
+    assert_eq!(history[0].actor, CLERK, "the submitting caller");
     assert_eq!(history[0].at, answered.submitted_at);
     assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
     Ok(())
@@ -67,7 +69,8 @@ pub(crate) async fn a_repeated_request_id_returns_the_first_complaint(
     let (again, duplicate) = h
         .store
         .submit(
-            "r-1",
+            &request("r-1"),
+            CLERK,
             intake("另一件事", Some("b-3")),
             None,
             &TimeLimits::default(),
@@ -94,7 +97,13 @@ pub(crate) async fn concurrent_submissions_are_each_stored_once_with_their_histo
         async move {
             let key = format!("r-{}", i % 40);
             store
-                .submit(&key, intake("噪音扰民", Some("b-1")), None, &limits)
+                .submit(
+                    &request(&key),
+                    CLERK,
+                    intake("噪音扰民", Some("b-1")),
+                    None,
+                    &limits,
+                )
                 .await
                 .map(|(complaint, duplicate)| (key, complaint.id, duplicate))
         }
@@ -122,7 +131,8 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     let unknown_building = h
         .store
         .submit(
-            "r-1",
+            &request("r-1"),
+            CLERK,
             intake("路灯不亮", Some("b-404")),
             None,
             &TimeLimits::default(),
@@ -135,7 +145,8 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     let unknown_grid = h
         .store
         .submit(
-            "r-2",
+            &request("r-2"),
+            CLERK,
             intake("路灯不亮", None),
             Some(&GridId::from_stored("nowhere-9")),
             &TimeLimits::default(),
@@ -148,7 +159,8 @@ pub(crate) async fn a_submission_to_an_unknown_grid_or_building_stores_nothing(
     let disagreeing = h
         .store
         .submit(
-            "r-3",
+            &request("r-3"),
+            CLERK,
             intake("路灯不亮", Some("b-1")),
             Some(&GridId::from_stored("yaozhai-1")),
             &TimeLimits::default(),
@@ -171,35 +183,51 @@ pub(crate) async fn a_transition_is_stored_with_its_history_and_event_and_its_re
     h.clock.advance(hours(2));
     let accepted = h
         .store
-        .transition(&id, Some("t-1"), "worker-li", None, |c, _, now| {
-            c.accept(Some("worker-li".into()), now)
-        })
+        .transition(
+            &id,
+            Some(&request("t-1")),
+            "worker-li",
+            None,
+            |c, _, now| c.accept(Some("worker-li".into()), now),
+        )
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     h.clock.advance(hours(1));
     let follow_up = TimeLimits::default().follow_up();
     let resolved = h
         .store
-        .transition(&id, Some("t-2"), "worker-li", None, move |c, _, now| {
-            c.resolve("换了灯泡".into(), true, follow_up, now)
-        })
+        .transition(
+            &id,
+            Some(&request("t-2")),
+            "worker-li",
+            None,
+            move |c, _, now| c.resolve("换了灯泡".into(), true, follow_up, now),
+        )
         .await?;
     // The same request again changes nothing and answers the complaint as it is.
     h.clock.advance(hours(1));
     let again = h
         .store
-        .transition(&id, Some("t-2"), "worker-li", None, move |c, _, now| {
-            c.resolve("又换了一次".into(), true, follow_up, now)
-        })
+        .transition(
+            &id,
+            Some(&request("t-2")),
+            "worker-li",
+            None,
+            move |c, _, now| c.resolve("又换了一次".into(), true, follow_up, now),
+        )
         .await?;
     assert_eq!(again, resolved);
     // Reusing a request id on another complaint is refused.
     let other = submitted(&h, "r-2", Some("b-2")).await?;
     let reused = h
         .store
-        .transition(&other, Some("t-2"), "worker-li", None, |c, _, now| {
-            c.accept(None, now)
-        })
+        .transition(
+            &other,
+            Some(&request("t-2")),
+            "worker-li",
+            None,
+            |c, _, now| c.accept(None, now),
+        )
         .await;
     assert!(
         matches!(&reused, Err(StoreError::Field(error)) if error.field == "request_id"),
@@ -225,7 +253,9 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
     let (before, _) = h.store.get(&id).await?;
     let refused = h
         .store
-        .transition(&id, Some("t-1"), "worker-li", None, |c, _, _| c.start())
+        .transition(&id, Some(&request("t-1")), "worker-li", None, |c, _, _| {
+            c.start()
+        })
         .await;
     assert!(
         matches!(
@@ -255,9 +285,13 @@ pub(crate) async fn a_refused_transition_changes_nothing(h: Harness) -> anyhow::
     // The refused request's id was not used up.
     let accepted = h
         .store
-        .transition(&id, Some("t-1"), "worker-li", None, |c, _, now| {
-            c.accept(None, now)
-        })
+        .transition(
+            &id,
+            Some(&request("t-1")),
+            "worker-li",
+            None,
+            |c, _, now| c.accept(None, now),
+        )
         .await?;
     assert_eq!(accepted.status, Status::Accepted);
     Ok(())
@@ -555,7 +589,8 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     let (before, _) = h
         .store
         .submit(
-            "r-1",
+            &request("r-1"),
+            CLERK,
             intake("路灯不亮", Some("b-1")),
             None,
             &TimeLimits::default(),
@@ -570,7 +605,8 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     let (after, _) = h
         .store
         .submit(
-            "r-2",
+            &request("r-2"),
+            CLERK,
             intake("路灯不亮", Some("b-1")),
             None,
             &TimeLimits::default(),
@@ -581,7 +617,8 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     let gone = h
         .store
         .submit(
-            "r-3",
+            &request("r-3"),
+            CLERK,
             intake("路灯不亮", Some("b-2")),
             None,
             &TimeLimits::default(),
@@ -595,7 +632,8 @@ pub(crate) async fn a_submission_is_routed_by_the_organisation_as_it_stands(
     let (again, duplicate) = h
         .store
         .submit(
-            "r-1",
+            &request("r-1"),
+            CLERK,
             intake("路灯不亮", Some("b-2")),
             None,
             &TimeLimits::default(),

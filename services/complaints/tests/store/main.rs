@@ -10,7 +10,7 @@ use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
 use shequ_complaints::domain::organisation::{Community, Grid, Organisation};
 use shequ_complaints::domain::reporter::Reporter;
 use shequ_complaints::domain::{BuildingId, MerchantId};
-use shequ_complaints::store::Store;
+use shequ_complaints::store::{RequestKey, Store};
 use shequ_tests::TestDatabase;
 
 mod cases;
@@ -106,4 +106,12 @@ pub(crate) fn satisfaction(score: u32) -> Satisfaction {
 
 pub(crate) fn hours(n: i64) -> Duration {
     Duration::hours(n)
+}
+
+/// The account a case's submissions are made by.
+pub(crate) const CLERK: &str = "hotline-desk";
+
+/// An idempotency key a case uses; the same text is the same request.
+pub(crate) fn request(id: &str) -> RequestKey {
+    RequestKey::internal(id)
 }

@@ -138,7 +138,7 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     let accepted = store
         .transition(
             &old.id,
-            Some("after-upgrade"),
+            Some(&crate::request("after-upgrade")),
             "worker-li",
             None,
             |c, _, now| c.accept(None, now),
@@ -148,13 +148,17 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     let limits = shequ_complaints::domain::time_limits::TimeLimits::default();
     let (new, duplicate) = store
         .submit(
-            "fixture-1",
+            &crate::request("fixture-1"),
+            crate::CLERK,
             crate::intake("路灯不亮 1", None),
             Some(&GridId::from_stored("xinyuan-1")),
             &limits,
         )
         .await?;
-    assert!(duplicate, "the release's idempotency keys still hold");
+    assert!(
+        duplicate,
+        "the release's idempotency keys (kept without a request digest) still hold"
+    );
     assert_eq!(new.id, listed[0].id);
     Ok(())
 }

@@ -15,6 +15,10 @@ pub const PRECISION: usize = 6;
 /// would no longer fit the 32-bit axis indices below.
 const MAX_PRECISION: usize = 12;
 
+/// A hair of slack (about 0.1 mm) on a circle's box, so rounding never leaves
+/// out an edge cell.
+const SLACK: f64 = 1e-9;
+
 const BASE32: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
 
 /// The standard base-32 geohash of `p` with `precision` characters (at most 12).
@@ -33,12 +37,21 @@ pub fn cell_of(p: Point) -> String {
     encode(p, PRECISION)
 }
 
+/// The most cells a search may read: the service refuses at start a service
+/// area and walking speed whose widest circle could need more
+/// ([`service_area`](super::service_area)), so no accepted search reads more
+/// than a few hundred cells (an hour's walk in Jinshui touches at most 187,
+/// 221 by [`covering_bound`]).
+pub const MAX_COVERING: usize = 512;
+
 /// Every [`PRECISION`] cell that intersects the bounding box of the circle of
 /// `radius_metres` around `center`: sorted, without duplicates, and always holding
 /// `cell_of(center)`. A radius that is zero, negative or not a number (or a centre
 /// that is not a number) gives the centre's cell alone.
 ///
-/// The number of cells grows with the area, so callers bound the radius.
+/// The number of cells grows with the area of the box, which widens towards
+/// the poles (a circle over one spans every longitude): at most
+/// [`covering_bound`], which the service area keeps under [`MAX_COVERING`].
 pub fn covering(center: Point, radius_metres: f64) -> Vec<String> {
     let bits = Bits::of(PRECISION);
     // A centre that is not a number would widen the box to the whole world.
@@ -64,11 +77,48 @@ pub fn covering(center: Point, radius_metres: f64) -> Vec<String> {
     cells
 }
 
+/// The most cells [`covering`] gives for a circle of `radius_metres` about a
+/// centre no further from the equator than `latitude`: the rows and columns
+/// the circle's box can touch (a box of span `s` touches at most
+/// `s / cell + 2` cells of an axis; two more columns when it is split at the
+/// antimeridian), the whole width of the world when it reaches over a pole.
+pub fn covering_bound(latitude: f64, radius_metres: f64) -> usize {
+    let bits = Bits::of(PRECISION);
+    let (rows, columns) = (1usize << bits.latitude, 1usize << bits.longitude);
+    if !(latitude.is_finite() && radius_metres.is_finite()) {
+        return rows * columns;
+    }
+    if radius_metres <= 0.0 {
+        return 1;
+    }
+    let touched = |span: f64, cell: f64, most: usize| {
+        // A whole number of cells, capped at the axis.
+        let cells = (span / cell).floor();
+        if cells >= most as f64 {
+            most
+        } else {
+            (cells as usize + 2).min(most)
+        }
+    };
+    let angle = radius_metres / EARTH_RADIUS_METRES;
+    let half_height = angle.to_degrees() + SLACK;
+    let row_count = touched(2.0 * half_height, 180.0 / rows as f64, rows);
+    let cos_latitude = latitude.abs().min(90.0).to_radians().cos();
+    if angle >= std::f64::consts::FRAC_PI_2
+        || angle.sin() >= cos_latitude
+        || latitude.abs() + half_height >= 90.0
+    {
+        return row_count * columns;
+    }
+    let half_width = (angle.sin() / cos_latitude).asin().to_degrees() + SLACK;
+    let column_count =
+        (touched(2.0 * half_width, 360.0 / columns as f64, columns) + 2).min(columns);
+    row_count * column_count
+}
+
 /// South and north latitudes and the longitude intervals (one, or two when the box
 /// crosses the antimeridian) of the smallest box holding the spherical circle.
 fn bounding_box(center: Point, radius_metres: f64) -> (f64, f64, Vec<(f64, f64)>) {
-    // A hair of slack (about 0.1 mm) so rounding never leaves out an edge cell.
-    const SLACK: f64 = 1e-9;
     let angle = radius_metres / EARTH_RADIUS_METRES;
     let half_height = angle.to_degrees() + SLACK;
     let south = (center.latitude - half_height).max(-90.0);
@@ -282,6 +332,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn no_covering_has_more_cells_than_its_bound() {
+        let mut random = Lcg(15);
+        for _ in 0..1000 {
+            let center = Point {
+                latitude: random.next() * 160.0 - 80.0,
+                longitude: random.next() * 360.0 - 180.0,
+            };
+            let radius = 10.0 + random.next() * 8_000.0;
+            let bound = covering_bound(center.latitude.abs() + random.next(), radius);
+            let cells = covering(center, radius).len();
+            assert!(
+                cells <= bound,
+                "{cells} cells over {bound} at {center:?}, {radius} m"
+            );
+        }
+    }
+
+    #[test]
+    fn an_hours_walk_in_the_district_is_well_under_the_most_a_search_reads() {
+        let bound = covering_bound(34.90, 60.0 * 80.0);
+        assert!(bound <= 256, "{bound}");
+        assert!(bound <= MAX_COVERING);
+        assert!(covering(JINSHUI, 60.0 * 80.0).len() <= bound);
+    }
+
+    #[test]
+    fn a_circle_over_a_pole_is_bounded_by_the_whole_width_of_the_world() {
+        let columns = 1 << 15;
+        assert!(covering_bound(89.99, 4800.0) >= columns);
+        assert!(covering_bound(89.99, 4800.0) > MAX_COVERING);
+        assert_eq!(covering_bound(34.8, 0.0), 1);
     }
 
     #[test]

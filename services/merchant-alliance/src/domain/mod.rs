@@ -4,6 +4,8 @@
 //! - [`geo`]: points, the WGS-84 ↔ GCJ-02 conversion, distances (the chassis's).
 //! - [`cells`]: the geohash cells that index merchants and cover a search circle.
 //! - [`nearby`]: the convenience circle: exact distance, tag, open now, nearest first.
+//! - [`service_area`]: the district's box; points outside it are refused, so
+//!   every search's work is bounded.
 //! - [`opening_hours`]: weekly opening hours and whether a merchant is open now.
 //! - [`credit`]: the credit score rules and the complaint-fault state.
 //! - [`awards`]: the model-merchant rules and evaluation periods.
@@ -18,6 +20,7 @@ pub mod credit;
 pub mod merchant;
 pub mod nearby;
 pub mod opening_hours;
+pub mod service_area;
 
 pub use shequ_chassis::fields::{self, FieldError};
 pub use shequ_chassis::geo;

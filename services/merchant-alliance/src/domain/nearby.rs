@@ -44,7 +44,7 @@ pub struct BoundingBox {
 }
 
 /// Metres per degree of latitude (and of longitude at the equator).
-const METRES_PER_DEGREE: f64 = 111_195.0;
+pub const METRES_PER_DEGREE: f64 = 111_195.0;
 
 impl BoundingBox {
     /// The box around the circle of `radius_metres` about `center`, with 1% to spare.

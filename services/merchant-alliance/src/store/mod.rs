@@ -12,6 +12,11 @@
 //! change it or compute a credit change, and writes back what came of it. The
 //! events of a change are made here, once for both backends.
 //!
+//! An idempotency key is a [`RequestKey`]: stored with the digest of the
+//! request it was first used with (`request_digest`, NULL for keys kept
+//! before digests, taken as the same request), and checked on every path that
+//! answers from that first use.
+//!
 //! Ids are the domain's types ([`MerchantId`] and the rest), bound as their
 //! text and read back with `from_stored`: only parsed or generated ids are
 //! ever written, so a stored id is not checked again.
@@ -47,8 +52,11 @@ use crate::domain::nearby::{BoundingBox, FlatDistance, Found, Search};
 use crate::domain::opening_hours::OpeningHours;
 use crate::domain::{ActivityId, GridId, MerchantId};
 
+pub use shequ_chassis::idempotency::RequestKey;
+
 /// What the alliance store fails with; a refusal of the domain is a
-/// [`StatusConflict`].
+/// [`StatusConflict`], an idempotency key reused for a different request a
+/// [`FieldError`](crate::domain::FieldError) naming `request_id`.
 pub type StoreError = shequ_chassis::storage::StoreError<StatusConflict>;
 
 impl From<StatusConflict> for StoreError {
@@ -68,12 +76,14 @@ pub struct ListFilter {
 shequ_chassis::storage_trait! {
     /// What the merchant-alliance service (商户联盟) asks of its storage.
     pub trait Alliance for Store {
-        /// Registers a merchant, once per `request_id`; a repeated key returns the
-        /// merchant it made the first time and `true`. The merchant and its
+        /// Registers a merchant, once per key: the same request again returns
+        /// the merchant it made the first time and `true`; the key first used
+        /// with a different request is refused ([`StoreError::Field`] naming
+        /// `request_id`) and changes nothing. The merchant and its
         /// `merchant.registered` event commit together.
         fn register(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             details: MerchantDetails,
             actor: &str,
         ) -> Result<(Merchant, bool), StoreError>;
@@ -126,11 +136,13 @@ shequ_chassis::storage_trait! {
             radius_metres: f64,
         ) -> Result<Vec<Found>, StoreError>;
 
-        /// Records an activity and its credit (`credit.changed`), once per
-        /// `request_id`: a repeated key returns the first entry and `true`.
+        /// Records an activity and its credit (`credit.changed`), once per key:
+        /// the same request again returns the first entry and `true`; the key
+        /// first used with a different request is refused
+        /// ([`StoreError::Field`] naming `request_id`) and changes nothing.
         fn record_activity(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             merchant_id: &MerchantId,
             kind: ActivityKind,
             description: &str,

@@ -14,6 +14,7 @@ shequ_tests::on_both_backends!(
     nearby_narrows_by_category_tag_open_now_and_status,
     nearby_reads_on_past_the_nearest_until_the_rules_have_found_enough,
     same_request_id_registers_once,
+    a_request_id_reused_for_a_different_request_is_refused_naming_it_and_changes_nothing,
     invalid_input_is_refused_naming_the_field_and_writes_nothing,
     suspension_and_reinstatement_follow_the_status,
     an_activity_raises_the_score_once_with_a_ledger_entry,
@@ -270,6 +271,87 @@ async fn same_request_id_registers_once(mut app: TestApp) -> anyhow::Result<()> 
         .into_inner();
     assert_eq!(listed.merchants.len(), 1);
     assert_eq!(app.wait_for_events(1).await?.len(), 1);
+    Ok(())
+}
+
+async fn a_request_id_reused_for_a_different_request_is_refused_naming_it_and_changes_nothing(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
+    let first = app.register("r-1", dining("一家店", 0.0, &[])).await?;
+    let renamed = app
+        .merchants
+        .register_merchant(pb::RegisterMerchantRequest {
+            request_id: "r-1".into(),
+            details: Some(dining("另一家店", 0.0, &[])),
+            actor: "operator-1".into(),
+        })
+        .await
+        .expect_err("another name under the key");
+    assert_eq!(renamed.code(), Code::InvalidArgument, "{renamed:?}");
+    assert_eq!(violated_field(&renamed).as_deref(), Some("request_id"));
+    let listed = app
+        .merchants
+        .list_merchants(pb::ListMerchantsRequest::default())
+        .await?
+        .into_inner();
+    let names: Vec<&str> = listed.merchants.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["一家店"], "still the one merchant, unchanged");
+
+    let yesterday = app.clock_now() - Duration::days(1);
+    let recorded = activity("a-1", &first.id, pb::ActivityKind::Welfare, yesterday);
+    let entry = app
+        .merchants
+        .record_activity(recorded.clone())
+        .await?
+        .into_inner()
+        .entry;
+    let other = app.register("r-2", dining("第二家店", 10.0, &[])).await?;
+    let different = [
+        pb::RecordActivityRequest {
+            description: "别的活动".into(),
+            ..recorded.clone()
+        },
+        pb::RecordActivityRequest {
+            kind: pb::ActivityKind::Environment as i32,
+            ..recorded.clone()
+        },
+        pb::RecordActivityRequest {
+            merchant_id: other.id.clone(),
+            ..recorded.clone()
+        },
+        pb::RecordActivityRequest {
+            happened_at: None,
+            ..recorded.clone()
+        },
+    ];
+    for request in different {
+        let status = app
+            .merchants
+            .record_activity(request.clone())
+            .await
+            .expect_err("a different activity under the key");
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{request:?}: {status:?}"
+        );
+        assert_eq!(violated_field(&status).as_deref(), Some("request_id"));
+    }
+    let again = app.merchants.record_activity(recorded).await?.into_inner();
+    assert!(again.duplicate, "the same request again");
+    assert_eq!(again.entry, entry);
+    for (merchant, score, entries) in [(&first.id, 102, 1), (&other.id, 100, 0)] {
+        let ledger = app
+            .merchants
+            .get_credit_ledger(pb::GetCreditLedgerRequest {
+                merchant_id: merchant.clone(),
+            })
+            .await?
+            .into_inner();
+        assert_eq!((ledger.score, ledger.entries.len()), (score, entries));
+    }
+    // Two registrations and one credit change: nothing of the refusals.
+    assert_eq!(app.wait_for_events(3).await?.len(), 3);
     Ok(())
 }
 
@@ -662,11 +744,4 @@ async fn merchants_are_listed_by_grid_category_and_status_in_pages(
         .into_inner();
     assert_eq!(repairs.merchants.len(), 1);
     Ok(())
-}
-
-impl TestApp {
-    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
-        use shequ_chassis::clock::Clock;
-        self.clock.now()
-    }
 }

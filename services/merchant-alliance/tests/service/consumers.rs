@@ -1,6 +1,7 @@
 //! Events from other services, on the real stream: complaint outcomes move a
 //! merchant's score once, however often they are delivered; a discounted elder
-//! meal counts as a welfare activity.
+//! meal counts as a welfare activity once it is served (a booking alone counts
+//! for nothing), once per booking.
 
 use std::time::Duration;
 
@@ -17,8 +18,9 @@ use crate::support::{TestApp, dining};
 shequ_tests::on_both_backends!(
     an_at_fault_resolution_lowers_the_score_once_even_when_redelivered,
     a_later_resolution_without_fault_gives_the_deduction_back,
-    a_discounted_elder_meal_counts_as_welfare,
-    a_booking_announced_again_under_a_new_event_id_credits_once,
+    a_discounted_elder_meal_counts_as_welfare_once_served,
+    a_meal_booked_but_not_served_credits_nothing,
+    a_served_meal_announced_again_under_a_new_event_id_credits_once,
     a_resolution_announced_again_under_a_new_event_id_moves_the_score_once,
 );
 
@@ -97,19 +99,36 @@ const CARE: StreamSpec = StreamSpec {
     subjects: care::SUBJECTS,
 };
 
-/// A meal booked for an elder with `merchant_id`, at a discount or not.
+/// A meal served to an elder by `merchant_id`, at a discount or not.
 fn meal_booking(
     merchant_id: &str,
     booking_id: &str,
     discounted: bool,
 ) -> anyhow::Result<CloudEvent> {
-    let data = care::ServiceBooked {
+    let now = Utc::now();
+    let data = care::BookingServed {
         booking_id: booking_id.into(),
         elder_id: "elder-1".into(),
         service: care::Service::MealAssistance,
         merchant_id: Some(merchant_id.into()),
         discounted,
+        scheduled_for: now,
+        served_at: now,
+        actor: "worker-li".into(),
+    };
+    Ok(new_event(care::SOURCE, booking_id, now, &data)?)
+}
+
+/// A meal booked for an elder with `merchant_id`, at a discount, not (yet) served.
+fn meal_booked(merchant_id: &str, booking_id: &str) -> anyhow::Result<CloudEvent> {
+    let data = care::ServiceBooked {
+        booking_id: booking_id.into(),
+        elder_id: "elder-1".into(),
+        service: care::Service::MealAssistance,
+        merchant_id: Some(merchant_id.into()),
+        discounted: true,
         booked_for: Utc::now(),
+        actor: Some("worker-li".into()),
     };
     Ok(new_event(care::SOURCE, booking_id, Utc::now(), &data)?)
 }
@@ -205,7 +224,9 @@ async fn a_later_resolution_without_fault_gives_the_deduction_back(
     Ok(())
 }
 
-async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::Result<()> {
+async fn a_discounted_elder_meal_counts_as_welfare_once_served(
+    mut app: TestApp,
+) -> anyhow::Result<()> {
     let merchant = app
         .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
         .await?
@@ -214,7 +235,7 @@ async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::
     let care_stream = CARE;
     let full_price = booking("booking-1", false)?;
     let discounted = booking("booking-2", true)?;
-    assert_eq!(discounted.event_type, care::ServiceBooked::TYPE);
+    assert_eq!(discounted.event_type, care::BookingServed::TYPE);
 
     publish(&app, care_stream, &full_price, &full_price.id).await?;
     publish(&app, care_stream, &discounted, &discounted.id).await?;
@@ -241,7 +262,32 @@ async fn a_discounted_elder_meal_counts_as_welfare(mut app: TestApp) -> anyhow::
     Ok(())
 }
 
-async fn a_booking_announced_again_under_a_new_event_id_credits_once(
+async fn a_meal_booked_but_not_served_credits_nothing(mut app: TestApp) -> anyhow::Result<()> {
+    let merchant = app
+        .register("r-1", dining("助老食堂", 0.0, &["elder_meals"]))
+        .await?
+        .id;
+    // Booked over and over, never served: pumping the score by booking.
+    for n in 0..3 {
+        let booked = meal_booked(&merchant, &format!("booking-{n}"))?;
+        publish(&app, CARE, &booked, &booked.id).await?;
+    }
+    // A marker after them: once it is applied, the ones before it have been handled.
+    let served = meal_booking(&merchant, "booking-9", true)?;
+    publish(&app, CARE, &served, &served.id).await?;
+
+    let ledger = ledger_with(&app, &merchant, 1).await?;
+    let references: Vec<&str> = ledger
+        .entries
+        .iter()
+        .map(|e| e.reference.as_str())
+        .collect();
+    assert_eq!(references, ["booking-9"], "only the served meal counts");
+    assert_eq!(ledger.score, 101);
+    Ok(())
+}
+
+async fn a_served_meal_announced_again_under_a_new_event_id_credits_once(
     mut app: TestApp,
 ) -> anyhow::Result<()> {
     let merchant = app

@@ -2,7 +2,9 @@
 //! real `nats-server` with JetStream, on SQLite and on PostgreSQL when one
 //! answers (`shequ_tests::on_both_backends!`).
 
+mod actor;
 mod api;
+mod area;
 mod consumers;
 mod events;
 mod support;

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
+use shequ_chassis::config::CommonConfig;
 use shequ_merchant_alliance::{Application, Config};
 use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
@@ -53,16 +54,39 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    shequ_tests::on_fresh_database(backend, TestApp::start, test).await
+    run_with(backend, |common| Ok(Config::new(common)), test).await
+}
+
+/// [`run`], the service started with the config `configure` makes of the
+/// test defaults (a service area of its own, authentication on).
+pub(crate) async fn run_with<C, F, Fut>(
+    backend: Backend,
+    configure: C,
+    test: F,
+) -> anyhow::Result<()>
+where
+    C: Fn(CommonConfig) -> anyhow::Result<Config> + Send + Sync + 'static,
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    shequ_tests::on_fresh_database(
+        backend,
+        |database| TestApp::start(database, configure),
+        test,
+    )
+    .await
 }
 
 impl TestApp {
-    async fn start(database: TestDatabase) -> anyhow::Result<Self> {
+    async fn start<C>(database: TestDatabase, configure: C) -> anyhow::Result<Self>
+    where
+        C: Fn(CommonConfig) -> anyhow::Result<Config> + Send + Sync + 'static,
+    {
         let (harness, ()) = Harness::start(
             "merchant-alliance",
             database,
             monday_ten(),
-            |common| Ok(Config::new(common)),
+            configure,
             |_| (),
             None,
         )
@@ -88,6 +112,12 @@ impl TestApp {
             .await?
             .into_inner();
         response.merchant.context("no merchant in the response")
+    }
+
+    /// The service's (manual) clock.
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        use shequ_chassis::clock::Clock;
+        self.clock.now()
     }
 
     /// Every event in the ALLIANCE stream once `expected` have arrived.

@@ -15,7 +15,7 @@ use shequ_merchant_alliance::domain::nearby::{Search, select};
 use shequ_merchant_alliance::domain::{BookingId, ComplaintId, GridId, MerchantId};
 use shequ_merchant_alliance::store::{Alliance, ListFilter, StoreError};
 
-use crate::{Harness, JINSHUI, dining, hours, north, start, tag};
+use crate::{Harness, JINSHUI, dining, hours, keyed, north, request, start, tag};
 
 const COMPLAINTS: &str = "merchant-alliance-complaints";
 const CARE: &str = "merchant-alliance-care";
@@ -25,7 +25,10 @@ async fn registered(
     key: &str,
     details: shequ_merchant_alliance::domain::merchant::MerchantDetails,
 ) -> anyhow::Result<MerchantId> {
-    let (merchant, duplicate) = h.store.register(key, details, "operator-1").await?;
+    let (merchant, duplicate) = h
+        .store
+        .register(&request(key), details, "operator-1")
+        .await?;
     ensure!(!duplicate, "{key} is new");
     Ok(merchant.id)
 }
@@ -63,7 +66,7 @@ pub(crate) async fn a_registration_is_once_per_request_id_and_reads_back_as_answ
     let (answered, duplicate) = h
         .store
         .register(
-            "r-1",
+            &request("r-1"),
             dining("老王面馆", 100.0, &["elder_meals", "takeaway"]),
             "operator-1",
         )
@@ -81,9 +84,13 @@ pub(crate) async fn a_registration_is_once_per_request_id_and_reads_back_as_answ
     );
     let (again, duplicate) = h
         .store
-        .register("r-1", dining("另一家", 300.0, &[]), "operator-2")
+        .register(
+            &request("r-1"),
+            dining("老王面馆", 100.0, &["elder_meals", "takeaway"]),
+            "operator-1",
+        )
         .await?;
-    assert!(duplicate);
+    assert!(duplicate, "the same request again");
     assert_eq!(again, answered, "the first registration");
     assert_eq!(h.count("SELECT COUNT(*) FROM merchants").await?, 1);
     assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
@@ -309,7 +316,7 @@ pub(crate) async fn an_activity_credits_once_per_request_id_and_the_ledger_adds_
     let (first, duplicate) = h
         .store
         .record_activity(
-            "a-1",
+            &request("a-1"),
             &id,
             ActivityKind::Welfare,
             "义务理发",
@@ -323,20 +330,20 @@ pub(crate) async fn an_activity_credits_once_per_request_id_and_the_ledger_adds_
     let (again, duplicate) = h
         .store
         .record_activity(
-            "a-1",
+            &request("a-1"),
             &id,
-            ActivityKind::Environment,
-            "别的",
+            ActivityKind::Welfare,
+            "义务理发",
             at,
-            "operator-2",
+            "operator-1",
         )
         .await?;
-    assert!(duplicate);
+    assert!(duplicate, "the same request again");
     assert_eq!(again, first);
     let (second, _) = h
         .store
         .record_activity(
-            "a-2",
+            &request("a-2"),
             &id,
             ActivityKind::Environment,
             "清理楼道",
@@ -357,7 +364,7 @@ pub(crate) async fn an_activity_credits_once_per_request_id_and_the_ledger_adds_
     let missing = h
         .store
         .record_activity(
-            "a-3",
+            &request("a-3"),
             &stranger(),
             ActivityKind::Welfare,
             "x",
@@ -529,7 +536,7 @@ pub(crate) async fn awards_are_once_per_merchant_and_period_with_the_records_the
     ] {
         h.store
             .record_activity(
-                key,
+                &request(key),
                 &model,
                 ActivityKind::Welfare,
                 "义务劳动",
@@ -633,7 +640,7 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
     let (entry, _) = h
         .store
         .record_activity(
-            "a-1",
+            &request("a-1"),
             &id,
             ActivityKind::Welfare,
             "义务劳动",
@@ -728,5 +735,229 @@ pub(crate) async fn a_stored_value_that_does_not_decode_is_an_error_not_a_defaul
         .await?;
         undecodable(h.store.get(&id).await)?;
     }
+    Ok(())
+}
+
+/// Whether `result` is the refusal of a key reused for a different request.
+fn refused_as_reused<T: std::fmt::Debug>(result: &Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Field(error)) if error.field == "request_id")
+}
+
+pub(crate) async fn a_registration_key_reused_for_a_different_request_is_refused_and_writes_nothing(
+    h: Harness,
+) -> anyhow::Result<()> {
+    let (first, duplicate) = h
+        .store
+        .register(
+            &keyed("r-1", "老王面馆"),
+            dining("老王面馆", 100.0, &[]),
+            "operator-1",
+        )
+        .await?;
+    assert!(!duplicate);
+    let reused = h
+        .store
+        .register(
+            &keyed("r-1", "另一家"),
+            dining("另一家", 300.0, &[]),
+            "operator-1",
+        )
+        .await;
+    assert!(refused_as_reused(&reused), "{reused:?}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM merchants").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
+    assert_eq!(h.store.get(&first.id).await?, first, "unchanged");
+
+    // The same request again, after the refusal: the first answer.
+    let (again, duplicate) = h
+        .store
+        .register(
+            &keyed("r-1", "老王面馆"),
+            dining("老王面馆", 100.0, &[]),
+            "operator-1",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(again, first);
+
+    // A key kept before digests (none stored) is taken as the same request.
+    h.execute(
+        "UPDATE merchants SET request_digest = NULL WHERE id = $1",
+        &[first.id.as_str()],
+    )
+    .await?;
+    let (kept, duplicate) = h
+        .store
+        .register(
+            &keyed("r-1", "另一家"),
+            dining("另一家", 300.0, &[]),
+            "operator-1",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(kept, first);
+    assert_eq!(h.count("SELECT COUNT(*) FROM merchants").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
+    Ok(())
+}
+
+pub(crate) async fn an_activity_key_reused_for_a_different_request_is_refused_and_writes_nothing(
+    h: Harness,
+) -> anyhow::Result<()> {
+    let id = registered(&h, "r-1", dining("老王面馆", 100.0, &[])).await?;
+    let other = registered(&h, "r-2", dining("新店", 200.0, &[])).await?;
+    let at = h.store.now() - Duration::days(1);
+    let (first, duplicate) = h
+        .store
+        .record_activity(
+            &keyed("a-1", "义务理发"),
+            &id,
+            ActivityKind::Welfare,
+            "义务理发",
+            at,
+            "operator-1",
+        )
+        .await?;
+    assert!(!duplicate);
+    // Another body under the key, for this merchant or another: refused.
+    for merchant in [&id, &other] {
+        let reused = h
+            .store
+            .record_activity(
+                &keyed("a-1", "清理楼道"),
+                merchant,
+                ActivityKind::Environment,
+                "清理楼道",
+                at,
+                "operator-1",
+            )
+            .await;
+        assert!(refused_as_reused(&reused), "{reused:?}");
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM activities").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM credit_ledger").await?, 1);
+    // Two registrations, one credit change.
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 3);
+    assert_eq!(h.store.ledger(&id).await?, (102, vec![first.clone()]));
+    assert_eq!(h.store.ledger(&other).await?, (100, Vec::new()));
+
+    // The same request again, after the refusals: the first answer.
+    let (again, duplicate) = h
+        .store
+        .record_activity(
+            &keyed("a-1", "义务理发"),
+            &id,
+            ActivityKind::Welfare,
+            "义务理发",
+            at,
+            "operator-1",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(again, first);
+
+    // A key kept before digests (none stored) is taken as the same request.
+    h.execute("UPDATE activities SET request_digest = NULL", &[])
+        .await?;
+    let (kept, duplicate) = h
+        .store
+        .record_activity(
+            &keyed("a-1", "清理楼道"),
+            &id,
+            ActivityKind::Environment,
+            "清理楼道",
+            at,
+            "operator-1",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(kept, first);
+    assert_eq!(h.count("SELECT COUNT(*) FROM credit_ledger").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 3);
+    Ok(())
+}
+
+/// An attempt with a key: its body, and what the store answered (the answer
+/// and whether it was a duplicate).
+type Attempt<'a, T> = (&'a str, Result<(T, bool), StoreError>);
+
+/// Of `attempts` with one key, each with its body: exactly one wrote, every
+/// other with its body was answered with what it wrote, every other body
+/// was refused. The body that wrote, and its answer.
+fn one_wrote<T: Clone + PartialEq + std::fmt::Debug>(
+    attempts: &[Attempt<'_, T>],
+) -> anyhow::Result<(String, T)> {
+    let written: Vec<_> = attempts
+        .iter()
+        .filter_map(|(body, result)| match result {
+            Ok((answer, false)) => Some((body.to_string(), answer.clone())),
+            _ => None,
+        })
+        .collect();
+    let [(winner, answer)] = &written[..] else {
+        anyhow::bail!("one attempt writes, got {attempts:?}");
+    };
+    for (body, result) in attempts {
+        match result {
+            Ok((got, _)) => ensure!(
+                body == winner && got == answer,
+                "only the same request is answered, and with the first answer: {attempts:?}"
+            ),
+            Err(_) => ensure!(
+                body != winner && refused_as_reused(result),
+                "only a different request is refused: {attempts:?}"
+            ),
+        }
+    }
+    Ok((winner.clone(), answer.clone()))
+}
+
+pub(crate) async fn concurrent_uses_of_a_key_write_once_and_refuse_the_different_request(
+    h: Harness,
+) -> anyhow::Result<()> {
+    // Sent together, so some find the key free before another takes it (the
+    // conflict path in the transaction), some find it taken (the read first).
+    let bodies = ["甲", "乙", "甲", "乙", "甲", "乙", "甲", "乙"];
+    let registrations = bodies.iter().map(|&body| {
+        let store = h.store.clone();
+        async move {
+            let result = store
+                .register(
+                    &keyed("r-race", body),
+                    dining(body, 100.0, &[]),
+                    "operator-1",
+                )
+                .await;
+            (body, result)
+        }
+    });
+    let registrations = futures::future::join_all(registrations).await;
+    let (_, merchant) = one_wrote(&registrations)?;
+    assert_eq!(h.count("SELECT COUNT(*) FROM merchants").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 1);
+
+    let at = h.store.now() - Duration::hours(1);
+    let activities = bodies.iter().map(|&body| {
+        let store = h.store.clone();
+        let merchant_id = merchant.id.clone();
+        async move {
+            let result = store
+                .record_activity(
+                    &keyed("a-race", body),
+                    &merchant_id,
+                    ActivityKind::Welfare,
+                    body,
+                    at,
+                    "operator-1",
+                )
+                .await;
+            (body, result)
+        }
+    });
+    let activities = futures::future::join_all(activities).await;
+    let (_, entry) = one_wrote(&activities)?;
+    assert_eq!(h.store.ledger(&merchant.id).await?, (102, vec![entry]));
+    assert_eq!(h.count("SELECT COUNT(*) FROM activities").await?, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM outbox").await?, 2);
     Ok(())
 }

@@ -14,7 +14,7 @@ use shequ_merchant_alliance::domain::credit::CreditRules;
 use shequ_merchant_alliance::domain::geo::Point;
 use shequ_merchant_alliance::domain::merchant::{Category, MerchantDetails, ServiceTag};
 use shequ_merchant_alliance::domain::opening_hours::OpeningHours;
-use shequ_merchant_alliance::store::Store;
+use shequ_merchant_alliance::store::{RequestKey, Store};
 use shequ_proto::events::CloudEvent;
 use shequ_tests::TestDatabase;
 
@@ -87,9 +87,25 @@ shequ_tests::conformance!(
     a_meal_discount_credits_once_per_booking,
     awards_are_once_per_merchant_and_period_with_the_records_they_judge,
     a_stored_value_that_does_not_decode_is_an_error_not_a_default,
+    a_registration_key_reused_for_a_different_request_is_refused_and_writes_nothing,
+    an_activity_key_reused_for_a_different_request_is_refused_and_writes_nothing,
+    concurrent_uses_of_a_key_write_once_and_refuse_the_different_request,
 );
 
 // Shared by the cases.
+
+/// An idempotency key a case uses; the same text is the same request.
+pub(crate) fn request(id: &str) -> RequestKey {
+    RequestKey::internal(id)
+}
+
+/// Key `id` on the request `body`: the same key and body are the same
+/// request, another body under the key a different one (as the gRPC adapter
+/// digests a whole request).
+pub(crate) fn keyed(id: &str, body: &str) -> RequestKey {
+    // A `google.protobuf.StringValue` of the body.
+    RequestKey::required("Case", id, &body.to_owned()).unwrap_or_else(|error| panic!("{error}"))
+}
 
 /// A point `metres_north` of Jinshui's reference point.
 pub(crate) fn north(metres_north: f64) -> Point {

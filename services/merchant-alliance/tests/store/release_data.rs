@@ -2,7 +2,8 @@
 //! and flags `BIGINT`, tags and hours JSON text on PostgreSQL too) opens with
 //! today's stores, which migrate it (on PostgreSQL: `timestamptz`, `boolean`,
 //! `text[]` tags, `jsonb` hours) and read every value as it was written, and
-//! take changes. The fixtures were made by that release's binaries through
+//! take changes; its idempotency keys, kept without a request digest, still
+//! answer as the first time. The fixtures were made by that release's binaries through
 //! `shequctl` (`tests/fixtures/release-0.1-*.sql`).
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use shequ_chassis::clock::{SharedClock, SystemClock};
 use shequ_chassis::database::Database;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_merchant_alliance::domain::credit::CreditRules;
-use shequ_merchant_alliance::domain::merchant::MerchantStatus;
+use shequ_merchant_alliance::domain::merchant::{ActivityKind, MerchantStatus};
 use shequ_merchant_alliance::store::{Alliance, ListFilter, Store};
 use shequ_tests::{Backend, TestDatabase};
 
@@ -74,6 +75,30 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     assert_eq!(score, 102);
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0].delta, 2);
+
+    // The release's idempotency keys (kept without a request digest) still
+    // hold: whatever the request, the first answer.
+    let (again, duplicate) = store
+        .register(
+            &crate::request("fixture-a"),
+            crate::dining("老王面馆", 100.0, &[]),
+            "fixture",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(&again, noodles);
+    let (entry, duplicate) = store
+        .record_activity(
+            &crate::request("fixture-act-1"),
+            &noodles.id,
+            ActivityKind::Welfare,
+            "为社区老人送餐",
+            noodles.registered_at,
+            "fixture",
+        )
+        .await?;
+    assert!(duplicate);
+    assert_eq!(entry, ledger[0]);
 
     // Today's operations work on it: the suspended one comes back.
     let reinstated = store.reinstate(&canteen.id, "fixture").await?;

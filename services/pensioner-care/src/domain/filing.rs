@@ -133,7 +133,10 @@ mod tests {
     fn visit(wellbeing: Wellbeing) -> NewVisit {
         NewVisit {
             elder_id: ElderId::from_stored("e-1"),
-            visitor: "v-1".into(),
+            visitor: crate::domain::visits::Visitor::Volunteer(
+                crate::domain::VolunteerId::from_stored("v-1"),
+            ),
+            actor: "worker-li".into(),
             kind: VisitKind::HomeVisit,
             visited_at: chrono::DateTime::UNIX_EPOCH,
             wellbeing,

@@ -9,10 +9,15 @@
 //!   ([`visits::is_overdue`], and its SQL beside it).
 //! - [`pairing`]: volunteers and pairings; the cap of two elders per volunteer
 //!   and one volunteer per elder.
-//! - [`services`]: bookable services, bookings and what they can come to.
+//! - [`services`]: bookable services, bookings and what they can come to:
+//!   the booking horizon, and booked → served | cancelled | no_show.
+//! - [`meals`]: which merchant a meal is booked with: the nearest in the
+//!   circle open at the meal's time.
 //! - [`filing`]: complaints filed from visits: which visits file one, their
 //!   text, key and retry backoff.
 //! - [`timeline`]: the entries of an elder's timeline.
+//! - [`Refusal`]: what the rules refuse (a pairing, a booking's settlement),
+//!   as a caller hears it: `FailedPrecondition`.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
 //! - The ids of the entities the service holds or refers to, as types
 //!   ([`ElderId`], [`VolunteerId`], [`PairingId`], [`VisitId`],
@@ -22,6 +27,7 @@
 
 pub mod elder;
 pub mod filing;
+pub mod meals;
 pub mod pairing;
 pub mod risk;
 pub mod services;
@@ -33,3 +39,12 @@ pub use shequ_chassis::ids::{
     BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, PairingId, VisitId,
     VolunteerId,
 };
+
+/// A change the rules refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Pairing(#[from] pairing::PairingError),
+    #[error(transparent)]
+    Booking(#[from] services::BookingError),
+}

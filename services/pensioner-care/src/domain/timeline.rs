@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::elder::{Elder, district_time_text};
 use super::pairing::Pairing;
-use super::services::Booking;
+use super::services::{Booking, Settlement};
 use super::visits::NewVisit;
 use super::{ComplaintId, ElderId, VisitId};
 
@@ -96,12 +96,18 @@ pub fn unpaired(pairing: &Pairing, actor: &str, reason: &str, at: DateTime<Utc>)
     Entry::new(&pairing.elder_id, at, "unpaired", summary, &pairing.id)
 }
 
-/// The visit itself, at the time it took place.
+/// The visit itself, at the time it took place; who recorded it when that
+/// is not the visitor (a volunteer's visit entered by staff).
 pub fn visited(visit_id: &VisitId, visit: &NewVisit) -> Entry {
+    let visitor = visit.visitor.id();
+    let recorded = if visitor == visit.actor {
+        String::new()
+    } else {
+        format!(" (recorded by {})", visit.actor)
+    };
     let summary = format!(
-        "{} by {}: {}",
+        "{} by {visitor}{recorded}: {}",
         visit.kind.as_str(),
-        visit.visitor,
         visit.wellbeing.as_str()
     );
     Entry::new(
@@ -115,7 +121,7 @@ pub fn visited(visit_id: &VisitId, visit: &NewVisit) -> Entry {
 
 /// The alert an urgent visit raises, when it is recorded.
 pub fn alert(visit_id: &VisitId, visit: &NewVisit, at: DateTime<Utc>) -> Entry {
-    let summary = format!("urgent: alert raised by {}", visit.visitor);
+    let summary = format!("urgent: alert raised by {}", visit.visitor.id());
     Entry::new(&visit.elder_id, at, "alert", summary, visit_id)
 }
 
@@ -127,16 +133,38 @@ pub fn overdue(elder_id: &ElderId, period: u32, due_at: DateTime<Utc>, at: DateT
     Entry::new(elder_id, at, "visit_overdue", summary, elder_id)
 }
 
-pub fn booked(booking: &Booking, at: DateTime<Utc>) -> Entry {
+/// A booking made by `actor`, or its outcome found again on a retry.
+pub fn booked(booking: &Booking, actor: &str, at: DateTime<Utc>) -> Entry {
     let summary = match &booking.merchant_name {
         Some(merchant) => format!(
-            "{} booked with {merchant}: {}",
+            "{} booked with {merchant} by {actor}: {}",
             booking.service.as_str(),
             booking.status.as_str()
         ),
-        None => format!("{}: {}", booking.service.as_str(), booking.status.as_str()),
+        None => format!(
+            "{} by {actor}: {}",
+            booking.service.as_str(),
+            booking.status.as_str()
+        ),
     };
     Entry::new(&booking.elder_id, at, "booking", summary, &booking.id)
+}
+
+/// A booking settled (served, cancelled, missed) by `actor` at `at`.
+pub fn settled(booking: &Booking, to: Settlement, actor: &str, at: DateTime<Utc>) -> Entry {
+    let summary = format!(
+        "{} for {} {} (recorded by {actor})",
+        booking.service.as_str(),
+        district_time_text(booking.scheduled_for),
+        to.status().as_str()
+    );
+    Entry::new(
+        &booking.elder_id,
+        at,
+        to.timeline_kind(),
+        summary,
+        &booking.id,
+    )
 }
 
 pub fn complaint_filed(elder_id: &ElderId, complaint_id: &ComplaintId, at: DateTime<Utc>) -> Entry {

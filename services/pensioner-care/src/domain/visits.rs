@@ -16,7 +16,7 @@ pub use shequ_proto::kinds::care::{VisitKind, Wellbeing};
 use super::fields;
 use super::filing::FilingStatus;
 use super::risk::RiskLevel;
-use super::{ComplaintId, ElderId, FieldError, VisitId};
+use super::{ComplaintId, ElderId, FieldError, VisitId, VolunteerId};
 
 /// What a finding sets off.
 pub trait WellbeingExt {
@@ -178,11 +178,54 @@ pub fn next_due(anchor: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Who visited or called: a registered volunteer, or the staff member who
+/// records the visit. Either way an id, never a person's name, since it is
+/// published (`visit.recorded`, `alert.raised`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visitor {
+    /// A volunteer's id; the store refuses one that names no volunteer.
+    Volunteer(VolunteerId),
+    /// The staff member recording the visit: the actor (an account id).
+    Staff(String),
+}
+
+impl Visitor {
+    /// The request's `visitor` (errors naming `field`): a volunteer's id, or
+    /// when empty the staff member `actor` who records the visit.
+    pub fn parse(field: &str, visitor: &str, actor: &str) -> Result<Self, FieldError> {
+        match VolunteerId::parse_optional(field, visitor)? {
+            Some(volunteer) => Ok(Self::Volunteer(volunteer)),
+            None => Ok(Self::Staff(actor.to_owned())),
+        }
+    }
+
+    /// The id stored and published.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Volunteer(id) => id.as_str(),
+            Self::Staff(actor) => actor,
+        }
+    }
+
+    /// The refusal of a volunteer id that names no volunteer, naming `field`.
+    pub fn unknown(field: &str, volunteer: &VolunteerId) -> FieldError {
+        FieldError::new(
+            field,
+            format!(
+                "must be a registered volunteer's id (or empty for the staff member \
+                 recording the visit): no volunteer {volunteer}"
+            ),
+        )
+    }
+}
+
 /// A new visit, parsed.
 #[derive(Debug, Clone)]
 pub struct NewVisit {
     pub elder_id: ElderId,
-    pub visitor: String,
+    pub visitor: Visitor,
+    /// Who records it: the caller, an account id.
+    pub actor: String,
     pub kind: VisitKind,
     pub visited_at: DateTime<Utc>,
     pub wellbeing: Wellbeing,
@@ -389,6 +432,28 @@ mod tests {
         assert!(!Wellbeing::Good.raises_alert());
         assert!(!Wellbeing::Concern.raises_alert());
         assert!(Wellbeing::Urgent.raises_alert());
+    }
+
+    #[test]
+    fn a_visitor_is_a_volunteer_id_or_else_the_staff_member_recording() {
+        let volunteer = Visitor::parse("visitor", " v-1 ", "worker-li").unwrap();
+        assert_eq!(
+            volunteer,
+            Visitor::Volunteer(VolunteerId::from_stored("v-1"))
+        );
+        assert_eq!(volunteer.id(), "v-1");
+        let staff = Visitor::parse("visitor", "  ", "worker-li").unwrap();
+        assert_eq!(staff, Visitor::Staff("worker-li".into()));
+        assert_eq!(staff.id(), "worker-li");
+        let long = "v".repeat(65);
+        assert_eq!(
+            Visitor::parse("visitor", &long, "worker-li")
+                .unwrap_err()
+                .field,
+            "visitor"
+        );
+        let unknown = Visitor::unknown("visitor", &VolunteerId::from_stored("王建国"));
+        assert_eq!(unknown.field, "visitor");
     }
 
     #[test]

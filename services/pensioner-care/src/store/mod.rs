@@ -13,6 +13,13 @@
 //! visit, the periods missed), and writes back what that made, with the
 //! timeline entries (`domain::timeline`) and events (here) it causes.
 //!
+//! Every keyed write is once per idempotency key ([`RequestKey`]: the
+//! `request_id` and the digest of the request it came in): a store keeps the
+//! digest beside the key and, finding the key taken, answers with what its
+//! first use made only when it was the same request; a different request
+//! under the key (another RPC, or another body) is refused, a field error
+//! naming `request_id`, and nothing is written (`first_use`).
+//!
 //! Ids are typed throughout ([`crate::domain::ElderId`] and the rest): the
 //! trait takes them parsed, a store binds them as text (`as_str`) and reads
 //! them back with `from_stored` (they were parsed when written, so reading
@@ -43,20 +50,29 @@ use crate::domain::elder::{
 use crate::domain::filing::{Filing, FilingStatus};
 use crate::domain::pairing::{self, Pairing, PairingError, Volunteer};
 use crate::domain::risk::{Assessment, RiskLevel};
-use crate::domain::services::{Booking, BookingStatus, Service};
+use crate::domain::services::{Booking, BookingError, BookingStatus, Service, Settlement};
 use crate::domain::timeline::{Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing, WellbeingExt};
 use crate::domain::{
-    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, VisitId, VolunteerId,
+    BookingId, BuildingId, ComplaintId, ElderId, FieldError, GridId, MerchantId, Refusal, VisitId,
+    VolunteerId,
 };
 
+pub use shequ_chassis::idempotency::RequestKey;
+
 /// What the care store fails with; a refusal of the domain is a
-/// [`PairingError`].
-pub type StoreError = shequ_chassis::storage::StoreError<PairingError>;
+/// [`Refusal`] (a pairing's or a booking's).
+pub type StoreError = shequ_chassis::storage::StoreError<Refusal>;
 
 impl From<PairingError> for StoreError {
     fn from(error: PairingError) -> Self {
-        Self::Rule(error)
+        Self::Rule(Refusal::Pairing(error))
+    }
+}
+
+impl From<BookingError> for StoreError {
+    fn from(error: BookingError) -> Self {
+        Self::Rule(Refusal::Booking(error))
     }
 }
 
@@ -74,16 +90,18 @@ pub struct ElderFilter {
 shequ_chassis::storage_trait! {
     /// What the pensioner-care service asks of its storage.
     pub trait Care for Store {
-        /// Registers an elder, once per `request_id`: a repeated key returns the
-        /// elder it registered and `true`.
+        /// Registers an elder, once per `request_id`: the same request again
+        /// returns the elder it registered and `true`; a different request
+        /// under the key is refused, naming `request_id`.
         fn register_elder(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             details: ElderDetails,
             actor: &str,
         ) -> Result<(Elder, bool), StoreError>;
 
-        /// Replaces an elder's details; the risk and visit interval follow them.
+        /// Replaces an elder's details; the risk and visit interval follow them,
+        /// and `elder.updated` is published with them (no personal data).
         /// The overdue sweeper looks at the elder again from the (new) next due
         /// date: the periods the interval now makes missed are raised, those
         /// raised before are not raised again.
@@ -107,10 +125,11 @@ shequ_chassis::storage_trait! {
             offset: u64,
         ) -> Result<(Vec<Elder>, Option<u64>), StoreError>;
 
-        /// Registers a volunteer, once per `request_id` (`true`: a repeated key).
+        /// Registers a volunteer, once per `request_id` (`true`: the same
+        /// request again; a different one under the key is refused).
         fn register_volunteer(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             name: &str,
             phone: &Phone,
             grid_id: &GridId,
@@ -132,32 +151,37 @@ shequ_chassis::storage_trait! {
 
         /// Pairs a volunteer with an elder, taking the volunteer's lowest free
         /// slot ([`pairing::check`]); the cap of two holds under concurrent
-        /// requests. A `request_id` seen before returns the pairing it made.
+        /// requests. A `request_id` seen before with the same request returns
+        /// the pairing it made; with a different request (another volunteer or
+        /// elder, or an Unpair's key) it is refused, naming `request_id`.
         fn pair(
             &self,
             volunteer_id: &VolunteerId,
             elder_id: &ElderId,
             actor: &str,
-            request_id: Option<&str>,
+            request: Option<&RequestKey>,
         ) -> Result<Pairing, StoreError>;
 
-        /// Ends the elder's active pairing. A `request_id` seen before returns
-        /// the pairing it ended.
+        /// Ends the elder's active pairing. A `request_id` seen before with the
+        /// same request returns the pairing it ended; with a different request
+        /// (another elder or reason, or a Pair's key) it is refused.
         fn unpair(
             &self,
             elder_id: &ElderId,
             reason: &str,
             actor: &str,
-            request_id: Option<&str>,
+            request: Option<&RequestKey>,
         ) -> Result<Pairing, StoreError>;
 
-        /// Records a visit, once per `request_id` (`true`: a repeated key): moves
+        /// Records a visit, once per `request_id` (`true`: the same request
+        /// again; a different one under the key is refused): moves
         /// the elder's anchor ([`Elder::visited`]), stores the complaint a
         /// concern files ([`crate::domain::filing::for_visit`]), raises an alert
-        /// for an urgent one.
+        /// for an urgent one. A volunteer visitor that names no volunteer is
+        /// refused (a field error naming `visitor`) and nothing is written.
         fn record_visit(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             visit: NewVisit,
         ) -> Result<(Visit, bool), StoreError>;
 
@@ -218,19 +242,45 @@ shequ_chassis::storage_trait! {
             now: DateTime<Utc>,
         ) -> Result<usize, StoreError>;
 
-        /// Records a booking, once per `request_id` (`true`: a repeated key);
-        /// only a booked one is published.
+        /// Records a booking made by `actor`, once per `request_id` (`true`: the
+        /// same request again); only a booked one is published. A key seen
+        /// before with a different request (or a settlement's key) is refused,
+        /// naming `request_id`. The same request answers with the booking it
+        /// stored, except that a stored
+        /// alliance_unavailable booking ([`BookingStatus::is_decided`]) takes
+        /// the outcome `booking` brings when that one is decided: the stored
+        /// booking (its id, elder, service and time) with `booking`'s status
+        /// and merchant, recorded and published as a new booking would be.
         fn book(
             &self,
-            request_id: &str,
+            request: &RequestKey,
             booking: Booking,
             discounted: bool,
+            actor: &str,
         ) -> Result<(Booking, bool), StoreError>;
 
-        /// The booking a `request_id` already made, if any.
+        /// Settles booking `booking_id` as `to` (served, cancelled, missed), as
+        /// `actor` records it, once per `request_id`: the same request again
+        /// answers with the booking it settled and `true`; a different request
+        /// under the key (another settlement or booking, or a booking's key)
+        /// is refused, naming `request_id`. Only a booked booking is
+        /// settled, and not before its time ([`crate::domain::services::settle`]);
+        /// the change is recorded with its timeline entry and event (a served
+        /// meal's discount as `meals_discounted` says).
+        fn settle(
+            &self,
+            request: &RequestKey,
+            booking_id: &BookingId,
+            to: Settlement,
+            actor: &str,
+            meals_discounted: bool,
+        ) -> Result<(Booking, bool), StoreError>;
+
+        /// The booking `request`'s key already made, if any; a key first used
+        /// with a different request (or for a settlement) is refused.
         fn booking_by_request(
             &self,
-            request_id: &str,
+            request: &RequestKey,
         ) -> Result<Option<Booking>, StoreError>;
 
         /// The elder's timeline, in order.
@@ -313,6 +363,36 @@ impl Store {
 
 pub(crate) use shequ_chassis::clock::whole_millis;
 
+/// Whether `request`'s key was used before, from the digest stored beside
+/// it (`found`: `None` when the key is free, `Some(None)` for a key kept
+/// before digests were, taken as the same request). `true`: the same
+/// request, to be answered with what its first use made; a different
+/// request under the key is refused, naming `request_id`.
+pub(crate) fn first_use(
+    request: &RequestKey,
+    found: Option<Option<String>>,
+) -> Result<bool, StoreError> {
+    let Some(digest) = found else {
+        return Ok(false);
+    };
+    request.same_request(digest.as_deref())?;
+    Ok(true)
+}
+
+/// `request`'s key, found taken by another kind of request kept in the
+/// same table (`what`: a Pair's key sent to Unpair, a booking's to a
+/// settlement): refused, naming `request_id`, whatever digest it has.
+pub(crate) fn used_for(request: &RequestKey, what: &str) -> StoreError {
+    FieldError::new(
+        "request_id",
+        format!(
+            "{:?} was already used for {what}; use a new key for a new request",
+            request.id()
+        ),
+    )
+    .into()
+}
+
 /// How many rows a page reads: one more than it shows, to know whether
 /// another page follows.
 pub(crate) fn page_limit(page_size: u32) -> i64 {
@@ -347,6 +427,7 @@ fn event_row<T: EventData>(
 
 pub(crate) fn elder_registered(
     elder: &Elder,
+    actor: &str,
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
     let event = contract::ElderRegistered {
@@ -355,12 +436,34 @@ pub(crate) fn elder_registered(
         risk: elder.assessment.level,
         visit_interval_days: elder.visit_interval_days,
         consents_to_visits: elder.details.consents_to_visits,
+        actor: Some(actor.to_owned()),
     };
     event_row(elder.id.as_str(), &event, elder.registered_at, context)
 }
 
+/// What the programme follows of an elder after a change of details: no
+/// name, birth date, address, location, phone, contacts or health.
+pub(crate) fn elder_updated(
+    elder: &Elder,
+    actor: &str,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<OutboxRow, StoreError> {
+    let event = contract::ElderUpdated {
+        elder_id: elder.id.to_string(),
+        grid_id: elder.details.grid_id.to_string(),
+        risk: elder.assessment.level,
+        visit_interval_days: elder.visit_interval_days,
+        consents_to_visits: elder.details.consents_to_visits,
+        next_visit_due_at: elder.next_visit_due_at,
+        actor: actor.to_owned(),
+    };
+    event_row(elder.id.as_str(), &event, now, context)
+}
+
 pub(crate) fn pairing_created(
     pairing: &Pairing,
+    actor: &str,
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
     let event = contract::PairingCreated {
@@ -368,12 +471,14 @@ pub(crate) fn pairing_created(
         volunteer_id: pairing.volunteer_id.to_string(),
         elder_id: pairing.elder_id.to_string(),
         started_at: pairing.started_at,
+        actor: Some(actor.to_owned()),
     };
     event_row(pairing.id.as_str(), &event, pairing.started_at, context)
 }
 
 pub(crate) fn pairing_ended(
     pairing: &Pairing,
+    actor: &str,
     now: DateTime<Utc>,
     context: Option<&TraceContext>,
 ) -> Result<OutboxRow, StoreError> {
@@ -382,6 +487,7 @@ pub(crate) fn pairing_ended(
         volunteer_id: pairing.volunteer_id.to_string(),
         elder_id: pairing.elder_id.to_string(),
         ended_at: now,
+        actor: Some(actor.to_owned()),
     };
     event_row(pairing.id.as_str(), &event, now, context)
 }
@@ -401,12 +507,13 @@ pub(crate) fn visit_writes(
     let recorded = contract::VisitRecorded {
         visit_id: visit_id.to_string(),
         elder_id: elder.id.to_string(),
-        visitor: visit.visitor.clone(),
+        visitor: visit.visitor.id().to_owned(),
         kind: visit.kind,
         wellbeing: visit.wellbeing,
         visited_at: visit.visited_at,
         needs_found: u32::try_from(visit.needs.len()).unwrap_or(u32::MAX),
         files_complaint,
+        actor: Some(visit.actor.clone()),
     };
     let mut events = vec![event_row(visit_id.as_str(), &recorded, now, context)?];
     if visit.wellbeing.raises_alert() {
@@ -415,7 +522,7 @@ pub(crate) fn visit_writes(
             elder_id: elder.id.to_string(),
             grid_id: elder.details.grid_id.to_string(),
             visit_id: visit_id.to_string(),
-            raised_by: visit.visitor.clone(),
+            raised_by: visit.visitor.id().to_owned(),
             raised_at: now,
         };
         events.push(event_row(elder.id.as_str(), &alert, now, context)?);
@@ -449,9 +556,10 @@ pub(crate) fn overdue_writes(
 }
 
 /// A booking's event, if it is published.
-pub(crate) fn service_booked(
+fn service_booked(
     booking: &Booking,
     discounted: bool,
+    actor: &str,
     now: DateTime<Utc>,
     context: Option<&TraceContext>,
 ) -> Result<Option<OutboxRow>, StoreError> {
@@ -465,8 +573,86 @@ pub(crate) fn service_booked(
         merchant_id: booking.merchant_id.as_ref().map(MerchantId::to_string),
         discounted: booking.discounted(discounted),
         booked_for: booking.scheduled_for,
+        actor: Some(actor.to_owned()),
     };
     event_row(booking.id.as_str(), &event, now, context).map(Some)
+}
+
+/// The writes of a booking made (or its outcome found on a retry): its
+/// timeline entry and, when booked, its event.
+pub(crate) fn booking_writes(
+    booking: &Booking,
+    discounted: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, Option<OutboxRow>), StoreError> {
+    let entry = crate::domain::timeline::booked(booking, actor, now);
+    let event = service_booked(booking, discounted, actor, now, context)?;
+    Ok((entry, event))
+}
+
+/// The booking's move to `to` at `now` by `actor`: its timeline entry and
+/// its event (served, cancelled or no-show).
+pub(crate) fn settlement_writes(
+    booking: &Booking,
+    to: Settlement,
+    meals_discounted: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, OutboxRow), StoreError> {
+    let entry = crate::domain::timeline::settled(booking, to, actor, now);
+    let (booking_id, elder_id) = (booking.id.to_string(), booking.elder_id.to_string());
+    let merchant_id = booking.merchant_id.as_ref().map(MerchantId::to_string);
+    let (actor, scheduled_for) = (actor.to_owned(), booking.scheduled_for);
+    let subject = booking.id.as_str();
+    let event = match to {
+        Settlement::Served => event_row(
+            subject,
+            &contract::BookingServed {
+                booking_id,
+                elder_id,
+                service: booking.service,
+                discounted: booking.discounted(meals_discounted),
+                merchant_id,
+                scheduled_for,
+                served_at: now,
+                actor,
+            },
+            now,
+            context,
+        )?,
+        Settlement::Cancelled => event_row(
+            subject,
+            &contract::BookingCancelled {
+                booking_id,
+                elder_id,
+                service: booking.service,
+                merchant_id,
+                scheduled_for,
+                cancelled_at: now,
+                actor,
+            },
+            now,
+            context,
+        )?,
+        Settlement::NoShow => event_row(
+            subject,
+            &contract::BookingNoShow {
+                booking_id,
+                elder_id,
+                service: booking.service,
+                merchant_id,
+                scheduled_for,
+                recorded_at: now,
+                actor,
+            },
+            now,
+            context,
+        )?,
+    };
+    Ok((entry, event))
 }
 
 // Rows as stored, decoded strictly: each backend reads its own types into

@@ -396,8 +396,9 @@ async fn invalid_visits_are_refused_naming_the_field_and_write_nothing(
         ),
         (
             "visitor",
+            // A person's name is no volunteer's id.
             pb::RecordVisitRequest {
-                visitor: String::new(),
+                visitor: "王建国".into(),
                 ..visit("v-7", &id, pb::Wellbeing::Good)
             },
         ),

@@ -19,8 +19,8 @@ async fn every_emitted_event_matches_its_schema_and_carries_no_personal_data() -
     run(Backend::Sqlite, emit_every_type).await
 }
 
-/// Drives every event type: the booked service is day care (a meal booking
-/// with a merchant needs the alliance, which is tested end to end).
+/// Drives every event type: the booked services are day care (a meal booking
+/// with a merchant needs the alliance, which is tested in `bookings`).
 async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
     let elder = app.register("r-wang", wang()).await?.id; // elder.registered
     let volunteer = app.volunteer("v-1", "张志强").await?.id;
@@ -36,9 +36,42 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
     app.clock.advance(Duration::days(8));
     assert_eq!(app.sweeper.sweep_once().await?.done, 1); // visit.overdue
     app.visit("visit-1", &elder, pb::Wellbeing::Urgent).await?; // visit.recorded, alert.raised
-    app.book("b-day", &elder, pb::Service::DayCare).await?; // service.booked
+    app.care
+        .update_elder(pb::UpdateElderRequest {
+            elder_id: elder.clone(),
+            details: Some(wang()),
+            actor: "operator-1".into(),
+        })
+        .await?; // elder.updated
+    let mut bookings = Vec::new();
+    for key in ["b-served", "b-cancelled", "b-missed"] {
+        let booked = app.book(key, &elder, pb::Service::DayCare).await?; // service.booked
+        bookings.push(booked.booking.unwrap_or_default().id);
+    }
+    app.care
+        .cancel_booking(pb::CancelBookingRequest {
+            request_id: "c-1".into(),
+            booking_id: bookings[1].clone(),
+            actor: "operator-1".into(),
+        })
+        .await?; // booking.cancelled
+    app.clock.advance(Duration::days(1));
+    app.care
+        .mark_booking_served(pb::MarkBookingServedRequest {
+            request_id: "s-1".into(),
+            booking_id: bookings[0].clone(),
+            actor: "operator-1".into(),
+        })
+        .await?; // booking.served
+    app.care
+        .mark_booking_no_show(pb::MarkBookingNoShowRequest {
+            request_id: "n-1".into(),
+            booking_id: bookings[2].clone(),
+            actor: "operator-1".into(),
+        })
+        .await?; // booking.no_show
 
-    let events = app.wait_for_events(7).await?;
+    let events = app.wait_for_events(13).await?;
 
     let schemas = EventSchemas::load()?;
     let mut seen = BTreeSet::new();
@@ -65,6 +98,10 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
     }
     let all: BTreeSet<String> = ALL_TYPES.iter().map(|t| t.to_string()).collect();
     assert_eq!(seen, all, "the drive covers every event type");
-    assert_eq!(events.len(), 7, "one event each");
+    assert_eq!(
+        events.len(),
+        13,
+        "one event each, three bookings: {events:?}"
+    );
     Ok(())
 }

@@ -4,10 +4,13 @@
 //! alliance are down throughout (nobody listens at their addresses): what this
 //! service does with them up is tested end to end elsewhere.
 
+mod actors;
 mod api;
 mod backlog;
+mod bookings;
 mod events;
 mod outcomes;
 mod pairing;
+mod requests;
 mod support;
 mod visits;

@@ -1,21 +1,25 @@
 //! A whole pensioner-care service per test ([`shequ_tests::service::Harness`]): in-process on port 0, its own
 //! `nats-server`, its own SQLite file or PostgreSQL database, a manual clock,
-//! and the complaints and alliance services pointed at ports nobody listens on.
+//! and the complaints and alliance services pointed at ports nobody listens on
+//! — until a test starts the real alliance there ([`TestApp::start_alliance`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use shequ_chassis::clock::Clock;
 use shequ_chassis::config::CommonConfig;
 use shequ_pensioner_care::{Application, Config, FilingWorker, Sweeper};
+use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::care::v1 as pb;
 use shequ_proto::common::v1 as common;
-use shequ_tests::service::Harness;
+use shequ_tests::service::{Harness, TestService};
 use shequ_tests::{Backend, StoredEvent, TestDatabase, free_port};
 use tonic::transport::Channel;
 
 pub(crate) type Care = pb::care_service_client::CareServiceClient<Channel>;
+pub(crate) type Merchants = alliance::merchant_service_client::MerchantServiceClient<Channel>;
 
 /// Monday 2 November 2026, 10:00 in the district (02:00 UTC).
 pub(crate) fn monday_ten() -> DateTime<Utc> {
@@ -46,6 +50,15 @@ pub(crate) struct TestApp {
     pub(crate) sweeper: Sweeper,
     /// The running start's complaint-filing worker, for passes on demand.
     pub(crate) filings: FilingWorker,
+    /// The token file, when the service checks tokens ([`run_with_auth`]).
+    _tokens: Option<tempfile::TempDir>,
+    /// Where the service looks for the alliance (nobody listens until
+    /// [`TestApp::start_alliance`]).
+    alliance_addr: SocketAddr,
+    alliance: Option<(
+        TestService<shequ_merchant_alliance::Application>,
+        tempfile::TempDir,
+    )>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -72,13 +85,36 @@ where
     shequ_tests::on_fresh_database(backend, TestApp::start, test).await
 }
 
-/// The config of each start.
-fn config(common: CommonConfig) -> anyhow::Result<Config> {
+/// Runs `test` against a fresh service on `backend` that checks tokens: the
+/// staff token [`STAFF_TOKEN`] is `worker-li`'s.
+pub(crate) async fn run_with_auth<F, Fut>(backend: Backend, test: F) -> anyhow::Result<()>
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    shequ_tests::on_fresh_database(backend, TestApp::start_with_auth, test).await
+}
+
+/// The bearer token of staff member `worker-li` under [`run_with_auth`].
+pub(crate) const STAFF_TOKEN: &str = "token-of-worker-li";
+
+/// `message` as staff member `worker-li` sends it, with their token.
+pub(crate) fn as_worker_li<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {STAFF_TOKEN}").parse()?);
+    Ok(request)
+}
+
+/// The config of each start, the alliance looked for at `alliance`.
+fn config(common: CommonConfig, alliance: SocketAddr) -> anyhow::Result<Config> {
     let mut config = Config::new(common);
-    // Nobody listens there: complaints and the alliance are down.
+    // Nobody listens there: complaints is down, and the alliance until a
+    // test starts it.
     config.complaints_url = format!("http://127.0.0.1:{}", free_port()?);
-    config.alliance_url = format!("http://127.0.0.1:{}", free_port()?);
-    config.call_timeout_ms = 300;
+    config.alliance_url = format!("http://{alliance}");
+    config.call_timeout_ms = 2000;
     // The background sweeper passes once at start (waited for), then not
     // again during a test: the tests run passes themselves.
     config.sweep_interval_secs = 3600;
@@ -91,11 +127,12 @@ fn jobs(app: &Application) -> (Sweeper, FilingWorker) {
 
 impl TestApp {
     async fn start(database: TestDatabase) -> anyhow::Result<Self> {
+        let alliance_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let (harness, (sweeper, filings)) = Harness::start(
             "pensioner-care",
             database,
             monday_ten(),
-            config,
+            move |common| config(common, alliance_addr),
             jobs,
             Some("overdue"),
         )
@@ -105,6 +142,63 @@ impl TestApp {
             sweeper,
             filings,
             harness,
+            _tokens: None,
+            alliance_addr,
+            alliance: None,
+        })
+    }
+
+    /// Starts the real merchant-alliance where the service looks for it (on
+    /// the test's NATS, with a SQLite file of its own); a client of it.
+    pub(crate) async fn start_alliance(&mut self) -> anyhow::Result<Merchants> {
+        let dir = tempfile::tempdir()?;
+        let mut common = CommonConfig::new(self.nats.url(), dir.path());
+        common.grpc_addr = Some(self.alliance_addr);
+        let service = TestService::start(
+            shequ_merchant_alliance::Config::new(common),
+            std::sync::Arc::new(shequ_chassis::clock::SystemClock),
+        )
+        .await?;
+        let merchants = Merchants::new(service.channel().await?);
+        self.alliance = Some((service, dir));
+        Ok(merchants)
+    }
+
+    /// As [`Self::start`], checking tokens: [`STAFF_TOKEN`] is `worker-li`'s.
+    async fn start_with_auth(database: TestDatabase) -> anyhow::Result<Self> {
+        let alliance_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let tokens = tempfile::tempdir()?;
+        let file = tokens.path().join("tokens.json");
+        std::fs::write(
+            &file,
+            serde_json::json!({"tokens": [{
+                "name": "worker-li",
+                "role": "staff",
+                "sha256": shequ_chassis::auth::token_hash(STAFF_TOKEN),
+            }]})
+            .to_string(),
+        )?;
+        let (harness, (sweeper, filings)) = Harness::start(
+            "pensioner-care",
+            database,
+            monday_ten(),
+            move |mut common| {
+                common.auth.disabled = false;
+                common.auth.tokens_file = Some(file.clone());
+                config(common, alliance_addr)
+            },
+            jobs,
+            Some("overdue"),
+        )
+        .await?;
+        Ok(Self {
+            care: Care::new(harness.channel().await?),
+            sweeper,
+            filings,
+            harness,
+            _tokens: Some(tokens),
+            alliance_addr,
+            alliance: None,
         })
     }
 
@@ -204,7 +298,7 @@ impl TestApp {
         pair(&mut self.care, volunteer_id, elder_id).await
     }
 
-    /// Records a home visit by `volunteer-1`, now.
+    /// Records a home visit by the staff member calling, now.
     pub(crate) async fn visit(
         &mut self,
         request_id: &str,
@@ -240,12 +334,23 @@ impl TestApp {
         service: pb::Service,
     ) -> Result<pb::BookServiceResponse, tonic::Status> {
         let tomorrow = self.now() + chrono::Duration::days(1);
+        self.book_for(request_id, elder_id, service, tomorrow).await
+    }
+
+    /// Books `service` for `at`.
+    pub(crate) async fn book_for(
+        &mut self,
+        request_id: &str,
+        elder_id: &str,
+        service: pb::Service,
+        at: DateTime<Utc>,
+    ) -> Result<pb::BookServiceResponse, tonic::Status> {
         self.care
             .book_service(pb::BookServiceRequest {
                 request_id: request_id.into(),
                 elder_id: elder_id.into(),
                 service: service as i32,
-                scheduled_for: Some(shequ_chassis::grpc::timestamp(tomorrow)),
+                scheduled_for: Some(shequ_chassis::grpc::timestamp(at)),
                 actor: "operator-1".into(),
             })
             .await
@@ -278,7 +383,8 @@ pub(crate) async fn pair(
     .ok_or_else(|| tonic::Status::internal("no pairing in the response"))
 }
 
-/// A home visit by `volunteer-1`, now, noting one need.
+/// A home visit by the staff member calling (no volunteer named), now,
+/// noting one need.
 pub(crate) fn visit(
     request_id: &str,
     elder_id: &str,
@@ -287,7 +393,7 @@ pub(crate) fn visit(
     pb::RecordVisitRequest {
         request_id: request_id.into(),
         elder_id: elder_id.into(),
-        visitor: "volunteer-1".into(),
+        visitor: String::new(),
         kind: pb::VisitKind::HomeVisit as i32,
         visited_at: None,
         wellbeing: wellbeing as i32,
@@ -362,4 +468,57 @@ pub(crate) fn of_type<'a>(events: &'a [StoredEvent], event_type: &str) -> Vec<&'
         .iter()
         .filter(|e| e.event.event_type == event_type)
         .collect()
+}
+
+/// A canteen with elder meals `metres_north` of [`home`], open on `days`
+/// from `opens` to `closes` (district time).
+pub(crate) fn canteen(
+    name: &str,
+    metres_north: f64,
+    days: &[alliance::Weekday],
+    opens: &str,
+    closes: &str,
+) -> alliance::MerchantDetails {
+    alliance::MerchantDetails {
+        name: name.into(),
+        category: alliance::Category::Dining as i32,
+        service_tags: vec!["elder_meals".into()],
+        location: Some(common::GeoPoint {
+            latitude: JINSHUI.0 + metres_north / 111_195.0,
+            ..home()
+        }),
+        grid_id: "xinyuan-1".into(),
+        opening_hours: vec![alliance::OpeningHours {
+            days: days.iter().map(|day| *day as i32).collect(),
+            opens: opens.into(),
+            closes: closes.into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Monday to Friday.
+pub(crate) const WEEKDAYS: [alliance::Weekday; 5] = [
+    alliance::Weekday::Monday,
+    alliance::Weekday::Tuesday,
+    alliance::Weekday::Wednesday,
+    alliance::Weekday::Thursday,
+    alliance::Weekday::Friday,
+];
+
+/// Registers `details` with the alliance; the merchant's id.
+pub(crate) async fn register_merchant(
+    merchants: &mut Merchants,
+    request_id: &str,
+    details: alliance::MerchantDetails,
+) -> anyhow::Result<String> {
+    let response = merchants
+        .register_merchant(alliance::RegisterMerchantRequest {
+            request_id: request_id.into(),
+            details: Some(details),
+            actor: "operator-1".into(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.merchant.context("no merchant in the response")?.id)
 }

@@ -9,9 +9,9 @@ use shequ_chassis::outbox::OutboxSignal;
 use shequ_pensioner_care::domain::elder::{
     BirthDate, ElderDetails, Gender, LivingSituation, Location, district_today, parse_contacts,
 };
-use shequ_pensioner_care::domain::visits::{NewVisit, VisitKind, VisitPolicy, Wellbeing};
+use shequ_pensioner_care::domain::visits::{NewVisit, VisitKind, VisitPolicy, Visitor, Wellbeing};
 use shequ_pensioner_care::domain::{BuildingId, ElderId, GridId};
-use shequ_pensioner_care::store::Store;
+use shequ_pensioner_care::store::{RequestKey, Store};
 use shequ_tests::TestDatabase;
 
 mod cases;
@@ -47,13 +47,37 @@ shequ_tests::conformance!(
     a_visit_moves_the_anchor_and_a_late_one_does_not_move_it_back,
     overdue_notices_are_raised_once_per_missed_period,
     a_booking_is_recorded_once_per_request_id,
+    a_retry_of_a_booking_stored_as_alliance_unavailable_stores_the_new_outcome,
+    a_booked_booking_is_served_cancelled_or_missed_once_per_key_and_only_from_booked,
+    a_visit_by_a_volunteer_id_that_names_no_volunteer_is_refused_and_writes_nothing,
+    a_change_of_details_publishes_elder_updated_with_the_change,
     a_concern_visit_files_a_complaint_until_it_is_filed,
     a_complaint_outcome_is_noted_once_per_event_and_per_fact,
     a_stored_value_that_does_not_decode_is_an_error_not_a_default,
     the_overdue_sql_agrees_with_the_overdue_predicate,
+    a_key_reused_with_a_different_request_is_refused_and_writes_nothing,
+    the_same_request_again_gets_the_first_answer_for_every_keyed_write,
+    a_pair_key_and_an_unpair_key_are_not_interchangeable,
+    a_booking_key_and_a_settlement_key_are_not_interchangeable,
+    a_booking_stored_as_alliance_unavailable_is_searched_again_only_by_the_same_request,
+    a_key_kept_before_digests_is_taken_as_the_same_request,
+    racing_different_requests_under_one_key_one_wins_and_the_other_is_refused,
 );
 
 // Shared by the cases.
+
+/// The idempotency key `id` of a request the service makes itself (its
+/// digest is the key): the same every time it is made.
+pub(crate) fn key(id: &str) -> RequestKey {
+    RequestKey::internal(id)
+}
+
+/// The idempotency key `id` of the request `what` (an RPC and what it asks,
+/// in words, standing for the request as the service digests it): the same
+/// `what` is the same request, another is a different one.
+pub(crate) fn request(id: &str, what: &str) -> RequestKey {
+    RequestKey::required(what, id, &()).unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// An elder born `birth`, living as `living`, in grid `grid`.
 pub(crate) fn details(
@@ -97,10 +121,12 @@ pub(crate) fn wang() -> ElderDetails {
     details("王秀英", "1941-05-03", LivingSituation::Alone, true)
 }
 
+/// A visit by the staff member `worker-li`, recording it.
 pub(crate) fn visit(elder_id: &ElderId, at: DateTime<Utc>, wellbeing: Wellbeing) -> NewVisit {
     NewVisit {
         elder_id: elder_id.clone(),
-        visitor: "volunteer-1".into(),
+        visitor: Visitor::Staff("worker-li".into()),
+        actor: "worker-li".into(),
         kind: VisitKind::HomeVisit,
         visited_at: at,
         wellbeing,

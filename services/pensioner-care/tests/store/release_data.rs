@@ -11,7 +11,7 @@ use shequ_chassis::clock::{SharedClock, SystemClock};
 use shequ_chassis::database::Database;
 use shequ_chassis::outbox::OutboxSignal;
 use shequ_pensioner_care::domain::visits::VisitPolicy;
-use shequ_pensioner_care::store::{Care, ElderFilter, Store};
+use shequ_pensioner_care::store::{Care, ElderFilter, RequestKey, Store};
 use shequ_tests::{Backend, TestDatabase};
 
 const SQLITE_DUMP: &str = include_str!("../fixtures/release-0.1-sqlite.sql");
@@ -61,7 +61,10 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
     assert_eq!(paired.name, "张党员");
     assert!(paired.party_member);
     assert_eq!(paired.elder_ids, std::slice::from_ref(&wang.id));
-    let booking = store.booking_by_request("fixture-b1").await?;
+    // Its keys were kept without digests: taken as the same request.
+    let booking = store
+        .booking_by_request(&RequestKey::internal("fixture-b1"))
+        .await?;
     assert_eq!(booking.map(|b| b.elder_id), Some(li.id.clone()));
     let timeline = store.timeline(&wang.id).await?;
     assert!(
@@ -71,7 +74,12 @@ async fn release_data_reads_back_and_takes_changes(backend: Backend) -> anyhow::
 
     // Today's operations work on it: the volunteer's second slot is free.
     let pairing = store
-        .pair(&volunteer, &li.id, "fixture", Some("after-upgrade"))
+        .pair(
+            &volunteer,
+            &li.id,
+            "fixture",
+            Some(&RequestKey::internal("after-upgrade")),
+        )
         .await?;
     assert_eq!(pairing.elder_id, li.id);
     assert!(pairing.ended_at.is_none());

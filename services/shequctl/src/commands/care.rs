@@ -14,8 +14,8 @@ use super::{
     page_request, request_id, text, yes_no,
 };
 use crate::cli::{
-    BookArgs, CareCommand, ElderArgs, ElderListArgs, EldersCommand, PageArgs, VisitArgs,
-    VolunteersCommand,
+    BookArgs, CareCommand, ElderArgs, ElderListArgs, EldersCommand, PageArgs, Settlement,
+    VisitArgs, VolunteersCommand,
 };
 use crate::codes::name_of;
 use crate::output::Output;
@@ -121,6 +121,37 @@ pub(super) async fn run(
         CareCommand::Visit(args) => visit(client, args, output).await,
         CareCommand::Overdue { grid, page } => overdue(client, grid, page, output).await,
         CareCommand::Book(args) => book(client, args, output).await,
+        CareCommand::Settle {
+            booking,
+            outcome,
+            actor,
+            request_id: key,
+        } => {
+            let (booking_id, actor, request_id) = (booking.clone(), actor.clone(), request_id(key));
+            let context = || format!("settling booking {booking}");
+            // The three RPCs take and answer the same fields.
+            macro_rules! settle {
+                ($rpc:ident, $request:ident) => {{
+                    let request = pb::$request {
+                        request_id,
+                        booking_id,
+                        actor,
+                    };
+                    let r = client
+                        .$rpc(request)
+                        .await
+                        .with_context(context)?
+                        .into_inner();
+                    (r.booking, r.duplicate)
+                }};
+            }
+            let (booking, duplicate) = match outcome {
+                Settlement::Served => settle!(mark_booking_served, MarkBookingServedRequest),
+                Settlement::Cancelled => settle!(cancel_booking, CancelBookingRequest),
+                Settlement::NoShow => settle!(mark_booking_no_show, MarkBookingNoShowRequest),
+            };
+            print_booking(&answered(booking)?, duplicate, output)
+        }
         CareCommand::Timeline { elder } => timeline(client, elder, output).await,
     }
 }
@@ -380,9 +411,13 @@ async fn book(client: &mut Client, args: &BookArgs, output: Output) -> anyhow::R
         .await
         .with_context(|| format!("booking a service for elder {}", args.elder))?
         .into_inner();
-    let booking = answered(response.booking)?;
+    print_booking(&answered(response.booking)?, response.duplicate, output)
+}
+
+/// A booking as `book` and `settle` print it.
+fn print_booking(booking: &pb::Booking, duplicate: bool, output: Output) -> anyhow::Result<()> {
     output.print(
-        || json!({"booking": booking_json(&booking), "duplicate": response.duplicate}),
+        || json!({"booking": booking_json(booking), "duplicate": duplicate}),
         || {
             let mut table = Table::plain();
             table
@@ -414,7 +449,7 @@ async fn book(client: &mut Client, args: &BookArgs, output: Output) -> anyhow::R
             if !booking.note.is_empty() {
                 table.row(["note", booking.note.as_str()]);
             }
-            if response.duplicate {
+            if duplicate {
                 table.row(DUPLICATE);
             }
             table.to_string()

@@ -123,7 +123,12 @@ async fn show(client: &mut Client, id: &str, output: Output) -> anyhow::Result<(
                         name_of::<pb::Status>(entry.from_status),
                         name_of::<pb::Status>(entry.to_status)
                     ),
-                    entry.note.clone(),
+                    match entry.satisfaction {
+                        0 => entry.note.clone(),
+                        score => format!("satisfaction {score} of 5 {}", entry.note)
+                            .trim_end()
+                            .to_owned(),
+                    },
                 ]);
             }
             format!("{}\nhistory\n{history}", details(&complaint))
@@ -367,7 +372,7 @@ async fn figures(
 }
 
 /// The measures `figures` prints: name, counted part, whole, rate.
-fn measures(f: &pb::Figures) -> [(&'static str, u32, u32, Option<f64>); 4] {
+fn measures(f: &pb::Figures) -> [(&'static str, u32, u32, Option<f64>); 5] {
     [
         (
             "response",
@@ -388,6 +393,12 @@ fn measures(f: &pb::Figures) -> [(&'static str, u32, u32, Option<f64>); 4] {
             f.satisfaction_rate,
         ),
         ("reopen", f.reopened, f.resolved, f.reopen_rate),
+        (
+            "follow_up",
+            f.followed_up_on_time,
+            f.follow_up_counted,
+            f.follow_up_rate,
+        ),
     ]
 }
 
@@ -411,6 +422,7 @@ fn figures_text(f: &pb::Figures) -> String {
         "resolved on time, of resolved or past the limit",
         "satisfied (4-5), of followed up",
         "reopened, of resolved",
+        "visited on time, of visited or past the limit",
     ];
     let mut rates = Table::new(["measure", "count", "of", "rate", ""]);
     for ((name, part, whole, rate), what) in measures(f).into_iter().zip(what) {
@@ -569,6 +581,7 @@ fn complaint_json(c: &pb::Complaint) -> Value {
                 "from_status": name_of::<pb::Status>(entry.from_status),
                 "to_status": name_of::<pb::Status>(entry.to_status),
                 "note": entry.note,
+                "satisfaction": (entry.satisfaction != 0).then_some(entry.satisfaction),
             })
         })
         .collect();

@@ -22,7 +22,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::cli::{Cli, Command, EventsCommand, PageArgs};
 use crate::codes::name_of;
-use crate::failure::Unreachable;
+use crate::failure::{NoToken, Unreachable};
 use crate::output::Output;
 use crate::table::Table;
 
@@ -68,9 +68,21 @@ impl Target {
     fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
         let authorization = match &cli.token_file {
             Some(path) => {
-                let token = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the token file {}", path.display()))?;
-                let header = format!("Bearer {}", token.trim());
+                let token = std::fs::read_to_string(path).map_err(|error| {
+                    NoToken(format!(
+                        "cannot read the token file {}: {error}",
+                        path.display()
+                    ))
+                })?;
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(NoToken(format!(
+                        "the token file {} is empty: it must hold your bearer token",
+                        path.display()
+                    ))
+                    .into());
+                }
+                let header = format!("Bearer {token}");
                 Some(
                     header
                         .parse()

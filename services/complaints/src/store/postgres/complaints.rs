@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::store::{
     CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
-    ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
+    ListFilter, OPEN_STATUSES, RequestKey, StoreError, history_entry, page,
 };
 
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -55,18 +55,19 @@ fn numbered(range: std::ops::RangeInclusive<usize>) -> String {
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
     c: &Complaint,
 ) -> Result<bool, StoreError> {
     let sql = format!(
-        "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
+        "INSERT INTO complaints (request_id, request_digest, id, text, channel, reporter_name, reporter_phone, \
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
          submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        numbered(1..=14 + CHANGEABLE.len()),
+        numbered(1..=15 + CHANGEABLE.len()),
     );
     let query = sqlx::query(&sql)
-        .bind(request_id)
+        .bind(request.id())
+        .bind(request.digest())
         .bind(c.id.as_str())
         .bind(&c.text)
         .bind(c.channel.as_str())
@@ -89,21 +90,22 @@ pub(super) async fn insert(
 /// submission or one earlier in the list).
 pub(super) async fn insert_all(
     conn: &mut PgConnection,
-    submissions: &[(&str, &Complaint)],
+    submissions: &[(&RequestKey, &Complaint)],
 ) -> Result<Vec<String>, StoreError> {
     fn texts<'a>(
-        submissions: &'a [(&str, &Complaint)],
+        submissions: &'a [(&RequestKey, &Complaint)],
         column: impl Fn(&'a Complaint) -> Option<&'a str>,
     ) -> Vec<Option<&'a str>> {
         submissions.iter().map(|(_, c)| column(c)).collect()
     }
     fn times(
-        submissions: &[(&str, &Complaint)],
+        submissions: &[(&RequestKey, &Complaint)],
         column: impl Fn(&Complaint) -> Option<DateTime<Utc>>,
     ) -> Vec<Option<DateTime<Utc>>> {
         submissions.iter().map(|(_, c)| column(c)).collect()
     }
-    let keys: Vec<&str> = submissions.iter().map(|(key, _)| *key).collect();
+    let keys: Vec<&str> = submissions.iter().map(|(key, _)| key.id()).collect();
+    let digests: Vec<&str> = submissions.iter().map(|(key, _)| key.digest()).collect();
     let inserted: Vec<String> = sqlx::query_scalar(INSERT_ALL)
         .bind(&keys)
         .bind(texts(submissions, |c| Some(c.id.as_str())))
@@ -138,6 +140,7 @@ pub(super) async fn insert_all(
         .bind(times(submissions, |c| Some(c.cycle_started_at)))
         .bind(times(submissions, |c| Some(c.response_due_at)))
         .bind(times(submissions, |c| Some(c.resolution_due_at)))
+        .bind(&digests)
         .fetch_all(conn)
         .await?;
     Ok(inserted)
@@ -148,18 +151,18 @@ pub(super) async fn insert_all(
 const INSERT_ALL: &str = "INSERT INTO complaints (request_id, id, text, channel, reporter_name, \
     reporter_phone, community_id, grid_id, building_id, location, merchant_id, merchant_check, \
     elder_id, submitted_at, status, category, classified_by, priority, level, assignee, \
-    cycle_started_at, response_due_at, resolution_due_at) \
+    cycle_started_at, response_due_at, resolution_due_at, request_digest) \
     SELECT request_id, id, text, channel, reporter_name, reporter_phone, community_id, grid_id, \
     building_id, location, merchant_id, merchant_check, elder_id, submitted_at, status, category, \
     classified_by, priority, level, assignee, cycle_started_at, response_due_at, \
-    resolution_due_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    resolution_due_at, request_digest FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
     $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
-    $20::text[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[]) \
+    $20::text[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::text[]) \
     WITH ORDINALITY AS s (request_id, id, text, channel, reporter_name, reporter_phone, \
     community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
     submitted_at, status, category, classified_by, priority, level, assignee, cycle_started_at, \
-    response_due_at, resolution_due_at, n) ORDER BY n \
+    response_due_at, resolution_due_at, request_digest, n) ORDER BY n \
     ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
 
 /// Writes back what transitions may change.
@@ -191,6 +194,8 @@ const HISTORY: Table = Table {
         "to_status",
         "note",
         "request_id",
+        "request_digest",
+        "satisfaction",
     ],
 };
 
@@ -206,7 +211,9 @@ pub(super) fn add_history(rows: &mut Rows, entry: &HistoryRow) {
             entry.from_status.into(),
             entry.to_status.into(),
             entry.note.clone().into(),
-            entry.request_id.clone().into(),
+            entry.request.as_ref().map(|r| r.id().to_owned()).into(),
+            entry.request.as_ref().map(|r| r.digest().to_owned()).into(),
+            entry.satisfaction.map(i64::from).into(),
         ],
     );
 }
@@ -224,17 +231,26 @@ fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
     Ok(ComplaintRow::from_row(row)?.into_complaint()?)
 }
 
-pub(super) async fn by_request_id(
+/// The complaint submitted with `request`'s key, if any; a key first used
+/// with a different request is refused.
+pub(super) async fn by_request(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Complaint>, StoreError> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM complaints WHERE request_id = $1"
+        "SELECT {COLUMNS}, request_digest FROM complaints WHERE request_id = $1"
     ))
-    .bind(request_id)
+    .bind(request.id())
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(complaint).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    request.same_request(
+        row.try_get::<Option<String>, _>("request_digest")?
+            .as_deref(),
+    )?;
+    complaint(&row).map(Some)
 }
 
 /// Complaint `id`, locked for this transaction when `for_update`.
@@ -254,17 +270,19 @@ pub(super) async fn load(
     complaint(&row)
 }
 
-/// The complaint a transition with `request_id` was made to, if any.
-pub(super) async fn transition_by_request_id(
+/// The complaint a transition with `request`'s key was made to, if any, with
+/// the digest of the request it was made with.
+pub(super) async fn transition_by_request(
     conn: &mut PgConnection,
-    request_id: &str,
-) -> Result<Option<ComplaintId>, StoreError> {
-    let id: Option<String> =
-        sqlx::query_scalar("SELECT complaint_id FROM complaint_history WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(id.map(ComplaintId::from_stored))
+    request: &RequestKey,
+) -> Result<Option<(ComplaintId, Option<String>)>, StoreError> {
+    let found: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT complaint_id, request_digest FROM complaint_history WHERE request_id = $1",
+    )
+    .bind(request.id())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.map(|(id, digest)| (ComplaintId::from_stored(id), digest)))
 }
 
 /// A history entry as PostgreSQL holds it.
@@ -276,6 +294,7 @@ struct HistoryRecord {
     from_status: String,
     to_status: String,
     note: Option<String>,
+    satisfaction: Option<i64>,
 }
 
 pub(super) async fn history(
@@ -283,8 +302,8 @@ pub(super) async fn history(
     id: &ComplaintId,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows: Vec<HistoryRecord> = sqlx::query_as(
-        "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
-         WHERE complaint_id = $1 ORDER BY seq",
+        "SELECT at, actor, action, from_status, to_status, note, satisfaction \
+         FROM complaint_history WHERE complaint_id = $1 ORDER BY seq",
     )
     .bind(id.as_str())
     .fetch_all(conn)
@@ -298,6 +317,7 @@ pub(super) async fn history(
                 from_status,
                 to_status,
                 note,
+                satisfaction,
             } = row;
             Ok(history_entry(
                 at,
@@ -306,6 +326,7 @@ pub(super) async fn history(
                 &from_status,
                 &to_status,
                 note,
+                satisfaction,
             )?)
         })
         .collect()
@@ -349,6 +370,15 @@ const RESOLUTION_OWED: &str = "SELECT id, resolution_due_at FROM complaints c \
     AND e.breach = 'resolution' AND e.cycle = c.reopen_count) \
     ORDER BY resolution_due_at, id LIMIT $4";
 
+/// The complaints owed an escalation for a follow-up visit not made in time:
+/// those still `resolved` past their follow-up limit.
+const FOLLOW_UP_OWED: &str = "SELECT id, follow_up_due_at FROM complaints c \
+    WHERE status = 'resolved' AND follow_up_due_at <= $1 \
+    AND (follow_up_due_at, id) > ($2, $3) \
+    AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
+    AND e.breach = 'follow_up' AND e.cycle = c.reopen_count) \
+    ORDER BY follow_up_due_at, id LIMIT $4";
+
 pub(super) async fn escalations_owed(
     pool: &PgPool,
     breach: Breach,
@@ -359,6 +389,7 @@ pub(super) async fn escalations_owed(
     let sql = match breach {
         Breach::Response => RESPONSE_OWED,
         Breach::Resolution => RESOLUTION_OWED,
+        Breach::FollowUp => FOLLOW_UP_OWED,
     };
     Ok(due_page(pool, sql, now, after, limit).await?)
 }
@@ -409,7 +440,8 @@ pub(super) async fn list(
         let now_at = next();
         conditions.push(format!(
             "((status = 'submitted' AND response_due_at <= {now_at}) OR \
-             (status IN {OPEN_STATUSES} AND resolution_due_at <= {now_at}))"
+             (status IN {OPEN_STATUSES} AND resolution_due_at <= {now_at}) OR \
+             (status = 'resolved' AND follow_up_due_at <= {now_at}))"
         ));
         arguments.add(now).map_err(encode)?;
     }

@@ -44,6 +44,8 @@ pub(super) async fn figures(
         followed_up: counted(&period, "followed_up")?,
         reopened: counted(&period, "reopened")?,
         resolved: counted(&period, "resolved")?,
+        followed_up_on_time: counted(&period, "followed_up_on_time")?,
+        follow_up_counted: counted(&period, "follow_up_counted")?,
         backlog: Backlog {
             under_1_day: counted(&backlog, "under_1_day")?,
             from_1_to_3_days: counted(&backlog, "from_1_to_3_days")?,

@@ -21,13 +21,14 @@ use shequ_chassis::trace;
 use sqlx::PgConnection;
 
 use super::{
-    Change, Complaints, Cursor, HistoryEntry, ListFilter, Scope, StoreError, record, whole_millis,
+    Change, Complaints, Cursor, HistoryEntry, ListFilter, RequestKey, Scope, StoreError, record,
+    repeated, whole_millis,
 };
 use crate::domain::complaint::{Breach, Complaint, Intake};
 use crate::domain::figures::Figures;
 use crate::domain::organisation::Organisation;
 use crate::domain::time_limits::TimeLimits;
-use crate::domain::{ComplaintId, FieldError, GridId};
+use crate::domain::{ComplaintId, GridId};
 
 /// The complaints store on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ impl PgStore {
 /// A complaint ready to insert, and its history entry and event as rows for
 /// the batch.
 struct Submission {
-    request_id: String,
+    request: RequestKey,
     complaint: Complaint,
     rows: Rows,
 }
@@ -74,13 +75,13 @@ impl Job for Submission {
         conn: &mut PgConnection,
         rows: &mut Rows,
     ) -> Result<(Complaint, bool), StoreError> {
-        if !complaints::insert(conn, &self.request_id, &self.complaint).await? {
+        if !complaints::insert(conn, &self.request, &self.complaint).await? {
             // The key was taken before: by an earlier submission (also one
             // earlier in this batch) or by another replica meanwhile.
-            return complaints::by_request_id(conn, &self.request_id)
+            return complaints::by_request(conn, &self.request)
                 .await?
                 .map(|complaint| (complaint, true))
-                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
+                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request.id())));
         }
         rows.extend(self.rows.clone());
         Ok((self.complaint.clone(), false))
@@ -93,9 +94,9 @@ impl Job for Submission {
         conn: &mut PgConnection,
         rows: &mut Rows,
     ) -> Together<(Complaint, bool), StoreError> {
-        let submissions: Vec<(&str, &Complaint)> = jobs
+        let submissions: Vec<(&RequestKey, &Complaint)> = jobs
             .iter()
-            .map(|job| (job.request_id.as_str(), &job.complaint))
+            .map(|job| (&job.request, &job.complaint))
             .collect();
         let Ok(inserted) = complaints::insert_all(conn, &submissions).await else {
             return Together::Failed;
@@ -103,18 +104,20 @@ impl Job for Submission {
         let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if inserted.remove(&job.request_id) {
+            if inserted.remove(job.request.id()) {
                 rows.extend(job.rows.clone());
                 results.push(Ok((job.complaint.clone(), false)));
                 continue;
             }
-            let existing = complaints::by_request_id(conn, &job.request_id).await;
+            let existing = complaints::by_request(conn, &job.request).await;
             results.push(match existing {
                 Ok(Some(complaint)) => Ok((complaint, true)),
                 Ok(None) => Err(StoreError::NotFound(format!(
                     "submission {}",
-                    job.request_id
+                    job.request.id()
                 ))),
+                // A key first used with a different request: this one's answer.
+                Err(StoreError::Field(error)) => Err(StoreError::Field(error)),
                 Err(_) => return Together::Failed,
             });
         }
@@ -125,7 +128,8 @@ impl Job for Submission {
 impl Complaints for PgStore {
     async fn submit(
         &self,
-        request_id: &str,
+        request: &RequestKey,
+        actor: &str,
         intake: Intake,
         grid_id: Option<&GridId>,
         limits: &TimeLimits,
@@ -136,7 +140,7 @@ impl Complaints for PgStore {
             // A retry of a submission taken before its building moved or went
             // is still answered as the duplicate it is.
             Err(error) => {
-                return match complaints::by_request_id(&mut conn, request_id).await? {
+                return match complaints::by_request(&mut conn, request).await? {
                     Some(existing) => Ok((existing, true)),
                     None => Err(error),
                 };
@@ -146,11 +150,10 @@ impl Complaints for PgStore {
         let now = self.now();
         let (complaint, transition) =
             Complaint::submit(ComplaintId::generate(), intake, &chain, limits, now);
-        let actor = format!("channel:{}", complaint.channel.as_str());
         let (history, event) = record(
             &complaint,
             &transition,
-            &actor,
+            actor,
             None,
             now,
             trace::current().as_ref(),
@@ -160,7 +163,7 @@ impl Complaints for PgStore {
         event.add_to(&mut rows);
         self.intake
             .submit(Submission {
-                request_id: request_id.to_owned(),
+                request: request.clone(),
                 complaint,
                 rows,
             })
@@ -170,7 +173,7 @@ impl Complaints for PgStore {
     async fn transition(
         &self,
         id: &ComplaintId,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
         actor: &str,
         related: Option<&ComplaintId>,
         change: impl Change,
@@ -178,18 +181,11 @@ impl Complaints for PgStore {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let mut complaint = complaints::load(&mut tx, id, true).await?;
-        if let Some(key) = request_id
-            && let Some(previous) = complaints::transition_by_request_id(&mut tx, key).await?
+        if let Some(key) = request
+            && let Some(previous) = complaints::transition_by_request(&mut tx, key).await?
         {
             tx.rollback().await?;
-            if previous != *id {
-                return Err(FieldError::new(
-                    "request_id",
-                    "was already used for another complaint",
-                )
-                .into());
-            }
-            return Ok(complaint);
+            return repeated(key, previous, id).map(|()| complaint);
         }
         let related = match related {
             Some(related) => Some(complaints::load(&mut tx, related, false).await?),
@@ -201,7 +197,7 @@ impl Complaints for PgStore {
             &complaint,
             &transition,
             actor,
-            request_id,
+            request,
             now,
             trace::current().as_ref(),
         )?;

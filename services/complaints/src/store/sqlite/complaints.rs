@@ -15,7 +15,7 @@ use crate::domain::organisation::Chain;
 use crate::domain::{BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId};
 use crate::store::{
     CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
-    ListFilter, OPEN_STATUSES, StoreError, history_entry, page,
+    ListFilter, OPEN_STATUSES, RequestKey, StoreError, history_entry, page,
 };
 
 fn text(value: &str) -> Value {
@@ -63,21 +63,22 @@ fn changeable(c: &Complaint) -> [Value; 19] {
 /// Inserts a new complaint; `false` when its `request_id` is already taken.
 pub(super) fn insert(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
     c: &Complaint,
 ) -> Result<bool, StoreError> {
     let sql = format!(
-        "INSERT INTO complaints (request_id, id, text, channel, reporter_name, reporter_phone, \
+        "INSERT INTO complaints (request_id, request_digest, id, text, channel, reporter_name, reporter_phone, \
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
          submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        (1..=14 + CHANGEABLE.len())
+        (1..=15 + CHANGEABLE.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", "),
     );
     let fixed = [
-        text(request_id),
+        text(request.id()),
+        text(request.digest()),
         text(c.id.as_str()),
         text(&c.text),
         text(c.channel.as_str()),
@@ -118,8 +119,9 @@ pub(super) fn update(conn: &Connection, c: &Complaint) -> Result<(), StoreError>
 pub(super) fn insert_history(conn: &Connection, entry: &HistoryRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO complaint_history \
-         (complaint_id, at, actor, action, from_status, to_status, note, request_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (complaint_id, at, actor, action, from_status, to_status, note, request_id, \
+          request_digest, satisfaction) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute((
         entry.complaint_id.as_str(),
@@ -129,7 +131,9 @@ pub(super) fn insert_history(conn: &Connection, entry: &HistoryRow) -> Result<()
         entry.from_status,
         entry.to_status,
         &entry.note,
-        &entry.request_id,
+        entry.request.as_ref().map(RequestKey::id),
+        entry.request.as_ref().map(RequestKey::digest),
+        entry.satisfaction,
     ))?;
     Ok(())
 }
@@ -191,12 +195,22 @@ pub(super) fn complaints(
     Ok(complaints)
 }
 
-pub(super) fn by_request_id(
+/// The complaint submitted with `request`'s key, if any; a key first used
+/// with a different request is refused.
+pub(super) fn by_request(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Complaint>, StoreError> {
+    let digest: Option<Option<String>> = conn
+        .prepare_cached("SELECT request_digest FROM complaints WHERE request_id = ?1")?
+        .query_row([request.id()], |row| row.get(0))
+        .optional()?;
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    request.same_request(digest.as_deref())?;
     let sql = format!("SELECT {COLUMNS} FROM complaints WHERE request_id = ?1");
-    Ok(complaints(conn, &sql, [request_id])?.pop())
+    Ok(complaints(conn, &sql, [request.id()])?.pop())
 }
 
 pub(super) fn load(conn: &Connection, id: &ComplaintId) -> Result<Complaint, StoreError> {
@@ -206,16 +220,19 @@ pub(super) fn load(conn: &Connection, id: &ComplaintId) -> Result<Complaint, Sto
         .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))
 }
 
-/// The complaint a transition with `request_id` was made to, if any.
-pub(super) fn transition_by_request_id(
+/// The complaint a transition with `request`'s key was made to, if any, with
+/// the digest of the request it was made with.
+pub(super) fn transition_by_request(
     conn: &Connection,
-    request_id: &str,
-) -> Result<Option<ComplaintId>, StoreError> {
-    let id: Option<String> = conn
-        .prepare_cached("SELECT complaint_id FROM complaint_history WHERE request_id = ?1")?
-        .query_row([request_id], |row| row.get(0))
+    request: &RequestKey,
+) -> Result<Option<(ComplaintId, Option<String>)>, StoreError> {
+    let found: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT complaint_id, request_digest FROM complaint_history WHERE request_id = ?1",
+        )?
+        .query_row([request.id()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    Ok(id.map(ComplaintId::from_stored))
+    Ok(found.map(|(id, digest)| (ComplaintId::from_stored(id), digest)))
 }
 
 pub(super) fn history(
@@ -223,8 +240,8 @@ pub(super) fn history(
     id: &ComplaintId,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT at, actor, action, from_status, to_status, note FROM complaint_history \
-         WHERE complaint_id = ?1 ORDER BY seq",
+        "SELECT at, actor, action, from_status, to_status, note, satisfaction \
+         FROM complaint_history WHERE complaint_id = ?1 ORDER BY seq",
     )?;
     let mut rows = statement.query([id.as_str()])?;
     let mut history = Vec::new();
@@ -238,6 +255,7 @@ pub(super) fn history(
             &from,
             &to,
             row.get(5)?,
+            row.get(6)?,
         )?);
     }
     Ok(history)
@@ -282,6 +300,15 @@ const RESOLUTION_OWED: &str = "SELECT id, resolution_due_at FROM complaints c \
     AND e.breach = 'resolution' AND e.cycle = c.reopen_count) \
     ORDER BY resolution_due_at, id LIMIT ?4";
 
+/// The complaints owed an escalation for a follow-up visit not made in time:
+/// those still `resolved` past their follow-up limit.
+const FOLLOW_UP_OWED: &str = "SELECT id, follow_up_due_at FROM complaints c \
+    WHERE status = 'resolved' AND follow_up_due_at <= ?1 \
+    AND (follow_up_due_at, id) > (?2, ?3) \
+    AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.complaint_id = c.id \
+    AND e.breach = 'follow_up' AND e.cycle = c.reopen_count) \
+    ORDER BY follow_up_due_at, id LIMIT ?4";
+
 pub(super) fn escalations_owed(
     conn: &Connection,
     breach: Breach,
@@ -292,6 +319,7 @@ pub(super) fn escalations_owed(
     let sql = match breach {
         Breach::Response => RESPONSE_OWED,
         Breach::Resolution => RESOLUTION_OWED,
+        Breach::FollowUp => FOLLOW_UP_OWED,
     };
     Ok(due_page(conn, sql, now, after, limit)?)
 }
@@ -333,7 +361,8 @@ pub(super) fn list(
         let now = bind(millis(now));
         conditions.push(format!(
             "((status = 'submitted' AND response_due_at <= {now}) OR \
-             (status IN {OPEN_STATUSES} AND resolution_due_at <= {now}))"
+             (status IN {OPEN_STATUSES} AND resolution_due_at <= {now}) OR \
+             (status = 'resolved' AND follow_up_due_at <= {now}))"
         ));
     }
     let limit = bind(Value::Integer(i64::from(page_size) + 1));

@@ -64,6 +64,8 @@ pub(super) fn figures(
             followed_up: n(6, "followed_up")?,
             reopened: n(7, "reopened")?,
             resolved: n(8, "resolved")?,
+            followed_up_on_time: n(9, "followed_up_on_time")?,
+            follow_up_counted: n(10, "follow_up_counted")?,
             backlog: Backlog::default(),
         })
     })?;

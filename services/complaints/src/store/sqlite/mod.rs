@@ -27,14 +27,14 @@ use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 
 use super::{
-    Change, Complaints, Cursor, HistoryEntry, HistoryRow, ListFilter, Scope, StoreError, record,
-    whole_millis,
+    Change, Complaints, Cursor, HistoryEntry, HistoryRow, ListFilter, RequestKey, Scope,
+    StoreError, record, repeated, whole_millis,
 };
 use crate::domain::complaint::{Breach, Complaint, Intake};
 use crate::domain::figures::Figures;
 use crate::domain::organisation::{Organisation, Routing};
 use crate::domain::time_limits::TimeLimits;
-use crate::domain::{ComplaintId, FieldError, GridId};
+use crate::domain::{ComplaintId, GridId};
 
 /// Submissions one unit takes at most.
 const MAX_BATCH: usize = 256;
@@ -104,7 +104,7 @@ impl SqliteStore {
 /// A complaint ready to insert, with its history entry and event (made in the
 /// caller's task, so the event keeps the caller's trace).
 struct Submission {
-    request_id: String,
+    request: RequestKey,
     complaint: Complaint,
     history: HistoryRow,
     event: OutboxRow,
@@ -115,12 +115,12 @@ impl Job for Submission {
     type Error = StoreError;
 
     fn run(self, conn: &Connection) -> Result<(Complaint, bool), StoreError> {
-        if !complaints::insert(conn, &self.request_id, &self.complaint)? {
+        if !complaints::insert(conn, &self.request, &self.complaint)? {
             // The key was taken by an earlier submission (perhaps earlier in
-            // this batch): that one is the answer.
-            return complaints::by_request_id(conn, &self.request_id)?
+            // this batch): that one is the answer, if it was this request.
+            return complaints::by_request(conn, &self.request)?
                 .map(|complaint| (complaint, true))
-                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request_id)));
+                .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request.id())));
         }
         complaints::insert_history(conn, &self.history)?;
         self.event.insert_sqlite(conn)?;
@@ -131,7 +131,8 @@ impl Job for Submission {
 impl Complaints for SqliteStore {
     async fn submit(
         &self,
-        request_id: &str,
+        request: &RequestKey,
+        actor: &str,
         intake: Intake,
         grid_id: Option<&GridId>,
         limits: &TimeLimits,
@@ -142,10 +143,10 @@ impl Complaints for SqliteStore {
             // A retry of a submission taken before its building moved or
             // went is still answered as the duplicate it is.
             Err(error) => {
-                let key = request_id.to_owned();
+                let key = request.clone();
                 return match self
                     .db
-                    .read(move |conn| complaints::by_request_id(conn, &key))
+                    .read(move |conn| complaints::by_request(conn, &key))
                     .await?
                 {
                     Some(existing) => Ok((existing, true)),
@@ -156,13 +157,11 @@ impl Complaints for SqliteStore {
         let now = self.now();
         let (complaint, transition) =
             Complaint::submit(ComplaintId::generate(), intake, chain, limits, now);
-        let actor = format!("channel:{}", complaint.channel.as_str());
         let context = trace::current();
-        let (history, event) =
-            record(&complaint, &transition, &actor, None, now, context.as_ref())?;
+        let (history, event) = record(&complaint, &transition, actor, None, now, context.as_ref())?;
         self.intake
             .submit(Submission {
-                request_id: request_id.to_owned(),
+                request: request.clone(),
                 complaint,
                 history,
                 event,
@@ -173,29 +172,22 @@ impl Complaints for SqliteStore {
     async fn transition(
         &self,
         id: &ComplaintId,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
         actor: &str,
         related: Option<&ComplaintId>,
         change: impl Change,
     ) -> Result<Complaint, StoreError> {
         let now = self.now();
         let context = trace::current();
-        let (id, request_id, actor) = (id.clone(), request_id.map(str::to_owned), actor.to_owned());
+        let (id, request, actor) = (id.clone(), request.cloned(), actor.to_owned());
         let related = related.cloned();
         self.db
             .change(&self.outbox, move |conn| {
                 let mut complaint = complaints::load(conn, &id)?;
-                if let Some(key) = &request_id
-                    && let Some(previous) = complaints::transition_by_request_id(conn, key)?
+                if let Some(key) = &request
+                    && let Some(previous) = complaints::transition_by_request(conn, key)?
                 {
-                    if previous != id {
-                        return Err(FieldError::new(
-                            "request_id",
-                            "was already used for another complaint",
-                        )
-                        .into());
-                    }
-                    return Ok(complaint);
+                    return repeated(key, previous, &id).map(|()| complaint);
                 }
                 let related = related
                     .map(|related| complaints::load(conn, &related))
@@ -206,7 +198,7 @@ impl Complaints for SqliteStore {
                     &complaint,
                     &transition,
                     &actor,
-                    request_id.as_deref(),
+                    request.as_ref(),
                     now,
                     context.as_ref(),
                 )?;

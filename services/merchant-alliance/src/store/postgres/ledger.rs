@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::outbox::OutboxRow;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 
 use crate::domain::credit::{
     ComplaintResolution, CreditChange, CreditEntry, CreditReason, CreditRules, MealBooking,
@@ -13,15 +13,16 @@ use crate::domain::credit::{
 use crate::domain::merchant::ActivityKind;
 use crate::domain::{ActivityId, ComplaintId, MerchantId};
 use crate::store::{
-    Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, StoreError, StoredDeduction, credit_entry,
-    meal_activity, plan_resolution, points, whole_millis,
+    Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, RequestKey, StoreError, StoredDeduction,
+    credit_entry, meal_activity, plan_resolution, points, whole_millis,
 };
 
 /// An activity to record.
 #[derive(Debug, Clone)]
 pub(super) struct Activity {
     pub id: ActivityId,
-    pub request_id: Option<String>,
+    /// The recorder's key (none for an activity learned from an event).
+    pub request: Option<RequestKey>,
     pub merchant_id: MerchantId,
     pub kind: &'static str,
     pub description: String,
@@ -89,11 +90,13 @@ async fn apply_credit(
 /// Inserts an activity; `false` when its id or request id is already taken.
 async fn insert_activity(conn: &mut PgConnection, activity: &Activity) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO activities (id, request_id, merchant_id, kind, description, happened_at, \
-         source_event_id, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO activities (id, request_id, request_digest, merchant_id, kind, description, \
+         happened_at, source_event_id, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(activity.id.as_str())
-    .bind(activity.request_id.as_deref())
+    .bind(activity.request.as_ref().map(RequestKey::id))
+    .bind(activity.request.as_ref().map(RequestKey::digest))
     .bind(activity.merchant_id.as_str())
     .bind(activity.kind)
     .bind(&activity.description)
@@ -105,23 +108,30 @@ async fn insert_activity(conn: &mut PgConnection, activity: &Activity) -> Result
     Ok(inserted.rows_affected() == 1)
 }
 
-/// The ledger entry of the activity recorded under `request_id`.
+/// The ledger entry of the activity recorded with `request`'s key, if any; a
+/// key first used with a different request is refused.
 pub(super) async fn activity_entry(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<CreditEntry>, StoreError> {
-    let row: Option<EntryRow> = sqlx::query_as(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM activities a JOIN credit_ledger l \
+    let row = sqlx::query(&format!(
+        "SELECT a.request_digest, {ENTRY_COLUMNS} FROM activities a JOIN credit_ledger l \
          ON l.merchant_id = a.merchant_id AND l.reference = a.id WHERE a.request_id = $1"
     ))
-    .bind(request_id)
+    .bind(request.id())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(EntryRow::into_entry).transpose()?)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let digest: Option<String> = row.try_get("request_digest")?;
+    request.same_request(digest.as_deref())?;
+    Ok(Some(EntryRow::from_row(&row)?.into_entry()?))
 }
 
 /// Records an activity and its credit; `None` when its request id was taken
-/// meanwhile (the caller answers with that one).
+/// meanwhile (the caller answers with that one, or refuses a different
+/// request).
 pub(super) async fn record_activity(
     conn: &mut PgConnection,
     rules: &CreditRules,
@@ -287,7 +297,7 @@ pub(super) async fn meal_discount(
     let (id, description, cause) = meal_activity(booking, source_event_id);
     let activity = Activity {
         id,
-        request_id: None,
+        request: None,
         merchant_id: booking.merchant_id.clone(),
         kind: CreditReason::ElderMealDiscount.as_str(),
         description,

@@ -6,23 +6,27 @@ use sqlx::{PgConnection, PgPool, Row};
 use crate::domain::merchant::Merchant;
 use crate::domain::opening_hours;
 use crate::domain::{MerchantId, cells};
-use crate::store::{COLUMNS, ListFilter, MerchantRow, StoreError, hours_decoded, page, tag_names};
+use crate::store::{
+    COLUMNS, ListFilter, MerchantRow, RequestKey, StoreError, hours_decoded, page, tag_names,
+};
 
-/// Inserts a newly registered merchant; `false` when `request_id` is taken.
+/// Inserts a newly registered merchant with its request's key and digest;
+/// `false` when the key is taken.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
     merchant: &Merchant,
 ) -> Result<bool, StoreError> {
     let d = &merchant.details;
     let inserted = sqlx::query(
-        "INSERT INTO merchants (request_id, id, name, category, service_tags, latitude, longitude, \
-         cell, address, grid_id, opening_hours, party_member_owner, status, suspended_reason, \
-         credit_score, registered_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         ON CONFLICT (request_id) DO NOTHING",
+        "INSERT INTO merchants (request_id, request_digest, id, name, category, service_tags, \
+         latitude, longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
+         suspended_reason, credit_score, registered_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18) ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(request_id)
+    .bind(request.id())
+    .bind(request.digest())
     .bind(merchant.id.as_str())
     .bind(&d.name)
     .bind(d.category.as_str())
@@ -114,17 +118,24 @@ pub(super) async fn load(
     merchant(&row)
 }
 
-pub(super) async fn by_request_id(
+/// The merchant registered with `request`'s key, if any; a key first used
+/// with a different request is refused.
+pub(super) async fn by_request(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Merchant>, StoreError> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM merchants WHERE request_id = $1"
+        "SELECT request_digest, {COLUMNS} FROM merchants WHERE request_id = $1"
     ))
-    .bind(request_id)
+    .bind(request.id())
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(merchant).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let digest: Option<String> = row.try_get("request_digest")?;
+    request.same_request(digest.as_deref())?;
+    merchant(&row).map(Some)
 }
 
 /// A page of merchants in id order after `after`.

@@ -24,7 +24,7 @@ use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::postgres::Postgres;
 
 use super::{
-    Alliance, Announce, Circle, ListFilter, MerchantChange, StoreError, award_event,
+    Alliance, Announce, Circle, ListFilter, MerchantChange, RequestKey, StoreError, award_event,
     merchant_event, registered, whole_millis,
 };
 use crate::domain::awards::{MerchantRecord, Period};
@@ -96,12 +96,12 @@ impl PgStore {
 impl Alliance for PgStore {
     async fn register(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         details: MerchantDetails,
         actor: &str,
     ) -> Result<(Merchant, bool), StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        if let Some(existing) = merchants::by_request_id(&mut conn, request_id).await? {
+        if let Some(existing) = merchants::by_request(&mut conn, request).await? {
             return Ok((existing, true));
         }
         drop(conn);
@@ -114,15 +114,15 @@ impl Alliance for PgStore {
             now,
         )?)?;
         let mut tx = self.db.begin().await?;
-        if !merchants::insert(&mut tx, request_id, &merchant).await? {
+        if !merchants::insert(&mut tx, request, &merchant).await? {
             // Registered meanwhile under the same key (perhaps by another
-            // replica): that one is the answer.
+            // replica): that one is the answer, if it was the same request.
             tx.rollback().await?;
             let mut conn = self.db.pool().acquire().await?;
-            return merchants::by_request_id(&mut conn, request_id)
+            return merchants::by_request(&mut conn, request)
                 .await?
                 .map(|merchant| (merchant, true))
-                .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
+                .ok_or_else(|| StoreError::NotFound(format!("registration {}", request.id())));
         }
         event.insert_postgres(&mut tx).await?;
         self.db.commit(tx).await?;
@@ -192,7 +192,7 @@ impl Alliance for PgStore {
 
     async fn record_activity(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
@@ -200,13 +200,13 @@ impl Alliance for PgStore {
         actor: &str,
     ) -> Result<(CreditEntry, bool), StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        if let Some(entry) = ledger::activity_entry(&mut conn, request_id).await? {
+        if let Some(entry) = ledger::activity_entry(&mut conn, request).await? {
             return Ok((entry, true));
         }
         drop(conn);
         let activity = ledger::Activity {
             id: ActivityId::generate(),
-            request_id: Some(request_id.to_owned()),
+            request: Some(request.clone()),
             merchant_id: merchant_id.clone(),
             kind: kind.as_str(),
             description: description.to_owned(),
@@ -224,13 +224,14 @@ impl Alliance for PgStore {
                 Ok((entry, false))
             }
             None => {
-                // Recorded meanwhile under the same key: that one is the answer.
+                // Recorded meanwhile under the same key: that one is the
+                // answer, if it was the same request.
                 tx.rollback().await?;
                 let mut conn = self.db.pool().acquire().await?;
-                ledger::activity_entry(&mut conn, request_id)
+                ledger::activity_entry(&mut conn, request)
                     .await?
                     .map(|entry| (entry, true))
-                    .ok_or_else(|| StoreError::NotFound(format!("activity {request_id}")))
+                    .ok_or_else(|| StoreError::NotFound(format!("activity {}", request.id())))
             }
         }
     }

@@ -14,15 +14,16 @@ use crate::domain::credit::{
 use crate::domain::merchant::ActivityKind;
 use crate::domain::{ActivityId, ComplaintId, MerchantId};
 use crate::store::{
-    Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, StoreError, StoredDeduction, credit_entry,
-    meal_activity, plan_resolution, points,
+    Cause, DeductionWrite, ENTRY_COLUMNS, EntryRow, RequestKey, StoreError, StoredDeduction,
+    credit_entry, meal_activity, plan_resolution, points,
 };
 
 /// An activity to record.
 #[derive(Debug, Clone)]
 pub(super) struct Activity {
     pub id: ActivityId,
-    pub request_id: Option<String>,
+    /// The recorder's key (none for an activity learned from an event).
+    pub request: Option<RequestKey>,
     pub merchant_id: MerchantId,
     pub kind: &'static str,
     pub description: String,
@@ -31,17 +32,18 @@ pub(super) struct Activity {
     pub actor: Option<String>,
 }
 
-fn entry_row(row: &Row<'_>) -> Result<EntryRow, DbError> {
+/// A ledger entry as SQLite holds it, from [`ENTRY_COLUMNS`] at `first` onwards.
+fn entry_row(row: &Row<'_>, first: usize) -> Result<EntryRow, DbError> {
     Ok(EntryRow {
-        merchant_id: row.get(0)?,
-        seq: row.get(1)?,
-        delta: row.get(2)?,
-        score_after: row.get(3)?,
-        reason: row.get(4)?,
-        reference: row.get(5)?,
-        source_event_id: row.get(6)?,
-        actor: row.get(7)?,
-        at: instant(row.get(8)?)?,
+        merchant_id: row.get(first)?,
+        seq: row.get(first + 1)?,
+        delta: row.get(first + 2)?,
+        score_after: row.get(first + 3)?,
+        reason: row.get(first + 4)?,
+        reference: row.get(first + 5)?,
+        source_event_id: row.get(first + 6)?,
+        actor: row.get(first + 7)?,
+        at: instant(row.get(first + 8)?)?,
     })
 }
 
@@ -100,12 +102,14 @@ fn apply_credit(
 fn insert_activity(conn: &Connection, activity: &Activity) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO activities (id, request_id, merchant_id, kind, description, happened_at, \
-             source_event_id, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            "INSERT INTO activities (id, request_id, request_digest, merchant_id, kind, \
+             description, happened_at, source_event_id, actor) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
         )?
         .execute(rusqlite::params![
             activity.id.as_str(),
-            activity.request_id,
+            activity.request.as_ref().map(RequestKey::id),
+            activity.request.as_ref().map(RequestKey::digest),
             activity.merchant_id.as_str(),
             activity.kind,
             activity.description,
@@ -116,24 +120,32 @@ fn insert_activity(conn: &Connection, activity: &Activity) -> Result<bool, Store
     Ok(inserted == 1)
 }
 
-/// The ledger entry of the activity recorded under `request_id`.
+/// The ledger entry of the activity recorded with `request`'s key, if any; a
+/// key first used with a different request is refused.
 pub(super) fn activity_entry(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<CreditEntry>, StoreError> {
     let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM activities a JOIN credit_ledger l \
+        "SELECT a.request_digest, {ENTRY_COLUMNS} FROM activities a JOIN credit_ledger l \
          ON l.merchant_id = a.merchant_id AND l.reference = a.id WHERE a.request_id = ?1"
     );
-    let row = conn
+    let found = conn
         .prepare_cached(&sql)?
-        .query_row([request_id], |row| Ok(entry_row(row)))
+        .query_row([request.id()], |row| {
+            Ok((row.get::<_, Option<String>>(0)?, entry_row(row, 1)))
+        })
         .optional()?;
-    Ok(row.transpose()?.map(EntryRow::into_entry).transpose()?)
+    let Some((digest, row)) = found else {
+        return Ok(None);
+    };
+    request.same_request(digest.as_deref())?;
+    Ok(Some(row?.into_entry()?))
 }
 
 /// Records an activity and its credit, once per request id: a key taken
-/// before answers the entry it made and `true`.
+/// before by the same request answers the entry it made and `true`, by a
+/// different one is refused.
 pub(super) fn record_activity(
     conn: &Connection,
     rules: &CreditRules,
@@ -145,10 +157,13 @@ pub(super) fn record_activity(
     let score = score(conn, &activity.merchant_id)?
         .ok_or_else(|| StoreError::NotFound(format!("merchant {}", activity.merchant_id)))?;
     if !insert_activity(conn, activity)? {
-        let key = activity.request_id.as_deref().unwrap_or_default();
-        return activity_entry(conn, key)?
+        // Recorded meanwhile under the same key: that one is the answer.
+        let Some(request) = &activity.request else {
+            return Err(StoreError::NotFound(format!("activity {}", activity.id)));
+        };
+        return activity_entry(conn, request)?
             .map(|entry| (entry, true))
-            .ok_or_else(|| StoreError::NotFound(format!("activity {key}")));
+            .ok_or_else(|| StoreError::NotFound(format!("activity {}", request.id())));
     }
     let change = rules.for_activity(kind, score);
     let cause = Cause {
@@ -185,18 +200,7 @@ pub(super) fn ledger(
     while let Some(row) = rows.next()? {
         score = Some(points("credit_score", row.get(0)?)?);
         if row.get::<_, Option<i64>>(2)?.is_some() {
-            let entry = EntryRow {
-                merchant_id: row.get(1)?,
-                seq: row.get(2)?,
-                delta: row.get(3)?,
-                score_after: row.get(4)?,
-                reason: row.get(5)?,
-                reference: row.get(6)?,
-                source_event_id: row.get(7)?,
-                actor: row.get(8)?,
-                at: instant(row.get(9)?)?,
-            };
-            entries.push(entry.into_entry()?);
+            entries.push(entry_row(row, 1)?.into_entry()?);
         }
     }
     let score = score.ok_or_else(|| StoreError::NotFound(format!("merchant {merchant_id}")))?;
@@ -310,7 +314,7 @@ pub(super) fn meal_discount(
     let (id, description, cause) = meal_activity(booking, source_event_id);
     let activity = Activity {
         id,
-        request_id: None,
+        request: None,
         merchant_id: booking.merchant_id.clone(),
         kind: crate::domain::credit::CreditReason::ElderMealDiscount.as_str(),
         description,

@@ -8,30 +8,34 @@ use shequ_chassis::database::{DbError, flag, instant};
 use crate::domain::merchant::Merchant;
 use crate::domain::opening_hours;
 use crate::domain::{MerchantId, cells};
-use crate::store::{COLUMNS, ListFilter, MerchantRow, StoreError, hours_decoded, page, tag_names};
+use crate::store::{
+    COLUMNS, ListFilter, MerchantRow, RequestKey, StoreError, hours_decoded, page, tag_names,
+};
 
 /// The stored form of the tags: a JSON array of strings.
 pub(super) fn tags_json(merchant: &Merchant) -> Result<String, serde_json::Error> {
     serde_json::to_string(&tag_names(&merchant.details.service_tags))
 }
 
-/// Inserts a newly registered merchant; `false` when `request_id` is taken.
+/// Inserts a newly registered merchant with its request's key and digest;
+/// `false` when the key is taken.
 pub(super) fn insert(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
     merchant: &Merchant,
 ) -> Result<bool, StoreError> {
     let d = &merchant.details;
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO merchants (request_id, id, name, category, service_tags, latitude, \
-             longitude, cell, address, grid_id, opening_hours, party_member_owner, status, \
-             suspended_reason, credit_score, registered_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-             ON CONFLICT (request_id) DO NOTHING",
+            "INSERT INTO merchants (request_id, request_digest, id, name, category, service_tags, \
+             latitude, longitude, cell, address, grid_id, opening_hours, party_member_owner, \
+             status, suspended_reason, credit_score, registered_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18) ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute(rusqlite::params![
-            request_id,
+            request.id(),
+            request.digest(),
             merchant.id.as_str(),
             d.name,
             d.category.as_str(),
@@ -127,12 +131,21 @@ pub(super) fn load(conn: &Connection, id: &MerchantId) -> Result<Merchant, Store
         .ok_or_else(|| StoreError::NotFound(format!("merchant {id}")))
 }
 
-pub(super) fn by_request_id(
+/// The merchant registered with `request`'s key, if any; a key first used
+/// with a different request is refused.
+pub(super) fn by_request(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Merchant>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM merchants WHERE request_id = ?1");
-    Ok(merchants(conn, &sql, [request_id])?.pop())
+    let sql = format!("SELECT request_digest, {COLUMNS} FROM merchants WHERE request_id = ?1");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query([request.id()])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let digest: Option<String> = row.get(0)?;
+    request.same_request(digest.as_deref())?;
+    Ok(Some(merchant_row(row, 1)?.into_merchant()?))
 }
 
 /// A page of merchants in id order after `after`.

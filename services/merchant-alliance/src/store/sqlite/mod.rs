@@ -24,7 +24,7 @@ use shequ_chassis::sqlite::{Sqlite, UnitError};
 use shequ_chassis::trace;
 
 use super::{
-    Alliance, Announce, Circle, ListFilter, MerchantChange, StoreError, award_event,
+    Alliance, Announce, Circle, ListFilter, MerchantChange, RequestKey, StoreError, award_event,
     merchant_event, registered, whole_millis,
 };
 use crate::domain::awards::{MerchantRecord, Period};
@@ -100,14 +100,14 @@ impl SqliteStore {
 impl Alliance for SqliteStore {
     async fn register(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         details: MerchantDetails,
         actor: &str,
     ) -> Result<(Merchant, bool), StoreError> {
-        let key = request_id.to_owned();
+        let key = request.clone();
         if let Some(existing) = self
             .db
-            .read(move |conn| merchants::by_request_id(conn, &key))
+            .read(move |conn| merchants::by_request(conn, &key))
             .await?
         {
             return Ok((existing, true));
@@ -116,14 +116,17 @@ impl Alliance for SqliteStore {
         let merchant = registered(details, &self.rules, now);
         let event = merchant_event(&merchant, actor, Announce::Registered, now)?;
         let event = OutboxRow::traced(&event, trace::current().as_ref())?;
-        let request_id = request_id.to_owned();
+        let request = request.clone();
         self.db
             .change(&self.outbox, move |conn| {
-                if !merchants::insert(conn, &request_id, &merchant)? {
-                    // Registered meanwhile under the same key: that one is the answer.
-                    return merchants::by_request_id(conn, &request_id)?
+                if !merchants::insert(conn, &request, &merchant)? {
+                    // Registered meanwhile under the same key: that one is the
+                    // answer, if it was the same request.
+                    return merchants::by_request(conn, &request)?
                         .map(|merchant| (merchant, true))
-                        .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")));
+                        .ok_or_else(|| {
+                            StoreError::NotFound(format!("registration {}", request.id()))
+                        });
                 }
                 event.insert_sqlite(conn)?;
                 Ok((merchant, false))
@@ -194,14 +197,14 @@ impl Alliance for SqliteStore {
 
     async fn record_activity(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         merchant_id: &MerchantId,
         kind: ActivityKind,
         description: &str,
         happened_at: DateTime<Utc>,
         actor: &str,
     ) -> Result<(CreditEntry, bool), StoreError> {
-        let key = request_id.to_owned();
+        let key = request.clone();
         if let Some(entry) = self
             .db
             .read(move |conn| ledger::activity_entry(conn, &key))
@@ -211,7 +214,7 @@ impl Alliance for SqliteStore {
         }
         let activity = ledger::Activity {
             id: ActivityId::generate(),
-            request_id: Some(request_id.to_owned()),
+            request: Some(request.clone()),
             merchant_id: merchant_id.clone(),
             kind: kind.as_str(),
             description: description.to_owned(),

@@ -9,11 +9,13 @@ use shequ_chassis::storage::Due;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
+use super::used_before;
 use crate::domain::elder::Elder;
 use crate::domain::visits::OVERDUE_POSTGRES;
 use crate::domain::{BuildingId, ElderId, GridId};
 use crate::store::{
-    ELDER_COLUMNS, ElderFilter, ElderRow, StoreError, contacts_json, offset_value, page, page_limit,
+    ELDER_COLUMNS, ElderFilter, ElderRow, RequestKey, StoreError, contacts_json, offset_value,
+    page, page_limit,
 };
 
 static BY_ID: LazyLock<String> =
@@ -40,12 +42,18 @@ pub(super) async fn load(
         .map_err(Into::into)
 }
 
+/// The elder registered under `request`'s key, if any; a key first used
+/// with a different request is refused.
 pub(super) async fn by_request(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Elder>, StoreError> {
+    let sql = "SELECT request_digest FROM elders WHERE request_id = $1";
+    if !used_before(conn, sql, request).await? {
+        return Ok(None);
+    }
     let row = sqlx::query_as::<_, ElderRow>(&BY_REQUEST)
-        .bind(request_id)
+        .bind(request.id())
         .fetch_optional(conn)
         .await?;
     Ok(row.map(ElderRow::into_elder).transpose()?)
@@ -59,10 +67,11 @@ pub(super) async fn exists(conn: &mut PgConnection, id: &ElderId) -> Result<bool
         .is_some())
 }
 
-/// Inserts a newly registered elder; `false` when `request_id` is taken.
+/// Inserts a newly registered elder with `request`'s key and digest;
+/// `false` when the key is taken.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
     e: &Elder,
 ) -> Result<bool, StoreError> {
     let d = &e.details;
@@ -71,12 +80,12 @@ pub(super) async fn insert(
          latitude, longitude, location_datum, living_situation, has_disability, has_chronic_illness, \
          health_notes, disability_notes, emergency_contacts, consents_to_visits, risk, risk_reasons, \
          visit_interval_days, last_visit_at, visit_anchor_at, next_visit_due_at, next_notice_at, \
-         registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, NULL, $22, $23, $23, $24, $24) \
+         registered_at, updated_at, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, NULL, $22, $23, $23, $24, $24, $25) \
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(e.id.as_str())
-    .bind(request_id)
+    .bind(request.id())
     .bind(&d.name)
     .bind(d.birth_date.date().to_string())
     .bind(d.gender.as_str())
@@ -99,6 +108,7 @@ pub(super) async fn insert(
     .bind(e.visit_anchor_at)
     .bind(e.next_visit_due_at)
     .bind(e.registered_at)
+    .bind(request.digest())
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)

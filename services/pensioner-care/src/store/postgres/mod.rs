@@ -24,17 +24,20 @@ use shequ_chassis::postgres::Postgres;
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 
+use sqlx::PgConnection;
+
 use super::{
-    Care, Context, ElderFilter, StoreError, elder_registered, overdue_writes, pairing_created,
-    pairing_ended, service_booked, visit_writes, whole_millis,
+    Care, Context, ElderFilter, RequestKey, StoreError, booking_writes, elder_registered,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, settlement_writes,
+    visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
-use crate::domain::services::Booking;
+use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
-use crate::domain::visits::{NewVisit, Visit};
-use crate::domain::{ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
+use crate::domain::visits::{NewVisit, Visit, Visitor};
+use crate::domain::{BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
 
 /// How many times a pairing is tried when concurrent ones collide on a key.
 const PAIR_ATTEMPTS: usize = 3;
@@ -56,6 +59,35 @@ fn is_unique_violation(error: &StoreError) -> bool {
     )
 }
 
+/// Whether `request`'s key is taken in what `sql` selects (the digest
+/// stored beside the key, bound as `$1`), checked by [`first_use`]: `true`
+/// for the same request, refused for a different one.
+async fn used_before(
+    conn: &mut PgConnection,
+    sql: &str,
+    request: &RequestKey,
+) -> Result<bool, StoreError> {
+    let found = sqlx::query_scalar::<_, Option<String>>(sql)
+        .bind(request.id())
+        .fetch_optional(conn)
+        .await?;
+    first_use(request, found)
+}
+
+/// Whether `request`'s key is taken in what `sql` selects (bound as `$1`),
+/// whatever the request.
+async fn taken(
+    conn: &mut PgConnection,
+    sql: &str,
+    request: &RequestKey,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(request.id())
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
 impl PgStore {
     pub(crate) fn new(db: Postgres, context: Context) -> Self {
         Self { db, context }
@@ -66,7 +98,7 @@ impl PgStore {
         volunteer_id: &VolunteerId,
         elder_id: &ElderId,
         actor: &str,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<(Pairing, bool), StoreError> {
         let now = self.context.now();
         let mut tx = self.db.begin().await?;
@@ -74,7 +106,7 @@ impl PgStore {
             return Err(StoreError::NotFound(format!("volunteer {volunteer_id}")));
         }
         // A twin of this request that got the lock first made the pairing.
-        if let Some(pairing) = pairings::made_by(&mut tx, request_id).await? {
+        if let Some(pairing) = pairings::made_by(&mut tx, request).await? {
             tx.rollback().await?;
             return Ok((pairing, false));
         }
@@ -94,20 +126,98 @@ impl PgStore {
             started_at: now,
             ended_at: None,
         };
-        pairings::insert(&mut tx, &pairing, slot, request_id).await?;
+        pairings::insert(&mut tx, &pairing, slot, request).await?;
         timeline::add(&mut tx, &entries::paired(&pairing, actor)).await?;
-        pairing_created(&pairing, trace::current().as_ref())?
+        pairing_created(&pairing, actor, trace::current().as_ref())?
             .insert_postgres(&mut tx)
             .await?;
         self.db.commit(tx).await?;
         Ok((pairing, true))
+    }
+
+    async fn try_unpair(
+        &self,
+        elder_id: &ElderId,
+        reason: &str,
+        actor: &str,
+        request: Option<&RequestKey>,
+    ) -> Result<Pairing, StoreError> {
+        let now = self.context.now();
+        let mut tx = self.db.begin().await?;
+        if let Some(pairing) = pairings::ended_by(&mut tx, request).await? {
+            tx.rollback().await?;
+            return Ok(pairing);
+        }
+        if !elders::exists(&mut tx, elder_id).await? {
+            return Err(StoreError::NotFound(format!("elder {elder_id}")));
+        }
+        let Some(mut pairing) = pairings::active(&mut tx, elder_id).await? else {
+            // A twin of this request may have ended it meanwhile.
+            if let Some(pairing) = pairings::ended_by(&mut tx, request).await? {
+                tx.rollback().await?;
+                return Ok(pairing);
+            }
+            return Err(PairingError::NoVolunteer(elder_id.clone()).into());
+        };
+        pairing.ended_at = Some(now);
+        pairings::end(&mut tx, &pairing, request).await?;
+        timeline::add(&mut tx, &entries::unpaired(&pairing, actor, reason, now)).await?;
+        pairing_ended(&pairing, actor, now, trace::current().as_ref())?
+            .insert_postgres(&mut tx)
+            .await?;
+        self.db.commit(tx).await?;
+        self.context.outbox.wake();
+        Ok(pairing)
+    }
+
+    async fn try_settle(
+        &self,
+        request: &RequestKey,
+        booking_id: &BookingId,
+        to: Settlement,
+        actor: &str,
+        meals_discounted: bool,
+    ) -> Result<(Booking, bool), StoreError> {
+        let now = self.context.now();
+        let mut tx = self.db.begin().await?;
+        // The key's first use, before the booking: a different request under
+        // the key is refused whatever the booking.
+        if let Some(settled) = bookings::settled_by(&mut tx, request).await? {
+            tx.rollback().await?;
+            return Ok((settled, true));
+        }
+        // Locked, so that a twin of this request waits here and then finds
+        // what it settled.
+        let mut booking = bookings::lock(&mut tx, booking_id).await?;
+        if let Some(settled) = bookings::settled_by(&mut tx, request).await? {
+            tx.rollback().await?;
+            return Ok((settled, true));
+        }
+        booking_rules::settle(&booking, to, now)?;
+        booking.status = to.status();
+        if !bookings::settle(&mut tx, &booking, request, actor, now).await? {
+            return Err(StoreError::NotFound(format!("booked booking {booking_id}")));
+        }
+        let (entry, event) = settlement_writes(
+            &booking,
+            to,
+            meals_discounted,
+            actor,
+            now,
+            trace::current().as_ref(),
+        )?;
+        timeline::add(&mut tx, &entry).await?;
+        event.insert_postgres(&mut tx).await?;
+        self.db.commit(tx).await?;
+        self.context.outbox.wake();
+        Ok((booking, false))
     }
 }
 
 impl Care for PgStore {
     async fn register_elder(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         details: ElderDetails,
         actor: &str,
     ) -> Result<(Elder, bool), StoreError> {
@@ -118,16 +228,16 @@ impl Care for PgStore {
             self.context.now(),
         );
         let mut tx = self.db.begin().await?;
-        if !elders::insert(&mut tx, request_id, &elder).await? {
+        if !elders::insert(&mut tx, request, &elder).await? {
             tx.rollback().await?;
             let mut conn = self.db.pool().acquire().await?;
-            let first = elders::by_request(&mut conn, request_id)
+            let first = elders::by_request(&mut conn, request)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")))?;
+                .ok_or_else(|| StoreError::NotFound(format!("registration {}", request.id())))?;
             return Ok((first, true));
         }
         timeline::add(&mut tx, &entries::registered(&elder, actor)).await?;
-        elder_registered(&elder, trace::current().as_ref())?
+        elder_registered(&elder, actor, trace::current().as_ref())?
             .insert_postgres(&mut tx)
             .await?;
         self.db.commit(tx).await?;
@@ -147,7 +257,11 @@ impl Care for PgStore {
         elder.change_details(details, &self.context.policy, now);
         elders::update_details(&mut tx, &elder, now).await?;
         timeline::add(&mut tx, &entries::updated(&elder, actor, now)).await?;
+        elder_updated(&elder, actor, now, trace::current().as_ref())?
+            .insert_postgres(&mut tx)
+            .await?;
         self.db.commit(tx).await?;
+        self.context.outbox.wake();
         Ok(elder)
     }
 
@@ -169,7 +283,7 @@ impl Care for PgStore {
 
     async fn register_volunteer(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         name: &str,
         phone: &Phone,
         grid_id: &GridId,
@@ -185,15 +299,15 @@ impl Care for PgStore {
         };
         let now = self.context.now();
         let mut tx = self.db.begin().await?;
-        if pairings::insert_volunteer(&mut tx, request_id, &volunteer, now).await? {
+        if pairings::insert_volunteer(&mut tx, request, &volunteer, now).await? {
             self.db.commit(tx).await?;
             return Ok((volunteer, false));
         }
         tx.rollback().await?;
         let mut conn = self.db.pool().acquire().await?;
-        let first = pairings::volunteer_by_request(&mut conn, request_id)
+        let first = pairings::volunteer_by_request(&mut conn, request)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("registration {request_id}")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("registration {}", request.id())))?;
         Ok((first, true))
     }
 
@@ -217,28 +331,26 @@ impl Care for PgStore {
         volunteer_id: &VolunteerId,
         elder_id: &ElderId,
         actor: &str,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<Pairing, StoreError> {
         let mut last = None;
         for _ in 0..PAIR_ATTEMPTS {
             // A retried request answers with the pairing its key made.
             let mut conn = self.db.pool().acquire().await?;
-            if let Some(pairing) = pairings::made_by(&mut conn, request_id).await? {
+            if let Some(pairing) = pairings::made_by(&mut conn, request).await? {
                 return Ok(pairing);
             }
             drop(conn);
-            match self
-                .try_pair(volunteer_id, elder_id, actor, request_id)
-                .await
-            {
+            match self.try_pair(volunteer_id, elder_id, actor, request).await {
                 Ok((pairing, new)) => {
                     if new {
                         self.context.outbox.wake();
                     }
                     return Ok(pairing);
                 }
-                // A concurrent pairing of the elder (or of this key) won:
-                // the next try sees it.
+                // A concurrent pairing of the elder (or under this key) won:
+                // the next try sees it (and refuses a different request
+                // under the key).
                 Err(error) if is_unique_violation(&error) => last = Some(error),
                 Err(error) => return Err(error),
             }
@@ -252,58 +364,48 @@ impl Care for PgStore {
         elder_id: &ElderId,
         reason: &str,
         actor: &str,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<Pairing, StoreError> {
-        let now = self.context.now();
-        let mut tx = self.db.begin().await?;
-        if let Some(pairing) = pairings::ended_by(&mut tx, request_id).await? {
-            tx.rollback().await?;
-            return Ok(pairing);
-        }
-        if !elders::exists(&mut tx, elder_id).await? {
-            return Err(StoreError::NotFound(format!("elder {elder_id}")));
-        }
-        let Some(mut pairing) = pairings::active(&mut tx, elder_id).await? else {
-            // A twin of this request may have ended it meanwhile.
-            if let Some(pairing) = pairings::ended_by(&mut tx, request_id).await? {
-                tx.rollback().await?;
-                return Ok(pairing);
+        match self.try_unpair(elder_id, reason, actor, request).await {
+            // A concurrent Unpair under this key ended another pairing
+            // first: a different request, refused (or its twin, answered).
+            Err(error) if request.is_some() && is_unique_violation(&error) => {
+                let mut conn = self.db.pool().acquire().await?;
+                pairings::ended_by(&mut conn, request).await?.ok_or(error)
             }
-            return Err(PairingError::NoVolunteer(elder_id.clone()).into());
-        };
-        pairing.ended_at = Some(now);
-        pairings::end(&mut tx, &pairing, request_id).await?;
-        timeline::add(&mut tx, &entries::unpaired(&pairing, actor, reason, now)).await?;
-        pairing_ended(&pairing, now, trace::current().as_ref())?
-            .insert_postgres(&mut tx)
-            .await?;
-        self.db.commit(tx).await?;
-        self.context.outbox.wake();
-        Ok(pairing)
+            unpaired => unpaired,
+        }
     }
 
     async fn record_visit(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         mut visit: NewVisit,
     ) -> Result<(Visit, bool), StoreError> {
         let now = self.context.now();
         visit.visited_at = whole_millis(visit.visited_at);
         let context = trace::current();
         let mut tx = self.db.begin().await?;
-        if let Some(first) = visits::by_request(&mut tx, request_id).await? {
+        if let Some(first) = visits::by_request(&mut tx, request).await? {
             tx.rollback().await?;
             return Ok((first, true));
         }
         let mut elder = elders::load(&mut tx, &visit.elder_id, true).await?;
+        if let Visitor::Volunteer(volunteer) = &visit.visitor
+            && !pairings::volunteer_exists(&mut tx, volunteer).await?
+        {
+            tx.rollback().await?;
+            return Err(Visitor::unknown("visitor", volunteer).into());
+        }
         let id = VisitId::generate();
-        if !visits::insert(&mut tx, &id, request_id, &visit, now).await? {
-            // A twin of this request recorded it meanwhile.
+        if !visits::insert(&mut tx, &id, request, &visit, now).await? {
+            // A twin of this request recorded it meanwhile (or a different
+            // request under the key, refused).
             tx.rollback().await?;
             let mut conn = self.db.pool().acquire().await?;
-            let first = visits::by_request(&mut conn, request_id)
+            let first = visits::by_request(&mut conn, request)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("visit {request_id}")))?;
+                .ok_or_else(|| StoreError::NotFound(format!("visit {}", request.id())))?;
             return Ok((first, true));
         }
         if elder.visited(visit.visited_at) {
@@ -431,33 +533,84 @@ impl Care for PgStore {
 
     async fn book(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         mut booking: Booking,
         discounted: bool,
+        actor: &str,
     ) -> Result<(Booking, bool), StoreError> {
         let now = self.context.now();
         booking.scheduled_for = whole_millis(booking.scheduled_for);
+        let context = trace::current();
         let mut tx = self.db.begin().await?;
-        if !bookings::insert(&mut tx, request_id, &booking, now).await? {
-            tx.rollback().await?;
-            let mut conn = self.db.pool().acquire().await?;
-            let first = bookings::by_request(&mut conn, request_id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("booking {request_id}")))?;
-            return Ok((first, true));
+        // The key's first use, if it was this same request (a different one,
+        // or a settlement's key, is refused).
+        let mut stored = bookings::by_request(&mut tx, request).await?;
+        if stored.is_none() && !bookings::insert(&mut tx, request, &booking, now).await? {
+            // The key's booking, committed meanwhile (the insert waited for
+            // it), checked as the first use is.
+            stored = Some(
+                bookings::by_request(&mut tx, request)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("booking {}", request.id())))?,
+            );
         }
-        timeline::add(&mut tx, &entries::booked(&booking, now)).await?;
-        if let Some(event) = service_booked(&booking, discounted, now, trace::current().as_ref())? {
+        let (booked, duplicate) = if let Some(first) = stored {
+            // A retry of a booking that decided nothing takes this outcome.
+            match first.retried_with(&booking) {
+                Some(decided) if bookings::redecide(&mut tx, &decided).await? => (decided, true),
+                Some(_) => {
+                    // A concurrent retry decided it first: its outcome.
+                    let decided = bookings::by_request(&mut tx, request).await?;
+                    tx.rollback().await?;
+                    return Ok((decided.unwrap_or(first), true));
+                }
+                None => {
+                    tx.rollback().await?;
+                    return Ok((first, true));
+                }
+            }
+        } else {
+            (booking, false)
+        };
+        let (entry, event) = booking_writes(&booked, discounted, actor, now, context.as_ref())?;
+        timeline::add(&mut tx, &entry).await?;
+        if let Some(event) = event {
             event.insert_postgres(&mut tx).await?;
         }
         self.db.commit(tx).await?;
         self.context.outbox.wake();
-        Ok((booking, false))
+        Ok((booked, duplicate))
     }
 
-    async fn booking_by_request(&self, request_id: &str) -> Result<Option<Booking>, StoreError> {
+    async fn settle(
+        &self,
+        request: &RequestKey,
+        booking_id: &BookingId,
+        to: Settlement,
+        actor: &str,
+        meals_discounted: bool,
+    ) -> Result<(Booking, bool), StoreError> {
+        match self
+            .try_settle(request, booking_id, to, actor, meals_discounted)
+            .await
+        {
+            // A concurrent settlement under this key (of another booking)
+            // came first: a different request, refused.
+            Err(error) if is_unique_violation(&error) => {
+                let mut conn = self.db.pool().acquire().await?;
+                let settled = bookings::settled_by(&mut conn, request).await?;
+                settled.map(|booking| (booking, true)).ok_or(error)
+            }
+            settled => settled,
+        }
+    }
+
+    async fn booking_by_request(
+        &self,
+        request: &RequestKey,
+    ) -> Result<Option<Booking>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        bookings::by_request(&mut conn, request_id).await
+        bookings::by_request(&mut conn, request).await
     }
 
     async fn timeline(&self, elder_id: &ElderId) -> Result<Vec<TimelineEntry>, StoreError> {

@@ -8,31 +8,34 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection};
 
+use super::{taken, used_before};
 use crate::domain::pairing::{Pairing, Volunteer};
 use crate::domain::{ElderId, GridId, PairingId, VolunteerId};
 use crate::store::{
-    PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
-    slot,
+    PAIRING_COLUMNS, RequestKey, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page,
+    page_limit, slot, used_for,
 };
 
-/// Inserts a volunteer; `false` when `request_id` is taken.
+/// Inserts a volunteer with `request`'s key and digest; `false` when the key
+/// is taken.
 pub(super) async fn insert_volunteer(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
     volunteer: &Volunteer,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING",
+        "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at, \
+         request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(volunteer.id.as_str())
-    .bind(request_id)
+    .bind(request.id())
     .bind(&volunteer.name)
     .bind(volunteer.phone.as_str())
     .bind(volunteer.grid_id.as_str())
     .bind(volunteer.party_member)
     .bind(now)
+    .bind(request.digest())
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -93,12 +96,18 @@ pub(super) async fn volunteer(
         .into_volunteer()
 }
 
+/// The volunteer registered under `request`'s key, if any; a key first used
+/// with a different request is refused.
 pub(super) async fn volunteer_by_request(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Volunteer>, StoreError> {
+    let sql = "SELECT request_digest FROM volunteers WHERE request_id = $1";
+    if !used_before(conn, sql, request).await? {
+        return Ok(None);
+    }
     sqlx::query_as::<_, StoredVolunteer>(&BY_REQUEST)
-        .bind(request_id)
+        .bind(request.id())
         .fetch_optional(conn)
         .await?
         .map(StoredVolunteer::into_volunteer)
@@ -135,6 +144,20 @@ pub(super) async fn lock_volunteer(
             .await?
             .is_some(),
     )
+}
+
+/// Whether volunteer `id` is registered (no lock: volunteers are never
+/// removed, and a visit locks its elder, never the volunteer, so it cannot
+/// wait on a pairing that holds the volunteer and waits for the elder).
+pub(super) async fn volunteer_exists(
+    conn: &mut PgConnection,
+    id: &VolunteerId,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query("SELECT 1 FROM volunteers WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 /// The slots of the volunteer's active pairings.
@@ -194,26 +217,43 @@ async fn pairing(
         .map(Pairing::from))
 }
 
-/// The pairing a Pair `request_id` made.
+const PAIR_DIGEST: &str = "SELECT request_digest FROM pairings WHERE request_id = $1";
+const END_DIGEST: &str = "SELECT end_request_digest FROM pairings WHERE end_request_id = $1";
+
+/// The pairing a Pair with `request`'s key made, if any; a key first used
+/// with a different request, or by an Unpair, is refused.
 pub(super) async fn made_by(
     conn: &mut PgConnection,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Option<Pairing>, StoreError> {
-    match request_id {
-        Some(key) => pairing(conn, &BY_PAIR_REQUEST, key).await,
-        None => Ok(None),
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if used_before(conn, PAIR_DIGEST, request).await? {
+        return pairing(conn, &BY_PAIR_REQUEST, request.id()).await;
     }
+    if taken(conn, END_DIGEST, request).await? {
+        return Err(used_for(request, "an Unpair"));
+    }
+    Ok(None)
 }
 
-/// The pairing an Unpair `request_id` ended.
+/// The pairing an Unpair with `request`'s key ended, if any; a key first
+/// used with a different request, or by a Pair, is refused.
 pub(super) async fn ended_by(
     conn: &mut PgConnection,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Option<Pairing>, StoreError> {
-    match request_id {
-        Some(key) => pairing(conn, &BY_END_REQUEST, key).await,
-        None => Ok(None),
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if used_before(conn, END_DIGEST, request).await? {
+        return pairing(conn, &BY_END_REQUEST, request.id()).await;
     }
+    if taken(conn, PAIR_DIGEST, request).await? {
+        return Err(used_for(request, "a Pair"));
+    }
+    Ok(None)
 }
 
 /// The elder's active pairing, locked until the transaction ends.
@@ -228,18 +268,19 @@ pub(super) async fn insert(
     conn: &mut PgConnection,
     pairing: &Pairing,
     slot: u8,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id, request_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(pairing.id.as_str())
     .bind(pairing.volunteer_id.as_str())
     .bind(pairing.elder_id.as_str())
     .bind(i64::from(slot))
     .bind(pairing.started_at)
-    .bind(request_id)
+    .bind(request.map(RequestKey::id))
+    .bind(request.map(RequestKey::digest))
     .execute(conn)
     .await?;
     Ok(())
@@ -248,13 +289,16 @@ pub(super) async fn insert(
 pub(super) async fn end(
     conn: &mut PgConnection,
     pairing: &Pairing,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE pairings SET ended_at = $2, end_request_id = $3 WHERE id = $1")
-        .bind(pairing.id.as_str())
-        .bind(pairing.ended_at)
-        .bind(request_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE pairings SET ended_at = $2, end_request_id = $3, end_request_digest = $4 WHERE id = $1",
+    )
+    .bind(pairing.id.as_str())
+    .bind(pairing.ended_at)
+    .bind(request.map(RequestKey::id))
+    .bind(request.map(RequestKey::digest))
+    .execute(conn)
+    .await?;
     Ok(())
 }

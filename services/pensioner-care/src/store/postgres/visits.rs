@@ -11,33 +11,37 @@ use shequ_chassis::trace::TraceContext;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
+use super::used_before;
 use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
 use crate::domain::{ComplaintId, VisitId};
-use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow};
+use crate::store::{FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow};
 
-/// Inserts a visit; `false` when `request_id` is taken.
+/// Inserts a visit with `request`'s key and digest; `false` when the key is
+/// taken.
 pub(super) async fn insert(
     conn: &mut PgConnection,
     id: &VisitId,
-    request_id: &str,
+    request: &RequestKey,
     visit: &NewVisit,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING",
+        "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, \
+         recorded_at, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(id.as_str())
-    .bind(request_id)
+    .bind(request.id())
     .bind(visit.elder_id.as_str())
-    .bind(&visit.visitor)
+    .bind(visit.visitor.id())
     .bind(visit.kind.as_str())
     .bind(visit.visited_at)
     .bind(visit.wellbeing.as_str())
     .bind(Json(&visit.needs))
     .bind(visit.notes.as_deref())
     .bind(now)
+    .bind(request.digest())
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -69,11 +73,17 @@ pub(super) async fn load(conn: &mut PgConnection, id: &VisitId) -> Result<Visit,
         .ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
 }
 
+/// The visit recorded under `request`'s key, if any; a key first used with
+/// a different request is refused.
 pub(super) async fn by_request(
     conn: &mut PgConnection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Visit>, StoreError> {
-    visit(conn, &BY_REQUEST, request_id).await
+    let sql = "SELECT request_digest FROM visits WHERE request_id = $1";
+    if !used_before(conn, sql, request).await? {
+        return Ok(None);
+    }
+    visit(conn, &BY_REQUEST, request.id()).await
 }
 
 /// Stores the complaint a visit files, pending, due at once.

@@ -10,12 +10,13 @@ use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 use shequ_chassis::storage::Due;
 
+use super::used_before;
 use crate::domain::elder::Elder;
 use crate::domain::visits::OVERDUE_SQLITE;
 use crate::domain::{BuildingId, ElderId, GridId};
 use crate::store::{
-    ELDER_COLUMNS, ElderFilter, ElderRow, StoreError, contacts_json, json_text, offset_value, page,
-    page_limit,
+    ELDER_COLUMNS, ElderFilter, ElderRow, RequestKey, StoreError, contacts_json, json_text,
+    offset_value, page, page_limit,
 };
 
 /// An elder row as SQLite holds it (selected as [`ELDER_COLUMNS`]).
@@ -76,8 +77,17 @@ pub(super) fn load(conn: &Connection, id: &ElderId) -> Result<Elder, StoreError>
         .ok_or_else(|| StoreError::NotFound(format!("elder {id}")))
 }
 
-pub(super) fn by_request(conn: &Connection, request_id: &str) -> Result<Option<Elder>, StoreError> {
-    Ok(elders(conn, &BY_REQUEST, [request_id])?.pop())
+/// The elder registered under `request`'s key, if any; a key first used
+/// with a different request is refused.
+pub(super) fn by_request(
+    conn: &Connection,
+    request: &RequestKey,
+) -> Result<Option<Elder>, StoreError> {
+    let sql = "SELECT request_digest FROM elders WHERE request_id = ?1";
+    if !used_before(conn, sql, request)? {
+        return Ok(None);
+    }
+    Ok(elders(conn, &BY_REQUEST, [request.id()])?.pop())
 }
 
 pub(super) fn exists(conn: &Connection, id: &ElderId) -> Result<bool, StoreError> {
@@ -88,8 +98,13 @@ pub(super) fn exists(conn: &Connection, id: &ElderId) -> Result<bool, StoreError
         .is_some())
 }
 
-/// Inserts a newly registered elder; `false` when `request_id` is taken.
-pub(super) fn insert(conn: &Connection, request_id: &str, e: &Elder) -> Result<bool, StoreError> {
+/// Inserts a newly registered elder with `request`'s key and digest;
+/// `false` when the key is taken.
+pub(super) fn insert(
+    conn: &Connection,
+    request: &RequestKey,
+    e: &Elder,
+) -> Result<bool, StoreError> {
     let d = &e.details;
     let inserted = conn
         .prepare_cached(
@@ -97,13 +112,13 @@ pub(super) fn insert(conn: &Connection, request_id: &str, e: &Elder) -> Result<b
              latitude, longitude, location_datum, living_situation, has_disability, has_chronic_illness, \
              health_notes, disability_notes, emergency_contacts, consents_to_visits, risk, risk_reasons, \
              visit_interval_days, last_visit_at, visit_anchor_at, next_visit_due_at, next_notice_at, \
-             registered_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-             ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, NULL, ?22, ?23, ?23, ?24, ?24) \
+             registered_at, updated_at, request_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, NULL, ?22, ?23, ?23, ?24, ?24, ?25) \
              ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute(params![
             e.id.as_str(),
-            request_id,
+            request.id(),
             d.name,
             d.birth_date.date().to_string(),
             d.gender.as_str(),
@@ -126,6 +141,7 @@ pub(super) fn insert(conn: &Connection, request_id: &str, e: &Elder) -> Result<b
             to_millis(e.visit_anchor_at),
             to_millis(e.next_visit_due_at),
             to_millis(e.registered_at),
+            request.digest(),
         ])?;
     Ok(inserted == 1)
 }

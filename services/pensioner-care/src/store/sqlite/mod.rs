@@ -17,7 +17,7 @@ mod timeline;
 mod visits;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::sqlite::Sqlite;
@@ -25,16 +25,17 @@ use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 
 use super::{
-    Care, Context, ElderFilter, StoreError, elder_registered, overdue_writes, pairing_created,
-    pairing_ended, service_booked, visit_writes, whole_millis,
+    Care, Context, ElderFilter, RequestKey, StoreError, booking_writes, elder_registered,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, settlement_writes,
+    visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
-use crate::domain::services::Booking;
+use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
-use crate::domain::visits::{NewVisit, Visit};
-use crate::domain::{ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
+use crate::domain::visits::{NewVisit, Visit, Visitor};
+use crate::domain::{BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
 
 /// The pensioner-care store on a SQLite file.
 #[derive(Debug, Clone)]
@@ -66,10 +67,31 @@ impl SqliteStore {
     }
 }
 
+/// Whether `request`'s key is taken in what `sql` selects (the digest
+/// stored beside the key, bound as `?1`), checked by [`first_use`]: `true`
+/// for the same request, refused for a different one.
+fn used_before(conn: &Connection, sql: &str, request: &RequestKey) -> Result<bool, StoreError> {
+    let found: Option<Option<String>> = conn
+        .prepare_cached(sql)?
+        .query_row([request.id()], |row| row.get(0))
+        .optional()?;
+    first_use(request, found)
+}
+
+/// Whether `request`'s key is taken in what `sql` selects (bound as `?1`),
+/// whatever the request.
+fn taken(conn: &Connection, sql: &str, request: &RequestKey) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([request.id()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 impl Care for SqliteStore {
     async fn register_elder(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         details: ElderDetails,
         actor: &str,
     ) -> Result<(Elder, bool), StoreError> {
@@ -80,13 +102,14 @@ impl Care for SqliteStore {
             self.context.now(),
         );
         let entry = entries::registered(&elder, actor);
-        let event = elder_registered(&elder, trace::current().as_ref())?;
-        let key = request_id.to_owned();
+        let event = elder_registered(&elder, actor, trace::current().as_ref())?;
+        let key = request.clone();
         let registered = self
             .unit(move |conn| {
                 if !elders::insert(conn, &key, &elder)? {
-                    let first = elders::by_request(conn, &key)?
-                        .ok_or_else(|| StoreError::NotFound(format!("registration {key}")))?;
+                    let first = elders::by_request(conn, &key)?.ok_or_else(|| {
+                        StoreError::NotFound(format!("registration {}", key.id()))
+                    })?;
                     return Ok((first, true));
                 }
                 timeline::add(conn, &entry)?;
@@ -107,16 +130,21 @@ impl Care for SqliteStore {
         actor: &str,
     ) -> Result<Elder, StoreError> {
         let now = self.context.now();
+        let context = trace::current();
         let policy = self.context.policy.clone();
         let (id, actor) = (id.clone(), actor.to_owned());
-        self.unit(move |conn| {
-            let mut elder = elders::load(conn, &id)?;
-            elder.change_details(details, &policy, now);
-            elders::update_details(conn, &elder, now)?;
-            timeline::add(conn, &entries::updated(&elder, &actor, now))?;
-            Ok(elder)
-        })
-        .await
+        let updated = self
+            .unit(move |conn| {
+                let mut elder = elders::load(conn, &id)?;
+                elder.change_details(details, &policy, now);
+                elders::update_details(conn, &elder, now)?;
+                timeline::add(conn, &entries::updated(&elder, &actor, now))?;
+                elder_updated(&elder, &actor, now, context.as_ref())?.insert_sqlite(conn)?;
+                Ok(elder)
+            })
+            .await?;
+        self.context.outbox.wake();
+        Ok(updated)
     }
 
     async fn elder(&self, id: &ElderId) -> Result<Elder, StoreError> {
@@ -138,7 +166,7 @@ impl Care for SqliteStore {
 
     async fn register_volunteer(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         name: &str,
         phone: &Phone,
         grid_id: &GridId,
@@ -153,13 +181,13 @@ impl Care for SqliteStore {
             party_member,
             elder_ids: Vec::new(),
         };
-        let key = request_id.to_owned();
+        let key = request.clone();
         self.unit(move |conn| {
             if pairings::insert_volunteer(conn, &key, &volunteer, now)? {
                 return Ok((volunteer, false));
             }
             let first = pairings::volunteer_by_request(conn, &key)?
-                .ok_or_else(|| StoreError::NotFound(format!("registration {key}")))?;
+                .ok_or_else(|| StoreError::NotFound(format!("registration {}", key.id())))?;
             Ok((first, true))
         })
         .await
@@ -186,17 +214,17 @@ impl Care for SqliteStore {
         volunteer_id: &VolunteerId,
         elder_id: &ElderId,
         actor: &str,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<Pairing, StoreError> {
         let now = self.context.now();
         let context = trace::current();
         let (volunteer_id, elder_id, actor) =
             (volunteer_id.clone(), elder_id.clone(), actor.to_owned());
-        let request_id = request_id.map(str::to_owned);
+        let request = request.cloned();
         let (pairing, new) = self
             .unit(move |conn| {
                 // A retried request answers with the pairing its key made.
-                if let Some(pairing) = pairings::made_by(conn, request_id.as_deref())? {
+                if let Some(pairing) = pairings::made_by(conn, request.as_ref())? {
                     return Ok((pairing, false));
                 }
                 if !pairings::volunteer_exists(conn, &volunteer_id)? {
@@ -218,9 +246,9 @@ impl Care for SqliteStore {
                     started_at: now,
                     ended_at: None,
                 };
-                pairings::insert(conn, &pairing, slot, request_id.as_deref())?;
+                pairings::insert(conn, &pairing, slot, request.as_ref())?;
                 timeline::add(conn, &entries::paired(&pairing, &actor))?;
-                pairing_created(&pairing, context.as_ref())?.insert_sqlite(conn)?;
+                pairing_created(&pairing, &actor, context.as_ref())?.insert_sqlite(conn)?;
                 Ok((pairing, true))
             })
             .await?;
@@ -235,15 +263,15 @@ impl Care for SqliteStore {
         elder_id: &ElderId,
         reason: &str,
         actor: &str,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<Pairing, StoreError> {
         let now = self.context.now();
         let context = trace::current();
         let (elder_id, reason, actor) = (elder_id.clone(), reason.to_owned(), actor.to_owned());
-        let request_id = request_id.map(str::to_owned);
+        let request = request.cloned();
         let (pairing, new) = self
             .unit(move |conn| {
-                if let Some(pairing) = pairings::ended_by(conn, request_id.as_deref())? {
+                if let Some(pairing) = pairings::ended_by(conn, request.as_ref())? {
                     return Ok((pairing, false));
                 }
                 if !elders::exists(conn, &elder_id)? {
@@ -252,9 +280,9 @@ impl Care for SqliteStore {
                 let mut pairing = pairings::active(conn, &elder_id)?
                     .ok_or_else(|| PairingError::NoVolunteer(elder_id.clone()))?;
                 pairing.ended_at = Some(now);
-                pairings::end(conn, &pairing, request_id.as_deref())?;
+                pairings::end(conn, &pairing, request.as_ref())?;
                 timeline::add(conn, &entries::unpaired(&pairing, &actor, &reason, now))?;
-                pairing_ended(&pairing, now, context.as_ref())?.insert_sqlite(conn)?;
+                pairing_ended(&pairing, &actor, now, context.as_ref())?.insert_sqlite(conn)?;
                 Ok((pairing, true))
             })
             .await?;
@@ -266,23 +294,28 @@ impl Care for SqliteStore {
 
     async fn record_visit(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         mut visit: NewVisit,
     ) -> Result<(Visit, bool), StoreError> {
         let now = self.context.now();
         visit.visited_at = whole_millis(visit.visited_at);
         let context = trace::current();
-        let key = request_id.to_owned();
+        let key = request.clone();
         let (recorded, duplicate, files) = self
             .unit(move |conn| {
                 if let Some(first) = visits::by_request(conn, &key)? {
                     return Ok((first, true, false));
                 }
                 let mut elder = elders::load(conn, &visit.elder_id)?;
+                if let Visitor::Volunteer(volunteer) = &visit.visitor
+                    && !pairings::volunteer_exists(conn, volunteer)?
+                {
+                    return Err(Visitor::unknown("visitor", volunteer).into());
+                }
                 let id = VisitId::generate();
                 if !visits::insert(conn, &id, &key, &visit, now)? {
                     let first = visits::by_request(conn, &key)?
-                        .ok_or_else(|| StoreError::NotFound(format!("visit {key}")))?;
+                        .ok_or_else(|| StoreError::NotFound(format!("visit {}", key.id())))?;
                     return Ok((first, true, false));
                 }
                 if elder.visited(visit.visited_at) {
@@ -424,37 +457,98 @@ impl Care for SqliteStore {
 
     async fn book(
         &self,
-        request_id: &str,
+        request: &RequestKey,
         mut booking: Booking,
         discounted: bool,
+        actor: &str,
     ) -> Result<(Booking, bool), StoreError> {
         let now = self.context.now();
         booking.scheduled_for = whole_millis(booking.scheduled_for);
-        let entry = entries::booked(&booking, now);
-        let event = service_booked(&booking, discounted, now, trace::current().as_ref())?;
-        let key = request_id.to_owned();
-        let booked = self
+        let context = trace::current();
+        let (key, actor) = (request.clone(), actor.to_owned());
+        let (booked, duplicate, written) = self
             .unit(move |conn| {
-                if !bookings::insert(conn, &key, &booking, now)? {
-                    let first = bookings::by_request(conn, &key)?
-                        .ok_or_else(|| StoreError::NotFound(format!("booking {key}")))?;
-                    return Ok((first, true));
+                let write = |conn: &Connection, booking: &Booking| -> Result<(), StoreError> {
+                    let (entry, event) =
+                        booking_writes(booking, discounted, &actor, now, context.as_ref())?;
+                    timeline::add(conn, &entry)?;
+                    if let Some(event) = event {
+                        event.insert_sqlite(conn)?;
+                    }
+                    Ok(())
+                };
+                // The key's first use, if it was this same request (a
+                // different one, or a settlement's key, is refused). On the
+                // writer thread a free key stays free until the insert.
+                let Some(first) = bookings::by_request(conn, &key)? else {
+                    if !bookings::insert(conn, &key, &booking, now)? {
+                        return Err(StoreError::NotFound(format!("booking {}", key.id())));
+                    }
+                    write(conn, &booking)?;
+                    return Ok((booking, false, true));
+                };
+                // A retry of a booking that decided nothing takes this outcome.
+                match first.retried_with(&booking) {
+                    Some(decided) if bookings::redecide(conn, &decided)? => {
+                        write(conn, &decided)?;
+                        Ok((decided, true, true))
+                    }
+                    _ => Ok((first, true, false)),
                 }
+            })
+            .await?;
+        if written {
+            self.context.outbox.wake();
+        }
+        Ok((booked, duplicate))
+    }
+
+    async fn settle(
+        &self,
+        request: &RequestKey,
+        booking_id: &BookingId,
+        to: Settlement,
+        actor: &str,
+        meals_discounted: bool,
+    ) -> Result<(Booking, bool), StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let (key, booking_id, actor) = (request.clone(), booking_id.clone(), actor.to_owned());
+        let settled = self
+            .unit(move |conn| {
+                if let Some(settled) = bookings::settled_by(conn, &key)? {
+                    return Ok((settled, true));
+                }
+                let mut booking = bookings::load(conn, &booking_id)?;
+                booking_rules::settle(&booking, to, now)?;
+                booking.status = to.status();
+                if !bookings::settle(conn, &booking, &key, &actor, now)? {
+                    return Err(StoreError::NotFound(format!("booked booking {booking_id}")));
+                }
+                let (entry, event) = settlement_writes(
+                    &booking,
+                    to,
+                    meals_discounted,
+                    &actor,
+                    now,
+                    context.as_ref(),
+                )?;
                 timeline::add(conn, &entry)?;
-                if let Some(event) = event {
-                    event.insert_sqlite(conn)?;
-                }
+                event.insert_sqlite(conn)?;
                 Ok((booking, false))
             })
             .await?;
-        if !booked.1 {
+        if !settled.1 {
             self.context.outbox.wake();
         }
-        Ok(booked)
+        Ok(settled)
     }
 
-    async fn booking_by_request(&self, request_id: &str) -> Result<Option<Booking>, StoreError> {
-        let key = request_id.to_owned();
+    async fn booking_by_request(
+        &self,
+        request: &RequestKey,
+    ) -> Result<Option<Booking>, StoreError> {
+        let key = request.clone();
         self.read(move |conn| bookings::by_request(conn, &key))
             .await
     }

@@ -1,6 +1,6 @@
 //! Volunteers and pairings on SQLite: each active pairing takes slot 1 or 2
 //! of its volunteer (the unique keys hold the cap), and a retried Pair or
-//! Unpair finds its pairing by its request id.
+//! Unpair finds its pairing by its request id, when it is the same request.
 
 use std::sync::LazyLock;
 
@@ -9,33 +9,36 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 
+use super::{taken, used_before};
 use crate::domain::pairing::{Pairing, Volunteer};
 use crate::domain::{ElderId, GridId, PairingId, VolunteerId};
 use crate::store::{
-    PAIRING_COLUMNS, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page, page_limit,
-    slot,
+    PAIRING_COLUMNS, RequestKey, StoreError, VOLUNTEER_COLUMNS, VolunteerRow, offset_value, page,
+    page_limit, slot, used_for,
 };
 
-/// Inserts a volunteer; `false` when `request_id` is taken.
+/// Inserts a volunteer with `request`'s key and digest; `false` when the key
+/// is taken.
 pub(super) fn insert_volunteer(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
     volunteer: &Volunteer,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (request_id) DO NOTHING",
+            "INSERT INTO volunteers (id, request_id, name, phone, grid_id, party_member, registered_at, \
+             request_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
             volunteer.id.as_str(),
-            request_id,
+            request.id(),
             &volunteer.name,
             volunteer.phone.as_str(),
             volunteer.grid_id.as_str(),
             i64::from(volunteer.party_member),
             to_millis(now),
+            request.digest(),
         ))?;
     Ok(inserted == 1)
 }
@@ -97,11 +100,17 @@ pub(super) fn volunteer(conn: &Connection, id: &VolunteerId) -> Result<Volunteer
         .ok_or_else(|| StoreError::NotFound(format!("volunteer {id}")))
 }
 
+/// The volunteer registered under `request`'s key, if any; a key first used
+/// with a different request is refused.
 pub(super) fn volunteer_by_request(
     conn: &Connection,
-    request_id: &str,
+    request: &RequestKey,
 ) -> Result<Option<Volunteer>, StoreError> {
-    Ok(volunteers(conn, &BY_REQUEST, [request_id])?.pop())
+    let sql = "SELECT request_digest FROM volunteers WHERE request_id = ?1";
+    if !used_before(conn, sql, request)? {
+        return Ok(None);
+    }
+    Ok(volunteers(conn, &BY_REQUEST, [request.id()])?.pop())
 }
 
 pub(super) fn list(
@@ -170,20 +179,43 @@ static ACTIVE: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE elder_id = ?1 AND ended_at IS NULL")
 });
 
-/// The pairing a Pair `request_id` made.
+const PAIR_DIGEST: &str = "SELECT request_digest FROM pairings WHERE request_id = ?1";
+const END_DIGEST: &str = "SELECT end_request_digest FROM pairings WHERE end_request_id = ?1";
+
+/// The pairing a Pair with `request`'s key made, if any; a key first used
+/// with a different request, or by an Unpair, is refused.
 pub(super) fn made_by(
     conn: &Connection,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Option<Pairing>, StoreError> {
-    request_id.map_or(Ok(None), |key| pairing(conn, &BY_PAIR_REQUEST, key))
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if used_before(conn, PAIR_DIGEST, request)? {
+        return pairing(conn, &BY_PAIR_REQUEST, request.id());
+    }
+    if taken(conn, END_DIGEST, request)? {
+        return Err(used_for(request, "an Unpair"));
+    }
+    Ok(None)
 }
 
-/// The pairing an Unpair `request_id` ended.
+/// The pairing an Unpair with `request`'s key ended, if any; a key first
+/// used with a different request, or by a Pair, is refused.
 pub(super) fn ended_by(
     conn: &Connection,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Option<Pairing>, StoreError> {
-    request_id.map_or(Ok(None), |key| pairing(conn, &BY_END_REQUEST, key))
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if used_before(conn, END_DIGEST, request)? {
+        return pairing(conn, &BY_END_REQUEST, request.id());
+    }
+    if taken(conn, PAIR_DIGEST, request)? {
+        return Err(used_for(request, "a Pair"));
+    }
+    Ok(None)
 }
 
 pub(super) fn active(conn: &Connection, elder_id: &ElderId) -> Result<Option<Pairing>, StoreError> {
@@ -194,11 +226,11 @@ pub(super) fn insert(
     conn: &Connection,
     pairing: &Pairing,
     slot: u8,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO pairings (id, volunteer_id, elder_id, slot, started_at, request_id, request_digest) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute((
         pairing.id.as_str(),
@@ -206,7 +238,8 @@ pub(super) fn insert(
         pairing.elder_id.as_str(),
         i64::from(slot),
         to_millis(pairing.started_at),
-        request_id,
+        request.map(RequestKey::id),
+        request.map(RequestKey::digest),
     ))?;
     Ok(())
 }
@@ -214,13 +247,16 @@ pub(super) fn insert(
 pub(super) fn end(
     conn: &Connection,
     pairing: &Pairing,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE pairings SET ended_at = ?2, end_request_id = ?3 WHERE id = ?1")?
-        .execute((
-            pairing.id.as_str(),
-            pairing.ended_at.map(to_millis),
-            request_id,
-        ))?;
+    conn.prepare_cached(
+        "UPDATE pairings SET ended_at = ?2, end_request_id = ?3, end_request_digest = ?4 WHERE id = ?1",
+    )?
+    .execute((
+        pairing.id.as_str(),
+        pairing.ended_at.map(to_millis),
+        request.map(RequestKey::id),
+        request.map(RequestKey::digest),
+    ))?;
     Ok(())
 }

@@ -11,35 +11,41 @@ use shequ_chassis::database::{DbError, flag, instant};
 use shequ_chassis::storage::Due;
 use shequ_chassis::trace::TraceContext;
 
+use super::used_before;
 use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
 use crate::domain::{ComplaintId, VisitId};
-use crate::store::{FILING_COLUMNS, FilingRow, StoreError, VISIT_COLUMNS, VisitRow, json_text};
+use crate::store::{
+    FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow, json_text,
+};
 
-/// Inserts a visit; `false` when `request_id` is taken.
+/// Inserts a visit with `request`'s key and digest; `false` when the key is
+/// taken.
 pub(super) fn insert(
     conn: &Connection,
     id: &VisitId,
-    request_id: &str,
+    request: &RequestKey,
     visit: &NewVisit,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, recorded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (request_id) DO NOTHING",
+            "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, \
+             recorded_at, request_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
             id.as_str(),
-            request_id,
+            request.id(),
             visit.elder_id.as_str(),
-            &visit.visitor,
+            visit.visitor.id(),
             visit.kind.as_str(),
             to_millis(visit.visited_at),
             visit.wellbeing.as_str(),
             serde_json::to_string(&visit.needs)?,
             &visit.notes,
             to_millis(now),
+            request.digest(),
         ))?;
     Ok(inserted == 1)
 }
@@ -85,8 +91,17 @@ pub(super) fn load(conn: &Connection, id: &VisitId) -> Result<Visit, StoreError>
     visit(conn, &BY_ID, id.as_str())?.ok_or_else(|| StoreError::NotFound(format!("visit {id}")))
 }
 
-pub(super) fn by_request(conn: &Connection, request_id: &str) -> Result<Option<Visit>, StoreError> {
-    visit(conn, &BY_REQUEST, request_id)
+/// The visit recorded under `request`'s key, if any; a key first used with
+/// a different request is refused.
+pub(super) fn by_request(
+    conn: &Connection,
+    request: &RequestKey,
+) -> Result<Option<Visit>, StoreError> {
+    let sql = "SELECT request_digest FROM visits WHERE request_id = ?1";
+    if !used_before(conn, sql, request)? {
+        return Ok(None);
+    }
+    visit(conn, &BY_REQUEST, request.id())
 }
 
 /// Stores the complaint a visit files, pending, due at once.
