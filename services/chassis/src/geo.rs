@@ -203,9 +203,35 @@ pub fn distance_metres(a: Point, b: Point) -> f64 {
     2.0 * EARTH_RADIUS_METRES * h.sqrt().min(1.0).asin()
 }
 
+/// The point `metres` from `from` along the great circle setting out at
+/// `bearing` (radians clockwise from north): the inverse of
+/// [`distance_metres`], for tracing a circle's rim.
+pub fn destination(from: Point, bearing: f64, metres: f64) -> Point {
+    let angle = metres / EARTH_RADIUS_METRES;
+    let lat1 = from.latitude.to_radians();
+    let lat2 = (lat1.sin() * angle.cos() + lat1.cos() * angle.sin() * bearing.cos()).asin();
+    let dlng =
+        (bearing.sin() * angle.sin() * lat1.cos()).atan2(angle.cos() - lat1.sin() * lat2.sin());
+    Point {
+        latitude: lat2.to_degrees(),
+        longitude: from.longitude + dlng.to_degrees(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_destination_lies_at_the_distance_it_was_sent() {
+        for bearing in [0.0, 1.0, 2.5, 4.0, 6.0] {
+            let there = destination(JINSHUI, bearing, 1_200.0);
+            assert!(
+                (distance_metres(JINSHUI, there) - 1_200.0).abs() < 1e-6,
+                "{bearing}"
+            );
+        }
+    }
 
     /// Jinshui district, Zhengzhou.
     const JINSHUI: Point = Point {

@@ -64,6 +64,8 @@
 //!   shutdown and each call in its caller's trace; clients that pass the trace
 //!   on (`traced`); the `InvalidArgument` helpers.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
+//! - [`opening_hours`]: weekly opening hours in district time and whether a
+//!   merchant is open at a moment (the alliance's rule, read by care as well).
 //! - [`geo`]: points, datums (WGS-84, GCJ-02) and the conversion between
 //!   them, a point with its datum ([`geo::Location`]), distances.
 //! - [`shutdown`]: SIGTERM/SIGINT as a cancellation token.
@@ -85,6 +87,7 @@ pub mod inbox;
 pub mod lease;
 pub mod metrics;
 pub mod nats;
+pub mod opening_hours;
 pub mod outbox;
 pub mod parked;
 pub mod personal;

@@ -13,11 +13,10 @@ use chrono::{DateTime, Utc, Weekday};
 use shequ_chassis::grpc::{PeerChannel, Peers, geo_point};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
-use shequ_proto::time::parse_clock_time;
 
 use crate::domain::MerchantId;
 use crate::domain::elder::Location;
-use crate::domain::meals::{Candidate, Choice, OpeningSpan, choose};
+use crate::domain::meals::{Candidate, Choice, OpeningHours, choose};
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 
 /// The most merchants one FindNearby answer holds.
@@ -121,11 +120,7 @@ fn candidate(nearby: alliance::NearbyMerchant) -> Result<Candidate, NoMeal> {
                 .iter()
                 .map(|day| weekday(*day))
                 .collect::<Option<_>>()?;
-            OpeningSpan::new(
-                days,
-                parse_clock_time(&span.opens)?,
-                parse_clock_time(&span.closes)?,
-            )
+            OpeningHours::parse("opening_hours", days, &span.opens, &span.closes).ok()
         })
         .collect();
     Ok(Candidate {

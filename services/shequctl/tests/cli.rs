@@ -437,17 +437,14 @@ async fn an_unreachable_service_exits_3_naming_it_and_its_url() -> anyhow::Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_unknown_unpermitted_or_unreadable_token_exits_7_and_a_good_one_works()
 -> anyhow::Result<()> {
-    use shequ_chassis::auth::token_hash;
     // Arrange: complaints checking tokens; an operator's and a resident app's.
     let dir = tempfile::tempdir()?;
-    let tokens = dir.path().join("tokens.json");
-    std::fs::write(
-        &tokens,
-        serde_json::json!({"tokens": [
-            {"name": "ops", "role": "operator", "sha256": token_hash("operator-token")},
-            {"name": "app", "role": "resident_app", "sha256": token_hash("app-token")},
-        ]})
-        .to_string(),
+    let tokens = shequ_tests::auth::token_file(
+        dir.path(),
+        &[
+            ("ops", "operator", "operator-token"),
+            ("app", "resident_app", "app-token"),
+        ],
     )?;
     let token_file = |name: &str, token: &str| -> anyhow::Result<String> {
         let path = dir.path().join(name);

@@ -221,7 +221,7 @@ fn bisect(value: f64, mut lo: f64, mut hi: f64, bits: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::geo::distance_metres;
+    use super::super::geo::{destination, distance_metres};
     use super::*;
 
     const JINSHUI: Point = Point {
@@ -240,19 +240,6 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
-    /// The point `distance` metres from `from` towards `bearing` (radians from north).
-    fn destination(from: Point, bearing: f64, distance: f64) -> Point {
-        let angle = distance / EARTH_RADIUS_METRES;
-        let lat1 = from.latitude.to_radians();
-        let lat2 = (lat1.sin() * angle.cos() + lat1.cos() * angle.sin() * bearing.cos()).asin();
-        let dlng =
-            (bearing.sin() * angle.sin() * lat1.cos()).atan2(angle.cos() - lat1.sin() * lat2.sin());
-        Point {
-            latitude: lat2.to_degrees(),
-            longitude: from.longitude + dlng.to_degrees(),
         }
     }
 

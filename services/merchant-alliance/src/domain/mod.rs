@@ -6,7 +6,8 @@
 //! - [`nearby`]: the convenience circle: exact distance, tag, open now, nearest first.
 //! - [`service_area`]: the district's box; points outside it are refused, so
 //!   every search's work is bounded.
-//! - [`opening_hours`]: weekly opening hours and whether a merchant is open now.
+//! - [`opening_hours`]: weekly opening hours and whether a merchant is open now
+//!   (the chassis's, which pensioner-care reads a canteen's hours with too).
 //! - [`credit`]: the credit score rules and the complaint-fault state.
 //! - [`awards`]: the model-merchant rules and evaluation periods.
 //! - [`fields`], [`FieldError`]: the chassis's field parsing, re-exported.
@@ -19,12 +20,12 @@ pub mod cells;
 pub mod credit;
 pub mod merchant;
 pub mod nearby;
-pub mod opening_hours;
 pub mod service_area;
 
 pub use shequ_chassis::fields::{self, FieldError};
 pub use shequ_chassis::geo;
 pub use shequ_chassis::ids::{BookingId, ComplaintId, GridId, MerchantId};
+pub use shequ_chassis::opening_hours;
 
 shequ_chassis::id!(
     /// A merchant's welfare or environment activity (公益活动), or the

@@ -194,7 +194,7 @@ impl FromStr for ServiceArea {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::geo::distance_metres;
+    use crate::domain::geo::{destination, distance_metres};
     use crate::domain::nearby::{BoundingBox, FlatDistance};
 
     /// An hour's walk at the default 80 m per minute.
@@ -203,19 +203,6 @@ mod tests {
     fn area(text: &str) -> ServiceArea {
         text.parse()
             .unwrap_or_else(|error| panic!("{text}: {error}"))
-    }
-
-    /// The point `distance` metres from `from` towards `bearing` (radians from north).
-    fn destination(from: Point, bearing: f64, distance: f64) -> Point {
-        let angle = distance / EARTH_RADIUS_METRES;
-        let lat1 = from.latitude.to_radians();
-        let lat2 = (lat1.sin() * angle.cos() + lat1.cos() * angle.sin() * bearing.cos()).asin();
-        let dlng =
-            (bearing.sin() * angle.sin() * lat1.cos()).atan2(angle.cos() - lat1.sin() * lat2.sin());
-        Point {
-            latitude: lat2.to_degrees(),
-            longitude: from.longitude + dlng.to_degrees(),
-        }
     }
 
     #[test]

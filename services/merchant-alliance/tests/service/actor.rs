@@ -2,7 +2,6 @@
 //! whatever the request's `actor` says; with authentication off, the
 //! account the request names, or "anonymous". Never a free-text name.
 
-use shequ_chassis::auth::token_hash;
 use shequ_chassis::config::{AuthSettings, CommonConfig};
 use shequ_merchant_alliance::Config;
 use shequ_proto::alliance::v1 as pb;
@@ -52,12 +51,13 @@ async fn as_caller(app: &TestApp, token: &str) -> anyhow::Result<Caller> {
 fn authenticated()
 -> anyhow::Result<impl Fn(CommonConfig) -> anyhow::Result<Config> + Send + Sync + 'static> {
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("tokens.json");
-    let tokens = serde_json::json!({"tokens": [
-        {"name": "district-staff", "role": "staff", "sha256": token_hash(STAFF_TOKEN)},
-        {"name": "ops-console", "role": "operator", "sha256": token_hash(OPERATOR_TOKEN)},
-    ]});
-    std::fs::write(&file, tokens.to_string())?;
+    let file = shequ_tests::auth::token_file(
+        dir.path(),
+        &[
+            ("district-staff", "staff", STAFF_TOKEN),
+            ("ops-console", "operator", OPERATOR_TOKEN),
+        ],
+    )?;
     Ok(move |mut common: CommonConfig| {
         // The token file lives as long as the service may restart.
         let _dir = &dir;

@@ -168,16 +168,8 @@ impl TestApp {
     async fn start_with_auth(database: TestDatabase) -> anyhow::Result<Self> {
         let alliance_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let tokens = tempfile::tempdir()?;
-        let file = tokens.path().join("tokens.json");
-        std::fs::write(
-            &file,
-            serde_json::json!({"tokens": [{
-                "name": "worker-li",
-                "role": "staff",
-                "sha256": shequ_chassis::auth::token_hash(STAFF_TOKEN),
-            }]})
-            .to_string(),
-        )?;
+        let file =
+            shequ_tests::auth::token_file(tokens.path(), &[("worker-li", "staff", STAFF_TOKEN)])?;
         let (harness, (sweeper, filings)) = Harness::start(
             "pensioner-care",
             database,

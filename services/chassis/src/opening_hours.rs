@@ -10,7 +10,7 @@ use serde::Deserialize;
 pub use shequ_proto::time::district_time;
 use shequ_proto::time::{clock_time_text as time_text, parse_clock_time as parse_time};
 
-use super::FieldError;
+use crate::fields::FieldError;
 
 /// Minutes in a day; `closes` may equal it ("24:00").
 const DAY_MINUTES: u16 = 24 * 60;
