@@ -154,7 +154,11 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         request: Request<pb::AcceptComplaintRequest>,
     ) -> Result<Response<pb::AcceptComplaintResponse>, Status> {
         let (common, r) = Common::of(request)?;
-        let assignee = fields::optional("assignee", &r.assignee, fields::ID)?;
+        // Published in `complaint.accepted`: a staff account, never a name.
+        let assignee = match r.assignee.trim() {
+            "" => None,
+            assignee => Some(fields::account("assignee", assignee)?),
+        };
         let complaint = self
             .transition(common, None, move |c, _, now| c.accept(assignee, now))
             .await?;
@@ -203,8 +207,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let limits = Arc::clone(&self.limits);
         let complaint = self
             .transition(common, None, move |c, _, now| {
-                let limit = limits.limit(c.category, c.priority);
-                c.follow_up(satisfaction, r.problem_recurred, comment, limit, now)
+                c.follow_up(satisfaction, r.problem_recurred, comment, &limits, now)
             })
             .await?;
         Ok(Response::new(pb::RecordFollowUpResponse {

@@ -45,6 +45,7 @@ use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServe
 use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
 use shequ_proto::events::complaints as contract;
 
+use crate::domain::calendar::WorkingCalendar;
 use crate::domain::time_limits::TimeLimits;
 use crate::grpc::ComplaintsApi;
 use crate::merchants::MerchantDirectory;
@@ -76,6 +77,12 @@ pub struct Config {
     /// JSON table of time limits (see `domain::time_limits`); default: the district's standard.
     #[arg(long, env = "SHEQU_TIME_LIMITS_FILE")]
     pub time_limits_file: Option<PathBuf>,
+    /// JSON working calendar, holidays and make-up working days per year (see
+    /// `domain::calendar`), that working-day limits are counted on; default:
+    /// the State Council's notice for 2026. Read at start: a new calendar
+    /// applies to limits that start after the restart, open cases keep theirs.
+    #[arg(long, env = "SHEQU_WORKING_CALENDAR_FILE")]
+    pub working_calendar_file: Option<PathBuf>,
     /// Seconds between sweeps for breached time limits.
     #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -98,6 +105,7 @@ impl Config {
         Self {
             common,
             time_limits_file: None,
+            working_calendar_file: None,
             sweep_interval_secs: 30,
             alliance_url: DEFAULT_ALLIANCE_URL.into(),
             alliance_timeout_ms: 1000,
@@ -105,11 +113,19 @@ impl Config {
     }
 
     fn time_limits(&self) -> Result<TimeLimits, Error> {
-        rules_file(
+        let limits = rules_file(
             "SHEQU_TIME_LIMITS_FILE",
             self.time_limits_file.as_deref(),
             TimeLimits::from_json,
-        )
+        )?;
+        let calendar = rules_file(
+            "SHEQU_WORKING_CALENDAR_FILE",
+            self.working_calendar_file.as_deref(),
+            WorkingCalendar::from_json,
+        )?;
+        let years: Vec<i32> = calendar.years().collect();
+        tracing::info!(?years, "working calendar loaded");
+        Ok(limits.with_calendar(calendar))
     }
 }
 

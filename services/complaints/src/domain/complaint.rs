@@ -20,7 +20,7 @@ use super::kinds::{
 };
 use super::organisation::Chain;
 use super::reporter::Reporter;
-use super::time_limits::{Limit, TimeLimits};
+use super::time_limits::TimeLimits;
 use super::{BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,8 +215,8 @@ impl Complaint {
             assignee: chain.handler(Level::GridWorker).to_owned(),
             submitted_at: now,
             cycle_started_at: now,
-            response_due_at: now + limit.response(),
-            resolution_due_at: now + limit.resolution(),
+            response_due_at: limits.due(limit.response, now),
+            resolution_due_at: limits.due(limit.resolution, now),
             accepted_at: None,
             resolved_at: None,
             follow_up_due_at: None,
@@ -295,15 +295,16 @@ impl Complaint {
         satisfaction: Satisfaction,
         problem_recurred: bool,
         comment: Option<String>,
-        limit: Limit,
+        limits: &TimeLimits,
         now: DateTime<Utc>,
     ) -> Result<Transition, TransitionError> {
         self.require(Action::Closed, &[Status::Resolved])?;
+        let limit = limits.limit(self.category, self.priority);
         self.satisfaction = Some(satisfaction);
         if problem_recurred || satisfaction.is_dissatisfied() {
             self.reopen_count += 1;
             self.cycle_started_at = now;
-            self.resolution_due_at = now + limit.resolution();
+            self.resolution_due_at = limits.due(limit.resolution, now);
             // The new cycle is unresolved; the last resolution stays in the
             // history. The follow-up limit met (or missed) stays until the
             // next resolution sets a new one.
@@ -394,10 +395,10 @@ impl Complaint {
         self.classified_by = "operator".into();
         let limit = limits.limit(self.category, self.priority);
         if self.accepted_at.is_none() {
-            self.response_due_at = self.submitted_at + limit.response();
+            self.response_due_at = limits.due(limit.response, self.submitted_at);
         }
         if self.resolved_at.is_none() {
-            self.resolution_due_at = self.cycle_started_at + limit.resolution();
+            self.resolution_due_at = limits.due(limit.resolution, self.cycle_started_at);
         }
         let mut transition = self.move_to(Action::Reclassified, self.status, Some(note));
         transition.detail = detail;
@@ -617,9 +618,9 @@ mod tests {
         );
         assert!(complaint.merchant_at_fault);
         let five = Satisfaction::parse("satisfaction", 5).unwrap();
-        let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
+        let limits = TimeLimits::default();
         let closed = complaint
-            .follow_up(five, false, None, limit, now())
+            .follow_up(five, false, None, &limits, now())
             .unwrap();
         assert_eq!((closed.action, closed.to), (Action::Closed, Status::Closed));
         assert!(complaint.status.is_final());
@@ -629,9 +630,11 @@ mod tests {
     fn low_satisfaction_reopens_with_a_fresh_resolution_limit() {
         let mut complaint = resolved();
         let later = now() + Duration::days(5);
-        let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
+        let limits = TimeLimits::default();
         let two = Satisfaction::parse("satisfaction", 2).unwrap();
-        let reopened = complaint.follow_up(two, false, None, limit, later).unwrap();
+        let reopened = complaint
+            .follow_up(two, false, None, &limits, later)
+            .unwrap();
         assert_eq!(
             (reopened.action, reopened.to),
             (Action::Reopened, Status::Reopened)
@@ -647,11 +650,11 @@ mod tests {
     #[test]
     fn a_problem_that_came_back_reopens_even_when_the_score_is_high() {
         let mut complaint = resolved();
-        let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
+        let limits = TimeLimits::default();
         let five = Satisfaction::parse("satisfaction", 5).unwrap();
         assert_eq!(
             complaint
-                .follow_up(five, true, None, limit, now())
+                .follow_up(five, true, None, &limits, now())
                 .unwrap()
                 .to,
             Status::Reopened
@@ -675,9 +678,9 @@ mod tests {
     fn closing_an_unresolved_complaint_is_refused_and_changes_nothing() {
         let mut complaint = submitted();
         let before = complaint.clone();
-        let limit = TimeLimits::default().limit(complaint.category, complaint.priority);
+        let limits = TimeLimits::default();
         let five = Satisfaction::parse("satisfaction", 5).unwrap();
-        let refused = complaint.follow_up(five, false, None, limit, now());
+        let refused = complaint.follow_up(five, false, None, &limits, now());
         assert!(matches!(refused, Err(TransitionError::NotAllowed { .. })));
         assert_eq!(complaint, before);
     }

@@ -230,10 +230,7 @@ mod tests {
 
     #[test]
     fn rates_count_only_complaints_whose_outcome_is_known() {
-        let limit = TimeLimits::default().limit(
-            crate::domain::kinds::Category::MunicipalFacilities,
-            Priority::Normal,
-        );
+        let limits = TimeLimits::default();
         let now = start() + Duration::days(10);
         // Accepted in an hour, resolved in a day, followed up with 5: all on time.
         let mut quick = complaint("quick", start());
@@ -251,7 +248,7 @@ mod tests {
                 Satisfaction::parse("s", 5).unwrap(),
                 false,
                 None,
-                limit,
+                &limits,
                 start() + Duration::days(2),
             )
             .unwrap();
@@ -269,7 +266,7 @@ mod tests {
             Satisfaction::parse("s", 1).unwrap(),
             false,
             None,
-            limit,
+            &limits,
             start() + Duration::days(5),
         )
         .unwrap();

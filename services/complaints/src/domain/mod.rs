@@ -5,7 +5,10 @@
 //!   rules on them.
 //! - [`reporter`]: the reporter's personal data and its masking.
 //! - [`classification`]: Chinese keyword rules that propose a category.
-//! - [`time_limits`]: response and resolution limits per category × priority.
+//! - [`time_limits`]: response and resolution limits per category × priority,
+//!   in clock minutes or working days.
+//! - [`calendar`]: the working calendar (holidays and make-up working days per
+//!   year) working-day limits are counted on.
 //! - [`organisation`]: the grid organisation and who answers at each level.
 //! - [`complaint`]: the complaint and its lifecycle transitions, escalation included.
 //! - [`figures`]: the district's rates and the open backlog.
@@ -15,6 +18,7 @@
 //!   chassis's types re-exported: parsed once where they come in, typed from
 //!   then on.
 
+pub mod calendar;
 pub mod classification;
 pub mod complaint;
 pub mod figures;

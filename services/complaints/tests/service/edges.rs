@@ -20,6 +20,7 @@ shequ_tests::on_both_backends!(
     an_acknowledgement_on_time_stays_on_time_after_a_reclassification,
     an_escalation_names_the_missed_limit_and_the_one_in_force,
     a_merge_into_another_communitys_complaint_is_refused,
+    an_assignee_is_a_staff_account_never_a_name,
     metadata_over_the_limit_is_answered_with_a_grpc_status,
 );
 
@@ -395,5 +396,24 @@ async fn metadata_over_the_limit_is_answered_with_a_grpc_status(
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("16384"), "{}", refused.message());
     assert_eq!(app.count("SELECT COUNT(*) FROM complaints").await?, 0);
+    Ok(())
+}
+
+async fn an_assignee_is_a_staff_account_never_a_name(mut app: TestApp) -> anyhow::Result<()> {
+    app.load_organisation().await?;
+    let id = app.submit("r-1", "路灯不亮").await?.id;
+
+    let refused = app
+        .complaints
+        .accept_complaint(pb::AcceptComplaintRequest {
+            assignee: "李师傅".into(),
+            ..accept(&id, "t-1")
+        })
+        .await
+        .expect_err("a name as assignee");
+
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_field(&refused).as_deref(), Some("assignee"));
+    assert_eq!(app.get(&id).await?.status(), pb::Status::Submitted);
     Ok(())
 }

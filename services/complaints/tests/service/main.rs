@@ -13,3 +13,4 @@ mod intake;
 mod restore;
 mod startup;
 mod support;
+mod working_days;

@@ -87,6 +87,30 @@ impl TestApp {
         Self::connect(harness, sweeper, None).await
     }
 
+    /// A service reading its time limits and working calendar from
+    /// `rules/time-limits.json` and `rules/working-calendar.json`, read again
+    /// at each restart.
+    pub(crate) async fn with_rules(
+        database: TestDatabase,
+        rules: std::path::PathBuf,
+    ) -> anyhow::Result<Self> {
+        let (harness, sweeper) = Harness::start(
+            "complaints",
+            database,
+            start_of_test(),
+            move |common| {
+                let mut config = config(common)?;
+                config.time_limits_file = Some(rules.join("time-limits.json"));
+                config.working_calendar_file = Some(rules.join("working-calendar.json"));
+                Ok(config)
+            },
+            Application::sweeper,
+            Some("escalation"),
+        )
+        .await?;
+        Self::connect(harness, sweeper, None).await
+    }
+
     /// A service on SQLite checking bearer tokens, as in production: one
     /// `(account, role, token)` per caller.
     pub(crate) async fn checking_tokens(callers: &[(&str, &str, &str)]) -> anyhow::Result<Self> {

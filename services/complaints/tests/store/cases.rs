@@ -488,8 +488,7 @@ pub(crate) async fn the_figures_counted_by_the_database_agree_with_the_rules(
             let score = satisfaction(if i % 8 == 3 { 5 } else { 2 });
             h.store
                 .transition(&id, None, "visitor", None, move |c, _, now| {
-                    let limit = limits.limit(c.category, c.priority);
-                    c.follow_up(score, false, None, limit, now)
+                    c.follow_up(score, false, None, &limits, now)
                 })
                 .await?;
         }
