@@ -1000,29 +1000,39 @@ async fn register_elder(
     extra: &[&str],
 ) -> anyhow::Result<Value> {
     let args = [
-        &[
-            "--json",
-            "care",
-            "elders",
-            "register",
-            "--name",
-            name,
-            "--birth-date",
-            birth_date,
-            "--gender",
-            "female",
-            "--grid",
-            "xinyuan-1",
-            "--living",
-            living,
-            "--consent",
-            "--actor",
-            "op-wang",
-        ][..],
-        extra,
+        &["--json"][..],
+        &elder_registration(name, birth_date, living, extra),
     ]
     .concat();
     care.shequctl(&args).await?.json()
+}
+
+/// The `care elders register` command line of [`register_elder`].
+fn elder_registration<'a>(
+    name: &'a str,
+    birth_date: &'a str,
+    living: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let args = [
+        "care",
+        "elders",
+        "register",
+        "--name",
+        name,
+        "--birth-date",
+        birth_date,
+        "--gender",
+        "female",
+        "--grid",
+        "xinyuan-1",
+        "--living",
+        living,
+        "--consent",
+        "--actor",
+        "op-wang",
+    ];
+    [&args[..], extra].concat()
 }
 
 fn id_of(value: &Value, what: &str) -> anyhow::Result<String> {
@@ -1038,64 +1048,27 @@ async fn an_operator_registers_pairs_and_visits_an_elder() -> anyhow::Result<()>
     let care = Service::start_care().await?;
 
     // Act: an 82-year-old living alone, with a contact, health notes and a home.
-    let registered = register_elder(
-        &care,
-        "王秀英",
-        &born_years_ago(82)?,
-        "alone",
-        &[
-            "--building",
-            "xinyuan-b2",
-            "--address",
-            "西里路 12 号 3 单元 401",
-            "--lat",
-            "34.800000",
-            "--lng",
-            "113.660000",
-            "--chronic-illness",
-            "--health-notes",
-            "高血压, 每日服药",
-            "--contact",
-            "李梅,13812345678,女儿",
-            "--request-id",
-            "cli-elder-1",
-        ],
-    )
-    .await?;
+    let born = born_years_ago(82)?;
+    let home = [
+        "--building",
+        "xinyuan-b2",
+        "--address",
+        "西里路 12 号 3 单元 401",
+        "--lat",
+        "34.800000",
+        "--lng",
+        "113.660000",
+        "--chronic-illness",
+        "--health-notes",
+        "高血压, 每日服药",
+        "--contact",
+        "李梅,13812345678,女儿",
+        "--request-id",
+        "cli-elder-1",
+    ];
+    let registered = register_elder(&care, "王秀英", &born, "alone", &home).await?;
     let again = care
-        .shequctl(&[
-            "care",
-            "elders",
-            "register",
-            "--name",
-            "王秀英",
-            "--birth-date",
-            &born_years_ago(82)?,
-            "--gender",
-            "female",
-            "--grid",
-            "xinyuan-1",
-            "--living",
-            "alone",
-            "--consent",
-            "--actor",
-            "op-wang",
-            "--building",
-            "xinyuan-b2",
-            "--address",
-            "西里路 12 号 3 单元 401",
-            "--lat",
-            "34.800000",
-            "--lng",
-            "113.660000",
-            "--chronic-illness",
-            "--health-notes",
-            "高血压, 每日服药",
-            "--contact",
-            "李梅,13812345678,女儿",
-            "--request-id",
-            "cli-elder-1",
-        ])
+        .shequctl(&elder_registration("王秀英", &born, "alone", &home))
         .await?
         .success()?;
 
