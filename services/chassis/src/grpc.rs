@@ -10,7 +10,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Utc, Weekday};
 use prost_types::Timestamp;
 use shequ_proto::common::v1::GeoPoint;
 use tokio::net::TcpListener;
@@ -33,8 +33,10 @@ use tracing::instrument::Instrumented;
 use crate::Error;
 use crate::auth::{AuthLayer, Caller, Guard};
 use crate::config::CommonConfig;
+use crate::fields::FieldError;
 use crate::geo::{Datum, Location, Point};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
+use crate::opening_hours::OpeningHours;
 use crate::storage::{Rule, StoreError};
 use crate::trace::{self, TraceContext};
 
@@ -532,6 +534,52 @@ pub fn geo_point(location: Location) -> GeoPoint {
         latitude: location.point.latitude,
         longitude: location.point.longitude,
         datum: location.datum.proto_number(),
+    }
+}
+
+/// One span of the contract's opening hours (`shequ.alliance.v1.OpeningHours`)
+/// as [`OpeningHours`]; errors name `{field}.days`, `{field}.opens` or
+/// `{field}.closes`.
+pub fn opening_hours(
+    field: &str,
+    hours: &shequ_proto::alliance::v1::OpeningHours,
+) -> Result<OpeningHours, FieldError> {
+    use shequ_proto::alliance::v1::Weekday as Day;
+    let days = hours
+        .days
+        .iter()
+        .map(|value| {
+            Ok(match Day::try_from(*value) {
+                Ok(Day::Monday) => Weekday::Mon,
+                Ok(Day::Tuesday) => Weekday::Tue,
+                Ok(Day::Wednesday) => Weekday::Wed,
+                Ok(Day::Thursday) => Weekday::Thu,
+                Ok(Day::Friday) => Weekday::Fri,
+                Ok(Day::Saturday) => Weekday::Sat,
+                Ok(Day::Sunday) => Weekday::Sun,
+                _ => {
+                    return Err(FieldError::new(
+                        format!("{field}.days"),
+                        format!("unknown weekday {value}"),
+                    ));
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    OpeningHours::parse(field, days, &hours.opens, &hours.closes)
+}
+
+/// [`OpeningHours`] as the contract's message.
+pub fn opening_hours_to_proto(hours: &OpeningHours) -> shequ_proto::alliance::v1::OpeningHours {
+    shequ_proto::alliance::v1::OpeningHours {
+        // chrono counts Monday as 1, like the proto enum.
+        days: hours
+            .days
+            .iter()
+            .map(|day| i32::try_from(day.number_from_monday()).unwrap_or(0))
+            .collect(),
+        opens: hours.opens_text(),
+        closes: hours.closes_text(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Who may call each RPC of the service (the roles are in `shequ_chassis::auth`).
 
-use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, STAFF};
+use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, Role, STAFF};
+
+/// Who may read a complaint with its reporter's name and phone: the callers
+/// of GetComplaint, and of a duplicate submission's full answer.
+pub(crate) const READS_REPORTER: &[Role] = STAFF;
 
 /// The table the chassis checks every call against.
 pub(crate) fn access() -> Access {
@@ -11,7 +15,7 @@ pub(crate) fn access() -> Access {
                 // Residents' app, staff taking calls, pensioner-care filing from visits.
                 ("SubmitComplaint", ANY_ROLE),
                 // Shows the reporter's name and phone.
-                ("GetComplaint", STAFF),
+                ("GetComplaint", READS_REPORTER),
                 ("ListComplaints", STAFF),
                 ("AcceptComplaint", STAFF),
                 ("StartComplaint", STAFF),

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use shequ_chassis::auth::STAFF;
 use shequ_chassis::grpc::{
     self, invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
 };
@@ -15,6 +14,7 @@ use shequ_proto::common::v1 as common;
 use shequ_proto::complaints::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::access::READS_REPORTER;
 use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, MerchantCheck, Priority, Status as ComplaintStatus};
@@ -68,7 +68,8 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         // What the asking role may read: the reporter of its own submission,
         // but of a duplicate (a key someone else may have used) only when it
         // may read complaints.
-        let may_read = grpc::caller(&request).is_none_or(|caller| STAFF.contains(&caller.role));
+        let may_read =
+            grpc::caller(&request).is_none_or(|caller| READS_REPORTER.contains(&caller.role));
         let request = request.into_inner();
         let key = RequestKey::required("SubmitComplaint", &request.request_id, &request)?;
         let reporter = request.reporter.unwrap_or_default();

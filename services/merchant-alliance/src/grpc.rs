@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use chrono::Weekday;
 use shequ_chassis::grpc::{
     self, geo_point, invalid_argument, location, optional_enum, page_size, required_enum,
     required_time, timestamp,
@@ -29,9 +28,8 @@ use crate::domain::merchant::{
     parse_tags,
 };
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
-use crate::domain::opening_hours::OpeningHours;
 use crate::domain::service_area::ServiceArea;
-use crate::domain::{FieldError, GridId, MerchantId, fields};
+use crate::domain::{GridId, MerchantId, fields};
 use crate::store::{Alliance, ListFilter, RequestKey, Store};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
@@ -299,25 +297,6 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
     }
 }
 
-fn weekday(field: &str, value: i32) -> Result<Weekday, FieldError> {
-    let day = match pb::Weekday::try_from(value) {
-        Ok(pb::Weekday::Monday) => Weekday::Mon,
-        Ok(pb::Weekday::Tuesday) => Weekday::Tue,
-        Ok(pb::Weekday::Wednesday) => Weekday::Wed,
-        Ok(pb::Weekday::Thursday) => Weekday::Thu,
-        Ok(pb::Weekday::Friday) => Weekday::Fri,
-        Ok(pb::Weekday::Saturday) => Weekday::Sat,
-        Ok(pb::Weekday::Sunday) => Weekday::Sun,
-        _ => return Err(FieldError::new(field, format!("unknown weekday {value}"))),
-    };
-    Ok(day)
-}
-
-fn weekday_to_proto(day: Weekday) -> i32 {
-    // chrono counts Monday as 1, like the proto enum.
-    i32::try_from(day.number_from_monday()).unwrap_or(0)
-}
-
 /// A point and the datum it came in; the point converted to WGS-84.
 fn parse_point(field: &str, point: Option<common::GeoPoint>) -> Result<(Point, Datum), Status> {
     let location = location(field, point)?;
@@ -336,15 +315,7 @@ fn parse_details(
         .opening_hours
         .iter()
         .enumerate()
-        .map(|(i, hours)| {
-            let field = format!("details.opening_hours[{i}]");
-            let days = hours
-                .days
-                .iter()
-                .map(|day| weekday(&format!("{field}.days"), *day))
-                .collect::<Result<Vec<_>, _>>()?;
-            OpeningHours::parse(&field, days, &hours.opens, &hours.closes)
-        })
+        .map(|(i, hours)| grpc::opening_hours(&format!("details.opening_hours[{i}]"), hours))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MerchantDetails {
         name: fields::required("details.name", &d.name, 100)?,
@@ -380,15 +351,7 @@ fn to_proto(m: &Merchant, datum: Datum) -> pb::Merchant {
             .details
             .opening_hours
             .iter()
-            .map(|hours| pb::OpeningHours {
-                days: hours
-                    .days
-                    .iter()
-                    .map(|day| weekday_to_proto(*day))
-                    .collect(),
-                opens: hours.opens_text(),
-                closes: hours.closes_text(),
-            })
+            .map(grpc::opening_hours_to_proto)
             .collect(),
         party_member_owner: m.details.party_member_owner,
         status: m.status.proto_number(),

@@ -535,12 +535,11 @@ impl pb::care_service_server::CareService for CareApi {
             }
             Some(booking) => {
                 if booking.scheduled_for <= now {
-                    return Err(Status::from(crate::store::StoreError::from(
-                        BookingError::Passed {
-                            id: booking.id,
-                            at: booking.scheduled_for,
-                        },
-                    )));
+                    let passed = BookingError::Passed {
+                        id: booking.id,
+                        at: booking.scheduled_for,
+                    };
+                    return Err(crate::store::StoreError::from(passed).into());
                 }
                 booking
             }

@@ -9,14 +9,14 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc, Weekday};
-use shequ_chassis::grpc::{PeerChannel, Peers, geo_point};
+use chrono::{DateTime, Utc};
+use shequ_chassis::grpc::{self, PeerChannel, Peers, geo_point};
 use shequ_proto::alliance::v1 as alliance;
 use shequ_proto::alliance::v1::merchant_service_client::MerchantServiceClient;
 
 use crate::domain::MerchantId;
 use crate::domain::elder::Location;
-use crate::domain::meals::{Candidate, Choice, OpeningHours, choose};
+use crate::domain::meals::{Candidate, Choice, choose};
 use crate::domain::services::{MEAL_TAG, MEAL_WALK_MINUTES};
 
 /// The most merchants one FindNearby answer holds.
@@ -114,33 +114,12 @@ fn candidate(nearby: alliance::NearbyMerchant) -> Result<Candidate, NoMeal> {
     let hours = merchant
         .opening_hours
         .iter()
-        .filter_map(|span| {
-            let days = span
-                .days
-                .iter()
-                .map(|day| weekday(*day))
-                .collect::<Option<_>>()?;
-            OpeningHours::parse("opening_hours", days, &span.opens, &span.closes).ok()
-        })
+        .filter_map(|span| grpc::opening_hours("opening_hours", span).ok())
         .collect();
     Ok(Candidate {
         id,
         name: merchant.name,
         distance_metres: nearby.distance_metres,
         hours,
-    })
-}
-
-fn weekday(number: i32) -> Option<Weekday> {
-    use alliance::Weekday as Day;
-    Some(match Day::try_from(number).ok()? {
-        Day::Monday => Weekday::Mon,
-        Day::Tuesday => Weekday::Tue,
-        Day::Wednesday => Weekday::Wed,
-        Day::Thursday => Weekday::Thu,
-        Day::Friday => Weekday::Fri,
-        Day::Saturday => Weekday::Sat,
-        Day::Sunday => Weekday::Sun,
-        Day::Unspecified => return None,
     })
 }

@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn the_corpus_holds_60_texts_a_category_with_a_held_out_fifth() {
+    fn the_corpus_holds_60_texts_a_category_with_about_a_fifth_held_out() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
         let mut ids = std::collections::HashSet::new();
         let mut total = 0;
