@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify deploy-check
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -54,6 +54,11 @@ bench: deps
 ## accuracy, per-category precision and recall, confusion, share sent to review.
 eval-classify:
 	$(CARGO) run -q -p shequ-complaints --example eval-classify
+
+## Retrains classifier/weights.tsv from classifier/terms.tsv and the corpus's
+## training split (a test fails while the committed weights are stale).
+train-classify:
+	$(CARGO) run -q -p shequ-complaints --example train-classify
 
 ## FindNearby alone over 50,000 generated merchants, with its query plan and
 ## candidate counts (concurrency 1 and 16).

@@ -143,9 +143,18 @@ pub mod complaints {
     complaint_event!(
         /// A complaint (诉求) was taken in, classified and routed to a grid.
         Submitted, "shequ.complaints.complaint.submitted.v1", "Complaint submitted" {
-            /// Who chose the category: "caller", "operator" or "rule:<rule id>".
-            #[schemars(pattern(r"^(caller|operator|rule:.+)$"))]
+            /// Who chose the category: "caller", "operator", or the
+            /// classifier's decision and confidence ("model:<category> 0.93",
+            /// "review:<best guess> 0.41"; its evidence, words of the text,
+            /// stays on the complaint); "rule:<rule id>" in events of
+            /// earlier releases.
+            #[schemars(pattern(r"^(caller|operator|rule:.+|model:.+|review:.+)$"))]
             pub classified_by: String,
+            /// The classifier was not confident enough (分类待定): routed to
+            /// the community's dispatcher, who sets the category (a
+            /// `reclassified` event follows). Absent means false.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            pub classification_pending: bool,
             /// When the complaint was taken in.
             pub submitted_at: DateTime<Utc>,
             /// The response (acknowledge) limit.

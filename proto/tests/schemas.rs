@@ -286,7 +286,13 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
     vec![
         sample(&Submitted {
             complaint: state(Status::Submitted, full),
-            classified_by: if full { "rule:sanitation-01" } else { "caller" }.to_owned(),
+            classified_by: if full {
+                "review:environment_sanitation 0.55"
+            } else {
+                "caller"
+            }
+            .to_owned(),
+            classification_pending: full,
             submitted_at: t(8),
             response_due_at: t(10),
             resolution_due_at: t(20),

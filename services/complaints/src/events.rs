@@ -10,6 +10,7 @@ use shequ_proto::events::complaints::{self as contract, ComplaintState};
 use shequ_proto::events::{CloudEvent, EventData};
 
 use crate::domain::ComplaintId;
+use crate::domain::classification::without_evidence;
 use crate::domain::complaint::{Action, Breach, Complaint, Detail, Transition};
 use crate::domain::kinds::ReopenReason;
 
@@ -37,7 +38,8 @@ pub(crate) fn for_transition(
     match (transition.action, &transition.detail) {
         (Action::Submitted, _) => build(&contract::Submitted {
             complaint: state,
-            classified_by: complaint.classified_by.clone(),
+            classified_by: without_evidence(&complaint.classified_by).to_owned(),
+            classification_pending: complaint.classification_pending(),
             submitted_at: complaint.submitted_at,
             response_due_at: complaint.response_due_at,
             resolution_due_at: complaint.resolution_due_at,

@@ -15,6 +15,8 @@ use shequ_proto::complaints::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::READS_REPORTER;
+use crate::classifier::Classifiers;
+use crate::domain::classification::Classification;
 use crate::domain::complaint::{Complaint, Intake, Satisfaction, TransitionError};
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, MerchantCheck, Priority, Status as ComplaintStatus};
@@ -35,13 +37,20 @@ pub(crate) struct ComplaintsApi {
     store: Store,
     limits: Arc<TimeLimits>,
     merchants: MerchantDirectory,
+    classifiers: Classifiers,
 }
 
 impl ComplaintsApi {
-    pub(crate) fn new(store: Store, limits: Arc<TimeLimits>, merchants: MerchantDirectory) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        limits: Arc<TimeLimits>,
+        merchants: MerchantDirectory,
+        classifiers: Classifiers,
+    ) -> Self {
         Self {
             store,
             limits,
+            classifiers,
             merchants,
         }
     }
@@ -73,16 +82,26 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let request = request.into_inner();
         let key = RequestKey::required("SubmitComplaint", &request.request_id, &request)?;
         let reporter = request.reporter.unwrap_or_default();
+        let text = fields::required("text", &request.text, fields::LONG_TEXT)?;
+        let merchant_id = MerchantId::parse_optional("merchant_id", &request.merchant_id)?;
+        let classification =
+            match optional_enum("category", request.category, Category::from_proto_number)? {
+                Some(category) => Classification::by_caller(category),
+                None => self
+                    .classifiers
+                    .current()
+                    .classify(&text, merchant_id.is_some()),
+            };
         let intake = Intake {
-            text: fields::required("text", &request.text, fields::LONG_TEXT)?,
+            text,
             channel: required_enum("channel", request.channel, Channel::from_proto_number)?,
-            category: optional_enum("category", request.category, Category::from_proto_number)?,
+            classification,
             priority: optional_enum("priority", request.priority, Priority::from_proto_number)?
                 .unwrap_or(Priority::Normal),
             reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
             building_id: BuildingId::parse_optional("building_id", &request.building_id)?,
             location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
-            merchant_id: MerchantId::parse_optional("merchant_id", &request.merchant_id)?,
+            merchant_id,
             merchant_check: None,
             elder_id: ElderId::parse_optional("elder_id", &request.elder_id)?,
         };
@@ -455,6 +474,7 @@ fn to_proto(
         channel: c.channel.proto_number(),
         category: c.category.proto_number(),
         classified_by: c.classified_by.clone(),
+        classification_pending: c.classification_pending(),
         priority: c.priority.proto_number(),
         reporter: with_reporter.then(|| pb::Reporter {
             name: c.reporter.name.clone().unwrap_or_default(),

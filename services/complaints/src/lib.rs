@@ -12,6 +12,8 @@
 //!   (rusqlite on the writer thread; `complaints`, `figures`, `organisation`)
 //!   and [`store::postgres`] (`timestamptz`, `boolean`; the same split); each
 //!   change is one transaction with its history entry and outbox event.
+//! - [`classifier`]: the segmenter (jieba) around the domain's decision rule,
+//!   and the weights file reloaded when it changes.
 //! - `events`: the event each transition publishes.
 //! - `grpc`: the `shequ.complaints.v1` adapter: validation and error mapping.
 //! - `merchants`: asking merchant-alliance about a complaint's merchant, with a deadline.
@@ -22,6 +24,7 @@
 //!   services and its sweeper; `main.rs` is the chassis's `main`.
 
 mod access;
+pub mod classifier;
 pub mod domain;
 mod events;
 mod grpc;
@@ -45,6 +48,7 @@ use shequ_proto::complaints::v1::complaint_service_server::ComplaintServiceServe
 use shequ_proto::complaints::v1::organisation_service_server::OrganisationServiceServer;
 use shequ_proto::events::complaints as contract;
 
+use crate::classifier::Classifiers;
 use crate::domain::calendar::WorkingCalendar;
 use crate::domain::time_limits::TimeLimits;
 use crate::grpc::ComplaintsApi;
@@ -83,6 +87,12 @@ pub struct Config {
     /// applies to limits that start after the restart, open cases keep theirs.
     #[arg(long, env = "SHEQU_WORKING_CALENDAR_FILE")]
     pub working_calendar_file: Option<PathBuf>,
+    /// Classifier weights (see `docs/classification.md`); default: the
+    /// shipped weights, trained from the corpus. Watched: a changed file is
+    /// reloaded within seconds (a bad one is logged and the weights in force
+    /// stay).
+    #[arg(long, env = "SHEQU_CLASSIFIER_FILE")]
+    pub classifier_file: Option<PathBuf>,
     /// Seconds between sweeps for breached time limits.
     #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -96,6 +106,9 @@ pub struct Config {
     pub alliance_timeout_ms: u64,
 }
 
+/// How often the classifier's weights file is checked for a change.
+const CLASSIFIER_WATCH: Duration = Duration::from_secs(2);
+
 /// Where merchant-alliance listens unless told otherwise.
 pub const DEFAULT_ALLIANCE_URL: &str = "http://127.0.0.1:50052";
 
@@ -106,6 +119,7 @@ impl Config {
             common,
             time_limits_file: None,
             working_calendar_file: None,
+            classifier_file: None,
             sweep_interval_secs: 30,
             alliance_url: DEFAULT_ALLIANCE_URL.into(),
             alliance_timeout_ms: 1000,
@@ -156,6 +170,8 @@ impl App for Application {
 
     async fn build(config: Config, clock: SharedClock) -> Result<Self, Error> {
         let limits = Arc::new(config.time_limits()?);
+        let classifiers = Classifiers::load(config.classifier_file.as_deref())
+            .map_err(|error| Error::Config(format!("SHEQU_CLASSIFIER_FILE: {error}")))?;
         let mut runtime =
             Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let merchants = MerchantDirectory::new(
@@ -172,7 +188,8 @@ impl App for Application {
             Escalations::new(store.clone()),
             Duration::from_secs(config.sweep_interval_secs),
         );
-        let api = ComplaintsApi::new(store, limits, merchants);
+        let api = ComplaintsApi::new(store, limits, merchants, classifiers.clone());
+        runtime.spawn(move |stop| classifiers.watch(CLASSIFIER_WATCH, stop));
         runtime.serve(
             ComplaintServiceServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
         );

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 /// A time limit that has passed: response or resolution.
 pub use shequ_proto::kinds::complaints::Breach;
 
-use super::classification::classify;
+use super::classification::{Classification, is_pending};
 use super::kinds::{
     Category, Channel, Level, LevelExt, MerchantCheck, Priority, Status, StatusExt,
 };
@@ -30,7 +30,9 @@ pub struct Complaint {
     pub text: String,
     pub channel: Channel,
     pub category: Category,
-    /// "caller", "operator" or "rule:<category>/<keyword>".
+    /// "caller", "operator", or the classifier's decision naming its
+    /// evidence: "model:…", or "review:…" for one sent to review (see
+    /// `domain::classification`).
     pub classified_by: String,
     pub priority: Priority,
     pub reporter: Reporter,
@@ -66,7 +68,8 @@ pub struct Complaint {
 pub struct Intake {
     pub text: String,
     pub channel: Channel,
-    pub category: Option<Category>,
+    /// The caller's category, or the classifier's proposal.
+    pub classification: Classification,
     pub priority: Priority,
     pub reporter: Reporter,
     pub building_id: Option<BuildingId>,
@@ -178,8 +181,9 @@ pub enum TransitionError {
 }
 
 impl Complaint {
-    /// Takes in a complaint: classifies it when the caller gave no category,
-    /// routes it to the grid worker of `chain`, and sets its time limits.
+    /// Takes in a complaint: routes it to the grid worker of `chain`, or,
+    /// when its classification went to review (分类待定), to the community's
+    /// dispatcher (the committee's handler), and sets its time limits.
     pub fn submit(
         id: ComplaintId,
         intake: Intake,
@@ -187,12 +191,16 @@ impl Complaint {
         limits: &TimeLimits,
         now: DateTime<Utc>,
     ) -> (Self, Transition) {
-        let (category, classified_by) = match intake.category {
-            Some(category) => (category, "caller".to_owned()),
-            None => {
-                let found = classify(&intake.text, intake.merchant_id.is_some());
-                (found.category, found.classified_by)
-            }
+        let Classification {
+            category,
+            pending,
+            classified_by,
+            ..
+        } = intake.classification;
+        let level = if pending {
+            Level::CommunityCommittee
+        } else {
+            Level::GridWorker
         };
         let limit = limits.limit(category, intake.priority);
         let complaint = Self {
@@ -211,8 +219,8 @@ impl Complaint {
             merchant_id: intake.merchant_id,
             merchant_check: intake.merchant_check,
             elder_id: intake.elder_id,
-            level: Level::GridWorker,
-            assignee: chain.handler(Level::GridWorker).to_owned(),
+            level,
+            assignee: chain.handler(level).to_owned(),
             submitted_at: now,
             cycle_started_at: now,
             response_due_at: limits.due(limit.response, now),
@@ -405,6 +413,12 @@ impl Complaint {
         Ok(transition)
     }
 
+    /// Its classification went to review (分类待定) and no one has set a
+    /// category since.
+    pub fn classification_pending(&self) -> bool {
+        is_pending(&self.classified_by)
+    }
+
     /// The limits passed as of `now` that an escalation is owed for.
     pub fn breaches(&self, now: DateTime<Utc>) -> Vec<Breach> {
         let mut breaches = Vec::new();
@@ -536,11 +550,21 @@ mod tests {
         }
     }
 
+    /// What the classifier says of a text about rubbish.
+    fn rubbish() -> Classification {
+        Classification {
+            category: Category::EnvironmentSanitation,
+            confidence: 0.9,
+            pending: false,
+            classified_by: "model:environment_sanitation 0.90 垃圾+3.0".into(),
+        }
+    }
+
     fn intake(text: &str, category: Option<Category>) -> Intake {
         Intake {
             text: text.into(),
             channel: Channel::Hotline,
-            category,
+            classification: category.map_or_else(rubbish, Classification::by_caller),
             priority: Priority::Normal,
             reporter: Reporter::default(),
             building_id: None,
@@ -575,11 +599,42 @@ mod tests {
     fn uncategorised_complaint_is_classified_routed_and_given_its_limits() {
         let complaint = submitted();
         assert_eq!(complaint.category, Category::EnvironmentSanitation);
-        assert_eq!(complaint.classified_by, "rule:environment_sanitation/垃圾");
+        assert_eq!(
+            complaint.classified_by,
+            "model:environment_sanitation 0.90 垃圾+3.0"
+        );
+        assert!(!complaint.classification_pending());
         assert_eq!(complaint.assignee, "worker-li");
         assert_eq!(complaint.level, Level::GridWorker);
         assert_eq!(complaint.response_due_at, now() + Duration::hours(24));
         assert_eq!(complaint.resolution_due_at, now() + Duration::days(3));
+    }
+
+    #[test]
+    fn a_classification_sent_to_review_goes_to_the_community_dispatcher_until_reclassified() {
+        let mut unsure = intake("这个事咋办", None);
+        unsure.classification = Classification {
+            category: Category::Other,
+            confidence: 0.3,
+            pending: true,
+            classified_by: "review:other 0.30".into(),
+        };
+        let (mut complaint, _) = Complaint::submit(
+            ComplaintId::from_stored("c"),
+            unsure,
+            &chain(),
+            &TimeLimits::default(),
+            now(),
+        );
+        assert!(complaint.classification_pending());
+        assert_eq!(
+            (complaint.level, complaint.assignee.as_str()),
+            (Level::CommunityCommittee, "committee")
+        );
+        complaint
+            .reclassify(Category::MunicipalFacilities, None, &TimeLimits::default())
+            .unwrap();
+        assert!(!complaint.classification_pending());
     }
 
     #[test]

@@ -86,6 +86,14 @@ impl Evaluation {
         )
     }
 
+    /// Right answers among the texts not sent to review.
+    pub fn decided_accuracy(&self) -> f64 {
+        ratio(
+            self.count(|label, answer| answer == Some(label)),
+            self.count(|_, answer| answer.is_some()),
+        )
+    }
+
     /// Texts sent to review, of all.
     pub fn review_share(&self) -> f64 {
         ratio(self.count(|_, answer| answer.is_none()), self.texts)

@@ -192,8 +192,9 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::domain::classification::Classification;
     use crate::domain::complaint::{Intake, Satisfaction};
-    use crate::domain::kinds::{Channel, Priority};
+    use crate::domain::kinds::{Category, Channel, Priority};
     use crate::domain::organisation::Chain;
     use crate::domain::reporter::Reporter;
     use crate::domain::time_limits::TimeLimits;
@@ -215,7 +216,7 @@ mod tests {
         let intake = Intake {
             text: "路灯坏了".into(),
             channel: Channel::MiniProgram,
-            category: None,
+            classification: Classification::by_caller(Category::MunicipalFacilities),
             priority: Priority::Normal,
             reporter: Reporter::default(),
             building_id: None,

@@ -83,7 +83,18 @@ async fn submitted_complaint_is_classified_routed_and_readable_with_its_reporter
 
     assert_eq!(complaint.status(), pb::Status::Submitted);
     assert_eq!(complaint.category(), pb::Category::EnvironmentSanitation);
-    assert_eq!(complaint.classified_by, "rule:environment_sanitation/垃圾");
+    assert!(
+        complaint
+            .classified_by
+            .starts_with("model:environment_sanitation "),
+        "{}",
+        complaint.classified_by
+    );
+    assert!(
+        complaint.classified_by.contains(" 垃圾+"),
+        "names its evidence"
+    );
+    assert!(!complaint.classification_pending);
     assert_eq!(
         (complaint.community_id.as_str(), complaint.grid_id.as_str()),
         ("xinyuan", "xinyuan-1")

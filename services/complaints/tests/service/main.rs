@@ -5,6 +5,7 @@
 mod api;
 mod backlog;
 mod callers;
+mod classification;
 mod edges;
 mod events;
 mod faults;

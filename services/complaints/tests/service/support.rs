@@ -87,9 +87,10 @@ impl TestApp {
         Self::connect(harness, sweeper, None).await
     }
 
-    /// A service reading its time limits and working calendar from
-    /// `rules/time-limits.json` and `rules/working-calendar.json`, read again
-    /// at each restart.
+    /// A service reading its rules from the files of `rules` that exist:
+    /// time limits and working calendar from `time-limits.json` and
+    /// `working-calendar.json` (read again at each restart), classifier
+    /// weights from `classifier.tsv` (watched).
     pub(crate) async fn with_rules(
         database: TestDatabase,
         rules: std::path::PathBuf,
@@ -100,8 +101,10 @@ impl TestApp {
             start_of_test(),
             move |common| {
                 let mut config = config(common)?;
-                config.time_limits_file = Some(rules.join("time-limits.json"));
-                config.working_calendar_file = Some(rules.join("working-calendar.json"));
+                let file = |name: &str| Some(rules.join(name)).filter(|path| path.exists());
+                config.time_limits_file = file("time-limits.json");
+                config.working_calendar_file = file("working-calendar.json");
+                config.classifier_file = file("classifier.tsv");
                 Ok(config)
             },
             Application::sweeper,

@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use shequ_chassis::outbox::OutboxSignal;
+use shequ_complaints::domain::classification::Classification;
 use shequ_complaints::domain::complaint::{Intake, Satisfaction};
-use shequ_complaints::domain::kinds::{Channel, MerchantCheck, Priority};
+use shequ_complaints::domain::kinds::{Category, Channel, MerchantCheck, Priority};
 use shequ_complaints::domain::organisation::{Community, Grid, Organisation};
 use shequ_complaints::domain::reporter::Reporter;
 use shequ_complaints::domain::{BuildingId, MerchantId};
@@ -88,7 +89,7 @@ pub(crate) fn intake(text: &str, building: Option<&str>) -> Intake {
     Intake {
         text: text.into(),
         channel: Channel::Hotline,
-        category: None,
+        classification: Classification::by_caller(Category::EnvironmentSanitation),
         priority: Priority::Normal,
         reporter: Reporter::parse("张阿姨", "13800138000")
             .unwrap_or_else(|error| panic!("{error}")),

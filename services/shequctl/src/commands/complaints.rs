@@ -78,7 +78,7 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
             table
                 .row(["id", complaint.id.as_str()])
                 .row(["status", &name_of::<pb::Status>(complaint.status)])
-                .row(["category", &name_of::<pb::Category>(complaint.category)])
+                .row(["category", &category(&complaint)])
                 .row(["classified by", complaint.classified_by.as_str()])
                 .row(["priority", &name_of::<pb::Priority>(complaint.priority)])
                 .row(["grid", &place(&complaint)])
@@ -502,11 +502,7 @@ fn details(c: &pb::Complaint) -> Table {
         ("channel", name_of::<pb::Channel>(c.channel)),
         (
             "category",
-            format!(
-                "{} (by {})",
-                name_of::<pb::Category>(c.category),
-                c.classified_by
-            ),
+            format!("{} (by {})", category(c), c.classified_by),
         ),
         ("priority", name_of::<pb::Priority>(c.priority)),
         ("reporter", reporter),
@@ -592,6 +588,7 @@ fn complaint_json(c: &pb::Complaint) -> Value {
         "channel": name_of::<pb::Channel>(c.channel),
         "category": name_of::<pb::Category>(c.category),
         "classified_by": c.classified_by,
+        "classification_pending": c.classification_pending,
         "priority": name_of::<pb::Priority>(c.priority),
         "reporter_name": c.reporter.as_ref().map(|r| r.name.as_str()).filter(|n| !n.is_empty()),
         "reporter_phone_masked": non_empty(&c.reporter_phone_masked),
@@ -619,6 +616,16 @@ fn complaint_json(c: &pb::Complaint) -> Value {
         "overdue": c.overdue,
         "history": history,
     })
+}
+
+/// The category, marked 分类待定 while it waits for the dispatcher.
+fn category(c: &pb::Complaint) -> String {
+    let name = name_of::<pb::Category>(c.category);
+    if c.classification_pending {
+        format!("{name}, 分类待定 (for review)")
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
