@@ -17,8 +17,6 @@ use jieba_rs::Jieba;
 
 use crate::domain::classification::{Classification, Training, Weights, train};
 use crate::domain::corpus::{self, Labelled, Split};
-#[cfg(test)]
-use crate::domain::kinds::Category;
 
 /// The weights shipped with the service.
 pub const SHIPPED: &str = include_str!("../classifier/weights.tsv");
@@ -75,14 +73,6 @@ impl Classifier {
     pub fn classify(&self, text: &str, names_a_merchant: bool) -> Classification {
         self.weights.decide(self.words(text), names_a_merchant)
     }
-}
-
-/// The words of `text` as the default dictionary cuts them, for training
-/// (the classifier then cuts with the trained terms added).
-pub fn training_words<'t>(curated: &Weights, text: &'t str) -> Vec<&'t str> {
-    static WITH_CURATED: OnceLock<Jieba> = OnceLock::new();
-    let jieba = WITH_CURATED.get_or_init(|| Classifier::new(curated.clone()).jieba);
-    words(jieba, text)
 }
 
 fn words<'t>(jieba: &Jieba, text: &'t str) -> Vec<&'t str> {
@@ -181,16 +171,19 @@ pub fn read_corpus(dir: &Path) -> Result<Vec<Labelled>, String> {
 /// corpus's training split teaches (the held-out split is never seen).
 pub fn train_shipped(corpus: &[Labelled]) -> Result<Weights, String> {
     let curated = Weights::parse(CURATED).map_err(|e| format!("classifier/terms.tsv: {e}"))?;
+    // Cut as the curated terms alone would have it.
+    let segmenter = Classifier::new(curated.clone());
     let labelled = corpus
         .iter()
         .filter(|text| text.split == Split::Train)
-        .map(|text| (training_words(&curated, &text.text), text.category));
+        .map(|text| (segmenter.words(&text.text), text.category));
     Ok(train(labelled, &curated, Training::default()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::kinds::Category;
 
     #[test]
     fn the_shipped_weights_are_what_training_on_the_corpus_gives() {

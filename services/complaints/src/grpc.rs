@@ -83,39 +83,46 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let key = RequestKey::required("SubmitComplaint", &request.request_id, &request)?;
         let reporter = request.reporter.unwrap_or_default();
         let text = fields::required("text", &request.text, fields::LONG_TEXT)?;
+        let channel = required_enum("channel", request.channel, Channel::from_proto_number)?;
+        let category = optional_enum("category", request.category, Category::from_proto_number)?;
+        let priority = optional_enum("priority", request.priority, Priority::from_proto_number)?
+            .unwrap_or(Priority::Normal);
+        let reporter = Reporter::parse(&reporter.name, &reporter.phone)?;
+        let building_id = BuildingId::parse_optional("building_id", &request.building_id)?;
+        let location = fields::optional("location", &request.location, fields::SHORT_TEXT)?;
         let merchant_id = MerchantId::parse_optional("merchant_id", &request.merchant_id)?;
-        let classification =
-            match optional_enum("category", request.category, Category::from_proto_number)? {
-                Some(category) => Classification::by_caller(category),
-                None => self
-                    .classifiers
-                    .current()
-                    .classify(&text, merchant_id.is_some()),
-            };
-        let intake = Intake {
-            text,
-            channel: required_enum("channel", request.channel, Channel::from_proto_number)?,
-            classification,
-            priority: optional_enum("priority", request.priority, Priority::from_proto_number)?
-                .unwrap_or(Priority::Normal),
-            reporter: Reporter::parse(&reporter.name, &reporter.phone)?,
-            building_id: BuildingId::parse_optional("building_id", &request.building_id)?,
-            location: fields::optional("location", &request.location, fields::SHORT_TEXT)?,
-            merchant_id,
-            merchant_check: None,
-            elder_id: ElderId::parse_optional("elder_id", &request.elder_id)?,
-        };
+        let elder_id = ElderId::parse_optional("elder_id", &request.elder_id)?;
         let grid_id = GridId::parse_optional("grid_id", &request.grid_id)?;
-        if grid_id.is_none() && intake.building_id.is_none() {
+        if grid_id.is_none() && building_id.is_none() {
             return Err(invalid_argument(
                 "grid_id",
                 "a grid_id or a building_id is required",
             ));
         }
-        let mut intake = intake;
-        if let Some(merchant_id) = &intake.merchant_id {
-            intake.merchant_check = Some(self.merchants.check(merchant_id).await);
-        }
+        // Classified once the request is known to be well formed.
+        let classification = match category {
+            Some(category) => Classification::by_caller(category),
+            None => self
+                .classifiers
+                .current()
+                .classify(&text, merchant_id.is_some()),
+        };
+        let merchant_check = match &merchant_id {
+            Some(merchant_id) => Some(self.merchants.check(merchant_id).await),
+            None => None,
+        };
+        let intake = Intake {
+            text,
+            channel,
+            classification,
+            priority,
+            reporter,
+            building_id,
+            location,
+            merchant_id,
+            merchant_check,
+            elder_id,
+        };
         let (complaint, duplicate) = self
             .store
             .submit(&key, &actor, intake, grid_id.as_ref(), &self.limits)

@@ -215,13 +215,12 @@ impl Weights {
         let best = (0..CATEGORIES)
             .max_by(|a, b| scores[*a].total_cmp(&scores[*b]))
             .unwrap_or(CATEGORIES - 1);
-        let top = scores[best];
-        let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
-        let confidence = if found.is_empty() { 0.0 } else { 1.0 / total };
-        let category = if found.is_empty() {
-            Category::Other
+        let (category, confidence) = if found.is_empty() {
+            (Category::Other, 0.0)
         } else {
-            Category::ALL[best]
+            let top = scores[best];
+            let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
+            (Category::ALL[best], 1.0 / total)
         };
         let pending = confidence < self.review_below;
         let column = index(category);
