@@ -34,6 +34,7 @@
 //! ends by itself in about five minutes. `SHEQU_BENCH_SECONDS` sets the length
 //! of each measured level (default 8).
 
+mod duplicates;
 mod figures;
 /// The merchants and queries of the nearby search, shared with `make bench-nearby`.
 #[path = "../../services/merchant-alliance/benches/nearby/generator.rs"]
@@ -215,8 +216,18 @@ async fn bench() -> anyhow::Result<()> {
     eprintln!("intake at concurrency {MAIN_CONCURRENCY} with them stored …");
     let big_intake = intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, "big").await?;
 
-    // 6. The same intake and propagation with complaints on PostgreSQL.
     complaints.stop().await?;
+
+    // 5b. The duplicate search at intake under a district's open load.
+    let duplicate_rounds = duplicate_rounds(
+        &nats.url(),
+        data.path(),
+        &format!("http://{}", alliance.addr),
+        level,
+    )
+    .await?;
+
+    // 6. The same intake and propagation with complaints on PostgreSQL.
     let postgres = match postgres::server().await {
         Some(admin) => {
             eprintln!("PostgreSQL at {} …", postgres::display(&admin));
@@ -351,6 +362,8 @@ async fn bench() -> anyhow::Result<()> {
         big_intake.errors
     );
     println!("  target: GetFigures p99 < 200 ms");
+    println!();
+    print_duplicate_rounds(&duplicate_rounds);
     println!();
     match &postgres {
         Some(postgres) => postgres.print(),
@@ -608,7 +621,11 @@ const TEXTS: [&str; 4] = [
     "垃圾桶满了没人清运，气味很大",
 ];
 
+/// The `i`th submission of a level: at a building in turn, placed at its
+/// point (so the duplicate search looks both ways).
 fn submission(label: &str, i: u64, buildings: &[String]) -> pb::SubmitComplaintRequest {
+    let building = (i % buildings.len() as u64) as usize;
+    let point = duplicates::building_point(building);
     pb::SubmitComplaintRequest {
         request_id: format!("bench-{label}-{i}-{}", uuid::Uuid::now_v7().simple()),
         text: TEXTS[(i % TEXTS.len() as u64) as usize].into(),
@@ -617,8 +634,13 @@ fn submission(label: &str, i: u64, buildings: &[String]) -> pb::SubmitComplaintR
             name: "王阿姨".into(),
             phone: "13812345678".into(),
         }),
-        building_id: buildings[(i % buildings.len() as u64) as usize].clone(),
+        building_id: buildings[building].clone(),
         location: "3号楼2单元".into(),
+        point: Some(common::GeoPoint {
+            latitude: point.latitude,
+            longitude: point.longitude,
+            datum: common::Datum::Wgs84.into(),
+        }),
         ..Default::default()
     }
 }
@@ -845,6 +867,93 @@ async fn figures_level(client: &Complaints, until_ms: i64, level: Duration) -> L
         })
     })
     .await
+}
+
+/// Intake at [`MAIN_CONCURRENCY`] in each of [`duplicates::SETUPS`], each on
+/// a fresh service and file, in turns: per round, a level per setup.
+async fn duplicate_rounds(
+    nats_url: &str,
+    data: &Path,
+    alliance_url: &str,
+    level: Duration,
+) -> anyhow::Result<Vec<Vec<Level>>> {
+    let mut rounds = Vec::new();
+    for round in 0..duplicates::ROUNDS {
+        let mut levels = Vec::new();
+        for (n, setup) in duplicates::SETUPS.iter().enumerate() {
+            let dir = data.join(format!("duplicates-{round}-{n}"));
+            std::fs::create_dir_all(&dir)?;
+            let file = dir.join("complaints.db");
+            let url = format!("sqlite://{}?mode=rwc", file.display());
+            let service =
+                ComplaintsService::start_with(nats_url, &dir, &url, alliance_url, |config| {
+                    config.duplicate_radius_metres = setup.radius_metres;
+                })
+                .await?;
+            let clients = complaint_clients(service.addr).await?;
+            let buildings = load_organisation(service.addr).await?;
+            if setup.open_stored {
+                duplicates::load(&file, chrono::Utc::now().timestamp_millis(), &buildings).await?;
+            }
+            let label = format!("dup{round}{n}");
+            intake_level(
+                &clients,
+                &buildings,
+                8,
+                Duration::from_secs(2),
+                &format!("{label}w"),
+            )
+            .await?;
+            eprintln!(
+                "intake at concurrency {MAIN_CONCURRENCY}, {} (round {}) …",
+                setup.name,
+                round + 1
+            );
+            levels.push(intake_level(&clients, &buildings, MAIN_CONCURRENCY, level, &label).await?);
+            drop(clients);
+            service.stop().await?;
+        }
+        rounds.push(levels);
+    }
+    Ok(rounds)
+}
+
+fn print_duplicate_rounds(rounds: &[Vec<Level>]) {
+    println!(
+        "duplicate search at intake: c={MAIN_CONCURRENCY}, each setup on a fresh service and \
+         SQLite file, in turns; {} open complaints of the last week across the district",
+        duplicates::OPEN
+    );
+    println!(
+        "{} {:>8} {:>10}",
+        header("", "subm/s"),
+        "errors",
+        "p99 × off"
+    );
+    for (round, levels) in rounds.iter().enumerate() {
+        let off = levels
+            .iter()
+            .zip(duplicates::SETUPS)
+            .find(|(_, setup)| setup.open_stored && setup.radius_metres == 0)
+            .map(|(level, _)| level.percentile(0.99).as_secs_f64());
+        for (level, setup) in levels.iter().zip(duplicates::SETUPS) {
+            let ratio = match off {
+                Some(off) if setup.open_stored && setup.radius_metres > 0 => format!(
+                    "{:>9.2}×",
+                    level.percentile(0.99).as_secs_f64() / off.max(1e-9)
+                ),
+                _ => String::new(),
+            };
+            println!(
+                "{} {:>8} {ratio}",
+                row(&format!("round {}: {}", round + 1, setup.name), level, ""),
+                level.errors
+            );
+        }
+    }
+    println!(
+        "  target: p99 with the search on ≤ 1.10× with it off, 100,000 open complaints stored"
+    );
 }
 
 /// Intake at each of [`INTAKE_CONCURRENCY`], with `probe` measuring
@@ -1315,11 +1424,23 @@ impl ComplaintsService {
         url: &str,
         alliance_url: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(nats_url, data, url, alliance_url, |_| {}).await
+    }
+
+    /// The service with `configure` applied to its default settings.
+    async fn start_with(
+        nats_url: &str,
+        data: &Path,
+        url: &str,
+        alliance_url: &str,
+        configure: impl FnOnce(&mut shequ_complaints::Config),
+    ) -> anyhow::Result<Self> {
         let mut common = CommonConfig::new(nats_url, data);
         common.grpc_addr = Some("127.0.0.1:0".parse()?);
         common.database_url = Some(url.into());
         let mut config = shequ_complaints::Config::new(common);
         config.alliance_url = alliance_url.into();
+        configure(&mut config);
         let service = TestService::start(config, Arc::new(SystemClock)).await?;
         Ok(Self {
             addr: service.grpc_addr(),

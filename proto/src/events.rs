@@ -170,8 +170,29 @@ pub mod complaints {
             /// it at submission.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub merchant_check: Option<MerchantCheck>,
+            /// Open complaints of the same category and community, submitted
+            /// in the duplicate window before this one, at the same building
+            /// or within the duplicate radius: possibly the same problem, for
+            /// staff to merge (a `merged` event follows) or leave. Nearest
+            /// first, at most 10; absent when none.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub possible_duplicates: Vec<PossibleDuplicate>,
         }
     );
+
+    /// An open complaint that may report the same thing as a new one.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct PossibleDuplicate {
+        /// The open complaint.
+        pub complaint_id: String,
+        /// Metres between the two complaints' points; absent when either has
+        /// none (they share a building).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 0.0))]
+        pub distance_metres: Option<f64>,
+        /// Both are at the same building.
+        pub same_building: bool,
+    }
     complaint_event!(
         /// A handler acknowledged (签收) the complaint.
         Accepted, "shequ.complaints.complaint.accepted.v1", "Complaint accepted" {

@@ -31,8 +31,8 @@ use shequ_proto::events::care::{
 };
 use shequ_proto::events::complaints::{
     self, Accepted, Breach, Category, Channel, Closed, ComplaintState, Escalated, Level,
-    MerchantCheck, Merged, Priority, Reclassified, Rejected, ReopenReason, Reopened, Resolved,
-    Started, Status, Submitted,
+    MerchantCheck, Merged, PossibleDuplicate, Priority, Reclassified, Rejected, ReopenReason,
+    Reopened, Resolved, Started, Status, Submitted,
 };
 use shequ_proto::events::{CloudEvent, EventData};
 use shequ_proto::schemas;
@@ -298,6 +298,15 @@ fn complaint_samples(full: bool) -> Vec<(&'static str, Value)> {
             resolution_due_at: t(20),
             reporter_phone_masked: full.then(|| "138****5678".to_owned()),
             merchant_check: full.then_some(MerchantCheck::Verified),
+            possible_duplicates: if full {
+                vec![PossibleDuplicate {
+                    complaint_id: "cmp-20240611-0041".to_owned(),
+                    distance_metres: Some(23.4),
+                    same_building: false,
+                }]
+            } else {
+                Vec::new()
+            },
         }),
         sample(&Accepted {
             complaint: state(Status::Accepted, full),

@@ -49,6 +49,15 @@ pub(crate) fn for_transition(
                 .as_ref()
                 .map(|phone| phone.masked()),
             merchant_check: complaint.merchant_check,
+            possible_duplicates: complaint
+                .possible_duplicates
+                .iter()
+                .map(|d| contract::PossibleDuplicate {
+                    complaint_id: d.complaint_id.to_string(),
+                    distance_metres: d.distance_metres,
+                    same_building: d.same_building,
+                })
+                .collect(),
         }),
         (Action::Accepted, _) => build(&contract::Accepted {
             complaint: state,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{
-    self, invalid_argument, optional_enum, page_size, required_enum, required_time, timestamp,
+    self, geo_point, invalid_argument, optional_enum, page_size, required_enum, required_time,
+    timestamp,
 };
 use shequ_chassis::storage::Rule;
 use shequ_proto::common::v1 as common;
@@ -93,6 +94,10 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
         let merchant_id = MerchantId::parse_optional("merchant_id", &request.merchant_id)?;
         let elder_id = ElderId::parse_optional("elder_id", &request.elder_id)?;
         let grid_id = GridId::parse_optional("grid_id", &request.grid_id)?;
+        let point = match request.point {
+            None => None,
+            point => Some(grpc::location("point", point)?),
+        };
         if grid_id.is_none() && building_id.is_none() {
             return Err(invalid_argument(
                 "grid_id",
@@ -119,6 +124,7 @@ impl pb::complaint_service_server::ComplaintService for ComplaintsApi {
             reporter,
             building_id,
             location,
+            point,
             merchant_id,
             merchant_check,
             elder_id,
@@ -497,6 +503,16 @@ fn to_proto(
         grid_id: c.grid_id.to_string(),
         building_id: c.building_id.clone().map(String::from).unwrap_or_default(),
         location: c.location.clone().unwrap_or_default(),
+        point: c.point.map(geo_point),
+        possible_duplicates: c
+            .possible_duplicates
+            .iter()
+            .map(|d| pb::PossibleDuplicate {
+                complaint_id: d.complaint_id.to_string(),
+                distance_metres: d.distance_metres,
+                same_building: d.same_building,
+            })
+            .collect(),
         merchant_id: c.merchant_id.clone().map(String::from).unwrap_or_default(),
         elder_id: c.elder_id.clone().map(String::from).unwrap_or_default(),
         level: c.level.proto_number(),
@@ -561,6 +577,8 @@ fn figures_to_proto(
         followed_up_on_time: f.followed_up_on_time,
         follow_up_counted: f.follow_up_counted,
         follow_up_rate: f.follow_up_rate(),
+        merged: f.merged,
+        cases: f.cases(),
         backlog: Some(pb::Backlog {
             under_1_day: f.backlog.under_1_day,
             from_1_to_3_days: f.backlog.from_1_to_3_days,

@@ -6,7 +6,8 @@
 //! # Layout
 //! - `access`: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: kinds, reporter masking, classification, time
-//!   limits, the organisation, the complaint lifecycle, figures.
+//!   limits, the working calendar, possible duplicates, the organisation, the
+//!   complaint lifecycle, figures.
 //! - [`store`]: the service's storage, [`store::Complaints`] (its domain
 //!   operations), implemented natively per backend: [`store::sqlite`]
 //!   (rusqlite on the writer thread; `complaints`, `figures`, `organisation`)
@@ -50,6 +51,7 @@ use shequ_proto::events::complaints as contract;
 
 use crate::classifier::Classifiers;
 use crate::domain::calendar::WorkingCalendar;
+use crate::domain::duplicates::DuplicatePolicy;
 use crate::domain::time_limits::TimeLimits;
 use crate::grpc::ComplaintsApi;
 use crate::merchants::MerchantDirectory;
@@ -93,6 +95,17 @@ pub struct Config {
     /// stay).
     #[arg(long, env = "SHEQU_CLASSIFIER_FILE")]
     pub classifier_file: Option<PathBuf>,
+    /// Metres within which an open complaint of the same category is
+    /// suggested as a possible duplicate of a new one (see `docs/duplicates.md`);
+    /// 0 turns the suggestions off.
+    #[arg(long, env = "SHEQU_DUPLICATE_RADIUS_METRES", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=5_000))]
+    pub duplicate_radius_metres: u32,
+    /// Days before a new complaint in which open ones are looked at as its
+    /// possible duplicates.
+    #[arg(long, env = "SHEQU_DUPLICATE_WINDOW_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub duplicate_window_days: u32,
     /// Seconds between sweeps for breached time limits.
     #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -120,9 +133,18 @@ impl Config {
             time_limits_file: None,
             working_calendar_file: None,
             classifier_file: None,
+            duplicate_radius_metres: 50,
+            duplicate_window_days: 7,
             sweep_interval_secs: 30,
             alliance_url: DEFAULT_ALLIANCE_URL.into(),
             alliance_timeout_ms: 1000,
+        }
+    }
+
+    fn duplicate_policy(&self) -> DuplicatePolicy {
+        DuplicatePolicy {
+            radius_metres: f64::from(self.duplicate_radius_metres),
+            window: chrono::Duration::days(i64::from(self.duplicate_window_days)),
         }
     }
 
@@ -183,7 +205,8 @@ impl App for Application {
             runtime.db.clone(),
             runtime.outbox.clone(),
             Arc::clone(&runtime.clock),
-        );
+        )
+        .with_duplicate_policy(config.duplicate_policy());
         let sweeper = runtime.sweeper(
             Escalations::new(store.clone()),
             Duration::from_secs(config.sweep_interval_secs),

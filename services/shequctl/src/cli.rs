@@ -275,7 +275,7 @@ pub(crate) struct SubmitArgs {
     /// Where it came in.
     #[arg(long, value_parser = CodeParser::<pb::Channel>::new())]
     pub(crate) channel: pb::Channel,
-    /// The category; default: chosen by the service's keyword rules.
+    /// The category; default: chosen by the service's classifier (or left for review).
     #[arg(long, value_parser = CodeParser::<pb::Category>::new())]
     pub(crate) category: Option<pb::Category>,
     /// How fast it must be handled; default: normal.
@@ -290,6 +290,22 @@ pub(crate) struct SubmitArgs {
     /// The place in words (at most 200 characters).
     #[arg(long)]
     pub(crate) location: Option<String>,
+    /// Where on a map, latitude in degrees (with --lng): open complaints of the
+    /// same category nearby are named as possible duplicates.
+    #[arg(long, requires = "lng", allow_negative_numbers = true)]
+    pub(crate) lat: Option<f64>,
+    /// Where on a map, longitude in degrees (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    pub(crate) lng: Option<f64>,
+    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
+    /// wgs84 what GPS does.
+    #[arg(
+        long,
+        requires = "lat",
+        default_value = "gcj02",
+        value_parser = CodeParser::<common::Datum>::new()
+    )]
+    pub(crate) datum: common::Datum,
     /// The resident's name (anonymous when absent).
     #[arg(long)]
     pub(crate) reporter_name: Option<String>,

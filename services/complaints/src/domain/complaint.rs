@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 pub use shequ_proto::kinds::complaints::Breach;
 
 use super::classification::{Classification, is_pending};
+use super::duplicates::PossibleDuplicate;
 use super::kinds::{
     Category, Channel, Level, LevelExt, MerchantCheck, Priority, Status, StatusExt,
 };
@@ -22,6 +23,7 @@ use super::organisation::Chain;
 use super::reporter::Reporter;
 use super::time_limits::TimeLimits;
 use super::{BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId};
+use shequ_chassis::geo::Location;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Complaint {
@@ -40,6 +42,11 @@ pub struct Complaint {
     pub grid_id: GridId,
     pub building_id: Option<BuildingId>,
     pub location: Option<String>,
+    /// Where on a map, as given.
+    pub point: Option<Location>,
+    /// Open complaints that may report the same thing, found at intake
+    /// (see `domain::duplicates`).
+    pub possible_duplicates: Vec<PossibleDuplicate>,
     pub merchant_id: Option<MerchantId>,
     /// What the alliance said of `merchant_id`; `None` without a merchant.
     pub merchant_check: Option<MerchantCheck>,
@@ -74,6 +81,7 @@ pub struct Intake {
     pub reporter: Reporter,
     pub building_id: Option<BuildingId>,
     pub location: Option<String>,
+    pub point: Option<Location>,
     pub merchant_id: Option<MerchantId>,
     pub merchant_check: Option<MerchantCheck>,
     pub elder_id: Option<ElderId>,
@@ -216,6 +224,8 @@ impl Complaint {
             grid_id: chain.grid_id.clone(),
             building_id: intake.building_id,
             location: intake.location,
+            point: intake.point,
+            possible_duplicates: Vec::new(),
             merchant_id: intake.merchant_id,
             merchant_check: intake.merchant_check,
             elder_id: intake.elder_id,
@@ -569,6 +579,7 @@ mod tests {
             reporter: Reporter::default(),
             building_id: None,
             location: None,
+            point: None,
             merchant_id: Some(MerchantId::from_stored("m-1")),
             merchant_check: Some(MerchantCheck::Verified),
             elder_id: None,

@@ -11,7 +11,11 @@
 //! - the open backlog now, by age.
 //!
 //! Rejected and merged complaints count as submitted but not in the rates: they
-//! were never the scope's to resolve.
+//! were never the scope's to resolve. Duplicates are folded by default: a
+//! complaint merged into another (the same street lamp reported again) is
+//! counted in `submitted`, as a report taken in, and in `merged`, but its
+//! case is its original's, so `cases` (submitted less merged) and every rate
+//! count it once.
 //!
 //! [`Figures::compute`] states the rules over complaints in memory;
 //! [`PERIOD_SQL`] and the backlog's SQL (one per way of storing instants) state the same rules as one aggregate
@@ -37,6 +41,8 @@ pub struct Figures {
     pub resolved: u32,
     pub followed_up_on_time: u32,
     pub follow_up_counted: u32,
+    /// Submitted in the period and merged into another complaint since.
+    pub merged: u32,
     pub backlog: Backlog,
 }
 
@@ -76,7 +82,8 @@ pub const PERIOD_SQL: &str = "SELECT COUNT(*) AS submitted, \
         THEN cycle_started_at END) <= follow_up_due_at THEN 1 ELSE 0 END), 0) AS followed_up_on_time, \
     COALESCE(SUM(CASE WHEN status NOT IN ('rejected', 'merged') AND follow_up_due_at IS NOT NULL \
         AND (closed_at IS NOT NULL OR (resolved_at IS NULL AND reopen_count > 0) \
-        OR follow_up_due_at <= $3) THEN 1 ELSE 0 END), 0) AS follow_up_counted \
+        OR follow_up_due_at <= $3) THEN 1 ELSE 0 END), 0) AS follow_up_counted, \
+    COALESCE(SUM(CASE WHEN status = 'merged' THEN 1 ELSE 0 END), 0) AS merged \
     FROM complaints WHERE submitted_at >= $1 AND submitted_at < $2";
 
 /// The open backlog by age as of `$1`, where instants are epoch milliseconds
@@ -114,6 +121,7 @@ impl Figures {
             ..Figures::default()
         };
         for complaint in submitted_in_period {
+            figures.merged += u32::from(complaint.status == Status::Merged);
             if matches!(complaint.status, Status::Rejected | Status::Merged) {
                 continue;
             }
@@ -155,6 +163,12 @@ impl Figures {
             *bucket += 1;
         }
         figures
+    }
+
+    /// The cases the period's reports make, merged duplicates folded into
+    /// their originals.
+    pub fn cases(&self) -> u32 {
+        self.submitted - self.merged
     }
 
     pub fn response_rate(&self) -> Option<f64> {
@@ -221,6 +235,7 @@ mod tests {
             reporter: Reporter::default(),
             building_id: None,
             location: None,
+            point: None,
             merchant_id: None,
             merchant_check: None,
             elder_id: None,

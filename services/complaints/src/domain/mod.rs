@@ -4,13 +4,16 @@
 //!   shequ-proto's vocabulary re-exported, and the lifecycle's and escalation's
 //!   rules on them.
 //! - [`reporter`]: the reporter's personal data and its masking.
-//! - [`classification`]: Chinese keyword rules that propose a category.
+//! - [`classification`]: the classifier's decision over a text's words
+//!   (weighted terms and a naive Bayes model), confidence and review.
 //! - [`corpus`]: the labelled resident texts classification is measured on,
 //!   and the measures (accuracy, precision, recall, confusion, review share).
 //! - [`time_limits`]: response and resolution limits per category × priority,
 //!   in clock minutes or working days.
 //! - [`calendar`]: the working calendar (holidays and make-up working days per
 //!   year) working-day limits are counted on.
+//! - [`duplicates`]: the open complaints a new one may duplicate (same
+//!   category and community, nearby or at its building, recent).
 //! - [`organisation`]: the grid organisation and who answers at each level.
 //! - [`complaint`]: the complaint and its lifecycle transitions, escalation included.
 //! - [`figures`]: the district's rates and the open backlog.
@@ -24,6 +27,7 @@ pub mod calendar;
 pub mod classification;
 pub mod complaint;
 pub mod corpus;
+pub mod duplicates;
 pub mod figures;
 pub mod kinds;
 pub mod organisation;

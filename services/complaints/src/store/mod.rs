@@ -20,6 +20,7 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::database::{Database, DbError};
+use shequ_chassis::geo::{Location, Point};
 pub use shequ_chassis::idempotency::RequestKey;
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::storage::Due;
@@ -28,6 +29,7 @@ use shequ_chassis::trace::TraceContext;
 use crate::domain::complaint::{
     Action, Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
 };
+use crate::domain::duplicates::{Bounds, Candidate, DuplicatePolicy, PossibleDuplicate, suggest};
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
 use crate::domain::organisation::{Community, Grid, Organisation, RouteError};
@@ -154,7 +156,10 @@ shequ_chassis::storage_trait! {
         /// entry and its outbox event are committed before this returns, in a
         /// transaction shared with the submissions arriving meanwhile (group
         /// commit: one commit for many); a submission that fails fails alone. The
-        /// complaint is routed by the organisation as it stands when it arrives.
+        /// complaint is routed by the organisation as it stands when it arrives,
+        /// and names as its possible duplicates the open complaints committed
+        /// before it that the store's [`DuplicatePolicy`] matches (one indexed
+        /// read, [`DuplicateSearch`]).
         fn submit(
             &self,
             request: &RequestKey,
@@ -261,6 +266,21 @@ impl Store {
         }
     }
 
+    /// The store, suggesting possible duplicates by `policy` (by default
+    /// [`DuplicatePolicy::default`]).
+    pub fn with_duplicate_policy(self, policy: DuplicatePolicy) -> Self {
+        match self {
+            Self::Sqlite(mut store) => {
+                store.duplicates = policy;
+                Self::Sqlite(store)
+            }
+            Self::Postgres(mut store) => {
+                store.duplicates = policy;
+                Self::Postgres(store)
+            }
+        }
+    }
+
     /// The time, to the millisecond: every instant the store writes is
     /// whole milliseconds on either backend, so what a caller is answered is
     /// what a later read returns.
@@ -349,6 +369,10 @@ pub(crate) struct ComplaintRow {
     pub grid_id: String,
     pub building_id: Option<String>,
     pub location: Option<String>,
+    pub point_latitude: Option<f64>,
+    pub point_longitude: Option<f64>,
+    pub point_datum: Option<String>,
+    pub possible_duplicates: Option<serde_json::Value>,
     pub merchant_id: Option<String>,
     pub merchant_check: Option<String>,
     pub elder_id: Option<String>,
@@ -372,8 +396,8 @@ pub(crate) struct ComplaintRow {
 
 /// The complaint columns, in [`ComplaintRow`]'s order.
 pub(crate) const COLUMNS: &str = "id, status, text, channel, category, classified_by, priority, \
-    reporter_name, reporter_phone, community_id, grid_id, building_id, location, merchant_id, \
-    merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
+    reporter_name, reporter_phone, community_id, grid_id, building_id, location, point_latitude, \
+    point_longitude, point_datum, possible_duplicates, merchant_id, merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
     resolution_due_at, accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, \
     merchant_at_fault, satisfaction, reject_reason, merged_into, reopen_count";
 
@@ -447,6 +471,17 @@ impl ComplaintRow {
             grid_id: GridId::from_stored(self.grid_id),
             building_id: self.building_id.map(BuildingId::from_stored),
             location: self.location,
+            point: Location::from_parts(
+                self.point_latitude,
+                self.point_longitude,
+                self.point_datum.as_deref(),
+            )
+            .map_err(DbError::Decode)?,
+            possible_duplicates: self
+                .possible_duplicates
+                .map(possible_duplicates_from_json)
+                .transpose()?
+                .unwrap_or_default(),
             merchant_id: self.merchant_id.map(MerchantId::from_stored),
             elder_id: self.elder_id.map(ElderId::from_stored),
             assignee: self.assignee,
@@ -463,6 +498,157 @@ impl ComplaintRow {
             reject_reason: self.reject_reason,
             merged_into: self.merged_into.map(ComplaintId::from_stored),
         })
+    }
+}
+
+/// What a new complaint stores of its place beyond its columns: its point
+/// as given and in WGS-84 (for the duplicate search), and its possible
+/// duplicates as JSON text (`None`: none).
+pub(crate) struct Placement {
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub datum: Option<&'static str>,
+    pub wgs84_latitude: Option<f64>,
+    pub wgs84_longitude: Option<f64>,
+    pub possible_duplicates: Option<String>,
+}
+
+/// The columns of a [`Placement`], in its order.
+pub(crate) const PLACEMENT_COLUMNS: &str = "point_latitude, point_longitude, point_datum, \
+    wgs84_latitude, wgs84_longitude, possible_duplicates";
+
+impl Placement {
+    pub(crate) fn of(c: &Complaint) -> Self {
+        let wgs84 = c.point.map(Location::to_wgs84);
+        Self {
+            latitude: c.point.map(|l| l.point.latitude),
+            longitude: c.point.map(|l| l.point.longitude),
+            datum: c.point.map(|l| l.datum.as_str()),
+            wgs84_latitude: wgs84.map(|p| p.latitude),
+            wgs84_longitude: wgs84.map(|p| p.longitude),
+            possible_duplicates: (!c.possible_duplicates.is_empty())
+                .then(|| possible_duplicates_json(&c.possible_duplicates).to_string()),
+        }
+    }
+}
+
+fn possible_duplicates_json(found: &[PossibleDuplicate]) -> serde_json::Value {
+    found
+        .iter()
+        .map(|d| {
+            let mut entry = serde_json::json!({
+                "complaint_id": d.complaint_id.as_str(),
+                "same_building": d.same_building,
+            });
+            if let Some(metres) = d.distance_metres {
+                entry["distance_metres"] = metres.into();
+            }
+            entry
+        })
+        .collect()
+}
+
+fn possible_duplicates_from_json(
+    value: serde_json::Value,
+) -> Result<Vec<PossibleDuplicate>, DbError> {
+    let bad = || DbError::Decode(format!("possible_duplicates {value}"));
+    let entries = value.as_array().ok_or_else(bad)?;
+    entries
+        .iter()
+        .map(|entry| {
+            Ok(PossibleDuplicate {
+                complaint_id: ComplaintId::from_stored(
+                    entry["complaint_id"].as_str().ok_or_else(bad)?,
+                ),
+                distance_metres: match &entry["distance_metres"] {
+                    serde_json::Value::Null => None,
+                    metres => Some(metres.as_f64().ok_or_else(bad)?),
+                },
+                same_building: entry["same_building"].as_bool().ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
+/// The duplicate search of a new complaint: its category, community,
+/// building and point (WGS-84), the earliest submission it looks at and the
+/// box about its point; `None` when it has neither a building nor a point.
+#[derive(Debug, Clone)]
+pub(crate) struct DuplicateSearch {
+    pub category: Category,
+    pub community_id: CommunityId,
+    pub building_id: Option<BuildingId>,
+    pub point: Option<Point>,
+    pub since: DateTime<Utc>,
+    pub bounds: Option<Bounds>,
+    policy: DuplicatePolicy,
+}
+
+/// The candidates each probe of a search reads at most.
+pub(crate) const CANDIDATES: i64 = 100;
+
+/// The duplicate search, as two bounded probes of their indexes (by
+/// building, newest first; by place, a latitude band and a longitude range),
+/// each over the open complaints of the category and community submitted
+/// since the window opened: `$1` category, `$2` community, `$3` since, `$4`
+/// building, `$5`-`$8` south, north, west, east, `$9` [`CANDIDATES`]. A
+/// complaint found by both is read once.
+pub(crate) fn candidates_sql() -> String {
+    let columns = "id, building_id, wgs84_latitude, wgs84_longitude";
+    let open = format!(
+        "status IN {OPEN_STATUSES} AND category = $1 AND community_id = $2 AND submitted_at >= $3"
+    );
+    format!(
+        "SELECT {columns} FROM (SELECT {columns} FROM complaints WHERE building_id = $4 AND {open} \
+         ORDER BY submitted_at DESC LIMIT $9) AS by_building \
+         UNION SELECT {columns} FROM (SELECT {columns} FROM complaints \
+         WHERE wgs84_latitude BETWEEN $5 AND $6 AND wgs84_longitude BETWEEN $7 AND $8 AND {open} \
+         LIMIT $9) AS by_place"
+    )
+}
+
+impl DuplicateSearch {
+    pub(crate) fn of(c: &Complaint, policy: &DuplicatePolicy) -> Option<Self> {
+        let point = c.point.map(Location::to_wgs84);
+        if policy.is_off() || (point.is_none() && c.building_id.is_none()) {
+            return None;
+        }
+        Some(Self {
+            category: c.category,
+            community_id: c.community_id.clone(),
+            building_id: c.building_id.clone(),
+            point,
+            since: c.submitted_at - policy.window,
+            bounds: point.map(|p| Bounds::around(p, policy.radius_metres)),
+            policy: *policy,
+        })
+    }
+
+    /// The possible duplicates among the candidates read.
+    pub(crate) fn decide(&self, candidates: Vec<Candidate>) -> Vec<PossibleDuplicate> {
+        suggest(
+            &self.policy,
+            self.building_id.as_ref(),
+            self.point,
+            candidates,
+        )
+    }
+}
+
+/// A candidate from its stored columns (coordinates in WGS-84).
+pub(crate) fn candidate(
+    id: String,
+    building_id: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+) -> Candidate {
+    Candidate {
+        id: ComplaintId::from_stored(id),
+        building_id: building_id.map(BuildingId::from_stored),
+        point: latitude.zip(longitude).map(|(latitude, longitude)| Point {
+            latitude,
+            longitude,
+        }),
     }
 }
 
@@ -538,5 +724,91 @@ pub(crate) fn assemble(
     Organisation {
         district_handler,
         communities,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::classification::Classification;
+    use crate::domain::organisation::Chain;
+    use crate::domain::reporter::Reporter;
+    use shequ_chassis::geo::Datum;
+
+    fn complaint(building: Option<&str>, point: Option<Location>) -> Complaint {
+        let intake = Intake {
+            text: "路灯不亮".into(),
+            channel: Channel::Hotline,
+            classification: Classification::by_caller(Category::MunicipalFacilities),
+            priority: Priority::Normal,
+            reporter: Reporter::default(),
+            building_id: building.map(BuildingId::from_stored),
+            location: None,
+            point,
+            merchant_id: None,
+            merchant_check: None,
+            elder_id: None,
+        };
+        let chain = Chain {
+            community_id: CommunityId::from_stored("xinyuan"),
+            grid_id: GridId::from_stored("xinyuan-1"),
+            worker: "w".into(),
+            branch_handler: "b".into(),
+            committee_handler: "c".into(),
+            district_handler: "d".into(),
+        };
+        Complaint::submit(
+            ComplaintId::from_stored("c-1"),
+            intake,
+            &chain,
+            &TimeLimits::default(),
+            DateTime::UNIX_EPOCH + chrono::Duration::days(20_000),
+        )
+        .0
+    }
+
+    #[test]
+    fn a_search_needs_a_place_and_a_radius() {
+        let point = Location {
+            point: Point {
+                latitude: 34.8,
+                longitude: 113.66,
+            },
+            datum: Datum::Gcj02,
+        };
+        let policy = DuplicatePolicy::default();
+        assert!(DuplicateSearch::of(&complaint(None, None), &policy).is_none());
+        let search = DuplicateSearch::of(&complaint(None, Some(point)), &policy)
+            .unwrap_or_else(|| panic!("a complaint with a point is searched"));
+        assert_eq!(search.point, Some(point.to_wgs84()), "searched in WGS-84");
+        assert!(search.bounds.is_some());
+        assert!(
+            DuplicateSearch::of(&complaint(Some("b-1"), None), &policy)
+                .is_some_and(|s| s.bounds.is_none())
+        );
+        let off = DuplicatePolicy {
+            radius_metres: 0.0,
+            ..policy
+        };
+        assert!(DuplicateSearch::of(&complaint(Some("b-1"), Some(point)), &off).is_none());
+    }
+
+    #[test]
+    fn possible_duplicates_are_stored_and_read_back_as_they_were() {
+        let found = vec![
+            PossibleDuplicate {
+                complaint_id: ComplaintId::from_stored("a"),
+                distance_metres: Some(12.5),
+                same_building: false,
+            },
+            PossibleDuplicate {
+                complaint_id: ComplaintId::from_stored("b"),
+                distance_metres: None,
+                same_building: true,
+            },
+        ];
+        let json = possible_duplicates_json(&found);
+        assert_eq!(possible_duplicates_from_json(json).ok(), Some(found));
+        assert!(possible_duplicates_from_json(serde_json::json!({"a": 1})).is_err());
     }
 }

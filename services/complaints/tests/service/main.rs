@@ -6,6 +6,7 @@ mod api;
 mod backlog;
 mod callers;
 mod classification;
+mod duplicates;
 mod edges;
 mod events;
 mod faults;

@@ -95,6 +95,7 @@ pub(crate) fn intake(text: &str, building: Option<&str>) -> Intake {
             .unwrap_or_else(|error| panic!("{error}")),
         building_id: building.map(BuildingId::from_stored),
         location: Some("3 号楼东侧".into()),
+        point: None,
         merchant_id: Some(MerchantId::from_stored("m-1")),
         merchant_check: Some(MerchantCheck::Verified),
         elder_id: None,

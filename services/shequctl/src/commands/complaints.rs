@@ -64,6 +64,14 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
         location: text(&args.location),
         merchant_id: text(&args.merchant),
         elder_id: text(&args.elder),
+        point: args
+            .lat
+            .zip(args.lng)
+            .map(|(latitude, longitude)| common::GeoPoint {
+                latitude,
+                longitude,
+                datum: args.datum.into(),
+            }),
     };
     let response = client
         .submit_complaint(request)
@@ -91,6 +99,9 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
                     "resolution due",
                     &time::local(complaint.resolution_due_at.as_ref()),
                 ]);
+            if !complaint.possible_duplicates.is_empty() {
+                table.row(["possible duplicates", &possible_duplicates(&complaint)]);
+            }
             if response.duplicate {
                 table.row(DUPLICATE);
             }
@@ -416,7 +427,11 @@ fn figures_text(f: &pb::Figures) -> String {
             ),
         ])
         .row(["as of".to_owned(), time::local(f.as_of.as_ref())])
-        .row(["submitted".to_owned(), f.submitted.to_string()]);
+        .row(["submitted".to_owned(), f.submitted.to_string()])
+        .row([
+            "cases".to_owned(),
+            format!("{} ({} merged into another)", f.cases, f.merged),
+        ]);
     let what = [
         "accepted on time, of accepted or past the limit",
         "resolved on time, of resolved or past the limit",
@@ -459,6 +474,8 @@ fn figures_json(f: &pb::Figures) -> Value {
         },
         "as_of": time::json(f.as_of.as_ref()),
         "submitted": f.submitted,
+        "merged": f.merged,
+        "cases": f.cases,
         "backlog": {
             "under_1_day": backlog.under_1_day,
             "from_1_to_3_days": backlog.from_1_to_3_days,
@@ -509,6 +526,8 @@ fn details(c: &pb::Complaint) -> Table {
         ("community", c.community_id.clone()),
         ("grid", place(c)),
         ("location", c.location.clone()),
+        ("point", point(c)),
+        ("possible duplicates", possible_duplicates(c)),
         ("merchant", c.merchant_id.clone()),
         ("elder", c.elder_id.clone()),
         ("level", name_of::<pb::Level>(c.level)),
@@ -555,6 +574,31 @@ fn details(c: &pb::Complaint) -> Table {
 }
 
 /// `xinyuan-1` or `xinyuan-1 / building xinyuan-b2`.
+/// The map point and its datum, e.g. `34.80100, 113.66200 (gcj02)`.
+fn point(c: &pb::Complaint) -> String {
+    c.point.as_ref().map_or_else(String::new, |p| {
+        format!(
+            "{:.5}, {:.5} ({})",
+            p.latitude,
+            p.longitude,
+            name_of::<common::Datum>(p.datum)
+        )
+    })
+}
+
+/// The possible duplicates, e.g. `cmp-1 (12.0 m), cmp-2 (same building)`;
+/// `shequctl complaints merge` folds one into another.
+fn possible_duplicates(c: &pb::Complaint) -> String {
+    c.possible_duplicates
+        .iter()
+        .map(|d| match d.distance_metres {
+            Some(metres) => format!("{} ({metres:.1} m)", d.complaint_id),
+            None => format!("{} (same building)", d.complaint_id),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn place(c: &pb::Complaint) -> String {
     if c.building_id.is_empty() {
         c.grid_id.clone()
@@ -596,6 +640,16 @@ fn complaint_json(c: &pb::Complaint) -> Value {
         "grid_id": c.grid_id,
         "building_id": non_empty(&c.building_id),
         "location": non_empty(&c.location),
+        "point": c.point.as_ref().map(|p| json!({
+            "latitude": p.latitude,
+            "longitude": p.longitude,
+            "datum": name_of::<common::Datum>(p.datum),
+        })),
+        "possible_duplicates": c.possible_duplicates.iter().map(|d| json!({
+            "complaint_id": d.complaint_id,
+            "distance_metres": d.distance_metres,
+            "same_building": d.same_building,
+        })).collect::<Vec<_>>(),
         "merchant_id": non_empty(&c.merchant_id),
         "elder_id": non_empty(&c.elder_id),
         "level": name_of::<pb::Level>(c.level),

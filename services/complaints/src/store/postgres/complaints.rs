@@ -10,14 +10,16 @@ use sqlx::query::Query;
 use sqlx::{Arguments, FromRow, PgConnection, PgPool, Postgres, Row};
 
 use crate::domain::complaint::{Breach, Complaint};
+use crate::domain::duplicates::Candidate;
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
 use crate::domain::{
     BuildingId, CommunityId, ComplaintId, ElderId, FieldError, GridId, MerchantId,
 };
 use crate::store::{
-    CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
-    ListFilter, OPEN_STATUSES, RequestKey, StoreError, history_entry, page,
+    CANDIDATES, CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER,
+    DuplicateSearch, HistoryEntry, HistoryRow, ListFilter, OPEN_STATUSES, PLACEMENT_COLUMNS,
+    Placement, RequestKey, StoreError, candidate, candidates_sql, history_entry, page,
 };
 
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -61,10 +63,13 @@ pub(super) async fn insert(
     let sql = format!(
         "INSERT INTO complaints (request_id, request_digest, id, text, channel, reporter_name, reporter_phone, \
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
-         submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+         submitted_at, {PLACEMENT_COLUMNS}, {}) VALUES ({}, $21::jsonb, {}) \
+         ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        numbered(1..=15 + CHANGEABLE.len()),
+        numbered(1..=20),
+        numbered(22..=21 + CHANGEABLE.len()),
     );
+    let placed = Placement::of(c);
     let query = sqlx::query(&sql)
         .bind(request.id())
         .bind(request.digest())
@@ -80,7 +85,13 @@ pub(super) async fn insert(
         .bind(c.merchant_id.as_ref().map(MerchantId::as_str))
         .bind(c.merchant_check.map(MerchantCheck::as_str))
         .bind(c.elder_id.as_ref().map(ElderId::as_str))
-        .bind(c.submitted_at);
+        .bind(c.submitted_at)
+        .bind(placed.latitude)
+        .bind(placed.longitude)
+        .bind(placed.datum)
+        .bind(placed.wgs84_latitude)
+        .bind(placed.wgs84_longitude)
+        .bind(placed.possible_duplicates);
     let done = bind_changeable(query, c).execute(conn).await?;
     Ok(done.rows_affected() == 1)
 }
@@ -104,6 +115,9 @@ pub(super) async fn insert_all(
     ) -> Vec<Option<DateTime<Utc>>> {
         submissions.iter().map(|(_, c)| column(c)).collect()
     }
+    let placed: Vec<Placement> = submissions.iter().map(|(_, c)| Placement::of(c)).collect();
+    let reals =
+        |column: fn(&Placement) -> Option<f64>| placed.iter().map(column).collect::<Vec<_>>();
     let keys: Vec<&str> = submissions.iter().map(|(key, _)| key.id()).collect();
     let digests: Vec<&str> = submissions.iter().map(|(key, _)| key.digest()).collect();
     let inserted: Vec<String> = sqlx::query_scalar(INSERT_ALL)
@@ -141,6 +155,17 @@ pub(super) async fn insert_all(
         .bind(times(submissions, |c| Some(c.response_due_at)))
         .bind(times(submissions, |c| Some(c.resolution_due_at)))
         .bind(&digests)
+        .bind(reals(|p| p.latitude))
+        .bind(reals(|p| p.longitude))
+        .bind(placed.iter().map(|p| p.datum).collect::<Vec<_>>())
+        .bind(reals(|p| p.wgs84_latitude))
+        .bind(reals(|p| p.wgs84_longitude))
+        .bind(
+            placed
+                .iter()
+                .map(|p| p.possible_duplicates.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(conn)
         .await?;
     Ok(inserted)
@@ -151,19 +176,51 @@ pub(super) async fn insert_all(
 const INSERT_ALL: &str = "INSERT INTO complaints (request_id, id, text, channel, reporter_name, \
     reporter_phone, community_id, grid_id, building_id, location, merchant_id, merchant_check, \
     elder_id, submitted_at, status, category, classified_by, priority, level, assignee, \
-    cycle_started_at, response_due_at, resolution_due_at, request_digest) \
+    cycle_started_at, response_due_at, resolution_due_at, request_digest, point_latitude, \
+    point_longitude, point_datum, wgs84_latitude, wgs84_longitude, possible_duplicates) \
     SELECT request_id, id, text, channel, reporter_name, reporter_phone, community_id, grid_id, \
     building_id, location, merchant_id, merchant_check, elder_id, submitted_at, status, category, \
     classified_by, priority, level, assignee, cycle_started_at, response_due_at, \
-    resolution_due_at, request_digest FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    resolution_due_at, request_digest, point_latitude, point_longitude, point_datum, \
+    wgs84_latitude, wgs84_longitude, possible_duplicates::jsonb \
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
     $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
-    $20::text[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::text[]) \
+    $20::text[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::text[], \
+    $25::float8[], $26::float8[], $27::text[], $28::float8[], $29::float8[], $30::text[]) \
     WITH ORDINALITY AS s (request_id, id, text, channel, reporter_name, reporter_phone, \
     community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
     submitted_at, status, category, classified_by, priority, level, assignee, cycle_started_at, \
-    response_due_at, resolution_due_at, request_digest, n) ORDER BY n \
+    response_due_at, resolution_due_at, request_digest, point_latitude, point_longitude, \
+    point_datum, wgs84_latitude, wgs84_longitude, possible_duplicates, n) ORDER BY n \
     ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+
+/// The open complaints a new one's duplicate search reads
+/// ([`candidates_sql`]).
+pub(super) async fn candidates(
+    conn: &mut PgConnection,
+    search: &DuplicateSearch,
+) -> Result<Vec<Candidate>, StoreError> {
+    let bounds = search.bounds;
+    /// A candidate's id, building and WGS-84 coordinates as read.
+    type CandidateRow = (String, Option<String>, Option<f64>, Option<f64>);
+    let rows: Vec<CandidateRow> = sqlx::query_as(&candidates_sql())
+        .bind(search.category.as_str())
+        .bind(search.community_id.as_str())
+        .bind(search.since)
+        .bind(search.building_id.as_ref().map(BuildingId::as_str))
+        .bind(bounds.map(|b| b.south))
+        .bind(bounds.map(|b| b.north))
+        .bind(bounds.map(|b| b.west))
+        .bind(bounds.map(|b| b.east))
+        .bind(CANDIDATES)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, building, latitude, longitude)| candidate(id, building, latitude, longitude))
+        .collect())
+}
 
 /// Writes back what transitions may change.
 pub(super) async fn update(conn: &mut PgConnection, c: &Complaint) -> Result<(), StoreError> {

@@ -46,6 +46,7 @@ pub(super) async fn figures(
         resolved: counted(&period, "resolved")?,
         followed_up_on_time: counted(&period, "followed_up_on_time")?,
         follow_up_counted: counted(&period, "follow_up_counted")?,
+        merged: counted(&period, "merged")?,
         backlog: Backlog {
             under_1_day: counted(&backlog, "under_1_day")?,
             from_1_to_3_days: counted(&backlog, "from_1_to_3_days")?,

@@ -21,10 +21,11 @@ use shequ_chassis::trace;
 use sqlx::PgConnection;
 
 use super::{
-    Change, Complaints, Cursor, HistoryEntry, ListFilter, RequestKey, Scope, StoreError, record,
-    repeated, whole_millis,
+    Change, Complaints, Cursor, DuplicateSearch, HistoryEntry, ListFilter, RequestKey, Scope,
+    StoreError, record, repeated, whole_millis,
 };
 use crate::domain::complaint::{Breach, Complaint, Intake};
+use crate::domain::duplicates::DuplicatePolicy;
 use crate::domain::figures::Figures;
 use crate::domain::organisation::Organisation;
 use crate::domain::time_limits::TimeLimits;
@@ -37,6 +38,7 @@ pub struct PgStore {
     outbox: OutboxSignal,
     pub(super) clock: SharedClock,
     intake: GroupCommit<Submission>,
+    pub(super) duplicates: DuplicatePolicy,
 }
 
 impl PgStore {
@@ -48,6 +50,7 @@ impl PgStore {
             outbox,
             clock,
             intake,
+            duplicates: DuplicatePolicy::default(),
         }
     }
 
@@ -146,10 +149,14 @@ impl Complaints for PgStore {
                 };
             }
         };
-        drop(conn);
         let now = self.now();
-        let (complaint, transition) =
+        let (mut complaint, transition) =
             Complaint::submit(ComplaintId::generate(), intake, &chain, limits, now);
+        if let Some(search) = DuplicateSearch::of(&complaint, &self.duplicates) {
+            complaint.possible_duplicates =
+                search.decide(complaints::candidates(&mut conn, &search).await?);
+        }
+        drop(conn);
         let (history, event) = record(
             &complaint,
             &transition,

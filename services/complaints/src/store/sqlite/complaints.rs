@@ -10,12 +10,14 @@ use shequ_chassis::sqlite::due_page;
 use shequ_chassis::storage::Due;
 
 use crate::domain::complaint::{Breach, Complaint};
+use crate::domain::duplicates::Candidate;
 use crate::domain::kinds::MerchantCheck;
 use crate::domain::organisation::Chain;
 use crate::domain::{BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId};
 use crate::store::{
-    CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER, HistoryEntry, HistoryRow,
-    ListFilter, OPEN_STATUSES, RequestKey, StoreError, history_entry, page,
+    CANDIDATES, CHANGEABLE, COLUMNS, ComplaintRow, Cursor, DEFAULT_DISTRICT_HANDLER,
+    DuplicateSearch, HistoryEntry, HistoryRow, ListFilter, OPEN_STATUSES, PLACEMENT_COLUMNS,
+    Placement, RequestKey, StoreError, candidate, candidates_sql, history_entry, page,
 };
 
 fn text(value: &str) -> Value {
@@ -24,6 +26,10 @@ fn text(value: &str) -> Value {
 
 fn maybe_text(value: Option<&str>) -> Value {
     value.map_or(Value::Null, text)
+}
+
+fn maybe_real(value: Option<f64>) -> Value {
+    value.map_or(Value::Null, Value::Real)
 }
 
 fn millis(at: DateTime<Utc>) -> Value {
@@ -69,9 +75,9 @@ pub(super) fn insert(
     let sql = format!(
         "INSERT INTO complaints (request_id, request_digest, id, text, channel, reporter_name, reporter_phone, \
          community_id, grid_id, building_id, location, merchant_id, merchant_check, elder_id, \
-         submitted_at, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+         submitted_at, {PLACEMENT_COLUMNS}, {}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
         CHANGEABLE.join(", "),
-        (1..=15 + CHANGEABLE.len())
+        (1..=21 + CHANGEABLE.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", "),
@@ -93,9 +99,18 @@ pub(super) fn insert(
         maybe_text(c.elder_id.as_ref().map(ElderId::as_str)),
         millis(c.submitted_at),
     ];
-    let inserted = conn
-        .prepare_cached(&sql)?
-        .execute(params_from_iter(fixed.into_iter().chain(changeable(c))))?;
+    let placed = Placement::of(c);
+    let placement = [
+        maybe_real(placed.latitude),
+        maybe_real(placed.longitude),
+        maybe_text(placed.datum),
+        maybe_real(placed.wgs84_latitude),
+        maybe_real(placed.wgs84_longitude),
+        placed.possible_duplicates.map_or(Value::Null, Value::Text),
+    ];
+    let inserted = conn.prepare_cached(&sql)?.execute(params_from_iter(
+        fixed.into_iter().chain(placement).chain(changeable(c)),
+    ))?;
     Ok(inserted == 1)
 }
 
@@ -158,26 +173,68 @@ pub(super) fn complaint_row(row: &Row<'_>) -> Result<ComplaintRow, DbError> {
         grid_id: row.get(10)?,
         building_id: row.get(11)?,
         location: row.get(12)?,
-        merchant_id: row.get(13)?,
-        merchant_check: row.get(14)?,
-        elder_id: row.get(15)?,
-        level: row.get(16)?,
-        assignee: row.get(17)?,
-        submitted_at: at(18)?,
-        cycle_started_at: at(19)?,
-        response_due_at: at(20)?,
-        resolution_due_at: at(21)?,
-        accepted_at: maybe_at(22)?,
-        resolved_at: maybe_at(23)?,
-        follow_up_due_at: maybe_at(24)?,
-        closed_at: maybe_at(25)?,
-        resolution_note: row.get(26)?,
-        merchant_at_fault: flag(row.get(27)?)?,
-        satisfaction: row.get(28)?,
-        reject_reason: row.get(29)?,
-        merged_into: row.get(30)?,
-        reopen_count: row.get(31)?,
+        point_latitude: row.get(13)?,
+        point_longitude: row.get(14)?,
+        point_datum: row.get(15)?,
+        possible_duplicates: row
+            .get::<_, Option<String>>(16)?
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|error| DbError::Decode(format!("possible_duplicates: {error}")))
+            })
+            .transpose()?,
+        merchant_id: row.get(17)?,
+        merchant_check: row.get(18)?,
+        elder_id: row.get(19)?,
+        level: row.get(20)?,
+        assignee: row.get(21)?,
+        submitted_at: at(22)?,
+        cycle_started_at: at(23)?,
+        response_due_at: at(24)?,
+        resolution_due_at: at(25)?,
+        accepted_at: maybe_at(26)?,
+        resolved_at: maybe_at(27)?,
+        follow_up_due_at: maybe_at(28)?,
+        closed_at: maybe_at(29)?,
+        resolution_note: row.get(30)?,
+        merchant_at_fault: flag(row.get(31)?)?,
+        satisfaction: row.get(32)?,
+        reject_reason: row.get(33)?,
+        merged_into: row.get(34)?,
+        reopen_count: row.get(35)?,
     })
+}
+
+/// The open complaints a new one's duplicate search reads
+/// ([`candidates_sql`], parameters bound by their `$n` names).
+pub(super) fn candidates(
+    conn: &Connection,
+    search: &DuplicateSearch,
+) -> Result<Vec<Candidate>, StoreError> {
+    let bounds = search.bounds;
+    let mut statement = conn.prepare_cached(&candidates_sql())?;
+    let rows = statement.query_map(
+        rusqlite::named_params! {
+            "$1": search.category.as_str(),
+            "$2": search.community_id.as_str(),
+            "$3": to_millis(search.since),
+            "$4": search.building_id.as_ref().map(BuildingId::as_str),
+            "$5": bounds.map(|b| b.south),
+            "$6": bounds.map(|b| b.north),
+            "$7": bounds.map(|b| b.west),
+            "$8": bounds.map(|b| b.east),
+            "$9": CANDIDATES,
+        },
+        |row| {
+            Ok(candidate(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The complaints a statement selecting [`COLUMNS`] returns for `params`.

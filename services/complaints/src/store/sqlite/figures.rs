@@ -66,6 +66,7 @@ pub(super) fn figures(
             resolved: n(8, "resolved")?,
             followed_up_on_time: n(9, "followed_up_on_time")?,
             follow_up_counted: n(10, "follow_up_counted")?,
+            merged: n(11, "merged")?,
             backlog: Backlog::default(),
         })
     })?;

@@ -27,10 +27,11 @@ use shequ_chassis::storage::Due;
 use shequ_chassis::trace;
 
 use super::{
-    Change, Complaints, Cursor, HistoryEntry, HistoryRow, ListFilter, RequestKey, Scope,
-    StoreError, record, repeated, whole_millis,
+    Change, Complaints, Cursor, DuplicateSearch, HistoryEntry, HistoryRow, ListFilter, RequestKey,
+    Scope, StoreError, record, repeated, whole_millis,
 };
 use crate::domain::complaint::{Breach, Complaint, Intake};
+use crate::domain::duplicates::DuplicatePolicy;
 use crate::domain::figures::Figures;
 use crate::domain::organisation::{Organisation, Routing};
 use crate::domain::time_limits::TimeLimits;
@@ -47,6 +48,7 @@ pub struct SqliteStore {
     pub(super) clock: SharedClock,
     intake: GroupCommit<Submission>,
     routing: Arc<RoutingCache>,
+    pub(super) duplicates: DuplicatePolicy,
 }
 
 /// The organisation's [`Routing`], read once and kept until the organisation
@@ -69,6 +71,7 @@ impl SqliteStore {
             clock,
             intake,
             routing: Arc::default(),
+            duplicates: DuplicatePolicy::default(),
         }
     }
 
@@ -155,8 +158,17 @@ impl Complaints for SqliteStore {
             }
         };
         let now = self.now();
-        let (complaint, transition) =
+        let (mut complaint, transition) =
             Complaint::submit(ComplaintId::generate(), intake, chain, limits, now);
+        if let Some(search) = DuplicateSearch::of(&complaint, &self.duplicates) {
+            let candidates = {
+                let search = search.clone();
+                self.db
+                    .read(move |conn| complaints::candidates(conn, &search))
+                    .await?
+            };
+            complaint.possible_duplicates = search.decide(candidates);
+        }
         let context = trace::current();
         let (history, event) = record(&complaint, &transition, actor, None, now, context.as_ref())?;
         self.intake
