@@ -159,7 +159,8 @@ shequ_chassis::storage_trait! {
         /// complaint is routed by the organisation as it stands when it arrives,
         /// and names as its possible duplicates the open complaints committed
         /// before it that the store's [`DuplicatePolicy`] matches (one indexed
-        /// read, [`DuplicateSearch`]).
+        /// read, [`DuplicateSearch`]: in the writer's unit on SQLite, so it sees
+        /// its batch; before the batch on PostgreSQL).
         fn submit(
             &self,
             request: &RequestKey,
@@ -585,7 +586,7 @@ pub(crate) struct DuplicateSearch {
 }
 
 /// The candidates each probe of a search reads at most.
-pub(crate) const CANDIDATES: i64 = 100;
+pub(crate) const CANDIDATES: i64 = 20;
 
 /// The duplicate search, as two bounded probes of their indexes (by
 /// building, newest first; by place, a latitude band and a longitude range),

@@ -25,6 +25,13 @@ mod on_sqlite {
     async fn a_bad_point_is_refused_naming_its_field() -> anyhow::Result<()> {
         super::run(shequ_tests::Backend::Sqlite, super::bad_points).await
     }
+
+    /// SQLite searches in the writer's unit: reports taken in together see
+    /// each other in the order they were committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_taken_in_together_name_those_committed_before_them() -> anyhow::Result<()> {
+        super::run(shequ_tests::Backend::Sqlite, super::taken_in_together).await
+    }
 }
 
 mod on_postgres {
@@ -333,5 +340,45 @@ async fn bad_points(mut app: TestApp) -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert!(listed.complaints.is_empty(), "nothing was taken in");
+    Ok(())
+}
+
+async fn taken_in_together(mut app: TestApp) -> anyhow::Result<()> {
+    app.load_organisation().await?;
+    const REPORTS: usize = 6;
+    let submissions = (0..REPORTS).map(|i| {
+        let mut client = app.complaints.clone();
+        async move {
+            client
+                .submit_complaint(lamp(&format!("together-{i}"), "", "xinyuan-b2", None))
+                .await
+                .map(|response| response.into_inner().complaint.unwrap_or_default())
+        }
+    });
+    let mut reports = futures::future::try_join_all(submissions).await?;
+    reports.sort_by_key(|c| c.possible_duplicates.len());
+    let counts: Vec<usize> = reports
+        .iter()
+        .map(|c| c.possible_duplicates.len())
+        .collect();
+    assert_eq!(
+        counts,
+        (0..REPORTS).collect::<Vec<_>>(),
+        "each names all before it"
+    );
+    for (k, report) in reports.iter().enumerate() {
+        let mut named: Vec<&str> = report
+            .possible_duplicates
+            .iter()
+            .map(|d| d.complaint_id.as_str())
+            .collect();
+        let mut before: Vec<&str> = reports[..k].iter().map(|c| c.id.as_str()).collect();
+        named.sort_unstable();
+        before.sort_unstable();
+        assert_eq!(
+            named, before,
+            "report {k} names exactly those committed before it"
+        );
+    }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! arriving meanwhile), every read runs on a read-only connection. A
 //! submission is routed by the organisation held in memory ([`Routing`]),
 //! read once and again after each replacement: one replica serves a SQLite
-//! file, so none is made behind its back.
+//! file, so none is made behind its back; it looks for its possible
+//! duplicates in its unit, so it sees the submissions of its batch.
 //! Instants are milliseconds since the epoch, flags 0/1.
 //!
 //! - [`complaints`]: a complaint's rows (insert, update, load), its history,
@@ -21,16 +22,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use shequ_chassis::clock::SharedClock;
-use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
+use shequ_chassis::outbox::OutboxSignal;
 use shequ_chassis::sqlite::{GroupCommit, Job, Sqlite, UnitError};
 use shequ_chassis::storage::Due;
-use shequ_chassis::trace;
+use shequ_chassis::trace::{self, TraceContext};
 
 use super::{
-    Change, Complaints, Cursor, DuplicateSearch, HistoryEntry, HistoryRow, ListFilter, RequestKey,
-    Scope, StoreError, record, repeated, whole_millis,
+    Change, Complaints, Cursor, DuplicateSearch, HistoryEntry, ListFilter, RequestKey, Scope,
+    StoreError, record, repeated, whole_millis,
 };
-use crate::domain::complaint::{Breach, Complaint, Intake};
+use crate::domain::complaint::{Breach, Complaint, Intake, Transition};
 use crate::domain::duplicates::DuplicatePolicy;
 use crate::domain::figures::Figures;
 use crate::domain::organisation::{Organisation, Routing};
@@ -104,13 +105,19 @@ impl SqliteStore {
     }
 }
 
-/// A complaint ready to insert, with its history entry and event (made in the
-/// caller's task, so the event keeps the caller's trace).
+/// A complaint ready to insert, with what its history entry and event are
+/// made of (the caller's trace among it) and its duplicate search: both run
+/// in the writer's unit, so the search sees every complaint committed before
+/// it, those earlier in its batch included, and reads on the writer's
+/// connection.
 struct Submission {
     request: RequestKey,
     complaint: Complaint,
-    history: HistoryRow,
-    event: OutboxRow,
+    transition: Transition,
+    actor: String,
+    now: DateTime<Utc>,
+    context: Option<TraceContext>,
+    search: Option<DuplicateSearch>,
 }
 
 impl Job for Submission {
@@ -118,16 +125,28 @@ impl Job for Submission {
     type Error = StoreError;
 
     fn run(self, conn: &Connection) -> Result<(Complaint, bool), StoreError> {
-        if !complaints::insert(conn, &self.request, &self.complaint)? {
+        let mut complaint = self.complaint;
+        if let Some(search) = &self.search {
+            complaint.possible_duplicates = search.decide(complaints::candidates(conn, search)?);
+        }
+        if !complaints::insert(conn, &self.request, &complaint)? {
             // The key was taken by an earlier submission (perhaps earlier in
             // this batch): that one is the answer, if it was this request.
             return complaints::by_request(conn, &self.request)?
                 .map(|complaint| (complaint, true))
                 .ok_or_else(|| StoreError::NotFound(format!("submission {}", self.request.id())));
         }
-        complaints::insert_history(conn, &self.history)?;
-        self.event.insert_sqlite(conn)?;
-        Ok((self.complaint, false))
+        let (history, event) = record(
+            &complaint,
+            &self.transition,
+            &self.actor,
+            None,
+            self.now,
+            self.context.as_ref(),
+        )?;
+        complaints::insert_history(conn, &history)?;
+        event.insert_sqlite(conn)?;
+        Ok((complaint, false))
     }
 }
 
@@ -158,25 +177,18 @@ impl Complaints for SqliteStore {
             }
         };
         let now = self.now();
-        let (mut complaint, transition) =
+        let (complaint, transition) =
             Complaint::submit(ComplaintId::generate(), intake, chain, limits, now);
-        if let Some(search) = DuplicateSearch::of(&complaint, &self.duplicates) {
-            let candidates = {
-                let search = search.clone();
-                self.db
-                    .read(move |conn| complaints::candidates(conn, &search))
-                    .await?
-            };
-            complaint.possible_duplicates = search.decide(candidates);
-        }
-        let context = trace::current();
-        let (history, event) = record(&complaint, &transition, actor, None, now, context.as_ref())?;
+        let search = DuplicateSearch::of(&complaint, &self.duplicates);
         self.intake
             .submit(Submission {
                 request: request.clone(),
                 complaint,
-                history,
-                event,
+                transition,
+                actor: actor.to_owned(),
+                now,
+                context: trace::current(),
+                search,
             })
             .await
     }
