@@ -20,6 +20,9 @@
 //!    the complaints database ([`figures`]); `GetFigures` for the district
 //!    over all of them (counted in SQL), beside the old way (every row loaded
 //!    and counted in Rust, timed once); intake at c=64 again with them stored.
+//!    Then the duplicate search ([`duplicates`]): intake at c=64 with 100,000
+//!    open complaints stored, the search off beside on, and on an empty
+//!    district, each on a fresh service, in turns.
 //! 6. **PostgreSQL** (at `SHEQU_BENCH_POSTGRES_URL`, by default the local
 //!    server when one answers; skipped with a note otherwise): its ceiling, a
 //!    bare per-request two-row transaction at concurrency 64 ([`postgres`]);

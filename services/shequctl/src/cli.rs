@@ -267,6 +267,39 @@ pub(crate) struct Change {
     pub(crate) request_id: Option<String>,
 }
 
+/// An optional point on the map: both coordinates or neither.
+#[derive(Debug, Args)]
+pub(crate) struct MapPoint {
+    /// Latitude in degrees (with --lng).
+    #[arg(long, requires = "lng", allow_negative_numbers = true)]
+    pub(crate) lat: Option<f64>,
+    /// Longitude in degrees (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    pub(crate) lng: Option<f64>,
+    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
+    /// wgs84 what GPS does.
+    #[arg(
+        long,
+        requires = "lat",
+        default_value = "gcj02",
+        value_parser = CodeParser::<common::Datum>::new()
+    )]
+    pub(crate) datum: common::Datum,
+}
+
+impl MapPoint {
+    /// The point as the contract's message, when one was given.
+    pub(crate) fn to_proto(&self) -> Option<common::GeoPoint> {
+        self.lat
+            .zip(self.lng)
+            .map(|(latitude, longitude)| common::GeoPoint {
+                latitude,
+                longitude,
+                datum: self.datum.into(),
+            })
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct SubmitArgs {
     /// What the resident says (1-2000 characters).
@@ -290,22 +323,10 @@ pub(crate) struct SubmitArgs {
     /// The place in words (at most 200 characters).
     #[arg(long)]
     pub(crate) location: Option<String>,
-    /// Where on a map, latitude in degrees (with --lng): open complaints of the
-    /// same category nearby are named as possible duplicates.
-    #[arg(long, requires = "lng", allow_negative_numbers = true)]
-    pub(crate) lat: Option<f64>,
-    /// Where on a map, longitude in degrees (with --lat).
-    #[arg(long, requires = "lat", allow_negative_numbers = true)]
-    pub(crate) lng: Option<f64>,
-    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
-    /// wgs84 what GPS does.
-    #[arg(
-        long,
-        requires = "lat",
-        default_value = "gcj02",
-        value_parser = CodeParser::<common::Datum>::new()
-    )]
-    pub(crate) datum: common::Datum,
+    /// Where on a map: open complaints of the same category nearby are named as
+    /// possible duplicates.
+    #[command(flatten)]
+    pub(crate) point: MapPoint,
     /// The resident's name (anonymous when absent).
     #[arg(long)]
     pub(crate) reporter_name: Option<String>,
@@ -657,21 +678,9 @@ pub(crate) struct ElderArgs {
     /// The address in words (at most 200 characters).
     #[arg(long)]
     pub(crate) address: Option<String>,
-    /// Where the elder lives, latitude in degrees (needed to book meals; with --lng).
-    #[arg(long, requires = "lng", allow_negative_numbers = true)]
-    pub(crate) lat: Option<f64>,
-    /// Where the elder lives, longitude in degrees (with --lat).
-    #[arg(long, requires = "lat", allow_negative_numbers = true)]
-    pub(crate) lng: Option<f64>,
-    /// The datum of --lat/--lng: gcj02 is what Chinese map apps and mini-programs report,
-    /// wgs84 what GPS does.
-    #[arg(
-        long,
-        requires = "lat",
-        default_value = "gcj02",
-        value_parser = CodeParser::<common::Datum>::new()
-    )]
-    pub(crate) datum: common::Datum,
+    /// Where the elder lives (needed to book meals).
+    #[command(flatten)]
+    pub(crate) point: MapPoint,
     /// Who the elder lives with: alone (独居), empty_nest (空巢), with_family.
     #[arg(long, value_parser = CodeParser::<care::LivingSituation>::new())]
     pub(crate) living: care::LivingSituation,
@@ -1247,15 +1256,20 @@ mod tests {
         assert_eq!(args.contacts.len(), 2);
         assert_eq!(args.contacts[1].relation, "邻居");
         assert!(args.disability && args.consent && !args.chronic_illness);
-        assert_eq!((args.lat, args.lng), (None, None));
+        assert_eq!(args.point.to_proto(), None);
     }
 
     #[test]
     fn an_elder_is_placed_in_gcj02_unless_told_otherwise_and_needs_both_coordinates() {
-        let placed = elder(&["--lat", "34.8", "--lng", "113.66"]).map(|a| (a.lat, a.datum));
-        assert_eq!(placed, Ok((Some(34.8), common::Datum::Gcj02)));
+        let placed = elder(&["--lat", "34.8", "--lng", "113.66"]).map(|a| a.point.to_proto());
+        let gcj02 = common::GeoPoint {
+            latitude: 34.8,
+            longitude: 113.66,
+            datum: common::Datum::Gcj02.into(),
+        };
+        assert_eq!(placed, Ok(Some(gcj02)));
         let wgs84 = elder(&["--lat", "34.8", "--lng", "113.66", "--datum", "wgs84"]);
-        assert_eq!(wgs84.map(|a| a.datum), Ok(common::Datum::Wgs84));
+        assert_eq!(wgs84.map(|a| a.point.datum), Ok(common::Datum::Wgs84));
         let missing = Err(clap::error::ErrorKind::MissingRequiredArgument);
         assert_eq!(elder(&["--lat", "34.8"]).map(|_| ()), missing);
         assert_eq!(elder(&["--datum", "wgs84"]).map(|_| ()), missing);

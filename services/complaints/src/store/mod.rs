@@ -398,9 +398,10 @@ pub(crate) struct ComplaintRow {
 /// The complaint columns, in [`ComplaintRow`]'s order.
 pub(crate) const COLUMNS: &str = "id, status, text, channel, category, classified_by, priority, \
     reporter_name, reporter_phone, community_id, grid_id, building_id, location, point_latitude, \
-    point_longitude, point_datum, possible_duplicates, merchant_id, merchant_check, elder_id, level, assignee, submitted_at, cycle_started_at, response_due_at, \
-    resolution_due_at, accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, \
-    merchant_at_fault, satisfaction, reject_reason, merged_into, reopen_count";
+    point_longitude, point_datum, possible_duplicates, merchant_id, merchant_check, elder_id, \
+    level, assignee, submitted_at, cycle_started_at, response_due_at, resolution_due_at, \
+    accepted_at, resolved_at, follow_up_due_at, closed_at, resolution_note, merchant_at_fault, \
+    satisfaction, reject_reason, merged_into, reopen_count";
 
 /// The columns a transition may change, in the order each backend binds
 /// their values.

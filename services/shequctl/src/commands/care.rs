@@ -505,14 +505,7 @@ fn or_dash(text: &str) -> String {
 
 /// What an operator typed, as the proto message.
 fn details_message(args: &ElderArgs) -> pb::ElderDetails {
-    let location = args
-        .lat
-        .zip(args.lng)
-        .map(|(latitude, longitude)| common::GeoPoint {
-            latitude,
-            longitude,
-            datum: args.datum.into(),
-        });
+    let location = args.point.to_proto();
     pb::ElderDetails {
         name: args.name.clone(),
         birth_date: args.birth_date.format("%Y-%m-%d").to_string(),

@@ -64,14 +64,7 @@ async fn submit(client: &mut Client, args: &SubmitArgs, output: Output) -> anyho
         location: text(&args.location),
         merchant_id: text(&args.merchant),
         elder_id: text(&args.elder),
-        point: args
-            .lat
-            .zip(args.lng)
-            .map(|(latitude, longitude)| common::GeoPoint {
-                latitude,
-                longitude,
-                datum: args.datum.into(),
-            }),
+        point: args.point.to_proto(),
     };
     let response = client
         .submit_complaint(request)
