@@ -346,12 +346,17 @@ pub(crate) struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
+    /// Only complaints in this status (submitted, accepted, in_progress, resolved,
+    /// closed, reopened, rejected, merged).
     #[arg(long, value_parser = CodeParser::<pb::Status>::new())]
     pub(crate) status: Option<pb::Status>,
+    /// Only complaints routed to this grid.
     #[arg(long)]
     pub(crate) grid: Option<String>,
+    /// Only complaints in this community.
     #[arg(long)]
     pub(crate) community: Option<String>,
+    /// Only complaints of this category.
     #[arg(long, value_parser = CodeParser::<pb::Category>::new())]
     pub(crate) category: Option<pb::Category>,
     /// Only complaints past a time limit now.
@@ -495,10 +500,13 @@ pub(crate) struct DetailsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MerchantListArgs {
+    /// Only merchants in this grid.
     #[arg(long)]
     pub(crate) grid: Option<String>,
+    /// Only merchants of this category.
     #[arg(long, value_parser = CodeParser::<alliance::Category>::new())]
     pub(crate) category: Option<alliance::Category>,
+    /// Only merchants in this status (active, suspended).
     #[arg(long, value_parser = CodeParser::<alliance::MerchantStatus>::new())]
     pub(crate) status: Option<alliance::MerchantStatus>,
     #[command(flatten)]
@@ -1012,6 +1020,26 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every flag of every subcommand says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    out.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                missing(sub, &path, out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&Cli::command(), "", &mut out);
+        assert!(out.is_empty(), "flags without help text: {out:?}");
     }
 
     #[test]
