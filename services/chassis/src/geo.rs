@@ -218,9 +218,87 @@ pub fn destination(from: Point, bearing: f64, metres: f64) -> Point {
     }
 }
 
+/// Metres per degree of latitude (and of longitude at the equator).
+pub const METRES_PER_DEGREE: f64 = 111_195.0;
+
+/// A latitude/longitude box around a circle, a little larger than it, so a
+/// database can drop most candidates before any distance is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub min_latitude: f64,
+    pub max_latitude: f64,
+    pub min_longitude: f64,
+    pub max_longitude: f64,
+}
+
+impl BoundingBox {
+    /// The box around the circle of `radius_metres` about `center`, with 1% to
+    /// spare. A circle near a pole (or reaching one), or across the ±180°
+    /// meridian, gets every longitude.
+    pub fn around(center: Point, radius_metres: f64) -> Self {
+        let margin = radius_metres * 1.01;
+        let dlat = margin / METRES_PER_DEGREE;
+        let (min_latitude, max_latitude) = (center.latitude - dlat, center.latitude + dlat);
+        let cos = center.latitude.to_radians().cos();
+        let dlng = margin / (METRES_PER_DEGREE * cos.max(f64::MIN_POSITIVE));
+        let (min_longitude, max_longitude) = (center.longitude - dlng, center.longitude + dlng);
+        let every_longitude = cos < 0.01
+            || min_latitude <= -90.0
+            || max_latitude >= 90.0
+            || min_longitude < -180.0
+            || max_longitude > 180.0;
+        Self {
+            min_latitude: min_latitude.max(-90.0),
+            max_latitude: max_latitude.min(90.0),
+            min_longitude: if every_longitude {
+                -180.0
+            } else {
+                min_longitude
+            },
+            max_longitude: if every_longitude {
+                180.0
+            } else {
+                max_longitude
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bounding_box_holds_its_circle_near_a_pole_and_the_meridian_too() {
+        for centre in [
+            JINSHUI,
+            Point {
+                latitude: 89.9,
+                longitude: 10.0,
+            },
+            Point {
+                latitude: 89.9999,
+                longitude: 10.0,
+            },
+            Point {
+                latitude: 0.0,
+                longitude: 179.9999,
+            },
+        ] {
+            let bounds = BoundingBox::around(centre, 50.0);
+            for step in 0..36 {
+                let mut rim = destination(centre, f64::from(step) * 10f64.to_radians(), 50.0);
+                if rim.longitude > 180.0 {
+                    rim.longitude -= 360.0;
+                }
+                assert!(
+                    (bounds.min_latitude..=bounds.max_latitude).contains(&rim.latitude)
+                        && (bounds.min_longitude..=bounds.max_longitude).contains(&rim.longitude),
+                    "{rim:?} outside {bounds:?} about {centre:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_destination_lies_at_the_distance_it_was_sent() {

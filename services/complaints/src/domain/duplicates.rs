@@ -9,12 +9,12 @@
 //! WGS-84). The nearest come first (one at the same building but with no
 //! distance after those measured), at most [`MAX_SUGGESTED`].
 //!
-//! The store narrows the candidates with an index (category, community,
-//! open, window) and a latitude/longitude box around the point
-//! ([`Bounds::around`]); [`suggest`] decides on what it read.
+//! The store narrows the candidates with two bounded index probes (at the
+//! building; in the chassis's `geo::BoundingBox` about the point); [`suggest`]
+//! decides on what it read.
 
 use chrono::Duration;
-use shequ_chassis::geo::{EARTH_RADIUS_METRES, Point, distance_metres};
+use shequ_chassis::geo::{Point, distance_metres};
 
 use super::{BuildingId, ComplaintId};
 
@@ -64,44 +64,6 @@ pub struct PossibleDuplicate {
     /// has no point.
     pub distance_metres: Option<f64>,
     pub same_building: bool,
-}
-
-/// A latitude/longitude box, in degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
-    pub south: f64,
-    pub north: f64,
-    pub west: f64,
-    pub east: f64,
-}
-
-impl Bounds {
-    /// A box holding every point within `metres` of `centre` (a little
-    /// wider: the exact distance decides). Near a pole, or across the ±180°
-    /// meridian, it spans every longitude.
-    pub fn around(centre: Point, metres: f64) -> Self {
-        let degrees = (metres / EARTH_RADIUS_METRES).to_degrees() * 1.01;
-        let south = (centre.latitude - degrees).max(-90.0);
-        let north = (centre.latitude + degrees).min(90.0);
-        let narrowest = south.abs().max(north.abs()).to_radians().cos();
-        let (west, east) = if narrowest < 0.01 {
-            (-180.0, 180.0)
-        } else {
-            let spread = degrees / narrowest;
-            let (west, east) = (centre.longitude - spread, centre.longitude + spread);
-            if west < -180.0 || east > 180.0 {
-                (-180.0, 180.0)
-            } else {
-                (west, east)
-            }
-        };
-        Self {
-            south,
-            north,
-            west,
-            east,
-        }
-    }
 }
 
 /// The possible duplicates among `candidates` (already of the same category
@@ -228,33 +190,5 @@ mod tests {
         );
         assert_eq!(found.len(), MAX_SUGGESTED);
         assert_eq!(found[0].complaint_id.as_str(), "c-00");
-    }
-
-    #[test]
-    fn the_box_holds_the_circle() {
-        for centre in [
-            HOME,
-            Point {
-                latitude: 89.9999,
-                longitude: 10.0,
-            },
-            Point {
-                latitude: 0.0,
-                longitude: 179.9999,
-            },
-        ] {
-            let bounds = Bounds::around(centre, 50.0);
-            for step in 0..36 {
-                let mut rim = destination(centre, f64::from(step) * 10f64.to_radians(), 50.0);
-                if rim.longitude > 180.0 {
-                    rim.longitude -= 360.0;
-                }
-                assert!(
-                    (bounds.south..=bounds.north).contains(&rim.latitude)
-                        && (bounds.west..=bounds.east).contains(&rim.longitude),
-                    "{rim:?} outside {bounds:?} about {centre:?}"
-                );
-            }
-        }
     }
 }

@@ -20,7 +20,7 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use shequ_chassis::clock::SharedClock;
 use shequ_chassis::database::{Database, DbError};
-use shequ_chassis::geo::{Location, Point};
+use shequ_chassis::geo::{BoundingBox, Location, Point};
 pub use shequ_chassis::idempotency::RequestKey;
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::storage::Due;
@@ -29,7 +29,7 @@ use shequ_chassis::trace::TraceContext;
 use crate::domain::complaint::{
     Action, Breach, Complaint, Intake, Satisfaction, Transition, TransitionError,
 };
-use crate::domain::duplicates::{Bounds, Candidate, DuplicatePolicy, PossibleDuplicate, suggest};
+use crate::domain::duplicates::{Candidate, DuplicatePolicy, PossibleDuplicate, suggest};
 use crate::domain::figures::Figures;
 use crate::domain::kinds::{Category, Channel, Level, MerchantCheck, Priority, Status};
 use crate::domain::organisation::{Community, Grid, Organisation, RouteError};
@@ -582,7 +582,7 @@ pub(crate) struct DuplicateSearch {
     pub building_id: Option<BuildingId>,
     pub point: Option<Point>,
     pub since: DateTime<Utc>,
-    pub bounds: Option<Bounds>,
+    pub bounds: Option<BoundingBox>,
     policy: DuplicatePolicy,
 }
 
@@ -621,7 +621,7 @@ impl DuplicateSearch {
             building_id: c.building_id.clone(),
             point,
             since: c.submitted_at - policy.window,
-            bounds: point.map(|p| Bounds::around(p, policy.radius_metres)),
+            bounds: point.map(|p| BoundingBox::around(p, policy.radius_metres)),
             policy: *policy,
         })
     }

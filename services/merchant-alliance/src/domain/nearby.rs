@@ -32,35 +32,7 @@ impl Search {
     }
 }
 
-/// A latitude/longitude box around a circle, a little larger than it, so a
-/// database can drop most candidates of the covering cells before any distance
-/// is computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BoundingBox {
-    pub min_latitude: f64,
-    pub max_latitude: f64,
-    pub min_longitude: f64,
-    pub max_longitude: f64,
-}
-
-/// Metres per degree of latitude (and of longitude at the equator).
-pub const METRES_PER_DEGREE: f64 = 111_195.0;
-
-impl BoundingBox {
-    /// The box around the circle of `radius_metres` about `center`, with 1% to spare.
-    pub fn around(center: Point, radius_metres: f64) -> Self {
-        let margin = radius_metres * 1.01;
-        let dlat = margin / METRES_PER_DEGREE;
-        let cos = center.latitude.to_radians().cos().max(0.01);
-        let dlng = (margin / (METRES_PER_DEGREE * cos)).min(180.0);
-        Self {
-            min_latitude: center.latitude - dlat,
-            max_latitude: center.latitude + dlat,
-            min_longitude: center.longitude - dlng,
-            max_longitude: center.longitude + dlng,
-        }
-    }
-}
+pub use super::geo::{BoundingBox, METRES_PER_DEGREE};
 
 /// The flat-earth distance a database can compute and sort by:
 /// (Δlatitude)² + (Δlongitude · cos φ)², in squared degrees of latitude, φ the
