@@ -1001,6 +1001,54 @@ fn parse_contact(text: &str) -> Result<care::EmergencyContact, String> {
     })
 }
 
+impl Cli {
+    /// The command line with the global options listed once, on `shequctl
+    /// --help`: each subcommand takes them (before or after its name) but its
+    /// help shows only its own options, and a line pointing to the global ones.
+    pub(crate) fn command_line() -> clap::Command {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let globals: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|arg| arg.is_global_set())
+            .cloned()
+            .collect();
+        let names = globals
+            .iter()
+            .filter_map(clap::Arg::get_long)
+            .map(|long| format!("--{long}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let note = format!("{GLOBAL} ({names}): see `shequctl --help`.");
+        command.mut_subcommands(|sub| hide_globals(sub, &globals, &note))
+    }
+
+    /// Parses the process's arguments with [`Cli::command_line`] (exits with
+    /// usage or help as clap does).
+    pub(crate) fn parse_args() -> Self {
+        use clap::FromArgMatches;
+        let matches = Self::command_line().get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
+/// `command` and its subcommands holding hidden copies of the global options:
+/// clap does not copy a global option into a subcommand that has it already
+/// (nor one whose id the subcommand uses for an option of its own).
+fn hide_globals(command: clap::Command, globals: &[clap::Arg], note: &str) -> clap::Command {
+    let command = globals
+        .iter()
+        .filter(|global| {
+            let id = global.get_id();
+            !command.get_arguments().any(|arg| arg.get_id() == id)
+        })
+        .fold(command.clone(), |command, arg| {
+            command.arg(arg.clone().hide(true))
+        })
+        .after_help(note.to_owned());
+    command.mut_subcommands(|sub| hide_globals(sub, globals, note))
+}
+
 /// The service address: an `http://` URL tonic can connect to.
 fn parse_url(url: &str) -> Result<String, String> {
     if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -1040,6 +1088,64 @@ mod tests {
         let mut out = Vec::new();
         missing(&Cli::command(), "", &mut out);
         assert!(out.is_empty(), "flags without help text: {out:?}");
+    }
+
+    /// A subcommand's help lists its own options, not the global ones,
+    /// which it still takes; `shequctl --help` lists them.
+    #[test]
+    fn global_options_are_listed_once() {
+        let help = |args: &[&str]| {
+            let mut command = Cli::command_line();
+            let mut path = vec!["shequctl"];
+            path.extend_from_slice(args);
+            let error = command
+                .try_get_matches_from_mut(path.iter().copied().chain(["--help"]))
+                .err()
+                .map(|error| error.to_string());
+            error.unwrap_or_default()
+        };
+        let top = help(&[]);
+        assert!(top.contains("--complaints-url"), "{top}");
+        for page in [
+            &["complaints", "submit"][..],
+            &["events", "tail"],
+            &["care"],
+        ] {
+            let text = help(page);
+            assert!(text.contains("Usage:"), "{page:?}: {text}");
+            for global in [
+                "--complaints-url",
+                "--alliance-url",
+                "--care-url",
+                "--token-file",
+            ] {
+                assert!(
+                    !text.contains(&format!("{global} <")),
+                    "{page:?} lists {global}: {text}"
+                );
+            }
+            assert!(text.contains("see `shequctl --help`"), "{page:?}: {text}");
+        }
+        let tail = help(&["events", "tail"]);
+        assert!(tail.contains("--nats-url"), "{tail}");
+
+        use clap::FromArgMatches;
+        let matches = Cli::command_line()
+            .try_get_matches_from([
+                "shequctl",
+                "complaints",
+                "list",
+                "--complaints-url",
+                "http://10.0.0.9:50051",
+                "--json",
+            ])
+            .map_err(|error| error.to_string());
+        let cli = matches.and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.to_string()));
+        let Ok(cli) = cli else {
+            panic!("a global option after the subcommand did not parse: {cli:?}");
+        };
+        assert_eq!(cli.complaints_url, "http://10.0.0.9:50051");
+        assert!(cli.json);
     }
 
     #[test]

@@ -46,13 +46,11 @@ mod time;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::Cli;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let output = Output::new(cli.json);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

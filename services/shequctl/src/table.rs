@@ -1,8 +1,11 @@
 //! A small aligned-table printer: columns padded to their widest cell, two
-//! spaces apart. Width is counted in characters (`chars().count()`), so wide
-//! (Chinese) characters line up only as well as the terminal's font allows.
+//! spaces apart. Width is the cell's display width in a terminal
+//! (`unicode-width`): a Chinese character takes two columns, so names such as
+//! 鑫苑社区 line up with Latin ones.
 
 use std::fmt;
+
+use unicode_width::UnicodeWidthStr;
 
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -51,7 +54,7 @@ impl fmt::Display for Table {
                 self.rows
                     .iter()
                     .filter_map(|row| row.get(column))
-                    .map(|cell| cell.chars().count())
+                    .map(|cell| cell.width())
                     .max()
                     .unwrap_or(0)
             })
@@ -64,10 +67,7 @@ impl fmt::Display for Table {
                 }
                 line.push_str(cell);
                 let width = widths.get(column).copied().unwrap_or(0);
-                line.extend(std::iter::repeat_n(
-                    ' ',
-                    width.saturating_sub(cell.chars().count()),
-                ));
+                line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.width())));
             }
             writeln!(f, "{}", line.trim_end())?;
         }
@@ -93,11 +93,18 @@ mod tests {
     }
 
     #[test]
-    fn width_is_counted_in_characters_not_bytes() {
+    fn wide_characters_count_two_columns() {
         let mut table = Table::plain();
         table.row(["鑫苑社区", "xinyuan"]);
         table.row(["west", "xililu"]);
-        assert_eq!(table.to_string(), "鑫苑社区  xinyuan\nwest  xililu\n");
+        table.row(["东风路1号", "dongfeng"]);
+        // 鑫苑社区 is 8 columns wide, 东风路1号 9: both line up with `west`.
+        assert_eq!(
+            table.to_string(),
+            "鑫苑社区   xinyuan\n\
+             west       xililu\n\
+             东风路1号  dongfeng\n"
+        );
     }
 
     #[test]
