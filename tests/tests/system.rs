@@ -1173,3 +1173,151 @@ async fn oversize_and_out_of_bounds_input_is_refused_and_changes_nothing() -> an
     assert_eq!(count(clients.clone()).await?, before, "nothing was stored");
     Ok(())
 }
+
+/// The value of the one series of `name` on a service's `/metrics` (0 when absent).
+fn gauge(metrics: &str, name: &str, labels: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(name))
+        .filter(|rest| rest.starts_with('{') && rest.contains(labels))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What the alerts of deploy/monitoring read, as each process reports it: the
+/// build and the process; the NATS connection lost and found again; each
+/// sweeper's last success; the care filing backlog while complaints is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_and_the_filing_backlog()
+-> anyhow::Result<()> {
+    let nats = shequ_tests::NatsServer::start().await?;
+    let mut system = System::start_on(nats, |_| {
+        vec![("SHEQU_SWEEP_INTERVAL_SECS".to_owned(), "1".to_owned())]
+    })
+    .await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    for service in Service::ALL {
+        let text = system.service(service).metrics().await?;
+        let name = service.binary();
+        let version = format!("shequ_build_info{{service=\"{name}\",version=\"");
+        assert!(text.contains(&version), "{name}: no build info:\n{text}");
+        assert!(
+            gauge(&text, "process_resident_memory_bytes", "") > 1e6,
+            "{name}"
+        );
+        let open = gauge(&text, "process_open_fds", "");
+        assert!(
+            open >= 3.0 && open <= gauge(&text, "process_max_fds", ""),
+            "{name}: {open} fds"
+        );
+        let started = gauge(&text, "process_start_time_seconds", "");
+        assert!(
+            started > now - 600.0 && started <= now + 1.0,
+            "{name}: started at {started}, now {now}"
+        );
+        assert!(
+            gauge(&text, "process_cpu_seconds_total", "") > 0.0,
+            "{name}"
+        );
+        assert_eq!(gauge(&text, "shequ_nats_connected", ""), 1.0, "{name}");
+    }
+    // Each sweeper passes within its interval (1 s here).
+    for (service, sweeper) in [
+        (Service::Complaints, "escalation"),
+        (Service::PensionerCare, "overdue"),
+        (Service::PensionerCare, "filing"),
+    ] {
+        let process = system.service(service);
+        eventually(Duration::from_secs(20), || async {
+            let text = process.metrics().await?;
+            let last = gauge(
+                &text,
+                "shequ_sweeper_last_success_timestamp_seconds",
+                &format!("sweeper=\"{sweeper}\""),
+            );
+            anyhow::ensure!(last >= now - 1.0, "{sweeper}: last success {last}");
+            Ok(())
+        })
+        .await?;
+    }
+
+    // NATS away: every service says it is disconnected, and connected again after.
+    system.nats.stop().await?;
+    for service in Service::ALL {
+        let process = system.service(service);
+        eventually(Duration::from_secs(20), || async {
+            let text = process.metrics().await?;
+            anyhow::ensure!(
+                gauge(&text, "shequ_nats_connected", "") == 0.0,
+                "still connected"
+            );
+            anyhow::ensure!(
+                gauge(&text, "shequ_nats_disconnects_total", "") >= 1.0,
+                "no disconnect counted"
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    system.nats.restart().await?;
+    for service in Service::ALL {
+        let process = system.service(service);
+        eventually(Duration::from_secs(30), || async {
+            let text = process.metrics().await?;
+            anyhow::ensure!(
+                gauge(&text, "shequ_nats_connected", "") == 1.0,
+                "not reconnected"
+            );
+            Ok(())
+        })
+        .await?;
+        let log = std::fs::read_to_string(process.log_file())?;
+        assert!(
+            log.contains("NATS connection lost"),
+            "{}: no disconnect logged",
+            service.binary()
+        );
+        assert!(
+            log.matches("connected to NATS").count() >= 2,
+            "{}: no reconnect logged",
+            service.binary()
+        );
+    }
+
+    // complaints down: a concern visit's complaint waits, counted in the backlog.
+    system.complaints.terminate().await?;
+    let visit = clients
+        .care
+        .record_visit(concern_visit("metrics-visit", &district.elders[0]))
+        .await;
+    visit?;
+    let filing = "sweeper=\"filing\"";
+    eventually(Duration::from_secs(30), || async {
+        let text = system.care.metrics().await?;
+        anyhow::ensure!(
+            gauge(&text, "shequ_sweeper_backlog", filing) == 1.0,
+            "backlog not 1"
+        );
+        Ok(())
+    })
+    .await?;
+    system.complaints.start().await?;
+    eventually(Duration::from_secs(60), || async {
+        let text = system.care.metrics().await?;
+        anyhow::ensure!(
+            gauge(&text, "shequ_sweeper_backlog", filing) == 0.0,
+            "backlog not 0"
+        );
+        anyhow::ensure!(
+            gauge(&text, "shequ_sweeper_done_total", filing) >= 1.0,
+            "nothing filed"
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

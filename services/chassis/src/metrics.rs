@@ -15,12 +15,25 @@
 //! - `shequ_consumer_pending{consumer}`: the consumer's `num_pending`, refreshed by
 //!   the inbox loop every few seconds while it runs.
 //! - `shequ_sweeper_runs_total{sweeper}`: [`Metrics::sweeper_ran`] (a pass run
-//!   while this replica held the sweeper's lease).
+//!   while this replica held the sweeper's lease);
+//!   `shequ_sweeper_last_success_timestamp_seconds{sweeper}` when the last pass
+//!   went through all it owed; `shequ_sweeper_done_total{sweeper}` what the
+//!   passes did (escalations, overdue notices, complaints filed);
+//!   `shequ_sweeper_backlog{sweeper}` and
+//!   `shequ_sweeper_backlog_oldest_age_seconds{sweeper}` for work that keeps a
+//!   backlog (care's filings), after each pass.
 //! - `shequ_storage_commit_failures_total`, `shequ_storage_can_commit`: commits
 //!   that failed for want of storage, and whether the database takes commits
 //!   now ([`crate::storage::CommitHealth`], read at scrape time).
 //! - `shequ_lease_held{lease}`: 1 while this replica holds the named
 //!   [`crate::lease::Lease`] (the outbox relay's, a sweeper's), else 0.
+//! - `shequ_nats_connected`, `shequ_nats_disconnects_total`: the NATS
+//!   connection, from its events ([`crate::nats::connect`]).
+//! - `shequ_build_info{version}`: 1, naming the build.
+//! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
+//!   `process_start_time_seconds`: the standard process metrics, read from
+//!   `/proc/self` at scrape time (Linux; absent elsewhere).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,6 +89,13 @@ struct Inner {
     events_consumed: Family<u64>,
     consumer_pending: Family<f64>,
     sweeper_runs: Family<u64>,
+    sweeper_success: Family<f64>,
+    sweeper_done: Family<u64>,
+    sweeper_backlog: Family<f64>,
+    sweeper_backlog_age: Family<f64>,
+    nats_connected: Family<f64>,
+    nats_disconnects: Family<u64>,
+    build_info: Family<f64>,
     leases_held: Family<f64>,
     commit_failures: Family<u64>,
     can_commit: Family<f64>,
@@ -83,7 +103,7 @@ struct Inner {
 
 impl Metrics {
     pub fn new(service: impl Into<String>) -> Self {
-        Self(Arc::new(Inner {
+        let metrics = Self(Arc::new(Inner {
             service: service.into(),
             grpc_requests: Family::new(
                 "shequ_grpc_requests_total",
@@ -135,9 +155,51 @@ impl Metrics {
             ),
             sweeper_runs: Family::new(
                 "shequ_sweeper_runs_total",
-                "Sweeper passes run, by sweeper.",
+                "Sweeper passes run, by sweeper (escalation, overdue, filing).",
                 Kind::Counter,
                 &["sweeper"],
+            ),
+            sweeper_success: Family::new(
+                "shequ_sweeper_last_success_timestamp_seconds",
+                "Unix time at which the sweeper's last pass went through all it owed, by sweeper (escalation, overdue, filing).",
+                Kind::Gauge,
+                &["sweeper"],
+            ),
+            sweeper_done: Family::new(
+                "shequ_sweeper_done_total",
+                "What the sweeper's passes did, by sweeper: escalation (complaints escalated past a time limit), overdue (overdue-visit notices raised), filing (complaints filed from visits).",
+                Kind::Counter,
+                &["sweeper"],
+            ),
+            sweeper_backlog: Family::new(
+                "shequ_sweeper_backlog",
+                "Items of a sweeper's work not yet done after its last pass, due or waiting out a retry (filing: complaints still to file).",
+                Kind::Gauge,
+                &["sweeper"],
+            ),
+            sweeper_backlog_age: Family::new(
+                "shequ_sweeper_backlog_oldest_age_seconds",
+                "Age of the oldest item of a sweeper's backlog after its last pass (0 when none).",
+                Kind::Gauge,
+                &["sweeper"],
+            ),
+            nats_connected: Family::new(
+                "shequ_nats_connected",
+                "1 while the connection to NATS is up, else 0 (the outbox holds events meanwhile).",
+                Kind::Gauge,
+                &[],
+            ),
+            nats_disconnects: Family::new(
+                "shequ_nats_disconnects_total",
+                "Times the connection to NATS was lost (it reconnects on its own).",
+                Kind::Counter,
+                &[],
+            ),
+            build_info: Family::new(
+                "shequ_build_info",
+                "1, with the build's version as a label.",
+                Kind::Gauge,
+                &["version"],
             ),
             leases_held: Family::new(
                 "shequ_lease_held",
@@ -157,7 +219,12 @@ impl Metrics {
                 Kind::Gauge,
                 &[],
             ),
-        }))
+        }));
+        metrics
+            .0
+            .build_info
+            .update(&[env!("CARGO_PKG_VERSION")], |v| *v = 1.0);
+        metrics
     }
 
     pub fn service(&self) -> &str {
@@ -205,6 +272,38 @@ impl Metrics {
         self.0.sweeper_runs.update(&[sweeper], |n| *n += 1);
     }
 
+    /// A pass of `sweeper` that went through all it owed and did `done`.
+    pub fn sweeper_succeeded(&self, sweeper: &str, done: usize) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        self.0.sweeper_success.update(&[sweeper], |v| *v = now);
+        self.0
+            .sweeper_done
+            .update(&[sweeper], |n| *n += done as u64);
+    }
+
+    /// What is left of `sweeper`'s work after a pass: `count` items, the
+    /// oldest `oldest_age` old.
+    pub fn set_sweeper_backlog(&self, sweeper: &str, count: u64, oldest_age: Duration) {
+        self.0
+            .sweeper_backlog
+            .update(&[sweeper], |v| *v = count as f64);
+        self.0
+            .sweeper_backlog_age
+            .update(&[sweeper], |v| *v = oldest_age.as_secs_f64());
+    }
+
+    /// Whether the NATS connection is up; a loss is counted.
+    pub fn set_nats_connected(&self, connected: bool) {
+        self.0
+            .nats_connected
+            .update(&[], |v| *v = if connected { 1.0 } else { 0.0 });
+        if !connected {
+            self.0.nats_disconnects.update(&[], |n| *n += 1);
+        }
+    }
+
     /// Whether this replica holds the lease named `lease`.
     pub fn set_lease_held(&self, lease: &str, held: bool) {
         self.0
@@ -234,9 +333,17 @@ impl Metrics {
         inner.events_consumed.render(&mut out, &service);
         inner.consumer_pending.render(&mut out, &service);
         inner.sweeper_runs.render(&mut out, &service);
+        inner.sweeper_success.render(&mut out, &service);
+        inner.sweeper_done.render(&mut out, &service);
+        inner.sweeper_backlog.render(&mut out, &service);
+        inner.sweeper_backlog_age.render(&mut out, &service);
         inner.leases_held.render(&mut out, &service);
         inner.commit_failures.render(&mut out, &service);
         inner.can_commit.render(&mut out, &service);
+        inner.nats_connected.render(&mut out, &service);
+        inner.nats_disconnects.render(&mut out, &service);
+        inner.build_info.render(&mut out, &service);
+        process::render(&mut out, &service);
         out
     }
 }
@@ -481,6 +588,98 @@ fn grpc_code<R>(response: &http::Response<R>) -> String {
     .to_owned()
 }
 
+/// The standard process metrics of the Prometheus client libraries, read from
+/// `/proc/self` when rendered (nothing is written where there is no `/proc`).
+mod process {
+    use std::fmt::Write as _;
+
+    /// `/proc`'s clock ticks per second (USER_HZ, 100 on Linux's ABI).
+    const TICKS_PER_SECOND: f64 = 100.0;
+    const PAGE_SIZE: f64 = 4096.0;
+
+    pub(super) fn render(out: &mut String, service: &str) {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return;
+        };
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let Some(fields) = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+        else {
+            return;
+        };
+        // Numbered as in proc(5), field 3 (state) being fields[0].
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+            if let Some(value) = value {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                let _ = writeln!(
+                    out,
+                    "{name}{{service=\"{service}\"}} {}",
+                    super::number(value)
+                );
+            }
+        };
+        let cpu = field(14)
+            .zip(field(15))
+            .map(|(user, system)| (user + system) / TICKS_PER_SECOND);
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            cpu,
+        );
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            field(24).map(|pages| pages * PAGE_SIZE),
+        );
+        metric(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            field(23),
+        );
+        let open = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count() as f64);
+        metric("process_open_fds", "gauge", "Open file descriptors.", open);
+        metric(
+            "process_max_fds",
+            "gauge",
+            "The limit on open file descriptors.",
+            max_fds(),
+        );
+        let started = boot_time()
+            .zip(field(22))
+            .map(|(boot, ticks)| boot + ticks / TICKS_PER_SECOND);
+        metric(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch, in seconds.",
+            started,
+        );
+    }
+
+    /// The soft limit of `Max open files` in `/proc/self/limits`.
+    fn max_fds() -> Option<f64> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+
+    /// `btime` of `/proc/stat`: the boot time, in seconds since the epoch.
+    fn boot_time() -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        stat.lines()
+            .find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +718,111 @@ mod tests {
                 "shequ_lease_held{service=\"complaints\",lease=\"escalation-sweeper\"} 0\n"
             )
         );
+    }
+
+    #[test]
+    fn sweepers_nats_and_the_build_are_reported() {
+        let metrics = Metrics::new("pensioner-care");
+        metrics.sweeper_succeeded("filing", 2);
+        metrics.sweeper_succeeded("filing", 1);
+        metrics.set_sweeper_backlog("filing", 4, Duration::from_secs(90));
+        metrics.set_nats_connected(true);
+        metrics.set_nats_connected(false);
+        let text = metrics.render();
+        let series = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.rsplit(' ').next())
+                .and_then(|value| value.parse::<f64>().ok())
+        };
+        let labels = "{service=\"pensioner-care\",sweeper=\"filing\"}";
+        assert_eq!(
+            series(&format!("shequ_sweeper_done_total{labels}")),
+            Some(3.0)
+        );
+        assert_eq!(series(&format!("shequ_sweeper_backlog{labels}")), Some(4.0));
+        assert_eq!(
+            series(&format!("shequ_sweeper_backlog_oldest_age_seconds{labels}")),
+            Some(90.0)
+        );
+        let last = series(&format!(
+            "shequ_sweeper_last_success_timestamp_seconds{labels}"
+        ));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_secs_f64())
+            .unwrap_or_default();
+        assert!(
+            last.is_some_and(|last| (now - last).abs() < 60.0),
+            "{last:?}"
+        );
+        assert_eq!(
+            series("shequ_nats_connected{service=\"pensioner-care\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            series("shequ_nats_disconnects_total{service=\"pensioner-care\"}"),
+            Some(1.0)
+        );
+        let build = format!(
+            "shequ_build_info{{service=\"pensioner-care\",version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+    }
+
+    /// Read from /proc on Linux, where the services run.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let text = Metrics::new("complaints").render();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}{{service=\"complaints\"}} ")))
+                .and_then(|value| value.parse::<f64>().ok())
+        };
+        assert!(
+            value("process_resident_memory_bytes").is_some_and(|rss| rss > 1e5),
+            "{text}"
+        );
+        assert!(value("process_virtual_memory_bytes").is_some_and(|vm| vm > 1e5));
+        let open = value("process_open_fds").unwrap_or_default();
+        assert!(open >= 1.0 && value("process_max_fds").is_some_and(|max| max >= open));
+        assert!(value("process_cpu_seconds_total").is_some_and(|cpu| cpu >= 0.0));
+        assert!(value("process_start_time_seconds").is_some_and(|at| at > 1.6e9));
+    }
+
+    /// Every sample line follows its family's HELP and TYPE, as the text
+    /// format 0.0.4 wants (promtool check metrics reads the same).
+    #[test]
+    fn every_series_is_announced_by_help_and_type() {
+        let metrics = Metrics::new("complaints");
+        metrics.grpc_request("/a.B/C", "0", Duration::from_millis(3));
+        metrics.sweeper_succeeded("escalation", 1);
+        let text = metrics.render();
+        let (mut helped, mut typed) = (Vec::new(), Vec::new());
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.push(rest.split(' ').next().unwrap_or_default().to_owned());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap_or_default();
+                assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+                assert_eq!(helped.last().map(String::as_str), Some(name), "{line}");
+                typed.push(name.to_owned());
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                let family = typed.last().map(String::as_str).unwrap_or_default();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).filter(|base| *base == family))
+                    .unwrap_or(name);
+                assert_eq!(base, family, "{line} outside its family");
+                let value = line.rsplit(' ').next().unwrap_or_default();
+                assert!(
+                    value.parse::<f64>().is_ok() || value.ends_with("Inf"),
+                    "{line}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Runtime {
             metrics: metrics.clone(),
             storage: Some(db.health().clone()),
         };
-        let client = nats::connect(&common.nats_url, &common.nats, service).await?;
+        let client = nats::connect(&common.nats_url, &common.nats, service, &metrics).await?;
         let js = nats::jetstream(client.clone(), JETSTREAM_TIMEOUT);
         let (listener, grpc_addr) = bind("gRPC", common.grpc_addr, identity.grpc_addr).await?;
         let (admin_listener, admin_addr) =

@@ -61,6 +61,17 @@ pub trait Work: Clone + Send + Sync + 'static {
         Duration::ZERO
     }
 
+    /// What is left of this work at `now`, after a pass (for
+    /// `shequ_sweeper_backlog`): `None` for work whose items are done as soon
+    /// as they are found, so that it keeps no backlog of its own.
+    fn backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Backlog>, Self::Error>> + Send {
+        let _ = now;
+        async { Ok(None) }
+    }
+
     /// Up to `limit` items of `queue` owed at `now`, in (due, id) order,
     /// after `after` (from the first when `None`).
     fn owed(
@@ -92,6 +103,13 @@ impl<R> Unavailable for crate::storage::StoreError<R> {
     fn is_unavailable(&self) -> bool {
         crate::storage::StoreError::is_unavailable(self)
     }
+}
+
+/// Work not yet done: how many items, and since when the oldest has waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub count: u64,
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// What one pass did.
@@ -218,6 +236,25 @@ impl<W: Work> Sweeper<W> {
         Ok(pass)
     }
 
+    /// Sets `shequ_sweeper_backlog` from the work's [`Work::backlog`].
+    async fn report_backlog(&self) {
+        let now = self.clock.now();
+        match self.work.backlog(now).await {
+            Ok(Some(backlog)) => {
+                let age = backlog
+                    .oldest
+                    .and_then(|oldest| (now - oldest).to_std().ok())
+                    .unwrap_or_default();
+                self.metrics
+                    .set_sweeper_backlog(W::NAME, backlog.count, age);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(sweeper = W::NAME, %error, "backlog not read");
+            }
+        }
+    }
+
     /// Sweeps every interval (or when woken) while this replica holds the
     /// lease, until `shutdown`; then releases the lease.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -228,11 +265,15 @@ impl<W: Work> Sweeper<W> {
                 // item is a transaction of its own, so one cut short is
                 // rolled back whole and the next run does it.
                 tokio::select! {
-                    swept = self.sweep(Some(&self.lease)) => {
-                        if let Err(error) = swept {
+                    swept = self.sweep(Some(&self.lease)) => match swept {
+                        Ok(pass) => {
+                            self.metrics.sweeper_succeeded(W::NAME, pass.done);
+                            self.report_backlog().await;
+                        }
+                        Err(error) => {
                             tracing::warn!(sweeper = W::NAME, %error, "sweep failed; the next pass retries");
                         }
-                    }
+                    },
                     _ = shutdown.cancelled() => break,
                 }
                 // Counted once the pass is over (tests wait for the first).

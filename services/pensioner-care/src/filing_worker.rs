@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use shequ_chassis::grpc::{PeerChannel, Peers};
 use shequ_chassis::runtime::Runtime;
 use shequ_chassis::storage::Due;
-use shequ_chassis::sweeper::Work;
+use shequ_chassis::sweeper::{Backlog, Work};
 use shequ_chassis::trace::{self, TraceContext};
 use shequ_proto::complaints::v1 as complaints;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
@@ -153,6 +153,11 @@ impl Work for Filings {
     /// A call to the complaints service.
     fn longest_item(&self) -> Duration {
         self.timeout
+    }
+
+    /// The filings still to make, due or waiting out a retry.
+    async fn backlog(&self, _now: DateTime<Utc>) -> Result<Option<Backlog>, StoreError> {
+        self.store.filing_backlog().await.map(Some)
     }
 
     async fn owed(

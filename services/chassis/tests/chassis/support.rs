@@ -91,8 +91,13 @@ pub(crate) async fn postgres_db(
 pub(crate) async fn jetstream_on(
     server: &shequ_tests::NatsServer,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
-    let client =
-        shequ_chassis::nats::connect(&server.url(), &Default::default(), "chassis-test").await?;
+    let client = shequ_chassis::nats::connect(
+        &server.url(),
+        &Default::default(),
+        "chassis-test",
+        &shequ_chassis::metrics::Metrics::new("chassis-test"),
+    )
+    .await?;
     let js = shequ_chassis::nats::jetstream(client.clone(), Duration::from_secs(2));
     Ok((client, js))
 }

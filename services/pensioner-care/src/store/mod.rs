@@ -39,6 +39,7 @@ use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace::TraceContext;
 use shequ_proto::events::EventData;
 use shequ_proto::events::care as contract;
@@ -197,6 +198,10 @@ shequ_chassis::storage_trait! {
             after: Option<&Due>,
             limit: usize,
         ) -> Result<Vec<Due>, StoreError>;
+
+        /// The pending filings, due or waiting out a backoff: how many, and
+        /// when the visit of the oldest was recorded.
+        fn filing_backlog(&self) -> Result<Backlog, StoreError>;
 
         /// The filing of visit `visit_id` if it is still pending and due by `now`
         /// (another pass may have tried or filed it since it was listed).

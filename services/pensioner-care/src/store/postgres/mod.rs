@@ -22,6 +22,7 @@ use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::postgres::Postgres;
 use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace;
 
 use sqlx::PgConnection;
@@ -443,6 +444,11 @@ impl Care for PgStore {
     ) -> Result<Vec<Due>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
         visits::due_filings(&mut conn, now, after, limit).await
+    }
+
+    async fn filing_backlog(&self) -> Result<Backlog, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        visits::filing_backlog(&mut conn).await
     }
 
     async fn due_filing(

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace::TraceContext;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -127,6 +128,20 @@ pub(super) async fn due_filings(
         limit,
     )
     .await?)
+}
+
+/// The pending filings, with the time the oldest one's visit was recorded.
+pub(super) async fn filing_backlog(conn: &mut PgConnection) -> Result<Backlog, StoreError> {
+    let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT count(*), min(v.recorded_at) FROM complaint_filings f \
+         JOIN visits v ON v.id = f.visit_id WHERE f.status = 'pending'",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Backlog {
+        count: count.unsigned_abs(),
+        oldest,
+    })
 }
 
 static DUE_FILING: LazyLock<String> = LazyLock::new(|| {

@@ -22,6 +22,7 @@ use shequ_chassis::inbox::{Once, Outcome};
 use shequ_chassis::personal::Phone;
 use shequ_chassis::sqlite::Sqlite;
 use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace;
 
 use super::{
@@ -357,6 +358,10 @@ impl Care for SqliteStore {
         let after = after.cloned();
         self.read(move |conn| visits::due_filings(conn, now, after.as_ref(), limit))
             .await
+    }
+
+    async fn filing_backlog(&self) -> Result<Backlog, StoreError> {
+        self.read(visits::filing_backlog).await
     }
 
     async fn due_filing(

@@ -9,6 +9,7 @@ use rusqlite::{Connection, Row};
 use shequ_chassis::clock::to_millis;
 use shequ_chassis::database::{DbError, flag, instant};
 use shequ_chassis::storage::Due;
+use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace::TraceContext;
 
 use super::used_before;
@@ -143,6 +144,21 @@ pub(super) fn due_filings(
         after,
         limit,
     )?)
+}
+
+/// The pending filings, with the time the oldest one's visit was recorded.
+const FILING_BACKLOG: &str = "SELECT count(*), min(v.recorded_at) FROM complaint_filings f \
+     JOIN visits v ON v.id = f.visit_id WHERE f.status = 'pending'";
+
+pub(super) fn filing_backlog(conn: &Connection) -> Result<Backlog, StoreError> {
+    let (count, oldest): (i64, Option<i64>) = conn
+        .prepare_cached(FILING_BACKLOG)
+        .and_then(|mut statement| statement.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(DbError::from)?;
+    Ok(Backlog {
+        count: count.unsigned_abs(),
+        oldest: oldest.map(instant).transpose()?,
+    })
 }
 
 static DUE_FILING: LazyLock<String> = LazyLock::new(|| {
