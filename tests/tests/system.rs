@@ -1186,13 +1186,17 @@ fn gauge(metrics: &str, name: &str, labels: &str) -> f64 {
 
 /// What the alerts of deploy/monitoring read, as each process reports it: the
 /// build and the process; the NATS connection lost and found again; each
-/// sweeper's last success; the care filing backlog while complaints is down.
+/// sweeper's last success; the care filing backlog while complaints is down;
+/// the month's district figures once the filed complaint arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_and_the_filing_backlog()
+async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_the_filing_backlog_and_the_figures()
 -> anyhow::Result<()> {
     let nats = shequ_tests::NatsServer::start().await?;
     let mut system = System::start_on(nats, |_| {
-        vec![("SHEQU_SWEEP_INTERVAL_SECS".to_owned(), "1".to_owned())]
+        vec![
+            ("SHEQU_SWEEP_INTERVAL_SECS".to_owned(), "1".to_owned()),
+            ("SHEQU_FIGURES_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        ]
     })
     .await?;
     let mut clients = Clients::new(&system)?;
@@ -1287,6 +1291,10 @@ async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_and_the_filing_
             service.binary()
         );
     }
+
+    // The month's district figures follow the complaints (the filed one, once
+    // complaints is back, below, makes it one submitted and one open).
+    let figure = |name: &str| format!("figure=\"{name}\"");
 
     // complaints down: a concern visit's complaint waits, counted in the backlog.
     system.complaints.terminate().await?;

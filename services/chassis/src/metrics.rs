@@ -29,6 +29,8 @@
 //!   [`crate::lease::Lease`] (the outbox relay's, a sweeper's), else 0.
 //! - `shequ_nats_connected`, `shequ_nats_disconnects_total`: the NATS
 //!   connection, from its events ([`crate::nats::connect`]).
+//! - `shequ_district_figure{figure}`: what a service reports of the district
+//!   ([`Metrics::set_figure`]; complaints: the month's rates and backlog).
 //! - `shequ_build_info{version}`: 1, naming the build.
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
@@ -96,6 +98,7 @@ struct Inner {
     nats_connected: Family<f64>,
     nats_disconnects: Family<u64>,
     build_info: Family<f64>,
+    figures: Family<f64>,
     leases_held: Family<f64>,
     commit_failures: Family<u64>,
     can_commit: Family<f64>,
@@ -194,6 +197,12 @@ impl Metrics {
                 "Times the connection to NATS was lost (it reconnects on its own).",
                 Kind::Counter,
                 &[],
+            ),
+            figures: Family::new(
+                "shequ_district_figure",
+                "The district's figures of the current month (Asia/Shanghai), recomputed every minute as GetFigures computes them: response_rate, on_time_resolution_rate, satisfaction_rate, reopen_rate (0-1, absent while nothing was counted), submitted, cases, open_under_1_day, open_1_to_3_days, open_3_to_7_days, open_over_7_days.",
+                Kind::Gauge,
+                &["figure"],
             ),
             build_info: Family::new(
                 "shequ_build_info",
@@ -294,6 +303,14 @@ impl Metrics {
             .update(&[sweeper], |v| *v = oldest_age.as_secs_f64());
     }
 
+    /// The district figure `figure`, or none (no series) when `value` is `None`.
+    pub fn set_figure(&self, figure: &str, value: Option<f64>) {
+        match value {
+            Some(value) => self.0.figures.update(&[figure], |v| *v = value),
+            None => self.0.figures.remove(&[figure]),
+        }
+    }
+
     /// Whether the NATS connection is up; a loss is counted.
     pub fn set_nats_connected(&self, connected: bool) {
         self.0
@@ -342,6 +359,7 @@ impl Metrics {
         inner.can_commit.render(&mut out, &service);
         inner.nats_connected.render(&mut out, &service);
         inner.nats_disconnects.render(&mut out, &service);
+        inner.figures.render(&mut out, &service);
         inner.build_info.render(&mut out, &service);
         process::render(&mut out, &service);
         out
@@ -401,6 +419,12 @@ impl<V: Value> Family<V> {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
         change(series.entry(key).or_default());
+    }
+
+    fn remove(&self, values: &[&str]) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        series.remove(&key);
     }
 
     fn render(&self, out: &mut String, service: &str) {

@@ -16,6 +16,7 @@
 //! - [`classifier`]: the segmenter (jieba) around the domain's decision rule,
 //!   and the weights file reloaded when it changes.
 //! - `events`: the event each transition publishes.
+//! - `gauges`: the district's figures of the month on `/metrics`.
 //! - `grpc`: the `shequ.complaints.v1` adapter: validation and error mapping.
 //! - `merchants`: asking merchant-alliance about a complaint's merchant, with a deadline.
 //! - `sweeper`: [`Escalations`] of complaints past their time limits, the
@@ -28,6 +29,7 @@ mod access;
 pub mod classifier;
 pub mod domain;
 mod events;
+mod gauges;
 mod grpc;
 mod merchants;
 pub mod store;
@@ -110,6 +112,11 @@ pub struct Config {
     #[arg(long, env = "SHEQU_SWEEP_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,
+    /// Seconds between recomputations of the district's figures of the month
+    /// that `/metrics` shows (`shequ_district_figure`).
+    #[arg(long, env = "SHEQU_FIGURES_INTERVAL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub figures_interval_secs: u64,
     /// The merchant-alliance service, asked about a complaint's merchant.
     #[arg(long, env = "SHEQU_ALLIANCE_URL", default_value = DEFAULT_ALLIANCE_URL)]
     pub alliance_url: String,
@@ -136,6 +143,7 @@ impl Config {
             duplicate_radius_metres: 50,
             duplicate_window_days: 7,
             sweep_interval_secs: 30,
+            figures_interval_secs: 60,
             alliance_url: DEFAULT_ALLIANCE_URL.into(),
             alliance_timeout_ms: 1000,
         }
@@ -211,6 +219,9 @@ impl App for Application {
             Escalations::new(store.clone()),
             Duration::from_secs(config.sweep_interval_secs),
         );
+        let (figures, metrics) = (store.clone(), runtime.metrics.clone());
+        let every = Duration::from_secs(config.figures_interval_secs);
+        runtime.spawn(move |stop| gauges::keep(figures, metrics, every, stop));
         let api = ComplaintsApi::new(store, limits, merchants, classifiers.clone());
         runtime.spawn(move |stop| classifiers.watch(CLASSIFIER_WATCH, stop));
         runtime.serve(
