@@ -1327,5 +1327,25 @@ async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_the_filing_back
         Ok(())
     })
     .await?;
+    eventually(Duration::from_secs(20), || async {
+        let text = system.complaints.metrics().await?;
+        let figure_of = |name: &str| gauge(&text, "shequ_district_figure", &figure(name));
+        anyhow::ensure!(
+            figure_of("submitted") == 1.0,
+            "submitted {}",
+            figure_of("submitted")
+        );
+        anyhow::ensure!(
+            figure_of("open_under_1_day") == 1.0,
+            "open {}",
+            figure_of("open_under_1_day")
+        );
+        anyhow::ensure!(
+            !text.contains(&figure("satisfaction_rate")),
+            "a satisfaction rate with no follow-up"
+        );
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
