@@ -7,7 +7,8 @@
 //!   one-line reason. It turns 503 as soon as
 //!   shutdown begins, before the gRPC port drains.
 //! - `/metrics`: the [`Metrics`] in the Prometheus text format 0.0.4, with the
-//!   outbox backlog read from the database at scrape time.
+//!   outbox backlog read from the database and readiness (`shequ_ready`, what
+//!   `/readyz` would answer) checked at scrape time.
 //!
 //! The port keeps answering while the service drains, so an orchestrator sees
 //! `/readyz` turn 503; [`serve`] stops once its `stop` future completes (the
@@ -71,18 +72,26 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    match readiness(&state).await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(reason) => not_ready(&reason),
+    }
+}
+
+/// Whether the service takes requests now, or why not.
+async fn readiness(state: &AdminState) -> Result<(), String> {
     if state.shutdown.is_cancelled() {
-        return not_ready("shutting down");
+        return Err("shutting down".into());
     }
     if let Some(reason) = state.db.health().failing() {
-        return not_ready(&format!("the database does not take commits: {reason}"));
+        return Err(format!("the database does not take commits: {reason}"));
     }
     let ping = state.db.ping();
     match tokio::time::timeout(DATABASE_TIMEOUT, ping).await {
-        Ok(Ok(_)) if !state.shutdown.is_cancelled() => (StatusCode::OK, "ready\n".into()),
-        Ok(Ok(_)) => not_ready("shutting down"),
-        Ok(Err(error)) => not_ready(&format!("database: {error}")),
-        Err(_) => not_ready(&format!(
+        Ok(Ok(_)) if !state.shutdown.is_cancelled() => Ok(()),
+        Ok(Ok(_)) => Err("shutting down".into()),
+        Ok(Err(error)) => Err(format!("database: {error}")),
+        Err(_) => Err(format!(
             "database did not answer within {}s",
             DATABASE_TIMEOUT.as_secs()
         )),
@@ -99,6 +108,7 @@ fn not_ready(reason: &str) -> (StatusCode, String) {
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.set_storage(state.db.health());
+    state.metrics.set_ready(readiness(&state).await.is_ok());
     let backlog = state.db.outbox_backlog(state.clock.now());
     match tokio::time::timeout(DATABASE_TIMEOUT, backlog).await {
         Ok(Ok((count, oldest_age_ms))) => state.metrics.set_outbox_backlog(count, oldest_age_ms),

@@ -24,7 +24,8 @@
 //!   backlog (care's filings), after each pass.
 //! - `shequ_storage_commit_failures_total`, `shequ_storage_can_commit`: commits
 //!   that failed for want of storage, and whether the database takes commits
-//!   now ([`crate::storage::CommitHealth`], read at scrape time).
+//!   now ([`crate::storage::CommitHealth`], read at scrape time);
+//!   `shequ_ready`: what `/readyz` answers, checked at scrape time.
 //! - `shequ_lease_held{lease}`: 1 while this replica holds the named
 //!   [`crate::lease::Lease`] (the outbox relay's, a sweeper's), else 0.
 //! - `shequ_nats_connected`, `shequ_nats_disconnects_total`: the NATS
@@ -102,6 +103,7 @@ struct Inner {
     leases_held: Family<f64>,
     commit_failures: Family<u64>,
     can_commit: Family<f64>,
+    ready: Family<f64>,
 }
 
 impl Metrics {
@@ -228,6 +230,12 @@ impl Metrics {
                 Kind::Gauge,
                 &[],
             ),
+            ready: Family::new(
+                "shequ_ready",
+                "1 when /readyz would answer 200 at scrape time (the database takes commits and answers, not shutting down), else 0.",
+                Kind::Gauge,
+                &[],
+            ),
         }));
         metrics
             .0
@@ -303,6 +311,13 @@ impl Metrics {
             .update(&[sweeper], |v| *v = oldest_age.as_secs_f64());
     }
 
+    /// Whether the service is ready (what `/readyz` answers).
+    pub fn set_ready(&self, ready: bool) {
+        self.0
+            .ready
+            .update(&[], |v| *v = if ready { 1.0 } else { 0.0 });
+    }
+
     /// The district figure `figure`, or none (no series) when `value` is `None`.
     pub fn set_figure(&self, figure: &str, value: Option<f64>) {
         match value {
@@ -357,6 +372,7 @@ impl Metrics {
         inner.leases_held.render(&mut out, &service);
         inner.commit_failures.render(&mut out, &service);
         inner.can_commit.render(&mut out, &service);
+        inner.ready.render(&mut out, &service);
         inner.nats_connected.render(&mut out, &service);
         inner.nats_disconnects.render(&mut out, &service);
         inner.figures.render(&mut out, &service);
