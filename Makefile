@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -24,9 +24,25 @@ test: deps
 
 ## What can be checked of deploy/ without a container engine: nats.conf, the
 ## k8s manifests (kubectl kustomize), compose (docker compose / docker-compose
-## when installed), scripts; each check skips with a note when its tool is missing.
-deploy-check:
+## when installed), scripts, the alerting rules with their unit tests and the
+## dashboard (promtool, installed when missing); each other check skips with a
+## note when its tool is missing.
+deploy-check: promtool
 	@deploy/check.sh
+
+## Renders deploy/k8s/monitoring/prometheus-rule.yaml from
+## deploy/monitoring/alerts.yaml (deploy-check fails while it is stale).
+monitoring:
+	@python3 deploy/monitoring/render-prometheus-rule.py
+
+## promtool from Debian's prometheus package when it is missing.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "promtool not found: installing Debian's prometheus package"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	}
 
 lint:
 	$(CARGO) fmt --all -- --check

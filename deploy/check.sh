@@ -30,6 +30,11 @@
 #                 secrets template holds only REPLACE_ME; the TLS probes patch
 #   NATS          `nats-server -c deploy/nats/nats.conf -t` with dummy
 #                 passwords; deploy/k8s/nats/nats.conf is the same file
+#   monitoring    `promtool check rules` and `promtool test rules` of the
+#                 alerts (each fires and clears), `promtool check config` of
+#                 prometheus.yml; runbooks; dashboard.json's structure and
+#                 queries; every metric named is exported; the k8s
+#                 PrometheusRule holds the same rules
 #   docs          every setting in the binaries' --help is in deploy/README.md
 #   scripts       bash -n and shellcheck of this script and init-databases.sh
 set -uo pipefail
@@ -770,6 +775,136 @@ if cmp -s deploy/nats/nats.conf deploy/k8s/nats/nats.conf; then
   pass "deploy/k8s/nats/nats.conf is the same as deploy/nats/nats.conf"
 else
   fail "deploy/k8s/nats/nats.conf differs from deploy/nats/nats.conf: cp deploy/nats/nats.conf deploy/k8s/nats/nats.conf"
+fi
+
+# ---------------------------------------------------------------------------
+echo "== monitoring"
+# The alerting rules with their unit tests, the Prometheus configuration, the
+# Grafana dashboard, and the Kubernetes PrometheusRule rendered from the rules.
+mon=deploy/monitoring
+if command -v promtool >/dev/null 2>&1; then
+  promtool_version=$(promtool --version 2>&1 | head -1 | awk '{print $3}')
+  if out=$(promtool check rules "$mon/alerts.yaml" 2>&1); then
+    pass "promtool check rules alerts.yaml ($(grep -o '[0-9]* rules found' <<<"$out"), promtool $promtool_version)"
+  else
+    fail "promtool check rules alerts.yaml"; echo "$out" | indent
+  fi
+  mkdir -p "$work/monitoring"
+  cp "$mon/prometheus.yml" "$mon/alerts.yaml" "$work/monitoring/"
+  if out=$(promtool check config "$work/monitoring/prometheus.yml" 2>&1); then
+    pass "promtool check config prometheus.yml (scrape jobs and rule file)"
+  else
+    fail "promtool check config prometheus.yml"; echo "$out" | indent
+  fi
+else
+  skip "promtool not found (Debian: apt-get install prometheus; make deploy-check installs it)"
+fi
+if [[ -n $py ]]; then
+  # Runbooks and severities; the copy of the rules without the runbooks (prose)
+  # that the unit tests compare alerts with; the dashboard's queries as
+  # recording rules, for promtool to parse; every metric named is one the
+  # services export (the names in services/chassis/src/metrics.rs).
+  if out=$("$py" - "$work/monitoring" <<'PY' 2>&1
+import json, re, sys, yaml
+out = sys.argv[1]
+errors = []
+rules = yaml.safe_load(open("deploy/monitoring/alerts.yaml"))
+alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+for r in alerts:
+    a, labels = r.get("annotations") or {}, r.get("labels") or {}
+    if len((a.get("runbook") or "").split()) < 12:
+        errors.append(f"{r['alert']}: no runbook annotation (what it means, what to do)")
+    if not a.get("summary"):
+        errors.append(f"{r['alert']}: no summary")
+    if labels.get("severity") not in ("page", "ticket"):
+        errors.append(f"{r['alert']}: severity is not page or ticket")
+tests = yaml.safe_load(open("deploy/monitoring/alerts.test.yaml"))
+for r in alerts:
+    evals = [t for case in tests["tests"] for t in case.get("alert_rule_test", []) if t["alertname"] == r["alert"]]
+    if not any(t.get("exp_alerts") for t in evals) or not any(not t.get("exp_alerts") for t in evals):
+        errors.append(f"{r['alert']}: alerts.test.yaml does not test it both firing and not firing")
+for g in rules["groups"]:
+    for r in g["rules"]:
+        (r.get("annotations") or {}).pop("runbook", None)
+yaml.safe_dump(rules, open(f"{out}/alerts.yaml", "w"), sort_keys=False, allow_unicode=True)
+
+board = json.load(open("deploy/monitoring/dashboard.json"))
+for key in ("title", "uid", "schemaVersion", "panels"):
+    if key not in board:
+        errors.append(f"dashboard.json: no {key}")
+names = [v["name"] for v in board.get("templating", {}).get("list", [])]
+exprs = []
+ids, bottom = set(), {}
+for p in board.get("panels", []):
+    if p.get("id") in ids:
+        errors.append(f"dashboard.json: panel id {p.get('id')} twice")
+    ids.add(p.get("id"))
+    g = p.get("gridPos") or {}
+    if not all(k in g for k in ("h", "w", "x", "y")) or g.get("x", 0) + g.get("w", 0) > 24:
+        errors.append(f"dashboard.json: panel {p.get('title')!r}: bad gridPos {g}")
+    if p.get("type") == "row":
+        continue
+    if not p.get("title") or not p.get("description"):
+        errors.append(f"dashboard.json: a {p.get('type')} panel without a title and description")
+    uid = (p.get("datasource") or {}).get("uid", "")
+    if uid.strip("${}") not in names:
+        errors.append(f"dashboard.json: panel {p.get('title')!r}: datasource {uid!r} is not a variable")
+    if not p.get("targets"):
+        errors.append(f"dashboard.json: panel {p.get('title')!r} has no query")
+    for t in p.get("targets", []):
+        exprs.append((p["title"], t.get("expr", "")))
+# Grafana's interval variables as promtool sees them.
+record = [{"record": f"dashboard:panel_{i}", "expr": e.replace("$__rate_interval", "5m").replace("$__range", "1h")}
+          for i, (_, e) in enumerate(exprs)]
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": record}]}, open(f"{out}/dashboard-queries.yaml", "w"))
+
+source = open("services/chassis/src/metrics.rs").read()
+exported = set(re.findall(r'"((?:shequ|process)_[a-z_]+)"', source))
+histograms = {n for n in exported if n.endswith("_duration_seconds")}
+exported |= {h + s for h in histograms for s in ("_bucket", "_sum", "_count")}
+used = [(f"alert {r['alert']}", r["expr"]) for r in alerts] + [(f"panel {t!r}", e) for t, e in exprs]
+for where, expr in used:
+    for name in set(re.findall(r"\b((?:shequ|process)_[a-z_]+)\b", expr)):
+        if name not in exported:
+            errors.append(f"{where}: {name} is not a metric the services export")
+if errors:
+    print("\n".join(errors)); sys.exit(1)
+print(f"{len(alerts)} alerts, {len(exprs)} dashboard queries over {len(board['panels'])} panels")
+PY
+  ); then
+    pass "alerts have a summary, a runbook and a severity, each tested firing and clearing; dashboard.json well-formed; every metric they name is exported ($out)"
+    if command -v promtool >/dev/null 2>&1; then
+      cp "$mon/alerts.test.yaml" "$work/monitoring/"
+      if out=$(cd "$work/monitoring" && promtool test rules alerts.test.yaml 2>&1); then
+        pass "promtool test rules alerts.test.yaml: every alert fires and clears as its test says"
+      else
+        fail "promtool test rules alerts.test.yaml"; echo "$out" | indent
+      fi
+      if out=$(promtool check rules "$work/monitoring/dashboard-queries.yaml" 2>&1); then
+        pass "the dashboard's queries parse (promtool check rules)"
+      else
+        fail "the dashboard's queries do not parse"; echo "$out" | indent
+      fi
+    fi
+  else
+    fail "monitoring files"; echo "$out" | indent
+  fi
+  if out=$("$py" "$mon/render-prometheus-rule.py" --check 2>&1); then
+    pass "deploy/k8s/monitoring/prometheus-rule.yaml holds alerts.yaml's rules"
+  else
+    fail "$out"
+  fi
+else
+  skip "monitoring files: no python3 with PyYAML"
+fi
+if ((${#render[@]})); then
+  if out=$("${render[@]}" deploy/k8s/monitoring 2>&1) &&
+    kinds=$(grep '^kind:' <<<"$out" | awk '{print $2}' | sort | tr '\n' ' ') &&
+    [[ $kinds == "PrometheusRule ServiceMonitor " ]]; then
+    pass "${render[*]} deploy/k8s/monitoring renders a PrometheusRule and a ServiceMonitor"
+  else
+    fail "${render[*]} deploy/k8s/monitoring (kinds: ${kinds:-none})"; echo "$out" | head -5 | indent
+  fi
 fi
 
 # ---------------------------------------------------------------------------
