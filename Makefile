@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool tour
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -12,6 +12,13 @@ run: deps
 ## started (in another terminal); about a minute.
 demo:
 	@deploy/local/demo.sh
+
+## Writes docs/tour.md from one run of deploy/local/tour.sh against the system
+## `make run` started on an empty data directory (SHEQU_DATA_DIR=$$(mktemp -d)
+## make run); a test fails while the page is not what the tour prints.
+tour:
+	@deploy/local/tour.sh >docs/tour.md.new || { rm -f docs/tour.md.new; exit 1; }
+	@mv docs/tour.md.new docs/tour.md && echo "wrote docs/tour.md"
 
 ## Unit, integration and fault tests (real nats-server; PostgreSQL when one answers).
 test: deps

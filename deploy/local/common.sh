@@ -18,6 +18,27 @@ http_status() {
   ) 2>/dev/null || true
 }
 
+# debug_bin_dir: where `cargo build` puts the debug binaries: the target
+# directory cargo reports (CARGO_TARGET_DIR, a .cargo/config's build.target-dir,
+# or target/), not an assumed target/debug.
+debug_bin_dir() {
+  local dir
+  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  [ -n "$dir" ] || return 1
+  printf '%s/debug' "$dir"
+}
+
+# keep_log FILE: appends the next run to FILE after a line naming the run; a
+# file over 10 MiB is moved to FILE.1 first (the one before it dropped).
+keep_log() {
+  local log=$1
+  if [ -f "$log" ] && [ "$(wc -c <"$log")" -gt $((10 * 1024 * 1024)) ]; then
+    mv -f "$log" "$log.1"
+  fi
+  printf '=== %s: started by make run\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$log"
+}
+
 # The services of `make run`: name, gRPC port, admin port.
 # shellcheck disable=SC2034 # used by demo.sh
 SHEQU_LOCAL_SERVICES=(

@@ -18,7 +18,8 @@ cd "$root"
 # shellcheck source=deploy/local/common.sh
 . deploy/local/common.sh
 
-shequctl_bin=$root/target/debug/shequctl
+bin_dir=$(debug_bin_dir) || bin_dir=$root/target/debug
+shequctl_bin=$bin_dir/shequctl
 run_tag=$(date +%Y%m%d-%H%M%S)
 started=$SECONDS
 step=starting

@@ -3,7 +3,9 @@
 # server with JetStream of its own (port 14222, data under $SHEQU_DATA_DIR/nats,
 # so it does not collide with a NATS already running) and each service on SQLite
 # under $SHEQU_DATA_DIR, waits until each one's admin /readyz answers 200, and
-# stops everything on Ctrl-C. A second run finds the data of the first.
+# stops everything on Ctrl-C. A second run finds the data of the first, and
+# appends to the logs of the first (data/logs/<name>.log, moved to .1 past 10 MiB).
+# The binaries are where cargo builds them (CARGO_TARGET_DIR is honoured).
 #
 # Two settings differ from a service's defaults so that `make demo`
 # (deploy/local/demo.sh) can show the time limits and the visit policy at work
@@ -39,6 +41,7 @@ for port in "$nats_port" 50052 9102 50051 9101 50053 9103; do
 done
 
 cargo build --bins --quiet
+bin=$(debug_bin_dir) || { echo "error: cargo metadata did not name the target directory" >&2; exit 1; }
 mkdir -p "$data/nats" "$logs"
 
 pids=() names=()
@@ -95,7 +98,8 @@ wait_ready() { # name pid port [admin_port]
 # NATS runs in a session of its own, so Ctrl-C (which the terminal sends to the
 # services too) stops the services first, flushing their outboxes to NATS, and
 # NATS last.
-setsid nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$data/nats" >"$logs/nats.log" 2>&1 &
+keep_log "$logs/nats.log"
+setsid nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$data/nats" >>"$logs/nats.log" 2>&1 &
 pids+=($!) names+=(nats)
 wait_ready nats "${pids[-1]}" "$nats_port"
 
@@ -114,8 +118,9 @@ export SHEQU_ALLIANCE_URL=http://127.0.0.1:50052
 start_service() { # name grpc_port admin_port [VAR=value…]
   local name=$1 grpc=$2 admin=$3
   shift 3
+  keep_log "$logs/$name.log"
   env SHEQU_GRPC_ADDR="127.0.0.1:$grpc" SHEQU_ADMIN_ADDR="127.0.0.1:$admin" "$@" \
-    "target/debug/$name" >"$logs/$name.log" 2>&1 &
+    "$bin/$name" >>"$logs/$name.log" 2>&1 &
   pids+=($!) names+=("$name")
   wait_ready "$name" "${pids[-1]}" "$grpc" "$admin"
 }
@@ -131,9 +136,16 @@ shequ is running and ready (Ctrl-C stops it):
   complaints          gRPC 127.0.0.1:50051   admin http://127.0.0.1:9101/metrics   db $data/complaints.db
   pensioner-care      gRPC 127.0.0.1:50053   admin http://127.0.0.1:9103/metrics   db $data/pensioner-care.db
 time limits: deploy/local/time-limits.json (standard, but municipal_facilities × urgent: 1 min / 2 min)
-logs: $logs/
+logs: $logs/ (kept across runs)
 tokens: $auth/{operator,staff,resident_app,service}.token (only their hashes in $auth/tokens.json)
-in another terminal: export SHEQU_TOKEN_FILE=$auth/operator.token; then shequctl, or make demo
+
+In another terminal, paste these lines; then try \`shequctl complaints list\`,
+\`shequctl events tail\`, or \`make demo\`:
+
+  export PATH="$bin:\$PATH"
+  export SHEQU_TOKEN_FILE="$auth/operator.token"
+  export SHEQU_NATS_URL="nats://127.0.0.1:$nats_port"
+
 MSG
 # Runs until Ctrl-C, or until any process exits (then all stop).
 exited=

@@ -330,7 +330,7 @@ impl Tokens {
                     .iter()
                     .map(|byte| format!("{byte:02x}"))
                     .collect();
-                serde_json::json!({"name": format!("test-{}", role.as_str()), "role": role.as_str(), "sha256": hash})
+                serde_json::json!({"name": format!("local-{}", role.as_str()), "role": role.as_str(), "sha256": hash})
             })
             .collect();
         let file = dir.join("tokens.json");
@@ -506,6 +506,14 @@ impl System {
     }
 
     /// A channel presenting `token` as it is (e.g. one the services do not know).
+    /// A file holding the token of `role` (as `make run` keeps
+    /// `data/auth/<role>.token`), for a client such as shequctl.
+    pub fn token_file(&self, role: Role) -> anyhow::Result<PathBuf> {
+        let file = self.data.path().join(format!("{}.token", role.as_str()));
+        std::fs::write(&file, format!("{}\n", self.tokens.of(role)))?;
+        Ok(file)
+    }
+
     pub fn channel_with_token(
         &self,
         service: Service,
@@ -553,7 +561,7 @@ impl Drop for System {
 
 /// Where the service binaries are: `SHEQU_BIN_DIR`, or the `target/<profile>`
 /// directory this test executable was built into.
-fn binary_dir() -> anyhow::Result<PathBuf> {
+pub fn binary_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("SHEQU_BIN_DIR") {
         return Ok(dir.into());
     }

@@ -1349,3 +1349,48 @@ async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_the_filing_back
     .await?;
     Ok(())
 }
+
+/// docs/tour.md is what deploy/local/tour.sh prints: the script plays the
+/// tour with shequctl against a fresh system of separate processes, as a
+/// newcomer pasting the `make run` banner's lines would, and compares what it
+/// printed with the page, ids and times aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tour_prints_what_docs_tour_md_shows() -> anyhow::Result<()> {
+    let system = System::start().await?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("the workspace root"))?;
+    let bin = shequ_tests::system::binary_dir()?;
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = tokio::process::Command::new("bash")
+        .arg(root.join("deploy/local/tour.sh"))
+        .arg("--check")
+        .arg(root.join("docs/tour.md"))
+        .current_dir(root)
+        .env("PATH", path)
+        .env("SHEQU_COMPLAINTS_URL", system.complaints.grpc_url())
+        .env("SHEQU_ALLIANCE_URL", system.alliance.grpc_url())
+        .env("SHEQU_CARE_URL", system.care.grpc_url())
+        .env("SHEQU_NATS_URL", system.nats.url())
+        .env(
+            "SHEQU_TOKEN_FILE",
+            system.token_file(shequ_tests::system::Role::Operator)?,
+        )
+        .output()
+        .await?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "the tour differs from docs/tour.md or failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("what it printed is what"), "{stdout}");
+    Ok(())
+}

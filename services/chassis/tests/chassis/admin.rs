@@ -226,14 +226,22 @@ async fn healthz_is_ok_and_readyz_turns_503_as_soon_as_shutdown_begins() -> anyh
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, _, body) = service.get("/readyz").await?;
     assert_eq!((status, body.as_str()), (200, "ready\n"));
-    assert_eq!(ready_metric(&service).await?, 1.0, "shequ_ready while ready");
+    assert_eq!(
+        ready_metric(&service).await?,
+        1.0,
+        "shequ_ready while ready"
+    );
 
     // The holder task keeps the service in its shutdown sequence meanwhile.
     service.shutdown.cancel();
     let (status, _, body) = service.get("/readyz").await?;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body, "not ready: shutting down\n");
-    assert_eq!(ready_metric(&service).await?, 0.0, "shequ_ready while draining");
+    assert_eq!(
+        ready_metric(&service).await?,
+        0.0,
+        "shequ_ready while draining"
+    );
     let (status, _, _) = service.get("/healthz").await?;
     assert_eq!(status, 200, "alive while draining");
 
@@ -305,7 +313,11 @@ async fn readyz_is_503_while_sqlite_commits_fail_on_a_full_disk_and_ready_again_
         "{body}"
     );
     assert_eq!(body.lines().count(), 1, "one line: {body:?}");
-    assert_eq!(ready_metric(&service).await?, 0.0, "shequ_ready on a full disk");
+    assert_eq!(
+        ready_metric(&service).await?,
+        0.0,
+        "shequ_ready on a full disk"
+    );
 
     disk.free()?;
     eventually(WITHIN, || async {
