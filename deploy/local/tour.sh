@@ -111,7 +111,10 @@ run to the next.
 Start the system with `make run` and, in another terminal, paste the three
 `export` lines its banner prints (`PATH` to the built `shequctl`, the operator
 token `make run` made, and its NATS). Every command has `--help`, and `--json`
-prints JSON for scripts.
+prints JSON for scripts. Every call needs a bearer token whose role may make it
+(operator, staff, service, resident_app); without one, or with one whose role
+may not, `shequctl` exits 7 ([configuration.md](configuration.md) has the
+rest: tokens, actors, request ids).
 TXT
 
 prose <<'TXT'
@@ -231,9 +234,14 @@ CMD
 close_console
 
 prose <<'TXT'
-The alliance serves the district only: a merchant's place and a search's point
+The alliance serves the district only. A merchant's place and a search's point
 must lie in the service area (`SHEQU_SERVICE_AREA`; by default Jinshui
-District's box), or the call is refused naming `details.location` or `point`.
+District's box, latitude 34.74–34.90 and longitude 113.58–113.80 in WGS-84),
+judged after a GCJ-02 point is converted; one outside is refused with
+`InvalidArgument` naming `details.location` or `point`, before any database
+work. That bounds every search: the service starts only when an hour's walk
+(the longest `FindNearby` takes) about any point of the area stays clear of the
+poles and the ±180° meridian and needs at most 512 index cells.
 
 A complaint about the canteen, resolved with the merchant found at fault,
 lowers its credit score once (merchant-alliance learns it from the complaint's
@@ -304,12 +312,21 @@ CMD
 close_console
 
 prose <<'TXT'
-A service is booked for a time to come, at most 30 days ahead. A meal booking
-takes the nearest alliance merchant offering elder meals within the elder's
-15-minute circle that is open at the meal's time. A booking then goes booked →
-served, cancelled or no-show, once (`shequctl care settle`); the meal served
-credits its merchant. The elder's timeline gathers it all, with the outcomes of
-the complaints filed for the elder:
+A service is booked for a time to come, at most 30 days ahead (otherwise
+`InvalidArgument` naming `scheduled_for`). A meal booking asks merchant-alliance
+for the dining merchants offering elder meals within the elder's 15-minute
+circle and takes the nearest one open at the meal's time by its opening hours
+(`no_merchant_open` when none is; `no_merchant_nearby` when there is none at
+all). When the alliance cannot be asked the booking is stored as
+`alliance_unavailable`, and a retry with the same request id searches again.
+A booking then goes booked → served, cancelled or no-show, once (`shequctl care
+settle BOOKING served|cancelled|no-show`; served from an hour before its time,
+no-show from its time); the meal served credits its merchant as a welfare
+activity (`elder_meal_discount +1` in its ledger), once per booking. A visit's
+visitor is a registered volunteer's id, or, left out, the staff member
+recording it, so no event carries a person's name. The elder's timeline
+gathers it all, with the outcomes (resolved, closed, reopened) of the
+complaints filed for the elder, which arrive from the complaint events:
 TXT
 open_console
 run <<CMD
