@@ -1229,6 +1229,30 @@ async fn the_metrics_operators_alert_on_follow_nats_the_sweepers_the_filing_back
         );
         assert_eq!(gauge(&text, "shequ_nats_connected", ""), 1.0, "{name}");
     }
+    // The start-up line names the version and the settings, no secret; each
+    // write call is logged with the caller's token name.
+    let log = std::fs::read_to_string(system.complaints.log_file())?;
+    let starting = log
+        .lines()
+        .find(|line| line.contains("complaints starting"))
+        .unwrap_or_default();
+    assert!(starting.contains("\"version\""), "{starting}");
+    assert!(starting.contains("SHEQU_AUTH_TOKENS_FILE="), "{starting}");
+    assert!(starting.contains("SHEQU_SERVICE_TOKEN_FILE="), "{starting}");
+    let write = log
+        .lines()
+        .find(|line| line.contains("write call") && line.contains("/LoadOrganisation"))
+        .unwrap_or_default();
+    assert!(
+        write.contains("local-operator"),
+        "no write call logged with its caller:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("write call") && line.contains("/GetOrganisation")),
+        "a read logged as a write"
+    );
+
     // Each sweeper passes within its interval (1 s here).
     for (service, sweeper) in [
         (Service::Complaints, "escalation"),

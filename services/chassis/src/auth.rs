@@ -319,6 +319,9 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Who made a write call, for its log line: the token's name, or `-`
+        // with authentication disabled.
+        let mut caller_name = None;
         if let Some(guarded) = &self.guard.0 {
             let (tokens, access) = guarded.as_ref();
             let authorization = request
@@ -327,6 +330,7 @@ where
                 .and_then(|value| value.to_str().ok());
             match access.check(tokens, request.uri().path(), authorization) {
                 Ok(Some(caller)) => {
+                    caller_name = Some(caller.name.clone());
                     request.extensions_mut().insert(caller);
                 }
                 Ok(None) => {}
@@ -336,8 +340,31 @@ where
                 }
             }
         }
-        Box::pin(self.inner.call(request))
+        let method = request.uri().path().to_owned();
+        let called = self.inner.call(request);
+        if !is_write(&method) {
+            return Box::pin(called);
+        }
+        Box::pin(async move {
+            let response = called.await?;
+            let code = crate::metrics::grpc_code(&response);
+            let caller = caller_name.as_deref().unwrap_or("-");
+            tracing::info!(%method, %caller, %code, "write call");
+            Ok(response)
+        })
     }
+}
+
+/// Whether the RPC at `path` (`/package.Service/Method`) may change
+/// something: every method but those that only read (Get…, List…, Find…,
+/// health checks and reflection), so that an audit of the log misses none.
+fn is_write(path: &str) -> bool {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .rsplit_once('/')
+        .unwrap_or(("", path));
+    let reads = ["Get", "List", "Find", "Check", "Watch"];
+    !(service.starts_with("grpc.") || reads.iter().any(|verb| method.starts_with(verb)))
 }
 
 #[cfg(test)]
@@ -366,6 +393,26 @@ mod tests {
         access()
             .check(&tokens(), path, authorization)
             .map_err(|status| status.code())
+    }
+
+    #[test]
+    fn writes_are_every_method_that_does_not_only_read() {
+        for write in [
+            "/shequ.complaints.v1.ComplaintService/SubmitComplaint",
+            "/shequ.alliance.v1.MerchantService/EvaluateAwards",
+            "/shequ.chassis.v1.ParkedEvents/ReplayParkedEvent",
+        ] {
+            assert!(is_write(write), "{write}");
+        }
+        for read in [
+            "/shequ.complaints.v1.ComplaintService/GetFigures",
+            "/shequ.care.v1.CareService/ListOverdueVisits",
+            "/shequ.alliance.v1.MerchantService/FindNearby",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(!is_write(read), "{read}");
+        }
     }
 
     #[test]

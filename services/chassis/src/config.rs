@@ -317,3 +317,105 @@ mod tests {
         assert!(message.contains("SHEQU_DATABASE_URL"), "{message}");
     }
 }
+
+/// The settings in force, as one line for the start-up log: `NAME=value`
+/// for every setting with a value (given or default), by its environment
+/// name (or `--flag` without one), secrets redacted: a password, token or
+/// secret shows as `<redacted>`, and a URL's password as `***`. Files are
+/// named, not read.
+pub fn effective_settings(command: &clap::Command, matches: &clap::ArgMatches) -> String {
+    let mut settings = Vec::new();
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "help" | "version") {
+            continue;
+        }
+        let Ok(Some(values)) = matches.try_get_raw(id) else {
+            continue;
+        };
+        let value = values
+            .map(|value| value.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = arg.get_env().map_or_else(
+            || format!("--{}", arg.get_long().unwrap_or(id)),
+            |env| env.to_string_lossy().into_owned(),
+        );
+        settings.push(format!("{name}={}", redacted(&name, &value)));
+    }
+    settings.sort();
+    settings.join(" ")
+}
+
+/// `value` of the setting `name` fit for a log line.
+fn redacted(name: &str, value: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    let secret = ["PASSWORD", "SECRET", "TOKEN"]
+        .iter()
+        .any(|word| upper.contains(word))
+        && !upper.ends_with("_FILE");
+    if secret {
+        return "<redacted>".into();
+    }
+    // scheme://user:password@host… keeps the user, not the password.
+    if let Some((scheme, rest)) = value.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    value.to_owned()
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Settings {
+        #[command(flatten)]
+        common: CommonConfig,
+    }
+
+    #[test]
+    fn the_start_up_line_names_every_setting_and_no_secret() {
+        let command = Settings::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from([
+                "svc",
+                "--database-url",
+                "postgres://complaints:hunter2@db.example:5432/complaints",
+                "--nats-user",
+                "complaints",
+                "--nats-password",
+                "s3cret",
+                "--auth-disabled",
+            ])
+            .map_err(|error| error.to_string());
+        let Ok(matches) = matches else {
+            panic!("{matches:?}");
+        };
+        assert!(Settings::from_arg_matches(&matches).is_ok());
+        let line = effective_settings(&command, &matches);
+        assert!(
+            line.contains(
+                "SHEQU_DATABASE_URL=postgres://complaints:***@db.example:5432/complaints"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("SHEQU_NATS_USER=complaints"), "{line}");
+        assert!(line.contains("SHEQU_NATS_PASSWORD=<redacted>"), "{line}");
+        assert!(
+            line.contains("SHEQU_NATS_URL=nats://127.0.0.1:4222"),
+            "a default: {line}"
+        );
+        assert!(line.contains("SHEQU_AUTH_DISABLED=true"), "{line}");
+        assert!(
+            !line.contains("hunter2") && !line.contains("s3cret"),
+            "{line}"
+        );
+    }
+}

@@ -107,6 +107,9 @@ pub enum Error {
     Config(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// PostgreSQL could not be reached or refused the connection at start.
+    #[error("connecting to PostgreSQL at {target}: {source}")]
+    Postgres { target: String, source: sqlx::Error },
     #[error("SQLite: {0}")]
     Sqlite(String),
     #[error("storage: {0}")]

@@ -607,7 +607,7 @@ where
     }
 }
 
-fn grpc_code<R>(response: &http::Response<R>) -> String {
+pub(crate) fn grpc_code<R>(response: &http::Response<R>) -> String {
     if let Some(code) = response
         .headers()
         .get("grpc-status")

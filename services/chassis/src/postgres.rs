@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgArguments, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{Arguments, Connection, Executor, PgConnection, PgPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,6 +42,23 @@ const CONNECTIONS: u32 = 16;
 static CHASSIS: Migrator = sqlx::migrate!("migrations/postgres");
 static CHASSIS_NATIVE: Migrator = sqlx::migrate!("migrations/postgres-native");
 
+/// How long connecting may take at start, and acquiring a connection later.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where `options` connect, for errors: host and port (or socket), database
+/// and user; never the password.
+fn target(options: &PgConnectOptions) -> String {
+    let place = options.get_socket().map_or_else(
+        || format!("{}:{}", options.get_host(), options.get_port()),
+        |socket| socket.display().to_string(),
+    );
+    let database = options.get_database().unwrap_or(options.get_username());
+    format!(
+        "{place}, database {database}, user {}",
+        options.get_username()
+    )
+}
+
 /// A service's PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct Postgres {
@@ -50,18 +67,34 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Connects and runs the chassis's migrations and then `service`'s.
+    /// Connects and runs the chassis's migrations and then `service`'s. A
+    /// server that cannot be reached or refuses the connection is an error
+    /// naming the host, port, database and user, and the server's reason
+    /// (the pool alone would only say it timed out).
     pub async fn connect(
         url: &str,
         service: &Migrator,
         health: CommitHealth,
     ) -> Result<Self, Error> {
+        let options: PgConnectOptions = url.parse()?;
+        let target = target(&options);
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options));
+        let failed = |source| Error::Postgres {
+            target: target.clone(),
+            source,
+        };
+        match first.await {
+            Ok(Ok(conn)) => conn.close().await.map_err(failed)?,
+            Ok(Err(source)) => return Err(failed(source)),
+            Err(_) => return Err(failed(sqlx::Error::PoolTimedOut)),
+        }
         let pool = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .max_connections(CONNECTIONS)
             .after_release(|conn, _meta| Box::pin(out_of_transaction(conn)))
-            .connect(url)
-            .await?;
+            .connect_with(options)
+            .await
+            .map_err(failed)?;
         crate::storage::merged(&[&CHASSIS, &CHASSIS_NATIVE, service])
             .run(&pool)
             .await?;

@@ -106,9 +106,17 @@ pub trait App: Sized + Send + 'static {
 /// Every service's `main`: reads the config from flags and environment, sets
 /// up logging, builds the service and runs it until SIGTERM or SIGINT.
 pub async fn main<A: App>() -> ExitCode {
-    let config = <A::Config as clap::Parser>::parse();
+    let command = <A::Config as clap::CommandFactory>::command();
+    let matches = command.clone().get_matches();
+    let config = <A::Config as clap::FromArgMatches>::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.exit());
     crate::telemetry::init(A::common(&config).log_format);
     let name = A::identity().name;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        settings = %crate::config::effective_settings(&command, &matches),
+        "{name} starting"
+    );
     let app = match A::build(config, Arc::new(crate::clock::SystemClock)).await {
         Ok(app) => app,
         Err(error) => {

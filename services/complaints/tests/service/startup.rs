@@ -80,6 +80,45 @@ async fn a_bad_setting_stops_the_service_with_a_message_naming_it() -> anyhow::R
     Ok(())
 }
 
+/// A PostgreSQL that cannot be reached, or refuses, stops the service with
+/// where it tried (host, port, database, user; never the password) and why.
+#[tokio::test]
+async fn a_postgres_it_cannot_use_is_named_with_the_reason() -> anyhow::Result<()> {
+    let output = start_with(&[(
+        "SHEQU_DATABASE_URL",
+        "postgres://complaints:hunter2@127.0.0.1:1/complaints",
+    )])
+    .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("PostgreSQL at 127.0.0.1:1, database complaints, user complaints"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let Some(admin) = shequ_tests::postgres_url().await else {
+        eprintln!("the PostgreSQL half skipped: no PostgreSQL");
+        return Ok(());
+    };
+    // The server answers, but the database is not there.
+    let (base, _) = admin.rsplit_once('/').unwrap_or((admin.as_str(), ""));
+    let missing = format!("{base}/shequ_no_such_database");
+    let output = start_with(&[("SHEQU_DATABASE_URL", missing.as_str())]).await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("database shequ_no_such_database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_service_reports_serving_and_stops_on_request() -> anyhow::Result<()> {
     run(Backend::Sqlite, health_is_serving).await
