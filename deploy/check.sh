@@ -745,6 +745,54 @@ PY
   else
     fail "k8s manifests"; echo "$out" | indent
   fi
+  # NetworkPolicies select pods that exist, and the shequctl Job example
+  # reads Secrets the template has, and carries the label they let through.
+  if out=$("$py" - "$rendered" deploy/k8s/shequctl-job.example.yaml deploy/k8s/secrets.example.yaml <<'PY' 2>&1
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+job = yaml.safe_load(open(sys.argv[2]))
+secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(sys.argv[3])) if d}
+errors = []
+pods = [d["spec"]["template"]["metadata"]["labels"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+pods.append(job["spec"]["template"]["metadata"]["labels"])
+def selects(selector):
+    want = (selector or {}).get("matchLabels") or {}
+    return any(all(labels.get(k) == v for k, v in want.items()) for labels in pods)
+policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+covered = {p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name") for p in policies}
+for name in ("complaints", "merchant-alliance", "pensioner-care", "nats"):
+    if name not in covered:
+        errors.append(f"no NetworkPolicy for {name}")
+for p in policies:
+    name = p["metadata"]["name"]
+    if not selects(p["spec"]["podSelector"]):
+        errors.append(f"NetworkPolicy {name} selects no pod")
+    for rule in p["spec"].get("ingress", []) + p["spec"].get("egress", []):
+        for peer in rule.get("from", []) + rule.get("to", []):
+            sel = peer.get("podSelector")
+            labels = (sel or {}).get("matchLabels") or {}
+            if sel is not None and "shequ.jinshui.gov.cn/subscriber" not in labels and not selects(sel):
+                errors.append(f"NetworkPolicy {name}: a peer {labels} matches no pod")
+if job.get("kind") != "Job":
+    errors.append("shequctl-job.example.yaml is not a Job")
+for volume in job["spec"]["template"]["spec"].get("volumes", []):
+    secret = volume.get("secret")
+    if secret:
+        data = (secrets.get(secret["secretName"]) or {}).get("stringData") or {}
+        if not data:
+            errors.append(f"the Job reads Secret {secret['secretName']}, which secrets.example.yaml lacks")
+        for item in secret.get("items", []):
+            if item["key"] not in data:
+                errors.append(f"the Job reads key {item['key']} of {secret['secretName']}, not in the template")
+if errors:
+    print("\n".join(errors)); sys.exit(1)
+print(f"{len(policies)} NetworkPolicies")
+PY
+  ); then
+    pass "k8s: $out each select a pod, one per service and NATS; the shequctl Job example's Secret and label resolve"
+  else
+    fail "k8s NetworkPolicies / shequctl Job"; echo "$out" | indent
+  fi
 else
   skip "k8s manifest checks: no python3 with PyYAML"
 fi
