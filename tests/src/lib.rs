@@ -11,6 +11,7 @@
 //! - [`stream_events`]: every event in a stream, with its `Nats-Msg-Id` and `traceparent`.
 //! - [`EventSchemas`]: the published JSON Schemas, to check emitted events.
 //! - [`fixtures`]: an organisation, complaints and merchants for the process tests.
+//! - [`otlp`]: a stand-in OpenTelemetry collector (an OTLP/gRPC trace receiver).
 //! - [`SmallDisk`]: a small tmpfs of a test's own, to fill to the last byte.
 //! - [`free_port`], [`eventually`]: small helpers.
 //! - [`service`]: a service in the test's process: [`service::TestService`]
@@ -36,6 +37,7 @@ pub mod auth;
 pub mod db;
 pub mod disk;
 pub mod fixtures;
+pub mod otlp;
 pub mod service;
 pub mod system;
 

@@ -1418,3 +1418,102 @@ async fn the_tour_prints_what_docs_tour_md_shows() -> anyhow::Result<()> {
     assert!(stdout.contains("what it printed is what"), "{stdout}");
     Ok(())
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, every service exports its spans:
+/// one request's spans across complaints → NATS → merchant-alliance reach a
+/// collector under the trace id the caller's `traceparent` named, each
+/// linked to the span that caused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_one_request_across_the_services_reach_a_collector_under_one_trace()
+-> anyhow::Result<()> {
+    let collector = shequ_tests::otlp::Collector::start().await?;
+    let endpoint = collector.endpoint();
+    let nats = shequ_tests::NatsServer::start().await?;
+    let system = System::start_on(nats, |_| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned()),
+        ]
+    })
+    .await?;
+    let mut clients = Clients::new(&system)?;
+    let district = District::set_up(&system, &mut clients).await?;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    fn traced<T>(message: T, trace_id: &str, caller_span: &str) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let header = format!("00-{trace_id}-{caller_span}-01");
+        if let Ok(value) = header.parse() {
+            request.metadata_mut().insert("traceparent", value);
+        }
+        request
+    }
+    // A complaint about a merchant (complaints asks merchant-alliance about
+    // it) resolved at fault (merchant-alliance consumes the resolved event).
+    let submitted = clients
+        .complaints
+        .submit_complaint(traced(
+            complaint_about("otlp-1", &district.merchants[1], ""),
+            trace_id,
+            caller_span,
+        ))
+        .await?
+        .into_inner();
+    let id = submitted.complaint.unwrap_or_default().id;
+    let accept = complaints::AcceptComplaintRequest {
+        complaint_id: id.clone(),
+        request_id: "otlp-accept".into(),
+        ..Default::default()
+    };
+    clients.complaints.accept_complaint(accept).await?;
+    clients
+        .complaints
+        .resolve_complaint(traced(
+            complaints::ResolveComplaintRequest {
+                complaint_id: id.clone(),
+                note: "已处理".into(),
+                merchant_at_fault: true,
+                request_id: "otlp-resolve".into(),
+                ..Default::default()
+            },
+            trace_id,
+            caller_span,
+        ))
+        .await?;
+
+    let spans = eventually(Duration::from_secs(30), || async {
+        let spans: Vec<_> = collector
+            .spans()
+            .into_iter()
+            .filter(|span| span.trace_id == trace_id)
+            .collect();
+        let consumed = spans.iter().any(|span| {
+            span.service == "merchant-alliance" && span.name.contains("complaint.resolved")
+        });
+        anyhow::ensure!(
+            consumed,
+            "{} spans of the trace so far: {spans:?}",
+            spans.len()
+        );
+        Ok(spans)
+    })
+    .await?;
+    let named = |service: &str, part: &str| {
+        spans
+            .iter()
+            .find(|span| span.service == service && span.name.contains(part))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no {service} span {part}: {spans:?}"))
+    };
+    let submit = named("complaints", "/SubmitComplaint")?;
+    let check = named("merchant-alliance", "/GetMerchant")?;
+    let resolve = named("complaints", "/ResolveComplaint")?;
+    let consumed = named("merchant-alliance", "complaint.resolved")?;
+    // Each is a child of what caused it: the caller's span, the submission,
+    // the resolution whose event the consumer received.
+    assert_eq!(submit.parent_span_id, caller_span);
+    assert_eq!(check.parent_span_id, submit.span_id, "{spans:?}");
+    assert_eq!(resolve.parent_span_id, caller_span);
+    assert_eq!(consumed.parent_span_id, resolve.span_id, "{spans:?}");
+    Ok(())
+}

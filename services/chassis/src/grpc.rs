@@ -6,6 +6,7 @@
 //! other services with the trace and the service's token ([`Peers`]); plus the
 //! error helpers every handler uses.
 
+use std::future::Future;
 use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,6 +38,7 @@ use crate::fields::FieldError;
 use crate::geo::{Datum, Location, Point};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::opening_hours::OpeningHours;
+use crate::otel;
 use crate::storage::{Rule, StoreError};
 use crate::trace::{self, TraceContext};
 
@@ -228,13 +230,13 @@ pub struct TraceService<S> {
     inner: S,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for TraceService<S>
+impl<S, B, R> tower::Service<http::Request<B>> for TraceService<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Instrumented<TaskLocalFuture<TraceContext, S::Future>>;
+    type Future = Instrumented<TaskLocalFuture<TraceContext, Exported<S::Future>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -245,23 +247,74 @@ where
             .headers()
             .get(trace::HEADER)
             .and_then(|value| value.to_str().ok());
-        let context = TraceContext::continue_from(incoming);
+        let parent = incoming.and_then(TraceContext::parse);
+        let context = parent.map_or_else(TraceContext::new_root, |parent| parent.child());
+        let method = request.uri().path();
         let span = tracing::info_span!(
             "rpc",
             trace_id = %context.trace_id_hex(),
-            method = %request.uri().path()
+            method = %method
         );
-        if incoming.is_some_and(|value| TraceContext::parse(value).is_none()) {
+        if incoming.is_some() && parent.is_none() {
             span.in_scope(|| tracing::debug!("malformed traceparent ignored; new trace started"));
         }
+        let exported = otel::enabled().then(|| {
+            let mut exported = otel::start(
+                method.to_owned(),
+                otel::Kind::Server,
+                &context,
+                parent.as_ref(),
+            );
+            exported.set_attribute("rpc.system", "grpc");
+            exported.set_attribute("rpc.method", method.to_owned());
+            exported
+        });
         let inner = &mut self.inner;
         let future = span.in_scope(|| trace::sync_scope(context, || inner.call(request)));
+        let future = Exported {
+            future,
+            span: exported,
+        };
         trace::scope(context, future).instrument(span)
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A call's future that ends its exported span with the call's
+    /// grpc-status once the response is ready.
+    pub struct Exported<F> {
+        #[pin]
+        future: F,
+        span: Option<otel::Span>,
+    }
+}
+
+impl<F, R, E> Future for Exported<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.future.poll(cx));
+        if let Some(mut span) = this.span.take() {
+            let code = match &output {
+                Ok(response) => crate::metrics::grpc_code(response),
+                Err(_) => "2".to_owned(),
+            };
+            if code != "0" {
+                span.set_error(format!("grpc-status {code}"));
+            }
+            span.set_attribute("rpc.grpc.status_code", code);
+        }
+        Poll::Ready(output)
+    }
+}
+
 /// A gRPC client's interceptor for calls to other shequ services: it passes the
-/// current trace on (a `traceparent` header, a child of [`trace::current`]; none
+/// current trace on (a `traceparent` header naming [`trace::current`]'s span as
+/// the parent; none
 /// when there is no current context or the call already has one) and presents
 /// the service's bearer token, if it has one. Build clients with [`Peers`] (or
 /// [`traced`] in tests).
@@ -280,8 +333,9 @@ impl tonic::service::Interceptor for OutgoingCall {
         if request.metadata().contains_key(trace::HEADER) {
             return Ok(request);
         }
+        // The caller's span (the work this call is part of) is the parent.
         if let Some(context) = trace::current()
-            && let Ok(value) = context.child().to_header().parse()
+            && let Ok(value) = context.to_header().parse()
         {
             request.metadata_mut().insert(trace::HEADER, value);
         }

@@ -503,16 +503,33 @@ impl<H: Apply> Inbox<H> {
             .as_ref()
             .and_then(|headers| headers.get(trace::HEADER))
             .map(|value| value.as_str());
-        let context = TraceContext::continue_from(incoming);
+        let parent = incoming.and_then(TraceContext::parse);
+        let context = parent.map_or_else(TraceContext::new_root, |parent| parent.child());
         let span = tracing::info_span!(
             "event",
             trace_id = %context.trace_id_hex(),
             consumer = %self.spec.durable,
             subject = %message.subject
         );
+        let exported = crate::otel::enabled().then(|| {
+            let mut exported = crate::otel::start(
+                format!("{} receive", message.subject),
+                crate::otel::Kind::Consumer,
+                &context,
+                parent.as_ref(),
+            );
+            exported.set_attribute("messaging.system", "nats");
+            exported.set_attribute("messaging.destination.name", message.subject.to_string());
+            exported.set_attribute(
+                "messaging.consumer.group.name",
+                self.spec.durable.to_string(),
+            );
+            exported
+        });
         trace::scope(context, self.apply(message))
             .instrument(span)
             .await;
+        drop(exported);
     }
 
     async fn apply(&self, message: jetstream::Message) {

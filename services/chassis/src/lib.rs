@@ -63,6 +63,9 @@
 //! - [`grpc`]: serving a service's routes with health, reflection, graceful
 //!   shutdown and each call in its caller's trace; clients that pass the trace
 //!   on (`traced`); the `InvalidArgument` helpers.
+//! - [`otel`]: spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//!   set, with the ids of [`trace`]'s contexts, so one request's spans across
+//!   the services share one trace id and link to their parents.
 //! - [`personal`]: personal data shared by services (phones) and its masking.
 //! - [`opening_hours`]: weekly opening hours in district time and whether a
 //!   merchant is open at a moment (the alliance's rule, read by care as well).
@@ -88,6 +91,7 @@ pub mod lease;
 pub mod metrics;
 pub mod nats;
 pub mod opening_hours;
+pub mod otel;
 pub mod outbox;
 pub mod parked;
 pub mod personal;

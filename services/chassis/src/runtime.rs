@@ -117,6 +117,10 @@ pub async fn main<A: App>() -> ExitCode {
         settings = %crate::config::effective_settings(&command, &matches),
         "{name} starting"
     );
+    if let Err(error) = crate::otel::init(name) {
+        eprintln!("Error: {name} could not start: {error}");
+        return ExitCode::FAILURE;
+    }
     let app = match A::build(config, Arc::new(crate::clock::SystemClock)).await {
         Ok(app) => app,
         Err(error) => {
@@ -125,7 +129,9 @@ pub async fn main<A: App>() -> ExitCode {
         }
     };
     tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "{name} listening");
-    match app.run_until_stopped(crate::shutdown::on_signal()).await {
+    let stopped = app.run_until_stopped(crate::shutdown::on_signal()).await;
+    crate::otel::shutdown().await;
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {name}: {error}");

@@ -16,15 +16,14 @@
 //! `00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>`, lowercase, with
 //! neither id all zeros. This module writes version `00`; it reads a higher
 //! version as the spec asks (its first 55 characters, followed by the end or a
-//! `-`), and never version `ff`. No OpenTelemetry: nothing is exported, the
-//! trace id is for following a request through logs and events.
+//! `-`), and never version `ff`. The ids are this module's; [`crate::otel`]
+//! exports spans with them when an OTLP endpoint is set.
 
 use std::fmt;
 use std::future::Future;
 
 use tokio::task::futures::TaskLocalFuture;
 use tracing::Instrument;
-use tracing::instrument::Instrumented;
 
 /// The name of the header (gRPC metadata, NATS header) carrying the context.
 pub const HEADER: &str = "traceparent";
@@ -187,14 +186,29 @@ pub fn sync_scope<R>(context: TraceContext, f: impl FnOnce() -> R) -> R {
 
 /// Runs `future` as one unit of background work (a sweep, a retry) in `context`:
 /// with it as [`current`] and inside a `tracing` span `job` with the fields
-/// `job` (what kind of work) and `trace_id`.
-pub fn job<F: Future>(
+/// `job` (what kind of work) and `trace_id` (exported as a span of its own,
+/// without a parent, when [`crate::otel`] exports).
+pub async fn job<F: Future>(job: &'static str, context: TraceContext, future: F) -> F::Output {
+    run_job(job, context, None, future).await
+}
+
+/// [`job`] continuing the work of `cause` (stored with the job's item, such
+/// as the visit a filing comes from): a child of it, in its trace.
+pub async fn job_after<F: Future>(job: &'static str, cause: TraceContext, future: F) -> F::Output {
+    run_job(job, cause.child(), Some(cause), future).await
+}
+
+async fn run_job<F: Future>(
     job: &'static str,
     context: TraceContext,
+    cause: Option<TraceContext>,
     future: F,
-) -> Instrumented<TaskLocalFuture<TraceContext, F>> {
+) -> F::Output {
     let span = tracing::info_span!("job", job, trace_id = %context.trace_id_hex());
-    scope(context, future).instrument(span)
+    let exported = crate::otel::start(job, crate::otel::Kind::Job, &context, cause.as_ref());
+    let output = scope(context, future).instrument(span).await;
+    drop(exported);
+    output
 }
 
 #[cfg(test)]

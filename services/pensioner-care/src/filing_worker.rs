@@ -80,12 +80,11 @@ impl Filings {
         let Some(filing) = self.store.due_filing(&visit_id, now).await? else {
             return Ok(None);
         };
-        let context = filing
-            .trace
-            .map_or_else(TraceContext::new_root, |visit| visit.child());
-        trace::job("filing", context, self.file(&filing))
-            .await
-            .map(Some)
+        let filed = match filing.trace {
+            Some(visit) => trace::job_after("filing", visit, self.file(&filing)).await,
+            None => trace::job("filing", TraceContext::new_root(), self.file(&filing)).await,
+        };
+        filed.map(Some)
     }
 
     /// One attempt at `filing`; whether it was filed.
