@@ -1481,39 +1481,42 @@ async fn spans_of_one_request_across_the_services_reach_a_collector_under_one_tr
         ))
         .await?;
 
-    let spans = eventually(Duration::from_secs(30), || async {
+    // Each service exports in batches of its own: wait for all four.
+    let wanted = [
+        ("complaints", "/SubmitComplaint"),
+        ("merchant-alliance", "/GetMerchant"),
+        ("complaints", "/ResolveComplaint"),
+        ("merchant-alliance", "complaint.resolved"),
+    ];
+    let found = eventually(Duration::from_secs(30), || async {
         let spans: Vec<_> = collector
             .spans()
             .into_iter()
             .filter(|span| span.trace_id == trace_id)
             .collect();
-        let consumed = spans.iter().any(|span| {
-            span.service == "merchant-alliance" && span.name.contains("complaint.resolved")
-        });
-        anyhow::ensure!(
-            consumed,
-            "{} spans of the trace so far: {spans:?}",
-            spans.len()
-        );
-        Ok(spans)
+        let mut found = Vec::new();
+        for (service, part) in wanted {
+            let span = spans
+                .iter()
+                .find(|span| span.service == service && span.name.contains(part));
+            let Some(span) = span else {
+                anyhow::bail!("no {service} span {part} yet: {spans:?}");
+            };
+            found.push(span.clone());
+        }
+        Ok(found)
     })
     .await?;
-    let named = |service: &str, part: &str| {
-        spans
-            .iter()
-            .find(|span| span.service == service && span.name.contains(part))
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no {service} span {part}: {spans:?}"))
-    };
-    let submit = named("complaints", "/SubmitComplaint")?;
-    let check = named("merchant-alliance", "/GetMerchant")?;
-    let resolve = named("complaints", "/ResolveComplaint")?;
-    let consumed = named("merchant-alliance", "complaint.resolved")?;
+    let [submit, check, resolve, consumed] =
+        <[_; 4]>::try_from(found).map_err(|_| anyhow::anyhow!("four spans"))?;
     // Each is a child of what caused it: the caller's span, the submission,
     // the resolution whose event the consumer received.
     assert_eq!(submit.parent_span_id, caller_span);
-    assert_eq!(check.parent_span_id, submit.span_id, "{spans:?}");
+    assert_eq!(check.parent_span_id, submit.span_id, "{check:?} {submit:?}");
     assert_eq!(resolve.parent_span_id, caller_span);
-    assert_eq!(consumed.parent_span_id, resolve.span_id, "{spans:?}");
+    assert_eq!(
+        consumed.parent_span_id, resolve.span_id,
+        "{consumed:?} {resolve:?}"
+    );
     Ok(())
 }

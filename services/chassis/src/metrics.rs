@@ -112,7 +112,7 @@ impl Metrics {
             service: service.into(),
             grpc_requests: Family::new(
                 "shequ_grpc_requests_total",
-                "gRPC calls served, by method and grpc-status code.",
+                "gRPC calls served, by method (/package.Service/Method) and grpc-status code (0 OK, 3 InvalidArgument, 5 NotFound, 7 PermissionDenied, 9 FailedPrecondition, 14 Unavailable, 16 Unauthenticated, ...).",
                 Kind::Counter,
                 &["method", "code"],
             ),
@@ -124,7 +124,7 @@ impl Metrics {
             ),
             events_published: Family::new(
                 "shequ_events_published_total",
-                "Outbox events published to JetStream and acknowledged, by subject.",
+                "Outbox events published to JetStream and acknowledged, by subject (the event type, e.g. shequ.complaints.complaint.submitted.v1).",
                 Kind::Counter,
                 &["subject"],
             ),
@@ -154,7 +154,7 @@ impl Metrics {
             ),
             consumer_pending: Family::new(
                 "shequ_consumer_pending",
-                "Messages in the stream not yet delivered to the consumer (num_pending), refreshed every few seconds.",
+                "Messages in the stream not yet delivered to the consumer (num_pending), by durable consumer name, refreshed every few seconds.",
                 Kind::Gauge,
                 &["consumer"],
             ),
@@ -214,7 +214,7 @@ impl Metrics {
             ),
             leases_held: Family::new(
                 "shequ_lease_held",
-                "1 while this replica holds the named lease (runs that singleton job), else 0.",
+                "1 while this replica holds the named lease (runs that singleton job), else 0: outbox-relay (every service), escalation-sweeper (complaints), overdue-sweeper and filing-worker (pensioner-care).",
                 Kind::Gauge,
                 &["lease"],
             ),
