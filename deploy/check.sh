@@ -2,7 +2,7 @@
 # Checks the deployment files without a container engine or a cluster:
 #
 #   deploy/check.sh                  static checks (seconds)
-#   deploy/check.sh --smoke          and runs the built binaries (target/debug,
+#   deploy/check.sh --smoke          and runs the built binaries (cargo's target/debug,
 #                                    or SHEQU_BIN_DIR) with the deploy settings
 #                                    against a throwaway PostgreSQL cluster
 #                                    (init-databases.sh) and nats-server
@@ -957,7 +957,9 @@ fi
 
 # ---------------------------------------------------------------------------
 echo "== docs"
-bin_dir=${SHEQU_BIN_DIR:-$root/target/debug}
+# shellcheck source=deploy/local/common.sh
+. deploy/local/common.sh
+bin_dir=${SHEQU_BIN_DIR:-$(debug_bin_dir || echo "$root/target/debug")}
 have_bins=true
 for b in complaints merchant-alliance pensioner-care shequctl; do
   [[ -x $bin_dir/$b ]] || have_bins=false

@@ -18,8 +18,12 @@ cd "$root"
 # shellcheck source=deploy/local/common.sh
 . deploy/local/common.sh
 
+# The shequctl cargo built (CARGO_TARGET_DIR honoured), or the one on PATH.
 bin_dir=$(debug_bin_dir) || bin_dir=$root/target/debug
 shequctl_bin=$bin_dir/shequctl
+if [ ! -x "$shequctl_bin" ] && command -v shequctl >/dev/null 2>&1; then
+  shequctl_bin=$(command -v shequctl)
+fi
 run_tag=$(date +%Y%m%d-%H%M%S)
 started=$SECONDS
 step=starting

@@ -61,14 +61,10 @@ pub trait Work: Clone + Send + Sync + 'static {
         Duration::ZERO
     }
 
-    /// What is left of this work at `now`, after a pass (for
-    /// `shequ_sweeper_backlog`): `None` for work whose items are done as soon
-    /// as they are found, so that it keeps no backlog of its own.
-    fn backlog(
-        &self,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Backlog>, Self::Error>> + Send {
-        let _ = now;
+    /// What is left of this work after a pass (for `shequ_sweeper_backlog`):
+    /// `None` for work whose items are done as soon as they are found, so
+    /// that it keeps no backlog of its own.
+    fn backlog(&self) -> impl Future<Output = Result<Option<Backlog>, Self::Error>> + Send {
         async { Ok(None) }
     }
 
@@ -239,7 +235,7 @@ impl<W: Work> Sweeper<W> {
     /// Sets `shequ_sweeper_backlog` from the work's [`Work::backlog`].
     async fn report_backlog(&self) {
         let now = self.clock.now();
-        match self.work.backlog(now).await {
+        match self.work.backlog().await {
             Ok(Some(backlog)) => {
                 let age = backlog
                     .oldest

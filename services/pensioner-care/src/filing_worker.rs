@@ -155,7 +155,7 @@ impl Work for Filings {
     }
 
     /// The filings still to make, due or waiting out a retry.
-    async fn backlog(&self, _now: DateTime<Utc>) -> Result<Option<Backlog>, StoreError> {
+    async fn backlog(&self) -> Result<Option<Backlog>, StoreError> {
         self.store.filing_backlog().await.map(Some)
     }
 
