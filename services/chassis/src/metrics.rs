@@ -635,7 +635,6 @@ mod process {
 
     /// `/proc`'s clock ticks per second (USER_HZ, 100 on Linux's ABI).
     const TICKS_PER_SECOND: f64 = 100.0;
-    const PAGE_SIZE: f64 = 4096.0;
 
     pub(super) fn render(out: &mut String, service: &str) {
         let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -674,7 +673,7 @@ mod process {
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size in bytes.",
-            field(24).map(|pages| pages * PAGE_SIZE),
+            resident_bytes(),
         );
         metric(
             "process_virtual_memory_bytes",
@@ -701,6 +700,14 @@ mod process {
             "Start time of the process since the Unix epoch, in seconds.",
             started,
         );
+    }
+
+    /// `VmRSS` of `/proc/self/status` (in kB there), whatever the page size.
+    fn resident_bytes() -> Option<f64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+        let kilobytes: f64 = line.split_whitespace().next()?.parse().ok()?;
+        Some(kilobytes * 1024.0)
     }
 
     /// The soft limit of `Max open files` in `/proc/self/limits`.
