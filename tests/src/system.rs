@@ -505,7 +505,6 @@ impl System {
         self.channel_with_token(service, token)
     }
 
-    /// A channel presenting `token` as it is (e.g. one the services do not know).
     /// A file holding the token of `role` (as `make run` keeps
     /// `data/auth/<role>.token`), for a client such as shequctl.
     pub fn token_file(&self, role: Role) -> anyhow::Result<PathBuf> {
@@ -514,6 +513,7 @@ impl System {
         Ok(file)
     }
 
+    /// A channel presenting `token` as it is (e.g. one the services do not know).
     pub fn channel_with_token(
         &self,
         service: Service,

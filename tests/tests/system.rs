@@ -1520,3 +1520,68 @@ async fn spans_of_one_request_across_the_services_reach_a_collector_under_one_tr
     );
     Ok(())
 }
+
+/// Reflection in both versions: v1 and v1alpha (which grpcio-reflection,
+/// Postman and older tools speak) list every service's APIs to staff, and
+/// refuse a role the table does not let read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_answers_in_v1_and_v1alpha_to_staff_only() -> anyhow::Result<()> {
+    use shequ_tests::system::Role;
+    use tonic_reflection::pb::{v1, v1alpha};
+    let system = System::start().await?;
+    for (service, api) in [
+        (Service::Complaints, "shequ.complaints.v1.ComplaintService"),
+        (
+            Service::MerchantAlliance,
+            "shequ.alliance.v1.MerchantService",
+        ),
+        (Service::PensionerCare, "shequ.care.v1.CareService"),
+    ] {
+        let staff = system.channel_as(service, Some(Role::Staff))?;
+        let request = v1::ServerReflectionRequest {
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+            ..Default::default()
+        };
+        let mut answers = v1::server_reflection_client::ServerReflectionClient::new(staff.clone())
+            .server_reflection_info(futures::stream::iter([request]))
+            .await?
+            .into_inner();
+        let listed = format!("{:?}", answers.message().await?);
+        assert!(listed.contains(api), "v1 on {}: {listed}", service.binary());
+
+        let request = v1alpha::ServerReflectionRequest {
+            message_request: Some(
+                v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+            ..Default::default()
+        };
+        let mut answers = v1alpha::server_reflection_client::ServerReflectionClient::new(staff)
+            .server_reflection_info(futures::stream::iter([request.clone()]))
+            .await?
+            .into_inner();
+        let listed = format!("{:?}", answers.message().await?);
+        assert!(
+            listed.contains(api),
+            "v1alpha on {}: {listed}",
+            service.binary()
+        );
+
+        let resident = system.channel_as(service, Some(Role::ResidentApp))?;
+        let refused = v1alpha::server_reflection_client::ServerReflectionClient::new(resident)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await;
+        let code = match refused {
+            Ok(answers) => answers
+                .into_inner()
+                .message()
+                .await
+                .err()
+                .map(|status| status.code()),
+            Err(status) => Some(status.code()),
+        };
+        assert_eq!(code, Some(Code::PermissionDenied), "{}", service.binary());
+    }
+    Ok(())
+}

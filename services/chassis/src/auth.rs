@@ -137,13 +137,19 @@ pub struct Access {
 }
 
 impl Access {
-    /// A table with what every service serves besides its own RPCs: reflection
-    /// (for staff and operators' tools); health checks are always open.
+    /// A table with what every service serves besides its own RPCs:
+    /// reflection in both versions, v1 and v1alpha (for staff and operators'
+    /// tools); health checks are always open.
     pub fn new() -> Self {
-        Self::default().service(
-            "grpc.reflection.v1.ServerReflection",
-            &[("ServerReflectionInfo", STAFF)],
-        )
+        Self::default()
+            .service(
+                "grpc.reflection.v1.ServerReflection",
+                &[("ServerReflectionInfo", STAFF)],
+            )
+            .service(
+                "grpc.reflection.v1alpha.ServerReflection",
+                &[("ServerReflectionInfo", STAFF)],
+            )
     }
 
     /// `service` is the full service name (`shequ.complaints.v1.ComplaintService`);

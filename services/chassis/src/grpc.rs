@@ -89,11 +89,16 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(shequ_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|error| Error::Config(format!("gRPC reflection: {error}")))?;
+    // Reflection in both versions: v1, and v1alpha, which grpcio-reflection,
+    // Postman and older grpcurl builds still speak.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(shequ_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_error = |error| Error::Config(format!("gRPC reflection: {error}"));
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
     let names: Vec<String> = service_names.iter().map(|name| name.to_string()).collect();
     let stopping = async move {
         if let Some(storage) = options.storage {
@@ -123,7 +128,12 @@ pub async fn serve(
         .layer(TraceLayer)
         .layer(GrpcMetricsLayer::new(options.metrics))
         .layer(AuthLayer::new(options.guard))
-        .add_routes(routes.add_service(health_service).add_service(reflection))
+        .add_routes(
+            routes
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha),
+        )
         // Small unary replies must not wait for Nagle's algorithm (~40 ms each).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

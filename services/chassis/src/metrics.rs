@@ -705,7 +705,9 @@ mod process {
     /// `VmRSS` of `/proc/self/status` (in kB there), whatever the page size.
     fn resident_bytes() -> Option<f64> {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?;
         let kilobytes: f64 = line.split_whitespace().next()?.parse().ok()?;
         Some(kilobytes * 1024.0)
     }
