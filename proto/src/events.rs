@@ -34,6 +34,11 @@ pub struct CloudEvent {
     /// The id of the entity the event is about.
     pub subject: String,
     pub datacontenttype: String,
+    /// The URI of the event type's JSON Schema: the `$id` of its file in
+    /// `events/schemas` ([`crate::schemas::schema_id`]). Every event published
+    /// carries it; one read from before it was added may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataschema: Option<String>,
     pub data: serde_json::Value,
 }
 

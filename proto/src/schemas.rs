@@ -132,6 +132,14 @@ pub fn event_schema<T: EventContract>() -> Value {
                 "type": "string",
             },
             "datacontenttype": { "type": "string", "const": "application/json" },
+            "dataschema": {
+                "description": "This schema's URI (its $id): the committed file \
+                    events/schemas/<type>.json. Every event published carries it; events \
+                    published before it was added do not.",
+                "type": "string",
+                "format": "uri",
+                "const": schema_id(T::TYPE),
+            },
             "data": data,
         },
         "propertyNames": {

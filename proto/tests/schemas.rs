@@ -597,6 +597,7 @@ fn envelope(service: &Service, event_type: &str, data: Value) -> Value {
         time: at(9, false),
         subject,
         datacontenttype: "application/json".to_owned(),
+        dataschema: Some(shequ_proto::schemas::schema_id(event_type)),
         data,
     };
     serde_json::to_value(&event).expect("the envelope serialises")

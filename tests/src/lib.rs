@@ -496,9 +496,10 @@ impl TestCertificates {
     }
 }
 
-/// The JSON Schemas in `proto/events/schemas`, by event type.
+/// The JSON Schemas in `proto/events/schemas`, by event type, with the
+/// `$id` each file declares.
 #[derive(Debug)]
-pub struct EventSchemas(std::collections::HashMap<String, jsonschema::Validator>);
+pub struct EventSchemas(std::collections::HashMap<String, (String, jsonschema::Validator)>);
 
 impl EventSchemas {
     pub fn load() -> anyhow::Result<Self> {
@@ -520,15 +521,29 @@ impl EventSchemas {
                 .should_validate_formats(true)
                 .build(&schema)
                 .map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
-            schemas.insert(name.to_owned(), validator);
+            let id = schema["$id"].as_str().unwrap_or_default().to_owned();
+            schemas.insert(name.to_owned(), (id, validator));
         }
         Ok(Self(schemas))
     }
 
-    /// Fails naming the type and every violation unless `event` matches its schema.
+    /// Fails naming the type and every violation unless `event` matches its
+    /// schema, names it (`dataschema`: the URI resolves, through the files'
+    /// `$id`s, to the committed file of its type) and carries its id as
+    /// `Nats-Msg-Id`.
     pub fn check(&self, event: &StoredEvent) -> anyhow::Result<()> {
         let event_type = event.event.event_type.as_str();
-        let schema = self
+        let dataschema = event.event.dataschema.as_deref().unwrap_or_default();
+        let resolved = self
+            .0
+            .iter()
+            .find(|(_, (id, _))| id == dataschema)
+            .map(|(name, _)| name.as_str());
+        anyhow::ensure!(
+            resolved == Some(event_type),
+            "{event_type}: dataschema {dataschema:?} resolves to {resolved:?}, not the type's file"
+        );
+        let (_, schema) = self
             .0
             .get(event_type)
             .with_context(|| format!("no schema for {event_type}"))?;

@@ -10,7 +10,8 @@
 use chrono::{DateTime, Utc};
 use shequ_proto::events::{CloudEvent, EventData};
 
-/// A new event of type `T::TYPE` about `subject`, from `source`, with a fresh UUIDv7.
+/// A new event of type `T::TYPE` about `subject`, from `source`, with a fresh
+/// UUIDv7, naming its schema (`dataschema`).
 pub fn new_event<T: EventData>(
     source: &str,
     subject: &str,
@@ -25,6 +26,7 @@ pub fn new_event<T: EventData>(
         time,
         subject: subject.into(),
         datacontenttype: "application/json".into(),
+        dataschema: Some(shequ_proto::schemas::schema_id(T::TYPE)),
         data: serde_json::to_value(data)?,
     })
 }

@@ -326,6 +326,7 @@ async fn publish(
         time: Utc::now(),
         subject: subject.into(),
         datacontenttype: "application/json".into(),
+        dataschema: None,
         data: json!({"merchant_id": subject, "name": "老张家常菜"}),
     };
     js.publish(event.event_type.clone(), serde_json::to_vec(&event)?.into())

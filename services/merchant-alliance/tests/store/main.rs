@@ -71,6 +71,7 @@ pub(crate) fn event(id: &str) -> CloudEvent {
         time: start(),
         subject: "thing".into(),
         datacontenttype: "application/json".into(),
+        dataschema: None,
         data: serde_json::Value::Null,
     }
 }

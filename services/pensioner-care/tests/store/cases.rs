@@ -752,6 +752,7 @@ fn event(id: &str) -> CloudEvent {
         time: start(),
         subject: "complaint-9".into(),
         datacontenttype: "application/json".into(),
+        dataschema: None,
         data: serde_json::Value::Null,
     }
 }
