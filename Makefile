@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool tour
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool tour contract-check contract-release contract-tools
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -57,6 +57,31 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The contract against its last release (proto/contract/released): `buf
+## breaking` on the .proto files, and the official AsyncAPI parser on
+## proto/events/asyncapi.yaml (no error, no warning); the event schemas are
+## checked by a test of `make test`. Node and npm are installed from Debian's
+## packages when missing, the tools pinned in proto/contract/package.json.
+contract-check: contract-tools
+	@proto/contract/check.sh
+
+## Records the contract as it is now as the released one (a deliberate release:
+## a breaking change then passes the checks, and later ones are held to it).
+contract-release:
+	@rm -rf proto/contract/released
+	@mkdir -p proto/contract/released/events
+	@cp -r proto/events/schemas proto/events/asyncapi.yaml proto/contract/released/events/
+	@cp -r proto/shequ proto/contract/released/
+	@echo "proto/contract/released now holds the contract as it is"
+
+contract-tools:
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "npm not found: installing Debian's nodejs and npm"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+			$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	}
 
 ## Rewrites proto/events/schemas/*.json from the event payload types
 ## (shequ_proto::schemas), after a payload or a vocabulary enum changed; a test

@@ -14,6 +14,8 @@
 //!   described in `events/asyncapi.yaml`.
 //! - [`schemas`]: `events/schemas/*.json`, generated from the payload types
 //!   (`make schemas` rewrites them; a test fails when they are stale).
+//! - [`contract`]: whether the event schemas changed compatibly since the
+//!   release kept in `contract/released/` (a test fails on a breaking change).
 //! - [`time`]: the district's clock (UTC+8), opening-hours clock times, and
 //!   protobuf timestamps.
 
@@ -60,6 +62,7 @@ pub mod ops {
 }
 
 pub mod codes;
+pub mod contract;
 pub mod events;
 pub mod kinds;
 pub mod schemas;

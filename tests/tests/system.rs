@@ -1585,3 +1585,67 @@ async fn reflection_answers_in_v1_and_v1alpha_to_staff_only() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// The streams are as `proto/events/asyncapi.yaml` states them for
+/// subscribers (`x-shequ-streams`): subjects, file storage, limits retention,
+/// no age or size limit, the duplicate window, replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streams_are_what_the_asyncapi_file_states() -> anyhow::Result<()> {
+    use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/events/asyncapi.yaml");
+    let text = std::fs::read_to_string(path)?;
+    // The x-shequ-streams block: "  NAME:" then "    key: value" lines.
+    let mut stated: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current = None;
+    for line in text
+        .lines()
+        .skip_while(|line| *line != "x-shequ-streams:")
+        .skip(1)
+        .take_while(|line| line.starts_with("  ") || line.is_empty())
+    {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            current = Some(name.to_owned());
+        } else if let (Some(stream), Some((key, value))) = (&current, line.trim().split_once(": "))
+        {
+            stated
+                .entry(stream.clone())
+                .or_default()
+                .insert(key.to_owned(), value.to_owned());
+        }
+    }
+    assert_eq!(
+        stated.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ALLIANCE", "CARE", "COMPLAINTS"]
+    );
+    let system = System::start().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(system.nats.url()).await?);
+    for (name, stated) in &stated {
+        let config = js.get_stream(name).await?.info().await?.config.clone();
+        let field = |key: &str| stated.get(key).map(String::as_str).unwrap_or_default();
+        assert_eq!(
+            config.subjects,
+            vec![field("subjects").to_owned()],
+            "{name}"
+        );
+        assert_eq!(field("storage"), "file");
+        assert_eq!(config.storage, StorageType::File, "{name}");
+        assert_eq!(field("retention"), "limits");
+        assert_eq!(config.retention, RetentionPolicy::Limits, "{name}");
+        assert_eq!(
+            config.max_age.as_secs().to_string(),
+            field("max_age_seconds"),
+            "{name}"
+        );
+        assert_eq!(config.max_bytes.to_string(), field("max_bytes"), "{name}");
+        assert_eq!(
+            config.duplicate_window.as_secs().to_string(),
+            field("duplicate_window_seconds"),
+            "{name}"
+        );
+        assert_eq!(config.num_replicas.to_string(), field("replicas"), "{name}");
+    }
+    Ok(())
+}
