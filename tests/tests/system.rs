@@ -1588,7 +1588,8 @@ async fn reflection_answers_in_v1_and_v1alpha_to_staff_only() -> anyhow::Result<
 
 /// The streams are as `proto/events/asyncapi.yaml` states them for
 /// subscribers (`x-shequ-streams`): subjects, file storage, limits retention,
-/// no age or size limit, the duplicate window, replicas.
+/// no age or size limit, the duplicate window, replicas; an operator's
+/// retention (`SHEQU_STREAM_MAX_AGE_DAYS`) is applied to the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_streams_are_what_the_asyncapi_file_states() -> anyhow::Result<()> {
     use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
@@ -1620,9 +1621,35 @@ async fn the_streams_are_what_the_asyncapi_file_states() -> anyhow::Result<()> {
         stated.keys().map(String::as_str).collect::<Vec<_>>(),
         ["ALLIANCE", "CARE", "COMPLAINTS"]
     );
-    let system = System::start().await?;
+    // The operator sets complaints' retention; the others keep the defaults.
+    let nats = shequ_tests::NatsServer::start().await?;
+    let system = System::start_on(nats, |service| match service {
+        Service::Complaints => vec![("SHEQU_STREAM_MAX_AGE_DAYS".to_owned(), "30".to_owned())],
+        _ => Vec::new(),
+    })
+    .await?;
     let js = async_nats::jetstream::new(async_nats::connect(system.nats.url()).await?);
-    for (name, stated) in &stated {
+    // The relay declares its stream once it runs.
+    eventually(Duration::from_secs(20), || async {
+        let config = js
+            .get_stream("COMPLAINTS")
+            .await?
+            .info()
+            .await?
+            .config
+            .clone();
+        anyhow::ensure!(
+            config.max_age == Duration::from_secs(30 * 86_400),
+            "{:?}",
+            config.max_age
+        );
+        Ok(())
+    })
+    .await?;
+    for (name, stated) in &mut stated {
+        if name == "COMPLAINTS" {
+            stated.insert("max_age_seconds".into(), (30 * 86_400).to_string());
+        }
         let config = js.get_stream(name).await?.info().await?.config.clone();
         let field = |key: &str| stated.get(key).map(String::as_str).unwrap_or_default();
         assert_eq!(

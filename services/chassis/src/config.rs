@@ -49,6 +49,49 @@ pub struct CommonConfig {
     pub grpc_tls: GrpcTls,
     #[command(flatten)]
     pub consumer_retry: ConsumerRetry,
+    #[command(flatten)]
+    pub stream: StreamSettings,
+}
+
+/// What the operator chooses of the stream a service produces into; the
+/// service declares it so at start, updating a stream that differs
+/// ([`crate::nats::declare_stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct StreamSettings {
+    /// Days the service's stream keeps an event; 0: no age limit (kept until
+    /// the size limit, if any).
+    #[arg(long = "stream-max-age-days", env = "SHEQU_STREAM_MAX_AGE_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub max_age_days: u32,
+    /// Bytes the service's stream may hold before dropping its oldest events;
+    /// 0: no size limit.
+    #[arg(
+        long = "stream-max-bytes",
+        env = "SHEQU_STREAM_MAX_BYTES",
+        default_value_t = 0
+    )]
+    pub max_bytes: u64,
+    /// Seconds JetStream remembers an event's id to drop a re-published copy
+    /// (at least as long as NATS or a relay may be away and retry).
+    #[arg(long = "stream-duplicate-window-secs", env = "SHEQU_STREAM_DUPLICATE_WINDOW_SECS",
+          default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub duplicate_window_secs: u64,
+    /// Copies of the stream in a JetStream cluster (1; 3 or 5 in a cluster of
+    /// at least that many servers).
+    #[arg(long = "stream-replicas", env = "SHEQU_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            max_age_days: 0,
+            max_bytes: 0,
+            duplicate_window_secs: 600,
+            replicas: 1,
+        }
+    }
 }
 
 /// How a consumer retries an event whose handling failed for a transient
@@ -227,6 +270,7 @@ impl CommonConfig {
             auth: AuthSettings::disabled(),
             grpc_tls: GrpcTls::default(),
             consumer_retry: ConsumerRetry::default(),
+            stream: StreamSettings::default(),
         }
     }
 

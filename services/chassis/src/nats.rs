@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 use crate::Error;
-use crate::config::NatsAccess;
+use crate::config::{NatsAccess, StreamSettings};
 use crate::metrics::Metrics;
 
 /// A stream a service produces into.
@@ -14,9 +14,6 @@ pub struct StreamSpec {
     pub name: &'static str,
     pub subjects: &'static str,
 }
-
-/// How long JetStream remembers `Nats-Msg-Id`s to drop re-published events.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// Connects in the background: a service starts (and takes requests, which wait
 /// in its outbox) even while NATS is down, and reconnects forever. Each loss
@@ -82,19 +79,98 @@ pub fn jetstream(client: async_nats::Client, timeout: Duration) -> jetstream::Co
     context
 }
 
-/// Creates the stream if it does not exist (file storage, kept until an operator
-/// sets limits, so subscribers can replay history); an existing one is left as is.
+/// The configuration of `spec`'s stream with `settings`: file storage,
+/// limits retention (kept until an age or size limit, none by default, so
+/// subscribers can replay history).
+pub fn stream_config(spec: StreamSpec, settings: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: spec.name.into(),
+        subjects: vec![spec.subjects.into()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age: Duration::from_secs(u64::from(settings.max_age_days) * 86_400),
+        max_bytes: i64::try_from(settings.max_bytes)
+            .ok()
+            .filter(|bytes| *bytes > 0)
+            .unwrap_or(-1),
+        duplicate_window: Duration::from_secs(settings.duplicate_window_secs),
+        num_replicas: usize::from(settings.replicas),
+        ..Default::default()
+    }
+}
+
+/// Creates the stream if it does not exist, with the default settings; an
+/// existing one is left as it is (a consumer ensures the stream of the
+/// service it reads from, whose producer declares its settings).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     spec: StreamSpec,
 ) -> Result<stream::Stream, Error> {
-    js.get_or_create_stream(stream::Config {
-        name: spec.name.into(),
-        subjects: vec![spec.subjects.into()],
-        storage: stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .map_err(|error| Error::Nats(format!("creating stream {}: {error}", spec.name)))
+    js.get_or_create_stream(stream_config(spec, &StreamSettings::default()))
+        .await
+        .map_err(|error| Error::Nats(format!("creating stream {}: {error}", spec.name)))
+}
+
+/// The producer's declaration of its own stream: created with `settings`, or,
+/// existing with other limits, duplicate window or replicas, updated to them
+/// (logged, old and new); a change JetStream refuses (more replicas than the
+/// cluster has servers, say) is an error saying so.
+pub async fn declare_stream(
+    js: &jetstream::Context,
+    spec: StreamSpec,
+    settings: &StreamSettings,
+) -> Result<stream::Stream, Error> {
+    let wanted = stream_config(spec, settings);
+    let failed = |action: &str, error: &dyn std::fmt::Display| {
+        Error::Nats(format!("{action} stream {}: {error}", spec.name))
+    };
+    let mut stream = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|error| failed("creating", &error))?;
+    let current = stream
+        .info()
+        .await
+        .map_err(|error| failed("reading", &error))?
+        .config
+        .clone();
+    let differs = current.max_age != wanted.max_age
+        || current.max_bytes != wanted.max_bytes
+        || current.duplicate_window != wanted.duplicate_window
+        || current.num_replicas != wanted.num_replicas
+        || current.subjects != wanted.subjects;
+    if !differs {
+        return Ok(stream);
+    }
+    let update = stream::Config {
+        storage: current.storage,
+        retention: current.retention,
+        ..wanted
+    };
+    js.update_stream(update.clone()).await.map_err(|error| {
+        failed(
+            "updating",
+            &format!("{error} (wanted {})", describe(&update)),
+        )
+    })?;
+    tracing::info!(
+        stream = spec.name,
+        from = %describe(&current),
+        to = %describe(&update),
+        "stream configuration updated"
+    );
+    js.get_stream(spec.name)
+        .await
+        .map_err(|error| failed("reading", &error))
+}
+
+/// A stream's limits, window and replicas, for logs and errors.
+fn describe(config: &stream::Config) -> String {
+    format!(
+        "max_age {}s, max_bytes {}, duplicate_window {}s, replicas {}",
+        config.max_age.as_secs(),
+        config.max_bytes,
+        config.duplicate_window.as_secs(),
+        config.num_replicas
+    )
 }

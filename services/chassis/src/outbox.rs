@@ -40,10 +40,11 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::backoff;
 use crate::clock::{SharedClock, to_millis};
+use crate::config::StreamSettings;
 use crate::database::{Database, PendingEvent};
 use crate::lease::{Lease, process_holder};
 use crate::metrics::Metrics;
-use crate::nats::{StreamSpec, ensure_stream};
+use crate::nats::{StreamSpec, declare_stream};
 use crate::trace::{self, TraceContext};
 
 /// How many pending rows one pass publishes.
@@ -164,6 +165,7 @@ pub struct Relay {
     db: Database,
     js: jetstream::Context,
     stream: StreamSpec,
+    settings: StreamSettings,
     signal: OutboxSignal,
     clock: SharedClock,
     metrics: Option<Metrics>,
@@ -189,11 +191,20 @@ impl Relay {
             db,
             js,
             stream,
+            settings: StreamSettings::default(),
             signal,
             clock,
             metrics: None,
             lease,
         }
+    }
+
+    /// Declares the stream with `settings` (the operator's) rather than the
+    /// defaults.
+    #[must_use]
+    pub fn with_stream_settings(mut self, settings: StreamSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Counts published events (`shequ_events_published_total{subject}`) and
@@ -232,7 +243,7 @@ impl Relay {
                     renewed = Some(Instant::now());
                 }
                 if !stream_ready {
-                    ensure_stream(&self.js, self.stream).await?;
+                    declare_stream(&self.js, self.stream, &self.settings).await?;
                     stream_ready = true;
                 }
                 self.publish_pending().await.map(Some)

@@ -28,7 +28,7 @@ use crate::Error;
 use crate::admin::{self, AdminState};
 use crate::auth::{Access, OPERATOR};
 use crate::clock::SharedClock;
-use crate::config::{CommonConfig, ConsumerRetry};
+use crate::config::{CommonConfig, ConsumerRetry, StreamSettings};
 use crate::database::Database;
 use crate::grpc::{Peers, ServeOptions, server_tls};
 use crate::inbox::{Apply, ConsumerSpec, Consumers, Inbox};
@@ -157,6 +157,8 @@ pub struct Runtime {
     /// The consumers made with [`Runtime::inbox`], for replaying parked events.
     consumers: Consumers,
     retry: ConsumerRetry,
+    /// The operator's settings of the stream this service produces into.
+    stream_settings: StreamSettings,
     serving: ServeOptions,
     listener: TcpListener,
     grpc_addr: SocketAddr,
@@ -227,6 +229,7 @@ impl Runtime {
             peers,
             consumers: Consumers::default(),
             retry: common.consumer_retry,
+            stream_settings: common.stream,
             serving,
             listener,
             grpc_addr,
@@ -347,6 +350,7 @@ impl Runtime {
         let mut service_names = self.service_names;
         service_names.push(parked::SERVICE);
         let relay = Relay::new(self.db.clone(), self.js, stream, self.outbox, self.clock)
+            .with_stream_settings(self.stream_settings)
             .with_metrics(self.metrics.clone());
         tracker.spawn(relay.run(workers.clone()));
         tracker.spawn(crate::database::probe_while_failing(

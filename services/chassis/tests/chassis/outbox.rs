@@ -375,7 +375,7 @@ async fn republishing_a_row_whose_ack_was_lost_leaves_one_message_in_the_stream(
 }
 
 #[tokio::test]
-async fn ensure_stream_is_idempotent_and_sets_the_duplicate_window() -> anyhow::Result<()> {
+async fn ensure_stream_is_idempotent_and_sets_the_default_duplicate_window() -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let (_client, js) = jetstream_on(&nats).await?;
 
@@ -384,10 +384,58 @@ async fn ensure_stream_is_idempotent_and_sets_the_duplicate_window() -> anyhow::
 
     let info = stream.get_info().await?;
     assert_eq!(info.config.subjects, vec![STREAM.subjects.to_string()]);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(600));
     assert_eq!(
-        info.config.duplicate_window,
-        shequ_chassis::nats::DUPLICATE_WINDOW
+        info.config.max_age,
+        Duration::ZERO,
+        "no age limit by default"
     );
+    assert_eq!(info.config.max_bytes, -1, "no size limit by default");
+    Ok(())
+}
+
+/// The producer declares its stream with the operator's settings: a stream
+/// made with others (the defaults, by a consumer or an older release) is
+/// updated at start, its events kept, and declared again it is left alone.
+#[tokio::test]
+async fn declaring_the_stream_applies_the_operators_settings_to_an_existing_one()
+-> anyhow::Result<()> {
+    use shequ_chassis::config::StreamSettings;
+    use shequ_chassis::nats::declare_stream;
+    let nats = NatsServer::start().await?;
+    let (_client, js) = jetstream_on(&nats).await?;
+    ensure_stream(&js, STREAM).await?;
+    js.publish("shequ.test.kept", "x".into()).await?.await?;
+
+    let settings = StreamSettings {
+        max_age_days: 30,
+        max_bytes: 1 << 30,
+        duplicate_window_secs: 3600,
+        replicas: 1,
+    };
+    let stream = declare_stream(&js, STREAM, &settings).await?;
+    let info = stream.get_info().await?;
+    assert_eq!(info.config.max_age, Duration::from_secs(30 * 86_400));
+    assert_eq!(info.config.max_bytes, 1 << 30);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(3600));
+    assert_eq!(info.state.messages, 1, "the stream's events are kept");
+    // Declared again with the same settings: nothing to change.
+    assert_eq!(
+        declare_stream(&js, STREAM, &settings)
+            .await?
+            .get_info()
+            .await?
+            .config
+            .max_age,
+        Duration::from_secs(30 * 86_400)
+    );
+
+    let three = StreamSettings {
+        replicas: 3,
+        ..settings
+    };
+    let replicated = declare_stream(&js, STREAM, &three).await?;
+    assert_eq!(replicated.get_info().await?.config.num_replicas, 3);
     Ok(())
 }
 
