@@ -1676,3 +1676,142 @@ async fn the_streams_are_what_the_asyncapi_file_states() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The subscriber of docs/subscribing.md (`tests/examples/subscriber.rs`),
+/// run as a district system would run it against live services: it replays
+/// the stream with a durable consumer, validates each event against the
+/// schema its `dataschema` names, applies each once by event id and by
+/// business key (the latest state of each complaint), and, run again,
+/// resumes after what it acknowledged: a re-published event is a duplicate,
+/// an invalid one is rejected, an older one is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_subscriber_replays_validates_and_applies_each_event_once() -> anyhow::Result<()>
+{
+    let system = System::start().await?;
+    let mut clients = Clients::new(&system)?;
+    Organisation::new(system.channel(Service::Complaints)?)
+        .load_organisation(complaints::LoadOrganisationRequest {
+            organisation: Some(organisation()),
+        })
+        .await?;
+    let mut ids = Vec::new();
+    for (request_id, text) in [("sub-1", "路灯坏了三天"), ("sub-2", "楼道堆放杂物")] {
+        let submitted = clients
+            .complaints
+            .submit_complaint(complaints::SubmitComplaintRequest {
+                request_id: request_id.into(),
+                text: text.into(),
+                channel: complaints::Channel::Hotline as i32,
+                grid_id: "xinyuan-1".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        ids.push(submitted.complaint.unwrap_or_default().id);
+    }
+    clients
+        .complaints
+        .accept_complaint(complaints::AcceptComplaintRequest {
+            complaint_id: ids[0].clone(),
+            request_id: "sub-accept".into(),
+            ..Default::default()
+        })
+        .await?;
+    let events = eventually(Duration::from_secs(20), || async {
+        let events = stream_events(&system.nats.url(), "COMPLAINTS").await?;
+        anyhow::ensure!(events.len() >= 3, "{} events", events.len());
+        Ok(events)
+    })
+    .await?;
+
+    let example = shequ_tests::system::binary_dir()?.join("examples/subscriber");
+    anyhow::ensure!(
+        example.exists(),
+        "{} is missing: cargo build -p shequ-tests --examples (make test builds it)",
+        example.display()
+    );
+    let state = tempfile::tempdir()?;
+    let run = |durable: &'static str, extra: Vec<String>| {
+        let mut command = tokio::process::Command::new(&example);
+        command
+            .args(["--nats-url", &system.nats.url(), "--stream", "COMPLAINTS"])
+            .args(["--durable", durable, "--idle-exit", "2"])
+            .arg("--state")
+            .arg(state.path().join(format!("{durable}.json")))
+            .args(extra);
+        async move {
+            let output = command.output().await?;
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            anyhow::ensure!(
+                output.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            Ok::<_, anyhow::Error>(stdout)
+        }
+    };
+    let count = |out: &str, word: &str| out.lines().filter(|l| l.starts_with(word)).count();
+
+    let first = run("dashboard", Vec::new()).await?;
+    assert_eq!(count(&first, "applied "), 3, "{first}");
+    assert!(
+        first.contains(&format!("state {} accepted", ids[0])),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("state {} submitted", ids[1])),
+        "{first}"
+    );
+
+    // What reaches a subscriber after it: the accepted event published again
+    // (a producer's retry past the duplicate window), an event its schema
+    // refuses, and an older copy of a complaint's event under a new id.
+    let js = async_nats::jetstream::new(async_nats::connect(system.nats.url()).await?);
+    let publish = |subject: String, body: serde_json::Value| {
+        let js = js.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+            js.publish_with_headers(subject, headers, body.to_string().into())
+                .await?
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    let accepted = events
+        .iter()
+        .find(|e| e.event.event_type.ends_with(".accepted.v1"))
+        .ok_or_else(|| anyhow::anyhow!("no accepted event"))?;
+    publish(accepted.event.event_type.clone(), accepted.raw.clone()).await?;
+    let mut invalid = accepted.raw.clone();
+    invalid["id"] = uuid::Uuid::now_v7().to_string().into();
+    invalid["data"]["status"] = "nonsense".into();
+    publish(accepted.event.event_type.clone(), invalid).await?;
+    let submitted = events
+        .iter()
+        .find(|e| e.event.subject == ids[0] && e.event.event_type.ends_with(".submitted.v1"))
+        .ok_or_else(|| anyhow::anyhow!("no submitted event"))?;
+    let mut older = submitted.raw.clone();
+    older["id"] = uuid::Uuid::now_v7().to_string().into();
+    publish(submitted.event.event_type.clone(), older).await?;
+
+    let second = run("dashboard", Vec::new()).await?;
+    assert_eq!(
+        count(&second, "applied "),
+        0,
+        "resumed after its acks: {second}"
+    );
+    assert_eq!(count(&second, "duplicate "), 1, "{second}");
+    assert_eq!(count(&second, "rejected "), 1, "{second}");
+    assert_eq!(count(&second, "stale "), 1, "{second}");
+    assert!(
+        second.contains(&format!("state {} accepted", ids[0])),
+        "{second}"
+    );
+
+    // Another system replaying from a time after all of it sees nothing.
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let from_later = run("archive", vec!["--from".into(), later]).await?;
+    assert_eq!(from_later.lines().count(), 0, "{from_later}");
+    Ok(())
+}
