@@ -346,6 +346,13 @@ if ((${#compose[@]})); then
   else
     fail "${compose[*]} config -q"; echo "$out" | indent
   fi
+  # The three-server NATS cluster, layered over compose.yaml.
+  if out=$("${compose[@]}" -f deploy/compose.yaml -f deploy/compose.cluster.yaml --env-file "$work/dummy.env" config 2>&1) &&
+    grep -q "nats-3" <<<"$out" && grep -q "SHEQU_STREAM_REPLICAS: '3'\|SHEQU_STREAM_REPLICAS: \"3\"" <<<"$out"; then
+    pass "${compose[*]} config with compose.cluster.yaml: three NATS servers, the services on all three with R3 streams"
+  else
+    fail "${compose[*]} config with compose.cluster.yaml"; echo "$out" | tail -n 20 | indent
+  fi
   if out=$("${compose[@]}" -f deploy/compose.yaml --env-file deploy/env/example.env config -q 2>&1); then
     fail "${compose[*]} config accepts the unfilled example.env: a secret has a default"
   elif grep -q "deploy/env/example.env" <<<"$out"; then

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`NatsServer`]: a real `nats-server -js` of the test's own, on a free port
 //!   with its own store directory; it can be stopped and started again on the
-//!   same port and store to simulate an outage.
+//!   same port and store to simulate an outage; or three of them as one
+//!   JetStream cluster ([`NatsServer::start_cluster`]).
 //! - [`Backend`], [`TestDatabase`], [`on_both_backends!`]: storage tests on SQLite and,
 //!   through [`postgres_url`] / [`TestPostgres`], on a fresh PostgreSQL database per test when
 //!   a server is reachable (`SHEQU_TEST_POSTGRES_URL`, default 127.0.0.1:5432).
@@ -106,6 +107,34 @@ impl NatsServer {
         Self::start_with(args, env).await
     }
 
+    /// Starts `size` servers forming one JetStream cluster on loopback (named
+    /// `n0`, `n1`, …, each routed to the others), and waits until each
+    /// greets clients; JetStream is usable once the cluster has elected its
+    /// meta leader (see [`cluster_urls`]).
+    pub async fn start_cluster(size: usize) -> anyhow::Result<Vec<Self>> {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let mut nodes = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let others: Vec<String> = routes
+                .iter()
+                .filter(|other| *other != route)
+                .map(|other| format!("nats://127.0.0.1:{other}"))
+                .collect();
+            let args = vec![
+                "--server_name".into(),
+                format!("n{i}"),
+                "--cluster_name".into(),
+                "shequ".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".into(),
+                others.join(","),
+            ];
+            nodes.push(Self::start_with(args, &[]).await?);
+        }
+        Ok(nodes)
+    }
+
     /// Starts a server requiring TLS of clients, with `cert` and `key` (PEM).
     pub async fn start_with_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
         let args = ["--tls", "--tlscert", &cert.display().to_string()]
@@ -175,6 +204,15 @@ impl NatsServer {
         .await
         .context("nats-server did not start")
     }
+}
+
+/// The URLs of `nodes`, comma-separated, as SHEQU_NATS_URL takes them.
+pub fn cluster_urls(nodes: &[NatsServer]) -> String {
+    nodes
+        .iter()
+        .map(NatsServer::url)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn nats_server_binary() -> String {
@@ -356,7 +394,8 @@ pub struct StoredEvent {
 
 /// Reads a whole stream with an ephemeral consumer, oldest first.
 pub async fn stream_events(nats_url: &str, stream: &str) -> anyhow::Result<Vec<StoredEvent>> {
-    let client = async_nats::connect(nats_url).await?;
+    // One server, or a cluster's, comma-separated.
+    let client = async_nats::connect(nats_url.split(',').collect::<Vec<_>>()).await?;
     let js = jetstream::new(client);
     let mut stream = js.get_stream(stream).await?;
     let total = stream.info().await?.state.messages as usize;

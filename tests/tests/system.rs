@@ -589,6 +589,27 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
     stop.store(true, Ordering::Relaxed);
     let outcomes = load.await??;
 
+    verify_nothing_lost_or_doubled(
+        &system.nats.url(),
+        &clients,
+        &district,
+        &outcomes,
+        &attempts,
+    )
+    .await
+}
+
+/// After a fault run: every accepted request is stored, every event is in its
+/// stream once, each consumer applied each event once, and the figures add
+/// up (read through NATS at `nats_url`, one server or a cluster's list).
+async fn verify_nothing_lost_or_doubled(
+    nats_url: &str,
+    clients: &Clients,
+    district: &District,
+    outcomes: &Outcomes,
+    attempts: &Attempts,
+) -> anyhow::Result<()> {
+    let mut clients = clients.clone();
     // Every accepted request is stored.
     let resident_complaints: Vec<&String> = outcomes.at_fault.values().flatten().collect();
     for id in &resident_complaints {
@@ -621,7 +642,7 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
     // Every event is in its stream once: one submitted event per complaint,
     // one resolved per resident complaint, one booked per booking with a merchant.
     let complaint_events = eventually(Duration::from_secs(30), || async {
-        let events = stream_events(&system.nats.url(), "COMPLAINTS").await?;
+        let events = stream_events(nats_url, "COMPLAINTS").await?;
         let submitted = of_type(&events, ".submitted.v1").len();
         let expected = resident_complaints.len() + filed.len();
         anyhow::ensure!(
@@ -648,7 +669,7 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
     }
     assert_eq!(submitted.len(), resident_complaints.len() + filed.len());
     let care_events = eventually(Duration::from_secs(30), || async {
-        let events = stream_events(&system.nats.url(), "CARE").await?;
+        let events = stream_events(nats_url, "CARE").await?;
         let booked_events = of_type(&events, ".service.booked.v1").len();
         anyhow::ensure!(
             booked_events >= booked.len(),
@@ -670,7 +691,7 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
         booked_events,
         booked.iter().map(|b| b.id.as_str()).collect()
     );
-    let alliance_events = stream_events(&system.nats.url(), "ALLIANCE").await?;
+    let alliance_events = stream_events(nats_url, "ALLIANCE").await?;
     let all_events = [&complaint_events, &care_events, &alliance_events];
     let event_ids: HashSet<&str> = all_events
         .iter()
@@ -804,6 +825,94 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
     );
     assert!(!booked.is_empty(), "some bookings found the canteen");
     Ok(())
+}
+
+/// When the district outgrows one NATS server: the three services on a
+/// three-node JetStream cluster with R3 streams, under the same load; one node
+/// killed and brought back, then the node leading the COMPLAINTS stream: every
+/// accepted request is stored, every event is in its stream once, each
+/// consumer applied each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_three_node_cluster_killing_a_node_and_then_a_leader_loses_and_doubles_nothing()
+-> anyhow::Result<()> {
+    let mut nodes = shequ_tests::NatsServer::start_cluster(3).await?;
+    let urls = shequ_tests::cluster_urls(&nodes);
+    // JetStream takes an R3 stream once the cluster has its meta leader.
+    let client = async_nats::connect(urls.split(',').collect::<Vec<_>>()).await?;
+    let js = async_nats::jetstream::new(client);
+    eventually(Duration::from_secs(60), || async {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "PROBE".into(),
+            subjects: vec!["probe".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await?;
+        js.delete_stream("PROBE").await?;
+        Ok(())
+    })
+    .await?;
+    let first = nodes.remove(0);
+    let system = System::start_on(first, |_| {
+        vec![
+            ("SHEQU_NATS_URL".to_owned(), urls.clone()),
+            ("SHEQU_STREAM_REPLICAS".to_owned(), "3".to_owned()),
+        ]
+    })
+    .await?;
+    let mut clients = Clients::new(&system)?;
+    let district = Arc::new(District::set_up(&system, &mut clients).await?);
+    for stream in ["COMPLAINTS", "ALLIANCE", "CARE"] {
+        eventually(Duration::from_secs(60), || async {
+            let info = js.get_stream(stream).await?.info().await?.clone();
+            anyhow::ensure!(
+                info.config.num_replicas == 3,
+                "{stream}: {} replicas",
+                info.config.num_replicas
+            );
+            let replicas = info.cluster.map(|c| c.replicas.len()).unwrap_or_default();
+            anyhow::ensure!(replicas == 2, "{stream}: {replicas} followers");
+            Ok(())
+        })
+        .await?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(Attempts::default());
+    let load = tokio::spawn(generate_load(
+        clients.clone(),
+        district.clone(),
+        stop.clone(),
+        attempts.clone(),
+    ));
+    let pause = || tokio::time::sleep(Duration::from_millis(2000));
+    pause().await;
+    // One node down and back.
+    nodes[0].stop().await?;
+    pause().await;
+    nodes[0].restart().await?;
+    pause().await;
+    // Then whichever node leads COMPLAINTS.
+    let leader = eventually(Duration::from_secs(30), || async {
+        let info = js.get_stream("COMPLAINTS").await?.info().await?.clone();
+        info.cluster
+            .and_then(|c| c.leader)
+            .ok_or_else(|| anyhow::anyhow!("no leader"))
+    })
+    .await?;
+    let index: usize = leader.trim_start_matches('n').parse()?;
+    let mut system = system;
+    let leader_node = match index {
+        0 => &mut system.nats,
+        i => &mut nodes[i - 1],
+    };
+    leader_node.stop().await?;
+    pause().await;
+    leader_node.restart().await?;
+    pause().await;
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = load.await??;
+    eprintln!("cluster run: killed n1 and then the COMPLAINTS leader {leader}");
+    verify_nothing_lost_or_doubled(&urls, &clients, &district, &outcomes, &attempts).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,8 @@ pub enum LogFormat {
 /// The settings of the chassis; each service flattens this into its own config.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonConfig {
-    /// NATS server URL (`tls://…` requires TLS).
+    /// NATS server URL (`tls://…` requires TLS), or a cluster's URLs,
+    /// comma-separated.
     #[arg(long, env = "SHEQU_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     #[command(flatten)]

@@ -15,8 +15,9 @@ pub struct StreamSpec {
     pub subjects: &'static str,
 }
 
-/// Connects in the background: a service starts (and takes requests, which wait
-/// in its outbox) even while NATS is down, and reconnects forever. Each loss
+/// Connects in the background to the server (or servers, comma-separated) of
+/// `url`: a service starts (and takes requests, which wait in its outbox)
+/// even while NATS is down, and reconnects forever. Each loss
 /// and each (re)connection is logged and kept in `metrics`
 /// (`shequ_nats_connected`, `shequ_nats_disconnects_total`).
 pub async fn connect(
@@ -45,9 +46,19 @@ pub async fn connect(
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
     options
-        .connect(url)
+        .connect(servers(url))
         .await
         .map_err(|error| Error::Nats(format!("connecting to {url}: {error}")))
+}
+
+/// The servers `url` names: one URL, or a cluster's, comma-separated
+/// (`nats://n1:4222,nats://n2:4222`); the client connects to one and fails
+/// over to the others (and to those the cluster announces).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect()
 }
 
 /// Logs a connection event and keeps the connection state in `metrics`.
