@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool tour contract-check contract-release contract-tools
+.PHONY: run demo test lint fmt schemas deps bench bench-nearby eval-classify train-classify deploy-check monitoring promtool tour contract-check contract-release contract-tools docs
 
 ## Starts NATS (JetStream, its own port and data dir) and the services on SQLite.
 run: deps
@@ -65,6 +65,11 @@ fmt:
 ## packages when missing, the tools pinned in proto/contract/package.json.
 contract-check: contract-tools
 	@proto/contract/check.sh
+
+## The event catalog and the gRPC API reference as HTML in build/docs
+## (offline once the contract tools are installed).
+docs: contract-tools
+	@docs/build.sh
 
 ## Records the contract as it is now as the released one (a deliberate release:
 ## a breaking change then passes the checks, and later ones are held to it).

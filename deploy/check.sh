@@ -244,13 +244,13 @@ fi
 
 # ---------------------------------------------------------------------------
 echo "== shell scripts"
-scripts=(deploy/check.sh deploy/postgres/init-databases.sh "$work/shequ-healthcheck" deploy/local/common.sh deploy/local/run.sh deploy/local/demo.sh)
+scripts=(deploy/check.sh deploy/postgres/init-databases.sh "$work/shequ-healthcheck" deploy/local/common.sh deploy/local/run.sh deploy/local/demo.sh deploy/local/tour.sh proto/contract/check.sh proto/contract/tools.sh docs/build.sh)
 for script in "${scripts[@]}"; do
   if ! bash -n "$script"; then fail "bash -n $script"; fi
 done
 if command -v shellcheck >/dev/null 2>&1; then
   if out=$(shellcheck -s bash "${scripts[@]}" 2>&1); then
-    pass "shellcheck: check.sh, init-databases.sh, the health check script, deploy/local/*.sh"
+    pass "shellcheck: check.sh, init-databases.sh, the health check script, deploy/local/*.sh, the contract and docs scripts"
   else
     fail "shellcheck"; echo "$out" | indent
   fi

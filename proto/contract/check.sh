@@ -12,14 +12,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
-tools=${SHEQU_CONTRACT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/shequ-contract-tools}
-if [ ! -x "$tools/node_modules/.bin/buf" ] || ! cmp -s proto/contract/package.json "$tools/package.json"; then
-  echo "installing the contract checkers into $tools"
-  mkdir -p "$tools"
-  cp proto/contract/package.json "$tools/package.json"
-  (cd "$tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-buf=$tools/node_modules/.bin/buf
+# shellcheck source=proto/contract/tools.sh
+. proto/contract/tools.sh
 failures=0
 
 work=$(mktemp -d)
