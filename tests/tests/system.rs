@@ -599,6 +599,10 @@ async fn killing_each_service_and_stopping_nats_under_load_loses_and_doubles_not
     .await
 }
 
+/// How long, after a fault run, the relays and consumers may take to catch up
+/// (a relay backs off up to 15 s between attempts while NATS fails it).
+const SETTLE: Duration = Duration::from_secs(90);
+
 /// After a fault run: every accepted request is stored, every event is in its
 /// stream once, each consumer applied each event once, and the figures add
 /// up (read through NATS at `nats_url`, one server or a cluster's list).
@@ -641,7 +645,7 @@ async fn verify_nothing_lost_or_doubled(
 
     // Every event is in its stream once: one submitted event per complaint,
     // one resolved per resident complaint, one booked per booking with a merchant.
-    let complaint_events = eventually(Duration::from_secs(30), || async {
+    let complaint_events = eventually(SETTLE, || async {
         let events = stream_events(nats_url, "COMPLAINTS").await?;
         let submitted = of_type(&events, ".submitted.v1").len();
         let expected = resident_complaints.len() + filed.len();
@@ -668,7 +672,7 @@ async fn verify_nothing_lost_or_doubled(
         assert_eq!(resolved.get(*id), Some(&1), "resolved events of {id}");
     }
     assert_eq!(submitted.len(), resident_complaints.len() + filed.len());
-    let care_events = eventually(Duration::from_secs(30), || async {
+    let care_events = eventually(SETTLE, || async {
         let events = stream_events(nats_url, "CARE").await?;
         let booked_events = of_type(&events, ".service.booked.v1").len();
         anyhow::ensure!(
@@ -718,7 +722,7 @@ async fn verify_nothing_lost_or_doubled(
             .filter(|b| &b.merchant_id == merchant)
             .map(|b| &b.id)
             .collect();
-        let ledger = eventually(Duration::from_secs(30), || async {
+        let ledger = eventually(SETTLE, || async {
             let ledger = ledger(&clients.merchants, merchant).await?;
             anyhow::ensure!(
                 ledger.entries.len() >= wanted_faults.len() + wanted_meals.len(),
@@ -762,7 +766,7 @@ async fn verify_nothing_lost_or_doubled(
             .into_iter()
             .flatten()
             .collect();
-        let entries = eventually(Duration::from_secs(30), || async {
+        let entries = eventually(SETTLE, || async {
             let entries = timeline(&clients.care, elder).await?;
             let resolved = entries
                 .iter()
@@ -912,7 +916,27 @@ async fn on_a_three_node_cluster_killing_a_node_and_then_a_leader_loses_and_doub
     stop.store(true, Ordering::Relaxed);
     let outcomes = load.await??;
     eprintln!("cluster run: killed n1 and then the COMPLAINTS leader {leader}");
-    verify_nothing_lost_or_doubled(&urls, &clients, &district, &outcomes, &attempts).await
+    let verified =
+        verify_nothing_lost_or_doubled(&urls, &clients, &district, &outcomes, &attempts).await;
+    if verified.is_err() {
+        // What the services said meanwhile, for whoever reads the failure.
+        for service in Service::ALL {
+            let log = std::fs::read_to_string(system.service(service).log_file())?;
+            let said: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+                .collect();
+            eprintln!(
+                "{}: {} warnings and errors, the last:",
+                service.binary(),
+                said.len()
+            );
+            for line in said.iter().rev().take(10).rev() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+    verified
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
