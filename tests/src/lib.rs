@@ -409,14 +409,18 @@ pub async fn stream_events(nats_url: &str, stream: &str) -> anyhow::Result<Vec<S
             ..Default::default()
         })
         .await?;
-    let mut messages = consumer
-        .fetch()
-        .max_messages(total)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await?;
+    // Pulled until all `total` are in: one fetch may return fewer (a batch
+    // limit, a stream replicated over a cluster answering slowly).
+    let mut messages = consumer.messages().await?;
     let mut events = Vec::with_capacity(total);
-    while let Some(message) = messages.next().await {
+    while events.len() < total {
+        let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
+        let Ok(Some(message)) = next else {
+            anyhow::bail!(
+                "{} of the {total} messages of the stream read",
+                events.len()
+            );
+        };
         let message = message.map_err(|error| anyhow::anyhow!("{error}"))?;
         let header = |name: &str| {
             message

@@ -833,7 +833,8 @@ async fn verify_nothing_lost_or_doubled(
 
 /// When the district outgrows one NATS server: the three services on a
 /// three-node JetStream cluster with R3 streams, under the same load; one node
-/// killed and brought back, then the node leading the COMPLAINTS stream: every
+/// killed and brought back, then, once every stream's followers have caught
+/// up (a rolling restart), the node leading the COMPLAINTS stream: every
 /// accepted request is stored, every event is in its stream once, each
 /// consumer applied each event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -890,10 +891,32 @@ async fn on_a_three_node_cluster_killing_a_node_and_then_a_leader_loses_and_doub
     ));
     let pause = || tokio::time::sleep(Duration::from_millis(2000));
     pause().await;
+    // Every stream led, with both followers caught up: a rolling restart
+    // takes the next node down only then, as operators do.
+    let caught_up = || async {
+        eventually(Duration::from_secs(60), || async {
+            for stream in ["COMPLAINTS", "ALLIANCE", "CARE"] {
+                let info = js.get_stream(stream).await?.info().await?.clone();
+                let cluster = info
+                    .cluster
+                    .ok_or_else(|| anyhow::anyhow!("{stream}: no cluster"))?;
+                anyhow::ensure!(cluster.leader.is_some(), "{stream}: no leader");
+                let current = cluster
+                    .replicas
+                    .iter()
+                    .filter(|r| r.current && !r.offline)
+                    .count();
+                anyhow::ensure!(current == 2, "{stream}: {current} followers caught up");
+            }
+            Ok(())
+        })
+        .await
+    };
     // One node down and back.
     nodes[0].stop().await?;
     pause().await;
     nodes[0].restart().await?;
+    caught_up().await?;
     pause().await;
     // Then whichever node leads COMPLAINTS.
     let leader = eventually(Duration::from_secs(30), || async {
@@ -912,7 +935,7 @@ async fn on_a_three_node_cluster_killing_a_node_and_then_a_leader_loses_and_doub
     leader_node.stop().await?;
     pause().await;
     leader_node.restart().await?;
-    pause().await;
+    caught_up().await?;
     stop.store(true, Ordering::Relaxed);
     let outcomes = load.await??;
     eprintln!("cluster run: killed n1 and then the COMPLAINTS leader {leader}");
