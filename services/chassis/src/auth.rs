@@ -326,7 +326,8 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // Who made a write call, for its log line: the token's name, or `-`
-        // with authentication disabled.
+        // with authentication disabled (nothing is kept for a read).
+        let write = is_write(request.uri().path());
         let mut caller_name = None;
         if let Some(guarded) = &self.guard.0 {
             let (tokens, access) = guarded.as_ref();
@@ -336,7 +337,9 @@ where
                 .and_then(|value| value.to_str().ok());
             match access.check(tokens, request.uri().path(), authorization) {
                 Ok(Some(caller)) => {
-                    caller_name = Some(caller.name.clone());
+                    if write {
+                        caller_name = Some(caller.name.clone());
+                    }
                     request.extensions_mut().insert(caller);
                 }
                 Ok(None) => {}
@@ -346,11 +349,11 @@ where
                 }
             }
         }
+        if !write {
+            return Box::pin(self.inner.call(request));
+        }
         let method = request.uri().path().to_owned();
         let called = self.inner.call(request);
-        if !is_write(&method) {
-            return Box::pin(called);
-        }
         Box::pin(async move {
             let response = called.await?;
             let code = crate::metrics::grpc_code(&response);

@@ -433,14 +433,12 @@ impl<V: Value> Family<V> {
     fn update(&self, values: &[&str], change: impl FnOnce(&mut V)) {
         debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        change(series.entry(key).or_default());
+        change(series.entry(key(values)).or_default());
     }
 
     fn remove(&self, values: &[&str]) {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        series.remove(&key);
+        series.remove(&key(values));
     }
 
     fn render(&self, out: &mut String, service: &str) {
@@ -455,6 +453,11 @@ impl<V: Value> Family<V> {
             value.render(out, self.name, &labels);
         }
     }
+}
+
+/// A series' key: its label values, in the order of the family's labels.
+fn key(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
 }
 
 trait Value: Default {
