@@ -97,7 +97,8 @@ schemas:
 ## The system against this machine's ceilings, in one run (a release build; a few
 ## minutes; see docs/performance.md): a bare gRPC echo and a bare durable SQLite
 ## transaction, complaint intake at concurrency 1-256, event propagation under
-## load, FindNearby over 50,000 merchants, and each service's RSS.
+## load, FindNearby over 50,000 merchants, each service's RSS, and circle
+## coverage of the whole district (SHEQU_BENCH_ONLY=coverage: that alone).
 bench: deps
 	$(CARGO) build --release -p shequ-bench -p shequ-complaints -p shequ-merchant-alliance --bins
 	$(CARGO) run --release -q -p shequ-bench

@@ -32,11 +32,16 @@
 //!    database of its own with the same 50,000 merchants, and nearby.
 //! 7. **Memory.** This process's peak RSS (client and both services), then each
 //!    service binary as a child process under load, its own peak RSS.
+//! 8. **Coverage.** `GetCircleCoverage` for the whole district over the same
+//!    50,000 merchants and 3,000 buildings in 150 grids, against the
+//!    merchant-alliance release binary ([`coverage`]); `SHEQU_BENCH_ONLY=coverage`
+//!    runs this part alone.
 //!
 //! Everything runs on 127.0.0.1, writes only to a temporary directory, and
 //! ends by itself in about five minutes. `SHEQU_BENCH_SECONDS` sets the length
 //! of each measured level (default 8).
 
+mod coverage;
 mod duplicates;
 mod figures;
 /// The merchants and queries of the nearby search, shared with `make bench-nearby`.
@@ -107,6 +112,9 @@ fn level_time() -> Duration {
 }
 
 async fn bench() -> anyhow::Result<()> {
+    if std::env::var("SHEQU_BENCH_ONLY").as_deref() == Ok("coverage") {
+        return coverage_only().await;
+    }
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let level = level_time();
@@ -259,6 +267,8 @@ async fn bench() -> anyhow::Result<()> {
     alliance.stop().await?;
     eprintln!("service binaries as child processes …");
     let children = children_memory(&nats.url(), data.path(), &alliance_url, &buildings).await;
+    eprintln!("coverage for the whole district …");
+    let coverage = coverage::measure(&nats.url(), data.path(), &alliance_url).await;
     nats.stop().await?;
 
     // The table.
@@ -335,6 +345,11 @@ async fn bench() -> anyhow::Result<()> {
     );
     print_nearby(&nearby_levels);
     println!();
+    match &coverage {
+        Ok(coverage) => coverage.print(nearby::MERCHANTS),
+        Err(error) => println!("coverage: not measured: {error:#}"),
+    }
+    println!();
     println!(
         "how cost grows: {} complaints over five years stored (written in {:.1} s)",
         figures::COMPLAINTS,
@@ -399,6 +414,40 @@ async fn bench() -> anyhow::Result<()> {
         level.as_secs()
     );
     println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `SHEQU_BENCH_ONLY=coverage`: NATS, the 50,000 merchants written into a
+/// fresh alliance database, and the coverage runs alone.
+async fn coverage_only() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let data = tempfile::tempdir()?;
+    let mut nats = NatsServer::start().await?;
+    let alliance_db = data.path().join("merchant-alliance.db");
+    let alliance_url = format!("sqlite://{}?mode=rwc", alliance_db.display());
+    eprintln!("loading {} merchants …", nearby::MERCHANTS);
+    // Started once for its migrations, then the merchants written directly.
+    Alliance::start(
+        &nats.url(),
+        data.path(),
+        &alliance_url,
+        Arc::new(SystemClock),
+    )
+    .await?
+    .stop()
+    .await?;
+    let mut conn = rusqlite::Connection::open(&alliance_db)?;
+    nearby::load_merchants(&mut conn)?;
+    drop(conn);
+    eprintln!("coverage for the whole district …");
+    let coverage = coverage::measure(&nats.url(), data.path(), &alliance_url).await?;
+    nats.stop().await?;
+    println!();
+    println!(
+        "shequ bench (coverage only), {}, this machine: {cores} cores, SQLite WAL, loopback gRPC, release build",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    coverage.print(nearby::MERCHANTS);
     Ok(())
 }
 

@@ -156,6 +156,11 @@ capture M_REPAIR merchant merchants register --name 张师傅便民维修 --cate
   --actor operator-1 --request-id demo-merchant-repair
 sq merchants nearby --lat 34.7800 --lng 113.6890 --category dining
 sq merchants nearby --lat 34.7800 --lng 113.6890 --category repair --tag home_repair
+echo "# where the organisation's buildings stand, for the circle's coverage per grid (a load replaces them all)"
+sq merchants load-buildings deploy/buildings.example.json
+echo "# per grid, gaps first: which basic services have an active merchant within 15 minutes of every building"
+sq merchants coverage
+sq merchants coverage --grid xililu-1 --buildings
 
 # --- 3. elders and volunteers ----------------------------------------------------------
 section "3. elders and volunteers are registered and paired"
@@ -174,6 +179,9 @@ sq care pair --volunteer "$V_WANG" --elder "$E_SUN" --actor staff-1
 # overdue (step 9).
 sq care visit --elder "$E_SUN" --visitor "$V_WANG" --kind phone_call --wellbeing good \
   --at "$(district_time '20 days ago')" --notes "纸质台账补录"
+echo "# a home visit recorded on the volunteer's phone 1 km from 李秀英's home: kept as a distance, flagged"
+sq care visit --elder "$E_LI" --visitor "$V_WANG" --kind home_visit --wellbeing good \
+  --lat 34.7890 --lng 113.6885 --notes "在社区活动中心见到老人" --request-id "demo-$run_tag-visit-far"
 
 # --- 4. complaints from several channels ---------------------------------------------
 section "4. complaints come in from several channels"
@@ -259,10 +267,16 @@ overdue_raised() {
 poll 30 "the overdue visits of $E_SUN" overdue_raised
 sq care overdue
 sq care timeline "$E_SUN"
+echo "# a rainstorm warning: staff ask for a visit to 孙淑珍 within 24 hours (the 2022 guideline's rule after a major event)"
+sq care request-visit --elder "$E_SUN" --note 暴雨预警 --actor staff-1 --request-id "demo-$run_tag-request"
+sq care visit-requests
 
 # --- 10. figures ---------------------------------------------------------------------
 section "10. the district's figures"
 sq complaints figures
+echo "# the care figures of this month (docs/care-figures.md), for the district and for 通信花园社区"
+sq care figures
+sq care figures --community tongxin
 
 step="done"
 printf '\ndemo done in %ss. Metrics: http://127.0.0.1:9101/metrics (complaints), http://127.0.0.1:9102/metrics (merchant-alliance), http://127.0.0.1:9103/metrics (pensioner-care)\n' \

@@ -331,7 +331,7 @@ pub mod alliance {
     use super::{
         DateTime, Deserialize, EventContract, EventData, EventType, JsonSchema, Serialize, Utc,
     };
-    pub use crate::kinds::alliance::{Category, CreditReason, MerchantStatus};
+    pub use crate::kinds::alliance::{BasicService, Category, CreditReason, MerchantStatus};
 
     pub const SOURCE: &str = "/shequ/merchant-alliance";
     pub const STREAM: &str = "ALLIANCE";
@@ -481,18 +481,60 @@ pub mod alliance {
         const PERSONAL: &'static [&'static str] = PERSONAL_FIELDS;
     }
 
+    /// A grid gained or lost a basic service of the 15-minute convenience
+    /// circle (一刻钟便民生活圈): every one of its buildings now has (gained) or
+    /// no longer has (lost) an active merchant offering the service within a
+    /// 15-minute walk. A merchant registered, changed, suspended or reinstated,
+    /// or a new load of building points, can cause it; one event per grid and
+    /// service that flipped, none when nothing did.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct CoverageChanged {
+        /// The grid (网格); the envelope's `subject` carries the same value.
+        pub grid_id: String,
+        /// The basic service that the grid gained or lost.
+        pub kind: BasicService,
+        /// True: every building of the grid is now reached (gained); false:
+        /// some building no longer is, or the grid has no buildings left (lost).
+        pub covered: bool,
+        /// How many of the grid's buildings are reached after the change.
+        pub buildings_reached: u32,
+        /// How many buildings the grid has after the change (0 when a load of
+        /// building points left it none).
+        pub buildings: u32,
+        /// The merchant whose registration, change, suspension or
+        /// reinstatement caused the flip, when the service can tell (absent
+        /// after a load of building points, or when several merchants changed
+        /// at once).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub merchant_id: Option<String>,
+    }
+
+    impl EventData for CoverageChanged {
+        const TYPE: &'static str = "shequ.alliance.circle.coverage_changed.v1";
+    }
+    impl EventContract for CoverageChanged {
+        const SOURCE: &'static str = SOURCE;
+        const TITLE: &'static str = "Circle coverage changed";
+        const SUBJECT: &'static str = "grid_id";
+        const TIME: &'static str = "When the coverage was recomputed and found changed.";
+        const DATA: &'static str = "The grid, the basic service and its counts, and the \
+                                    merchant behind the change: ids only.";
+        const PERSONAL: &'static [&'static str] = PERSONAL_FIELDS;
+    }
+
     /// Every merchant-alliance event type, with its schema.
-    pub const EVENTS: [EventType; 6] = [
+    pub const EVENTS: [EventType; 7] = [
         EventType::of::<MerchantRegistered>(),
         EventType::of::<MerchantUpdated>(),
         EventType::of::<MerchantSuspended>(),
         EventType::of::<MerchantReinstated>(),
         EventType::of::<CreditChanged>(),
         EventType::of::<ModelMerchantAwarded>(),
+        EventType::of::<CoverageChanged>(),
     ];
 
     /// Every merchant-alliance event type, for documentation and schema checks.
-    pub const ALL_TYPES: [&str; 6] = EventType::names(&EVENTS);
+    pub const ALL_TYPES: [&str; 7] = EventType::names(&EVENTS);
 }
 
 /// Pensioner-care events, published by pensioner-care on the `CARE` stream. They
@@ -502,7 +544,7 @@ pub mod care {
     use super::{
         DateTime, Deserialize, EventContract, EventData, EventType, JsonSchema, Serialize, Utc,
     };
-    pub use crate::kinds::care::{RiskLevel, Service, VisitKind, Wellbeing};
+    pub use crate::kinds::care::{RiskLevel, Service, VisitKind, VisitRequestReason, Wellbeing};
 
     pub const SOURCE: &str = "/shequ/pensioner-care";
     pub const STREAM: &str = "CARE";
@@ -673,6 +715,12 @@ pub mod care {
         pub needs_found: u32,
         /// A complaint is being filed with the complaints service from this visit.
         pub files_complaint: bool,
+        /// A home visit recorded further from the elder's home than the visit
+        /// policy allows; the place and the distance stay in the service.
+        /// Absent in events published before visits carried their place
+        /// (read as false).
+        #[serde(default)]
+        pub far_from_home: bool,
         /// Who recorded the visit: the staff member's account id (the
         /// authenticated caller), never a person's name. Always set by this
         /// producer; optional in the schema so v1 subscribers are unaffected.
@@ -700,6 +748,71 @@ pub mod care {
         #[schemars(range(min = 1))]
         pub period: u32,
         /// When the missed visit was due.
+        pub due_at: DateTime<Utc>,
+    }
+
+    /// A visit is needed within hours after a major event (重大事件后探访):
+    /// requested by staff, or raised by a complaint about the elder or by an
+    /// urgent visit. Published by pensioner-care; district systems consume it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct VisitRequestRaised {
+        /// The request's id; the envelope's `subject` carries the same value.
+        pub request_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The grid (网格) the elder lives in, whose staff answer for the visit.
+        pub grid_id: String,
+        /// Why the visit is needed.
+        pub reason: VisitRequestReason,
+        /// The complaint or visit the request came from, when it came from one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub reference: Option<String>,
+        /// The volunteer paired with the elder, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub volunteer_id: Option<String>,
+        /// Who raised it: the staff member's account id, or `pensioner-care`
+        /// for one an event raised; never a person's name.
+        #[schemars(length(min = 1))]
+        pub raised_by: String,
+        /// When the visit must have been made by.
+        pub due_at: DateTime<Utc>,
+    }
+
+    /// A requested visit was made: the elder's first visit after the request.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct VisitRequestMet {
+        /// The request's id; the envelope's `subject` carries the same value.
+        pub request_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The grid (网格) the elder lives in.
+        pub grid_id: String,
+        /// The visit that met it.
+        pub visit_id: String,
+        /// When that visit was made.
+        pub visited_at: DateTime<Utc>,
+        /// It was made after the request was due (an overdue event went first).
+        pub late: bool,
+    }
+
+    /// A requested visit was not made in time: escalated to the grid's staff.
+    /// One event per request, however many sweeps or replicas see it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct VisitRequestOverdue {
+        /// The request's id; the envelope's `subject` carries the same value.
+        pub request_id: String,
+        /// The elder's id in pensioner-care; never the elder's name.
+        pub elder_id: String,
+        /// The grid (网格) whose staff the request is escalated to: its grid
+        /// worker and grid party branch.
+        pub grid_id: String,
+        /// Why the visit was needed.
+        pub reason: VisitRequestReason,
+        /// The volunteer paired with the elder, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub volunteer_id: Option<String>,
+        /// When it was due.
         pub due_at: DateTime<Utc>,
     }
 
@@ -881,6 +994,30 @@ pub mod care {
         never!("The overdue elder: ids, grid and risk")
     );
     care_event!(
+        VisitRequestRaised,
+        "shequ.care.visit_request.raised.v1",
+        "Visit requested",
+        "request_id",
+        "When the request was raised.",
+        never!("The request: ids, grid and reason")
+    );
+    care_event!(
+        VisitRequestMet,
+        "shequ.care.visit_request.met.v1",
+        "Visit request met",
+        "request_id",
+        "When the visit meeting it was recorded.",
+        never!("The request met: ids")
+    );
+    care_event!(
+        VisitRequestOverdue,
+        "shequ.care.visit_request.overdue.v1",
+        "Visit request overdue",
+        "request_id",
+        "When the request was found overdue.",
+        never!("The overdue request: ids, grid and reason")
+    );
+    care_event!(
         AlertRaised,
         "shequ.care.alert.raised.v1",
         "Alert raised",
@@ -922,13 +1059,16 @@ pub mod care {
     );
 
     /// Every pensioner-care event type, with its schema.
-    pub const EVENTS: [EventType; 11] = [
+    pub const EVENTS: [EventType; 14] = [
         EventType::of::<ElderRegistered>(),
         EventType::of::<ElderUpdated>(),
         EventType::of::<PairingCreated>(),
         EventType::of::<PairingEnded>(),
         EventType::of::<VisitRecorded>(),
         EventType::of::<VisitOverdue>(),
+        EventType::of::<VisitRequestRaised>(),
+        EventType::of::<VisitRequestMet>(),
+        EventType::of::<VisitRequestOverdue>(),
         EventType::of::<AlertRaised>(),
         EventType::of::<ServiceBooked>(),
         EventType::of::<BookingServed>(),
@@ -937,5 +1077,5 @@ pub mod care {
     ];
 
     /// Every pensioner-care event type.
-    pub const ALL_TYPES: [&str; 11] = EventType::names(&EVENTS);
+    pub const ALL_TYPES: [&str; 14] = EventType::names(&EVENTS);
 }

@@ -130,6 +130,20 @@ pub mod alliance {
     );
 
     crate::named_enum!(
+        /// A basic service of the 15-minute convenience circle: the basic-need
+        /// formats (基本保障类业态) of MOFCOM's guide to the circle, and elderly
+        /// care; which merchants serve each is merchant-alliance's data.
+        BasicService in pb::BasicService {
+            GroceriesFreshFood = "groceries_fresh_food" / "便利店与生鲜",
+            BreakfastDining = "breakfast_dining" / "早餐与餐饮",
+            Repair = "repair" / "维修",
+            Housekeeping = "housekeeping" / "家政服务",
+            PharmacyHealth = "pharmacy_health" / "药店与医疗健康",
+            ElderlyCare = "elderly_care" / "养老服务",
+        }
+    );
+
+    crate::named_enum!(
         /// Why a credit score (诚信分) changed, as recorded in the ledger.
         CreditReason {
             ComplaintAtFault = "complaint_at_fault" / "投诉属实",
@@ -180,6 +194,15 @@ pub mod care {
             HealthCheck = "health_check" / "健康检查",
         }
     );
+
+    crate::named_enum!(
+        /// Why a visit was requested after a major event (重大事件后探访).
+        VisitRequestReason in pb::VisitRequestReason {
+            Operator = "operator" / "工作人员要求",
+            Complaint = "complaint" / "涉老诉求",
+            UrgentVisit = "urgent_visit" / "紧急走访",
+        }
+    );
 }
 
 #[cfg(test)]
@@ -200,6 +223,7 @@ mod tests {
             check_mapping::<complaints::MerchantCheck>(),
             check_mapping::<alliance::Category>(),
             check_mapping::<alliance::MerchantStatus>(),
+            check_mapping::<alliance::BasicService>(),
             check_mapping::<care::RiskLevel>(),
             check_mapping::<care::VisitKind>(),
             check_mapping::<care::Wellbeing>(),

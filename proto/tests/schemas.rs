@@ -21,13 +21,15 @@ use jsonschema::Validator;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shequ_proto::events::alliance::{
-    self, CreditChanged, CreditReason, MerchantRegistered, MerchantReinstated, MerchantState,
-    MerchantStatus, MerchantSuspended, MerchantUpdated, ModelMerchantAwarded,
+    self, BasicService, CoverageChanged, CreditChanged, CreditReason, MerchantRegistered,
+    MerchantReinstated, MerchantState, MerchantStatus, MerchantSuspended, MerchantUpdated,
+    ModelMerchantAwarded,
 };
 use shequ_proto::events::care::{
     self, AlertRaised, BookingCancelled, BookingNoShow, BookingServed, ElderRegistered,
     ElderUpdated, PairingCreated, PairingEnded, RiskLevel, Service as CareService, ServiceBooked,
-    VisitKind, VisitOverdue, VisitRecorded, Wellbeing,
+    VisitKind, VisitOverdue, VisitRecorded, VisitRequestMet, VisitRequestOverdue,
+    VisitRequestRaised, VisitRequestReason, Wellbeing,
 };
 use shequ_proto::events::complaints::{
     self, Accepted, Breach, Category, Channel, Closed, ComplaintState, Escalated, Level,
@@ -47,6 +49,7 @@ const VOLUNTEER_ID: &str = "volunteer-0021";
 const PAIRING_ID: &str = "pairing-0088";
 const VISIT_ID: &str = "visit-20240611-0013";
 const STAFF_ID: &str = "staff-0101";
+const REQUEST_ID: &str = "visit-request-0005";
 
 /// A service that publishes events, as the contract describes it.
 struct Service {
@@ -83,7 +86,7 @@ static SERVICES: [Service; 3] = [
         stream: alliance::STREAM,
         subjects: alliance::SUBJECTS,
         types: &alliance::ALL_TYPES,
-        id_field: |_| "merchant_id",
+        id_field: alliance_id_field,
         personal: &[
             ("owner_name", "王建国"),
             ("owner_phone", "13912345678"),
@@ -118,6 +121,9 @@ fn care_id_field(event_type: &str) -> &'static str {
         }
         PairingCreated::TYPE | PairingEnded::TYPE => "pairing_id",
         VisitRecorded::TYPE => "visit_id",
+        VisitRequestRaised::TYPE | VisitRequestMet::TYPE | VisitRequestOverdue::TYPE => {
+            "request_id"
+        }
         ServiceBooked::TYPE
         | BookingServed::TYPE
         | BookingCancelled::TYPE
@@ -403,6 +409,15 @@ fn merchant(status: MerchantStatus, full: bool) -> MerchantState {
     }
 }
 
+/// The entity an alliance event is about: the merchant, or the grid whose
+/// circle coverage changed.
+fn alliance_id_field(event_type: &str) -> &'static str {
+    match event_type {
+        CoverageChanged::TYPE => "grid_id",
+        _ => "merchant_id",
+    }
+}
+
 fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
     vec![
         sample(&MerchantRegistered {
@@ -439,6 +454,18 @@ fn alliance_samples(full: bool) -> Vec<(&'static str, Value)> {
             credit_score: 105,
             welfare_activities: if full { 6 } else { 0 },
             actor: "operator-0003".to_owned(),
+        }),
+        sample(&CoverageChanged {
+            grid_id: "grid-07".to_owned(),
+            kind: if full {
+                BasicService::ElderlyCare
+            } else {
+                BasicService::GroceriesFreshFood
+            },
+            covered: !full,
+            buildings_reached: if full { 3 } else { 4 },
+            buildings: 4,
+            merchant_id: full.then(|| MERCHANT_ID.to_owned()),
         }),
     ]
 }
@@ -504,7 +531,38 @@ fn care_samples(full: bool) -> Vec<(&'static str, Value)> {
             visited_at: t(10),
             needs_found: if full { 2 } else { 0 },
             files_complaint: full,
+            far_from_home: full,
             actor: staff(),
+        }),
+        sample(&VisitRequestRaised {
+            request_id: REQUEST_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            reason: if full {
+                VisitRequestReason::Complaint
+            } else {
+                VisitRequestReason::Operator
+            },
+            reference: full.then(|| "complaint-0001".to_owned()),
+            volunteer_id: full.then(|| VOLUNTEER_ID.to_owned()),
+            raised_by: STAFF_ID.to_owned(),
+            due_at: t(20),
+        }),
+        sample(&VisitRequestMet {
+            request_id: REQUEST_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            visit_id: VISIT_ID.to_owned(),
+            visited_at: t(12),
+            late: full,
+        }),
+        sample(&VisitRequestOverdue {
+            request_id: REQUEST_ID.to_owned(),
+            elder_id: ELDER_ID.to_owned(),
+            grid_id: "grid-07".to_owned(),
+            reason: VisitRequestReason::UrgentVisit,
+            volunteer_id: full.then(|| VOLUNTEER_ID.to_owned()),
+            due_at: t(20),
         }),
         sample(&VisitOverdue {
             elder_id: ELDER_ID.to_owned(),
@@ -967,6 +1025,21 @@ fn an_event_with_a_bad_value_is_rejected() {
             "with a negative activity count",
             "/data/welfare_activities",
             json!(-1),
+        ),
+        (
+            "with a coverage flag that is a string",
+            "/data/covered",
+            json!("true"),
+        ),
+        (
+            "with a negative count of buildings reached",
+            "/data/buildings_reached",
+            json!(-1),
+        ),
+        (
+            "with an unknown basic service",
+            "/data/kind",
+            json!("karaoke"),
         ),
         ("with an unknown service", "/data/service", json!("karaoke")),
         (

@@ -487,3 +487,108 @@ async fn a_meal_booking_picks_the_nearest_elder_meal_merchant_and_credits_it_onc
     assert_eq!(ledger.score, 101);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_community_s_care_figures_follow_its_grids_and_a_hotline_complaint_about_an_elder_requests_a_visit()
+-> anyhow::Result<()> {
+    // Arrange: complaints (with the organisation) and pensioner-care, one NATS.
+    let nats = NatsServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let complaints_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let (mut complaints, _complaints_stop) =
+        start_complaints(&nats, dir.path(), complaints_addr).await?;
+    let (mut care, worker, _care_stop) = start_care(
+        &nats,
+        dir.path(),
+        format!("http://{complaints_addr}"),
+        format!("http://127.0.0.1:{}", free_port()?),
+        ManualClock::new(Utc::now()),
+    )
+    .await?;
+    let elder_id = register_elder(&mut care, "王桂兰").await?;
+    care.register_elder(care::RegisterElderRequest {
+        request_id: "elder-elsewhere".into(),
+        details: Some(care::ElderDetails {
+            grid_id: "yaozhai-1".into(),
+            ..elder("刘凤英")
+        }),
+        actor: "staff-1".into(),
+    })
+    .await?;
+    care.record_visit(care::RecordVisitRequest {
+        request_id: "visit-1".into(),
+        elder_id: elder_id.clone(),
+        kind: care::VisitKind::HomeVisit as i32,
+        wellbeing: care::Wellbeing::Concern as i32,
+        needs: vec!["屋顶漏水".into()],
+        ..Default::default()
+    })
+    .await?;
+    worker.sweep_once().await?;
+
+    // Act: the community's figures; a resident calls the hotline about her.
+    let figures = care
+        .get_care_figures(care::GetCareFiguresRequest {
+            community_id: "tongxin".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .figures
+        .unwrap_or_default();
+    let unknown = care
+        .get_care_figures(care::GetCareFiguresRequest {
+            community_id: "nowhere".into(),
+            ..Default::default()
+        })
+        .await
+        .err()
+        .map(|status| status.code());
+    complaints
+        .submit_complaint(complaints::SubmitComplaintRequest {
+            request_id: "hotline-1".into(),
+            text: "邻居反映王桂兰老人几天没出门".into(),
+            channel: complaints::Channel::Hotline as i32,
+            category: complaints::Category::ElderlyDisabilityServices as i32,
+            grid_id: "tongxin-1".into(),
+            elder_id: elder_id.clone(),
+            ..Default::default()
+        })
+        .await?;
+
+    // Assert
+    assert_eq!(figures.scope, "community:tongxin");
+    assert_eq!(
+        figures.elders.unwrap_or_default().high,
+        1,
+        "only the community's grids: the elder elsewhere is not counted"
+    );
+    assert_eq!(figures.concern_visits, 1);
+    let filed = figures.complaints.unwrap_or_default();
+    assert_eq!((filed.filed, filed.open), (1, 1), "filed, no outcome yet");
+    assert_eq!(unknown, Some(tonic::Code::NotFound));
+    let requests = eventually(Duration::from_secs(20), || {
+        let mut care = care.clone();
+        async move {
+            let requests = care
+                .list_visit_requests(care::ListVisitRequestsRequest::default())
+                .await?
+                .into_inner()
+                .requests;
+            anyhow::ensure!(!requests.is_empty(), "no visit requested yet");
+            Ok(requests)
+        }
+    })
+    .await?;
+    assert_eq!(
+        requests.len(),
+        1,
+        "the hotline's, not the one filed from the visit"
+    );
+    assert_eq!(requests[0].elder_id, elder_id);
+    assert_eq!(
+        requests[0].reason,
+        care::VisitRequestReason::Complaint as i32
+    );
+    Ok(())
+}

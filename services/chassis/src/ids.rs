@@ -124,6 +124,10 @@ id!(
     /// A care service booked for an elder.
     BookingId
 );
+id!(
+    /// A visit requested after a major event (重大事件后探访).
+    VisitRequestId
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! Who may call each RPC of the service (the roles are in `shequ_chassis::auth`).
 
-use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, Role, STAFF};
+use shequ_chassis::auth::{ANY_ROLE, Access, OPERATOR, Role, STAFF, STAFF_AND_SERVICES};
 
 /// Who may read a complaint with its reporter's name and phone: the callers
 /// of GetComplaint, and of a duplicate submission's full answer.
@@ -29,7 +29,11 @@ pub(crate) fn access() -> Access {
         )
         .service(
             "shequ.complaints.v1.OrganisationService",
-            &[("LoadOrganisation", OPERATOR), ("GetOrganisation", STAFF)],
+            &[
+                ("LoadOrganisation", OPERATOR),
+                // Pensioner-care asks for a community's grids (its figures).
+                ("GetOrganisation", STAFF_AND_SERVICES),
+            ],
         )
 }
 

@@ -20,6 +20,10 @@ pub(crate) fn access() -> Access {
             ("GetCreditLedger", STAFF),
             // Records awards, which are published.
             ("EvaluateModelMerchants", OPERATOR),
+            // Replaces every building point of the district (coverage is recomputed and published).
+            ("LoadBuildings", OPERATOR),
+            // Coverage of the circle per grid: a read like the circle itself.
+            ("GetCircleCoverage", ANY_ROLE),
         ],
     )
 }

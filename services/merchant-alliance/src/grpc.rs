@@ -9,6 +9,7 @@
 //! change is the authenticated caller ([`grpc::actor`]), never a name the
 //! request claims.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use shequ_chassis::grpc::{
@@ -20,7 +21,10 @@ use shequ_proto::alliance::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
+use crate::coverage_watcher::{CoverageSignal, compute};
 use crate::domain::awards::{AwardRules, Period, evaluate};
+use crate::domain::basic_services::{BasicService, BasicServices};
+use crate::domain::coverage::{self, Building, GridCoverage, Nearest};
 use crate::domain::credit::CreditEntry;
 use crate::domain::geo::{Datum, Location, Point};
 use crate::domain::merchant::{
@@ -29,8 +33,8 @@ use crate::domain::merchant::{
 };
 use crate::domain::nearby::{DEFAULT_WALK_MINUTES, MAX_WALK_MINUTES, Search};
 use crate::domain::service_area::ServiceArea;
-use crate::domain::{GridId, MerchantId, fields};
-use crate::store::{Alliance, ListFilter, RequestKey, Store};
+use crate::domain::{BuildingId, GridId, MerchantId, fields};
+use crate::store::{Alliance, CoverageScope, ListFilter, RequestKey, Store, StoreError};
 
 const DEFAULT_NEARBY_LIMIT: u32 = 20;
 const MAX_NEARBY_LIMIT: u32 = 100;
@@ -41,6 +45,9 @@ pub(crate) struct AllianceApi {
     awards: Arc<AwardRules>,
     metres_per_minute: f64,
     area: ServiceArea,
+    services: Arc<BasicServices>,
+    /// Told of every merchant change and building load, once committed.
+    coverage: Arc<CoverageSignal>,
 }
 
 impl AllianceApi {
@@ -51,13 +58,31 @@ impl AllianceApi {
         awards: Arc<AwardRules>,
         metres_per_minute: f64,
         area: ServiceArea,
+        services: Arc<BasicServices>,
+        coverage: Arc<CoverageSignal>,
     ) -> Self {
         Self {
             store,
             awards,
             metres_per_minute,
             area,
+            services,
+            coverage,
         }
+    }
+
+    /// The walk coverage counts, in metres.
+    fn coverage_radius(&self) -> f64 {
+        f64::from(coverage::WALK_MINUTES) * self.metres_per_minute
+    }
+
+    /// A distance as the API gives it: whole metres, and minutes at the
+    /// walking speed to a tenth.
+    fn walk(&self, distance_metres: f64) -> (f64, f64) {
+        (
+            distance_metres.round(),
+            (distance_metres / self.metres_per_minute * 10.0).round() / 10.0,
+        )
     }
 }
 
@@ -75,6 +100,9 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let key = RequestKey::required("RegisterMerchant", &r.request_id, &r)?;
         let details = parse_details(&self.area, r.details)?;
         let (merchant, duplicate) = self.store.register(&key, details, &actor).await?;
+        if !duplicate {
+            self.coverage.merchant_changed(&merchant.id);
+        }
         tracing::info!(merchant_id = %merchant.id, duplicate, "merchant registered");
         Ok(Response::new(pb::RegisterMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
@@ -91,6 +119,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let details = parse_details(&self.area, r.details)?;
         let merchant = self.store.update(&id, details, &actor).await?;
+        self.coverage.merchant_changed(&id);
         Ok(Response::new(pb::UpdateMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
         }))
@@ -105,6 +134,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let reason = fields::required("reason", &r.reason, fields::REASON)?;
         let merchant = self.store.suspend(&id, reason, &actor).await?;
+        self.coverage.merchant_changed(&id);
         tracing::info!(merchant_id = %id, %actor, "merchant suspended");
         Ok(Response::new(pb::SuspendMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
@@ -119,6 +149,7 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         let r = request.into_inner();
         let id = MerchantId::parse("merchant_id", &r.merchant_id)?;
         let merchant = self.store.reinstate(&id, &actor).await?;
+        self.coverage.merchant_changed(&id);
         Ok(Response::new(pb::ReinstateMerchantResponse {
             merchant: Some(to_proto(&merchant, Datum::Wgs84)),
         }))
@@ -295,6 +326,154 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
             evaluations,
         }))
     }
+
+    async fn load_buildings(
+        &self,
+        request: Request<pb::LoadBuildingsRequest>,
+    ) -> Result<Response<pb::LoadBuildingsResponse>, Status> {
+        let buildings = parse_buildings(&self.area, &request.get_ref().buildings)?;
+        let loaded = self.store.load_buildings(buildings).await?;
+        self.coverage.buildings_loaded();
+        tracing::info!(
+            buildings = loaded.buildings,
+            grids = loaded.grids,
+            "building points loaded"
+        );
+        Ok(Response::new(pb::LoadBuildingsResponse {
+            buildings: loaded.buildings,
+            grids: loaded.grids,
+        }))
+    }
+
+    async fn get_circle_coverage(
+        &self,
+        request: Request<pb::GetCircleCoverageRequest>,
+    ) -> Result<Response<pb::GetCircleCoverageResponse>, Status> {
+        let r = request.into_inner();
+        let grid = GridId::parse_optional("grid_id", &r.grid_id)?;
+        let building = BuildingId::parse_optional("building_id", &r.building_id)?;
+        let scope = match (grid, building) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_argument(
+                    "building_id",
+                    "give grid_id or building_id, not both",
+                ));
+            }
+            (Some(grid), None) => CoverageScope::Grid(grid),
+            (None, Some(building)) => CoverageScope::Building(building),
+            (None, None) => CoverageScope::District,
+        };
+        let buildings = self.store.buildings(&scope).await?;
+        let radius = self.coverage_radius();
+        let within = match &scope {
+            _ if buildings.is_empty() => {
+                return match scope {
+                    CoverageScope::Grid(grid) => {
+                        Err(StoreError::NotFound(format!("buildings of grid {grid}")).into())
+                    }
+                    CoverageScope::Building(building) => {
+                        Err(StoreError::NotFound(format!("building {building}")).into())
+                    }
+                    CoverageScope::District => Ok(Response::new(pb::GetCircleCoverageResponse {
+                        grids: Vec::new(),
+                        walk_minutes: coverage::WALK_MINUTES as i32,
+                        radius_metres: radius,
+                    })),
+                };
+            }
+            CoverageScope::District => None,
+            _ => coverage::reach(&buildings, radius),
+        };
+        let merchants = self.store.circle_merchants(within).await?;
+        let grids = compute(buildings, merchants, Arc::clone(&self.services), radius).await;
+        Ok(Response::new(pb::GetCircleCoverageResponse {
+            grids: grids.iter().map(|grid| self.grid_to_proto(grid)).collect(),
+            walk_minutes: coverage::WALK_MINUTES as i32,
+            radius_metres: radius,
+        }))
+    }
+}
+
+impl AllianceApi {
+    fn nearest_to_proto(&self, nearest: &Nearest) -> pb::NearestMerchant {
+        let (distance_metres, walk_minutes) = self.walk(nearest.distance_metres);
+        pb::NearestMerchant {
+            merchant_id: nearest.merchant_id.to_string(),
+            merchant_name: nearest.merchant_name.clone(),
+            distance_metres,
+            walk_minutes,
+        }
+    }
+
+    fn grid_to_proto(&self, grid: &GridCoverage) -> pb::GridCoverage {
+        pb::GridCoverage {
+            grid_id: grid.grid_id.to_string(),
+            building_count: grid.building_count(),
+            kinds: grid
+                .kinds
+                .iter()
+                .map(|kind| pb::KindCoverage {
+                    kind: kind.kind.proto_number(),
+                    buildings_reached: kind.buildings_reached,
+                    covered: kind.covered,
+                    longest_walk: kind
+                        .longest
+                        .as_ref()
+                        .map(|(_, nearest)| self.nearest_to_proto(nearest)),
+                    longest_walk_building_id: kind
+                        .longest
+                        .as_ref()
+                        .map(|(building, _)| building.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            buildings: grid
+                .buildings
+                .iter()
+                .map(|building| pb::BuildingCoverage {
+                    building_id: building.building_id.to_string(),
+                    kinds: BasicService::ALL
+                        .iter()
+                        .zip(&building.nearest)
+                        .map(|(kind, nearest)| pb::BuildingKind {
+                            kind: kind.proto_number(),
+                            nearest: nearest.as_ref().map(|n| self.nearest_to_proto(n)),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            has_gap: grid.has_gap(),
+        }
+    }
+}
+
+/// Every building of a load, each once, each in `area`; errors name the
+/// field (`buildings[3].point.latitude`).
+fn parse_buildings(area: &ServiceArea, given: &[pb::Building]) -> Result<Vec<Building>, Status> {
+    if given.is_empty() {
+        return Err(invalid_argument(
+            "buildings",
+            "must hold at least one building (the load replaces every building point)",
+        ));
+    }
+    let mut seen: HashMap<BuildingId, usize> = HashMap::with_capacity(given.len());
+    let mut buildings = Vec::with_capacity(given.len());
+    for (i, b) in given.iter().enumerate() {
+        let field = format!("buildings[{i}]");
+        let id = BuildingId::parse(&format!("{field}.building_id"), &b.building_id)?;
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(invalid_argument(
+                &format!("{field}.building_id"),
+                format!("repeats buildings[{first}].building_id {id}"),
+            ));
+        }
+        let grid_id = GridId::parse(&format!("{field}.grid_id"), &b.grid_id)?;
+        let point_field = format!("{field}.point");
+        let (point, _) = parse_point(&point_field, b.point)?;
+        let point = area.check(&point_field, point)?;
+        buildings.push(Building { id, grid_id, point });
+    }
+    Ok(buildings)
 }
 
 /// A point and the datum it came in; the point converted to WGS-84.

@@ -6,30 +6,38 @@
 //! - `access`: which roles may call each RPC.
 //! - [`domain`]: the rules, pure: merchants, coordinates and datums, geohash
 //!   cells, opening hours, the circle and the service area it is searched
-//!   in, credit rules, award rules.
+//!   in, the circle's basic services (data) and its coverage per grid,
+//!   credit rules, award rules.
 //! - [`store`]: the storage, as the domain asks for it ([`store::Alliance`]),
 //!   with one native implementation per backend: [`store::sqlite`] (rusqlite on
 //!   the writer thread) and [`store::postgres`] (sqlx's PostgreSQL driver), each
 //!   split into `merchants`, `nearby` (the circle, by category and cell),
 //!   `ledger` (credit entries, activities, complaint deductions, meal
-//!   discounts) and `awards`; [`store::Store`] is whichever the URL chose. Each
-//!   change is one transaction with its outbox events.
+//!   discounts), `awards` and `coverage` (building points, coverage as last
+//!   applied); [`store::Store`] is whichever the URL chose. Each change is one
+//!   transaction with its outbox events.
 //! - `grpc`: the `shequ.alliance.v1` adapter: validation and error mapping.
 //! - `consumers`: complaint outcomes and discounted elder meals, applied once
 //!   (each claimed in the transaction of its effect, on either backend).
+//! - `coverage_watcher`: [`CoverageWatch`], the district's circle coverage
+//!   recomputed after each merchant change and building load (and every
+//!   interval), one `circle.coverage_changed` event per flip.
 //! - [`Config`], [`Application`]: settings (the service area among them,
 //!   checked at start), and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
-//!   service and its two consumers; `main.rs` is the chassis's `main`.
+//!   service, its two consumers and the coverage watcher; `main.rs` is the
+//!   chassis's `main`.
 
 mod access;
 mod consumers;
+mod coverage_watcher;
 pub mod domain;
 mod grpc;
 pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shequ_chassis::Error;
 use shequ_chassis::clock::SharedClock;
@@ -41,7 +49,11 @@ use shequ_proto::alliance::v1::merchant_service_server::MerchantServiceServer;
 use shequ_proto::events::alliance as contract;
 
 use crate::consumers::{ComplaintOutcomes, MealDiscounts};
+use crate::coverage_watcher::CoverageSignal;
+pub use crate::coverage_watcher::{CoverageWatch, CoverageWatcher};
 use crate::domain::awards::AwardRules;
+use crate::domain::basic_services::{self, BasicServices};
+use crate::domain::coverage::WALK_MINUTES as COVERAGE_WALK_MINUTES;
 use crate::domain::credit::CreditRules;
 use crate::domain::nearby::{DEFAULT_METRES_PER_MINUTE, MAX_WALK_MINUTES};
 use crate::domain::service_area::ServiceArea;
@@ -86,6 +98,16 @@ pub struct Config {
     /// JSON model-merchant rules (see `domain::awards`); default: party member, score 95+, no fault, 2 activities.
     #[arg(long, env = "SHEQU_AWARD_RULES_FILE")]
     pub award_rules_file: Option<PathBuf>,
+    /// JSON mapping of the circle's basic services onto merchant categories
+    /// and tags (see `domain::basic_services`); default: the shipped one,
+    /// after MOFCOM's guide to the 15-minute convenience circle.
+    #[arg(long, env = "SHEQU_BASIC_SERVICES_FILE")]
+    pub basic_services_file: Option<PathBuf>,
+    /// Seconds between coverage recomputations when nothing wakes the
+    /// watcher (a change on another replica, say).
+    #[arg(long, env = "SHEQU_COVERAGE_INTERVAL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub coverage_interval_secs: u64,
 }
 
 impl Config {
@@ -97,7 +119,24 @@ impl Config {
             service_area: ServiceArea::JINSHUI,
             credit_rules_file: None,
             award_rules_file: None,
+            basic_services_file: None,
+            coverage_interval_secs: 60,
         }
+    }
+
+    /// The basic services' mapping: the file's, or the shipped one.
+    fn basic_services(&self) -> Result<BasicServices, Error> {
+        const SETTING: &str = "SHEQU_BASIC_SERVICES_FILE";
+        let Some(path) = &self.basic_services_file else {
+            return BasicServices::from_json(basic_services::DEFAULT_JSON)
+                .map_err(|error| Error::Config(format!("the shipped basic services: {error}")));
+        };
+        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading {SETTING} {}", path.display()),
+            source,
+        })?;
+        BasicServices::from_json(&json)
+            .map_err(|error| Error::Config(format!("{SETTING} {}: {error}", path.display())))
     }
 }
 
@@ -105,6 +144,14 @@ impl Config {
 #[derive(Debug)]
 pub struct Application {
     runtime: Runtime,
+    coverage: CoverageWatcher,
+}
+
+impl Application {
+    /// The coverage watcher, for running a pass on demand (tests, operators' tools).
+    pub fn coverage_watcher(&self) -> CoverageWatcher {
+        self.coverage.clone()
+    }
 }
 
 impl App for Application {
@@ -143,6 +190,7 @@ impl App for Application {
             config.award_rules_file.as_deref(),
             AwardRules::from_json,
         )?);
+        let services = Arc::new(config.basic_services()?);
         let mut runtime =
             Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let store = Store::new(
@@ -163,11 +211,21 @@ impl App for Application {
                 store: store.clone(),
             },
         );
-        runtime.serve(
-            MerchantServiceServer::new(AllianceApi::new(store, awards, speed, area))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        let signal = Arc::new(CoverageSignal::default());
+        let watch = CoverageWatch::new(
+            store.clone(),
+            Arc::clone(&services),
+            f64::from(COVERAGE_WALK_MINUTES) * speed,
+            Arc::clone(&signal),
         );
-        Ok(Self { runtime })
+        let wake = watch.wake();
+        let coverage = runtime
+            .sweeper(watch, Duration::from_secs(config.coverage_interval_secs))
+            .woken_by(wake);
+        runtime.sweep(coverage.clone());
+        let api = AllianceApi::new(store, awards, speed, area, services, signal);
+        runtime.serve(MerchantServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES));
+        Ok(Self { runtime, coverage })
     }
 
     fn runtime(&self) -> &Runtime {

@@ -23,6 +23,9 @@ pub(crate) fn access() -> Access {
             ("CancelBooking", STAFF),
             ("MarkBookingNoShow", STAFF),
             ("GetTimeline", STAFF),
+            ("GetCareFigures", STAFF),
+            ("RequestVisit", STAFF),
+            ("ListVisitRequests", STAFF),
         ],
     )
 }

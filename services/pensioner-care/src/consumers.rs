@@ -1,7 +1,11 @@
-//! Complaint outcomes for elder-linked complaints, learned from complaint events
-//! (applied once through the chassis inbox) into the elder's timeline. The
-//! ids an event carries are parsed (`data.elder_id`, `data.complaint_id`):
-//! one that does not parse makes the event malformed.
+//! What complaint events about an elder do here, each applied once through
+//! the chassis inbox: a complaint's outcome (resolved, closed, reopened,
+//! rejected) goes into the elder's timeline (and so into the care figures);
+//! a complaint submitted about an elder through another channel than this
+//! service's own filing is a major event that requests a visit within the
+//! policy's hours ([`crate::domain::requests`]). The ids an event carries are
+//! parsed (`data.elder_id`, `data.complaint_id`): one that does not parse
+//! makes the event malformed.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -11,9 +15,11 @@ use shequ_chassis::nats::StreamSpec;
 use shequ_proto::events::complaints;
 use shequ_proto::events::{CloudEvent, EventData};
 
+use crate::domain::requests::{NewVisitRequest, VisitRequestReason};
 use crate::domain::timeline::{self, Entry};
+use crate::domain::visits::VisitPolicy;
 use crate::domain::{ComplaintId, ElderId};
-use crate::store::{Care, Store, StoreError};
+use crate::store::{Care, SERVICE_ACTOR, Store, StoreError};
 
 /// The durable consumer of complaint events.
 pub(crate) fn complaint_events() -> ConsumerSpec {
@@ -27,17 +33,47 @@ pub(crate) fn complaint_events() -> ConsumerSpec {
     )
 }
 
-/// Writes resolved, closed and reopened complaints into elders' timelines,
-/// each event in one transaction with its claim ([`Care::note_complaint_outcome`]).
+/// Writes resolved, closed, reopened and rejected complaints into elders'
+/// timelines, each event in one transaction with its claim
+/// ([`Care::note_complaint_outcome`]); raises the visit a complaint submitted
+/// about an elder calls for ([`Care::request_visit_for_event`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ComplaintOutcomes {
     store: Store,
+    policy: VisitPolicy,
 }
 
 impl ComplaintOutcomes {
-    pub(crate) fn new(store: Store) -> Self {
-        Self { store }
+    pub(crate) fn new(store: Store, policy: VisitPolicy) -> Self {
+        Self { store, policy }
     }
+}
+
+/// The visit a submitted complaint about an elder calls for: not one this
+/// service filed from a visit (its visit was made), nor one naming no elder.
+fn visit_request(
+    event: &CloudEvent,
+    policy: &VisitPolicy,
+) -> Result<Option<NewVisitRequest>, HandlerError> {
+    let data: complaints::Submitted = payload(event)?;
+    let complaint = data.complaint;
+    if complaint.channel == complaints::Channel::CareVisit {
+        return Ok(None);
+    }
+    let Some(elder_id) = complaint.elder_id else {
+        return Ok(None);
+    };
+    let elder_id = ElderId::parse("data.elder_id", &elder_id).map_err(StoreError::from)?;
+    let complaint_id = ComplaintId::parse("data.complaint_id", &complaint.complaint_id)
+        .map_err(StoreError::from)?;
+    Ok(Some(NewVisitRequest {
+        elder_id,
+        reason: VisitRequestReason::Complaint,
+        reference: Some(complaint_id.to_string()),
+        note: None,
+        raised_by: SERVICE_ACTOR.to_owned(),
+        hours: policy.request_hours,
+    }))
 }
 
 /// The timeline entry `event` makes, if it is about an elder. Each outcome
@@ -70,6 +106,15 @@ fn outcome_entry(event: &CloudEvent) -> Result<Option<Entry>, HandlerError> {
                 data.reopen_count.to_string(),
             )
         }
+        complaints::Rejected::TYPE => {
+            let data: complaints::Rejected = payload(event)?;
+            (
+                "complaint_rejected",
+                "rejected".to_owned(),
+                data.complaint,
+                "rejected".to_owned(),
+            )
+        }
         _ => return Ok(None),
     };
     let Some(elder_id) = complaint.elder_id else {
@@ -92,7 +137,11 @@ impl Apply for ComplaintOutcomes {
     fn wants(&self, event_type: &str) -> bool {
         matches!(
             event_type,
-            complaints::Resolved::TYPE | complaints::Closed::TYPE | complaints::Reopened::TYPE
+            complaints::Submitted::TYPE
+                | complaints::Resolved::TYPE
+                | complaints::Closed::TYPE
+                | complaints::Reopened::TYPE
+                | complaints::Rejected::TYPE
         )
     }
 
@@ -102,6 +151,12 @@ impl Apply for ComplaintOutcomes {
         once: Once,
     ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
         async move {
+            if event.event_type == complaints::Submitted::TYPE {
+                return match visit_request(event, &self.policy)? {
+                    Some(request) => Ok(self.store.request_visit_for_event(once, request).await?),
+                    None => Ok(self.store.note_complaint_outcome(once, None).await?),
+                };
+            }
             let entry = outcome_entry(event)?;
             // A storage failure is retried for as long as it lasts.
             Ok(self.store.note_complaint_outcome(once, entry).await?)

@@ -28,32 +28,51 @@ use shequ_proto::care::v1 as pb;
 use shequ_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
+use crate::domain::elder::Location;
 use crate::domain::elder::{
     BirthDate, Elder, ElderDetails, Gender, LivingSituation, district_today, parse_contacts,
 };
+use crate::domain::figures::{self, ByRisk, CareFigures, Month};
 use crate::domain::filing::FilingStatus;
 use crate::domain::pairing::{Pairing, Volunteer};
+use crate::domain::requests::{self, NewVisitRequest, VisitRequest, VisitRequestReason};
 use crate::domain::risk::RiskLevel;
 use crate::domain::services::{
     Booking, BookingError, BookingStatus, MEALS_ARE_DISCOUNTED, Service, Settlement,
     check_scheduled,
 };
-use crate::domain::visits::{NewVisit, Visit, VisitKind, Visitor, Wellbeing, parse_needs};
+use crate::domain::visits::{
+    NewVisit, Visit, VisitKind, VisitPolicy, Visitor, Wellbeing, parse_needs,
+};
 use crate::domain::{
-    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, Refusal, VolunteerId, fields,
+    BookingId, BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId, Refusal, VisitId,
+    VolunteerId, fields,
 };
 use crate::meals::{MealFinder, NoMeal};
+use crate::organisation::Organisation;
 use crate::store::{Care, ElderFilter, RequestKey, Store};
 
 #[derive(Debug, Clone)]
 pub(crate) struct CareApi {
     store: Store,
     meals: MealFinder,
+    organisation: Organisation,
+    policy: VisitPolicy,
 }
 
 impl CareApi {
-    pub(crate) fn new(store: Store, meals: MealFinder) -> Self {
-        Self { store, meals }
+    pub(crate) fn new(
+        store: Store,
+        meals: MealFinder,
+        organisation: Organisation,
+        policy: VisitPolicy,
+    ) -> Self {
+        Self {
+            store,
+            meals,
+            organisation,
+            policy,
+        }
     }
 
     /// The page of elders `filter` selects, as summaries ("overdue" as of now).
@@ -292,6 +311,81 @@ fn visit_to_proto(v: &Visit) -> pb::Visit {
             .map(ComplaintId::to_string)
             .unwrap_or_default(),
         filing_error: v.filing_error.clone().unwrap_or_default(),
+        distance_from_home_metres: v.distance_from_home_metres,
+        far_from_home: v.far_from_home,
+    }
+}
+
+fn request_to_proto(r: &VisitRequest) -> pb::VisitRequest {
+    pb::VisitRequest {
+        id: r.id.to_string(),
+        elder_id: r.elder_id.to_string(),
+        grid_id: r.grid_id.to_string(),
+        reason: r.reason.proto_number(),
+        reference: r.reference.clone().unwrap_or_default(),
+        note: r.note.clone().unwrap_or_default(),
+        raised_by: r.raised_by.clone(),
+        raised_at: Some(timestamp(r.raised_at)),
+        due_at: Some(timestamp(r.due_at)),
+        met_by_visit_id: r
+            .met_by
+            .as_ref()
+            .map(VisitId::to_string)
+            .unwrap_or_default(),
+        met_at: r.met_at.map(timestamp),
+        overdue_at: r.overdue_at.map(timestamp),
+    }
+}
+
+fn risk_counts(counts: ByRisk) -> pb::RiskCounts {
+    pb::RiskCounts {
+        high: counts.high,
+        medium: counts.medium,
+        low: counts.low,
+    }
+}
+
+fn figures_to_proto(scope: String, f: &CareFigures) -> pb::CareFigures {
+    let c = f.complaints;
+    pb::CareFigures {
+        scope,
+        month: f.month.to_string(),
+        as_of: Some(timestamp(f.as_of)),
+        elders: Some(risk_counts(f.elders)),
+        due: f.due,
+        due_visited: f.due_visited,
+        monthly_visit_rate: f.monthly_visit_rate(),
+        visits: f.visits,
+        home_visits: f.home_visits,
+        phone_calls: f.phone_calls,
+        visits_on_time: f.visits_on_time,
+        on_time_visit_rate: f.on_time_visit_rate(),
+        far_from_home: f.far_from_home,
+        overdue: Some(pb::OverdueAges {
+            under_7_days: f.overdue.under_7_days,
+            from_7_to_30_days: f.overdue.from_7_to_30_days,
+            over_30_days: f.overdue.over_30_days,
+        }),
+        unpaired: Some(risk_counts(f.unpaired)),
+        volunteers: f.volunteers,
+        paired_elders: f.paired_elders,
+        elders_per_volunteer: f.elders_per_volunteer(),
+        volunteers_at_cap: f.volunteers_at_cap,
+        volunteers_without_elders: f.volunteers_without_elders,
+        volunteer_visits: f.volunteer_visits,
+        visits_per_volunteer: f.visits_per_volunteer(),
+        concern_visits: f.concern_visits,
+        urgent_visits: f.urgent_visits,
+        complaints: Some(pb::FiledComplaints {
+            filed: c.filed,
+            pending: c.pending,
+            failed: c.failed,
+            open: c.open,
+            resolved: c.resolved,
+            closed: c.closed,
+            reopened: c.reopened,
+            rejected: c.rejected,
+        }),
     }
 }
 
@@ -482,6 +576,10 @@ impl pb::care_service_server::CareService for CareApi {
             wellbeing: required_enum("wellbeing", r.wellbeing, Wellbeing::from_proto_number)?,
             needs: parse_needs("needs", &r.needs)?,
             notes: fields::optional("notes", &r.notes, fields::LONG_TEXT)?,
+            recorded_at: r
+                .recorded_at
+                .map(|point| location("recorded_at", Some(point)).map(Location::to_wgs84))
+                .transpose()?,
         };
         let (visit, duplicate) = self.store.record_visit(&key, visit).await?;
         tracing::info!(visit_id = %visit.id, elder_id = %visit.elder_id, wellbeing = visit.wellbeing.as_str(), duplicate, "visit recorded");
@@ -631,6 +729,85 @@ impl pb::care_service_server::CareService for CareApi {
                     reference: e.reference,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn get_care_figures(
+        &self,
+        request: Request<pb::GetCareFiguresRequest>,
+    ) -> Result<Response<pb::GetCareFiguresResponse>, Status> {
+        let r = request.into_inner();
+        let grid = GridId::parse_optional("grid_id", &r.grid_id)?;
+        let community = CommunityId::parse_optional("community_id", &r.community_id)?;
+        let now = self.store.now();
+        let month = if r.month.trim().is_empty() {
+            Month::holding(now)
+        } else {
+            Month::parse("month", &r.month)?
+        };
+        let (scope, grids) = match (grid, community) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_argument(
+                    "community_id",
+                    "give a grid_id or a community_id, not both",
+                ));
+            }
+            (Some(grid), None) => (format!("grid:{grid}"), Some(vec![grid])),
+            (None, Some(community)) => (
+                format!("community:{community}"),
+                Some(self.organisation.grids(&community).await?),
+            ),
+            (None, None) => ("district".to_owned(), None),
+        };
+        let facts = self.store.care_facts(grids).await?;
+        let figures = figures::figures(&facts, month, now);
+        Ok(Response::new(pb::GetCareFiguresResponse {
+            figures: Some(figures_to_proto(scope, &figures)),
+        }))
+    }
+
+    async fn request_visit(
+        &self,
+        request: Request<pb::RequestVisitRequest>,
+    ) -> Result<Response<pb::RequestVisitResponse>, Status> {
+        let actor = actor(&request, |r| &r.actor)?;
+        let r = request.into_inner();
+        let key = RequestKey::required("RequestVisit", &r.request_id, &r)?;
+        let new = NewVisitRequest {
+            elder_id: ElderId::parse("elder_id", &r.elder_id)?,
+            reason: VisitRequestReason::Operator,
+            reference: None,
+            note: fields::optional("note", &r.note, fields::SHORT_TEXT)?,
+            raised_by: actor,
+            hours: requests::parse_hours("hours", r.hours, &self.policy)?,
+        };
+        let (raised, duplicate) = self.store.request_visit(&key, new).await?;
+        tracing::info!(visit_request_id = %raised.id, elder_id = %raised.elder_id, duplicate, "visit requested");
+        Ok(Response::new(pb::RequestVisitResponse {
+            request: Some(request_to_proto(&raised)),
+            duplicate,
+        }))
+    }
+
+    async fn list_visit_requests(
+        &self,
+        request: Request<pb::ListVisitRequestsRequest>,
+    ) -> Result<Response<pb::ListVisitRequestsResponse>, Status> {
+        let r = request.into_inner();
+        let grid = GridId::parse_optional("grid_id", &r.grid_id)?;
+        let page = r.page.unwrap_or_default();
+        let (found, next) = self
+            .store
+            .visit_requests(
+                grid.as_ref(),
+                r.open_only,
+                page_size(&page)?,
+                offset_token(&page.page_token)?,
+            )
+            .await?;
+        Ok(Response::new(pb::ListVisitRequestsResponse {
+            requests: found.iter().map(request_to_proto).collect(),
+            page: next_token(next),
         }))
     }
 }

@@ -6,14 +6,15 @@
 //! # Layout
 //! - `access`: which roles may call each RPC.
 //! - [`domain`]: the entities and rules, pure: elders and their details,
-//!   risk, visit policy, "overdue" and the overdue periods, volunteers and
-//!   the pairing cap, bookings (the horizon, booked → served | cancelled |
-//!   no_show) and the meal merchant open at the meal's time, complaint
-//!   filing, the timeline's entries.
+//!   risk, visit policy, "overdue" and the overdue periods, visit evidence
+//!   (distance from home), visits requested after a major event, volunteers
+//!   and the pairing cap, bookings (the horizon, booked → served | cancelled
+//!   | no_show) and the meal merchant open at the meal's time, complaint
+//!   filing, the timeline's entries, the month's care figures.
 //! - [`store`]: the service's storage, [`store::Care`] (its domain
 //!   operations), implemented natively per backend: [`store::sqlite`]
 //!   (rusqlite on the writer thread; `elders`, `pairings`, `visits`,
-//!   `bookings`, `timeline`) and [`store::postgres`] (`timestamptz`,
+//!   `requests`, `bookings`, `timeline`, `figures`) and [`store::postgres`] (`timestamptz`,
 //!   `boolean`, `jsonb`; the same split); each change is one transaction with
 //!   its timeline entries and outbox events.
 //! - `grpc`: the `shequ.care.v1` adapter: validation, error mapping, and
@@ -22,8 +23,12 @@
 //!   complaints service answers.
 //! - `meals`: asks merchant-alliance for the elder-meal merchants of the
 //!   circle and takes the nearest open at the meal's time.
-//! - `consumers`: complaint outcomes into elders' timelines, applied once.
-//! - `sweeper`: [`OverdueNotices`], one overdue event per missed visit period.
+//! - `organisation`: asks the complaints service for a community's grids
+//!   (the figures of a community).
+//! - `consumers`: complaint outcomes into elders' timelines, and the visit
+//!   a complaint about an elder requests, applied once.
+//! - `sweeper`: [`OverdueNotices`], one overdue event per missed visit period
+//!   and per requested visit not made in time.
 //! - [`Config`], [`Application`]: settings, and the service assembled on the
 //!   chassis runtime ([`shequ_chassis::runtime`]): its identity, its gRPC
 //!   service, its consumer, sweeper and filing worker; `main.rs` is the
@@ -35,6 +40,7 @@ pub mod domain;
 mod filing_worker;
 mod grpc;
 mod meals;
+mod organisation;
 pub mod store;
 mod sweeper;
 
@@ -58,6 +64,7 @@ use crate::consumers::ComplaintOutcomes;
 use crate::domain::visits::VisitPolicy;
 use crate::grpc::CareApi;
 use crate::meals::MealFinder;
+use crate::organisation::Organisation;
 use crate::store::Store;
 
 /// The service as the chassis starts it: its name, default ports (gRPC on
@@ -169,11 +176,12 @@ impl App for Application {
         let mut runtime =
             Runtime::start(Self::identity(), &config.common, access::access(), clock).await?;
         let meals = MealFinder::new(&runtime.peers, &config.alliance_url, timeout)?;
+        let organisation = Organisation::new(&runtime.peers, &config.complaints_url, timeout)?;
         let store = Store::new(
             runtime.db.clone(),
             runtime.outbox.clone(),
             Arc::clone(&runtime.clock),
-            policy,
+            policy.clone(),
         );
         let filings = Filings::new(
             store.clone(),
@@ -188,12 +196,12 @@ impl App for Application {
         );
         runtime.consume(
             consumers::complaint_events(),
-            ComplaintOutcomes::new(store.clone()),
+            ComplaintOutcomes::new(store.clone(), policy.clone()),
         );
         runtime.sweep(sweeper.clone());
         runtime.sweep(filings.clone());
         runtime.serve(
-            CareServiceServer::new(CareApi::new(store, meals))
+            CareServiceServer::new(CareApi::new(store, meals, organisation, policy))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
         Ok(Self {

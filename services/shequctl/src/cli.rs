@@ -459,6 +459,26 @@ pub(crate) enum MerchantsCommand {
         #[arg(long, env = "SHEQU_ACTOR")]
         actor: Option<String>,
     },
+    /// Circle coverage (一刻钟便民生活圈): per grid, whether each basic service has an active
+    /// merchant within a 15-minute walk of every building; grids with a gap first.
+    Coverage {
+        /// Only this grid.
+        #[arg(long, conflicts_with = "building")]
+        grid: Option<String>,
+        /// Only this building (its grid, counted over it alone).
+        #[arg(long)]
+        building: Option<String>,
+        /// Also each building's nearest merchant of each service.
+        #[arg(long)]
+        buildings: bool,
+    },
+    /// Replace every building point of the district (for coverage) from a JSON file:
+    /// {"datum": "gcj02", "buildings": [{"building_id", "grid_id", "latitude", "longitude"}]}
+    /// (see deploy/buildings.example.json).
+    LoadBuildings {
+        /// The building points file.
+        file: PathBuf,
+    },
 }
 
 /// What an operator describes a merchant with (register and update).
@@ -640,6 +660,53 @@ pub(crate) enum CareCommand {
         /// The elder id.
         elder: String,
     },
+    /// The care figures of a month (探访关爱): the monthly visit rate, on-time
+    /// visits, overdue and unpaired elders, volunteers' load, concern and urgent
+    /// visits and what became of their complaints (docs/care-figures.md).
+    Figures {
+        /// One community (its grids, as the complaints service has them);
+        /// default: the whole district.
+        #[arg(long, conflicts_with = "grid")]
+        community: Option<String>,
+        /// One grid; default: the whole district.
+        #[arg(long)]
+        grid: Option<String>,
+        /// The month, YYYY-MM (Asia/Shanghai); default: the current one.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+    },
+    /// Request a visit within hours after a major event (重大事件后探访): the
+    /// elder's next visit meets it; one not made in time is escalated to the grid.
+    RequestVisit {
+        /// The elder id.
+        #[arg(long)]
+        elder: String,
+        /// Within how many hours (1-720); default: the visit policy's (24).
+        #[arg(long)]
+        hours: Option<u32>,
+        /// What happened (1-200 characters), e.g. 暴雨.
+        #[arg(long)]
+        note: Option<String>,
+        /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Who requests it: an account id, counted only by a service without
+        /// authentication (with a token, the token's account is the actor).
+        #[arg(long, env = "SHEQU_ACTOR", default_value = "")]
+        actor: String,
+    },
+    /// Requested visits, newest first: who needs one, by when, and whether it
+    /// was made or is overdue.
+    VisitRequests {
+        /// Only this grid.
+        #[arg(long)]
+        grid: Option<String>,
+        /// Only those not made yet.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        page: PageArgs,
+    },
 }
 
 /// What became of a booking.
@@ -804,6 +871,10 @@ pub(crate) struct VisitArgs {
     /// When, "YYYY-MM-DD HH:MM" in district time (UTC+8); default: now. Not in the future.
     #[arg(long, value_name = "YYYY-MM-DD HH:MM", value_parser = time::parse_minute)]
     pub(crate) at: Option<DateTime<Utc>>,
+    /// Where the visit was recorded (--lat/--lng): only its distance from the
+    /// elder's home is kept, and a home visit far from home is flagged.
+    #[command(flatten)]
+    pub(crate) recorded_at: MapPoint,
     /// Idempotency key; default: a fresh UUIDv7. Reuse it to retry safely.
     #[arg(long)]
     pub(crate) request_id: Option<String>,

@@ -29,10 +29,12 @@
 //!   UTC+8), dates on the command line turned into periods, and where
 //!   `events tail --from` starts.
 //! - [`organisation`]: the JSON organisation file, a mirror of the proto message.
+//! - [`buildings`]: the JSON building-points file (`merchants load-buildings`).
 //! - [`table`]: the small aligned-table printer.
 //! - [`output`]: stdout writing, human or JSON.
 //! - [`failure`]: errors sorted into exit codes and reported on stderr.
 
+mod buildings;
 mod cli;
 mod codes;
 mod commands;

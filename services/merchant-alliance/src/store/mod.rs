@@ -1,5 +1,6 @@
 //! The merchant-alliance database: merchants with their spatial cell, the
-//! credit ledger, the deduction each complaint holds, activities and awards.
+//! credit ledger, the deduction each complaint holds, activities and awards,
+//! the district's building points and the circle coverage last applied.
 //! Every change is one transaction that also writes its outbox events.
 //!
 //! [`Alliance`] is what the service asks of its storage, in the domain's
@@ -23,7 +24,11 @@
 //!
 //! - [`sqlite`], [`postgres`]: each split by aggregate — `merchants` (register,
 //!   change, read, list), `nearby` (the convenience circle), `ledger` (credit
-//!   entries, activities, complaint deductions, meal discounts), `awards`.
+//!   entries, activities, complaint deductions, meal discounts), `awards`,
+//!   `coverage` (the `buildings` table of building points, replaced whole by
+//!   a load; the active merchants as coverage reads them; the
+//!   `grid_coverage` table of each grid and basic service as last applied,
+//!   changed with its `circle.coverage_changed` events in one transaction).
 
 pub mod postgres;
 pub mod sqlite;
@@ -40,6 +45,8 @@ use shequ_proto::events::alliance as contract;
 use shequ_proto::events::{CloudEvent, EventData};
 
 use crate::domain::awards::{MerchantRecord, Period};
+use crate::domain::basic_services::BasicService;
+use crate::domain::coverage::{Building, Change, CircleMerchant, GridCoverage, KindState, Trigger};
 use crate::domain::credit::{
     ComplaintResolution, CreditChange, CreditEntry, CreditReason, CreditRules, MealBooking,
     is_newer_resolution,
@@ -50,7 +57,7 @@ use crate::domain::merchant::{
 };
 use crate::domain::nearby::{BoundingBox, FlatDistance, Found, Search};
 use crate::domain::opening_hours::OpeningHours;
-use crate::domain::{ActivityId, GridId, MerchantId};
+use crate::domain::{ActivityId, BuildingId, GridId, MerchantId};
 
 pub use shequ_chassis::idempotency::RequestKey;
 
@@ -71,6 +78,21 @@ pub struct ListFilter {
     pub grid_id: Option<GridId>,
     pub category: Option<Category>,
     pub status: Option<MerchantStatus>,
+}
+
+/// Which buildings a coverage question is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoverageScope {
+    District,
+    Grid(GridId),
+    Building(BuildingId),
+}
+
+/// What a load of building points left loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildingsLoaded {
+    pub buildings: u32,
+    pub grids: u32,
 }
 
 shequ_chassis::storage_trait! {
@@ -184,6 +206,38 @@ shequ_chassis::storage_trait! {
             resolution: &ComplaintResolution,
             source_event_id: &str,
         ) -> Result<(Outcome, Option<CreditEntry>), StoreError>;
+
+        /// Replaces every building point with `buildings` (ids unique), in
+        /// one transaction; what is loaded then.
+        fn load_buildings(
+            &self,
+            buildings: Vec<Building>,
+        ) -> Result<BuildingsLoaded, StoreError>;
+
+        /// The buildings of `scope`, by grid then building id (none for an
+        /// unknown grid or building).
+        fn buildings(&self, scope: &CoverageScope) -> Result<Vec<Building>, StoreError>;
+
+        /// The active merchants as coverage reads them (id, name, category,
+        /// tags, place), all of them or those inside `within`.
+        fn circle_merchants(
+            &self,
+            within: Option<BoundingBox>,
+        ) -> Result<Vec<CircleMerchant>, StoreError>;
+
+        /// Every grid and basic service as last applied.
+        fn coverage_state(&self) -> Result<Vec<KindState>, StoreError>;
+
+        /// Brings the stored state to the `computed` district's coverage in one
+        /// transaction: the rows that change written (those of grids no
+        /// longer loaded deleted), and one `circle.coverage_changed` event per
+        /// flip. The changes made ([`changes`](crate::domain::coverage::changes)
+        /// against the state read in that transaction).
+        fn apply_coverage(
+            &self,
+            computed: Vec<GridCoverage>,
+            trigger: Trigger,
+        ) -> Result<Vec<Change>, StoreError>;
 
         /// Credits a discounted elder meal (event `source_event_id`, claimed by
         /// `once`) as a welfare activity, once per booking whatever event brings
@@ -367,6 +421,100 @@ pub(crate) fn award_event(
         actor: actor.into(),
     };
     event(merchant, now, &data)
+}
+
+/// The `circle.coverage_changed` event of a flip.
+pub(crate) fn coverage_event(
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<CloudEvent, serde_json::Error> {
+    let state = &change.state;
+    let data = contract::CoverageChanged {
+        grid_id: state.grid_id.to_string(),
+        kind: state.kind,
+        covered: state.covered,
+        buildings_reached: state.buildings_reached,
+        buildings: state.buildings,
+        merchant_id: change.merchant_id.as_ref().map(ToString::to_string),
+    };
+    new_event(contract::SOURCE, state.grid_id.as_str(), now, &data)
+}
+
+/// A stored grid-and-service row, before it is checked.
+#[derive(Debug, Clone)]
+pub(crate) struct KindStateRow {
+    pub grid_id: String,
+    pub kind: String,
+    pub covered: bool,
+    pub buildings_reached: i64,
+    pub buildings: i64,
+}
+
+impl KindStateRow {
+    pub(crate) fn into_state(self) -> Result<KindState, DbError> {
+        Ok(KindState {
+            kind: coded("kind", &self.kind, BasicService::parse)?,
+            buildings_reached: count("buildings_reached", self.buildings_reached)?,
+            buildings: count("buildings", self.buildings)?,
+            grid_id: GridId::from_stored(self.grid_id),
+            covered: self.covered,
+        })
+    }
+}
+
+/// A coverage merchant's columns as stored, before they are checked.
+#[derive(Debug, Clone)]
+pub(crate) struct CircleRow {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub service_tags: Vec<String>,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+/// The columns of [`CircleRow`], in its order.
+pub(crate) const CIRCLE_COLUMNS: &str = "id, name, category, service_tags, latitude, longitude";
+
+impl CircleRow {
+    pub(crate) fn into_merchant(self) -> Result<CircleMerchant, DbError> {
+        let service_tags = self
+            .service_tags
+            .iter()
+            .map(|tag| ServiceTag::parse("service_tags", tag))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| DbError::Decode(error.to_string()))?;
+        Ok(CircleMerchant {
+            category: coded("category", &self.category, Category::parse)?,
+            location: stored_point(self.latitude, self.longitude)?,
+            id: MerchantId::from_stored(self.id),
+            name: self.name,
+            service_tags,
+        })
+    }
+}
+
+/// A stored place that must be a point.
+pub(crate) fn stored_point(latitude: f64, longitude: f64) -> Result<Point, DbError> {
+    if !latitude.is_finite() || !longitude.is_finite() {
+        return Err(DbError::Decode(format!(
+            "location ({latitude}, {longitude}) is not a point"
+        )));
+    }
+    Ok(Point {
+        latitude,
+        longitude,
+    })
+}
+
+/// What a load of `buildings` leaves loaded.
+pub(crate) fn loaded(buildings: &[Building]) -> BuildingsLoaded {
+    let grids: std::collections::BTreeSet<&GridId> = buildings.iter().map(|b| &b.grid_id).collect();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    BuildingsLoaded {
+        buildings: count(buildings.len()),
+        grids: count(grids.len()),
+    }
 }
 
 /// The tags as stored and announced.

@@ -96,6 +96,39 @@ mod configured_on_postgres {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_points_are_loaded_by_operators_and_coverage_read_by_staff() -> anyhow::Result<()>
+{
+    run_with(
+        Backend::Sqlite,
+        authenticated()?,
+        |app: TestApp| async move {
+            let load = pb::LoadBuildingsRequest {
+                buildings: vec![pb::Building {
+                    building_id: "xinyuan-b1".into(),
+                    grid_id: "xinyuan-1".into(),
+                    point: dining("", 0.0, &[]).location,
+                }],
+            };
+            let mut staff = as_caller(&app, STAFF_TOKEN).await?;
+            let refused = staff
+                .load_buildings(load.clone())
+                .await
+                .expect_err("staff may not replace the building points");
+            assert_eq!(refused.code(), Code::PermissionDenied);
+            let mut operator = as_caller(&app, OPERATOR_TOKEN).await?;
+            operator.load_buildings(load).await?;
+            let coverage = staff
+                .get_circle_coverage(pb::GetCircleCoverageRequest::default())
+                .await?
+                .into_inner();
+            assert_eq!(coverage.grids.len(), 1);
+            Ok(())
+        },
+    )
+    .await
+}
+
 /// The actor an alliance event records: its merchant's, or its own.
 fn event_actor(event: &StoredEvent) -> Option<String> {
     let data = &event.event.data;

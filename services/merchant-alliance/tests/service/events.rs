@@ -9,7 +9,7 @@ use shequ_proto::alliance::v1 as pb;
 use shequ_proto::events::alliance::ALL_TYPES;
 use shequ_tests::{Backend, EventSchemas};
 
-use crate::support::{TestApp, dining, run};
+use crate::support::{TestApp, dining, run, wgs84};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emitted_event_matches_its_schema() -> anyhow::Result<()> {
@@ -17,6 +17,17 @@ async fn every_emitted_event_matches_its_schema() -> anyhow::Result<()> {
 }
 
 async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
+    // A building beside the canteen: its registration gives the grid
+    // breakfast and dining (circle.coverage_changed).
+    app.merchants
+        .load_buildings(pb::LoadBuildingsRequest {
+            buildings: vec![pb::Building {
+                building_id: "xinyuan-b1".into(),
+                grid_id: "xinyuan-1".into(),
+                point: Some(wgs84(10.0)),
+            }],
+        })
+        .await?;
     let id = app
         .register("r-1", dining("幸福食堂", 0.0, &["elder_meals"]))
         .await?
@@ -62,7 +73,7 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
         })
         .await?;
 
-    let events = app.wait_for_events(7).await?;
+    let events = app.wait_for_events(8).await?;
 
     let schemas = EventSchemas::load()?;
     let mut seen = BTreeSet::new();

@@ -6,5 +6,6 @@ mod actor;
 mod api;
 mod area;
 mod consumers;
+mod coverage;
 mod events;
 mod support;

@@ -15,6 +15,12 @@ use shequ_merchant_alliance::domain::nearby::{Search, select};
 use shequ_merchant_alliance::domain::{BookingId, ComplaintId, GridId, MerchantId};
 use shequ_merchant_alliance::store::{Alliance, ListFilter, StoreError};
 
+pub(crate) use crate::coverage::{
+    a_load_of_buildings_replaces_the_whole_set_and_reads_back_by_scope,
+    a_stored_coverage_row_that_does_not_decode_is_an_error,
+    coverage_applied_writes_its_rows_and_one_event_per_flip,
+    coverage_reads_the_active_merchants_only_with_their_kinds,
+};
 use crate::{Harness, JINSHUI, dining, hours, keyed, north, request, start, tag};
 
 const COMPLAINTS: &str = "merchant-alliance-complaints";

@@ -19,6 +19,7 @@ use shequ_proto::events::CloudEvent;
 use shequ_tests::TestDatabase;
 
 mod cases;
+mod coverage;
 mod release_data;
 
 /// One case's store, on a fresh database.
@@ -91,6 +92,10 @@ shequ_tests::conformance!(
     a_registration_key_reused_for_a_different_request_is_refused_and_writes_nothing,
     an_activity_key_reused_for_a_different_request_is_refused_and_writes_nothing,
     concurrent_uses_of_a_key_write_once_and_refuse_the_different_request,
+    a_load_of_buildings_replaces_the_whole_set_and_reads_back_by_scope,
+    coverage_reads_the_active_merchants_only_with_their_kinds,
+    coverage_applied_writes_its_rows_and_one_event_per_flip,
+    a_stored_coverage_row_that_does_not_decode_is_an_error,
 );
 
 // Shared by the cases.

@@ -142,6 +142,7 @@ mod tests {
             wellbeing,
             needs: vec!["需要送餐".into()],
             notes: None,
+            recorded_at: None,
         }
     }
 

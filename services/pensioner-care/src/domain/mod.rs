@@ -4,8 +4,10 @@
 //!   emergency contacts) and their parsing; the elder as registered, with the
 //!   visit schedule a registration, a change of details or a visit moves.
 //! - [`risk`]: the risk level and its reasons, by stated rules.
-//! - [`visits`]: visit kinds, wellbeing, needs, the visit interval per risk level
-//!   and the missed periods that make a visit overdue; "overdue" itself
+//! - [`visits`]: visit kinds, wellbeing, needs, the visit policy (interval
+//!   per risk level, hours of a requested visit, how far from home a home
+//!   visit may be recorded), visit evidence, and the missed periods that make
+//!   a visit overdue; "overdue" itself
 //!   ([`visits::is_overdue`], and its SQL beside it).
 //! - [`pairing`]: volunteers and pairings; the cap of two elders per volunteer
 //!   and one volunteer per elder.
@@ -13,6 +15,10 @@
 //!   the booking horizon, and booked → served | cancelled | no_show.
 //! - [`meals`]: which merchant a meal is booked with: the nearest in the
 //!   circle open at the meal's time.
+//! - [`figures`]: the care figures of a month (the monthly visit rate and
+//!   the rest), from the facts of a scope.
+//! - [`requests`]: visits requested after a major event, due within hours:
+//!   met by the next visit, overdue once.
 //! - [`filing`]: complaints filed from visits: which visits file one, their
 //!   text, key and retry backoff.
 //! - [`timeline`]: the entries of an elder's timeline.
@@ -26,9 +32,11 @@
 //!   parsed once where they come in, typed from then on.
 
 pub mod elder;
+pub mod figures;
 pub mod filing;
 pub mod meals;
 pub mod pairing;
+pub mod requests;
 pub mod risk;
 pub mod services;
 pub mod timeline;
@@ -36,8 +44,8 @@ pub mod visits;
 
 pub use shequ_chassis::fields::{self, FieldError};
 pub use shequ_chassis::ids::{
-    BookingId, BuildingId, ComplaintId, ElderId, GridId, MerchantId, PairingId, VisitId,
-    VolunteerId,
+    BookingId, BuildingId, CommunityId, ComplaintId, ElderId, GridId, MerchantId, PairingId,
+    VisitId, VisitRequestId, VolunteerId,
 };
 
 /// A change the rules refuse.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::elder::{Elder, district_time_text};
 use super::pairing::Pairing;
+use super::requests::VisitRequest;
 use super::services::{Booking, Settlement};
 use super::visits::NewVisit;
 use super::{ComplaintId, ElderId, VisitId};
@@ -97,16 +98,22 @@ pub fn unpaired(pairing: &Pairing, actor: &str, reason: &str, at: DateTime<Utc>)
 }
 
 /// The visit itself, at the time it took place; who recorded it when that
-/// is not the visitor (a volunteer's visit entered by staff).
-pub fn visited(visit_id: &VisitId, visit: &NewVisit) -> Entry {
+/// is not the visitor (a volunteer's visit entered by staff); a home visit
+/// recorded far from home says so.
+pub fn visited(visit_id: &VisitId, visit: &NewVisit, far_from_home: bool) -> Entry {
     let visitor = visit.visitor.id();
     let recorded = if visitor == visit.actor {
         String::new()
     } else {
         format!(" (recorded by {})", visit.actor)
     };
+    let far = if far_from_home {
+        " (recorded far from home)"
+    } else {
+        ""
+    };
     let summary = format!(
-        "{} by {visitor}{recorded}: {}",
+        "{} by {visitor}{recorded}: {}{far}",
         visit.kind.as_str(),
         visit.wellbeing.as_str()
     );
@@ -164,6 +171,56 @@ pub fn settled(booking: &Booking, to: Settlement, actor: &str, at: DateTime<Utc>
         to.timeline_kind(),
         summary,
         &booking.id,
+    )
+}
+
+/// A visit requested, when it was raised.
+pub fn visit_requested(request: &VisitRequest) -> Entry {
+    let note = request
+        .note
+        .as_deref()
+        .map_or_else(String::new, |note| format!(": {note}"));
+    let summary = format!(
+        "visit requested ({}) by {}, due {}{note}",
+        request.reason.as_str(),
+        request.raised_by,
+        district_time_text(request.due_at)
+    );
+    Entry::new(
+        &request.elder_id,
+        request.raised_at,
+        "visit_requested",
+        summary,
+        &request.id,
+    )
+}
+
+/// A requested visit made.
+pub fn visit_request_met(request: &VisitRequest, at: DateTime<Utc>) -> Entry {
+    let summary = format!("requested visit ({}) made", request.reason.as_str());
+    Entry::new(
+        &request.elder_id,
+        at,
+        "visit_request_met",
+        summary,
+        &request.id,
+    )
+}
+
+/// A requested visit not made in time, escalated to the grid's staff.
+pub fn visit_request_overdue(request: &VisitRequest, at: DateTime<Utc>) -> Entry {
+    let summary = format!(
+        "requested visit ({}) overdue since {}: escalated to grid {}",
+        request.reason.as_str(),
+        district_time_text(request.due_at),
+        request.grid_id
+    );
+    Entry::new(
+        &request.elder_id,
+        at,
+        "visit_request_overdue",
+        summary,
+        &request.id,
     )
 }
 

@@ -3,14 +3,23 @@
 //! periods have passed without a visit (one overdue event each).
 //!
 //! The policy is configuration: [`VisitPolicy::default`] is the district's
-//! (high weekly, medium fortnightly, low monthly), and a JSON file replaces it:
+//! (high weekly, medium fortnightly, low monthly; a visit within 24 hours
+//! when one is requested after a major event; a home visit recorded more than
+//! 500 m from the elder's home is flagged), and a JSON file replaces it (the
+//! last two may be left out):
 //!
 //! ```json
-//! { "high_days": 7, "medium_days": 14, "low_days": 30 }
+//! { "high_days": 7, "medium_days": 14, "low_days": 30,
+//!   "request_hours": 24, "far_from_home_metres": 500 }
 //! ```
+//!
+//! Visit evidence: a home visit may say where it was recorded; only its
+//! distance from the elder's home is kept ([`distance_from_home`]), and one
+//! beyond the policy's threshold is flagged ([`VisitPolicy::is_far_from_home`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
+use shequ_chassis::geo::{Location, Point, distance_metres};
 pub use shequ_proto::kinds::care::{VisitKind, Wellbeing};
 
 use super::fields;
@@ -58,13 +67,29 @@ pub fn parse_needs(field: &str, needs: &[String]) -> Result<Vec<String>, FieldEr
         .collect()
 }
 
-/// Days between required visits, per risk level.
+/// Days between required visits, per risk level; the hours a requested
+/// visit is given; how far from home a home visit may be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitPolicy {
     pub high_days: u32,
     pub medium_days: u32,
     pub low_days: u32,
+    /// A visit requested after a major event is due within this many hours.
+    #[serde(default = "default_request_hours")]
+    pub request_hours: u32,
+    /// A home visit recorded further than this from the elder's home is
+    /// flagged.
+    #[serde(default = "default_far_from_home_metres")]
+    pub far_from_home_metres: u32,
+}
+
+fn default_request_hours() -> u32 {
+    24
+}
+
+fn default_far_from_home_metres() -> u32 {
+    500
 }
 
 impl Default for VisitPolicy {
@@ -73,6 +98,8 @@ impl Default for VisitPolicy {
             high_days: 7,
             medium_days: 14,
             low_days: 30,
+            request_hours: default_request_hours(),
+            far_from_home_metres: default_far_from_home_metres(),
         }
     }
 }
@@ -84,6 +111,12 @@ impl VisitPolicy {
         let policy: Self = serde_json::from_str(json).map_err(|error| error.to_string())?;
         if policy.high_days == 0 || policy.medium_days == 0 || policy.low_days == 0 {
             return Err("visit intervals must be positive".into());
+        }
+        if !(1..=24 * 30).contains(&policy.request_hours) {
+            return Err("request_hours must be 1 to 720".into());
+        }
+        if policy.far_from_home_metres == 0 {
+            return Err("far_from_home_metres must be positive".into());
         }
         if policy.high_days > policy.medium_days || policy.medium_days > policy.low_days {
             return Err("visit intervals must not shrink as risk falls \
@@ -104,6 +137,25 @@ impl VisitPolicy {
     pub fn interval(&self, level: RiskLevel) -> Duration {
         Duration::days(self.interval_days(level).into())
     }
+
+    /// How long a requested visit may take.
+    pub fn request_window(&self) -> Duration {
+        Duration::hours(self.request_hours.into())
+    }
+
+    /// Whether a visit of `kind` recorded `distance` metres from home is
+    /// flagged: a home visit beyond the threshold; a phone call never is.
+    pub fn is_far_from_home(&self, kind: VisitKind, distance: Option<f64>) -> bool {
+        kind == VisitKind::HomeVisit
+            && distance.is_some_and(|metres| metres > f64::from(self.far_from_home_metres))
+    }
+}
+
+/// How far from the elder's `home` a visit was recorded (`recorded_at`, in
+/// WGS-84), in whole metres; `None` when either is unknown.
+pub fn distance_from_home(recorded_at: Option<Point>, home: Option<Location>) -> Option<f64> {
+    let (at, home) = (recorded_at?, home?);
+    Some(distance_metres(at, home.to_wgs84()).round())
 }
 
 /// The most missed periods reported at once: a year of weekly visits. An elder
@@ -231,6 +283,9 @@ pub struct NewVisit {
     pub wellbeing: Wellbeing,
     pub needs: Vec<String>,
     pub notes: Option<String>,
+    /// Where it was recorded (WGS-84), if the visitor's device said; only
+    /// the distance from home is kept.
+    pub recorded_at: Option<Point>,
 }
 
 /// A visit as recorded, with what became of its complaint filing.
@@ -248,6 +303,10 @@ pub struct Visit {
     pub filing: Option<FilingStatus>,
     pub complaint_id: Option<ComplaintId>,
     pub filing_error: Option<String>,
+    /// How far from the elder's home it was recorded, when known.
+    pub distance_from_home_metres: Option<f64>,
+    /// A home visit recorded beyond the policy's threshold.
+    pub far_from_home: bool,
 }
 
 /// Whether a visit at `visited_at` moves the elder's anchor, the last visit
@@ -298,11 +357,53 @@ mod tests {
     }
 
     #[test]
+    fn a_home_visit_far_from_home_is_flagged_and_a_phone_call_never() {
+        use shequ_chassis::geo::Datum;
+        let policy = VisitPolicy::default();
+        let home = Location {
+            point: Point {
+                latitude: 34.80,
+                longitude: 113.70,
+            },
+            datum: Datum::Wgs84,
+        };
+        // 0.01° of latitude is about 1.1 km.
+        let away = Point {
+            latitude: 34.81,
+            longitude: 113.70,
+        };
+        let distance = distance_from_home(Some(away), Some(home));
+        assert_eq!(distance, Some(1112.0));
+        assert!(policy.is_far_from_home(VisitKind::HomeVisit, distance));
+        assert!(!policy.is_far_from_home(VisitKind::PhoneCall, distance));
+        let near = distance_from_home(Some(home.point), Some(home));
+        assert_eq!(near, Some(0.0));
+        assert!(!policy.is_far_from_home(VisitKind::HomeVisit, near));
+        assert!(
+            !policy.is_far_from_home(VisitKind::HomeVisit, Some(500.0)),
+            "at the threshold"
+        );
+        assert!(policy.is_far_from_home(VisitKind::HomeVisit, Some(501.0)));
+        assert_eq!(distance_from_home(None, Some(home)), None);
+        assert_eq!(distance_from_home(Some(away), None), None);
+        assert!(!policy.is_far_from_home(VisitKind::HomeVisit, None));
+    }
+
+    #[test]
     fn policy_is_read_from_json() {
         let policy =
             VisitPolicy::from_json(r#"{"high_days": 3, "medium_days": 10, "low_days": 10}"#)
                 .unwrap();
         assert_eq!(policy.interval(RiskLevel::Medium), Duration::days(10));
+        assert_eq!(policy.request_window(), Duration::hours(24), "by default");
+        assert_eq!(policy.far_from_home_metres, 500, "by default");
+        let policy = VisitPolicy::from_json(
+            r#"{"high_days": 7, "medium_days": 14, "low_days": 30,
+                "request_hours": 12, "far_from_home_metres": 300}"#,
+        )
+        .unwrap();
+        assert_eq!(policy.request_window(), Duration::hours(12));
+        assert_eq!(policy.far_from_home_metres, 300);
     }
 
     #[test]
@@ -313,6 +414,8 @@ mod tests {
             r#"{"high_days": 7, "medium_days": 14, "low_days": 30, "urgent_days": 1}"#,
             r#"{"high_days": 14, "medium_days": 7, "low_days": 30}"#,
             r#"{"high_days": 7, "medium_days": 31, "low_days": 30}"#,
+            r#"{"high_days": 7, "medium_days": 14, "low_days": 30, "request_hours": 0}"#,
+            r#"{"high_days": 7, "medium_days": 14, "low_days": 30, "far_from_home_metres": 0}"#,
             "not json",
         ] {
             assert!(VisitPolicy::from_json(json).is_err(), "{json}");

@@ -1,6 +1,7 @@
 //! The pensioner-care database: elders (personal data), volunteers, pairings
-//! with their slots, visits, complaint filings, overdue notices, bookings and
-//! the timeline. Every change is one transaction with its timeline entries
+//! with their slots, visits (with their distance from home, never the place),
+//! complaint filings, overdue notices, visit requests, bookings and the
+//! timeline; the facts the care figures are made of ([`facts`]). Every change is one transaction with its timeline entries
 //! and its outbox events.
 //!
 //! [`Care`] is what the service asks of its storage, in the domain's terms;
@@ -48,15 +49,17 @@ use tokio::sync::Notify;
 use crate::domain::elder::{
     BirthDate, Elder, ElderDetails, EmergencyContact, Gender, LivingSituation, Location,
 };
+use crate::domain::figures::CareFacts;
 use crate::domain::filing::{Filing, FilingStatus};
 use crate::domain::pairing::{self, Pairing, PairingError, Volunteer};
+use crate::domain::requests::{NewVisitRequest, VisitRequest, VisitRequestReason};
 use crate::domain::risk::{Assessment, RiskLevel};
 use crate::domain::services::{Booking, BookingError, BookingStatus, Service, Settlement};
 use crate::domain::timeline::{Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, VisitKind, VisitPolicy, Wellbeing, WellbeingExt};
 use crate::domain::{
     BookingId, BuildingId, ComplaintId, ElderId, FieldError, GridId, MerchantId, Refusal, VisitId,
-    VolunteerId,
+    VisitRequestId, VolunteerId,
 };
 
 pub use shequ_chassis::idempotency::RequestKey;
@@ -303,6 +306,61 @@ shequ_chassis::storage_trait! {
             once: Once,
             entry: Option<Entry>,
         ) -> Result<Outcome, StoreError>;
+
+        /// Raises a visit request by staff, once per `request_id` (`true`:
+        /// the same request again; a different one under the key is
+        /// refused), with its timeline entry and event.
+        fn request_visit(
+            &self,
+            request: &RequestKey,
+            new: NewVisitRequest,
+        ) -> Result<(VisitRequest, bool), StoreError>;
+
+        /// Raises the visit request an event calls for (a complaint about an
+        /// elder), the event claimed (`once`) in the same transaction: once
+        /// per its source ([`crate::domain::requests::source_key`]) however
+        /// many events name it, and only for an elder this service knows who
+        /// consents to visits.
+        fn request_visit_for_event(
+            &self,
+            once: Once,
+            new: NewVisitRequest,
+        ) -> Result<Outcome, StoreError>;
+
+        /// Visit requests (of a grid; open only), newest first; a page after
+        /// `offset`.
+        fn visit_requests(
+            &self,
+            grid_id: Option<&GridId>,
+            open_only: bool,
+            page_size: u32,
+            offset: u64,
+        ) -> Result<(Vec<VisitRequest>, Option<u64>), StoreError>;
+
+        /// Open requests due by `now` not yet found overdue, after `after`,
+        /// at most `limit`, in (due, id) order.
+        fn visit_requests_owed(
+            &self,
+            now: DateTime<Utc>,
+            after: Option<&Due>,
+            limit: usize,
+        ) -> Result<Vec<Due>, StoreError>;
+
+        /// Finds request `id` overdue at `now` if it still is
+        /// ([`VisitRequest::falls_overdue`]): marks it, with its timeline entry
+        /// and event, once. Whether it did.
+        fn escalate_visit_request(
+            &self,
+            id: &VisitRequestId,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError>;
+
+        /// The facts the care figures are made of, for the elders and
+        /// volunteers of `grids` (all when `None`).
+        fn care_facts(
+            &self,
+            grids: Option<Vec<GridId>>,
+        ) -> Result<CareFacts, StoreError>;
     }
 }
 
@@ -497,6 +555,132 @@ pub(crate) fn pairing_ended(
     event_row(pairing.id.as_str(), &event, now, context)
 }
 
+/// Where a visit was recorded, as kept: its distance from the elder's home
+/// and whether that flags it ([`VisitPolicy::is_far_from_home`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Evidence {
+    pub distance: Option<f64>,
+    pub far_from_home: bool,
+}
+
+impl Evidence {
+    pub(crate) fn of(policy: &VisitPolicy, elder: &Elder, visit: &NewVisit) -> Self {
+        let distance =
+            crate::domain::visits::distance_from_home(visit.recorded_at, elder.details.location);
+        Self {
+            distance,
+            far_from_home: policy.is_far_from_home(visit.kind, distance),
+        }
+    }
+}
+
+/// The elder's open requests a new visit meets (raised before it was
+/// made), marked met by it at `now`.
+pub(crate) fn visit_meets(
+    open: Vec<VisitRequest>,
+    visit_id: &VisitId,
+    visit: &NewVisit,
+    now: DateTime<Utc>,
+) -> Vec<VisitRequest> {
+    open.into_iter()
+        .filter(|request| request.is_met_by(visit.visited_at))
+        .map(|mut request| {
+            request.met_by = Some(visit_id.clone());
+            request.met_at = Some(now);
+            request
+        })
+        .collect()
+}
+
+/// The follow-up visit an urgent visit calls for, raised by the service.
+pub(crate) fn urgent_follow_up(
+    visit_id: &VisitId,
+    visit: &NewVisit,
+    policy: &VisitPolicy,
+) -> Option<NewVisitRequest> {
+    visit.wellbeing.raises_alert().then(|| NewVisitRequest {
+        elder_id: visit.elder_id.clone(),
+        reason: VisitRequestReason::UrgentVisit,
+        reference: Some(visit_id.to_string()),
+        note: None,
+        raised_by: SERVICE_ACTOR.to_owned(),
+        hours: policy.request_hours,
+    })
+}
+
+/// Who raises what an event or a visit calls for.
+pub(crate) const SERVICE_ACTOR: &str = "pensioner-care";
+
+/// A raised request's timeline entry and event.
+pub(crate) fn request_raised_writes(
+    request: &VisitRequest,
+    volunteer: Option<&VolunteerId>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, OutboxRow), StoreError> {
+    let entry = crate::domain::timeline::visit_requested(request);
+    let event = contract::VisitRequestRaised {
+        request_id: request.id.to_string(),
+        elder_id: request.elder_id.to_string(),
+        grid_id: request.grid_id.to_string(),
+        reason: request.reason,
+        reference: request.reference.clone(),
+        volunteer_id: volunteer.map(VolunteerId::to_string),
+        raised_by: request.raised_by.clone(),
+        due_at: request.due_at,
+    };
+    Ok((
+        entry,
+        event_row(request.id.as_str(), &event, request.raised_at, context)?,
+    ))
+}
+
+/// A met request's timeline entry and event.
+pub(crate) fn request_met_writes(
+    request: &VisitRequest,
+    visit_id: &VisitId,
+    visited_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, OutboxRow), StoreError> {
+    let entry = crate::domain::timeline::visit_request_met(request, now);
+    let event = contract::VisitRequestMet {
+        request_id: request.id.to_string(),
+        elder_id: request.elder_id.to_string(),
+        grid_id: request.grid_id.to_string(),
+        visit_id: visit_id.to_string(),
+        visited_at,
+        late: request.overdue_at.is_some() || visited_at > request.due_at,
+    };
+    Ok((entry, event_row(request.id.as_str(), &event, now, context)?))
+}
+
+/// An overdue request's timeline entry and event, whose id is born of the
+/// request's, so that raised again (a database restored) it is the same event.
+pub(crate) fn request_overdue_writes(
+    request: &VisitRequest,
+    volunteer: Option<&VolunteerId>,
+    now: DateTime<Utc>,
+    context: Option<&TraceContext>,
+) -> Result<(Entry, OutboxRow), StoreError> {
+    let entry = crate::domain::timeline::visit_request_overdue(request, now);
+    let event = contract::VisitRequestOverdue {
+        request_id: request.id.to_string(),
+        elder_id: request.elder_id.to_string(),
+        grid_id: request.grid_id.to_string(),
+        reason: request.reason,
+        volunteer_id: volunteer.map(VolunteerId::to_string),
+        due_at: request.due_at,
+    };
+    let event = derived_event(
+        contract::SOURCE,
+        request.id.as_str(),
+        now,
+        &event,
+        &[request.id.as_str(), "overdue"],
+    )?;
+    Ok((entry, OutboxRow::traced(&event, context)?))
+}
+
 /// The writes of a new visit besides the visit itself: the timeline
 /// entries and the events (recorded; an alert for an urgent one).
 pub(crate) fn visit_writes(
@@ -504,11 +688,12 @@ pub(crate) fn visit_writes(
     elder: &Elder,
     visit: &NewVisit,
     files_complaint: bool,
+    evidence: Evidence,
     now: DateTime<Utc>,
     context: Option<&TraceContext>,
 ) -> Result<(Vec<Entry>, Vec<OutboxRow>), StoreError> {
     use crate::domain::timeline;
-    let mut entries = vec![timeline::visited(visit_id, visit)];
+    let mut entries = vec![timeline::visited(visit_id, visit, evidence.far_from_home)];
     let recorded = contract::VisitRecorded {
         visit_id: visit_id.to_string(),
         elder_id: elder.id.to_string(),
@@ -518,6 +703,7 @@ pub(crate) fn visit_writes(
         visited_at: visit.visited_at,
         needs_found: u32::try_from(visit.needs.len()).unwrap_or(u32::MAX),
         files_complaint,
+        far_from_home: evidence.far_from_home,
         actor: Some(visit.actor.clone()),
     };
     let mut events = vec![event_row(visit_id.as_str(), &recorded, now, context)?];
@@ -838,7 +1024,8 @@ pub(crate) const PAIRING_COLUMNS: &str = "id, volunteer_id, elder_id, started_at
 
 /// A visit's columns with its filing's, from `visits v LEFT JOIN complaint_filings f`.
 pub(crate) const VISIT_COLUMNS: &str = "v.id, v.elder_id, v.visitor, v.kind, v.visited_at, v.wellbeing, \
-    v.needs, v.notes, f.status AS filing, f.complaint_id, f.last_error";
+    v.needs, v.notes, f.status AS filing, f.complaint_id, f.last_error, v.distance_from_home_metres, \
+    v.far_from_home";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct VisitRow {
@@ -853,6 +1040,8 @@ pub(crate) struct VisitRow {
     pub filing: Option<String>,
     pub complaint_id: Option<String>,
     pub last_error: Option<String>,
+    pub distance_from_home_metres: Option<f64>,
+    pub far_from_home: bool,
 }
 
 impl VisitRow {
@@ -873,6 +1062,8 @@ impl VisitRow {
             notes: self.notes,
             complaint_id: self.complaint_id.map(ComplaintId::from_stored),
             filing_error: self.last_error,
+            distance_from_home_metres: self.distance_from_home_metres,
+            far_from_home: self.far_from_home,
         })
     }
 }
@@ -956,5 +1147,165 @@ pub(crate) fn timeline_entry(
         kind,
         summary,
         reference,
+    }
+}
+
+/// A visit request's columns, in [`VisitRequestRow`]'s order.
+pub(crate) const REQUEST_COLUMNS: &str = "id, elder_id, grid_id, reason, reference, note, raised_by, \
+    raised_at, due_at, met_by_visit_id, met_at, overdue_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct VisitRequestRow {
+    pub id: String,
+    pub elder_id: String,
+    pub grid_id: String,
+    pub reason: String,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+    pub raised_by: String,
+    pub raised_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub met_by_visit_id: Option<String>,
+    pub met_at: Option<DateTime<Utc>>,
+    pub overdue_at: Option<DateTime<Utc>>,
+}
+
+impl VisitRequestRow {
+    pub(crate) fn into_request(self) -> Result<VisitRequest, DbError> {
+        Ok(VisitRequest {
+            reason: coded(
+                "visit request reason",
+                &self.reason,
+                VisitRequestReason::parse,
+            )?,
+            id: VisitRequestId::from_stored(self.id),
+            elder_id: ElderId::from_stored(self.elder_id),
+            grid_id: GridId::from_stored(self.grid_id),
+            reference: self.reference,
+            note: self.note,
+            raised_by: self.raised_by,
+            raised_at: self.raised_at,
+            due_at: self.due_at,
+            met_by: self.met_by_visit_id.map(VisitId::from_stored),
+            met_at: self.met_at,
+            overdue_at: self.overdue_at,
+        })
+    }
+}
+
+/// The rows the care figures read, each backend reading its own types into
+/// these: elders (`e`), volunteers, pairings, visits with their filings,
+/// complaint outcomes from the timeline. `{scope}` is the grid filter.
+pub(crate) mod facts {
+    use chrono::{DateTime, Utc};
+    use shequ_chassis::database::DbError;
+
+    use super::{coded, decode};
+    use crate::domain::figures::{
+        ElderFacts, Outcome, OutcomeFacts, PairingFacts, VisitFacts, VolunteerFacts,
+    };
+    use crate::domain::filing::FilingStatus;
+    use crate::domain::risk::RiskLevel;
+    use crate::domain::visits::{VisitKind, Wellbeing};
+    use crate::domain::{ComplaintId, ElderId, GridId, VolunteerId};
+
+    pub(crate) const ELDERS: &str = "SELECT e.id, e.grid_id, e.risk, e.visit_interval_days, \
+        e.consents_to_visits, e.registered_at FROM elders e WHERE {scope}";
+    pub(crate) const VOLUNTEERS: &str =
+        "SELECT v.id, v.grid_id, v.registered_at FROM volunteers v WHERE {scope}";
+    pub(crate) const PAIRINGS: &str = "SELECT p.volunteer_id, p.elder_id, p.started_at, p.ended_at \
+        FROM pairings p JOIN elders e ON e.id = p.elder_id WHERE {scope}";
+    /// A staff visitor is one no volunteer has the id of.
+    pub(crate) const VISITS: &str = "SELECT x.elder_id, \
+        (SELECT v.id FROM volunteers v WHERE v.id = x.visitor) AS volunteer_id, \
+        x.kind, x.visited_at, x.wellbeing, x.far_from_home, f.status, f.complaint_id \
+        FROM visits x JOIN elders e ON e.id = x.elder_id \
+        LEFT JOIN complaint_filings f ON f.visit_id = x.id WHERE {scope}";
+    pub(crate) const OUTCOMES: &str = "SELECT t.reference, t.kind, t.at FROM timeline t \
+        JOIN elders e ON e.id = t.elder_id \
+        WHERE t.kind IN ('complaint_resolved', 'complaint_closed', 'complaint_reopened', 'complaint_rejected') \
+        AND {scope}";
+
+    pub(crate) fn elder(
+        id: String,
+        grid_id: String,
+        risk: &str,
+        visit_interval_days: i64,
+        consents_to_visits: bool,
+        registered_at: DateTime<Utc>,
+    ) -> Result<ElderFacts, DbError> {
+        Ok(ElderFacts {
+            id: ElderId::from_stored(id),
+            grid_id: GridId::from_stored(grid_id),
+            risk: coded("risk", risk, RiskLevel::parse)?,
+            visit_interval_days: u32::try_from(visit_interval_days)
+                .map_err(|_| decode(format!("visit_interval_days {visit_interval_days}")))?,
+            consents_to_visits,
+            registered_at,
+        })
+    }
+
+    pub(crate) fn volunteer(
+        id: String,
+        grid_id: String,
+        registered_at: DateTime<Utc>,
+    ) -> VolunteerFacts {
+        VolunteerFacts {
+            id: VolunteerId::from_stored(id),
+            grid_id: GridId::from_stored(grid_id),
+            registered_at,
+        }
+    }
+
+    pub(crate) fn pairing(
+        volunteer_id: String,
+        elder_id: String,
+        started_at: DateTime<Utc>,
+        ended_at: Option<DateTime<Utc>>,
+    ) -> PairingFacts {
+        PairingFacts {
+            volunteer_id: VolunteerId::from_stored(volunteer_id),
+            elder_id: ElderId::from_stored(elder_id),
+            started_at,
+            ended_at,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn visit(
+        elder_id: String,
+        volunteer_id: Option<String>,
+        kind: &str,
+        visited_at: DateTime<Utc>,
+        wellbeing: &str,
+        far_from_home: bool,
+        filing: Option<&str>,
+        complaint_id: Option<String>,
+    ) -> Result<VisitFacts, DbError> {
+        Ok(VisitFacts {
+            elder_id: ElderId::from_stored(elder_id),
+            volunteer_id: volunteer_id.map(VolunteerId::from_stored),
+            kind: coded("visit kind", kind, VisitKind::parse)?,
+            visited_at,
+            wellbeing: coded("wellbeing", wellbeing, Wellbeing::parse)?,
+            far_from_home,
+            filing: filing
+                .map(|status| coded("filing status", status, FilingStatus::parse))
+                .transpose()?,
+            complaint_id: complaint_id.map(ComplaintId::from_stored),
+        })
+    }
+
+    pub(crate) fn outcome(
+        reference: String,
+        kind: &str,
+        at: DateTime<Utc>,
+    ) -> Result<OutcomeFacts, DbError> {
+        Ok(OutcomeFacts {
+            complaint_id: ComplaintId::from_stored(reference),
+            outcome: Outcome::of_entry(kind)
+                .ok_or_else(|| decode(format!("timeline kind {kind:?}")))?,
+            at,
+        })
     }
 }

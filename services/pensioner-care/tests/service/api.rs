@@ -29,7 +29,7 @@ shequ_tests::on_both_backends!(
     a_meal_booking_with_the_alliance_down_is_saved_once_as_alliance_unavailable,
     a_day_care_booking_is_booked_and_published,
     a_meal_booking_for_an_elder_without_a_location_is_refused,
-    the_timeline_lists_registration_pairing_visit_alert_and_booking_in_order,
+    the_timeline_lists_registration_pairing_visit_alert_follow_up_and_booking_in_order,
 );
 
 async fn an_elder_over_eighty_living_alone_is_high_risk_with_weekly_visits_and_reasons(
@@ -624,7 +624,7 @@ async fn a_meal_booking_for_an_elder_without_a_location_is_refused(
     Ok(())
 }
 
-async fn the_timeline_lists_registration_pairing_visit_alert_and_booking_in_order(
+async fn the_timeline_lists_registration_pairing_visit_alert_follow_up_and_booking_in_order(
     mut app: TestApp,
 ) -> anyhow::Result<()> {
     let elder = app.register("r-wang", wang()).await?.id;
@@ -647,6 +647,15 @@ async fn the_timeline_lists_registration_pairing_visit_alert_and_booking_in_orde
         .id;
 
     let entries = app.timeline(&elder).await?;
+    let follow_up = app
+        .care
+        .list_visit_requests(pb::ListVisitRequestsRequest::default())
+        .await?
+        .into_inner()
+        .requests
+        .pop()
+        .unwrap_or_default()
+        .id;
 
     let seen: Vec<(&str, &str)> = entries
         .iter()
@@ -659,6 +668,7 @@ async fn the_timeline_lists_registration_pairing_visit_alert_and_booking_in_orde
             ("paired", pairing.as_str()),
             ("visit", visit_id.as_str()),
             ("alert", visit_id.as_str()),
+            ("visit_requested", follow_up.as_str()),
             ("booking", booking.as_str()),
         ]
     );

@@ -35,7 +35,10 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
         .await?; // pairing.ended
     app.clock.advance(Duration::days(8));
     assert_eq!(app.sweeper.sweep_once().await?.done, 1); // visit.overdue
-    app.visit("visit-1", &elder, pb::Wellbeing::Urgent).await?; // visit.recorded, alert.raised
+    app.visit("visit-1", &elder, pb::Wellbeing::Urgent).await?; // visit.recorded, alert.raised, visit_request.raised
+    app.clock.advance(Duration::hours(25));
+    assert_eq!(app.sweeper.sweep_once().await?.done, 1); // visit_request.overdue
+    app.visit("visit-2", &elder, pb::Wellbeing::Good).await?; // visit.recorded, visit_request.met
     app.care
         .update_elder(pb::UpdateElderRequest {
             elder_id: elder.clone(),
@@ -71,7 +74,7 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
         })
         .await?; // booking.no_show
 
-    let events = app.wait_for_events(13).await?;
+    let events = app.wait_for_events(17).await?;
 
     let schemas = EventSchemas::load()?;
     let mut seen = BTreeSet::new();
@@ -100,8 +103,8 @@ async fn emit_every_type(mut app: TestApp) -> anyhow::Result<()> {
     assert_eq!(seen, all, "the drive covers every event type");
     assert_eq!(
         events.len(),
-        13,
-        "one event each, three bookings: {events:?}"
+        17,
+        "one event each, two visits, three bookings: {events:?}"
     );
     Ok(())
 }

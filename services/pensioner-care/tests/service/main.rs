@@ -9,6 +9,7 @@ mod api;
 mod backlog;
 mod bookings;
 mod events;
+mod figures;
 mod outcomes;
 mod pairing;
 mod requests;

@@ -391,6 +391,7 @@ pub(crate) fn visit(
         wellbeing: wellbeing as i32,
         needs: vec!["需要送餐".into()],
         notes: "老人说最近腿脚不便".into(),
+        recorded_at: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! The cases, each over [`Care`] only (and counts of what it stored); those
 //! of idempotency keys reused for other requests in [`requests`].
 
+mod figures;
 mod requests;
+pub(crate) use figures::*;
 pub(crate) use requests::*;
 
 use std::collections::BTreeSet;
@@ -743,7 +745,7 @@ pub(crate) async fn a_concern_visit_files_a_complaint_until_it_is_filed(
     Ok(())
 }
 
-fn event(id: &str) -> CloudEvent {
+pub(crate) fn event(id: &str) -> CloudEvent {
     CloudEvent {
         specversion: "1.0".into(),
         id: id.into(),

@@ -62,6 +62,10 @@ shequ_tests::conformance!(
     a_booking_stored_as_alliance_unavailable_is_searched_again_only_by_the_same_request,
     a_key_kept_before_digests_is_taken_as_the_same_request,
     racing_different_requests_under_one_key_one_wins_and_the_other_is_refused,
+    the_care_figures_of_a_month_follow_its_elders_visits_pairings_and_outcomes,
+    a_home_visit_far_from_home_is_flagged_and_a_phone_call_never,
+    a_requested_visit_is_met_by_the_next_visit_or_found_overdue_once,
+    an_urgent_visit_and_a_complaint_about_an_elder_each_request_one_visit,
 );
 
 // Shared by the cases.
@@ -132,6 +136,7 @@ pub(crate) fn visit(elder_id: &ElderId, at: DateTime<Utc>, wellbeing: Wellbeing)
         wellbeing,
         needs: vec!["需要送餐".into()],
         notes: Some("精神不错".into()),
+        recorded_at: None,
     }
 }
 

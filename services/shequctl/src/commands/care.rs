@@ -1,7 +1,8 @@
 //! `shequctl care`: pensioner care (党员助老结对帮扶): register, show and list
 //! elders; register and list volunteers; pair and unpair; record visits (and
-//! see the complaint a concern files); overdue visits; service bookings; each
-//! elder's timeline.
+//! see the complaint a concern files); overdue visits; visits requested after
+//! a major event; service bookings; each elder's timeline; the month's care
+//! figures.
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use shequ_proto::common::v1 as common;
 
 use super::{
     Connection, DUPLICATE, Listing, Target, answered, connect, location, location_json, non_empty,
-    page_request, request_id, text, yes_no,
+    page_request, percent, request_id, text, yes_no,
 };
 use crate::cli::{
     BookArgs, CareCommand, ElderArgs, ElderListArgs, EldersCommand, PageArgs, Settlement,
@@ -153,7 +154,269 @@ pub(super) async fn run(
             print_booking(&answered(booking)?, duplicate, output)
         }
         CareCommand::Timeline { elder } => timeline(client, elder, output).await,
+        CareCommand::Figures {
+            community,
+            grid,
+            month,
+        } => {
+            let request = pb::GetCareFiguresRequest {
+                grid_id: text(grid),
+                community_id: text(community),
+                month: text(month),
+            };
+            let figures = client
+                .get_care_figures(request)
+                .await
+                .context("reading the care figures")?
+                .into_inner()
+                .figures
+                .unwrap_or_default();
+            output.print(|| figures_json(&figures), || figures_text(&figures))
+        }
+        CareCommand::RequestVisit {
+            elder,
+            hours,
+            note,
+            request_id: key,
+            actor,
+        } => {
+            let request = pb::RequestVisitRequest {
+                request_id: request_id(key),
+                elder_id: elder.clone(),
+                hours: hours.unwrap_or(0),
+                note: text(note),
+                actor: actor.clone(),
+            };
+            let response = client
+                .request_visit(request)
+                .await
+                .with_context(|| format!("requesting a visit to elder {elder}"))?
+                .into_inner();
+            let request = answered(response.request)?;
+            output.print(
+                || json!({"request": request_json(&request), "duplicate": response.duplicate}),
+                || {
+                    let mut table = Table::plain();
+                    table
+                        .row(["id", request.id.as_str()])
+                        .row(["elder", request.elder_id.as_str()])
+                        .row(["grid", request.grid_id.as_str()])
+                        .row(["due".to_owned(), time::local(request.due_at.as_ref())]);
+                    if response.duplicate {
+                        table.row(DUPLICATE);
+                    }
+                    table.to_string()
+                },
+            )
+        }
+        CareCommand::VisitRequests { grid, open, page } => {
+            let request = pb::ListVisitRequestsRequest {
+                grid_id: text(grid),
+                open_only: *open,
+                page: Some(page_request(page)),
+            };
+            let response = client
+                .list_visit_requests(request)
+                .await
+                .context("listing visit requests")?
+                .into_inner();
+            Listing {
+                key: "requests",
+                items: &response.requests,
+                page: response.page,
+                none: "no visit requests",
+                json: request_json,
+                header: ["elder", "grid", "reason", "raised", "due", "state", "id"],
+                row: |r| {
+                    [
+                        r.elder_id.clone(),
+                        r.grid_id.clone(),
+                        name_of::<pb::VisitRequestReason>(r.reason),
+                        time::local(r.raised_at.as_ref()),
+                        time::local(r.due_at.as_ref()),
+                        request_state(r),
+                        r.id.clone(),
+                    ]
+                },
+            }
+            .print(output)
+        }
     }
+}
+
+/// `made (visit …)`, `made late`, `overdue` or `open`.
+fn request_state(r: &pb::VisitRequest) -> String {
+    match (r.met_by_visit_id.is_empty(), r.overdue_at.is_some()) {
+        (false, false) => format!("made ({})", r.met_by_visit_id),
+        (false, true) => format!("made late ({})", r.met_by_visit_id),
+        (true, true) => "overdue: escalated to the grid".to_owned(),
+        (true, false) => "open".to_owned(),
+    }
+}
+
+fn request_json(r: &pb::VisitRequest) -> Value {
+    json!({
+        "id": r.id,
+        "elder_id": r.elder_id,
+        "grid_id": r.grid_id,
+        "reason": name_of::<pb::VisitRequestReason>(r.reason),
+        "reference": non_empty(&r.reference),
+        "note": non_empty(&r.note),
+        "raised_by": r.raised_by,
+        "raised_at": time::json(r.raised_at.as_ref()),
+        "due_at": time::json(r.due_at.as_ref()),
+        "met_by_visit_id": non_empty(&r.met_by_visit_id),
+        "met_at": time::json(r.met_at.as_ref()),
+        "overdue_at": time::json(r.overdue_at.as_ref()),
+    })
+}
+
+/// The figures' rates: name, counted part, whole, rate, what they count.
+fn care_measures(f: &pb::CareFigures) -> [(&'static str, u32, u32, Option<f64>, &'static str); 2] {
+    [
+        (
+            "monthly visit rate",
+            f.due_visited,
+            f.due,
+            f.monthly_visit_rate,
+            "visited in the month, of the elders due (target 100 %)",
+        ),
+        (
+            "on-time visits",
+            f.visits_on_time,
+            f.visits,
+            f.on_time_visit_rate,
+            "within the elder's interval of the visit before, of the visits",
+        ),
+    ]
+}
+
+fn figures_text(f: &pb::CareFigures) -> String {
+    let by_risk = |c: Option<pb::RiskCounts>| {
+        let c = c.unwrap_or_default();
+        format!(
+            "{} (high {}, medium {}, low {})",
+            c.high + c.medium + c.low,
+            c.high,
+            c.medium,
+            c.low
+        )
+    };
+    let ratio = |r: Option<f64>| r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"));
+    let overdue = f.overdue.unwrap_or_default();
+    let c = f.complaints.unwrap_or_default();
+    let mut summary = Table::plain();
+    summary
+        .row(["scope", f.scope.as_str()])
+        .row(["month", f.month.as_str()])
+        .row(["as of".to_owned(), time::local(f.as_of.as_ref())])
+        .row(["elders".to_owned(), by_risk(f.elders)]);
+    let mut rates = Table::new(["measure", "count", "of", "rate", ""]);
+    for (name, part, whole, rate, what) in care_measures(f) {
+        rates.row([
+            name.to_owned(),
+            part.to_string(),
+            whole.to_string(),
+            percent(rate),
+            what.to_owned(),
+        ]);
+    }
+    let mut detail = Table::plain();
+    detail
+        .row([
+            "visits".to_owned(),
+            format!(
+                "{} ({} home visits, {} phone calls; {} home visits recorded far from home)",
+                f.visits, f.home_visits, f.phone_calls, f.far_from_home
+            ),
+        ])
+        .row([
+            "overdue now".to_owned(),
+            format!(
+                "{} (under 7 days {}, 7-30 days {}, over 30 days {})",
+                overdue.under_7_days + overdue.from_7_to_30_days + overdue.over_30_days,
+                overdue.under_7_days,
+                overdue.from_7_to_30_days,
+                overdue.over_30_days
+            ),
+        ])
+        .row(["unpaired".to_owned(), by_risk(f.unpaired)])
+        .row([
+            "volunteers".to_owned(),
+            format!(
+                "{} ({} elders paired, {} per volunteer; {} at the cap of two, {} with none)",
+                f.volunteers,
+                f.paired_elders,
+                ratio(f.elders_per_volunteer),
+                f.volunteers_at_cap,
+                f.volunteers_without_elders
+            ),
+        ])
+        .row([
+            "volunteer visits".to_owned(),
+            format!("{} ({} per volunteer)", f.volunteer_visits, ratio(f.visits_per_volunteer)),
+        ])
+        .row([
+            "concern / urgent".to_owned(),
+            format!("{} / {}", f.concern_visits, f.urgent_visits),
+        ])
+        .row([
+            "their complaints".to_owned(),
+            format!(
+                "{} filed ({} open, {} resolved, {} closed, {} reopened, {} rejected); {} pending, {} failed",
+                c.filed, c.open, c.resolved, c.closed, c.reopened, c.rejected, c.pending, c.failed
+            ),
+        ]);
+    format!("{summary}\n{rates}\n{detail}")
+}
+
+fn figures_json(f: &pb::CareFigures) -> Value {
+    let risk = |c: Option<pb::RiskCounts>| {
+        let c = c.unwrap_or_default();
+        json!({"high": c.high, "medium": c.medium, "low": c.low})
+    };
+    let overdue = f.overdue.unwrap_or_default();
+    let c = f.complaints.unwrap_or_default();
+    let rates: serde_json::Map<String, Value> = care_measures(f)
+        .into_iter()
+        .map(|(name, part, whole, rate, _)| {
+            (
+                name.replace([' ', '-'], "_"),
+                json!({"count": part, "of": whole, "rate": rate}),
+            )
+        })
+        .collect();
+    json!({
+        "scope": f.scope,
+        "month": f.month,
+        "as_of": time::json(f.as_of.as_ref()),
+        "elders": risk(f.elders),
+        "rates": rates,
+        "visits": f.visits,
+        "home_visits": f.home_visits,
+        "phone_calls": f.phone_calls,
+        "far_from_home": f.far_from_home,
+        "overdue": {
+            "under_7_days": overdue.under_7_days,
+            "from_7_to_30_days": overdue.from_7_to_30_days,
+            "over_30_days": overdue.over_30_days,
+        },
+        "unpaired": risk(f.unpaired),
+        "volunteers": f.volunteers,
+        "paired_elders": f.paired_elders,
+        "elders_per_volunteer": f.elders_per_volunteer,
+        "volunteers_at_cap": f.volunteers_at_cap,
+        "volunteers_without_elders": f.volunteers_without_elders,
+        "volunteer_visits": f.volunteer_visits,
+        "visits_per_volunteer": f.visits_per_volunteer,
+        "concern_visits": f.concern_visits,
+        "urgent_visits": f.urgent_visits,
+        "complaints": {
+            "filed": c.filed, "pending": c.pending, "failed": c.failed, "open": c.open,
+            "resolved": c.resolved, "closed": c.closed, "reopened": c.reopened,
+            "rejected": c.rejected,
+        },
+    })
 }
 
 async fn register_elder(
@@ -345,6 +608,7 @@ async fn visit(client: &mut Client, args: &VisitArgs, output: Output) -> anyhow:
         wellbeing: args.wellbeing.into(),
         needs: args.needs.clone(),
         notes: text(&args.notes),
+        recorded_at: args.recorded_at.to_proto(),
     };
     let response = client
         .record_visit(request)
@@ -371,6 +635,17 @@ async fn visit(client: &mut Client, args: &VisitArgs, output: Output) -> anyhow:
             }
             if !visit.notes.is_empty() {
                 table.row(["notes", visit.notes.as_str()]);
+            }
+            if let Some(metres) = visit.distance_from_home_metres {
+                let far = if visit.far_from_home {
+                    ": far from home (flagged)"
+                } else {
+                    ""
+                };
+                table.row([
+                    "recorded".to_owned(),
+                    format!("{metres:.0} m from home{far}"),
+                ]);
             }
             table.row(["complaint filing".to_owned(), filing(&visit)]);
             if !visit.complaint_id.is_empty() {
@@ -668,6 +943,8 @@ fn visit_json(v: &pb::Visit) -> Value {
         "filing": filing,
         "complaint_id": non_empty(&v.complaint_id),
         "filing_error": non_empty(&v.filing_error),
+        "distance_from_home_metres": v.distance_from_home_metres,
+        "far_from_home": v.far_from_home,
     })
 }
 

@@ -8,7 +8,8 @@ use shequ_proto::complaints::v1 as pb;
 use shequ_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 
 use super::{
-    Connection, DUPLICATE, Listing, Target, connect, non_empty, page_request, request_id, text,
+    Connection, DUPLICATE, Listing, Target, connect, non_empty, page_request, percent, request_id,
+    text,
 };
 use crate::cli::{Change, ComplaintsCommand, FiguresArgs, ListArgs, SubmitArgs};
 use crate::codes::name_of;
@@ -483,10 +484,6 @@ fn figures_json(f: &pb::Figures) -> Value {
 }
 
 /// `87.5%`, or `n/a` when nothing was counted.
-fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "n/a".to_owned(), |rate| format!("{:.1}%", rate * 100.0))
-}
-
 /// Every field of a complaint worth showing, one per row; empty ones left out.
 fn details(c: &pb::Complaint) -> Table {
     let reporter = c

@@ -2,6 +2,8 @@
 //! merchants; the convenience circle (便民服务圈); activities, the credit
 //! ledger (诚信分) and model-merchant awards (党员示范商户).
 
+use std::path::Path;
+
 use anyhow::Context;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -13,6 +15,7 @@ use super::{
     Connection, DUPLICATE, Listing, Target, answered, connect, location, location_json, non_empty,
     page_request, request_id, text, yes_no,
 };
+use crate::buildings;
 use crate::cli::{ActivityArgs, DetailsArgs, MerchantListArgs, MerchantsCommand, NearbyArgs};
 use crate::codes::{code, name_of};
 use crate::hours;
@@ -74,7 +77,167 @@ pub(super) async fn run(
             award,
             actor,
         } => evaluate(client, period, *award, actor, output).await,
+        MerchantsCommand::Coverage {
+            grid,
+            building,
+            buildings,
+        } => coverage(client, grid, building, *buildings, output).await,
+        MerchantsCommand::LoadBuildings { file } => load_buildings(client, file, output).await,
     }
+}
+
+async fn load_buildings(client: &mut Client, path: &Path, output: Output) -> anyhow::Result<()> {
+    let buildings = buildings::read(path)?;
+    let loaded = client
+        .load_buildings(pb::LoadBuildingsRequest { buildings })
+        .await
+        .context("loading the building points")?
+        .into_inner();
+    output.print(
+        || json!({"buildings": loaded.buildings, "grids": loaded.grids}),
+        || {
+            format!(
+                "building points loaded from {}: {} buildings in {} grids (coverage is recomputed \
+                 and its changes published)\n",
+                path.display(),
+                loaded.buildings,
+                loaded.grids
+            )
+        },
+    )
+}
+
+/// The most a whole district's coverage may take on the wire (a few hundred
+/// bytes a building).
+const COVERAGE_BYTES: usize = 64 * 1024 * 1024;
+
+async fn coverage(
+    client: &mut Client,
+    grid: &Option<String>,
+    building: &Option<String>,
+    per_building: bool,
+    output: Output,
+) -> anyhow::Result<()> {
+    let request = pb::GetCircleCoverageRequest {
+        grid_id: text(grid),
+        building_id: text(building),
+    };
+    let response = client
+        .clone()
+        .max_decoding_message_size(COVERAGE_BYTES)
+        .get_circle_coverage(request)
+        .await
+        .context("reading the circle coverage")?
+        .into_inner();
+    output.print(
+        || coverage_json(&response),
+        || coverage_text(&response, per_building),
+    )
+}
+
+/// `reached/buildings`, with the longest walk to the service when reached.
+fn kind_cell(kind: &pb::KindCoverage, buildings: u32) -> String {
+    let reached = format!("{}/{buildings}", kind.buildings_reached);
+    match &kind.longest_walk {
+        Some(longest) => format!("{reached} ≤{:.1}′", longest.walk_minutes),
+        None => reached,
+    }
+}
+
+fn coverage_text(response: &pb::GetCircleCoverageResponse, per_building: bool) -> String {
+    let heading = format!(
+        "circle coverage: an active merchant within a {}-minute walk ({:.0} m) of each building; \
+         reached/buildings ≤ the longest walk in minutes; grids with a gap first\n",
+        response.walk_minutes, response.radius_metres
+    );
+    if response.grids.is_empty() {
+        return format!(
+            "{heading}no building points loaded (shequctl merchants load-buildings FILE)\n"
+        );
+    }
+    let kinds: Vec<String> = response
+        .grids
+        .first()
+        .map(|g| {
+            g.kinds
+                .iter()
+                .map(|k| name_of::<pb::BasicService>(k.kind))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut header = vec!["grid".to_owned(), "buildings".to_owned()];
+    header.extend(kinds.iter().cloned());
+    header.push("gap".to_owned());
+    let mut table = Table::new(header);
+    for grid in &response.grids {
+        let mut row = vec![grid.grid_id.clone(), grid.building_count.to_string()];
+        row.extend(grid.kinds.iter().map(|k| kind_cell(k, grid.building_count)));
+        row.push(yes_no(grid.has_gap));
+        table.row(row);
+    }
+    let mut text = format!("{heading}\n{table}");
+    if per_building {
+        for grid in &response.grids {
+            let mut header = vec!["building".to_owned()];
+            header.extend(kinds.iter().cloned());
+            let mut buildings = Table::new(header);
+            for building in &grid.buildings {
+                let mut row = vec![building.building_id.clone()];
+                row.extend(building.kinds.iter().map(|k| match &k.nearest {
+                    Some(n) => format!("{} {:.1}′", n.merchant_name, n.walk_minutes),
+                    None => "-".to_owned(),
+                }));
+                buildings.row(row);
+            }
+            text.push_str(&format!(
+                "\n{}: nearest of each service\n{buildings}",
+                grid.grid_id
+            ));
+        }
+    }
+    text
+}
+
+fn nearest_json(n: &pb::NearestMerchant) -> Value {
+    json!({
+        "merchant_id": n.merchant_id,
+        "merchant_name": n.merchant_name,
+        "distance_metres": n.distance_metres,
+        "walk_minutes": n.walk_minutes,
+    })
+}
+
+fn coverage_json(response: &pb::GetCircleCoverageResponse) -> Value {
+    let grids: Vec<Value> = response
+        .grids
+        .iter()
+        .map(|grid| {
+            json!({
+                "grid_id": grid.grid_id,
+                "building_count": grid.building_count,
+                "has_gap": grid.has_gap,
+                "kinds": grid.kinds.iter().map(|k| json!({
+                    "kind": name_of::<pb::BasicService>(k.kind),
+                    "buildings_reached": k.buildings_reached,
+                    "covered": k.covered,
+                    "longest_walk": k.longest_walk.as_ref().map(nearest_json),
+                    "longest_walk_building_id": non_empty(&k.longest_walk_building_id),
+                })).collect::<Vec<_>>(),
+                "buildings": grid.buildings.iter().map(|b| json!({
+                    "building_id": b.building_id,
+                    "kinds": b.kinds.iter().map(|k| json!({
+                        "kind": name_of::<pb::BasicService>(k.kind),
+                        "nearest": k.nearest.as_ref().map(nearest_json),
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "walk_minutes": response.walk_minutes,
+        "radius_metres": response.radius_metres,
+        "grids": grids,
+    })
 }
 
 async fn register(
@@ -594,6 +757,87 @@ mod tests {
         assert!(text.contains("mon-fri 08:00-20:00"), "{text}");
         assert!(text.contains("suspended: health inspection"), "{text}");
         assert!(!text.contains("address"), "{text}");
+    }
+
+    fn walk(name: &str, minutes: f64) -> pb::NearestMerchant {
+        pb::NearestMerchant {
+            merchant_id: format!("m-{name}"),
+            merchant_name: name.into(),
+            distance_metres: minutes * 80.0,
+            walk_minutes: minutes,
+        }
+    }
+
+    fn coverage_answer() -> pb::GetCircleCoverageResponse {
+        let kinds = |reached: u32| {
+            [pb::BasicService::BreakfastDining, pb::BasicService::Repair]
+                .into_iter()
+                .enumerate()
+                .map(|(i, kind)| pb::KindCoverage {
+                    kind: kind.into(),
+                    buildings_reached: if i == 0 { reached } else { 0 },
+                    covered: i == 0 && reached == 2,
+                    longest_walk: (i == 0 && reached > 0).then(|| walk("老王面馆", 3.8)),
+                    longest_walk_building_id: if i == 0 { "b-2".into() } else { String::new() },
+                })
+                .collect()
+        };
+        pb::GetCircleCoverageResponse {
+            walk_minutes: 15,
+            radius_metres: 1200.0,
+            grids: vec![pb::GridCoverage {
+                grid_id: "xinyuan-1".into(),
+                building_count: 2,
+                kinds: kinds(2),
+                buildings: vec![pb::BuildingCoverage {
+                    building_id: "b-1".into(),
+                    kinds: vec![
+                        pb::BuildingKind {
+                            kind: pb::BasicService::BreakfastDining.into(),
+                            nearest: Some(walk("老王面馆", 1.3)),
+                        },
+                        pb::BuildingKind {
+                            kind: pb::BasicService::Repair.into(),
+                            nearest: None,
+                        },
+                    ],
+                }],
+                has_gap: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn coverage_shows_reached_over_buildings_with_the_longest_walk() {
+        let text = coverage_text(&coverage_answer(), true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("15-minute walk (1200 m)"), "{text}");
+        assert!(
+            lines[2].contains("breakfast_dining") && lines[2].contains("repair"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("xinyuan-1"), "{text}");
+        assert!(
+            lines[3].contains("2/2 ≤3.8′") && lines[3].contains("0/2"),
+            "{text}"
+        );
+        assert!(lines[3].trim_end().ends_with("yes"), "{text}");
+        assert!(
+            text.contains("b-1") && text.contains("老王面馆 1.3′"),
+            "{text}"
+        );
+        let empty = pb::GetCircleCoverageResponse::default();
+        assert!(coverage_text(&empty, false).contains("load-buildings"));
+    }
+
+    #[test]
+    fn coverage_in_json_uses_code_names() {
+        let value = coverage_json(&coverage_answer());
+        let grid = &value["grids"][0];
+        assert_eq!(grid["kinds"][0]["kind"], "breakfast_dining");
+        assert_eq!(grid["kinds"][0]["longest_walk"]["walk_minutes"], 3.8);
+        assert_eq!(grid["kinds"][1]["longest_walk"], Value::Null);
+        assert_eq!(grid["buildings"][0]["kinds"][1]["nearest"], Value::Null);
     }
 
     #[test]

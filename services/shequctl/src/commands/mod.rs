@@ -238,6 +238,11 @@ fn location_json(point: &common::GeoPoint) -> Value {
     })
 }
 
+/// A rate as a percentage, `n/a` while nothing was counted.
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_owned(), |rate| format!("{:.1}%", rate * 100.0))
+}
+
 fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.to_owned()
 }

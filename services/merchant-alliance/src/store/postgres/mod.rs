@@ -9,8 +9,11 @@
 //! - [`nearby`]: the convenience circle.
 //! - [`ledger`]: credit entries, activities, complaint deductions, meal discounts.
 //! - [`awards`]: the award records of a period, and awards.
+//! - [`coverage`]: building points, the merchants coverage reads, and the
+//!   coverage as last applied with its events.
 
 mod awards;
+mod coverage;
 mod ledger;
 mod merchants;
 mod nearby;
@@ -24,11 +27,13 @@ use shequ_chassis::outbox::{OutboxRow, OutboxSignal};
 use shequ_chassis::postgres::Postgres;
 
 use super::{
-    Alliance, Announce, Circle, ListFilter, MerchantChange, RequestKey, StoreError, award_event,
-    merchant_event, registered, whole_millis,
+    Alliance, Announce, BuildingsLoaded, Circle, CoverageScope, ListFilter, MerchantChange,
+    RequestKey, StoreError, award_event, merchant_event, registered, whole_millis,
 };
 use crate::domain::awards::{MerchantRecord, Period};
+use crate::domain::coverage::{Building, Change, CircleMerchant, GridCoverage, KindState, Trigger};
 use crate::domain::credit::{ComplaintResolution, CreditEntry, CreditRules, MealBooking};
+use crate::domain::geo::BoundingBox;
 use crate::domain::merchant::{ActivityKind, Category, Merchant, MerchantDetails};
 use crate::domain::nearby::{Found, Search};
 use crate::domain::{ActivityId, MerchantId};
@@ -289,6 +294,46 @@ impl Alliance for PgStore {
         self.db.commit(tx).await?;
         self.outbox.wake();
         Ok((Outcome::Applied, entry))
+    }
+
+    async fn load_buildings(
+        &self,
+        buildings: Vec<Building>,
+    ) -> Result<BuildingsLoaded, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let loaded = coverage::load_buildings(&mut tx, &buildings).await?;
+        self.db.commit(tx).await?;
+        Ok(loaded)
+    }
+
+    async fn buildings(&self, scope: &CoverageScope) -> Result<Vec<Building>, StoreError> {
+        coverage::buildings(self.db.pool(), scope).await
+    }
+
+    async fn circle_merchants(
+        &self,
+        within: Option<BoundingBox>,
+    ) -> Result<Vec<CircleMerchant>, StoreError> {
+        coverage::circle_merchants(self.db.pool(), within).await
+    }
+
+    async fn coverage_state(&self) -> Result<Vec<KindState>, StoreError> {
+        coverage::coverage_state(self.db.pool()).await
+    }
+
+    async fn apply_coverage(
+        &self,
+        computed: Vec<GridCoverage>,
+        trigger: Trigger,
+    ) -> Result<Vec<Change>, StoreError> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let changes = coverage::apply(&mut tx, &computed, &trigger, now).await?;
+        self.db.commit(tx).await?;
+        if changes.iter().any(|change| change.flipped) {
+            self.outbox.wake();
+        }
+        Ok(changes)
     }
 
     async fn credit_meal_discount(

@@ -8,8 +8,11 @@
 //! - [`nearby`]: the convenience circle, from the `merchants_nearby` index.
 //! - [`ledger`]: credit entries, activities, complaint deductions, meal discounts.
 //! - [`awards`]: the award records of a period, and awards.
+//! - [`coverage`]: building points, the merchants coverage reads, and the
+//!   coverage as last applied with its events.
 
 mod awards;
+mod coverage;
 mod ledger;
 mod merchants;
 mod nearby;
@@ -24,11 +27,13 @@ use shequ_chassis::sqlite::{Sqlite, UnitError};
 use shequ_chassis::trace;
 
 use super::{
-    Alliance, Announce, Circle, ListFilter, MerchantChange, RequestKey, StoreError, award_event,
-    merchant_event, registered, whole_millis,
+    Alliance, Announce, BuildingsLoaded, Circle, CoverageScope, ListFilter, MerchantChange,
+    RequestKey, StoreError, award_event, merchant_event, registered, whole_millis,
 };
 use crate::domain::awards::{MerchantRecord, Period};
+use crate::domain::coverage::{Building, Change, CircleMerchant, GridCoverage, KindState, Trigger};
 use crate::domain::credit::{ComplaintResolution, CreditEntry, CreditRules, MealBooking};
+use crate::domain::geo::BoundingBox;
 use crate::domain::merchant::{ActivityKind, Category, Merchant, MerchantDetails};
 use crate::domain::nearby::{Found, Search};
 use crate::domain::{ActivityId, MerchantId};
@@ -298,6 +303,50 @@ impl Alliance for SqliteStore {
                     context.as_ref(),
                 )?;
                 Ok((Outcome::Applied, entry))
+            })
+            .await
+    }
+
+    async fn load_buildings(
+        &self,
+        buildings: Vec<Building>,
+    ) -> Result<BuildingsLoaded, StoreError> {
+        self.db
+            .change(&self.outbox, move |conn| {
+                coverage::load_buildings(conn, &buildings)
+            })
+            .await
+    }
+
+    async fn buildings(&self, scope: &CoverageScope) -> Result<Vec<Building>, StoreError> {
+        let scope = scope.clone();
+        self.db
+            .read(move |conn| coverage::buildings(conn, &scope))
+            .await
+    }
+
+    async fn circle_merchants(
+        &self,
+        within: Option<BoundingBox>,
+    ) -> Result<Vec<CircleMerchant>, StoreError> {
+        self.db
+            .read(move |conn| coverage::circle_merchants(conn, within))
+            .await
+    }
+
+    async fn coverage_state(&self) -> Result<Vec<KindState>, StoreError> {
+        self.db.read(coverage::coverage_state).await
+    }
+
+    async fn apply_coverage(
+        &self,
+        computed: Vec<GridCoverage>,
+        trigger: Trigger,
+    ) -> Result<Vec<Change>, StoreError> {
+        let now = self.now();
+        self.db
+            .change(&self.outbox, move |conn| {
+                coverage::apply(conn, &computed, &trigger, now)
             })
             .await
     }

@@ -7,12 +7,16 @@
 //! - [`elders`]: elders' rows, their lists, the overdue notices.
 //! - [`pairings`]: volunteers and pairings with their slots.
 //! - [`visits`]: visits and the complaint filings they store.
+//! - [`requests`]: visits requested after a major event.
 //! - [`bookings`]: service bookings.
 //! - [`timeline`]: elders' timelines.
+//! - [`figures`]: the facts of the care figures.
 
 mod bookings;
 mod elders;
+mod figures;
 mod pairings;
+mod requests;
 mod timeline;
 mod visits;
 
@@ -28,17 +32,22 @@ use shequ_chassis::trace;
 use sqlx::PgConnection;
 
 use super::{
-    Care, Context, ElderFilter, RequestKey, StoreError, booking_writes, elder_registered,
-    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, settlement_writes,
-    visit_writes, whole_millis,
+    Care, Context, ElderFilter, Evidence, RequestKey, StoreError, booking_writes, elder_registered,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, request_met_writes,
+    request_overdue_writes, request_raised_writes, settlement_writes, urgent_follow_up,
+    visit_meets, visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
+use crate::domain::figures::CareFacts;
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
+use crate::domain::requests::{NewVisitRequest, VisitRequest, source_key};
 use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, Visitor};
-use crate::domain::{BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
+use crate::domain::{
+    BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VisitRequestId, VolunteerId,
+};
 
 /// How many times a pairing is tried when concurrent ones collide on a key.
 const PAIR_ATTEMPTS: usize = 3;
@@ -73,6 +82,36 @@ async fn used_before(
         .fetch_optional(conn)
         .await?;
     first_use(request, found)
+}
+
+/// Raises `new` for `elder` at `now` (under a staff `key`, or once per the
+/// source of a request a visit or an event raises), with its timeline entry
+/// and event; `None` when the key or source raised one before.
+async fn raise(
+    conn: &mut PgConnection,
+    new: NewVisitRequest,
+    elder: &Elder,
+    key: Option<&RequestKey>,
+    now: DateTime<Utc>,
+    context: Option<&trace::TraceContext>,
+) -> Result<Option<VisitRequest>, StoreError> {
+    let source = match (key, &new.reference) {
+        (None, Some(reference)) => Some(source_key(new.reason, reference)),
+        _ => None,
+    };
+    let request = VisitRequest::raise(
+        VisitRequestId::generate(),
+        new,
+        elder.details.grid_id.clone(),
+        now,
+    );
+    if !requests::insert(conn, &request, key, source.as_deref()).await? {
+        return Ok(None);
+    }
+    let (entry, event) = request_raised_writes(&request, elder.volunteer_id.as_ref(), context)?;
+    timeline::add(conn, &entry).await?;
+    event.insert_postgres(conn).await?;
+    Ok(Some(request))
 }
 
 /// Whether `request`'s key is taken in what `sql` selects (bound as `$1`),
@@ -399,7 +438,8 @@ impl Care for PgStore {
             return Err(Visitor::unknown("visitor", volunteer).into());
         }
         let id = VisitId::generate();
-        if !visits::insert(&mut tx, &id, request, &visit, now).await? {
+        let evidence = Evidence::of(&self.context.policy, &elder, &visit);
+        if !visits::insert(&mut tx, &id, request, &visit, evidence, now).await? {
             // A twin of this request recorded it meanwhile (or a different
             // request under the key, refused).
             tx.rollback().await?;
@@ -416,11 +456,29 @@ impl Care for PgStore {
         if let Some(filing) = &filing {
             visits::insert_filing(&mut tx, filing, now, context.as_ref()).await?;
         }
-        let (entries, events) =
-            visit_writes(&id, &elder, &visit, filing.is_some(), now, context.as_ref())?;
+        let (entries, events) = visit_writes(
+            &id,
+            &elder,
+            &visit,
+            filing.is_some(),
+            evidence,
+            now,
+            context.as_ref(),
+        )?;
         timeline::add_all(&mut tx, &entries).await?;
         for event in events {
             event.insert_postgres(&mut tx).await?;
+        }
+        let open = requests::open_for(&mut tx, &elder.id).await?;
+        for request in visit_meets(open, &id, &visit, now) {
+            requests::met(&mut tx, &request).await?;
+            let (entry, event) =
+                request_met_writes(&request, &id, visit.visited_at, now, context.as_ref())?;
+            timeline::add(&mut tx, &entry).await?;
+            event.insert_postgres(&mut tx).await?;
+        }
+        if let Some(follow_up) = urgent_follow_up(&id, &visit, &self.context.policy) {
+            raise(&mut tx, follow_up, &elder, None, now, context.as_ref()).await?;
         }
         let recorded = visits::load(&mut tx, &id).await?;
         self.db.commit(tx).await?;
@@ -644,5 +702,115 @@ impl Care for PgStore {
         }
         self.db.commit(tx).await?;
         Ok(Outcome::Applied)
+    }
+
+    async fn request_visit(
+        &self,
+        request: &RequestKey,
+        new: NewVisitRequest,
+    ) -> Result<(VisitRequest, bool), StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let mut tx = self.db.begin().await?;
+        if let Some(first) = requests::by_request(&mut tx, request).await? {
+            tx.rollback().await?;
+            return Ok((first, true));
+        }
+        let elder = elders::load(&mut tx, &new.elder_id, true).await?;
+        let Some(raised) =
+            raise(&mut tx, new, &elder, Some(request), now, context.as_ref()).await?
+        else {
+            // A twin of this request raised it meanwhile (or a different
+            // request under the key, refused).
+            tx.rollback().await?;
+            let mut conn = self.db.pool().acquire().await?;
+            let first = requests::by_request(&mut conn, request)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("visit request {}", request.id())))?;
+            return Ok((first, true));
+        };
+        self.db.commit(tx).await?;
+        self.context.outbox.wake();
+        Ok((raised, false))
+    }
+
+    async fn request_visit_for_event(
+        &self,
+        once: Once,
+        new: NewVisitRequest,
+    ) -> Result<Outcome, StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let mut tx = self.db.begin().await?;
+        if !once.claim_postgres(&mut tx).await? {
+            self.db.commit(tx).await?;
+            return Ok(Outcome::AlreadyProcessed);
+        }
+        let mut raised = false;
+        if elders::exists(&mut tx, &new.elder_id).await? {
+            let elder = elders::load(&mut tx, &new.elder_id, true).await?;
+            if elder.details.consents_to_visits {
+                raised = raise(&mut tx, new, &elder, None, now, context.as_ref())
+                    .await?
+                    .is_some();
+            }
+        }
+        self.db.commit(tx).await?;
+        if raised {
+            self.context.outbox.wake();
+        }
+        Ok(Outcome::Applied)
+    }
+
+    async fn visit_requests(
+        &self,
+        grid_id: Option<&GridId>,
+        open_only: bool,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<VisitRequest>, Option<u64>), StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        requests::list(&mut conn, grid_id, open_only, page_size, offset).await
+    }
+
+    async fn visit_requests_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        requests::owed(&mut conn, now, after, limit).await
+    }
+
+    async fn escalate_visit_request(
+        &self,
+        id: &VisitRequestId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = whole_millis(now);
+        let context = trace::current();
+        let mut tx = self.db.begin().await?;
+        let mut request = requests::lock(&mut tx, id).await?;
+        if !request.falls_overdue(now) || !requests::overdue(&mut tx, id, now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        request.overdue_at = Some(now);
+        let volunteer = elders::load(&mut tx, &request.elder_id, false)
+            .await?
+            .volunteer_id;
+        let (entry, event) =
+            request_overdue_writes(&request, volunteer.as_ref(), now, context.as_ref())?;
+        timeline::add(&mut tx, &entry).await?;
+        event.insert_postgres(&mut tx).await?;
+        self.db.commit(tx).await?;
+        self.context.outbox.wake();
+        Ok(true)
+    }
+
+    async fn care_facts(&self, grids: Option<Vec<GridId>>) -> Result<CareFacts, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        figures::care_facts(&mut conn, grids.as_deref()).await
     }
 }

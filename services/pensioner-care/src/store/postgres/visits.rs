@@ -16,7 +16,9 @@ use super::used_before;
 use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
 use crate::domain::{ComplaintId, VisitId};
-use crate::store::{FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow};
+use crate::store::{
+    Evidence, FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow,
+};
 
 /// Inserts a visit with `request`'s key and digest; `false` when the key is
 /// taken.
@@ -25,11 +27,13 @@ pub(super) async fn insert(
     id: &VisitId,
     request: &RequestKey,
     visit: &NewVisit,
+    evidence: Evidence,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, \
-         recorded_at, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         recorded_at, request_digest, distance_from_home_metres, far_from_home) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(id.as_str())
@@ -43,6 +47,8 @@ pub(super) async fn insert(
     .bind(visit.notes.as_deref())
     .bind(now)
     .bind(request.digest())
+    .bind(evidence.distance)
+    .bind(evidence.far_from_home)
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)

@@ -7,12 +7,16 @@
 //! - [`elders`]: elders' rows, their lists, the overdue notices.
 //! - [`pairings`]: volunteers and pairings with their slots.
 //! - [`visits`]: visits and the complaint filings they store.
+//! - [`requests`]: visits requested after a major event.
 //! - [`bookings`]: service bookings.
 //! - [`timeline`]: elders' timelines.
+//! - [`figures`]: the facts of the care figures.
 
 mod bookings;
 mod elders;
+mod figures;
 mod pairings;
+mod requests;
 mod timeline;
 mod visits;
 
@@ -26,17 +30,22 @@ use shequ_chassis::sweeper::Backlog;
 use shequ_chassis::trace;
 
 use super::{
-    Care, Context, ElderFilter, RequestKey, StoreError, booking_writes, elder_registered,
-    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, settlement_writes,
-    visit_writes, whole_millis,
+    Care, Context, ElderFilter, Evidence, RequestKey, StoreError, booking_writes, elder_registered,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, request_met_writes,
+    request_overdue_writes, request_raised_writes, settlement_writes, urgent_follow_up,
+    visit_meets, visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
+use crate::domain::figures::CareFacts;
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
+use crate::domain::requests::{NewVisitRequest, VisitRequest, source_key};
 use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, Visitor};
-use crate::domain::{BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VolunteerId};
+use crate::domain::{
+    BookingId, ComplaintId, ElderId, GridId, PairingId, VisitId, VisitRequestId, VolunteerId,
+};
 
 /// The pensioner-care store on a SQLite file.
 #[derive(Debug, Clone)]
@@ -77,6 +86,36 @@ fn used_before(conn: &Connection, sql: &str, request: &RequestKey) -> Result<boo
         .query_row([request.id()], |row| row.get(0))
         .optional()?;
     first_use(request, found)
+}
+
+/// Raises `new` for `elder` at `now` (under a staff `key`, or once per the
+/// source of a request a visit or an event raises), with its timeline entry
+/// and event; `None` when the source raised one before.
+fn raise(
+    conn: &Connection,
+    new: NewVisitRequest,
+    elder: &Elder,
+    key: Option<&RequestKey>,
+    now: DateTime<Utc>,
+    context: Option<&trace::TraceContext>,
+) -> Result<Option<VisitRequest>, StoreError> {
+    let source = match (key, &new.reference) {
+        (None, Some(reference)) => Some(source_key(new.reason, reference)),
+        _ => None,
+    };
+    let request = VisitRequest::raise(
+        VisitRequestId::generate(),
+        new,
+        elder.details.grid_id.clone(),
+        now,
+    );
+    if !requests::insert(conn, &request, key, source.as_deref())? {
+        return Ok(None);
+    }
+    let (entry, event) = request_raised_writes(&request, elder.volunteer_id.as_ref(), context)?;
+    timeline::add(conn, &entry)?;
+    event.insert_sqlite(conn)?;
+    Ok(Some(request))
 }
 
 /// Whether `request`'s key is taken in what `sql` selects (bound as `?1`),
@@ -302,6 +341,7 @@ impl Care for SqliteStore {
         visit.visited_at = whole_millis(visit.visited_at);
         let context = trace::current();
         let key = request.clone();
+        let policy = self.context.policy.clone();
         let (recorded, duplicate, files) = self
             .unit(move |conn| {
                 if let Some(first) = visits::by_request(conn, &key)? {
@@ -314,7 +354,8 @@ impl Care for SqliteStore {
                     return Err(Visitor::unknown("visitor", volunteer).into());
                 }
                 let id = VisitId::generate();
-                if !visits::insert(conn, &id, &key, &visit, now)? {
+                let evidence = Evidence::of(&policy, &elder, &visit);
+                if !visits::insert(conn, &id, &key, &visit, evidence, now)? {
                     let first = visits::by_request(conn, &key)?
                         .ok_or_else(|| StoreError::NotFound(format!("visit {}", key.id())))?;
                     return Ok((first, true, false));
@@ -326,11 +367,28 @@ impl Care for SqliteStore {
                 if let Some(filing) = &filing {
                     visits::insert_filing(conn, filing, now, context.as_ref())?;
                 }
-                let (entries, events) =
-                    visit_writes(&id, &elder, &visit, filing.is_some(), now, context.as_ref())?;
+                let (entries, events) = visit_writes(
+                    &id,
+                    &elder,
+                    &visit,
+                    filing.is_some(),
+                    evidence,
+                    now,
+                    context.as_ref(),
+                )?;
                 timeline::add_all(conn, &entries)?;
                 for event in events {
                     event.insert_sqlite(conn)?;
+                }
+                for request in visit_meets(requests::open_for(conn, &elder.id)?, &id, &visit, now) {
+                    requests::met(conn, &request)?;
+                    let (entry, event) =
+                        request_met_writes(&request, &id, visit.visited_at, now, context.as_ref())?;
+                    timeline::add(conn, &entry)?;
+                    event.insert_sqlite(conn)?;
+                }
+                if let Some(follow_up) = urgent_follow_up(&id, &visit, &policy) {
+                    raise(conn, follow_up, &elder, None, now, context.as_ref())?;
                 }
                 Ok((visits::load(conn, &id)?, false, filing.is_some()))
             })
@@ -586,5 +644,117 @@ impl Care for SqliteStore {
             Ok(Outcome::Applied)
         })
         .await
+    }
+
+    async fn request_visit(
+        &self,
+        request: &RequestKey,
+        new: NewVisitRequest,
+    ) -> Result<(VisitRequest, bool), StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let key = request.clone();
+        let raised = self
+            .unit(move |conn| {
+                if let Some(first) = requests::by_request(conn, &key)? {
+                    return Ok((first, true));
+                }
+                let elder = elders::load(conn, &new.elder_id)?;
+                match raise(conn, new, &elder, Some(&key), now, context.as_ref())? {
+                    Some(request) => Ok((request, false)),
+                    None => Err(StoreError::NotFound(format!("visit request {}", key.id()))),
+                }
+            })
+            .await?;
+        if !raised.1 {
+            self.context.outbox.wake();
+        }
+        Ok(raised)
+    }
+
+    async fn request_visit_for_event(
+        &self,
+        once: Once,
+        new: NewVisitRequest,
+    ) -> Result<Outcome, StoreError> {
+        let now = self.context.now();
+        let context = trace::current();
+        let raised = self
+            .unit(move |conn| {
+                if !once.claim_sqlite(conn)? {
+                    return Ok((Outcome::AlreadyProcessed, false));
+                }
+                if !elders::exists(conn, &new.elder_id)? {
+                    return Ok((Outcome::Applied, false));
+                }
+                let elder = elders::load(conn, &new.elder_id)?;
+                if !elder.details.consents_to_visits {
+                    return Ok((Outcome::Applied, false));
+                }
+                let raised = raise(conn, new, &elder, None, now, context.as_ref())?;
+                Ok((Outcome::Applied, raised.is_some()))
+            })
+            .await?;
+        if raised.1 {
+            self.context.outbox.wake();
+        }
+        Ok(raised.0)
+    }
+
+    async fn visit_requests(
+        &self,
+        grid_id: Option<&GridId>,
+        open_only: bool,
+        page_size: u32,
+        offset: u64,
+    ) -> Result<(Vec<VisitRequest>, Option<u64>), StoreError> {
+        let grid_id = grid_id.cloned();
+        self.read(move |conn| requests::list(conn, grid_id.as_ref(), open_only, page_size, offset))
+            .await
+    }
+
+    async fn visit_requests_owed(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&Due>,
+        limit: usize,
+    ) -> Result<Vec<Due>, StoreError> {
+        let after = after.cloned();
+        self.read(move |conn| requests::owed(conn, now, after.as_ref(), limit))
+            .await
+    }
+
+    async fn escalate_visit_request(
+        &self,
+        id: &VisitRequestId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = whole_millis(now);
+        let context = trace::current();
+        let id = id.clone();
+        let escalated = self
+            .unit(move |conn| {
+                let mut request = requests::load(conn, &id)?;
+                if !request.falls_overdue(now) || !requests::overdue(conn, &id, now)? {
+                    return Ok(false);
+                }
+                request.overdue_at = Some(now);
+                let volunteer = elders::load(conn, &request.elder_id)?.volunteer_id;
+                let (entry, event) =
+                    request_overdue_writes(&request, volunteer.as_ref(), now, context.as_ref())?;
+                timeline::add(conn, &entry)?;
+                event.insert_sqlite(conn)?;
+                Ok(true)
+            })
+            .await?;
+        if escalated {
+            self.context.outbox.wake();
+        }
+        Ok(escalated)
+    }
+
+    async fn care_facts(&self, grids: Option<Vec<GridId>>) -> Result<CareFacts, StoreError> {
+        self.read(move |conn| figures::care_facts(conn, grids.as_deref()))
+            .await
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::filing::{Filing, FilingStatus, NewFiling};
 use crate::domain::visits::{NewVisit, Visit};
 use crate::domain::{ComplaintId, VisitId};
 use crate::store::{
-    FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow, json_text,
+    Evidence, FILING_COLUMNS, FilingRow, RequestKey, StoreError, VISIT_COLUMNS, VisitRow, json_text,
 };
 
 /// Inserts a visit with `request`'s key and digest; `false` when the key is
@@ -27,12 +27,14 @@ pub(super) fn insert(
     id: &VisitId,
     request: &RequestKey,
     visit: &NewVisit,
+    evidence: Evidence,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO visits (id, request_id, elder_id, visitor, kind, visited_at, wellbeing, needs, notes, \
-             recorded_at, request_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             recorded_at, request_digest, distance_from_home_metres, far_from_home) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
              ON CONFLICT (request_id) DO NOTHING",
         )?
         .execute((
@@ -47,6 +49,8 @@ pub(super) fn insert(
             &visit.notes,
             to_millis(now),
             request.digest(),
+            evidence.distance,
+            i64::from(evidence.far_from_home),
         ))?;
     Ok(inserted == 1)
 }
@@ -64,6 +68,8 @@ fn visit_row(row: &Row<'_>) -> Result<VisitRow, DbError> {
         filing: row.get(8)?,
         complaint_id: row.get(9)?,
         last_error: row.get(10)?,
+        distance_from_home_metres: row.get(11)?,
+        far_from_home: flag(row.get(12)?)?,
     })
 }
 
