@@ -320,14 +320,15 @@ pub fn figures(facts: &CareFacts, month: Month, now: DateTime<Utc>) -> CareFigur
         times.sort_unstable();
     }
     let no_visits = Vec::new();
-    // The elder's anchor just before `at`: the latest visit before it, or
-    // registration.
+    // The elder's anchor just before `at`, as the service keeps it: the
+    // latest visit before it (one entered from a paper log may be older than
+    // the registration), or registration when none.
     let anchor_before = |elder: &ElderFacts, at: DateTime<Utc>| {
         let times = visit_times.get(&elder.id).unwrap_or(&no_visits);
         let before = times.partition_point(|t| *t < at);
         before
             .checked_sub(1)
-            .map_or(elder.registered_at, |i| times[i].max(elder.registered_at))
+            .map_or(elder.registered_at, |i| times[i])
     };
     let interval = |elder: &ElderFacts| Duration::days(elder.visit_interval_days.into());
     let elders: HashMap<&ElderId, &ElderFacts> = facts.elders.iter().map(|e| (&e.id, e)).collect();
@@ -766,6 +767,24 @@ mod tests {
         assert_eq!(figures(&facts, NOVEMBER, nov(20, 9)).elders.high, 1);
         let later = NOVEMBER.end() + Duration::days(1);
         assert_eq!(figures(&facts, NOVEMBER, later).elders.high, 1);
+    }
+
+    #[test]
+    fn a_visit_entered_from_before_the_registration_is_the_anchor() {
+        // Registered on 30 November; a call of 14 November entered from the
+        // paper log: weekly, due 21 November, overdue at the month's end.
+        let facts = CareFacts {
+            elders: vec![elder("e", RiskLevel::High, 7, nov(30, 9))],
+            visits: vec![visit("e", nov(14, 9))],
+            ..CareFacts::default()
+        };
+        let f = figures(&facts, NOVEMBER, nov(30, 12) + Duration::days(1));
+        assert_eq!(f.overdue.from_7_to_30_days, 1);
+        assert_eq!(
+            (f.due, f.due_visited, f.visits),
+            (0, 0, 1),
+            "no visit before the month: counted from registration, first due in December"
+        );
     }
 
     #[test]

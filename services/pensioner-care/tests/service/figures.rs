@@ -39,6 +39,22 @@ async fn figures(
         .unwrap_or_default())
 }
 
+/// The visit requests, newest first (open only).
+async fn visit_requests(
+    app: &mut TestApp,
+    open_only: bool,
+) -> anyhow::Result<Vec<pb::VisitRequest>> {
+    Ok(app
+        .care
+        .list_visit_requests(pb::ListVisitRequestsRequest {
+            open_only,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .requests)
+}
+
 async fn the_care_figures_of_the_month_answer_for_the_district_and_a_grid(
     mut app: TestApp,
 ) -> anyhow::Result<()> {
@@ -254,27 +270,11 @@ async fn a_requested_visit_falls_overdue_once_across_a_restart_and_the_next_visi
         0,
         "once, across a restart"
     );
-    let open = app
-        .care
-        .list_visit_requests(pb::ListVisitRequestsRequest {
-            open_only: true,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .requests;
+    let open = visit_requests(&mut app, true).await?;
     assert_eq!(open.len(), 1);
     assert!(open[0].overdue_at.is_some());
     let made = app.visit("visit-1", &elder, pb::Wellbeing::Good).await?;
-    let open = app
-        .care
-        .list_visit_requests(pb::ListVisitRequestsRequest {
-            open_only: true,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .requests;
+    let open = visit_requests(&mut app, true).await?;
     assert!(open.is_empty(), "the visit met it");
 
     // registered, raised, overdue, recorded, met
@@ -378,12 +378,7 @@ async fn a_complaint_about_an_elder_requests_one_visit_however_often_it_is_deliv
         }
     })
     .await?;
-    let requests = app
-        .care
-        .list_visit_requests(pb::ListVisitRequestsRequest::default())
-        .await?
-        .into_inner()
-        .requests;
+    let requests = visit_requests(&mut app, false).await?;
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].reason, pb::VisitRequestReason::Complaint as i32);
     assert_eq!(requests[0].reference, "complaint-1");
