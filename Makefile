@@ -35,7 +35,7 @@ test: deps
 ## dashboard (promtool, installed when missing); each other check skips with a
 ## note when its tool is missing.
 deploy-check: promtool
-	@deploy/check.sh
+	@deploy/check.sh $(DEPLOY_CHECK_ARGS)
 
 ## Renders deploy/k8s/monitoring/prometheus-rule.yaml from
 ## deploy/monitoring/alerts.yaml (deploy-check fails while it is stale).

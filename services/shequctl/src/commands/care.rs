@@ -326,7 +326,7 @@ fn figures_text(f: &pb::CareFigures) -> String {
         .row([
             "visits".to_owned(),
             format!(
-                "{} ({} home visits, {} phone calls; {} home visits recorded far from home)",
+                "{} (home visits {}, phone calls {}; home visits recorded far from home {})",
                 f.visits, f.home_visits, f.phone_calls, f.far_from_home
             ),
         ])
