@@ -365,27 +365,24 @@ impl pb::merchant_service_server::MerchantService for AllianceApi {
         };
         let buildings = self.store.buildings(&scope).await?;
         let radius = self.coverage_radius();
-        let within = match &scope {
-            _ if buildings.is_empty() => {
-                return match scope {
-                    CoverageScope::Grid(grid) => {
-                        Err(StoreError::NotFound(format!("buildings of grid {grid}")).into())
-                    }
-                    CoverageScope::Building(building) => {
-                        Err(StoreError::NotFound(format!("building {building}")).into())
-                    }
-                    CoverageScope::District => Ok(Response::new(pb::GetCircleCoverageResponse {
-                        grids: Vec::new(),
-                        walk_minutes: coverage::WALK_MINUTES as i32,
-                        radius_metres: radius,
-                    })),
-                };
+        let grids = match &scope {
+            CoverageScope::Grid(grid) if buildings.is_empty() => {
+                return Err(StoreError::NotFound(format!("buildings of grid {grid}")).into());
             }
-            CoverageScope::District => None,
-            _ => coverage::reach(&buildings, radius),
+            CoverageScope::Building(building) if buildings.is_empty() => {
+                return Err(StoreError::NotFound(format!("building {building}")).into());
+            }
+            // No building points loaded: nothing to cover, no merchant to read.
+            CoverageScope::District if buildings.is_empty() => Vec::new(),
+            scope => {
+                let within = match scope {
+                    CoverageScope::District => None,
+                    _ => coverage::reach(&buildings, radius),
+                };
+                let merchants = self.store.circle_merchants(within).await?;
+                compute(buildings, merchants, Arc::clone(&self.services), radius).await
+            }
         };
-        let merchants = self.store.circle_merchants(within).await?;
-        let grids = compute(buildings, merchants, Arc::clone(&self.services), radius).await;
         Ok(Response::new(pb::GetCircleCoverageResponse {
             grids: grids.iter().map(|grid| self.grid_to_proto(grid)).collect(),
             walk_minutes: coverage::WALK_MINUTES as i32,

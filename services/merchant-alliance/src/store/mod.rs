@@ -478,12 +478,7 @@ pub(crate) const CIRCLE_COLUMNS: &str = "id, name, category, service_tags, latit
 
 impl CircleRow {
     pub(crate) fn into_merchant(self) -> Result<CircleMerchant, DbError> {
-        let service_tags = self
-            .service_tags
-            .iter()
-            .map(|tag| ServiceTag::parse("service_tags", tag))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| DbError::Decode(error.to_string()))?;
+        let service_tags = stored_tags(&self.service_tags)?;
         Ok(CircleMerchant {
             category: coded("category", &self.category, Category::parse)?,
             location: stored_point(self.latitude, self.longitude)?,
@@ -495,6 +490,14 @@ impl CircleRow {
 }
 
 /// A stored place that must be a point.
+/// Stored service tags, each checked.
+fn stored_tags(tags: &[String]) -> Result<Vec<ServiceTag>, DbError> {
+    tags.iter()
+        .map(|tag| ServiceTag::parse("service_tags", tag))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| DbError::Decode(error.to_string()))
+}
+
 pub(crate) fn stored_point(latitude: f64, longitude: f64) -> Result<Point, DbError> {
     if !latitude.is_finite() || !longitude.is_finite() {
         return Err(DbError::Decode(format!(
@@ -715,27 +718,14 @@ pub(crate) fn hours_decoded(
 
 impl MerchantRow {
     pub(crate) fn into_merchant(self) -> Result<Merchant, DbError> {
-        let service_tags = self
-            .service_tags
-            .iter()
-            .map(|tag| ServiceTag::parse("service_tags", tag))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| DbError::Decode(error.to_string()))?;
-        if !self.latitude.is_finite() || !self.longitude.is_finite() {
-            return Err(DbError::Decode(format!(
-                "location ({}, {}) is not a point",
-                self.latitude, self.longitude
-            )));
-        }
+        let service_tags = stored_tags(&self.service_tags)?;
+        let location = stored_point(self.latitude, self.longitude)?;
         Ok(Merchant {
             details: MerchantDetails {
                 name: self.name,
                 category: coded("category", &self.category, Category::parse)?,
                 service_tags,
-                location: Point {
-                    latitude: self.latitude,
-                    longitude: self.longitude,
-                },
+                location,
                 address: self.address,
                 grid_id: GridId::from_stored(self.grid_id),
                 opening_hours: self.opening_hours,

@@ -611,6 +611,30 @@ pub(crate) fn urgent_follow_up(
 /// Who raises what an event or a visit calls for.
 pub(crate) const SERVICE_ACTOR: &str = "pensioner-care";
 
+/// The request `new` raises for `elder` at `now`, and its source: the key
+/// that makes a request a visit or an event raises once per what it came
+/// from (`None` for staff's, keyed by their `request_id`).
+pub(crate) fn raised_request(
+    new: NewVisitRequest,
+    elder: &Elder,
+    by_staff: bool,
+    now: DateTime<Utc>,
+) -> (VisitRequest, Option<String>) {
+    let source = match (by_staff, &new.reference) {
+        (false, Some(reference)) => {
+            Some(crate::domain::requests::source_key(new.reason, reference))
+        }
+        _ => None,
+    };
+    let request = VisitRequest::raise(
+        VisitRequestId::generate(),
+        new,
+        elder.details.grid_id.clone(),
+        now,
+    );
+    (request, source)
+}
+
 /// A raised request's timeline entry and event.
 pub(crate) fn request_raised_writes(
     request: &VisitRequest,

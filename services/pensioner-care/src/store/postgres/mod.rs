@@ -33,15 +33,15 @@ use sqlx::PgConnection;
 
 use super::{
     Care, Context, ElderFilter, Evidence, RequestKey, StoreError, booking_writes, elder_registered,
-    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, request_met_writes,
-    request_overdue_writes, request_raised_writes, settlement_writes, urgent_follow_up,
-    visit_meets, visit_writes, whole_millis,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, raised_request,
+    request_met_writes, request_overdue_writes, request_raised_writes, settlement_writes,
+    urgent_follow_up, visit_meets, visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::figures::CareFacts;
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
-use crate::domain::requests::{NewVisitRequest, VisitRequest, source_key};
+use crate::domain::requests::{NewVisitRequest, VisitRequest};
 use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, Visitor};
@@ -95,16 +95,7 @@ async fn raise(
     now: DateTime<Utc>,
     context: Option<&trace::TraceContext>,
 ) -> Result<Option<VisitRequest>, StoreError> {
-    let source = match (key, &new.reference) {
-        (None, Some(reference)) => Some(source_key(new.reason, reference)),
-        _ => None,
-    };
-    let request = VisitRequest::raise(
-        VisitRequestId::generate(),
-        new,
-        elder.details.grid_id.clone(),
-        now,
-    );
+    let (request, source) = raised_request(new, elder, key.is_some(), now);
     if !requests::insert(conn, &request, key, source.as_deref()).await? {
         return Ok(None);
     }
@@ -746,15 +737,16 @@ impl Care for PgStore {
             self.db.commit(tx).await?;
             return Ok(Outcome::AlreadyProcessed);
         }
-        let mut raised = false;
-        if elders::exists(&mut tx, &new.elder_id).await? {
-            let elder = elders::load(&mut tx, &new.elder_id, true).await?;
-            if elder.details.consents_to_visits {
-                raised = raise(&mut tx, new, &elder, None, now, context.as_ref())
+        let raised = match elders::load(&mut tx, &new.elder_id, true).await {
+            Ok(elder) if elder.details.consents_to_visits => {
+                raise(&mut tx, new, &elder, None, now, context.as_ref())
                     .await?
-                    .is_some();
+                    .is_some()
             }
-        }
+            // Refusing visits, or an elder this service does not know.
+            Ok(_) | Err(StoreError::NotFound(_)) => false,
+            Err(error) => return Err(error),
+        };
         self.db.commit(tx).await?;
         if raised {
             self.context.outbox.wake();

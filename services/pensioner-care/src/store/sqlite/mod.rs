@@ -31,15 +31,15 @@ use shequ_chassis::trace;
 
 use super::{
     Care, Context, ElderFilter, Evidence, RequestKey, StoreError, booking_writes, elder_registered,
-    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, request_met_writes,
-    request_overdue_writes, request_raised_writes, settlement_writes, urgent_follow_up,
-    visit_meets, visit_writes, whole_millis,
+    elder_updated, first_use, overdue_writes, pairing_created, pairing_ended, raised_request,
+    request_met_writes, request_overdue_writes, request_raised_writes, settlement_writes,
+    urgent_follow_up, visit_meets, visit_writes, whole_millis,
 };
 use crate::domain::elder::{Elder, ElderDetails};
 use crate::domain::figures::CareFacts;
 use crate::domain::filing::{self, Filing, FilingStatus};
 use crate::domain::pairing::{self as pairing_rules, Pairing, PairingError, Volunteer};
-use crate::domain::requests::{NewVisitRequest, VisitRequest, source_key};
+use crate::domain::requests::{NewVisitRequest, VisitRequest};
 use crate::domain::services::{self as booking_rules, Booking, Settlement};
 use crate::domain::timeline::{self as entries, Entry, TimelineEntry};
 use crate::domain::visits::{NewVisit, Visit, Visitor};
@@ -99,16 +99,7 @@ fn raise(
     now: DateTime<Utc>,
     context: Option<&trace::TraceContext>,
 ) -> Result<Option<VisitRequest>, StoreError> {
-    let source = match (key, &new.reference) {
-        (None, Some(reference)) => Some(source_key(new.reason, reference)),
-        _ => None,
-    };
-    let request = VisitRequest::raise(
-        VisitRequestId::generate(),
-        new,
-        elder.details.grid_id.clone(),
-        now,
-    );
+    let (request, source) = raised_request(new, elder, key.is_some(), now);
     if !requests::insert(conn, &request, key, source.as_deref())? {
         return Ok(None);
     }
@@ -684,13 +675,12 @@ impl Care for SqliteStore {
                 if !once.claim_sqlite(conn)? {
                     return Ok((Outcome::AlreadyProcessed, false));
                 }
-                if !elders::exists(conn, &new.elder_id)? {
-                    return Ok((Outcome::Applied, false));
-                }
-                let elder = elders::load(conn, &new.elder_id)?;
-                if !elder.details.consents_to_visits {
-                    return Ok((Outcome::Applied, false));
-                }
+                let elder = match elders::load(conn, &new.elder_id) {
+                    Ok(elder) if elder.details.consents_to_visits => elder,
+                    // Refusing visits, or an elder this service does not know.
+                    Ok(_) | Err(StoreError::NotFound(_)) => return Ok((Outcome::Applied, false)),
+                    Err(error) => return Err(error),
+                };
                 let raised = raise(conn, new, &elder, None, now, context.as_ref())?;
                 Ok((Outcome::Applied, raised.is_some()))
             })
